@@ -1,0 +1,51 @@
+"""models.config
+=============
+
+Broker-side configuration the models read. Field names are Kafka's keys with dots replaced by
+underscores, and defaults are Kafka 4.1's (TransactionStateManagerConfig, TransactionLogConfig,
+GroupCoordinatorConfig, ProducerStateEntry). ``BrokerConfig.from_kafka`` takes Kafka's dotted names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+from attrs import frozen
+
+
+@frozen(kw_only=True)
+class BrokerConfig:
+    # Finalized `transaction.version` feature: TV1 or TV2 (TransactionVersion.java). Server-initiated
+    # aborts (timeout, fencing) use it; client requests use the version the client speaks.
+    transaction_version: int = 2
+    transaction_partition_verification_enable: bool = True
+    transaction_max_timeout_ms: int = 900_000
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
+    transactional_id_expiration_ms: int = 604_800_000
+    transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
+    transaction_state_log_num_partitions: int = 50
+    producer_id_expiration_ms: int = 86_400_000
+    producer_id_expiration_check_interval_ms: int = 600_000
+    offsets_topic_num_partitions: int = 50
+    group_initial_rebalance_delay_ms: int = 3_000
+    group_min_session_timeout_ms: int = 6_000
+    group_max_session_timeout_ms: int = 1_800_000
+    # Hard-coded in Kafka (ProducerStateEntry.NUM_BATCHES_TO_RETAIN); a field so the
+    # pre-1.0 dedup-window bug (KAFKA-5494) can be switched back on.
+    num_batches_to_retain: int = 5
+
+    @classmethod
+    def from_kafka(cls, props: Mapping[str, Any]) -> "BrokerConfig":
+        """Build from Kafka's dotted property names; an unknown name raises ``KeyError`` naming it."""
+        known = {f.name for f in attrs.fields(cls)}
+        kwargs = {}
+        for key, value in props.items():
+            name = key.replace(".", "_")
+            if name not in known:
+                raise KeyError(key)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    def to_kafka(self) -> dict[str, Any]:
+        return {k.replace("_", "."): v for k, v in attrs.asdict(self).items()}
