@@ -1,0 +1,61 @@
+"""models.protocol
+===============
+
+The data-plane requests a client sends to a partition leader (Produce, Fetch, ListOffsets) and their
+responses. The coordinators' requests live with their automata (txn_coordinator, group_coordinator).
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from models.errors import Errors
+from models.records import IsolationLevel, RecordBatch, TopicPartition
+
+LATEST_TIMESTAMP = -1  # ListOffsetsRequest.LATEST_TIMESTAMP
+EARLIEST_TIMESTAMP = -2
+
+
+@frozen(kw_only=True)
+class ProduceRequest:
+    transactional_id: str | None
+    acks: int
+    # One batch per partition, as the clients send (ReplicaManager rejects several txn pids: one pid here).
+    batches: tuple[tuple[TopicPartition, RecordBatch], ...]
+
+
+@frozen(kw_only=True)
+class PartitionProduceResponse:
+    partition: TopicPartition
+    error: Errors
+    base_offset: int = -1
+    log_start_offset: int = -1
+
+
+@frozen(kw_only=True)
+class ProduceResponse:
+    responses: tuple[PartitionProduceResponse, ...]
+
+
+@frozen(kw_only=True)
+class FetchRequest:
+    isolation_level: IsolationLevel
+    partitions: tuple[tuple[TopicPartition, int], ...]  # (partition, fetch offset)
+    max_records: int | None = None
+
+
+@frozen(kw_only=True)
+class FetchResponse:
+    # FetchResult is models.log.FetchResult; typed loosely to keep this module free of the log.
+    responses: tuple[tuple[TopicPartition, object], ...]
+
+
+@frozen(kw_only=True)
+class ListOffsetsRequest:
+    isolation_level: IsolationLevel
+    partitions: tuple[tuple[TopicPartition, int], ...]  # (partition, LATEST_TIMESTAMP or EARLIEST_TIMESTAMP)
+
+
+@frozen(kw_only=True)
+class ListOffsetsResponse:
+    responses: tuple[tuple[TopicPartition, Errors, int], ...]
