@@ -1,0 +1,17 @@
+"""models.effects
+==============
+
+The effect every model shares: answer a request. Each coordinator defines its other effects itself.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+
+@frozen(kw_only=True)
+class Respond:
+    """Send ``response`` back for the request with ``correlation_id`` (exactly one per request)."""
+
+    correlation_id: int
+    response: object
