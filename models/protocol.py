@@ -59,3 +59,15 @@ class ListOffsetsRequest:
 @frozen(kw_only=True)
 class ListOffsetsResponse:
     responses: tuple[tuple[TopicPartition, Errors, int], ...]
+
+
+@frozen(kw_only=True)
+class WriteTxnMarkersRequest:
+    """Coordinator → partition leader (KafkaApis.handleWriteTxnMarkersRequest); entry is a TxnMarkerEntry."""
+
+    entry: object
+
+
+@frozen(kw_only=True)
+class WriteTxnMarkersResponse:
+    results: tuple[tuple[TopicPartition, Errors], ...]
