@@ -1,0 +1,773 @@
+"""models.group_coordinator
+=========================
+
+The group coordinator of one ``__consumer_offsets`` partition: classic-group membership and the
+group's committed offsets, including KIP-447 transactional offsets. Kafka 4.1 sources:
+``group-coordinator/src/main/java/org/apache/kafka/coordinator/group/`` ``GroupMetadataManager.java``
+(GMM), ``OffsetMetadataManager.java`` (OMM), ``classic/ClassicGroup.java``, ``classic/ClassicGroupState.java``,
+and ``coordinator-common/.../runtime/CoordinatorRuntime.java``.
+
+Theory of operation
+-------------------
+*Offsets are a function of the offsets log.* Every commit is first appended to the ``PartitionLog`` this
+coordinator owns, then replayed (``OMM.replay``): a plain commit (producer id -1) goes straight to the
+committed store; a transactional one (TxnOffsetCommit: a transactional batch, origin COORDINATOR, so
+epoch checks but no sequence checks) goes to ``pending_transactional_offsets[pid]`` and marks the
+partition in ``open_transactions``. A transaction marker is appended to the same log and then replayed
+(``OMM.replayEndTransactionMarker``): COMMIT moves the pid's pending offsets to the committed store unless
+a commit with a higher log offset is already there; ABORT drops them. A failed append changes nothing
+(Kafka replays first and reverts the timeline snapshot on failure: the same outcome). The constructor
+replays whatever the log already holds, as the coordinator loader does after a fail-over.
+
+*Membership* follows the classic protocol's ``ClassicGroupState`` table (``VALID_PREVIOUS_STATES``);
+``ClassicGroup.transition_to`` raises ``IllegalTransition`` for anything else. Timers are keyed like
+Kafka's (one join timer per group, one heartbeat timer per member; re-scheduling a key replaces it):
+``next_deadline()`` gives the earliest, ``on_timer(now)`` fires every due one in (deadline, scheduling
+order).
+
+Simplifications (the fidelity notes)
+------------------------------------
+* JoinGroup and SyncGroup are one round trip. When the join phase completes the coordinator, not the
+  group leader, computes a range assignment (``range_assignment``, RangeAssignor's arithmetic) over
+  the partitions the members asked for, and answers every parked JoinGroup with its generation and
+  assignment. The group passes through CompletingRebalance and reaches Stable in the same step, so no
+  request ever sees CompletingRebalance: the checks Kafka makes in that state (REBALANCE_IN_PROGRESS for a
+  plain OffsetCommit, parked SyncGroups) have no window here.
+* A join from a known member into a Stable group always starts a rebalance (Kafka does so for the
+  leader and for a follower whose metadata changed; a follower rejoining with the same metadata
+  gets the current generation back).
+* A new member joins in one request (JoinGroup v0-v3): no MEMBER_ID_REQUIRED round trip, no static
+  members (group.instance.id), no protocol selection. Member ids are ``f"{client_id}-{n}"`` with a
+  per-coordinator counter in place of Kafka's random UUID.
+* No group metadata records: only offsets go to the log, so after a fail-over the offsets come back
+  but members must rejoin.
+* Offsets are readable as soon as they are appended: Kafka answers a non-stable OffsetFetch from the
+  state at the partition's high watermark, this model from the latest state.
+* KIP-890 verification of TxnOffsetCommit (the coordinator asking the transaction coordinator whether the
+  offsets partition is in the transaction, or adding it under TV2) is not a round trip here: when the
+  offsets log needs verification, the coordinator starts the guard itself, i.e. the transaction
+  coordinator is assumed to agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+
+from attrs import define, field, frozen
+
+from models.config import BrokerConfig
+from models.effects import Respond
+from models.errors import Errors, IllegalTransition
+from models.log import AppendOrigin, PartitionLog
+from models.records import (
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    NO_SEQUENCE,
+    ControlType,
+    LogBatch,
+    Record,
+    RecordBatch,
+    TopicPartition,
+    TransactionResult,
+)
+
+__all__ = [
+    "CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS",
+    "VALID_PREVIOUS_STATES",
+    "ClassicGroup",
+    "ClassicGroupMember",
+    "GroupCoordinator",
+    "GroupState",
+    "GroupStateChanged",
+    "HeartbeatRequest",
+    "HeartbeatResponse",
+    "JoinGroupRequest",
+    "JoinGroupResponse",
+    "LeaveGroupRequest",
+    "LeaveGroupResponse",
+    "OffsetAndMetadata",
+    "OffsetCommitRequest",
+    "OffsetCommitResponse",
+    "OffsetFetchRequest",
+    "OffsetFetchResponse",
+    "OffsetsCommitted",
+    "OffsetsPending",
+    "Respond",
+    "TxnOffsetCommitRequest",
+    "TxnOffsetCommitResponse",
+    "range_assignment",
+]
+
+# A new member's JoinGroup is parked at most this long before the member is dropped
+# (GroupCoordinatorConfig.CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS, hard-coded in Kafka).
+CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS = 300_000
+INVALID_OFFSET = -1  # OffsetFetch's "no committed offset"
+
+
+class GroupState(enum.StrEnum):
+    """ClassicGroupState, by Kafka's names (``str()`` gives the name)."""
+
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+_S = GroupState
+# target -> states it may be entered from (ClassicGroupState's static block).
+VALID_PREVIOUS_STATES: dict[GroupState, frozenset[GroupState]] = {
+    _S.EMPTY: frozenset({_S.PREPARING_REBALANCE}),
+    _S.PREPARING_REBALANCE: frozenset({_S.STABLE, _S.COMPLETING_REBALANCE, _S.EMPTY}),
+    _S.COMPLETING_REBALANCE: frozenset({_S.PREPARING_REBALANCE}),
+    _S.STABLE: frozenset({_S.COMPLETING_REBALANCE}),
+    _S.DEAD: frozenset({_S.STABLE, _S.PREPARING_REBALANCE, _S.COMPLETING_REBALANCE, _S.EMPTY, _S.DEAD}),
+}
+
+
+# -- requests and responses -------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class JoinGroupRequest:
+    """JoinGroup + SyncGroup in one. ``member_id=""`` joins as a new member."""
+
+    group_id: str
+    member_id: str
+    client_id: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    partitions: tuple[TopicPartition, ...]
+
+
+@frozen(kw_only=True)
+class JoinGroupResponse:
+    error: Errors
+    generation_id: int = -1
+    member_id: str = ""
+    assignment: tuple[TopicPartition, ...] = ()
+
+
+@frozen(kw_only=True)
+class HeartbeatRequest:
+    group_id: str
+    member_id: str
+    generation_id: int
+
+
+@frozen(kw_only=True)
+class HeartbeatResponse:
+    error: Errors
+
+
+@frozen(kw_only=True)
+class LeaveGroupRequest:
+    group_id: str
+    member_id: str
+
+
+@frozen(kw_only=True)
+class LeaveGroupResponse:
+    error: Errors
+
+
+@frozen(kw_only=True)
+class OffsetCommitRequest:
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    offsets: tuple[tuple[TopicPartition, int], ...]
+
+
+@frozen(kw_only=True)
+class OffsetCommitResponse:
+    results: tuple[tuple[TopicPartition, Errors], ...]
+
+
+@frozen(kw_only=True)
+class TxnOffsetCommitRequest:
+    transactional_id: str
+    group_id: str
+    producer_id: int
+    producer_epoch: int
+    generation_id: int = -1
+    member_id: str = ""
+    offsets: tuple[tuple[TopicPartition, int], ...]
+
+
+@frozen(kw_only=True)
+class TxnOffsetCommitResponse:
+    results: tuple[tuple[TopicPartition, Errors], ...]
+
+
+@frozen(kw_only=True)
+class OffsetFetchRequest:
+    group_id: str
+    partitions: tuple[TopicPartition, ...]
+    require_stable: bool
+
+
+@frozen(kw_only=True)
+class OffsetFetchResponse:
+    error: Errors
+    results: tuple[tuple[TopicPartition, int, Errors], ...]  # offset -1: no committed offset
+
+
+# -- effects (Respond is models.effects.Respond) --------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class GroupStateChanged:
+    group_id: str
+    old: GroupState
+    new: GroupState
+    generation_id: int
+    members: tuple[str, ...]
+
+
+@frozen(kw_only=True)
+class OffsetsCommitted:
+    """An offset became visible (``producer_id`` -1 for a plain OffsetCommit)."""
+
+    group_id: str
+    partition: TopicPartition
+    offset: int
+    producer_id: int
+
+
+@frozen(kw_only=True)
+class OffsetsPending:
+    """A TxnOffsetCommit was written; the offset stays invisible until the pid's COMMIT marker."""
+
+    group_id: str
+    partition: TopicPartition
+    offset: int
+    producer_id: int
+    producer_epoch: int
+
+
+Effect = Respond | GroupStateChanged | OffsetsCommitted | OffsetsPending
+
+
+# -- group state ------------------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class OffsetAndMetadata:
+    committed_offset: int
+    record_offset: int  # position of the commit record in the offsets log (OffsetAndMetadata.recordOffset)
+
+
+@define(eq=False)
+class ClassicGroupMember:
+    member_id: str
+    client_id: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    partitions: tuple[TopicPartition, ...]
+    awaiting_join: int | None = None  # correlation id of the parked JoinGroup (awaitingJoinFuture)
+    is_new: bool = True  # until its first join phase completes (ClassicGroupMember.isNew)
+
+
+@define(eq=False)
+class ClassicGroup:
+    group_id: str
+    state: GroupState = GroupState.EMPTY
+    previous_state: GroupState | None = None
+    generation_id: int = 0
+    members: dict[str, ClassicGroupMember] = field(factory=dict)
+    new_member_added: bool = False  # a member joined during the initial delay: extend it
+
+    def transition_to(self, target: GroupState) -> GroupStateChanged:
+        """ClassicGroup.transitionTo / assertValidTransition."""
+        if self.state not in VALID_PREVIOUS_STATES[target]:
+            raise IllegalTransition("ClassicGroup", self.state, target)
+        old = self.state
+        self.previous_state, self.state = old, target
+        return GroupStateChanged(group_id=self.group_id, old=old, new=target, generation_id=self.generation_id,
+                                 members=tuple(sorted(self.members)))
+
+    def can_rebalance(self) -> bool:
+        return self.state in VALID_PREVIOUS_STATES[GroupState.PREPARING_REBALANCE]
+
+    def has_all_members_joined(self) -> bool:
+        return all(m.awaiting_join is not None for m in self.members.values())
+
+    def rebalance_timeout_ms(self) -> int:
+        """The largest rebalance timeout of the members (ClassicGroup.rebalanceTimeoutMs)."""
+        return max((m.rebalance_timeout_ms for m in self.members.values()), default=0)
+
+
+def range_assignment(subscriptions: dict[str, tuple[TopicPartition, ...]]) -> dict[str, tuple[TopicPartition, ...]]:
+    """RangeAssignor.assign over the asked-for partitions: per topic (sorted), the members that asked for
+    any of its partitions (sorted by id) get consecutive ranges of its asked-for partitions (sorted); the
+    first ``n % members`` get one extra."""
+    members = sorted(subscriptions)
+    assignment: dict[str, list[TopicPartition]] = {m: [] for m in members}
+    for topic in sorted({tp.topic for tps in subscriptions.values() for tp in tps}):
+        consumers = [m for m in members if any(tp.topic == topic for tp in subscriptions[m])]
+        partitions = sorted({tp for m in consumers for tp in subscriptions[m] if tp.topic == topic})
+        per_consumer, extra = divmod(len(partitions), len(consumers))
+        for i, member_id in enumerate(consumers):
+            start = per_consumer * i + min(i, extra)
+            assignment[member_id] += partitions[start : start + per_consumer + (1 if i < extra else 0)]
+    return {m: tuple(tps) for m, tps in assignment.items()}
+
+
+# -- timers -----------------------------------------------------------------------------------------------
+
+
+class _TimerKind(enum.Enum):
+    INITIAL_REBALANCE = "initial-rebalance"  # GMM.tryCompleteInitialRebalanceElseSchedule
+    REBALANCE = "rebalance"  # GMM.completeClassicGroupJoin on rebalance timeout
+    HEARTBEAT = "heartbeat"  # GMM.expireClassicGroupMemberHeartbeat
+
+
+@frozen(kw_only=True)
+class _Timer:
+    deadline: int
+    seq: int
+    kind: _TimerKind
+    group_id: str
+    member_id: str = ""
+    delay_ms: int = 0
+    remaining_ms: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.group_id, self.member_id)  # member "" = the group's join timer
+
+
+# -- the offsets log record -------------------------------------------------------------------------------
+
+
+def _offset_record(group_id: str, tp: TopicPartition, offset: int, now: int) -> Record:
+    """An OffsetCommit record: key (group, topic, partition), value the offset (OffsetCommitKey/Value)."""
+    return Record(key=json.dumps([group_id, tp.topic, tp.partition]), value=str(offset), timestamp=now)
+
+
+def _parse_offset_record(record: Record) -> tuple[str, TopicPartition, int]:
+    group_id, topic, partition = json.loads(record.key)
+    return group_id, TopicPartition(topic, partition), int(record.value)
+
+
+# Append errors as the coordinator reports them (CoordinatorOperationExceptionHelper.handleOperationException);
+# anything else (INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, ...) passes through.
+_WRITE_ERRORS: dict[Errors, Errors] = {
+    Errors.NETWORK_EXCEPTION: Errors.COORDINATOR_LOAD_IN_PROGRESS,
+    Errors.UNKNOWN_TOPIC_OR_PARTITION: Errors.COORDINATOR_NOT_AVAILABLE,
+    Errors.NOT_ENOUGH_REPLICAS: Errors.COORDINATOR_NOT_AVAILABLE,
+    Errors.REQUEST_TIMED_OUT: Errors.COORDINATOR_NOT_AVAILABLE,
+    Errors.NOT_LEADER_OR_FOLLOWER: Errors.NOT_COORDINATOR,
+    Errors.KAFKA_STORAGE_ERROR: Errors.NOT_COORDINATOR,
+}
+
+
+# -- the coordinator --------------------------------------------------------------------------------------
+
+
+@define(eq=False)
+class GroupCoordinator:
+    config: BrokerConfig
+    offsets_log: PartitionLog
+    groups: dict[str, ClassicGroup] = field(init=False, factory=dict)
+    # OMM.offsets: group -> partition -> the visible committed offset.
+    offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = field(init=False, factory=dict)
+    # OMM.pendingTransactionalOffsets: pid -> (group, partition) -> offset written in the open txn.
+    pending_transactional_offsets: dict[int, dict[tuple[str, TopicPartition], OffsetAndMetadata]] = field(
+        init=False, factory=dict)
+    # OMM.openTransactions: (group, partition) -> pids with a pending offset there (membership only).
+    open_transactions: dict[tuple[str, TopicPartition], set[int]] = field(init=False, factory=dict)
+    _timers: dict[tuple[str, str], _Timer] = field(init=False, factory=dict)
+    _timer_seq: int = field(init=False, default=0)
+    _member_seq: int = field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        # Load: replay what the offsets log already holds (CoordinatorLoaderImpl -> OMM.replay).
+        for batch in self.offsets_log.batches:
+            self._replay_batch(batch)
+
+    # -- entry points -------------------------------------------------------------------------------
+
+    def handle(self, correlation_id: int, request: object, now: int) -> list[Effect]:
+        match request:
+            case JoinGroupRequest():
+                return self._join(correlation_id, request, now)
+            case HeartbeatRequest():
+                return self._heartbeat(correlation_id, request, now)
+            case LeaveGroupRequest():
+                return self._leave(correlation_id, request, now)
+            case OffsetCommitRequest():
+                return self._commit(correlation_id, request, now)
+            case TxnOffsetCommitRequest():
+                return self._txn_commit(correlation_id, request, now)
+            case OffsetFetchRequest():
+                return self._fetch(correlation_id, request)
+        raise TypeError(f"GroupCoordinator cannot handle {request!r}")
+
+    def on_txn_marker(self, *, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                      result: TransactionResult, now: int) -> Errors:
+        """The WriteTxnMarkers entry for this offsets partition; see ``complete_transaction``."""
+        error, _effects = self.complete_transaction(producer_id=producer_id, producer_epoch=producer_epoch,
+                                                    coordinator_epoch=coordinator_epoch, result=result, now=now)
+        return error
+
+    def complete_transaction(self, *, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                             result: TransactionResult, now: int) -> tuple[Errors, list[Effect]]:
+        """Append the marker to the offsets log, then COMMIT materializes / ABORT drops the pid's pending
+        offsets (CoordinatorRuntime.completeTransaction). The effects are the offsets that became visible."""
+        appended = self.offsets_log.append_marker(producer_id=producer_id, producer_epoch=producer_epoch,
+                                                  coordinator_epoch=coordinator_epoch,
+                                                  control=result.control_type, now=now)
+        if appended.error is not Errors.NONE:
+            return appended.error, []  # e.g. INVALID_PRODUCER_EPOCH for a stale marker: nothing changes
+        return Errors.NONE, self._replay_end_transaction_marker(producer_id, result)
+
+    def next_deadline(self) -> int | None:
+        return min((t.deadline for t in self._timers.values()), default=None)
+
+    def on_timer(self, now: int) -> list[Effect]:
+        effects: list[Effect] = []
+        while due := [t for t in self._timers.values() if t.deadline <= now]:
+            timer = min(due, key=lambda t: (t.deadline, t.seq))
+            del self._timers[timer.key]
+            match timer.kind:
+                case _TimerKind.INITIAL_REBALANCE:
+                    effects += self._initial_rebalance_expired(timer, now)
+                case _TimerKind.REBALANCE:
+                    effects += self._complete_join(self.groups[timer.group_id], now)
+                case _TimerKind.HEARTBEAT:
+                    effects += self._heartbeat_expired(timer.group_id, timer.member_id, now)
+        return effects
+
+    def unload(self) -> list[Effect]:
+        """This broker stops leading the offsets partition (GMM.onUnloaded): every group goes Dead,
+        parked JoinGroups get NOT_COORDINATOR, timers stop."""
+        effects: list[Effect] = []
+        for group_id in sorted(self.groups):
+            group = self.groups[group_id]
+            effects.append(group.transition_to(GroupState.DEAD))
+            for member_id in sorted(group.members):
+                effects += self._complete_join_future(group.members[member_id], Errors.NOT_COORDINATOR)
+        self._timers.clear()
+        return effects
+
+    def committed(self, group_id: str) -> dict[TopicPartition, int]:
+        """The visible committed offsets of a group (for observations)."""
+        stored = self.offsets.get(group_id, {})
+        return {tp: stored[tp].committed_offset for tp in sorted(stored)}
+
+    # -- membership ------------------------------------------------------------------------------------
+
+    def _join(self, cid: int, req: JoinGroupRequest, now: int) -> list[Effect]:
+        def reply(error: Errors) -> list[Effect]:
+            return [Respond(correlation_id=cid, response=JoinGroupResponse(error=error, member_id=req.member_id))]
+
+        # GroupCoordinatorService.joinGroup
+        if not self.config.group_min_session_timeout_ms <= req.session_timeout_ms <= self.config.group_max_session_timeout_ms:
+            return reply(Errors.INVALID_SESSION_TIMEOUT)
+        group = self.groups.get(req.group_id)
+        if group is None:
+            # GMM.classicGroupJoinToClassicGroup: only an unknown member creates the group.
+            if req.member_id:
+                return reply(Errors.UNKNOWN_MEMBER_ID)
+            group = self.groups[req.group_id] = ClassicGroup(group_id=req.group_id)
+        if group.state is GroupState.DEAD:
+            return reply(Errors.COORDINATOR_NOT_AVAILABLE)
+        if not req.member_id:
+            return self._join_new_member(cid, req, group, now)
+        member = group.members.get(req.member_id)
+        if member is None:
+            return reply(Errors.UNKNOWN_MEMBER_ID)
+        # GMM.updateMemberThenRebalanceOrCompleteJoin; a parked earlier JoinGroup of this member is
+        # replaced, never answered (ClassicGroup.updateMember).
+        member.partitions = req.partitions
+        member.session_timeout_ms = req.session_timeout_ms
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms
+        member.awaiting_join = cid
+        return self._maybe_prepare_rebalance_or_complete_join(group, now)
+
+    def _join_new_member(self, cid: int, req: JoinGroupRequest, group: ClassicGroup, now: int) -> list[Effect]:
+        """GMM.addMemberThenRebalanceOrCompleteJoin."""
+        self._member_seq += 1
+        member = ClassicGroupMember(member_id=f"{req.client_id}-{self._member_seq}", client_id=req.client_id,
+                                    session_timeout_ms=req.session_timeout_ms,
+                                    rebalance_timeout_ms=req.rebalance_timeout_ms, partitions=req.partitions,
+                                    awaiting_join=cid)
+        if group.state is GroupState.PREPARING_REBALANCE and group.previous_state is GroupState.EMPTY:
+            group.new_member_added = True
+        group.members[member.member_id] = member
+        # A parked new member is dropped if its join does not complete in time (it cannot heartbeat yet).
+        self._schedule_heartbeat(group, member, now, CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS)
+        return self._maybe_prepare_rebalance_or_complete_join(group, now)
+
+    def _maybe_prepare_rebalance_or_complete_join(self, group: ClassicGroup, now: int) -> list[Effect]:
+        if group.can_rebalance():
+            return self._prepare_rebalance(group, now)
+        return self._maybe_complete_join_phase(group, now)
+
+    def _prepare_rebalance(self, group: ClassicGroup, now: int) -> list[Effect]:
+        """GMM.prepareRebalance: a new group waits group.initial.rebalance.delay.ms for more members."""
+        initial = group.state is GroupState.EMPTY
+        if initial:
+            delay = self.config.group_initial_rebalance_delay_ms
+            self._schedule(_TimerKind.INITIAL_REBALANCE, group.group_id, now + delay, delay_ms=delay,
+                           remaining_ms=max(group.rebalance_timeout_ms() - delay, 0))
+        effects: list[Effect] = [group.transition_to(GroupState.PREPARING_REBALANCE)]
+        if initial:
+            return effects
+        # GMM.maybeCompleteJoinElseSchedule
+        if group.has_all_members_joined():
+            return effects + self._complete_join(group, now)
+        self._schedule(_TimerKind.REBALANCE, group.group_id, now + group.rebalance_timeout_ms())
+        return effects
+
+    def _maybe_complete_join_phase(self, group: ClassicGroup, now: int) -> list[Effect]:
+        """GMM.maybeCompleteJoinPhase: the initial rebalance only completes on its timer."""
+        if (group.state is not GroupState.PREPARING_REBALANCE or group.previous_state is GroupState.EMPTY
+                or not group.has_all_members_joined()):
+            return []
+        return self._complete_join(group, now)
+
+    def _initial_rebalance_expired(self, timer: _Timer, now: int) -> list[Effect]:
+        """GMM.tryCompleteInitialRebalanceElseSchedule: each new member extends the delay, up to the
+        rebalance timeout."""
+        group = self.groups[timer.group_id]
+        if group.new_member_added and timer.remaining_ms != 0:
+            group.new_member_added = False
+            delay = min(self.config.group_initial_rebalance_delay_ms, timer.remaining_ms)
+            self._schedule(_TimerKind.INITIAL_REBALANCE, group.group_id, now + delay, delay_ms=delay,
+                           remaining_ms=max(timer.remaining_ms - timer.delay_ms, 0))
+            return []
+        return self._complete_join(group, now)
+
+    def _complete_join(self, group: ClassicGroup, now: int) -> list[Effect]:
+        """GMM.completeClassicGroupJoin, then (Sync folded in) the assignment and Stable."""
+        self._timers.pop((group.group_id, ""), None)
+        for member_id in [m for m, member in group.members.items() if member.awaiting_join is None]:
+            self._remove_member(group, member_id)  # did not rejoin in time
+        group.generation_id += 1  # ClassicGroup.initNextGeneration
+        if not group.members:
+            return [group.transition_to(GroupState.EMPTY)]
+        effects: list[Effect] = [group.transition_to(GroupState.COMPLETING_REBALANCE),
+                                 group.transition_to(GroupState.STABLE)]
+        assignment = range_assignment({m: member.partitions for m, member in group.members.items()})
+        for member_id in sorted(group.members):
+            member = group.members[member_id]
+            effects.append(Respond(correlation_id=member.awaiting_join, response=JoinGroupResponse(
+                error=Errors.NONE, generation_id=group.generation_id, member_id=member_id,
+                assignment=assignment[member_id])))
+            member.awaiting_join = None
+            member.is_new = False
+            self._schedule_heartbeat(group, member, now, member.session_timeout_ms)
+        return effects
+
+    def _heartbeat(self, cid: int, req: HeartbeatRequest, now: int) -> list[Effect]:
+        """GMM.classicGroupHeartbeat / validateClassicGroupHeartbeat."""
+        group = self.groups.get(req.group_id)
+        member = group.members.get(req.member_id) if group is not None else None
+        if group is not None and group.state is GroupState.DEAD:
+            error = Errors.COORDINATOR_NOT_AVAILABLE
+        elif member is None:
+            error = Errors.UNKNOWN_MEMBER_ID
+        elif req.generation_id != group.generation_id:
+            error = Errors.ILLEGAL_GENERATION
+        else:
+            self._schedule_heartbeat(group, member, now, member.session_timeout_ms)
+            # A group with members is PreparingRebalance or Stable between requests.
+            rebalancing = group.state is GroupState.PREPARING_REBALANCE
+            error = Errors.REBALANCE_IN_PROGRESS if rebalancing else Errors.NONE
+        return [Respond(correlation_id=cid, response=HeartbeatResponse(error=error))]
+
+    def _heartbeat_expired(self, group_id: str, member_id: str, now: int) -> list[Effect]:
+        """GMM.expireClassicGroupMemberHeartbeat: a member parked in a rebalance satisfies its
+        heartbeat, unless it is new."""
+        group = self.groups[group_id]
+        member = group.members[member_id]
+        if not member.is_new and member.awaiting_join is not None:
+            return []
+        # GMM.removeMemberAndUpdateClassicGroup
+        effects = self._complete_join_future(member, Errors.UNKNOWN_MEMBER_ID)
+        self._remove_member(group, member_id)
+        if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            effects += self._maybe_prepare_rebalance_or_complete_join(group, now)
+        elif group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
+            effects += self._complete_join(group, now)
+        return effects
+
+    def _leave(self, cid: int, req: LeaveGroupRequest, now: int) -> list[Effect]:
+        """GMM.classicGroupLeaveToClassicGroup (one member)."""
+        group = self.groups.get(req.group_id)
+        member = group.members.get(req.member_id) if group is not None else None
+        effects: list[Effect] = []
+        if group is not None and group.state is GroupState.DEAD:
+            error = Errors.COORDINATOR_NOT_AVAILABLE
+        elif member is None:
+            error = Errors.UNKNOWN_MEMBER_ID
+        else:
+            error = Errors.NONE
+            effects += self._complete_join_future(member, Errors.UNKNOWN_MEMBER_ID)
+            self._remove_member(group, req.member_id)
+            if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+                effects += self._maybe_prepare_rebalance_or_complete_join(group, now)
+            else:
+                effects += self._maybe_complete_join_phase(group, now)
+        return effects + [Respond(correlation_id=cid, response=LeaveGroupResponse(error=error))]
+
+    def _complete_join_future(self, member: ClassicGroupMember, error: Errors) -> list[Effect]:
+        """ClassicGroup.completeJoinFuture with an error (the member id is reset, as Kafka's UNKNOWN_MEMBER_ID)."""
+        if member.awaiting_join is None:
+            return []
+        cid, member.awaiting_join = member.awaiting_join, None
+        member_id = member.member_id if error is Errors.NOT_COORDINATOR else ""
+        return [Respond(correlation_id=cid, response=JoinGroupResponse(error=error, member_id=member_id))]
+
+    def _remove_member(self, group: ClassicGroup, member_id: str) -> None:
+        del group.members[member_id]
+        self._timers.pop((group.group_id, member_id), None)
+
+    # -- offsets -------------------------------------------------------------------------------------------
+
+    def _validate_offset_commit(self, group_id: str, generation_id: int, member_id: str, *,
+                                transactional: bool) -> Errors:
+        """OMM.validate(Transactional)OffsetCommit + ClassicGroup.validateOffsetCommit (KIP-447 fencing)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation_id < 0:
+                return Errors.NONE  # a "simple" group: replay creates it
+            # OffsetCommit v9+ says GROUP_ID_NOT_FOUND; TxnOffsetCommit keeps ILLEGAL_GENERATION.
+            return Errors.ILLEGAL_GENERATION if transactional else Errors.GROUP_ID_NOT_FOUND
+        if group.state is GroupState.DEAD:
+            return Errors.COORDINATOR_NOT_AVAILABLE
+        if generation_id < 0 and group.state is GroupState.EMPTY:
+            return Errors.NONE  # admin client or a consumer without group management
+        if generation_id >= 0 or member_id:
+            if member_id not in group.members:
+                return Errors.UNKNOWN_MEMBER_ID
+            if generation_id != group.generation_id:
+                return Errors.ILLEGAL_GENERATION
+        elif not transactional:
+            # A memberless plain commit is only accepted by an Empty group; a memberless TxnOffsetCommit
+            # (pre-KIP-447 producer) is accepted unfenced.
+            return Errors.UNKNOWN_MEMBER_ID
+        return Errors.NONE
+
+    def _commit(self, cid: int, req: OffsetCommitRequest, now: int) -> list[Effect]:
+        """OMM.commitOffset: a non-transactional batch to the offsets log."""
+        error = self._validate_offset_commit(req.group_id, req.generation_id, req.member_id, transactional=False)
+        effects: list[Effect] = []
+        if error is Errors.NONE:
+            group = self.groups.get(req.group_id)
+            if group is not None and group.state in (GroupState.STABLE, GroupState.PREPARING_REBALANCE):
+                # A classic member's commit keeps its session alive (OMM.commitOffset).
+                member = group.members[req.member_id]
+                self._schedule_heartbeat(group, member, now, member.session_timeout_ms)
+            error, effects = self._write_offsets(req.group_id, req.offsets, now)
+        results = tuple((tp, error) for tp, _offset in req.offsets)
+        return effects + [Respond(correlation_id=cid, response=OffsetCommitResponse(results=results))]
+
+    def _txn_commit(self, cid: int, req: TxnOffsetCommitRequest, now: int) -> list[Effect]:
+        """OMM.commitTransactionalOffset: a transactional batch (pid, epoch) to the offsets log."""
+        error = self._validate_offset_commit(req.group_id, req.generation_id, req.member_id, transactional=True)
+        effects: list[Effect] = []
+        if error is Errors.NONE:
+            error, effects = self._write_offsets(req.group_id, req.offsets, now, producer_id=req.producer_id,
+                                                 producer_epoch=req.producer_epoch)
+        results = tuple((tp, error) for tp, _offset in req.offsets)
+        return effects + [Respond(correlation_id=cid, response=TxnOffsetCommitResponse(results=results))]
+
+    def _write_offsets(self, group_id: str, offsets: tuple[tuple[TopicPartition, int], ...], now: int, *,
+                       producer_id: int = NO_PRODUCER_ID,
+                       producer_epoch: int = NO_PRODUCER_EPOCH) -> tuple[Errors, list[Effect]]:
+        if not offsets:
+            return Errors.NONE, []  # no records, no write
+        transactional = producer_id != NO_PRODUCER_ID
+        batch = RecordBatch(records=tuple(_offset_record(group_id, tp, offset, now) for tp, offset in offsets),
+                            producer_id=producer_id, producer_epoch=producer_epoch,
+                            # The runtime's batches carry base sequence 0 (CoordinatorRuntime.maybeAllocateNewBatch);
+                            # origin COORDINATOR is never sequence-checked.
+                            base_sequence=0 if transactional else NO_SEQUENCE,
+                            is_transactional=transactional)
+        guard = None
+        if transactional and self.offsets_log.needs_verification(batch):
+            # KIP-890 (KAFKA-15449): Kafka asks the transaction coordinator first; here it is taken to agree.
+            guard = self.offsets_log.start_verification(producer_id, producer_epoch, batch.base_sequence, now=now)
+        result = self.offsets_log.append_as_leader(batch, now, origin=AppendOrigin.COORDINATOR,
+                                                   verification_guard=guard)
+        if result.error is not Errors.NONE:
+            return _WRITE_ERRORS.get(result.error, result.error), []
+        return Errors.NONE, self._replay_batch(LogBatch(
+            base_offset=result.base_offset, records=batch.records, producer_id=producer_id,
+            producer_epoch=producer_epoch, base_sequence=batch.base_sequence, is_transactional=transactional,
+            timestamp=now))
+
+    def _fetch(self, cid: int, req: OffsetFetchRequest) -> list[Effect]:
+        """OMM.fetchOffsets: require_stable answers UNSTABLE_OFFSET_COMMIT while a transactional offset is
+        pending for the partition (KIP-447); a Dead or unknown group has no offsets."""
+        group = self.groups.get(req.group_id)
+        stored = self.offsets.get(req.group_id, {}) if group is not None and group.state is not GroupState.DEAD else {}
+        results = []
+        for tp in req.partitions:
+            if req.require_stable and (req.group_id, tp) in self.open_transactions:
+                results.append((tp, INVALID_OFFSET, Errors.UNSTABLE_OFFSET_COMMIT))
+            else:
+                entry = stored.get(tp)
+                results.append((tp, INVALID_OFFSET if entry is None else entry.committed_offset, Errors.NONE))
+        return [Respond(correlation_id=cid, response=OffsetFetchResponse(error=Errors.NONE, results=tuple(results)))]
+
+    # -- replay: the state as a function of the offsets log ----------------------------------------------
+
+    def _replay_batch(self, batch: LogBatch) -> list[Effect]:
+        if batch.is_control:
+            result = TransactionResult.COMMIT if batch.control is ControlType.COMMIT else TransactionResult.ABORT
+            return self._replay_end_transaction_marker(batch.producer_id, result)
+        effects: list[Effect] = []
+        for i, record in enumerate(batch.records):
+            group_id, tp, offset = _parse_offset_record(record)
+            if group_id not in self.groups:
+                self.groups[group_id] = ClassicGroup(group_id=group_id)  # OMM.replay: a simple group
+            entry = OffsetAndMetadata(committed_offset=offset, record_offset=batch.base_offset + i)
+            if batch.producer_id == NO_PRODUCER_ID:
+                self.offsets.setdefault(group_id, {})[tp] = entry
+                effects.append(OffsetsCommitted(group_id=group_id, partition=tp, offset=offset,
+                                                producer_id=NO_PRODUCER_ID))
+            else:
+                self.pending_transactional_offsets.setdefault(batch.producer_id, {})[(group_id, tp)] = entry
+                self.open_transactions.setdefault((group_id, tp), set()).add(batch.producer_id)
+                effects.append(OffsetsPending(group_id=group_id, partition=tp, offset=offset,
+                                              producer_id=batch.producer_id, producer_epoch=batch.producer_epoch))
+        return effects
+
+    def _replay_end_transaction_marker(self, producer_id: int, result: TransactionResult) -> list[Effect]:
+        """OMM.replayEndTransactionMarker: with a mix of plain and transactional commits, the record with
+        the higher log offset stays committed."""
+        pending = self.pending_transactional_offsets.pop(producer_id, {})
+        effects: list[Effect] = []
+        for group_id, tp in sorted(pending):
+            pids = self.open_transactions[(group_id, tp)]
+            pids.discard(producer_id)
+            if not pids:
+                del self.open_transactions[(group_id, tp)]
+            if result is not TransactionResult.COMMIT:
+                continue
+            entry = pending[(group_id, tp)]
+            stored = self.offsets.setdefault(group_id, {})
+            existing = stored.get(tp)
+            if existing is None or entry.record_offset > existing.record_offset:
+                stored[tp] = entry
+                effects.append(OffsetsCommitted(group_id=group_id, partition=tp, offset=entry.committed_offset,
+                                                producer_id=producer_id))
+        return effects
+
+    # -- timers ----------------------------------------------------------------------------------------------
+
+    def _schedule(self, kind: _TimerKind, group_id: str, deadline: int, **payload: int | str) -> None:
+        """Timer.schedule: a timer with the same key (group, member) is replaced."""
+        self._timer_seq += 1
+        timer = _Timer(deadline=deadline, seq=self._timer_seq, kind=kind, group_id=group_id, **payload)
+        self._timers[timer.key] = timer
+
+    def _schedule_heartbeat(self, group: ClassicGroup, member: ClassicGroupMember, now: int, timeout_ms: int) -> None:
+        """GMM.rescheduleClassicGroupMemberHeartbeat."""
+        self._schedule(_TimerKind.HEARTBEAT, group.group_id, now + timeout_ms, member_id=member.member_id)
