@@ -1,0 +1,1092 @@
+"""models.txn_coordinator
+======================
+
+Kafka's transaction coordinator (TC) for one ``__transaction_state`` partition leader, as a pure state machine.
+
+Theory of operation
+-------------------
+Everything that changes a transaction's state lives in this file (h11's rule 1). Sources, as short names
+(Kafka 4.1 branch): ``TMd`` = core/.../coordinator/transaction/TransactionMetadata.scala, ``TS`` =
+transaction-coordinator/.../TransactionState.java, ``TCo`` = TransactionCoordinator.scala, ``TSM`` =
+TransactionStateManager.scala, ``TMCM`` = TransactionMarkerChannelManager.scala, ``TMRCH`` =
+TransactionMarkerRequestCompletionHandler.scala, ``KafkaApis`` = core/.../server/KafkaApis.scala.
+
+* One ``TransactionMetadata`` per transactional.id. A transition is two steps (``TMd.prepareTransitionTo`` /
+  ``completeTransitionTo``): ``prepare_transition`` checks ``VALID_PREVIOUS_STATES``, sets ``pending_state`` and
+  returns the ``TxnLogRecord`` to persist; the coordinator emits ``AppendTxnLog`` and the metadata changes only
+  when the runtime reports the write durable (``on_log_append`` with ``Errors.NONE``). While a state is pending,
+  requests that would transition get CONCURRENT_TRANSACTIONS.
+* The one in-memory change without a write is Kafka's: the TV1 epoch fence sets the bumped epoch before the
+  PrepareAbort append (``TCo.endTransactionWithTV1``); ``has_failed_epoch_fence`` stops a second bump (KAFKA-9666).
+* After Prepare* is durable the coordinator prepares Complete* at once (``pending_state`` = Complete* while markers
+  are out), answers the client, and emits ``SendTxnMarkers``. ``on_marker_result`` drops acked partitions; when none
+  are left it appends Complete* (``TMCM.maybeWriteTxnCompletion``).
+* ``PrepareEpochFence`` and ``Dead`` are never completed: the fence is replaced by PrepareAbort in the same step
+  and a durable tombstone removes the metadata (``TSM.writeTombstonesForExpiredTransactionalIds``).
+* Transaction versions are Kafka's feature levels (``TransactionVersion.java``): TV_0 is what Kafka records for
+  requests from pre-TV2 clients (EndTxn <= v4, AddPartitionsToTxn <= v3, AddOffsetsToTxn); TV_2 (epoch bump per
+  transaction, KIP-890 part 2) for EndTxn v5+ / AddPartitionsToTxn v4+. Server-initiated aborts use the finalized
+  ``BrokerConfig.transaction_version``.
+* Kafka code paths that throw (IllegalState/IllegalArgument, e.g. epoch overflow corners fixed only after 4.1,
+  KAFKA-20090) raise ``KafkaIllegalState`` before any change; ``handle`` answers UNKNOWN_SERVER_ERROR as
+  ``KafkaApis.handleError`` does.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from attrs import Factory, define, evolve, field, frozen
+
+from models.config import BrokerConfig
+from models.effects import Respond
+from models.errors import Errors, IllegalTransition, ModelError
+from models.records import (
+    CONSUMER_OFFSETS_TOPIC,
+    MAX_EPOCH,
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    TopicPartition,
+    TransactionResult,
+    partition_for,
+)
+
+__all__ = [
+    "TV_0",
+    "TV_1",
+    "TV_2",
+    "AddOffsetsToTxnRequest",
+    "AddOffsetsToTxnResponse",
+    "AddPartitionsToTxnRequest",
+    "AddPartitionsToTxnResponse",
+    "AppendTxnLog",
+    "Effect",
+    "EndTxnRequest",
+    "EndTxnResponse",
+    "InitProducerIdRequest",
+    "InitProducerIdResponse",
+    "KafkaIllegalState",
+    "Respond",
+    "SendTxnMarkers",
+    "TransactionCoordinator",
+    "TransactionMetadata",
+    "TransactionState",
+    "TxnLogRecord",
+    "TxnMarkerEntry",
+    "TxnStateChanged",
+    "VALID_PREVIOUS_STATES",
+    "is_epoch_exhausted",
+]
+
+# TransactionVersion.java feature levels.
+TV_0 = 0
+TV_1 = 1
+TV_2 = 2
+
+
+def supports_epoch_bump(transaction_version: int) -> bool:
+    """TransactionVersion.supportsEpochBump: TV_2 bumps the epoch on every EndTxn (KIP-890 part 2)."""
+    return transaction_version >= TV_2
+
+
+def is_epoch_exhausted(epoch: int) -> bool:
+    """TMd.isEpochExhausted: Short.MaxValue is kept so the coordinator can always fence once more."""
+    return epoch >= MAX_EPOCH - 1
+
+
+class KafkaIllegalState(Exception):
+    """Kafka's coordinator throws here (IllegalStateException / IllegalArgumentException); nothing was changed.
+
+    KafkaApis turns such an exception into UNKNOWN_SERVER_ERROR; the timeout sweeper just logs it.
+    """
+
+
+class TransactionState(enum.Enum):
+    """TS: the states, with Kafka's ids as values."""
+
+    EMPTY = 0
+    ONGOING = 1
+    PREPARE_COMMIT = 2
+    PREPARE_ABORT = 3
+    COMPLETE_COMMIT = 4
+    COMPLETE_ABORT = 5
+    DEAD = 6
+    PREPARE_EPOCH_FENCE = 7
+
+    @property
+    def kafka_name(self) -> str:
+        """TS.stateName, as DescribeTransactions shows it ("PrepareCommit", ...)."""
+        return _KAFKA_NAMES[self]
+
+
+_KAFKA_NAMES = {
+    TransactionState.EMPTY: "Empty",
+    TransactionState.ONGOING: "Ongoing",
+    TransactionState.PREPARE_COMMIT: "PrepareCommit",
+    TransactionState.PREPARE_ABORT: "PrepareAbort",
+    TransactionState.COMPLETE_COMMIT: "CompleteCommit",
+    TransactionState.COMPLETE_ABORT: "CompleteAbort",
+    TransactionState.DEAD: "Dead",
+    TransactionState.PREPARE_EPOCH_FENCE: "PrepareEpochFence",
+}
+
+_S = TransactionState
+
+# TS.VALID_PREVIOUS_STATES: target state -> the states it may be entered from. PrepareAbort from Empty and
+# Complete* is the TV2 empty abort (KIP-890 part 2).
+VALID_PREVIOUS_STATES: dict[TransactionState, frozenset[TransactionState]] = {
+    _S.EMPTY: frozenset({_S.EMPTY, _S.COMPLETE_COMMIT, _S.COMPLETE_ABORT}),
+    _S.ONGOING: frozenset({_S.ONGOING, _S.EMPTY, _S.COMPLETE_COMMIT, _S.COMPLETE_ABORT}),
+    _S.PREPARE_COMMIT: frozenset({_S.ONGOING}),
+    _S.PREPARE_ABORT: frozenset({_S.ONGOING, _S.PREPARE_EPOCH_FENCE, _S.EMPTY, _S.COMPLETE_COMMIT, _S.COMPLETE_ABORT}),
+    _S.COMPLETE_COMMIT: frozenset({_S.PREPARE_COMMIT}),
+    _S.COMPLETE_ABORT: frozenset({_S.PREPARE_ABORT}),
+    _S.DEAD: frozenset({_S.EMPTY, _S.COMPLETE_ABORT, _S.COMPLETE_COMMIT}),
+    _S.PREPARE_EPOCH_FENCE: frozenset({_S.ONGOING}),
+}
+
+# TS.isExpirationAllowed
+EXPIRATION_ALLOWED = frozenset({_S.EMPTY, _S.COMPLETE_COMMIT, _S.COMPLETE_ABORT})
+
+
+def _partition_tuple(partitions) -> tuple[TopicPartition, ...]:
+    return tuple(sorted(set(partitions)))
+
+
+# --- requests and responses -------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class InitProducerIdRequest:
+    transactional_id: str | None
+    transaction_timeout_ms: int
+    producer_id: int = NO_PRODUCER_ID  # KIP-360 expected (pid, epoch), v3+
+    producer_epoch: int = NO_PRODUCER_EPOCH
+
+
+@frozen(kw_only=True)
+class InitProducerIdResponse:
+    error: Errors
+    producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
+
+
+@frozen(kw_only=True)
+class AddPartitionsToTxnRequest:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    partitions: tuple[TopicPartition, ...]
+    verify_only: bool = False
+    # 1: AddPartitionsToTxn <= v3 from a client (Kafka records TV_0); 2: v4+ from a broker (TV_2 implicit add).
+    transaction_version: int = 1
+
+
+@frozen(kw_only=True)
+class AddPartitionsToTxnResponse:
+    results: tuple[tuple[TopicPartition, Errors], ...]
+
+
+@frozen(kw_only=True)
+class AddOffsetsToTxnRequest:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    group_id: str
+
+
+@frozen(kw_only=True)
+class AddOffsetsToTxnResponse:
+    error: Errors
+
+
+@frozen(kw_only=True)
+class EndTxnRequest:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    committed: bool
+    transaction_version: int = 1  # 1: EndTxn <= v4; 2: v5+ (TransactionVersion.transactionVersionForEndTxn)
+
+
+@frozen(kw_only=True)
+class EndTxnResponse:
+    error: Errors
+    producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
+
+
+@frozen(kw_only=True)
+class TxnMarkerEntry:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    result: TransactionResult
+    partitions: tuple[TopicPartition, ...] = field(converter=_partition_tuple)
+    transaction_version: int  # the transaction's clientTransactionVersion (feature level 0, 1 or 2)
+
+
+# --- the persisted record and the metadata ----------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class TxnLogRecord:
+    """One ``__transaction_state`` value (TxnTransitMetadata): the metadata as it will be once durable."""
+
+    transactional_id: str
+    producer_id: int
+    prev_producer_id: int
+    next_producer_id: int
+    producer_epoch: int
+    last_producer_epoch: int
+    txn_timeout_ms: int
+    state: TransactionState
+    partitions: tuple[TopicPartition, ...] = field(converter=_partition_tuple)
+    txn_start_timestamp: int
+    txn_last_update_timestamp: int
+    client_transaction_version: int
+
+
+@define(eq=False, kw_only=True)
+class TransactionMetadata:
+    """TMd: the coordinator's in-memory state of one transactional.id."""
+
+    transactional_id: str
+    producer_id: int
+    prev_producer_id: int = NO_PRODUCER_ID
+    next_producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
+    last_producer_epoch: int = NO_PRODUCER_EPOCH
+    txn_timeout_ms: int
+    state: TransactionState = TransactionState.EMPTY
+    partitions: tuple[TopicPartition, ...] = field(default=(), converter=_partition_tuple)
+    txn_start_timestamp: int = -1
+    txn_last_update_timestamp: int
+    client_transaction_version: int = TV_0
+    pending_state: TransactionState | None = None
+    # A TV1 epoch fence whose write failed already bumped the in-memory epoch: do not bump again (KAFKA-9666).
+    has_failed_epoch_fence: bool = False
+
+    def snapshot(self) -> TxnLogRecord:
+        return TxnLogRecord(
+            transactional_id=self.transactional_id,
+            producer_id=self.producer_id,
+            prev_producer_id=self.prev_producer_id,
+            next_producer_id=self.next_producer_id,
+            producer_epoch=self.producer_epoch,
+            last_producer_epoch=self.last_producer_epoch,
+            txn_timeout_ms=self.txn_timeout_ms,
+            state=self.state,
+            partitions=self.partitions,
+            txn_start_timestamp=self.txn_start_timestamp,
+            txn_last_update_timestamp=self.txn_last_update_timestamp,
+            client_transaction_version=self.client_transaction_version,
+        )
+
+    @property
+    def is_producer_epoch_exhausted(self) -> bool:
+        return is_epoch_exhausted(self.producer_epoch)
+
+    def prepare_transition(self, state: TransactionState, **changes) -> TxnLogRecord:
+        """TMd.prepareTransitionTo: check the table, set ``pending_state``, return the record to persist.
+
+        ``changes`` are ``TxnLogRecord`` fields other than ``state``; ``prev_producer_id`` is always the current
+        producer id (TMd passes ``this.producerId``).
+
+        Raises:
+            IllegalTransition: a transition is already pending, or ``state`` may not follow the current state.
+            KafkaIllegalState: the new epoch is outside [0, Short.MaxValue] (Kafka's IllegalArgumentException).
+        """
+        if self.pending_state is not None:
+            raise IllegalTransition(f"TransactionMetadata({self.transactional_id}) pending", self.pending_state, state)
+        record = evolve(self.snapshot(), state=state, prev_producer_id=self.producer_id, **changes)
+        if state is not TransactionState.DEAD and not 0 <= record.producer_epoch <= MAX_EPOCH:
+            raise KafkaIllegalState(f"illegal new producer epoch {record.producer_epoch}")
+        if self.state not in VALID_PREVIOUS_STATES[state]:
+            raise IllegalTransition(f"TransactionMetadata({self.transactional_id})", self.state, state)
+        self.pending_state = state
+        return record
+
+    def complete_transition(self, record: TxnLogRecord) -> None:
+        """TMd.completeTransitionTo: apply ``record`` once its write is durable; clears ``pending_state``.
+
+        Raises:
+            IllegalTransition: nothing is pending, or ``record`` is not the pending transition.
+        """
+        if self.pending_state is None or record.state is not self.pending_state:
+            raise IllegalTransition(f"TransactionMetadata({self.transactional_id}) complete", self.state, record.state)
+        self.producer_id = record.producer_id
+        self.prev_producer_id = record.prev_producer_id
+        self.next_producer_id = record.next_producer_id
+        self.producer_epoch = record.producer_epoch
+        self.last_producer_epoch = record.last_producer_epoch
+        self.txn_timeout_ms = record.txn_timeout_ms
+        self.partitions = record.partitions
+        self.txn_start_timestamp = record.txn_start_timestamp
+        self.txn_last_update_timestamp = record.txn_last_update_timestamp
+        self.client_transaction_version = record.client_transaction_version
+        self.pending_state = None
+        self.state = record.state
+
+    # The named transitions of TMd, one rule each.
+
+    def prepare_fence_producer_epoch(self) -> TxnLogRecord:
+        """TMd.prepareFenceProducerEpoch: epoch+1 (not again after a failed fence, KAFKA-9666), lastEpoch -1."""
+        if self.producer_epoch == MAX_EPOCH:
+            raise KafkaIllegalState("cannot fence a producer at epoch Short.MaxValue")
+        bumped = self.producer_epoch if self.has_failed_epoch_fence else self.producer_epoch + 1
+        return self.prepare_transition(
+            TransactionState.PREPARE_EPOCH_FENCE, producer_epoch=bumped, last_producer_epoch=NO_PRODUCER_EPOCH
+        )
+
+    def prepare_increment_producer_epoch(
+        self, new_txn_timeout_ms: int, expected_epoch: int | None, now: int
+    ) -> TxnLogRecord | Errors:
+        """TMd.prepareIncrementProducerEpoch (KIP-360): bump, or repeat a bump the client did not see."""
+        if self.is_producer_epoch_exhausted:
+            raise KafkaIllegalState(f"cannot allocate any more producer epochs for {self.producer_id}")
+        bumped = self.producer_epoch + 1
+        if expected_epoch is None:
+            epoch, last_epoch = bumped, NO_PRODUCER_EPOCH  # a new instance: fence every older one
+        elif self.producer_epoch == NO_PRODUCER_EPOCH or expected_epoch == self.producer_epoch:
+            epoch, last_epoch = bumped, self.producer_epoch  # the client asks to bump after an error
+        elif expected_epoch == self.last_producer_epoch:
+            epoch, last_epoch = self.producer_epoch, self.last_producer_epoch  # retry of a successful bump
+        else:
+            return Errors.PRODUCER_FENCED
+        return self.prepare_transition(
+            TransactionState.EMPTY,
+            producer_epoch=epoch,
+            last_producer_epoch=last_epoch,
+            txn_timeout_ms=new_txn_timeout_ms,
+            partitions=(),
+            txn_start_timestamp=-1,
+            txn_last_update_timestamp=now,
+        )
+
+    def prepare_producer_id_rotation(
+        self, new_producer_id: int, new_txn_timeout_ms: int, now: int, record_last_epoch: bool
+    ) -> TxnLogRecord:
+        """TMd.prepareProducerIdRotation: epoch exhausted -> a new producer id at epoch 0."""
+        return self.prepare_transition(
+            TransactionState.EMPTY,
+            producer_id=new_producer_id,
+            producer_epoch=0,
+            last_producer_epoch=self.producer_epoch if record_last_epoch else NO_PRODUCER_EPOCH,
+            txn_timeout_ms=new_txn_timeout_ms,
+            partitions=(),
+            txn_start_timestamp=-1,
+            txn_last_update_timestamp=now,
+        )
+
+    def prepare_add_partitions(
+        self, added: tuple[TopicPartition, ...], now: int, client_transaction_version: int
+    ) -> TxnLogRecord:
+        """TMd.prepareAddPartitions: the transaction timeout clock starts at the first add."""
+        starting = self.state in (_S.EMPTY, _S.COMPLETE_ABORT, _S.COMPLETE_COMMIT)
+        return self.prepare_transition(
+            TransactionState.ONGOING,
+            partitions=self.partitions + tuple(added),
+            txn_start_timestamp=now if starting else self.txn_start_timestamp,
+            txn_last_update_timestamp=now,
+            client_transaction_version=client_transaction_version,
+        )
+
+    def prepare_abort_or_commit(
+        self,
+        state: TransactionState,
+        client_transaction_version: int,
+        next_producer_id: int,
+        now: int,
+        no_partition_added: bool,
+    ) -> TxnLogRecord:
+        """TMd.prepareAbortOrCommit: TV2 bumps the epoch (lastEpoch = old); an empty abort starts now."""
+        if supports_epoch_bump(client_transaction_version):
+            epoch, last_epoch = self.producer_epoch + 1, self.producer_epoch
+        else:
+            epoch, last_epoch = self.producer_epoch, self.last_producer_epoch
+        return self.prepare_transition(
+            state,
+            next_producer_id=next_producer_id,
+            producer_epoch=epoch,
+            last_producer_epoch=last_epoch,
+            txn_start_timestamp=now if no_partition_added else self.txn_start_timestamp,
+            txn_last_update_timestamp=now,
+            client_transaction_version=client_transaction_version,
+        )
+
+    def prepare_complete(self, now: int) -> TxnLogRecord:
+        """TMd.prepareComplete: TV2 overflow moves to nextProducerId at epoch 0 (KAFKA-18660)."""
+        state = _S.COMPLETE_COMMIT if self.state is _S.PREPARE_COMMIT else _S.COMPLETE_ABORT
+        self.has_failed_epoch_fence = False
+        if supports_epoch_bump(self.client_transaction_version) and self.next_producer_id != NO_PRODUCER_ID:
+            producer_id, epoch = self.next_producer_id, 0
+        else:
+            producer_id, epoch = self.producer_id, self.producer_epoch
+        return self.prepare_transition(
+            state,
+            producer_id=producer_id,
+            next_producer_id=NO_PRODUCER_ID,
+            producer_epoch=epoch,
+            partitions=(),
+            txn_last_update_timestamp=now,
+        )
+
+    def prepare_dead(self) -> TxnLogRecord:
+        """TMd.prepareDead: the tombstone of an expired transactional.id."""
+        return self.prepare_transition(TransactionState.DEAD, partitions=())
+
+    def remove_partition(self, partition: TopicPartition) -> None:
+        """TMd.removePartition: a marker was written; only while markers are being sent (Prepare*)."""
+        if self.state not in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
+            raise ModelError(f"{self.transactional_id}: marker result for {partition} in state {self.state}")
+        self.partitions = tuple(p for p in self.partitions if p != partition)
+
+
+# --- effects ----------------------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class AppendTxnLog:
+    """Persist ``record`` to ``__transaction_state``, then call ``on_log_append(write_id, error, now)``."""
+
+    write_id: int
+    transactional_id: str
+    record: TxnLogRecord
+
+
+@frozen(kw_only=True)
+class SendTxnMarkers:
+    """Write ``entry``'s markers, then call ``on_marker_result`` once per partition."""
+
+    entry: TxnMarkerEntry
+
+
+@frozen(kw_only=True)
+class TxnStateChanged:
+    """A txn-log write became durable (for the ``txn.state`` trace); pid/epoch are the new ones."""
+
+    transactional_id: str
+    old: TransactionState
+    new: TransactionState
+    producer_id: int
+    producer_epoch: int
+
+
+Effect = Respond | AppendTxnLog | SendTxnMarkers | TxnStateChanged
+
+# TSM.appendTransactionToLog: log-append error -> coordinator error.
+_APPEND_ERROR_MAP = {
+    Errors.UNKNOWN_TOPIC_OR_PARTITION: Errors.COORDINATOR_NOT_AVAILABLE,
+    Errors.NOT_ENOUGH_REPLICAS: Errors.COORDINATOR_NOT_AVAILABLE,
+    Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND: Errors.COORDINATOR_NOT_AVAILABLE,
+    Errors.REQUEST_TIMED_OUT: Errors.COORDINATOR_NOT_AVAILABLE,
+    Errors.NOT_LEADER_OR_FOLLOWER: Errors.NOT_COORDINATOR,
+    Errors.KAFKA_STORAGE_ERROR: Errors.NOT_COORDINATOR,
+}
+
+# TMRCH: marker errors after which the partition is re-enqueued. NETWORK_EXCEPTION stands for the disconnected
+# response, after which TMRCH re-enqueues too.
+_MARKER_RETRY_ERRORS = frozenset(
+    {
+        Errors.UNKNOWN_TOPIC_OR_PARTITION,
+        Errors.NOT_LEADER_OR_FOLLOWER,
+        Errors.NOT_ENOUGH_REPLICAS,
+        Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        Errors.REQUEST_TIMED_OUT,
+        Errors.KAFKA_STORAGE_ERROR,
+        Errors.NETWORK_EXCEPTION,
+    }
+)
+# TMRCH: the producer or coordinator epoch moved on; stop sending markers for this transaction.
+_MARKER_ABORT_ERRORS = frozenset({Errors.INVALID_PRODUCER_EPOCH, Errors.TRANSACTION_COORDINATOR_FENCED})
+
+_R = TransactionResult
+_C, _A = _R.COMMIT, _R.ABORT
+
+# TCo.endTransactionWithTV1: (state, result) -> target state, or the error to answer.
+_END_TXN_TV1: dict[tuple[TransactionState, TransactionResult], TransactionState | Errors] = {
+    (_S.ONGOING, _C): _S.PREPARE_COMMIT,
+    (_S.ONGOING, _A): _S.PREPARE_ABORT,
+    (_S.COMPLETE_COMMIT, _C): Errors.NONE,
+    (_S.COMPLETE_COMMIT, _A): Errors.INVALID_TXN_STATE,
+    (_S.COMPLETE_ABORT, _A): Errors.NONE,
+    (_S.COMPLETE_ABORT, _C): Errors.INVALID_TXN_STATE,
+    (_S.PREPARE_COMMIT, _C): Errors.CONCURRENT_TRANSACTIONS,
+    (_S.PREPARE_COMMIT, _A): Errors.INVALID_TXN_STATE,
+    (_S.PREPARE_ABORT, _A): Errors.CONCURRENT_TRANSACTIONS,
+    (_S.PREPARE_ABORT, _C): Errors.INVALID_TXN_STATE,
+    (_S.EMPTY, _C): Errors.INVALID_TXN_STATE,
+    (_S.EMPTY, _A): Errors.INVALID_TXN_STATE,
+}
+
+# TCo.endTransaction (TV2): (state, result, is_retry) -> target state, or the error to answer (NONE: a retry,
+# answered with the current pid/epoch). Only Complete* tells a retry (epoch = current-1) from a new request.
+_END_TXN_TV2: dict[tuple[TransactionState, TransactionResult, bool], TransactionState | Errors] = {
+    **{(_S.ONGOING, _C, r): _S.PREPARE_COMMIT for r in (False, True)},
+    **{(_S.ONGOING, _A, r): _S.PREPARE_ABORT for r in (False, True)},
+    (_S.COMPLETE_COMMIT, _C, True): Errors.NONE,
+    (_S.COMPLETE_COMMIT, _C, False): Errors.INVALID_TXN_STATE,
+    (_S.COMPLETE_COMMIT, _A, True): Errors.INVALID_TXN_STATE,
+    (_S.COMPLETE_COMMIT, _A, False): _S.PREPARE_ABORT,  # empty abort
+    (_S.COMPLETE_ABORT, _A, True): Errors.NONE,
+    (_S.COMPLETE_ABORT, _A, False): _S.PREPARE_ABORT,  # empty abort
+    **{(_S.COMPLETE_ABORT, _C, r): Errors.INVALID_TXN_STATE for r in (False, True)},
+    **{(_S.PREPARE_COMMIT, _C, r): Errors.CONCURRENT_TRANSACTIONS for r in (False, True)},
+    **{(_S.PREPARE_COMMIT, _A, r): Errors.INVALID_TXN_STATE for r in (False, True)},
+    **{(_S.PREPARE_ABORT, _A, r): Errors.CONCURRENT_TRANSACTIONS for r in (False, True)},
+    **{(_S.PREPARE_ABORT, _C, r): Errors.INVALID_TXN_STATE for r in (False, True)},
+    **{(_S.EMPTY, _A, r): _S.PREPARE_ABORT for r in (False, True)},  # empty abort
+    **{(_S.EMPTY, _C, r): Errors.INVALID_TXN_STATE for r in (False, True)},
+}
+
+
+class _Purpose(enum.Enum):
+    """What a txn-log write was for, i.e. which Kafka callback runs when it completes."""
+
+    INIT_PRODUCER_ID = enum.auto()  # TCo.handleInitProducerId: sendPidResponseCallback
+    ADD_PARTITIONS = enum.auto()  # TCo.handleAddPartitionsToTransaction: responseCallback
+    END_TXN = enum.auto()  # TCo.endTransaction: sendTxnMarkersCallback (client, fence or timeout)
+    COMPLETE_TXN = enum.auto()  # TMCM.tryAppendToLog
+    EXPIRE = enum.auto()  # TSM.writeTombstonesForExpiredTransactionalIds
+
+
+@frozen(kw_only=True)
+class _LogWrite:
+    purpose: _Purpose
+    record: TxnLogRecord
+    correlation_id: int | None = None  # None: no request waits (markers path, timeout, expiration)
+    request: object = None
+    result: TransactionResult | None = None  # END_TXN
+    epoch_fence: bool = False  # END_TXN started by a fence (InitProducerId on Ongoing, or a timeout)
+    epoch_bump: bool = False  # END_TXN on the TV2 path
+
+
+@frozen(kw_only=True)
+class _PendingCompleteTxn:
+    """TMCM.PendingCompleteTxn: the Complete* record to append once every marker is written."""
+
+    coordinator_epoch: int
+    record: TxnLogRecord
+
+
+def _client_transaction_version(request: AddPartitionsToTxnRequest | EndTxnRequest) -> int:
+    """TransactionVersion.transactionVersionFor*: what Kafka records for a client request."""
+    return TV_2 if request.transaction_version >= TV_2 else TV_0
+
+
+def _response(request: object, error: Errors, producer_id: int = NO_PRODUCER_ID, epoch: int = NO_PRODUCER_EPOCH):
+    match request:
+        case InitProducerIdRequest():
+            return InitProducerIdResponse(error=error, producer_id=producer_id, producer_epoch=epoch)
+        case AddPartitionsToTxnRequest():
+            return AddPartitionsToTxnResponse(results=tuple((p, error) for p in _partition_tuple(request.partitions)))
+        case AddOffsetsToTxnRequest():
+            return AddOffsetsToTxnResponse(error=error)
+        case EndTxnRequest():
+            return EndTxnResponse(error=error, producer_id=producer_id, producer_epoch=epoch)
+    raise TypeError(f"not a transaction coordinator request: {request!r}")
+
+
+@define(eq=False)
+class TransactionCoordinator:
+    """The TC for the transactional.ids of one ``__transaction_state`` partition (TCo + TSM + TMCM).
+
+    Every method returns the effects to apply, in order. Every request gets exactly one ``Respond``: at once, or
+    when the write it waits for completes.
+    """
+
+    config: BrokerConfig
+    coordinator_epoch: int = field(default=0, kw_only=True)
+    first_producer_id: int = field(default=0, kw_only=True)
+    _txns: dict[str, TransactionMetadata] = field(factory=dict, init=False)
+    # ProducerIdManager.generateProducerId: ids in order from first_producer_id.
+    _next_producer_id: int = field(default=Factory(lambda self: self.first_producer_id, takes_self=True), init=False)
+    _next_write_id: int = field(default=0, init=False)
+    _writes: dict[int, _LogWrite] = field(factory=dict, init=False)
+    # TMCM.transactionsWithPendingMarkers
+    _pending_markers: dict[str, _PendingCompleteTxn] = field(factory=dict, init=False)
+
+    # --- public entry points ------------------------------------------------------------------------------
+
+    def handle(self, correlation_id: int, request: object, now: int) -> list[Effect]:
+        """Handle one coordinator request.
+
+        Raises:
+            TypeError: ``request`` is not one of this module's requests.
+        """
+        try:
+            match request:
+                case InitProducerIdRequest():
+                    return self._init_producer_id(correlation_id, request, now)
+                case AddPartitionsToTxnRequest(verify_only=True):
+                    return [self._respond(correlation_id, self._verify_partitions(request))]
+                case AddPartitionsToTxnRequest():
+                    return self._add_partitions(
+                        correlation_id, request, request.partitions, _client_transaction_version(request), now
+                    )
+                case AddOffsetsToTxnRequest():
+                    # KafkaApis.handleAddOffsetsToTxnRequest: the group's offsets partition, always TV_0.
+                    offsets = TopicPartition(
+                        CONSUMER_OFFSETS_TOPIC, partition_for(request.group_id, self.config.offsets_topic_num_partitions)
+                    )
+                    return self._add_partitions(correlation_id, request, (offsets,), TV_0, now)
+                case EndTxnRequest():
+                    return self._end_transaction(
+                        request.transactional_id,
+                        request.producer_id,
+                        request.producer_epoch,
+                        _C if request.committed else _A,
+                        from_client=True,
+                        client_transaction_version=_client_transaction_version(request),
+                        correlation_id=correlation_id,
+                        request=request,
+                        now=now,
+                    )
+        except KafkaIllegalState:
+            # KafkaApis.handleError: Errors.forException(IllegalStateException) = UNKNOWN_SERVER_ERROR.
+            return [self._respond(correlation_id, _response(request, Errors.UNKNOWN_SERVER_ERROR))]
+        raise TypeError(f"not a transaction coordinator request: {request!r}")
+
+    def on_log_append(self, write_id: int, error: Errors, now: int) -> list[Effect]:
+        """The runtime finished the ``AppendTxnLog`` with ``write_id``; ``error`` is the raw append error."""
+        if write_id not in self._writes:
+            raise ModelError(f"unknown txn-log write id {write_id}")
+        write = self._writes.pop(write_id)
+        txn = self._txns[write.record.transactional_id]
+        if error is Errors.NONE:
+            return self._on_write_durable(txn, write, now)
+        if write.purpose is _Purpose.EXPIRE:
+            txn.pending_state = None  # TSM.writeTombstonesForExpiredTransactionalIds: keep the metadata
+            return []
+        mapped = _APPEND_ERROR_MAP.get(error, error)
+        if write.purpose is _Purpose.COMPLETE_TXN and mapped is Errors.COORDINATOR_NOT_AVAILABLE:
+            return [self._append(write)]  # TMCM.tryAppendToLog: retryOnError keeps the pending state, re-append
+        txn.pending_state = None  # TSM.appendTransactionToLog: reset the pending state, return the error
+        if write.epoch_fence and not write.epoch_bump:
+            txn.has_failed_epoch_fence = True  # TCo.endTransactionWithTV1 (KAFKA-9666); TV2 does not set it
+        if write.correlation_id is None:
+            return []
+        return [self._respond(write.correlation_id, _response(write.request, mapped))]
+
+    def on_marker_result(
+        self, entry: TxnMarkerEntry, partition: TopicPartition, error: Errors, now: int
+    ) -> list[Effect]:
+        """The result of writing ``entry``'s marker to ``partition`` (TMRCH.onComplete)."""
+        tid = entry.transactional_id
+        txn = self._txns.get(tid)
+        if txn is None:
+            raise ModelError(f"marker result for {tid}, which has no metadata")
+        if entry.coordinator_epoch != self.coordinator_epoch:
+            self._remove_markers_for_txn(entry)  # TMRCH: coordinator epoch changed, cancel
+            return []
+        if error is Errors.NONE:
+            txn.remove_partition(partition)
+        elif error in _MARKER_RETRY_ERRORS:
+            return [SendTxnMarkers(entry=evolve(entry, partitions=(partition,)))]  # re-enqueue this partition
+        elif error in _MARKER_ABORT_ERRORS:
+            self._remove_markers_for_txn(entry)  # no Complete* will be written by this coordinator
+            return []
+        else:
+            raise ModelError(f"unexpected marker error {error.name} for {tid}")  # TMRCH: IllegalStateException
+        return self._maybe_write_txn_completion(tid)
+
+    def abort_timed_out_transactions(self, now: int) -> list[Effect]:
+        """TSM.timedOutTransactions + TCo.abortTimedOutTransactions: fence and abort expired Ongoing txns.
+
+        Aborts use the server's finalized transaction.version. Transactional ids are visited in sorted order.
+        """
+        effects: list[Effect] = []
+        for tid in sorted(self._txns):
+            txn = self._txns[tid]
+            if (
+                txn.pending_state is None
+                and txn.state is _S.ONGOING
+                and txn.txn_start_timestamp + txn.txn_timeout_ms < now
+            ):
+                try:
+                    fence = txn.prepare_fence_producer_epoch()
+                except KafkaIllegalState:
+                    continue  # Kafka's scheduler logs it; the txn stays Ongoing (KAFKA-20090, fixed after 4.1)
+                effects += self._end_transaction(
+                    tid,
+                    fence.producer_id,
+                    fence.producer_epoch,
+                    _A,
+                    from_client=False,
+                    client_transaction_version=self.config.transaction_version,
+                    correlation_id=None,
+                    request=None,
+                    now=now,
+                )
+        return effects
+
+    def remove_expired_transactional_ids(self, now: int) -> list[Effect]:
+        """TSM.removeExpiredTransactionalIds: tombstone (Dead) ids idle for transactional.id.expiration.ms.
+
+        One ``AppendTxnLog`` per id (Kafka batches the tombstones of a partition into one append).
+        """
+        effects: list[Effect] = []
+        for tid in sorted(self._txns):
+            txn = self._txns[tid]
+            if (
+                txn.pending_state is None
+                and txn.state in EXPIRATION_ALLOWED
+                and txn.txn_last_update_timestamp <= now - self.config.transactional_id_expiration_ms
+            ):
+                effects.append(self._append(_LogWrite(purpose=_Purpose.EXPIRE, record=txn.prepare_dead())))
+        return effects
+
+    def metadata(self, transactional_id: str) -> TxnLogRecord | None:
+        """A read-only snapshot of the metadata (without the pending state), or None if unknown."""
+        txn = self._txns.get(transactional_id)
+        return None if txn is None else txn.snapshot()
+
+    # --- InitProducerId -----------------------------------------------------------------------------------
+
+    def _init_producer_id(self, correlation_id: int, request: InitProducerIdRequest, now: int) -> list[Effect]:
+        def reply(error: Errors) -> list[Effect]:
+            return [self._respond(correlation_id, InitProducerIdResponse(error=error))]
+
+        # KafkaApis.handleInitProducerIdRequest: the expected (pid, epoch) is both or neither.
+        if (request.producer_id == NO_PRODUCER_ID) != (request.producer_epoch == NO_PRODUCER_EPOCH):
+            return reply(Errors.INVALID_REQUEST)
+        expected = None if request.producer_id == NO_PRODUCER_ID else (request.producer_id, request.producer_epoch)
+        tid = request.transactional_id
+        if tid is None:
+            # TCo.handleInitProducerId: idempotent producer, a new pid every time and no state.
+            response = InitProducerIdResponse(error=Errors.NONE, producer_id=self._generate_producer_id(), producer_epoch=0)
+            return [self._respond(correlation_id, response)]
+        if tid == "":
+            return reply(Errors.INVALID_REQUEST)
+        # TSM.validateTransactionTimeoutMs
+        if not 0 < request.transaction_timeout_ms <= self.config.transaction_max_timeout_ms:
+            return reply(Errors.INVALID_TRANSACTION_TIMEOUT)
+        txn = self._txns.get(tid)
+        if txn is None:
+            # New metadata: a new pid at epoch -1, Empty, TV_0; cached before any write.
+            txn = TransactionMetadata(
+                transactional_id=tid,
+                producer_id=self._generate_producer_id(),
+                txn_timeout_ms=request.transaction_timeout_ms,
+                txn_last_update_timestamp=now,
+            )
+            self._txns[tid] = txn
+        # TCo.prepareInitProducerIdTransit
+        if txn.pending_state is not None:
+            return reply(Errors.CONCURRENT_TRANSACTIONS)
+        if expected is not None and not self._is_valid_expected_producer_id(txn, *expected):
+            return reply(Errors.PRODUCER_FENCED)
+        match txn.state:
+            case _S.PREPARE_COMMIT | _S.PREPARE_ABORT:
+                return reply(Errors.CONCURRENT_TRANSACTIONS)
+            case _S.EMPTY | _S.COMPLETE_COMMIT | _S.COMPLETE_ABORT:
+                if txn.is_producer_epoch_exhausted and (expected is None or expected[1] == txn.producer_epoch):
+                    record = txn.prepare_producer_id_rotation(
+                        self._generate_producer_id(), request.transaction_timeout_ms, now, expected is not None
+                    )
+                else:
+                    record = txn.prepare_increment_producer_epoch(
+                        request.transaction_timeout_ms, None if expected is None else expected[1], now
+                    )
+                    if isinstance(record, Errors):
+                        return reply(record)
+                write = _LogWrite(
+                    purpose=_Purpose.INIT_PRODUCER_ID, record=record, correlation_id=correlation_id, request=request
+                )
+                return [self._append(write)]
+            case _S.ONGOING:
+                # Fence the current producer and abort its txn; the client gets CONCURRENT_TRANSACTIONS and its
+                # retry bumps again from CompleteAbort. The abort uses the server's transaction.version.
+                fence = txn.prepare_fence_producer_epoch()
+                return self._end_transaction(
+                    tid,
+                    fence.producer_id,
+                    fence.producer_epoch,
+                    _A,
+                    from_client=False,
+                    client_transaction_version=self.config.transaction_version,
+                    correlation_id=correlation_id,
+                    request=request,
+                    now=now,
+                )
+        # Dead and PrepareEpochFence are never resting states (TCo: fatal IllegalStateException).
+        raise KafkaIllegalState(f"{tid} found in state {txn.state}")
+
+    @staticmethod
+    def _is_valid_expected_producer_id(txn: TransactionMetadata, producer_id: int, epoch: int) -> bool:
+        """TCo.prepareInitProducerIdTransit.isValidProducerId (KIP-360)."""
+        return (
+            txn.producer_epoch == NO_PRODUCER_EPOCH
+            or producer_id == txn.producer_id
+            or (producer_id == txn.prev_producer_id and is_epoch_exhausted(epoch))
+        )
+
+    # --- AddPartitionsToTxn / AddOffsetsToTxn -------------------------------------------------------------
+
+    def _add_partitions(
+        self,
+        correlation_id: int,
+        request: AddPartitionsToTxnRequest | AddOffsetsToTxnRequest,
+        partitions: tuple[TopicPartition, ...],
+        client_transaction_version: int,
+        now: int,
+    ) -> list[Effect]:
+        """TCo.handleAddPartitionsToTransaction (4.0 order of checks)."""
+
+        def reply(error: Errors) -> list[Effect]:
+            return [self._respond(correlation_id, _response(request, error))]
+
+        if not request.transactional_id:
+            return reply(Errors.INVALID_REQUEST)
+        txn = self._txns.get(request.transactional_id)
+        if txn is None:
+            return reply(Errors.INVALID_PRODUCER_ID_MAPPING)
+        if txn.pending_state is not None:
+            return reply(Errors.CONCURRENT_TRANSACTIONS)  # first, since 4.0 (KAFKA-18660)
+        if txn.producer_id != request.producer_id:
+            return reply(Errors.INVALID_PRODUCER_ID_MAPPING)
+        if txn.producer_epoch != request.producer_epoch:
+            return reply(Errors.PRODUCER_FENCED)
+        if txn.state in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
+            return reply(Errors.CONCURRENT_TRANSACTIONS)
+        if txn.state is _S.ONGOING and set(partitions) <= set(txn.partitions):
+            return reply(Errors.NONE)  # already in the txn: no write
+        record = txn.prepare_add_partitions(partitions, now, client_transaction_version)
+        write = _LogWrite(purpose=_Purpose.ADD_PARTITIONS, record=record, correlation_id=correlation_id, request=request)
+        return [self._append(write)]
+
+    def _verify_partitions(self, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
+        """TCo.handleVerifyPartitionsInTransaction (KIP-890 part 1): no state change, pending not checked."""
+        partitions = _partition_tuple(request.partitions)
+        txn = self._txns.get(request.transactional_id)
+        if not request.transactional_id:
+            error = Errors.INVALID_REQUEST
+        elif txn is None or txn.producer_id != request.producer_id:
+            error = Errors.INVALID_PRODUCER_ID_MAPPING
+        elif txn.producer_epoch != request.producer_epoch:
+            error = Errors.PRODUCER_FENCED
+        elif txn.state in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
+            error = Errors.CONCURRENT_TRANSACTIONS
+        else:
+            # Each partition not (yet) in the txn is abortable for the producer.
+            return AddPartitionsToTxnResponse(
+                results=tuple(
+                    (p, Errors.NONE if p in txn.partitions else Errors.TRANSACTION_ABORTABLE) for p in partitions
+                )
+            )
+        return AddPartitionsToTxnResponse(results=tuple((p, error) for p in partitions))
+
+    # --- EndTxn (client, fence, timeout) ------------------------------------------------------------------
+
+    def _end_transaction(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        result: TransactionResult,
+        *,
+        from_client: bool,
+        client_transaction_version: int,
+        correlation_id: int | None,
+        request: object,
+        now: int,
+    ) -> list[Effect]:
+        """TCo.endTransaction: the TV2 path, or ``endTransactionWithTV1`` for a version without epoch bumps."""
+
+        def reply(error: Errors, pid: int = NO_PRODUCER_ID, epoch: int = NO_PRODUCER_EPOCH) -> list[Effect]:
+            if correlation_id is None:
+                return []
+            return [self._respond(correlation_id, _response(request, error, pid, epoch))]
+
+        tv2 = supports_epoch_bump(client_transaction_version)
+        if not transactional_id:
+            return reply(Errors.INVALID_REQUEST)
+        txn = self._txns.get(transactional_id)
+        if txn is None:
+            return reply(Errors.INVALID_PRODUCER_ID_MAPPING)
+        is_epoch_fence = txn.pending_state is _S.PREPARE_EPOCH_FENCE
+        if tv2:
+            outcome = self._end_txn_tv2_outcome(txn, producer_id, producer_epoch, result, from_client, is_epoch_fence)
+            if outcome is Errors.NONE:
+                return reply(Errors.NONE, txn.producer_id, txn.producer_epoch)  # a retry: the stored pid/epoch
+        else:
+            outcome = self._end_txn_tv1_outcome(txn, producer_id, producer_epoch, result, from_client)
+        if isinstance(outcome, Errors):
+            return reply(outcome)
+
+        if tv2:
+            # Exhausted epoch: the markers go out at Short.MaxValue and the txn completes on a new pid (KAFKA-18660).
+            next_producer_id = (
+                self._generate_producer_id()
+                if not is_epoch_fence and txn.is_producer_epoch_exhausted
+                else NO_PRODUCER_ID
+            )
+            if is_epoch_fence:
+                txn.pending_state = None  # the fence's own epoch is dropped: PrepareAbort bumps once (KAFKA-19367)
+            record = txn.prepare_abort_or_commit(
+                outcome, client_transaction_version, next_producer_id, now, txn.state is not _S.ONGOING
+            )
+        else:
+            if is_epoch_fence:
+                # TCo.endTransactionWithTV1: the fenced epoch goes into memory before the write (see KAFKA-9666).
+                txn.pending_state = None
+                txn.producer_epoch = producer_epoch
+                txn.last_producer_epoch = NO_PRODUCER_EPOCH
+            record = txn.prepare_abort_or_commit(outcome, TV_0, NO_PRODUCER_ID, now, False)
+        write = _LogWrite(
+            purpose=_Purpose.END_TXN,
+            record=record,
+            correlation_id=correlation_id,
+            request=request,
+            result=result,
+            epoch_fence=is_epoch_fence,
+            epoch_bump=tv2,
+        )
+        return [self._append(write)]
+
+    @staticmethod
+    def _end_txn_tv1_outcome(
+        txn: TransactionMetadata, producer_id: int, epoch: int, result: TransactionResult, from_client: bool
+    ) -> TransactionState | Errors:
+        """TCo.endTransactionWithTV1 checks, in Kafka's order."""
+        if txn.producer_id != producer_id:
+            return Errors.INVALID_PRODUCER_ID_MAPPING
+        # Strict epoch equality for client requests (KAFKA-9600).
+        if (from_client and epoch != txn.producer_epoch) or epoch < txn.producer_epoch:
+            return Errors.PRODUCER_FENCED
+        if txn.pending_state not in (None, _S.PREPARE_EPOCH_FENCE):
+            return Errors.CONCURRENT_TRANSACTIONS
+        return _END_TXN_TV1[(txn.state, result)]
+
+    @staticmethod
+    def _end_txn_tv2_outcome(
+        txn: TransactionMetadata,
+        producer_id: int,
+        epoch: int,
+        result: TransactionResult,
+        from_client: bool,
+        is_epoch_fence: bool,
+    ) -> TransactionState | Errors:
+        """TCo.endTransaction (TV2) checks, in Kafka's order."""
+        # The client retries a request that overflowed the epoch; the new pid is already stored.
+        retry_on_overflow = (
+            not is_epoch_fence
+            and txn.prev_producer_id == producer_id
+            and epoch == MAX_EPOCH - 1
+            and txn.producer_epoch == 0
+        )
+        retry_on_epoch_bump = not is_epoch_fence and txn.producer_epoch == epoch + 1
+        if is_epoch_fence:
+            valid_epoch = (not from_client or epoch == txn.producer_epoch) and epoch >= txn.producer_epoch
+        elif txn.state in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
+            valid_epoch = retry_on_epoch_bump
+        elif txn.state in (_S.COMPLETE_COMMIT, _S.COMPLETE_ABORT):
+            valid_epoch = retry_on_epoch_bump or retry_on_overflow or epoch == txn.producer_epoch
+        else:
+            valid_epoch = epoch == txn.producer_epoch
+        # The pending check comes first so a pending overflow completes before the pid check (KAFKA-18464/18660).
+        if txn.pending_state not in (None, _S.PREPARE_EPOCH_FENCE):
+            return Errors.CONCURRENT_TRANSACTIONS
+        if txn.producer_id != producer_id and not retry_on_overflow:
+            return Errors.INVALID_PRODUCER_ID_MAPPING
+        if not valid_epoch:
+            return Errors.PRODUCER_FENCED
+        return _END_TXN_TV2[(txn.state, result, retry_on_epoch_bump or retry_on_overflow)]
+
+    # --- write completion and markers ---------------------------------------------------------------------
+
+    def _on_write_durable(self, txn: TransactionMetadata, write: _LogWrite, now: int) -> list[Effect]:
+        old = txn.state
+        if write.purpose is _Purpose.EXPIRE:
+            del self._txns[txn.transactional_id]  # TSM: a durable tombstone removes the metadata
+            return [self._state_changed(txn, old, _S.DEAD)]
+        txn.complete_transition(write.record)
+        effects: list[Effect] = [self._state_changed(txn, old, txn.state)]
+        match write.purpose:
+            case _Purpose.INIT_PRODUCER_ID:
+                response = InitProducerIdResponse(
+                    error=Errors.NONE, producer_id=txn.producer_id, producer_epoch=txn.producer_epoch
+                )
+                effects.append(self._respond(write.correlation_id, response))
+            case _Purpose.ADD_PARTITIONS:
+                effects.append(self._respond(write.correlation_id, _response(write.request, Errors.NONE)))
+            case _Purpose.END_TXN:
+                # TCo.sendTxnMarkersCallback: prepare Complete* now (it stays pending while markers are out),
+                # answer, then send the markers with the Prepare* pid/epoch.
+                complete = txn.prepare_complete(now)
+                if write.correlation_id is not None:
+                    if isinstance(write.request, InitProducerIdRequest):
+                        response = InitProducerIdResponse(error=Errors.CONCURRENT_TRANSACTIONS)
+                    elif write.epoch_bump:
+                        response = _response(write.request, Errors.NONE, complete.producer_id, complete.producer_epoch)
+                    else:
+                        response = _response(write.request, Errors.NONE)
+                    effects.append(self._respond(write.correlation_id, response))
+                effects += self._add_txn_markers_to_send(txn, write.result, complete)
+            case _Purpose.COMPLETE_TXN:
+                pass
+        return effects
+
+    def _add_txn_markers_to_send(
+        self, txn: TransactionMetadata, result: TransactionResult, complete: TxnLogRecord
+    ) -> list[Effect]:
+        """TMCM.addTxnMarkersToSend: markers at the Prepare* epoch (Short.MaxValue on TV2 overflow)."""
+        tid = txn.transactional_id
+        self._pending_markers[tid] = _PendingCompleteTxn(coordinator_epoch=self.coordinator_epoch, record=complete)
+        effects: list[Effect] = []
+        if txn.partitions:
+            entry = TxnMarkerEntry(
+                transactional_id=tid,
+                producer_id=txn.producer_id,
+                producer_epoch=txn.producer_epoch,
+                coordinator_epoch=self.coordinator_epoch,
+                result=result,
+                partitions=txn.partitions,
+                transaction_version=txn.client_transaction_version,
+            )
+            effects.append(SendTxnMarkers(entry=entry))
+        return effects + self._maybe_write_txn_completion(tid)
+
+    def _maybe_write_txn_completion(self, transactional_id: str) -> list[Effect]:
+        """TMCM.maybeWriteTxnCompletion: once no partition waits for a marker, append Complete* (only once)."""
+        pending = self._pending_markers.get(transactional_id)
+        if pending is None or self._txns[transactional_id].partitions:
+            return []
+        del self._pending_markers[transactional_id]
+        return [self._append(_LogWrite(purpose=_Purpose.COMPLETE_TXN, record=pending.record))]
+
+    def _remove_markers_for_txn(self, entry: TxnMarkerEntry) -> None:
+        """TMCM.removeMarkersForTxn: forget the pending completion this entry belongs to, not a newer one
+        (KAFKA-16352)."""
+        pending = self._pending_markers.get(entry.transactional_id)
+        if pending is not None and pending.coordinator_epoch == entry.coordinator_epoch:
+            del self._pending_markers[entry.transactional_id]
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    def _generate_producer_id(self) -> int:
+        producer_id = self._next_producer_id
+        self._next_producer_id += 1
+        return producer_id
+
+    def _append(self, write: _LogWrite) -> AppendTxnLog:
+        write_id = self._next_write_id
+        self._next_write_id += 1
+        self._writes[write_id] = write
+        return AppendTxnLog(write_id=write_id, transactional_id=write.record.transactional_id, record=write.record)
+
+    @staticmethod
+    def _respond(correlation_id: int, response: object) -> Respond:
+        return Respond(correlation_id=correlation_id, response=response)
+
+    @staticmethod
+    def _state_changed(txn: TransactionMetadata, old: TransactionState, new: TransactionState) -> TxnStateChanged:
+        return TxnStateChanged(
+            transactional_id=txn.transactional_id,
+            old=old,
+            new=new,
+            producer_id=txn.producer_id,
+            producer_epoch=txn.producer_epoch,
+        )
