@@ -329,6 +329,8 @@ class PartitionLog:
         upper = lso if isolation is IsolationLevel.READ_COMMITTED else hw
         batches = self.batches
         i = max(bisect_right(batches, fetch_offset, key=_base_offset) - 1, 0)
+        if i < len(batches) and batches[i].last_offset < fetch_offset:
+            i += 1  # fetch_offset is the log end: nothing holds it
         selected = []
         count = 0
         while i < len(batches):
