@@ -28,6 +28,8 @@ STOP_TIMEOUT_S = 15.0
 JVM_OPTS = [
     "-Xms256m",
     "-Xmx512m",
+    # C1 only: broker start 2.1 -> 1.8 s and ~30 MB less RSS (docs/real-kafka.md).
+    "-XX:TieredStopAtLevel=1",
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
     "-Djava.awt.headless=true",
@@ -116,10 +118,16 @@ def new_cluster_id() -> str:
             return cid
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    # Hold all sockets at once so the kernel cannot hand out the same port twice.
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def server_properties(port: int, controller_port: int, log_dir: Path, overrides: dict[str, str]) -> dict[str, str]:
@@ -158,10 +166,18 @@ def server_properties(port: int, controller_port: int, log_dir: Path, overrides:
     return props
 
 
-def _die_with_parent() -> None:
-    # The JVM must not outlive the Python process that started it (killed pytest, ^C).
+def _die_with_parent():
+    """preexec_fn so the JVM cannot outlive the Python process (killed pytest, ^C).
+
+    Linux sends the signal when the *thread* that started the broker exits: start
+    brokers from a thread that outlives them (pytest's main thread does).
+    """
+    if sys.platform != "linux":
+        return None
+    # Resolved before fork: after fork only this already-bound call runs.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class KafkaBroker:
@@ -201,7 +217,7 @@ class KafkaBroker:
         self.timings["jars_s"] = time.monotonic() - t0
         self.transaction_version = transaction_version
         self.data_dir = Path(tempfile.mkdtemp(prefix="eosim-kafka-"))
-        self.port, controller_port = _free_port(), _free_port()
+        self.port, controller_port = _free_ports(2)
         props = server_properties(self.port, controller_port, self.data_dir / "data", self.overrides)
         config = self.data_dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -224,11 +240,11 @@ class KafkaBroker:
         self._proc = subprocess.Popen(
             self._java_cmd(libs, java, "kafka.Kafka", str(config)),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent(),
         )
         try:
             self._wait_ready(t0 + timeout)
-        except KafkaUnavailable:
+        except BaseException:
             self._kill()
             raise
         self.timings["start_s"] = time.monotonic() - t0
@@ -256,7 +272,9 @@ class KafkaBroker:
             except KafkaException as exc:
                 last = str(exc)
                 continue
-            # Only unfenced brokers are listed, so a listed broker can host partitions.
+            # The broker listener starts serving only after the broker is unfenced
+            # (its log: "Finished waiting for the broker to be unfenced"), so an
+            # answer that lists the broker means it can lead partitions.
             if md.brokers:
                 return
             last = "metadata lists no broker yet"

@@ -1,0 +1,114 @@
+"""Fixtures for tests against a real Kafka broker (see docs/real-kafka.md).
+
+Policy: with CI=true, anything that prevents a broker (no java/mvn, no Python
+client, mvn or broker failure) FAILS the tests. Locally, a missing tool skips
+them with the reason printed in the summary; any other failure still fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from sim.realkafka.broker import KafkaBroker, KafkaUnavailable, ToolMissing, bootstrap_from_env
+
+IN_CI = os.environ.get("CI") == "true"
+_skip_reasons: list[str] = []
+
+_missing_clients = [m for m in ("confluent_kafka", "kafka") if importlib.util.find_spec(m) is None]
+if _missing_clients and not IN_CI:
+    # In CI the test modules' imports fail loudly instead.
+    collect_ignore_glob = ["test_*.py"]
+    _skip_reasons.append(
+        f"conformance tests not collected: missing {_missing_clients}; "
+        "pip install -e '.[conformance]'")
+
+
+def pytest_configure(config):
+    # kafka-python 3.0.12 loads its protocol schemas with the deprecated importlib.resources API.
+    for api in ("read_text", "open_text"):
+        config.addinivalue_line("filterwarnings", f"ignore:{api} is deprecated:DeprecationWarning")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.conformance)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for reason in _skip_reasons:
+        terminalreporter.write_line(f"conformance: {reason}", yellow=True)
+
+
+@dataclass(frozen=True)
+class BrokerHandle:
+    bootstrap: str
+    transaction_version: int
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """One broker per session; EOSIM_KAFKA_TV picks transaction.version (default 2).
+
+    EOSIM_KAFKA_BOOTSTRAP uses an already-running broker instead; it must have
+    been formatted with the same transaction.version.
+    """
+    tv = int(os.environ.get("EOSIM_KAFKA_TV", "2"))
+    external = bootstrap_from_env()
+    if external:
+        yield BrokerHandle(external, tv)
+        return
+    broker = KafkaBroker()
+    try:
+        broker.start(transaction_version=tv)
+    except ToolMissing as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and no broker: {exc.reason}", pytrace=False)
+        _skip_reasons.append(f"skipped, {exc.reason}")
+        pytest.skip(exc.reason)
+    except KafkaUnavailable as exc:
+        pytest.fail(f"no broker: {exc.reason}", pytrace=False)
+    try:
+        yield BrokerHandle(broker.bootstrap, tv)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_broker):
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+
+
+@pytest.fixture
+def new_topic(kafka_admin, request):
+    """Factory: new_topic(partitions=1, config=None) -> a fresh topic name, leader elected."""
+    from confluent_kafka.admin import NewTopic
+
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:100]
+
+    def make(partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        name = f"{stem}-{uuid.uuid4().hex[:8]}"
+        futures = kafka_admin.create_topics(
+            [NewTopic(name, partitions, 1, config=config or {})], operation_timeout=30)
+        futures[name].result(timeout=30)
+        # CreateTopics completes on the controller; wait until the broker leads every partition.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            md = kafka_admin.list_topics(name, timeout=5).topics[name]
+            if md.error is None and len(md.partitions) == partitions and all(
+                    p.leader >= 0 for p in md.partitions.values()):
+                return name
+            time.sleep(0.05)
+        raise TimeoutError(f"topic {name} has no leaders after 30 s")
+
+    return make
