@@ -207,8 +207,10 @@ class Broker:
         results = []
         for tp in entry.partitions:
             if tp.topic == CONSUMER_OFFSETS_TOPIC:
-                error = self.gc.on_txn_marker(producer_id=entry.producer_id, producer_epoch=entry.producer_epoch,
-                                              coordinator_epoch=entry.coordinator_epoch, result=entry.result, now=now)
+                error, effects = self.gc.complete_transaction(
+                    producer_id=entry.producer_id, producer_epoch=entry.producer_epoch,
+                    coordinator_epoch=entry.coordinator_epoch, result=entry.result, now=now)
+                self._apply(effects)
             elif tp in self.logs:
                 log = self.logs[tp]
                 result = log.append_marker(producer_id=entry.producer_id, producer_epoch=entry.producer_epoch,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import attrs
 import simpy
 from attrs import define, field, frozen
 
@@ -43,13 +42,6 @@ Route = Callable[[Packet], "int | None"]
 
 def deliver_all(_packet: Packet) -> int | None:
     return 0
-
-
-def describe(payload: Any) -> dict[str, Any]:
-    """A payload's fields for the trace."""
-    if attrs.has(type(payload)):
-        return attrs.asdict(payload, recurse=True, retain_collection_types=True)
-    return {"value": payload}
 
 
 @define(eq=False)
@@ -95,7 +87,7 @@ class Network:
         trace = self.world.trace
         kind = "net.response" if packet.is_response else "net.request"
         trace.emit(packet.src, kind, dst=packet.dst, correlation_id=packet.correlation_id,
-                   msg=type(packet.payload).__name__, fields=describe(packet.payload))
+                   msg=type(packet.payload).__name__, fields=packet.payload)
         extra = self.route(packet)
         if extra is None:
             trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id,

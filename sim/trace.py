@@ -11,6 +11,7 @@ import enum
 import json
 from typing import Any, Callable, Iterable
 
+import attrs
 from attrs import define, field, frozen
 
 from models.records import TopicPartition
@@ -34,6 +35,8 @@ def plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, enum.Enum):
         return value.name
+    if attrs.has(type(value)):
+        return {f.name: plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
     if isinstance(value, dict):
         return {str(plain(k)): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
