@@ -10,6 +10,7 @@ import argparse
 import base64
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "kafka-runtime"
 MARKER = "eosim-complete"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
+PORT_ATTEMPTS = 3
 JVM_OPTS = [
     "-Xms256m",
     "-Xmx512m",
@@ -98,7 +100,8 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        # Maven's console colour codes survive -B; strip them from the message.
+        tail = "\n".join(re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines()[-40:])
         raise KafkaUnavailable(f"mvn failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
     names = sorted(p.name for p in staging.glob("*.jar"))
     if not any(n.startswith(f"kafka_2.13-{version}") for n in names):
@@ -211,11 +214,27 @@ class KafkaBroker:
         ]
 
     def start(self, transaction_version: int = 2, timeout: float = READY_TIMEOUT_S) -> KafkaBroker:
+        """Format a fresh data dir with transaction.version=N and wait until the broker serves metadata."""
+        if self._proc is not None:
+            raise RuntimeError("broker already started")
         java = _which("java")
         t0 = time.monotonic()
         libs = ensure_jars(self.version)
         self.timings["jars_s"] = time.monotonic() - t0
         self.transaction_version = transaction_version
+        attempt = 1
+        while True:
+            try:
+                self._start_once(java, libs, transaction_version, timeout)
+                return self
+            except KafkaUnavailable:
+                # Ports are picked ~1 s before the JVM binds them; another process may win the race.
+                if attempt == PORT_ATTEMPTS or "Address already in use" not in _tail(self.log_path):
+                    raise
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+                attempt += 1
+
+    def _start_once(self, java: str, libs: Path, transaction_version: int, timeout: float) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="eosim-kafka-"))
         self.port, controller_port = _free_ports(2)
         props = server_properties(self.port, controller_port, self.data_dir / "data", self.overrides)
@@ -248,7 +267,6 @@ class KafkaBroker:
             self._kill()
             raise
         self.timings["start_s"] = time.monotonic() - t0
-        return self
 
     def _wait_ready(self, deadline: float) -> None:
         try:
