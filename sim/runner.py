@@ -1,0 +1,214 @@
+"""sim.runner
+==========
+
+Runs a scenario in the simulator: builds the world and the cluster, drives the interpreter's steps as
+a SimPy process, lets in-flight work settle, then observes the final state and checks the run
+(Jepsen-style history checks, the trace oracle, and the scenario's own expectations).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from attrs import define, field, frozen
+
+from models.fetch import visible_records
+from models.records import IsolationLevel
+from sim import scenario as sc
+from sim.checkers import Anomaly, CheckResult, combine, exit_code
+from sim.checkers.jepsen import check_history
+from sim.checkers.oracle import check_trace
+from sim.client.consumer import Consumer
+from sim.client.errors import KafkaException
+from sim.client.message import TopicPartition
+from sim.client.producer import Producer
+from sim.cluster import Cluster
+from sim.diagram import mermaid
+from sim.interpret import Block, Interpreter
+from sim.observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
+                             check_expectations)
+from sim.trace import dumps_lines, load_jsonl
+from sim.world import World
+
+SETTLE_MS = 1_000  # after the last step: markers and commits in flight land before the observation
+MAX_RUN_MS = 3_600_000  # a run still blocked after an hour of simulated time ends as "unknown"
+
+
+@define(eq=False)
+class SimBackend:
+    """The interpreter's backend in the simulator: simulated confluent-kafka clients on one cluster."""
+
+    world: World
+    cluster: Cluster
+    incarnations: dict[str, int] = field(factory=dict)
+
+    def now(self) -> int:
+        return self.world.now
+
+    def new_client(self, actor: str, spec: sc.Actor) -> Any:
+        n = self.incarnations[actor] = self.incarnations.get(actor, 0) + 1
+        client = Producer if spec.kind == "producer" else Consumer
+        return client(dict(spec.config), cluster=self.cluster, name=f"{actor}#{n}")
+
+    def crash(self, actor: str, client: Any) -> None:
+        client.crash()
+
+    def sleep(self, ms: int) -> Any:
+        return self.world.env.timeout(ms)
+
+    def topic_partition(self, topic: str, partition: int, offset: int = -1001) -> TopicPartition:
+        return TopicPartition(topic, partition, offset)
+
+    def error_name(self, exc: BaseException) -> str | None:
+        return exc.args[0].name() if isinstance(exc, KafkaException) else None
+
+
+def _drive(world: World, interpreter: Interpreter):
+    """Perform the interpreter's blocking calls: each one is a SimPy event to wait for."""
+    steps = interpreter.run()
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            block = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration:
+            return
+        value, error = None, None
+        if block.nowait:
+            world.env.process(_background(block))
+            continue
+        try:
+            value = yield block.call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the interpreter, which records it
+            error = exc
+
+
+def _background(block: Block):
+    try:
+        result = yield block.call()
+    except Exception as exc:  # noqa: BLE001
+        block.on_done(None, exc)
+    else:
+        block.on_done(result, None)
+
+
+@frozen
+class Outcome:
+    scenario: sc.Scenario
+    seed: int
+    trace: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    observation: Observation
+    result: CheckResult
+    completed: bool
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.result)
+
+    def results_json(self) -> dict[str, Any]:
+        return {"scenario": self.scenario.name, "seed": self.seed, "completed": self.completed,
+                **self.result.to_json()}
+
+
+def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -> Observation:
+    broker = cluster.broker_node
+    partitions = []
+    for tp in sorted(broker.logs):
+        log = broker.logs[tp]
+        views = {}
+        for isolation in IsolationLevel:
+            fetched = log.read(log.log_start_offset, isolation)
+            views[isolation] = [(o, r.key, r.value) for o, r in visible_records(fetched, isolation)]
+        partitions.append(PartitionObservation(
+            topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
+            last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
+            read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
+    groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
+    return Observation(
+        scenario=scenario.name,
+        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
+               for s in interpreter.steps],
+        partitions=partitions,
+        groups=[GroupObservation(group=g, committed=[(tp.topic, tp.partition, o)
+                                                     for tp, o in broker.gc.committed(g).items()])
+                for g in groups])
+
+
+def check_run(scenario: sc.Scenario, trace: list[dict[str, Any]], history: list[dict[str, Any]],
+              observation: Observation, completed: bool) -> CheckResult:
+    """Checkers plus the scenario's own claims (its expectations and the anomalies it says it shows)."""
+    subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
+    result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
+    problems = check_expectations(scenario, observation)
+    found = {a.name for a in result.anomalies}
+    problems += [f"the scenario says the checkers report {name}, but they do not"
+                 for name in scenario.scenario.expect_anomalies if name not in found]
+    if not completed:
+        problems.append(f"the steps had not finished after {MAX_RUN_MS} ms of simulated time")
+    extra = [Anomaly(name="expectation-mismatch", description=p, witness=()) for p in problems]
+    return combine(result, CheckResult(valid=not extra, anomalies=tuple(extra), allowed=()))
+
+
+def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
+    seed = scenario.seed if seed is None else seed
+    world = World(seed)
+    cluster = Cluster(world, scenario.broker_config, {t.name: t.partitions for t in scenario.topics})
+    interpreter = Interpreter(scenario, SimBackend(world, cluster))
+    main = world.env.process(_drive(world, interpreter))
+    world.env.run(until=main | world.env.timeout(MAX_RUN_MS))
+    completed = main.triggered
+    world.env.run(until=world.now + SETTLE_MS)
+    if main.triggered and not main.ok:
+        raise main.value
+    trace = world.trace.dicts()
+    observation = observe(scenario, cluster, interpreter)
+    result = check_run(scenario, trace, interpreter.history, observation, completed)
+    return Outcome(scenario, seed, trace, interpreter.history, observation, result, completed)
+
+
+def run_file(path: Path, seed: int | None = None) -> Outcome:
+    return run_scenario(sc.load_scenario(path), seed)
+
+
+def run_dir_files(outcome: Outcome, scenario_text: str) -> dict[str, str]:
+    """The files of a run directory (see docs/run-directory.md)."""
+    return {
+        "scenario.toml": scenario_text,
+        "seed": f"{outcome.seed}\n",
+        "trace.jsonl": dumps_lines(outcome.trace),
+        "history.jsonl": dumps_lines(outcome.history),
+        "observation.json": outcome.observation.to_json() + "\n",
+        "results.json": json.dumps(outcome.results_json(), indent=2, sort_keys=True) + "\n",
+        "diagram.mmd": mermaid(outcome.trace),
+    }
+
+
+def check_files(trace_path: Path) -> CheckResult:
+    """Check a trace, and the history.jsonl beside it when there is one."""
+    result = check_trace(load_jsonl(trace_path.read_text(encoding="utf-8")))
+    history_path = trace_path.with_name("history.jsonl")
+    if history_path.is_file():
+        result = combine(result, check_history(load_jsonl(history_path.read_text(encoding="utf-8"))))
+    return result
+
+
+def replay_dir(run_dir: Path) -> tuple[bool, str]:
+    """Run the run directory's scenario and seed again and compare the trace bytes."""
+    scenario = sc.load_scenario_text((run_dir / "scenario.toml").read_text(encoding="utf-8"),
+                                     _scenario_name(run_dir))
+    seed = int((run_dir / "seed").read_text().strip())
+    again = dumps_lines(run_scenario(scenario, seed).trace)
+    before = (run_dir / "trace.jsonl").read_text(encoding="utf-8")
+    if again == before:
+        return True, f"identical: {len(before.splitlines())} trace events replayed byte for byte"
+    old, new = before.splitlines(), again.splitlines()
+    first = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    return False, f"DIFFERENT from event {first}:\n  recorded: {old[first:first+1]}\n  replayed: {new[first:first+1]}"
+
+
+def _scenario_name(run_dir: Path) -> str:
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    return results["scenario"]
