@@ -37,7 +37,7 @@ def visible_records(result: FetchResult, isolation: IsolationLevel) -> list[tupl
             while aborted and aborted[0][0] <= batch.last_offset:
                 aborted_pids.add(heapq.heappop(aborted)[2])
             if batch.control is ControlType.ABORT:
-                aborted_pids.discard(batch.producer_id)
+                aborted_pids.discard(batch.producer_id)  # later batches of this pid belong to a new txn
             elif batch.is_transactional and batch.producer_id in aborted_pids:
                 continue  # CompletedFetch.isBatchAborted
         if batch.is_control:
