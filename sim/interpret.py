@@ -90,6 +90,12 @@ class Interpreter:
         self.history[txn.invoke_index]["value"] = invoke
         self._op(actor, type_, "txn", txn.sends)
 
+    def final_read(self, read_committed: dict[str, list[list[Any]]]) -> None:
+        """A last poll of every partition by a fresh read_committed reader (Jepsen's final reads), so
+        lost, duplicated and aborted values show up even when no consumer step read them."""
+        self._op("final-reader", "invoke", "poll", [["poll"]])
+        self._op("final-reader", "ok", "poll", [["poll", read_committed]])
+
     # -- running ----------------------------------------------------------------------------------
 
     def run(self) -> Generator[Block, Any, None]:

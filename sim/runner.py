@@ -165,6 +165,8 @@ def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
         raise main.value
     trace = world.trace.dicts()
     observation = observe(scenario, cluster, interpreter)
+    interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
+                            for p in observation.partitions})
     result = check_run(scenario, trace, interpreter.history, observation, completed)
     return Outcome(scenario, seed, trace, interpreter.history, observation, result, completed)
 
