@@ -7,12 +7,30 @@ hosts both coordinators, the shape of the conformance suite's real broker.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from attrs import define, field
 
 from models.config import BrokerConfig
 from sim.broker import Broker
 from sim.net import Network
 from sim.world import World
+
+
+# The cluster every scenario runs on unless its [cluster] table overrides a key: Kafka's defaults plus
+# the test settings the conformance suite's real broker is started with (sim/realkafka/broker.py reads
+# this table), so both backends run the same configuration.
+TEST_CLUSTER_PROFILE: dict[str, Any] = {
+    "offsets.topic.num.partitions": 1,
+    "transaction.state.log.num.partitions": 1,
+    "group.initial.rebalance.delay.ms": 0,
+    "group.min.session.timeout.ms": 500,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500,
+}
+
+
+def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
+    return BrokerConfig.from_kafka({**TEST_CLUSTER_PROFILE, **overrides})
 
 
 @define(eq=False)

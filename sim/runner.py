@@ -24,7 +24,7 @@ from sim.client.consumer import Consumer
 from sim.client.errors import KafkaException
 from sim.client.message import TopicPartition
 from sim.client.producer import Producer
-from sim.cluster import Cluster
+from sim.cluster import Cluster, cluster_config
 from sim.diagram import mermaid
 from sim.interpret import Block, Interpreter
 from sim.observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
@@ -155,7 +155,7 @@ def check_run(scenario: sc.Scenario, trace: list[dict[str, Any]], history: list[
 def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
     seed = scenario.seed if seed is None else seed
     world = World(seed)
-    cluster = Cluster(world, scenario.broker_config, {t.name: t.partitions for t in scenario.topics})
+    cluster = Cluster(world, cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics})
     interpreter = Interpreter(scenario, SimBackend(world, cluster))
     main = world.env.process(_drive(world, interpreter))
     world.env.run(until=main | world.env.timeout(MAX_RUN_MS))
