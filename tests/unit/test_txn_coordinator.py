@@ -305,7 +305,13 @@ def test_kafka_9666_tv1_failed_fence_does_not_bump_again():
         m = meta(c)
         assert (m.state, m.producer_epoch) == (S.ONGOING, e + 1)  # TV1 bumps in memory before the write
     # The timeout sweeper does not bump again either.
-    assert the_append(c.abort_timed_out_transactions(10**9)).record.producer_epoch == e + 1
+    effects = c.abort_timed_out_transactions(10**9)
+    assert the_append(effects).record.producer_epoch == e + 1
+    complete(c, durable(c, effects))
+    # The completion clears the flag: the next fence bumps again.
+    assert init(c) == (pid, e + 2)
+    begin(c, pid, e + 2, P0)
+    assert the_append(c.handle(9, init_req(), 0)).record.producer_epoch == e + 3
 
 
 def test_kafka_9666_tv2_failed_fence_leaves_the_epoch_and_the_retry_bumps_once():
@@ -315,6 +321,7 @@ def test_kafka_9666_tv2_failed_fence_leaves_the_epoch_and_the_retry_bumps_once()
     effects = c.handle(1, init_req(), 0)
     durable(c, effects, error=Errors.NOT_ENOUGH_REPLICAS)
     assert meta(c).producer_epoch == e
+    assert not c._txns[TID].has_failed_epoch_fence  # TV2 never sets it
     record = the_append(c.handle(2, init_req(), 0)).record
     assert (record.producer_epoch, record.last_producer_epoch) == (e + 1, e)
 
@@ -622,6 +629,8 @@ def test_kafka_18660_epoch_overflow_rotates_the_pid_with_markers_at_32767():
     m = meta(c)
     assert (m.producer_id, m.producer_epoch, m.prev_producer_id, m.last_producer_epoch, m.next_producer_id) == (
         new_pid, 0, pid, MAX_EPOCH - 1, -1)
+    # Only epoch 32766 on the old pid counts as the overflow retry.
+    assert the_response(c.handle(6, end_req(pid, 5, True, tv=2), 0)).error is Errors.INVALID_PRODUCER_ID_MAPPING
     # A retry of the overflowing EndTxn gets the new pid.
     assert the_response(c.handle(5, end_req(pid, MAX_EPOCH - 1, True, tv=2), 0)) == EndTxnResponse(
         error=NONE, producer_id=new_pid, producer_epoch=0)
@@ -651,14 +660,16 @@ def test_timeout_skips_pending_and_non_ongoing_transactions():
 
 def test_timeout_tv1_fences_the_old_producer():
     c = make(tv=1)
-    pid, e = init(c)
+    pid, first = init(c)
+    pid, e = init(c, pid=pid, epoch=first)  # a KIP-360 bump: lastEpoch = first
     begin(c, pid, e, P0)
     effects = c.abort_timed_out_transactions(10**9)
     record = the_append(effects).record
     assert (record.producer_epoch, record.last_producer_epoch) == (e + 1, -1)
+    assert record.client_transaction_version == 0  # endTransactionWithTV1 records TV_0 even for server TV_1
     effects = durable(c, effects)
     assert not of(effects, Respond)
-    assert the_markers(effects).entry.producer_epoch == e + 1
+    assert (the_markers(effects).entry.producer_epoch, the_markers(effects).entry.transaction_version) == (e + 1, 0)
     complete(c, effects)
     assert the_response(c.handle(1, end_req(pid, e, False, tv=1), 0)).error is Errors.PRODUCER_FENCED
     assert the_response(c.handle(2, add_req(pid, e, P0), 0)).results == ((P0, Errors.PRODUCER_FENCED),)
@@ -757,17 +768,19 @@ def test_complete_write_keeps_pending_and_reappends_on_coordinator_not_available
     assert meta(c).state is S.COMPLETE_COMMIT
 
 
-def test_complete_write_not_coordinator_clears_pending_and_stays_prepare():
+@pytest.mark.parametrize("commit", [True, False])
+def test_complete_write_not_coordinator_clears_pending_and_stays_prepare(commit):
     c = make(tv=1)
     pid, e = init(c)
     begin(c, pid, e, P0)
-    _, effects = prepare(c, pid, e, True, tv=1)
+    _, effects = prepare(c, pid, e, commit, tv=1)
     done = c.on_marker_result(the_markers(effects).entry, P0, NONE, 0)
     assert c.on_log_append(the_append(done).write_id, Errors.NOT_LEADER_OR_FOLLOWER, 0) == []
-    assert meta(c).state is S.PREPARE_COMMIT
+    assert meta(c).state is (S.PREPARE_COMMIT if commit else S.PREPARE_ABORT)
     assert the_response(c.handle(1, init_req(), 0)).error is Errors.CONCURRENT_TRANSACTIONS
-    assert the_response(c.handle(2, end_req(pid, e, True, tv=1), 0)).error is Errors.CONCURRENT_TRANSACTIONS
-    assert the_response(c.handle(3, end_req(pid, e, False, tv=1), 0)).error is Errors.INVALID_TXN_STATE
+    # TV1 table: the same result is retriable, the other one is INVALID_TXN_STATE.
+    assert the_response(c.handle(2, end_req(pid, e, commit, tv=1), 0)).error is Errors.CONCURRENT_TRANSACTIONS
+    assert the_response(c.handle(3, end_req(pid, e, not commit, tv=1), 0)).error is Errors.INVALID_TXN_STATE
 
 
 # --- markers --------------------------------------------------------------------------------------------
@@ -807,7 +820,10 @@ def test_marker_epoch_errors_stop_the_txn_for_good(error):
     begin(c, pid, e, P0, P1, tv=2)
     entry = the_markers(prepare(c, pid, e, True, tv=2)[1]).entry
     assert c.on_marker_result(entry, P0, error, 0) == []
-    assert c.on_marker_result(entry, P1, NONE, 0) == []  # no Complete* from this coordinator
+    # Even once every partition has its marker (here a late NONE for P0), no Complete* from this coordinator.
+    assert c.on_marker_result(entry, P0, NONE, 0) == []
+    assert c.on_marker_result(entry, P1, NONE, 0) == []
+    assert meta(c).partitions == ()
     assert meta(c).state is S.PREPARE_COMMIT
     assert the_response(c.handle(1, init_req(), 0)).error is Errors.CONCURRENT_TRANSACTIONS
 
