@@ -389,7 +389,7 @@ class Expect:
 
 @frozen(kw_only=True)
 class Scenario:
-    title: ClassVar[str] = "scenario file"
+    title: ClassVar[str] = "top level"
 
     header: str = _f("The leading comment block: what the scenario teaches.", derived=True)
     scenario: ScenarioInfo = _f("What the scenario is.")

@@ -1,0 +1,497 @@
+"""sim.scenario: every refusal names the file, the location and the reason; valid files load and
+round-trip; the reference doc and the JSON Schema agree."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sim.client.config import ProducerConfig
+from sim.scenario import (
+    OPS,
+    Assign,
+    ConsumedRecord,
+    Produce,
+    Record,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    load_scenario_text,
+    scenario_from_dict,
+    scenario_json_schema,
+    scenario_to_dict,
+)
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
+
+BASE = """\
+# Two producers share a transactional.id; the second fences the first.
+#
+# (A test fixture: every section is present.)
+
+[scenario]
+name = "base"
+description = "fencing"
+seed = 7
+expect_anomalies = ["torn-transaction"]
+
+[cluster]
+"transaction.version" = 2
+
+[[topics]]
+name = "in"
+partitions = 2
+
+[[topics]]
+name = "out"
+
+[actors.p1]
+kind = "producer"
+config = { "transactional.id" = "tx-1" }
+
+[actors.p2]
+kind = "producer"
+config = { "transactional.id" = "tx-1", "linger.ms" = 0 }
+
+[actors.c1]
+kind = "consumer"
+config = { "group.id" = "g1", "auto.offset.reset" = "earliest" }
+
+[[steps]]
+actor = "p1"
+op = "init_transactions"
+
+[[steps]]
+actor = "p1"
+op = "begin_transaction"
+
+[[steps]]
+actor = "p1"
+op = "produce"
+topic = "out"
+partition = 0
+key = "k1"
+value = "v1"
+
+[[steps]]
+actor = "c1"
+op = "assign"
+partitions = [{ topic = "in", partition = 1, offset = "beginning" }]
+
+[[steps]]
+actor = "p2"
+op = "init_transactions"
+note = "fences p1"
+
+[[steps]]
+actor = "p1"
+op = "send_offsets_to_transaction"
+consumer = "c1"
+expect_error = "_FENCED"
+
+[[steps]]
+actor = "c1"
+op = "consume"
+expect_records = [[0, "a", "b"], { offset = 1, value = "x" }, ["in", 1, 2, "c", "d"]]
+
+[[expect.partitions]]
+topic = "out"
+partition = 0
+read_committed = []
+read_uncommitted = [[0, "k1", "v1"]]
+
+[[expect.committed]]
+group = "g1"
+topic = "in"
+partition = 1
+offset = "none"
+"""
+
+
+def load(text: str = BASE, name: str = "base") -> Scenario:
+    return load_scenario_text(text, name)
+
+
+def mutate(old: str, new: str, text: str = BASE) -> str:
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+def refusal(text: str, name: str = "base") -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(text, name)
+    err = info.value
+    assert str(err) == f"{err.file}: {err.location}: {err.reason}"
+    assert err.file == f"<{name}>"
+    return err
+
+
+# --- valid files ------------------------------------------------------------------------------------
+
+
+def test_the_base_scenario_loads_with_its_header_and_defaults():
+    s = load()
+    assert s.header == ("Two producers share a transactional.id; the second fences the first.\n\n"
+                        "(A test fixture: every section is present.)")
+    assert (s.name, s.description, s.seed, s.scenario.conformance) == ("base", "fencing", 7, True)
+    assert s.scenario.expect_anomalies == ("torn-transaction",)
+    assert s.broker_config.transaction_version == 2
+    assert [t.partitions for t in s.topics] == [2, 1]
+    assert isinstance(s.actors["p1"].client_config, ProducerConfig)
+    assert s.actors["p2"].client_config.linger_ms == 0
+    produce = s.steps[2]
+    assert produce == Produce(actor="p1", topic="out", partition=0, key="k1", value="v1")
+    assert s.steps[3] == Assign(actor="c1", partitions=(s.steps[3].partitions[0],))
+    assert s.steps[3].partitions[0].offset == "beginning"
+    assert s.steps[6].expect_records == (
+        ConsumedRecord(offset=0, key="a", value="b"), ConsumedRecord(offset=1, value="x"),
+        ConsumedRecord(topic="in", partition=1, offset=2, key="c", value="d"))
+    assert s.expect.partitions[0].read_uncommitted == (Record(offset=0, key="k1", value="v1"),)
+    assert s.expect.committed[0].offset == "none"
+
+
+def test_a_valid_scenario_round_trips_through_its_document():
+    s = load()
+    document = scenario_to_dict(s)
+    json.dumps(document)  # plain data
+    assert scenario_from_dict(document, name="base", header=s.header) == s
+
+
+ALL_OPS = """\
+# Every op once, so a new op cannot go untested.
+[scenario]
+name = "all-ops"
+description = "every op"
+conformance = false
+
+[[topics]]
+name = "t"
+partitions = 2
+
+[actors.p]
+kind = "producer"
+config = { "transactional.id" = "tx" }
+
+[actors.c]
+kind = "consumer"
+config = { "group.id" = "g", "enable.auto.commit" = false }
+
+[[steps]]
+actor = "p"
+op = "init_transactions"
+timeout_ms = 5000
+[[steps]]
+actor = "p"
+op = "begin_transaction"
+[[steps]]
+actor = "p"
+op = "produce"
+topic = "t"
+[[steps]]
+actor = "p"
+op = "flush"
+nowait = true
+[[steps]]
+actor = "c"
+op = "assign"
+partitions = [{ topic = "t", partition = 0 }, { topic = "t", partition = 1, offset = 3 }]
+[[steps]]
+actor = "c"
+op = "subscribe"
+topics = ["t"]
+[[steps]]
+actor = "c"
+op = "consume"
+max_records = 2
+timeout_ms = 100
+[[steps]]
+actor = "p"
+op = "send_offsets_to_transaction"
+consumer = "c"
+offsets = [{ topic = "t", partition = 0, offset = 1 }]
+[[steps]]
+actor = "p"
+op = "commit_transaction"
+expect_error = "NONE"
+[[steps]]
+actor = "p"
+op = "abort_transaction"
+expect_error = "_STATE"
+[[steps]]
+actor = "p"
+op = "poll"
+[[steps]]
+actor = "c"
+op = "commit"
+asynchronous = true
+[[steps]]
+actor = "c"
+op = "position"
+expect_offsets = [{ topic = "t", partition = 0, offset = 1 }]
+[[steps]]
+actor = "c"
+op = "committed"
+partitions = [{ topic = "t", partition = 1 }]
+expect_offsets = [{ topic = "t", partition = 1, offset = "none" }]
+[[steps]]
+actor = "c"
+op = "close"
+[[steps]]
+actor = "c"
+op = "restart"
+[[steps]]
+actor = "p"
+op = "crash"
+[[steps]]
+actor = "p"
+op = "restart"
+[[steps]]
+actor = "p"
+op = "sleep"
+ms = 100
+"""
+
+
+def test_every_op_loads_and_round_trips():
+    s = load(ALL_OPS, "all-ops")
+    assert {step.op for step in s.steps} == set(OPS)
+    assert scenario_from_dict(scenario_to_dict(s), name="all-ops", header=s.header) == s
+    # A keyless produce is fine without conformance; defaults of the blocking calls.
+    assert s.steps[2].partition is None and s.steps[10].timeout_ms == 0 and s.steps[6].timeout_ms == 100
+
+
+def test_the_docs_example_loads():
+    example = re.search(r"```toml\n(.*?)```", DOC.read_text(), re.DOTALL).group(1)
+    s = load_scenario_text(example, "zombie-fencing")
+    assert s.header.startswith("A producer that has been replaced")
+
+
+def test_load_scenario_reads_a_file_and_names_it(tmp_path):
+    path = tmp_path / "base.toml"
+    path.write_text(BASE)
+    assert load_scenario(path) == load()
+    other = tmp_path / "other.toml"
+    other.write_text(BASE)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(other)
+    assert (info.value.file, info.value.location) == (str(other), "scenario.name")
+    assert 'must equal the file name without .toml ("other")' in info.value.reason
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / "missing.toml")
+    assert info.value.location == "file" and "cannot read it" in info.value.reason
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"# x\n\xff\xfe")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(binary)
+    assert info.value.location == "file" and "not UTF-8" in info.value.reason
+
+
+# --- refusals: file, location and reason -------------------------------------------------------------
+
+STEP_PRODUCE = 'op = "produce"\ntopic = "out"\npartition = 0'
+
+REFUSALS = [
+    # TOML and the header
+    ("syntax", mutate("[cluster]", "[cluster"), "line 11, column 9", "TOML syntax: Expected ']'"),
+    ("syntax at the end", BASE + "x =", "end of document", "TOML syntax: "),
+    ("no header", BASE[BASE.index("[scenario]"):], "line 1", "must start with a comment block"),
+    ("faults", BASE + "[[faults]]\nkind = 'drop'\n", "faults", "not supported yet"),
+    # unknown keys, missing fields, types
+    ("top-level key", BASE + "[stepz]\n", "stepz", 'unknown key; did you mean "steps"?'),
+    ("scenario key", mutate("seed = 7", "seeds = 7"), "scenario.seeds", 'did you mean "seed"?'),
+    ("expect key", BASE + "[expect]\nfoo = 1\n", "expect.foo", "unknown key"),
+    ("record key", mutate("read_committed = []", "read_committed = [{ offst = 1 }]"),
+     "expect.partitions[0].read_committed[0].offst", "unknown key"),
+    ("missing field", mutate('description = "fencing"\n', ""), "scenario.description", "missing required field"),
+    ("missing section", mutate('[scenario]\nname = "base"\ndescription = "fencing"\nseed = 7\n'
+                               'expect_anomalies = ["torn-transaction"]\n', ""), "scenario", "missing required field"),
+    ("string for int", mutate("seed = 7", 'seed = "7"'), "scenario.seed", "expected an integer, got the string '7'"),
+    ("bool for int", mutate("partitions = 2", "partitions = true"), "topics[0].partitions",
+     "expected an integer, got the boolean true"),
+    ("float for int", mutate("partition = 0\nkey", "partition = 0.0\nkey"), "steps[2].partition",
+     "expected an integer, got the float 0.0"),
+    ("int for bool", mutate("[scenario]\n", "[scenario]\nconformance = 1\n"), "scenario.conformance",
+     "expected true or false, got the integer 1"),
+    ("table for array", mutate('expect_anomalies = ["torn-transaction"]', "expect_anomalies = { a = 1 }"),
+     "scenario.expect_anomalies", "expected an array, got a table"),
+    ("negative", mutate("seed = 7", "seed = -1"), "scenario.seed", "must be >= 0, got -1"),
+    # [scenario]
+    ("name mismatch", mutate('name = "base"', 'name = "bass"'), "scenario.name", 'must equal the file name'),
+    ("multi-line description", mutate('description = "fencing"', 'description = """a\nb"""'),
+     "scenario.description", "must be one line"),
+    ("anomaly name", mutate('["torn-transaction"]', '["torn transaction"]'), "scenario.expect_anomalies[0]",
+     "expected an anomaly name"),
+    ("duplicate anomaly", mutate('["torn-transaction"]', '["x", "x"]'), "scenario.expect_anomalies[1]", "duplicate"),
+    # [cluster], [[topics]]
+    ("cluster key", mutate('"transaction.version" = 2', '"transaction.versoin" = 2'),
+     'cluster."transaction.versoin"', "unknown broker property (supported: "),
+    ("cluster type", mutate('"transaction.version" = 2', '"transaction.version" = "2"'),
+     'cluster."transaction.version"', "expected an integer"),
+    ("duplicate topic", mutate('name = "out"', 'name = "in"'), "topics[1].name", "duplicate 'in'"),
+    ("internal topic", mutate('name = "out"', 'name = "__consumer_offsets"'), "topics[1].name",
+     "not a topic a scenario may create"),
+    ("topic name", mutate('name = "out"', 'name = "o/ut"'), "topics[1].name", "Kafka's Topic.java"),
+    ("zero partitions", mutate("partitions = 2", "partitions = 0"), "topics[0].partitions", "must be >= 1"),
+    # [actors]
+    ("actor kind", mutate('kind = "consumer"', 'kind = "admin"'), "actors.c1.kind",
+     'expected one of "producer", "consumer"'),
+    ("actor name", mutate("[actors.c1]", '[actors."c 1"]'), 'actors."c 1"', "an actor name is a letter"),
+    ("config key", mutate('"linger.ms" = 0', '"foo" = 0'), 'actors.p2.config."foo"',
+     'No such configuration property: "foo"'),
+    ("config value", mutate('"linger.ms" = 0', '"linger.ms" = "soon"'), 'actors.p2.config."linger.ms"',
+     'Invalid value for configuration property "linger.ms"'),
+    ("config array", mutate('"linger.ms" = 0', '"linger.ms" = [0]'), 'actors.p2.config."linger.ms"',
+     "expected a string or an integer or a number or true or false, got an array"),
+    ("config conflict", mutate('"linger.ms" = 0', '"enable.idempotence" = false'),
+     'actors.p2.config."enable.idempotence"', "`transactional.id` requires `enable.idempotence=true`"),
+    ("other kind's key", mutate('"linger.ms" = 0', '"group.id" = "g"'), 'actors.p2.config."group.id"',
+     "is a consumer property"),
+    ("consumer without group", mutate('"group.id" = "g1", ', ""), "actors.c1.config", "group.id must be set"),
+    ("bootstrap", mutate('"linger.ms" = 0', '"bootstrap.servers" = "b:9092"'), 'actors.p2.config."bootstrap.servers"',
+     "set by the runner"),
+    # [[steps]]
+    ("no steps", BASE[:BASE.index("[[steps]]")], "steps", "missing required field"),
+    ("empty steps", mutate("[scenario]", "steps = []\n[scenario]", BASE[:BASE.index("[[steps]]")]), "steps",
+     "must not be empty"),
+    ("no op", mutate('op = "begin_transaction"\n', ""), "steps[1].op", "missing required field"),
+    ("unknown op", mutate('op = "begin_transaction"', 'op = "begin"'), "steps[1].op", 'unknown op "begin"'),
+    ("op type", mutate('op = "begin_transaction"', "op = 3"), "steps[1].op", "unknown op the integer 3"),
+    ("step key", mutate(STEP_PRODUCE, STEP_PRODUCE.replace("partition", "partiton")), "steps[2].partiton",
+     'did you mean "partition"?'),
+    ("key of another op", mutate('op = "begin_transaction"', 'op = "begin_transaction"\ntopic = "out"'),
+     "steps[1].topic", "allowed here: actor, expect_error, nowait, note)"),
+    ("step missing field", mutate(STEP_PRODUCE, 'op = "produce"\npartition = 0'), "steps[2].topic",
+     "missing required field"),
+    ("unknown actor", mutate('actor = "p2"', 'actor = "p3"'), "steps[4].actor", 'no actor "p3" in [actors] (p1, p2, c1)'),
+    ("op for the other kind", mutate('actor = "c1"\nop = "consume"', 'actor = "p1"\nop = "consume"'), "steps[6].op",
+     'op "consume" is for a consumer, but "p1" is a producer'),
+    ("unknown topic", mutate(STEP_PRODUCE, STEP_PRODUCE.replace('"out"', '"nope"')), "steps[2].topic",
+     'no topic "nope" in [[topics]] (in, out)'),
+    ("partition range", mutate(STEP_PRODUCE, STEP_PRODUCE.replace("= 0", "= 1")), "steps[2].partition",
+     'partition 1 is out of range: topic "out" has 1 partition (0..0)'),
+    ("negative partition", mutate(STEP_PRODUCE, STEP_PRODUCE.replace("= 0", "= -1")), "steps[2].partition",
+     "must be >= 0"),
+    ("keyless on many partitions", mutate(STEP_PRODUCE + '\nkey = "k1"', 'op = "produce"\ntopic = "in"'),
+     "steps[2].partition", "random partition"),
+    ("consumer reference", mutate('consumer = "c1"', 'consumer = "p2"'), "steps[5].consumer",
+     'no consumer actor "p2" (c1)'),
+    ("assignment entry", mutate('offset = "beginning"', 'offset = "start"'), "steps[3].partitions[0].offset",
+     'expected an integer or one of "beginning", "end", "stored"'),
+    ("assignment range", mutate("partition = 1, offset", "partition = 2, offset"), "steps[3].partitions[0].partition",
+     'topic "in" has 2 partitions (0..1)'),
+    ("expect_error", mutate('expect_error = "_FENCED"', 'expect_error = "fenced"'), "steps[5].expect_error",
+     'expected "NONE" or an error name'),
+    ("record arity", mutate('[[0, "a", "b"],', '[[0, "a"],'), "steps[6].expect_records[0]",
+     "expected an array of 3 or 5 items"),
+    ("record halves", mutate('{ offset = 1, value = "x" }', '{ offset = 1, topic = "in" }'),
+     "steps[6].expect_records[1]", "give both topic and partition, or neither"),
+    ("record topic", mutate('["in", 1, 2, "c", "d"]', '["nope", 1, 2, "c", "d"]'), "steps[6].expect_records[2].topic",
+     'no topic "nope"'),
+    ("after a crash", mutate('note = "fences p1"', 'note = "fences p1"\n\n[[steps]]\nactor = "p1"\nop = "crash"'),
+     "steps[6].op", '"p1" was stopped at steps[5]: only restart may follow'),
+    ("restart a running actor", mutate('op = "begin_transaction"', 'op = "restart"'), "steps[1].op",
+     '"p1" is running: close or crash it before a restart'),
+    # [expect]
+    ("duplicate partition expectation", BASE + '[[expect.partitions]]\ntopic = "out"\npartition = 0\nhigh_watermark = 1\n',
+     "expect.partitions[1]", "out-0 is already expected above"),
+    ("empty partition expectation", mutate('read_committed = []\nread_uncommitted = [[0, "k1", "v1"]]\n', ""),
+     "expect.partitions[0]", "expects nothing"),
+    ("expected partition range", mutate("partition = 0\nread_committed", "partition = 5\nread_committed"),
+     "expect.partitions[0].partition", "out of range"),
+    ("unknown group", mutate('group = "g1"', 'group = "g2"'), "expect.committed[0].group",
+     'no consumer actor has group.id = "g2"'),
+    ("committed offset", mutate('offset = "none"', 'offset = "nope"'), "expect.committed[0].offset",
+     'expected an integer or one of "none"'),
+]
+
+
+@pytest.mark.parametrize("text, location, reason", [case[1:] for case in REFUSALS], ids=[c[0] for c in REFUSALS])
+def test_refusals_name_the_location_and_the_reason(text, location, reason):
+    err = refusal(text)
+    assert err.location == location
+    assert reason in err.reason
+
+
+def test_a_document_that_is_not_a_table():
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict([1], name="x", header="h", file="f.toml")
+    assert str(info.value) == "f.toml: document: expected a table, got an array"
+
+
+def test_non_string_keys_from_python_documents():
+    document = scenario_to_dict(load())
+    document["cluster"] = {1: 2}
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(document, name="base", header="h")
+    assert (info.value.location, info.value.reason) == ("cluster", "keys are strings, got the integer 1")
+
+
+# --- the reference doc and the JSON Schema ------------------------------------------------------------
+
+
+def _schema_objects(schema) -> dict[str, dict]:
+    """Every titled object of the schema, by title."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "title" in node:
+                found[node["title"]] = node
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return found
+
+
+def _doc_tables() -> dict[str, dict[str, bool]]:
+    """Heading (without # and backticks) -> {field: required} from the first table under it."""
+    tables: dict[str, dict[str, bool]] = {}
+    heading = None
+    in_code = False
+    for line in DOC.read_text().splitlines():
+        in_code ^= line.startswith("```")
+        if in_code:
+            continue
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip().replace("`", "")
+            tables[heading] = {}
+        elif heading and (m := re.match(r"\| `(\w+)` \|[^|]*\| ([^|]*) \|", line)):
+            tables[heading][m.group(1)] = m.group(2).strip() == "required"
+    return tables
+
+
+def test_docs_field_tables_match_the_json_schema():
+    objects = _schema_objects(scenario_json_schema())
+    tables = _doc_tables()
+    step_titles = [t for t in objects if t.startswith("op = ")]
+    assert sorted(step_titles) == sorted(f'op = "{op}"' for op in OPS)
+    common = set.intersection(*(set(objects[t]["properties"]) for t in step_titles)) - {"op"}
+    assert set(tables["[[steps]]"]) == common
+    assert [f for f, required in tables["[[steps]]"].items() if required] == ["actor"]
+    for title, obj in objects.items():
+        assert title in tables, f"docs/scenario-format.md has no section for {title}"
+        own = set(obj["properties"]) - (common | {"op"} if title in step_titles else set())
+        documented = tables[title]
+        assert set(documented) == own, title
+        assert {f for f, required in documented.items() if required} == set(obj["required"]) - {"op", "actor"}, title
+
+
+def test_the_json_schema_is_valid_and_accepts_what_the_loader_accepts():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = scenario_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for text, name in ((BASE, "base"), (ALL_OPS, "all-ops")):
+        s = load_scenario_text(text, name)
+        jsonschema.validate(scenario_to_dict(s), schema)
+    bad = scenario_to_dict(load())
+    bad["steps"][0]["partiton"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
