@@ -52,8 +52,8 @@ from models.records import (
 )
 
 __all__ = [
+    "EXPIRATION_ALLOWED",
     "TV_0",
-    "TV_1",
     "TV_2",
     "AddOffsetsToTxnRequest",
     "AddOffsetsToTxnResponse",
@@ -76,11 +76,11 @@ __all__ = [
     "TxnStateChanged",
     "VALID_PREVIOUS_STATES",
     "is_epoch_exhausted",
+    "supports_epoch_bump",
 ]
 
-# TransactionVersion.java feature levels.
+# TransactionVersion.java feature levels (TV_1, flexible records only, behaves as TV_0 here).
 TV_0 = 0
-TV_1 = 1
 TV_2 = 2
 
 
@@ -522,23 +522,25 @@ _END_TXN_TV1: dict[tuple[TransactionState, TransactionResult], TransactionState 
 }
 
 # TCo.endTransaction (TV2): (state, result, is_retry) -> target state, or the error to answer (NONE: a retry,
-# answered with the current pid/epoch). Only Complete* tells a retry (epoch = current-1) from a new request.
+# answered with the current pid/epoch). The epoch check lets through only the current epoch for Ongoing/Empty
+# (never a retry), only current-1 for Prepare* (always a retry), and either for Complete*.
 _END_TXN_TV2: dict[tuple[TransactionState, TransactionResult, bool], TransactionState | Errors] = {
-    **{(_S.ONGOING, _C, r): _S.PREPARE_COMMIT for r in (False, True)},
-    **{(_S.ONGOING, _A, r): _S.PREPARE_ABORT for r in (False, True)},
+    (_S.ONGOING, _C, False): _S.PREPARE_COMMIT,
+    (_S.ONGOING, _A, False): _S.PREPARE_ABORT,
+    (_S.EMPTY, _A, False): _S.PREPARE_ABORT,  # empty abort
+    (_S.EMPTY, _C, False): Errors.INVALID_TXN_STATE,
+    (_S.PREPARE_COMMIT, _C, True): Errors.CONCURRENT_TRANSACTIONS,
+    (_S.PREPARE_COMMIT, _A, True): Errors.INVALID_TXN_STATE,
+    (_S.PREPARE_ABORT, _A, True): Errors.CONCURRENT_TRANSACTIONS,
+    (_S.PREPARE_ABORT, _C, True): Errors.INVALID_TXN_STATE,
     (_S.COMPLETE_COMMIT, _C, True): Errors.NONE,
     (_S.COMPLETE_COMMIT, _C, False): Errors.INVALID_TXN_STATE,
     (_S.COMPLETE_COMMIT, _A, True): Errors.INVALID_TXN_STATE,
     (_S.COMPLETE_COMMIT, _A, False): _S.PREPARE_ABORT,  # empty abort
     (_S.COMPLETE_ABORT, _A, True): Errors.NONE,
     (_S.COMPLETE_ABORT, _A, False): _S.PREPARE_ABORT,  # empty abort
-    **{(_S.COMPLETE_ABORT, _C, r): Errors.INVALID_TXN_STATE for r in (False, True)},
-    **{(_S.PREPARE_COMMIT, _C, r): Errors.CONCURRENT_TRANSACTIONS for r in (False, True)},
-    **{(_S.PREPARE_COMMIT, _A, r): Errors.INVALID_TXN_STATE for r in (False, True)},
-    **{(_S.PREPARE_ABORT, _A, r): Errors.CONCURRENT_TRANSACTIONS for r in (False, True)},
-    **{(_S.PREPARE_ABORT, _C, r): Errors.INVALID_TXN_STATE for r in (False, True)},
-    **{(_S.EMPTY, _A, r): _S.PREPARE_ABORT for r in (False, True)},  # empty abort
-    **{(_S.EMPTY, _C, r): Errors.INVALID_TXN_STATE for r in (False, True)},
+    (_S.COMPLETE_ABORT, _C, True): Errors.INVALID_TXN_STATE,
+    (_S.COMPLETE_ABORT, _C, False): Errors.INVALID_TXN_STATE,
 }
 
 
@@ -628,9 +630,8 @@ class TransactionCoordinator:
                     )
                 case AddOffsetsToTxnRequest():
                     # KafkaApis.handleAddOffsetsToTxnRequest: the group's offsets partition, always TV_0.
-                    offsets = TopicPartition(
-                        CONSUMER_OFFSETS_TOPIC, partition_for(request.group_id, self.config.offsets_topic_num_partitions)
-                    )
+                    group_partition = partition_for(request.group_id, self.config.offsets_topic_num_partitions)
+                    offsets = TopicPartition(CONSUMER_OFFSETS_TOPIC, group_partition)
                     return self._add_partitions(correlation_id, request, (offsets,), TV_0, now)
                 case EndTxnRequest():
                     return self._end_transaction(
@@ -756,7 +757,8 @@ class TransactionCoordinator:
         tid = request.transactional_id
         if tid is None:
             # TCo.handleInitProducerId: idempotent producer, a new pid every time and no state.
-            response = InitProducerIdResponse(error=Errors.NONE, producer_id=self._generate_producer_id(), producer_epoch=0)
+            response = InitProducerIdResponse(error=Errors.NONE, producer_id=self._generate_producer_id(),
+                                              producer_epoch=0)
             return [self._respond(correlation_id, response)]
         if tid == "":
             return reply(Errors.INVALID_REQUEST)
@@ -854,7 +856,9 @@ class TransactionCoordinator:
         if txn.state is _S.ONGOING and set(partitions) <= set(txn.partitions):
             return reply(Errors.NONE)  # already in the txn: no write
         record = txn.prepare_add_partitions(partitions, now, client_transaction_version)
-        write = _LogWrite(purpose=_Purpose.ADD_PARTITIONS, record=record, correlation_id=correlation_id, request=request)
+        write = _LogWrite(
+            purpose=_Purpose.ADD_PARTITIONS, record=record, correlation_id=correlation_id, request=request
+        )
         return [self._append(write)]
 
     def _verify_partitions(self, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:

@@ -158,7 +158,8 @@ class Runtime:
         if not may_change_state:
             after = self.states()
             # New metadata is cached (Empty, epoch -1) before its first write, as TCo.handleInitProducerId does.
-            assert all(self.c._txns[t].producer_epoch == -1 and after[t] is S.EMPTY for t in after.keys() - before.keys())
+            for t in after.keys() - before.keys():
+                assert self.c._txns[t].producer_epoch == -1 and after[t] is S.EMPTY
             assert {t: after[t] for t in before} == before, "state changed without a durable write"
         for effect in effects:
             if isinstance(effect, AppendTxnLog):
@@ -304,7 +305,10 @@ def test_any_request_in_any_state(state, kind, pending, server_tv, base_epoch, p
         assert len(rt.responses.get(c, [])) == 1, f"request {c} got {rt.responses.get(c)}"
         response = rt.responses[c][0]
         assert type(response) is RESPONSE_TYPE[type(request_)]
-        errors = [e for _, e in response.results] if isinstance(response, AddPartitionsToTxnResponse) else [response.error]
+        if isinstance(response, AddPartitionsToTxnResponse):
+            errors = [e for _, e in response.results]
+        else:
+            errors = [response.error]
         assert all(isinstance(e, Errors) for e in errors)
         if isinstance(response, (InitProducerIdResponse, EndTxnResponse)) and response.error is Errors.NONE:
             assert response.producer_epoch == -1 or 0 <= response.producer_epoch <= MAX_EPOCH
