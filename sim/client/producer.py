@@ -372,8 +372,9 @@ class Producer:
 
     def _op(self, op: str, args: dict[str, Any], *, result: Any = None, error: KafkaError | None = None) -> None:
         if error is not None:
+            extra = {} if result is None else {"result": result}  # a failed delivery keeps its status
             self._trace.emit(self.name, "client.op", op=op, args=args, error=error.name(), fatal=error.fatal(),
-                             retriable=error.retriable(), txn_requires_abort=error.txn_requires_abort())
+                             retriable=error.retriable(), txn_requires_abort=error.txn_requires_abort(), **extra)
         else:
             self._trace.emit(self.name, "client.op", op=op, args=args, result=result)
 

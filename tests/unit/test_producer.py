@@ -1,0 +1,296 @@
+"""The simulated confluent-kafka Producer against the real simulated cluster (no mocks)."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+
+from models.errors import Errors
+from models.records import TopicPartition as TP
+from sim.client.consumer import Consumer
+from sim.client.errors import KafkaError, KafkaException
+from sim.client.message import TopicPartition
+from sim.client.producer import Producer
+from sim.cluster import Cluster, cluster_config
+from sim.net import Packet, deliver_all
+from sim.world import World
+
+
+def make_cluster(topics=None, **overrides):
+    world = World(7)
+    return Cluster(world, cluster_config(overrides), topics or {"t": 1})
+
+
+def run(cluster, body):
+    proc = cluster.world.env.process(body())
+    cluster.world.env.run(until=proc)
+    return proc.value
+
+
+def data_records(cluster, tp=TP("t", 0)):
+    log = cluster.broker_node.logs[tp]
+    return [(b.base_offset + i, r.value) for b in log.batches if not b.is_control for i, r in enumerate(b.records)]
+
+
+def markers(cluster, tp=TP("t", 0)):
+    return [(b.base_offset, b.control.name) for b in cluster.broker_node.logs[tp].batches if b.is_control]
+
+
+def drop_first(cluster, message_type):
+    """Route hook: drop the first packet carrying ``message_type``."""
+    dropped = []
+
+    def route(packet: Packet):
+        if not dropped and type(packet.payload).__name__ == message_type:
+            dropped.append(packet)
+            return None
+        return 0
+    cluster.network.route = route
+    return dropped
+
+
+def ops(cluster, node, op):
+    return [e.data for e in cluster.world.trace.events if e.node == node and e.kind == "client.op"
+            and e.data["op"] == op]
+
+
+def test_idempotent_producer_dedups_the_retry_of_a_lost_response():
+    cluster = make_cluster()
+    dropped = drop_first(cluster, "ProduceResponse")
+    producer = Producer({"enable.idempotence": True, "socket.timeout.ms": 1000}, cluster=cluster, name="p")
+    reports = []
+
+    def body():
+        producer.produce("t", value="a", key="k", on_delivery=lambda err, msg: reports.append((err, msg.offset())))
+        remaining = yield producer.flush()
+        assert remaining == 0
+    run(cluster, body)
+    assert dropped, "the first ProduceResponse was dropped"
+    assert data_records(cluster) == [(0, "a")]  # one copy: the broker recognised the retry
+    assert reports == [(None, 0)]
+    kinds = [e.kind for e in cluster.world.trace.events if e.kind.startswith("log.")]
+    assert "log.duplicate" in kinds
+    pids = [e.data for e in cluster.world.trace.events if e.kind == "client.pid"]
+    assert pids == [{"transactional_id": None, "producer_id": 0, "producer_epoch": 0}]
+
+
+def test_plain_producer_duplicates_when_a_response_is_lost():
+    cluster = make_cluster()
+    drop_first(cluster, "ProduceResponse")
+    producer = Producer({"socket.timeout.ms": 1000}, cluster=cluster, name="p")
+
+    def body():
+        producer.produce("t", value="a", key="k")
+        yield producer.flush()
+    run(cluster, body)
+    assert data_records(cluster) == [(0, "a"), (1, "a")]
+
+
+def test_transactional_commit_writes_a_marker_and_becomes_visible_to_read_committed():
+    cluster = make_cluster()
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p")
+    consumer = Consumer({"group.id": "g", "auto.offset.reset": "earliest", "enable.auto.commit": False},
+                        cluster=cluster, name="c")
+    reports = []
+    seen = []
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        for i in range(3):
+            producer.produce("t", value=f"v{i}", key="k", on_delivery=lambda e, m: reports.append((e, m.offset())))
+        yield producer.commit_transaction()
+        consumer.assign([TopicPartition("t", 0)])
+        while len(seen) < 3:
+            msg = yield consumer.poll(1.0)
+            if msg is not None:
+                seen.append((msg.offset(), msg.value()))
+        # one more poll consumes the marker: the position skips its slot
+        yield consumer.poll(1.0)
+        return consumer.position([TopicPartition("t", 0)])[0].offset
+    position = run(cluster, body)
+    assert reports == [(None, 0), (None, 1), (None, 2)]  # callbacks fired inside commit_transaction
+    assert markers(cluster) == [(3, "COMMIT")]
+    assert seen == [(0, "v0"), (1, "v1"), (2, "v2")]
+    assert position == 4
+    log = cluster.broker_node.logs[TP("t", 0)]
+    assert (log.high_watermark, log.last_stable_offset) == (4, 4)
+
+
+def test_abort_hides_the_transaction_from_read_committed():
+    cluster = make_cluster()
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p")
+    committed = Consumer({"group.id": "g1", "auto.offset.reset": "earliest"}, cluster=cluster, name="rc")
+    uncommitted = Consumer({"group.id": "g2", "auto.offset.reset": "earliest", "isolation.level": "read_uncommitted"},
+                           cluster=cluster, name="ru")
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="gone", key="k")
+        yield producer.flush()
+        yield producer.abort_transaction()
+        committed.assign([TopicPartition("t", 0)])
+        uncommitted.assign([TopicPartition("t", 0)])
+        rc = yield committed.consume(10, 2.0)
+        ru = yield uncommitted.consume(10, 2.0)
+        return [m.value() for m in rc], [m.value() for m in ru], committed.position([TopicPartition("t", 0)])
+    rc, ru, position = run(cluster, body)
+    assert markers(cluster) == [(1, "ABORT")]
+    assert rc == [] and ru == ["gone"]
+    assert position[0].offset == 2  # past the aborted data and the marker
+
+
+def test_zombie_is_fenced_with_a_fatal_fenced_error():
+    cluster = make_cluster()
+    zombie = Producer({"transactional.id": "tx"}, cluster=cluster, name="zombie")
+    successor = Producer({"transactional.id": "tx"}, cluster=cluster, name="successor")
+    errors = {}
+
+    def body():
+        yield zombie.init_transactions()
+        zombie.begin_transaction()
+        zombie.produce("t", value="z", key="k")
+        yield zombie.flush()
+        yield successor.init_transactions()  # fences the zombie and aborts its transaction
+        try:
+            yield zombie.commit_transaction()
+        except KafkaException as exc:
+            errors["commit"] = exc.args[0]
+        try:
+            zombie.begin_transaction()
+        except KafkaException as exc:
+            errors["begin"] = exc.args[0]
+        try:
+            zombie.produce("t", value="again")
+        except KafkaException as exc:
+            errors["produce"] = exc.args[0]
+    run(cluster, body)
+    commit = errors["commit"]
+    assert commit.name() == "_FENCED" and commit.fatal() and not commit.txn_requires_abort()
+    assert errors["begin"].name() == "_FENCED" and errors["begin"].fatal()  # every later call: the fatal error
+    assert errors["produce"].code() == KafkaError._FATAL
+    assert markers(cluster) == [(1, "ABORT")]
+    epochs = [(e.node, e.data["producer_epoch"]) for e in cluster.world.trace.events if e.kind == "client.pid"]
+    assert epochs[0] == ("zombie", 0) and epochs[-1][0] == "successor" and epochs[-1][1] > 1
+    traced = ops(cluster, "zombie", "commit_transaction")
+    assert traced == [{"op": "commit_transaction", "args": {"timeout": -1}, "error": "_FENCED", "fatal": True,
+                       "retriable": False, "txn_requires_abort": False}]
+
+
+def test_concurrent_transactions_on_a_quick_reinit_is_retried_inside_init_transactions():
+    cluster = make_cluster()
+    # Slow markers keep the coordinator in PrepareCommit, where InitProducerId gets CONCURRENT_TRANSACTIONS.
+    cluster.network.route = lambda packet: 700 if type(packet.payload).__name__ == "WriteTxnMarkersRequest" else 0
+    first = Producer({"transactional.id": "tx"}, cluster=cluster, name="first")
+    second = Producer({"transactional.id": "tx"}, cluster=cluster, name="second")
+
+    def body():
+        yield first.init_transactions()
+        first.begin_transaction()
+        first.produce("t", value="a", key="k")
+        yield first.commit_transaction()
+        yield second.init_transactions()
+    run(cluster, body)
+    replies = [e.data["fields"]["error"] for e in cluster.world.trace.events
+               if e.kind == "net.response" and e.data["dst"] == "second" and e.data["msg"] == "InitProducerIdResponse"]
+    assert replies[0] == Errors.CONCURRENT_TRANSACTIONS.name and replies[-1] == Errors.NONE.name
+    assert ops(cluster, "second", "init_transactions")[0]["result"] is None
+    assert markers(cluster) == [(1, "COMMIT")]
+
+
+def test_consume_transform_produce_commits_offsets_atomically():
+    cluster = make_cluster({"in": 1, "out": 1})
+    setup = Producer({}, cluster=cluster, name="setup")
+    consumer = Consumer({"group.id": "app", "auto.offset.reset": "earliest", "enable.auto.commit": False},
+                        cluster=cluster, name="c")
+    producer = Producer({"transactional.id": "ctp"}, cluster=cluster, name="p")
+    observer = Consumer({"group.id": "app"}, cluster=cluster, name="observer")
+
+    def body():
+        for i in range(4):
+            setup.produce("in", value=f"in{i}", key="k")
+        yield setup.flush()
+        yield producer.init_transactions()
+        consumer.assign([TopicPartition("in", 0)])
+        outcomes = []
+        for attempt in ("abort", "commit"):
+            producer.begin_transaction()
+            batch = yield consumer.consume(2, 2.0)
+            for msg in batch:
+                producer.produce("out", value=msg.value().replace("in", "out"), key="k")
+            yield producer.flush()  # written before the abort (abort purges what is still queued)
+            yield producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
+                                                       consumer.consumer_group_metadata())
+            if attempt == "abort":
+                yield producer.abort_transaction()
+                consumer.seek(TopicPartition("in", 0, 0))  # rewind to the last committed position
+            else:
+                yield producer.commit_transaction()
+            committed = yield observer.committed([TopicPartition("in", 0)], timeout=5)
+            outcomes.append(committed[0].offset)
+        return outcomes
+    outcomes = run(cluster, body)
+    assert outcomes == [-1001, 2]  # nothing after the abort, the consumed position after the commit
+    assert data_records(cluster, TP("out", 0)) == [(0, "out0"), (1, "out1"), (3, "out0"), (4, "out1")]
+    assert markers(cluster, TP("out", 0)) == [(2, "ABORT"), (5, "COMMIT")]
+    assert cluster.broker_node.gc.committed("app") == {TP("in", 0): 2}
+
+
+def test_produce_outside_a_transaction_is_a_state_error():
+    cluster = make_cluster()
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p")
+    with pytest.raises(KafkaException) as info:
+        producer.produce("t", value="x")
+    assert info.value.args[0].code() == KafkaError._STATE
+    with pytest.raises(KafkaException) as info:
+        producer.produce("nope", value="x")
+    assert info.value.args[0].code() == KafkaError._STATE  # the transactional state is checked first
+
+
+def test_unknown_topic_and_partition_are_local_errors():
+    cluster = make_cluster()
+    producer = Producer({}, cluster=cluster, name="p")
+    with pytest.raises(KafkaException) as info:
+        producer.produce("nope", value="x")
+    assert info.value.args[0].name() == "_UNKNOWN_TOPIC"
+    with pytest.raises(KafkaException) as info:
+        producer.produce("t", value="x", partition=3)
+    assert info.value.args[0].name() == "_UNKNOWN_PARTITION"
+
+
+def test_message_timeout_in_flight_is_possibly_persisted_and_bumps_the_epoch():
+    cluster = make_cluster()
+    # The broker never answers: the request times out at message.timeout.ms.
+    cluster.network.route = lambda packet: None if type(packet.payload).__name__ == "ProduceResponse" else 0
+    producer = Producer({"enable.idempotence": True, "message.timeout.ms": 2000}, cluster=cluster, name="p")
+    reports = []
+
+    def body():
+        producer.produce("t", value="a", key="k", on_delivery=lambda e, m: reports.append(e))
+        yield producer.flush()
+        cluster.network.route = deliver_all
+        producer.produce("t", value="b", key="k", on_delivery=lambda e, m: reports.append(e))
+        yield producer.flush()
+    run(cluster, body)
+    assert [r.name() if r else None for r in reports] == ["_MSG_TIMED_OUT", None]
+    delivery = ops(cluster, "p", "delivery")
+    assert delivery[0]["result"]["status"] == "POSSIBLY_PERSISTED"
+    pids = [e.data["producer_epoch"] for e in cluster.world.trace.events if e.kind == "client.pid"]
+    assert pids == [0, 1]  # drained, then bumped locally
+    log = cluster.broker_node.logs[TP("t", 0)]
+    assert [(b.producer_epoch, b.base_sequence) for b in log.batches] == [(0, 0), (1, 0)]
+
+
+def test_same_key_same_partition_crc32():
+    cluster = make_cluster({"t": 8})
+    producer = Producer({}, cluster=cluster, name="p")
+
+    def body():
+        producer.produce("t", value="1", key="user-1")
+        producer.produce("t", value="2", key="user-1")
+        yield producer.flush()
+    run(cluster, body)
+    expected = zlib.crc32(b"user-1") % 8
+    assert [r for r in data_records(cluster, TP("t", expected))] == [(0, "1"), (1, "2")]
