@@ -64,7 +64,7 @@ def _guard(fn):
 
     try:
         return fn()
-    except typer.Exit:
+    except (typer.Exit, BrokenPipeError):
         raise
     except (ScenarioError, BadInput) as err:
         print(f"eosim: {err}", file=sys.stderr)
@@ -181,4 +181,8 @@ def resolve_scenario(arg: Path) -> Path:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except BrokenPipeError:  # `eosim ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        os._exit(0)
