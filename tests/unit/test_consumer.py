@@ -199,7 +199,6 @@ def test_subscribe_joins_the_group_and_rejoins_after_a_rebalance():
     assert len(left) == 2
 
 
-@pytest.mark.xfail(reason="models/group_coordinator.range_assignment gives every member all partitions", strict=True)
 def test_a_rebalance_splits_the_partitions():
     seen = _two_members(make_cluster({"t": 2}))
     assert sorted(seen["first"] + seen["second"]) == [("t", 0), ("t", 1)]
