@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 import tomllib
 import types
@@ -542,7 +543,7 @@ def _expected(tp: Any) -> str:
 def _key(location: str, name: str, *, quote: bool = False) -> str:
     """A field path like TOML writes keys: ``actors.p1.config."linger.ms"``."""
     if quote or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        name = json.dumps(name, ensure_ascii=False)  # a TOML basic string: quotes and control characters escaped
     return f"{location}.{name}" if location else name
 
 
