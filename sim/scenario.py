@@ -608,7 +608,7 @@ def _accepts(tp: Any, value: Any) -> bool:
     return isinstance(value, Mapping) or (isinstance(value, list) and bool(getattr(tp, "positional", ())))
 
 
-def _structure_table(cls: type, value: Any, location: str, derived: Mapping[str, Any] = {}) -> Any:
+def _structure_table(cls: type, value: Any, location: str, derived: Mapping[str, Any] | None = None) -> Any:
     if not isinstance(value, Mapping):
         raise _Invalid(location, f"expected a table, got {_describe(value)}")
     fields = {f.name: f for f in _fields(cls)}
@@ -618,7 +618,7 @@ def _structure_table(cls: type, value: Any, location: str, derived: Mapping[str,
             hint = f'; did you mean "{close[0]}"?' if close else ""
             raise _Invalid(_key(location, str(key)),
                            f"unknown key{hint} (allowed here: {', '.join(fields) or 'none'})")
-    kwargs = dict(derived)
+    kwargs = dict(derived or {})
     for name, f in fields.items():
         where = _key(location, name)
         if name not in value:
@@ -707,6 +707,8 @@ def _check_cluster(cluster: Mapping[str, Any]) -> None:
     for key, value in cluster.items():
         location = _key("cluster", key, quote=True)
         try:
+            if "_" in key:  # from_kafka also takes the attribute spelling; Kafka only the dotted one
+                raise KeyError(key)
             BrokerConfig.from_kafka({key: value})
         except KeyError:
             known = ", ".join(sorted(BrokerConfig().to_kafka()))

@@ -329,6 +329,8 @@ REFUSALS = [
     # [cluster], [[topics]]
     ("cluster key", mutate('"transaction.version" = 2', '"transaction.versoin" = 2'),
      'cluster."transaction.versoin"', "unknown broker property (supported: "),
+    ("cluster spelling", mutate('"transaction.version" = 2', 'transaction_version = 2'),
+     'cluster."transaction_version"', "unknown broker property"),
     ("cluster type", mutate('"transaction.version" = 2', '"transaction.version" = "2"'),
      'cluster."transaction.version"', "expected an integer"),
     ("duplicate topic", mutate('name = "out"', 'name = "in"'), "topics[1].name", "duplicate 'in'"),
