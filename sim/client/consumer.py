@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any, Callable, Generator, Iterable
 
 import simpy
-from attrs import define, field
+from attrs import define
 
 from models.errors import Errors
 from models.fetch import next_offset, visible_records

@@ -199,10 +199,6 @@ class KafkaException(Exception):
     """confluent_kafka.KafkaException: ``args[0]`` is the KafkaError."""
 
 
-def raise_error(code: int, reason: str | None = None, **flags: Any) -> None:
-    raise KafkaException(KafkaError(code, reason, **flags))
-
-
 # -- the reaction table -----------------------------------------------------------------------------
 
 

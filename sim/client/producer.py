@@ -44,7 +44,7 @@ from models.txn_coordinator import (
     InitProducerIdRequest,
 )
 from models.group_coordinator import TxnOffsetCommitRequest
-from sim.client.config import INT32_MAX, ProducerConfig, validate_config
+from sim.client.config import ProducerConfig, validate_config
 from sim.client.errors import (
     Context,
     KafkaError,
@@ -1431,5 +1431,5 @@ _SEVERITY: dict[Reaction, int] = {
     Reaction.FATAL: 4, Reaction.FENCED: 4,
 }
 
-__all__ = ["IDEMP_MAX_INFLIGHT", "INT32_MAX", "IdempState", "MsgStatus", "ProduceOutcome", "Producer", "TxnState",
+__all__ = ["IDEMP_MAX_INFLIGHT", "IdempState", "MsgStatus", "ProduceOutcome", "Producer", "TxnState",
            "partition_for_key", "produce_outcome", "retry_backoff_ms"]
