@@ -28,6 +28,7 @@ from sim.scenario import Committed, Consume, ConsumedRecord, Position, Scenario
 
 OK = "ok"
 
+
 def _json_data(value: Any) -> Any:
     # JSON-normalise (tuples become lists) so an observation equals itself after a JSON round trip.
     return json.loads(json.dumps(value))
@@ -184,7 +185,7 @@ def _offset_matches(want: int | str, got: int | None) -> bool:
 
 def _check_step(index: int, step, got: StepObservation | None) -> list[str]:
     where = f"steps[{index}] ({step.op} by {step.actor})"
-    expects_values = getattr(step, "expect_records", None) is not None or getattr(step, "expect_offsets", None) is not None
+    expects_values = any(getattr(step, name, None) is not None for name in ("expect_records", "expect_offsets"))
     if got is None:
         return [f"{where}: not observed"] if step.expect_error is not None or expects_values else []
     if (got.actor, got.op) != (step.actor, step.op):

@@ -270,7 +270,8 @@ def _finalize_producer(v: dict[str, Any], written: dict[str, str]) -> None:
     if v["transactional_id"] is not None:
         if not v["enable_idempotence"]:
             if "enable_idempotence" in written:
-                raise ConfigError(written["enable_idempotence"], "`transactional.id` requires `enable.idempotence=true`")
+                raise ConfigError(written["enable_idempotence"],
+                                  "`transactional.id` requires `enable.idempotence=true`")
             v["enable_idempotence"] = True
         # Make sure at least one request can be sent before the transaction times out.
         if "socket_timeout_ms" not in written:

@@ -116,15 +116,16 @@ def field_names(node) -> set[str]:
 
 
 # Words the format knows, so mutations often produce near-valid documents.
-WORDS = sorted({*field_names(scenario_json_schema()), *OPS, *PRODUCER_SETTINGS, *CONSUMER_SETTINGS, "p1", "c1", "in", "out", "g1", "tx",
+WORDS = sorted({*field_names(scenario_json_schema()), *OPS, *PRODUCER_SETTINGS, *CONSUMER_SETTINGS,
+                "p1", "c1", "in", "out", "g1", "tx",
                 "none", "beginning", "end", "stored", "NONE", "_FENCED", "all", "producer", "consumer",
                 "transaction.version", "fuzz", ""})
 
 keys = st.sampled_from(WORDS) | st.text(max_size=8)
 scalars = (st.booleans() | st.integers(-3, 3) | st.integers() | st.floats(allow_nan=False)
            | st.sampled_from(WORDS) | st.text(max_size=8))
-toml_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
-                           max_leaves=8)
+toml_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3), max_leaves=8)
 python_values = st.recursive(scalars | st.none() | st.sampled_from([b"x", (1, 2), {1, 2}, object()]),
                              lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
                              max_leaves=8)
@@ -221,8 +222,8 @@ lines = st.one_of(
     st.sampled_from(["[scenario]", "[cluster]", "[[topics]]", "[actors.p1]", "[actors.c1]", "[[steps]]", "[expect]",
                      "[[expect.partitions]]", "[[expect.committed]]", "[[faults]]", "# comment", "", "[", "]", "=",
                      'x = """', '"""']),
-    st.builds(lambda k, v: f"{k} = {v}", st.sampled_from(WORDS).map(lambda w: json.dumps(w) if "." in w or not w else w),
-              toml_values.map(toml)),
+    st.builds(lambda k, v: f"{k} = {v}",
+              st.sampled_from(WORDS).map(lambda w: json.dumps(w) if "." in w or not w else w), toml_values.map(toml)),
     st.text(max_size=20),
 )
 
@@ -261,8 +262,8 @@ def valid_scenarios(draw) -> str:
     producers = [f"p{i}" for i in range(draw(st.integers(1, 2)))]
     consumers = [f"c{i}" for i in range(draw(st.integers(1, 2)))]
     doc = {
-        "scenario": {"name": "gen", "description": draw(st.text(st.characters(blacklist_characters="\n\r"), max_size=10)),
-                     "seed": draw(st.integers(0, 2**32))},
+        "scenario": {"name": "gen", "seed": draw(st.integers(0, 2**32)),
+                     "description": draw(st.text(st.characters(blacklist_characters="\n\r"), max_size=10))},
         "topics": [{"name": name, "partitions": n} for name, n in topics.items()],
         "actors": {**{p: {"kind": "producer", "config": {"transactional.id": f"tx-{p}"}} for p in producers},
                    **{c: {"kind": "consumer", "config": {"group.id": f"g-{c}"}} for c in consumers}},
@@ -296,7 +297,8 @@ def valid_scenarios(draw) -> str:
         elif op == "consume":
             step["expect_records"] = [[topic, partition, 0, "k", "v"]]
         elif op in ("position", "committed"):
-            step["expect_offsets"] = [{"topic": topic, "partition": partition, "offset": draw(st.sampled_from([0, "none"]))}]
+            offset = draw(st.sampled_from([0, "none"]))
+            step["expect_offsets"] = [{"topic": topic, "partition": partition, "offset": offset}]
         elif op == "sleep":
             step["ms"] = draw(st.integers(0, 10_000))
         if draw(st.booleans()):
@@ -305,7 +307,8 @@ def valid_scenarios(draw) -> str:
     if not doc["steps"]:
         doc["steps"].append({"actor": producers[0], "op": "init_transactions"})
     topic, partition = tp()
-    doc["expect"] = {"partitions": [{"topic": topic, "partition": partition, "high_watermark": draw(st.integers(0, 5))}],
+    high_watermark = draw(st.integers(0, 5))
+    doc["expect"] = {"partitions": [{"topic": topic, "partition": partition, "high_watermark": high_watermark}],
                      "committed": [{"group": f"g-{consumers[0]}", "topic": topic, "partition": partition, "offset": 1}]}
     return toml_document(doc, header="# Generated.\n")
 

@@ -77,7 +77,8 @@ def test_transactional_id_implies_idempotence_and_adjusts_timeouts():
     assert p.enable_idempotence and p.acks == -1 and p.max_in_flight_requests_per_connection == 5
     assert p.message_timeout_ms == 10_000  # adjusted to transaction.timeout.ms because it was not set
     assert p.socket_timeout_ms == 9_900
-    assert validate_config("producer", {"transactional.id": "tx", "transaction.timeout.ms": 1000}).socket_timeout_ms == 900
+    shortest = validate_config("producer", {"transactional.id": "tx", "transaction.timeout.ms": 1000})
+    assert shortest.socket_timeout_ms == 900
     kept = validate_config("producer", {"transactional.id": "tx", "message.timeout.ms": 5000})
     assert kept.message_timeout_ms == 5000
 
@@ -90,8 +91,10 @@ def test_a_default_linger_is_lowered_below_the_message_timeout():
 @pytest.mark.parametrize(
     "config, key, reason",
     [
-        ({"enable.idempotence": True, "acks": 1}, "acks", "`acks` must be set to `all` when `enable.idempotence` is true"),
-        ({"transactional.id": "tx", "request.required.acks": "0"}, "request.required.acks", "`acks` must be set to `all`"),
+        ({"enable.idempotence": True, "acks": 1}, "acks",
+         "`acks` must be set to `all` when `enable.idempotence` is true"),
+        ({"transactional.id": "tx", "request.required.acks": "0"}, "request.required.acks",
+         "`acks` must be set to `all`"),
         ({"transactional.id": "tx", "enable.idempotence": "false"}, "enable.idempotence",
          "`transactional.id` requires `enable.idempotence=true`"),
         ({"enable.idempotence": True, "max.in.flight": 6}, "max.in.flight", "`max.in.flight` must be set <= 5"),
@@ -100,7 +103,8 @@ def test_a_default_linger_is_lowered_below_the_message_timeout():
          "delivery.timeout.ms", "`message.timeout.ms` must be set <= `transaction.timeout.ms`"),
         ({"transactional.id": "tx", "socket.timeout.ms": 70_000}, "socket.timeout.ms",
          "`socket.timeout.ms` must be set <= `transaction.timeout.ms` + 100"),
-        ({"linger.ms": 10, "message.timeout.ms": 5}, "linger.ms", "`message.timeout.ms` must be greater than `linger.ms`"),
+        ({"linger.ms": 10, "message.timeout.ms": 5}, "linger.ms",
+         "`message.timeout.ms` must be greater than `linger.ms`"),
     ],
 )
 def test_producer_conflicts_are_refused_as_librdkafka_does(config, key, reason):
@@ -210,7 +214,8 @@ def test_floats_and_ranges():
 
 
 def test_enumerations():
-    c = validate_config("consumer", {"group.id": "g", "isolation.level": " READ_UNCOMMITTED", "auto.offset.reset": "smallest"})
+    c = validate_config("consumer",
+                        {"group.id": "g", "isolation.level": " READ_UNCOMMITTED", "auto.offset.reset": "smallest"})
     assert (c.isolation_level, c.auto_offset_reset) == (IsolationLevel.READ_UNCOMMITTED, "earliest")
     assert validate_config("consumer", {"group.id": "g", "auto.offset.reset": "End"}).auto_offset_reset == "latest"
     assert refused("consumer", {"group.id": "g", "isolation.level": "read_committed "}).key == "isolation.level"
