@@ -394,6 +394,20 @@ def test_g1c_allowed_with_ww_deps():
     assert result.valid is True and [a.name for a in result.allowed] == ["G1c"]
 
 
+def test_wr_edges_implied_by_the_ww_chain_still_close_the_cycle():
+    h = History()
+    h.begin("p1", "txn", [send(K, 0, "a"), poll({K2: [(0, "y")]})])
+    h.begin("p2", "txn", [send(K2, 0, "y"), poll({K: [(0, "a"), (1, "b")]})])
+    t3 = h.run("p3", "send", [send(K, 1, "b")])
+    t1 = h.end("p1", [send(K, 0, "a"), poll({K2: [(0, "y")]})])
+    t2 = h.end("p2", [send(K2, 0, "y"), poll({K: [(0, "a"), (1, "b")]})])
+    [direct] = found(check_history(h.ops, ww_deps=False), "G1c")
+    assert direct.witness[0]["cycle"] == [t1["index"], t2["index"], t1["index"]]
+    # With ww edges, t1 -wr-> t2 (via "a") is implied by t1 -ww-> t3 -wr-> t2 and is not drawn.
+    [via_chain] = found(check_history(h.ops), "G1c")
+    assert via_chain.witness[0]["cycle"] == [t3["index"], t2["index"], t1["index"], t3["index"]]
+
+
 def test_g1c_process_fires_when_an_op_reads_its_process_successor():
     h = History()
     first = h.run("p", "poll", [poll({K: [(0, "later")]})])
