@@ -6,5 +6,6 @@
 from sim.checkers.anomaly import Anomaly, CheckResult
 from sim.checkers.combine import combine, exit_code
 from sim.checkers.jepsen import check_history
+from sim.checkers.oracle import check_trace
 
-__all__ = ["Anomaly", "CheckResult", "check_history", "combine", "exit_code"]
+__all__ = ["Anomaly", "CheckResult", "check_history", "check_trace", "combine", "exit_code"]

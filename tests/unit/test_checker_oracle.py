@@ -1,0 +1,412 @@
+"""Simulator-only invariants over the trace: each fires on a hand-built broken trace and stays quiet on a
+correct one. Also combine() and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from sim.checkers import Anomaly, CheckResult, check_trace, combine, exit_code
+
+TP, TP2, OFFSETS = "out-0", "out-1", "__consumer_offsets-0"
+TID, PID, GROUP = "tx-1", 7, "g"
+
+
+class Trace:
+    """Builds trace events as dicts (docs/design.md); ``seq`` follows the order of calls."""
+
+    def __init__(self):
+        self.events = []
+        self.t = 0
+
+    def at(self, t):
+        self.t = t
+        return self
+
+    def emit(self, node, kind, **data):
+        ev = {"seq": len(self.events), "t": self.t, "node": node, "kind": kind, "data": data}
+        self.events.append(ev)
+        return ev
+
+    def state(self, old, new, epoch=0, pid=PID, tid=TID):
+        return self.emit("b0", "txn.state", transactional_id=tid, old=old, new=new, producer_id=pid,
+                         producer_epoch=epoch)
+
+    def append(self, tp, base_offset, count=1, seq=0, epoch=0, pid=PID, transactional=True, node="b0"):
+        last = base_offset + count - 1
+        return self.emit(node, "log.append", tp=tp, base_offset=base_offset, last_offset=last, producer_id=pid,
+                         producer_epoch=epoch, base_sequence=seq, transactional=transactional,
+                         records=[[o, None, f"v{o}"] for o in range(base_offset, last + 1)])
+
+    def marker(self, tp, offset, control, epoch=0, coordinator_epoch=0, pid=PID):
+        return self.emit("b0", "log.marker", tp=tp, offset=offset, producer_id=pid, producer_epoch=epoch,
+                         coordinator_epoch=coordinator_epoch, control=control)
+
+    def offsets(self, tp, leo, hw, lso):
+        return self.emit("b0", "log.offsets", tp=tp, log_end_offset=leo, high_watermark=hw, last_stable_offset=lso)
+
+    def pending(self, tp, offset, epoch=0, pid=PID):
+        return self.emit("b0", "group.pending", group_id=GROUP, tp=tp, offset=offset, producer_id=pid,
+                         producer_epoch=epoch)
+
+    def visible(self, tp, offset, pid=PID):
+        return self.emit("b0", "group.offsets", group_id=GROUP, tp=tp, offset=offset, producer_id=pid)
+
+    def client_pid(self, actor, epoch, pid=PID, tid=TID):
+        return self.emit(actor, "client.pid", transactional_id=tid, producer_id=pid, producer_epoch=epoch)
+
+    def client_op(self, actor, op):
+        return self.emit(actor, "client.op", op=op, args=[], result=None)
+
+    def txn(self, tp=TP, offset=0, commit=True, epoch=0, seq=0, consumed=None):
+        """One whole, correct transaction: Ongoing, a data batch, Prepare*, marker, Complete*."""
+        self.state("Empty", "Ongoing", epoch)
+        self.append(tp, offset, seq=seq, epoch=epoch)
+        if consumed is not None:
+            self.pending("in-0", consumed, epoch)
+        decision, control = ("Commit", "COMMIT") if commit else ("Abort", "ABORT")
+        self.state("Ongoing", f"Prepare{decision}", epoch)
+        self.marker(tp, offset + 1, control, epoch)
+        if consumed is not None and commit:
+            self.visible("in-0", consumed)
+        return self.state(f"Prepare{decision}", f"Complete{decision}", epoch)
+
+
+def found(result: CheckResult, name: str) -> list[Anomaly]:
+    return [a for a in result.anomalies + result.allowed if a.name == name]
+
+
+def names(result: CheckResult) -> set[str]:
+    return {a.name for a in result.anomalies + result.allowed}
+
+
+def test_correct_transactions_are_valid():
+    tr = Trace()
+    tr.client_pid("app", 0)
+    tr.txn(offset=0, consumed=10)
+    tr.offsets(TP, leo=2, hw=2, lso=2)
+    tr.txn(offset=2, commit=False, seq=1, consumed=11)
+    tr.txn(offset=4, seq=2, consumed=11)
+    result = check_trace(tr.events)
+    assert result.valid is True and result.anomalies == () and result.allowed == ()
+
+
+# -- epochs and producer identity ----------------------------------------------------------------------
+
+
+def test_epoch_regression_fires_at_the_coordinator():
+    tr = Trace()
+    high = tr.state("Empty", "Empty", epoch=3)
+    low = tr.state("Empty", "Empty", epoch=2)
+    [anomaly] = found(check_trace(tr.events), "epoch-regression")
+    assert anomaly.witness == (high, low)
+    assert "from epoch 3 back to 2" in anomaly.description
+
+
+def test_epoch_regression_fires_in_one_client_instance():
+    tr = Trace()
+    high = tr.client_pid("app", 4)
+    low = tr.client_pid("app", 3)
+    result = check_trace(tr.events)
+    [anomaly] = found(result, "epoch-regression")
+    assert anomaly.witness == (high, low) and result.valid is False
+
+
+def test_epoch_regression_quiet_for_growing_epochs_and_a_zombie_adopting_a_late_reply():
+    tr = Trace()
+    for epoch in range(3):
+        tr.state("Empty", "Empty", epoch=epoch)
+    tr.client_pid("new", 4)
+    tr.client_pid("zombie", 3)  # its InitProducerId reply was delayed: it will be fenced, no anomaly
+    assert check_trace(tr.events).valid is True
+
+
+def test_shared_producer_epoch_fires():
+    tr = Trace()
+    first = tr.client_pid("app-a", 3)
+    second = tr.client_pid("app-b", 3)
+    result = check_trace(tr.events)
+    [anomaly] = found(result, "shared-producer-epoch")
+    assert anomaly.witness == (first, second) and result.valid is False
+
+
+def test_shared_producer_epoch_quiet_after_a_crash_or_a_move_to_a_new_epoch():
+    tr = Trace()
+    tr.client_pid("app-a", 3)
+    tr.client_op("app-a", "crash")
+    tr.client_pid("app-b", 3)  # app-a's instance is gone
+    tr.client_pid("app-b", 4)
+    tr.client_pid("app-a", 3)  # a new instance of app-a; app-b moved on
+    assert "shared-producer-epoch" not in names(check_trace(tr.events))
+
+
+# -- sequences ---------------------------------------------------------------------------------------------
+
+
+def test_sequence_gap_fires():
+    tr = Trace()
+    first = tr.append(TP, 0, count=3, seq=0, transactional=False)
+    gap = tr.append(TP, 3, count=1, seq=5, transactional=False)
+    [anomaly] = found(check_trace(tr.events), "sequence-gap")
+    assert anomaly.witness == (first, gap)
+    assert "sequence 5 right after one ending at sequence 2" in anomaly.description
+
+
+def test_sequence_gap_fires_on_overlap():
+    tr = Trace()
+    tr.append(TP, 0, count=3, seq=0, transactional=False)
+    tr.append(TP, 3, count=2, seq=1, transactional=False)
+    assert "sequence-gap" in names(check_trace(tr.events))
+
+
+def test_sequence_gap_quiet_for_contiguous_wrapping_new_epoch_and_expired_producer():
+    tr = Trace()
+    tr.append(TP, 0, count=3, seq=2**31 - 2, transactional=False)  # sequences MAX-1, MAX, 0
+    tr.append(TP, 3, count=1, seq=1, transactional=False)
+    tr.append(TP, 4, count=1, seq=0, epoch=1, transactional=False)  # a new epoch starts afresh
+    tr.emit("b0", "log.producer_expired", tp=TP, producer_id=PID)
+    tr.append(TP, 5, count=1, seq=9, epoch=1, transactional=False)
+    tr.append(TP2, 0, count=1, seq=7, transactional=False)  # another partition: its own run
+    assert check_trace(tr.events).valid is True
+
+
+# -- markers ---------------------------------------------------------------------------------------------
+
+
+def test_stale_marker_fires_for_the_wrong_producer_epoch():
+    tr = Trace()
+    tr.state("Empty", "Ongoing", 1)
+    tr.append(TP, 0, epoch=1)
+    prepare = tr.state("Ongoing", "PrepareCommit", 1)
+    stale = tr.marker(TP, 1, "COMMIT", epoch=0)
+    tr.state("PrepareCommit", "CompleteCommit", 1)
+    [anomaly] = found(check_trace(tr.events), "stale-marker")
+    assert anomaly.witness == (prepare, stale)
+
+
+def test_stale_marker_fires_without_any_decision():
+    tr = Trace()
+    stray = tr.marker(TP, 0, "ABORT")
+    [anomaly] = found(check_trace(tr.events), "stale-marker")
+    assert anomaly.witness == (stray,)
+
+
+def test_stale_marker_fires_for_an_older_coordinator_epoch():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    tr.state("Ongoing", "PrepareAbort")
+    newer = tr.marker(TP, 0, "ABORT", coordinator_epoch=2)
+    older = tr.marker(TP, 1, "ABORT", coordinator_epoch=1)
+    tr.state("PrepareAbort", "CompleteAbort")
+    [anomaly] = found(check_trace(tr.events), "stale-marker")
+    assert anomaly.witness == (newer, older)
+
+
+def test_stale_marker_quiet_with_a_newer_coordinator_epoch():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    tr.state("Ongoing", "PrepareAbort")
+    tr.marker(TP, 0, "ABORT", coordinator_epoch=1)
+    tr.marker(TP2, 0, "ABORT", coordinator_epoch=1)
+    tr.marker(TP, 1, "ABORT", coordinator_epoch=2)  # a retry by the new coordinator
+    tr.state("PrepareAbort", "CompleteAbort")
+    assert check_trace(tr.events).valid is True
+
+
+def test_torn_transaction_fires_when_a_marker_contradicts_the_decision():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    tr.append(TP, 0)
+    tr.append(TP2, 0)
+    prepare = tr.state("Ongoing", "PrepareCommit")
+    tr.marker(TP, 1, "COMMIT")
+    torn = tr.marker(TP2, 1, "ABORT")
+    tr.state("PrepareCommit", "CompleteCommit")
+    result = check_trace(tr.events)
+    [anomaly] = found(result, "torn-transaction")
+    assert anomaly.witness == (prepare, torn) and result.valid is False
+
+
+def test_torn_transaction_fires_when_offsets_of_an_aborted_txn_become_visible():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    tr.pending("in-0", 5)
+    prepare = tr.state("Ongoing", "PrepareAbort")
+    leaked = tr.visible("in-0", 5)
+    tr.state("PrepareAbort", "CompleteAbort")
+    [anomaly] = found(check_trace(tr.events), "torn-transaction")
+    assert anomaly.witness == (prepare, leaked)
+
+
+def test_torn_transaction_quiet_for_plain_commits_and_matching_markers():
+    tr = Trace()
+    tr.visible("in-0", 3, pid=-1)  # a plain OffsetCommit
+    tr.txn(offset=0, consumed=4)
+    tr.txn(offset=2, commit=False, seq=1)
+    assert check_trace(tr.events).valid is True
+
+
+# -- offsets -----------------------------------------------------------------------------------------------
+
+
+def test_lso_above_hw_fires():
+    tr = Trace()
+    bad = tr.offsets(TP, leo=5, hw=4, lso=5)
+    worse = tr.offsets(TP2, leo=5, hw=6, lso=6)
+    result = check_trace(tr.events)
+    assert [a.witness for a in found(result, "lso-above-hw")] == [(bad,), (worse,)]
+    assert result.valid is False
+
+
+def test_lso_above_hw_quiet():
+    tr = Trace()
+    tr.offsets(TP, leo=5, hw=5, lso=5)
+    tr.offsets(TP, leo=6, hw=5, lso=2)
+    assert check_trace(tr.events).valid is True
+
+
+# -- liveness ----------------------------------------------------------------------------------------------
+
+
+def test_unresolved_transaction_fires_when_the_trace_outlives_the_bound():
+    tr = Trace()
+    opened = tr.state("Empty", "Ongoing")
+    tr.at(70_001).offsets(TP, leo=1, hw=1, lso=0)
+    result = check_trace(tr.events)
+    [anomaly] = found(result, "unresolved-transaction")
+    assert anomaly.witness == (opened,) and result.valid is False
+
+
+def test_unresolved_transaction_fires_when_completion_comes_too_late():
+    tr = Trace()
+    opened = tr.state("Empty", "Ongoing")
+    tr.at(80_000).state("Ongoing", "PrepareAbort", 1)
+    late = tr.state("PrepareAbort", "CompleteAbort", 1)
+    [anomaly] = found(check_trace(tr.events), "unresolved-transaction")
+    assert anomaly.witness == (opened, late)
+
+
+def test_unresolved_transaction_quiet_within_the_bound():
+    tr = Trace()
+    tr.txn()
+    tr.at(60_000).state("Empty", "Ongoing")
+    tr.at(65_000).state("Ongoing", "PrepareAbort", 1)
+    tr.state("PrepareAbort", "CompleteAbort", 1)
+    tr.at(500_000).offsets(TP, leo=1, hw=1, lso=1)
+    assert check_trace(tr.events, resolve_bound_ms=10_000).valid is True
+
+
+def test_open_transaction_at_the_end_is_unknown_not_invalid():
+    tr = Trace()
+    opened = tr.state("Empty", "Ongoing")
+    tr.at(100).append(TP, 0)
+    result = check_trace(tr.events)
+    assert result.valid == "unknown" and exit_code(result) == 2
+    [anomaly] = result.anomalies
+    assert anomaly.name == "unresolved-at-end" and anomaly.witness == (opened,)
+
+
+def test_hanging_transaction_fires_for_a_late_produce_after_the_abort():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    tr.append(TP, 0, seq=0)
+    tr.state("Ongoing", "PrepareAbort")
+    tr.marker(TP, 1, "ABORT")
+    complete = tr.state("PrepareAbort", "CompleteAbort")
+    late = tr.append(TP, 2, seq=1)  # KAFKA-12671: the delayed produce opens a txn nobody will close
+    result = check_trace(tr.events)
+    [anomaly] = found(result, "hanging-transaction")
+    assert anomaly.witness == (complete, late) and result.valid is False
+    assert "from offset 2" in anomaly.description
+
+
+def test_hanging_transaction_fires_for_a_pid_the_coordinator_never_knew():
+    tr = Trace()
+    orphan = tr.append(TP, 0, pid=99)
+    [anomaly] = found(check_trace(tr.events), "hanging-transaction")
+    assert anomaly.witness == (orphan,)
+
+
+def test_hanging_transaction_quiet_while_the_coordinator_is_still_deciding():
+    tr = Trace()
+    tr.txn()
+    tr.state("Empty", "Ongoing")
+    tr.append(TP, 2, seq=1)
+    tr.state("Ongoing", "PrepareCommit")  # markers are still to come when the trace ends
+    result = check_trace(tr.events)
+    assert "hanging-transaction" not in names(result)
+    assert result.valid == "unknown"  # the open transaction itself
+
+
+# -- consume-transform-produce -----------------------------------------------------------------------
+
+
+def test_offsets_output_mismatch_fires_when_outputs_commit_without_offsets():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    output = tr.append(TP, 0)
+    consumed = tr.pending("in-0", 42)
+    prepare = tr.state("Ongoing", "PrepareCommit")
+    commit = tr.marker(TP, 1, "COMMIT")
+    tr.state("PrepareCommit", "CompleteCommit")
+    result = check_trace(tr.events)
+    [anomaly] = found(result, "offsets-output-mismatch")
+    assert anomaly.witness == (output, consumed, prepare, commit) and result.valid is False
+    assert "consumed offsets never became visible" in anomaly.description
+
+
+def test_offsets_output_mismatch_fires_when_offsets_commit_without_outputs():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    output = tr.append(TP, 0)
+    consumed = tr.pending("in-0", 42)
+    prepare = tr.state("Ongoing", "PrepareCommit")
+    visible = tr.visible("in-0", 42)  # but the output partition never got its COMMIT marker
+    tr.state("PrepareCommit", "CompleteCommit")
+    tr.state("CompleteCommit", "Ongoing")
+    [anomaly] = found(check_trace(tr.events), "offsets-output-mismatch")
+    assert anomaly.witness == (output, consumed, prepare, visible)
+
+
+def test_offsets_output_mismatch_quiet_for_committed_and_aborted_pairs():
+    tr = Trace()
+    tr.txn(offset=0, consumed=42)
+    tr.txn(offset=2, commit=False, seq=1, consumed=43)
+    tr.txn(offset=4, seq=2)  # outputs only
+    assert check_trace(tr.events).valid is True
+
+
+# -- results ------------------------------------------------------------------------------------------------
+
+
+def _broken_trace():
+    tr = Trace()
+    tr.client_pid("a", 1)
+    tr.client_pid("b", 1)
+    tr.offsets(TP, leo=1, hw=1, lso=2)
+    tr.append(TP, 0, seq=4, transactional=False)
+    tr.append(TP, 1, seq=9, transactional=False)
+    tr.marker(TP2, 0, "COMMIT")
+    tr.state("Empty", "Ongoing")
+    return tr.events
+
+
+def test_output_is_byte_identical():
+    events = _broken_trace()
+    first = json.dumps(check_trace(events).to_json(), sort_keys=True)
+    assert first == json.dumps(check_trace(list(reversed(events))).to_json(), sort_keys=True)
+    assert json.loads(first)["anomaly-types"] == [
+        "lso-above-hw", "sequence-gap", "shared-producer-epoch", "stale-marker", "unresolved-at-end"]
+
+
+def test_combine_and_exit_codes():
+    bad = check_trace(_broken_trace())
+    unknown = CheckResult("unknown", [Anomaly(name="unresolved-at-end", description="d", witness=())])
+    allowed = CheckResult(True, (), [Anomaly(name="G0", description="d", witness=())])
+    assert exit_code(combine(allowed)) == 0
+    assert exit_code(combine(allowed, unknown)) == 2
+    merged = combine(unknown, bad, allowed)
+    assert merged.valid is False and exit_code(merged) == 1
+    assert [a.name for a in merged.allowed] == ["G0"]
+    assert len(merged.anomalies) == len(bad.anomalies) + 1
+    assert [a.name for a in merged.anomalies] == sorted(a.name for a in merged.anomalies)
+    assert combine().valid is True
