@@ -384,17 +384,17 @@ class _Analysis:
                             skipped = order.between(v1, v2)
                             out.append(Anomaly(
                                 name="poll-skip",
-                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op {prev['index']}, "
-                                            f"then {v2!r} in op {op['index']}, skipping {len(skipped)} value(s) "
-                                            "in between.",
+                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op "
+                                            f"{prev['index']}, then {v2!r} in op {op['index']}, skipping "
+                                            f"{len(skipped)} value(s) in between.",
                                 witness=_witness({"key": k, "values": [v1, v2], "delta": delta, "skipped": skipped,
                                                   "ops": [prev["index"], op["index"]]}, prev, op)))
                         elif delta < 1:
                             out.append(Anomaly(
                                 name="nonmonotonic-poll",
-                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op {prev['index']}, "
-                                            f"then went back to {v2!r} in op {op['index']} ({-delta} index(es) "
-                                            "back, or a repeat).",
+                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op "
+                                            f"{prev['index']}, then went back to {v2!r} in op {op['index']} "
+                                            f"({-delta} index(es) back, or a repeat).",
                                 witness=_witness({"key": k, "values": [v1, v2], "delta": delta,
                                                   "ops": [prev["index"], op["index"]]}, prev, op)))
                     if op["type"] == "ok":
@@ -422,9 +422,9 @@ class _Analysis:
                             if delta < 1:
                                 out.append(Anomaly(
                                     name="nonmonotonic-send",
-                                    description=f"Process {op.get('process')} sent {v1!r} to {k} in op {prev['index']}, "
-                                                f"then {v2!r} in op {op['index']}, which landed {-delta} index(es) "
-                                                "earlier (or at the same place).",
+                                    description=f"Process {op.get('process')} sent {v1!r} to {k} in op "
+                                                f"{prev['index']}, then {v2!r} in op {op['index']}, which landed "
+                                                f"{-delta} index(es) earlier (or at the same place).",
                                     witness=_witness({"key": k, "values": [v1, v2], "delta": delta,
                                                       "ops": [prev["index"], op["index"]]}, prev, op)))
                     last.update((k, op) for k in writes)

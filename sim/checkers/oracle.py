@@ -273,10 +273,12 @@ class _Oracle:
             return
         first_output = txn.outputs[min(txn.outputs)]
         if outputs_in:
-            what = f"its output on {outputs_in[0]['data']['tp']} was committed but its consumed offsets never became visible"
+            what = (f"its output on {outputs_in[0]['data']['tp']} was committed but its consumed offsets never "
+                    "became visible")
             evidence = outputs_in[0]
         else:
-            what = f"its consumed offsets became visible but its output on {first_output['data']['tp']} was not committed"
+            what = (f"its consumed offsets became visible but its output on {first_output['data']['tp']} was not "
+                    "committed")
             evidence = offsets_in[0]
         self.report("offsets-output-mismatch", f"Transaction of {tid!r}: {what}.",
                     txn.prepare, first_output, txn.pending[0], evidence)

@@ -434,13 +434,23 @@ def test_g1c_realtime_fires_across_processes():
 
 def test_g0_process_and_realtime_are_allowed():
     h = History()
-    h.run("p", "send", [send(K, 1, "x")])
-    h.run("p", "send", [send(K, 0, "y")])  # lands before the process's earlier send
-    h.run("q", "send", [send(K2, 1, "u")])
-    h.run("s", "send", [send(K2, 0, "v")])  # invoked after u completed, ordered before it
+    x = h.run("p", "send", [send(K, 1, "x")])
+    y = h.run("p", "send", [send(K, 0, "y")])  # lands before the process's earlier send
+    u = h.run("q", "send", [send(K2, 1, "u")])
+    v = h.run("s", "send", [send(K2, 0, "v")])  # invoked after u completed, ordered before it
     result = check_history(h.ops)
-    assert {a.name for a in result.allowed} >= {"G0-process", "G0-realtime"}
-    assert not {a.name for a in result.anomalies} & {"G0-process", "G0-realtime"}
+    [g0p] = found(result, "G0-process")
+    assert g0p in result.allowed
+    assert g0p.witness == ({"cycle": [x["index"], y["index"], x["index"]], "steps": [
+        {"from": x["index"], "to": y["index"], "rels": ["process"]},
+        {"from": y["index"], "to": x["index"], "rels": ["ww"], "ww": {"key": K, "value": "y", "value'": "x"}},
+    ]}, x, y)
+    [g0r] = found(result, "G0-realtime")
+    assert g0r in result.allowed
+    assert g0r.witness == ({"cycle": [u["index"], v["index"], u["index"]], "steps": [
+        {"from": u["index"], "to": v["index"], "rels": ["realtime"]},
+        {"from": v["index"], "to": u["index"], "rels": ["ww"], "ww": {"key": K2, "value": "v", "value'": "u"}},
+    ]}, u, v)
 
 
 def test_concurrent_ops_give_no_realtime_cycle():
