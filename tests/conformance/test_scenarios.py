@@ -1,0 +1,65 @@
+"""Every library scenario with ``[scenario] conformance = true``, on the simulator and on a real
+Kafka broker through confluent-kafka: the two observations must be equal (docs/conformance.md).
+
+A scenario runs on the session broker (``kafka_broker``) unless its [cluster] table needs another
+configuration; then it gets its own broker, one per (transaction.version, overrides), stopped at
+the end of the session.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.cli import scenario_dir
+from sim.observation import diff
+from sim.realkafka.broker import KafkaBroker, KafkaUnavailable
+from sim.realkafka.driver import broker_requirements, for_transaction_version, run_on_kafka
+from sim.runner import run_scenario
+from sim.scenario import load_scenario
+
+SCENARIOS = sorted(p for p in scenario_dir().glob("*.toml") if load_scenario(p).scenario.conformance)
+
+# Differences kept on purpose: scenario -> {diff path prefix: why the model may differ}. Each is also
+# listed in docs/fidelity.md; an entry that no longer shows up fails the test, so the list stays true.
+KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {}
+
+
+@pytest.fixture(scope="session")
+def broker_for(kafka_broker):
+    """(transaction.version, overrides) -> bootstrap: the session broker when it fits, else a broker
+    started for that configuration."""
+    started: dict[tuple[int, tuple[tuple[str, str], ...]], KafkaBroker] = {}
+
+    def get(tv: int, overrides: dict[str, str]) -> str:
+        if (tv, overrides) == (kafka_broker.transaction_version, {}):
+            return kafka_broker.bootstrap
+        key = (tv, tuple(sorted(overrides.items())))
+        if key not in started:
+            try:
+                started[key] = KafkaBroker(overrides=overrides).start(transaction_version=tv)
+            except KafkaUnavailable as exc:
+                pytest.fail(f"no broker for transaction.version={tv} {overrides}: {exc.reason}", pytrace=False)
+        return started[key].bootstrap
+
+    yield get
+    for broker in started.values():
+        broker.stop()
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_simulator_and_kafka_observe_the_same(path, kafka_broker, broker_for, tmp_path, record_property):
+    scenario = load_scenario(path)
+    tv, overrides = broker_requirements(scenario, kafka_broker.transaction_version)
+    sim = run_scenario(for_transaction_version(scenario, tv))
+    kafka = run_on_kafka(scenario, broker_for(tv, overrides), transaction_version=tv, log_dir=tmp_path)
+    record_property("kafka_s", round(kafka.wall_s, 2))
+
+    lines = diff(sim.observation, kafka.observation)
+    known = KNOWN_DIFFERENCES.get(scenario.name, {})
+    unexplained = [line for line in lines if not any(line.startswith(prefix) for prefix in known)]
+    stale = [prefix for prefix in known if not any(line.startswith(prefix) for line in lines)]
+    (tmp_path / "sim.json").write_text(sim.observation.to_json())
+    (tmp_path / "kafka.json").write_text(kafka.observation.to_json())
+    assert not unexplained, (f"{scenario.name}: the simulator and Kafka disagree (observations and actor logs "
+                             f"in {tmp_path}):\n" + "\n".join(unexplained))
+    assert not stale, f"{scenario.name}: no longer differs at {stale}: remove it from KNOWN_DIFFERENCES and docs/fidelity.md"
