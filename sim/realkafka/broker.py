@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import base64
 import ctypes
+import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -75,12 +77,19 @@ def _tail(path: Path, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _pom_digest() -> str:
+    return hashlib.sha256((RUNTIME_DIR / "pom.xml").read_bytes()).hexdigest()
+
+
 def _libs_complete(version_dir: Path) -> bool:
+    # Marker: "pom <sha256>" then the jar names; a changed pom.xml invalidates the cache.
     marker = version_dir / MARKER
     if not marker.is_file():
         return False
-    names = marker.read_text().split()
-    return bool(names) and all((version_dir / "libs" / n).is_file() for n in names)
+    head, *names = marker.read_text().split("\n")
+    names = [n for n in names if n]
+    return head == f"pom {_pom_digest()}" and bool(names) and all(
+        (version_dir / "libs" / n).is_file() for n in names)
 
 
 def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
@@ -91,26 +100,36 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
         return libs
     mvn = _which("mvn")
     version_dir.mkdir(parents=True, exist_ok=True)
-    # Copy into a scratch dir and rename, so an interrupted run never looks complete.
-    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=version_dir))
+    with (version_dir / ".lock").open("w") as lock:
+        # One download at a time (e.g. .ci/kafka.sh and a test run); the winner's result is reused.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _libs_complete(version_dir):
+            return libs
+        # Copy into a scratch dir and rename, so an interrupted run never looks complete.
+        staging = Path(tempfile.mkdtemp(prefix="libs-", dir=version_dir))
+        try:
+            _copy_dependencies(mvn, version, staging)
+            names = sorted(p.name for p in staging.glob("*.jar"))
+            if not any(n.startswith(f"kafka_2.13-{version}") for n in names):
+                raise KafkaUnavailable(f"mvn succeeded but copied no kafka_2.13-{version} jar")
+            shutil.rmtree(libs, ignore_errors=True)
+            os.replace(staging, libs)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        (version_dir / MARKER).write_text("\n".join([f"pom {_pom_digest()}", *names]) + "\n")
+    return libs
+
+
+def _copy_dependencies(mvn: str, version: str, dest: Path) -> None:
     cmd = [
         mvn, "-B", "-q", "-f", str(RUNTIME_DIR / "pom.xml"), f"-Dkafka.version={version}",
-        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={dest}",
     ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
         # Maven's console colour codes survive -B; strip them from the message.
         tail = "\n".join(re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines()[-40:])
         raise KafkaUnavailable(f"mvn failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
-    names = sorted(p.name for p in staging.glob("*.jar"))
-    if not any(n.startswith(f"kafka_2.13-{version}") for n in names):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise KafkaUnavailable(f"mvn succeeded but copied no kafka_2.13-{version} jar into {staging}")
-    shutil.rmtree(libs, ignore_errors=True)
-    os.replace(staging, libs)
-    (version_dir / MARKER).write_text("\n".join(names) + "\n")
-    return libs
 
 
 def new_cluster_id() -> str:

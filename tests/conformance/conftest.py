@@ -12,6 +12,7 @@ import os
 import re
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -28,12 +29,12 @@ if _missing_clients and not IN_CI:
     _skip_reasons.append(
         f"conformance tests not collected: missing {_missing_clients}; "
         "pip install -e '.[conformance]'")
-
-
-def pytest_configure(config):
-    # kafka-python 3.0.12 loads its protocol schemas with the deprecated importlib.resources API.
-    for api in ("read_text", "open_text"):
-        config.addinivalue_line("filterwarnings", f"ignore:{api} is deprecated:DeprecationWarning")
+elif not _missing_clients:
+    # kafka-python 3.0.12 loads its protocol schemas at import through the deprecated
+    # importlib.resources API (218 warnings); import it once here, quietly.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
+        import kafka.admin  # noqa: F401
 
 
 def pytest_collection_modifyitems(config, items):
