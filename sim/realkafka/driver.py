@@ -566,13 +566,25 @@ def _finalized_transaction_version(bootstrap: str) -> int:
     return feature.get("finalized", (0, 0))[1]  # level 0 has no finalized range
 
 
+_COORDINATOR_LOADING = (ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS, ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
+                        ck.KafkaError.NOT_COORDINATOR)
+
+
 def _warm_up(admin: AdminClient, bootstrap: str) -> None:
     """__transaction_state and __consumer_offsets are created on first use; make them exist."""
     producer = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": f"eosim-warm-up-{uuid.uuid4().hex}"})
     producer.init_transactions(ADMIN_TIMEOUT_S)
     group = f"eosim-warm-up-{uuid.uuid4().hex}"
-    admin.list_consumer_group_offsets([ck.ConsumerGroupTopicPartitions(group)],
-                                      request_timeout=ADMIN_TIMEOUT_S)[group].result(ADMIN_TIMEOUT_S)
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:  # the admin API hands COORDINATOR_LOAD_IN_PROGRESS back instead of retrying it
+        try:
+            admin.list_consumer_group_offsets([ck.ConsumerGroupTopicPartitions(group)],
+                                              request_timeout=ADMIN_TIMEOUT_S)[group].result(ADMIN_TIMEOUT_S)
+            return
+        except ck.KafkaException as exc:
+            if exc.args[0].code() not in _COORDINATOR_LOADING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def create_topics(admin: AdminClient, namespace: Namespace, topics: tuple[sc.Topic, ...]) -> None:
