@@ -203,6 +203,13 @@ class Namespace:
         return {k: self.name(str(v)) if k in ("transactional.id", "group.id") else v for k, v in config.items()}
 
 
+_started = threading.local()  # .signal: how a nowait step's thread tells the driver its call has started
+
+
+def _call_started() -> None:
+    getattr(_started, "signal", lambda: None)()
+
+
 @define(eq=False)
 class ActorProxy:
     """The parent's handle on one actor process: the confluent-kafka methods the interpreter calls."""
@@ -253,6 +260,7 @@ class ActorProxy:
             call_id = next(self._ids)
             self._pending[call_id] = future
             self._conn.send((call_id, method, list(args), kwargs))
+        _call_started()
         limit = CALL_GRACE_S + max(timeout or 0, 0)
         try:
             status, result = future.result(limit)
@@ -423,6 +431,7 @@ class KafkaBackend:
         client.kill()
 
     def sleep(self, ms: int) -> None:
+        _call_started()
         time.sleep(ms / 1000)
 
     def topic_partition(self, topic: str, partition: int, offset: int = OFFSET_INVALID) -> TopicPartition:
@@ -443,9 +452,12 @@ class KafkaBackend:
             fn()
 
     def background(self, block: Block) -> None:
-        """A nowait step: the call runs in a thread, its completion is queued for the driver."""
+        """A nowait step: the call runs in a thread, its completion is queued for the driver. The
+        next step starts once the call is on its way to the actor, so the actor sees them in order."""
+        started = threading.Event()
 
         def run() -> None:
+            _started.signal = started.set
             try:
                 result = block.call()
             except _ActorKilled:
@@ -457,10 +469,13 @@ class KafkaBackend:
                 self.later(functools.partial(block.on_done, None, exc))
             else:
                 self.later(functools.partial(block.on_done, result, None))
+            finally:
+                started.set()
 
         thread = threading.Thread(target=run, daemon=True)
         self._threads.append(thread)
         thread.start()
+        started.wait(START_TIMEOUT_S)
 
     def check_failures(self) -> None:
         if self._failures:
