@@ -30,7 +30,7 @@ from attrs import NOTHING, field, frozen
 
 from models.config import BrokerConfig
 from models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
-from sim.client.config import ClientConfig, ConfigError, validate_config
+from sim.client.config import ClientConfig, ConfigError, find_setting, validate_config
 
 
 class ScenarioError(Exception):
@@ -322,6 +322,14 @@ class Sleep(Step):
 
 
 @frozen(kw_only=True)
+class Pipeline:
+    title: ClassVar[str] = "[scenario.pipeline]"
+
+    input: str = _f("Topic the application consumes, declared in [[topics]].")
+    output: str = _f("Topic it writes one copy of each input value to (the identity transform).")
+
+
+@frozen(kw_only=True)
 class ScenarioInfo:
     title: ClassVar[str] = "[scenario]"
 
@@ -332,6 +340,9 @@ class ScenarioInfo:
         "Anomaly names the checkers must report (a broken-pattern scenario); empty = the run must be valid.", (),
         pattern=ANOMALY_PATTERN)
     conformance: bool = _f("Replay against a real Kafka broker in the conformance suite.", True)
+    pipeline: Pipeline | None = _f(
+        "A consume-transform-produce application to check end to end: every committed input value must "
+        "appear exactly once among the committed output values.", None)
 
 
 @frozen(kw_only=True)
@@ -683,6 +694,11 @@ def _check(s: Scenario, stem: str) -> None:
     _check_unique(s.scenario.expect_anomalies, "scenario.expect_anomalies")
     _check_cluster(s.cluster)
     _check_unique([t.name for t in s.topics], "topics", ".name")
+    if s.scenario.pipeline is not None:
+        for end in ("input", "output"):
+            if s.topic(getattr(s.scenario.pipeline, end)) is None:
+                raise _Invalid(f"scenario.pipeline.{end}",
+                               f'topic "{getattr(s.scenario.pipeline, end)}" is not declared in [[topics]]')
     for i, topic in enumerate(s.topics):
         if topic.name in (".", "..") or topic.name in (CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC):
             raise _Invalid(f"topics[{i}].name", f'"{topic.name}" is not a topic a scenario may create')
@@ -723,7 +739,8 @@ def _check_actor(name: str, actor: Actor) -> None:
     if not re.fullmatch(ACTOR_PATTERN[0], name):
         raise _Invalid(location, f"an actor name is {ACTOR_PATTERN[1]}")
     for key in actor.config:
-        if key in ("bootstrap.servers", "metadata.broker.list"):
+        setting = find_setting(actor.kind, key)
+        if setting is not None and setting.key == "bootstrap.servers":
             raise _Invalid(_key(f"{location}.config", key, quote=True),
                            "set by the runner (the simulator or the conformance suite's broker), not the scenario")
     try:

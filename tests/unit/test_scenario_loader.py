@@ -355,6 +355,8 @@ REFUSALS = [
     ("consumer without group", mutate('"group.id" = "g1", ', ""), "actors.c1.config", "group.id must be set"),
     ("bootstrap", mutate('"linger.ms" = 0', '"bootstrap.servers" = "b:9092"'), 'actors.p2.config."bootstrap.servers"',
      "set by the runner"),
+    ("bootstrap alias", mutate('"linger.ms" = 0', '"metadata.broker.list" = "b:9092"'),
+     'actors.p2.config."metadata.broker.list"', "set by the runner"),
     # [[steps]]
     ("no steps", BASE[:BASE.index("[[steps]]")], "steps", "missing required field"),
     ("empty steps", mutate("[scenario]", "steps = []\n[scenario]", BASE[:BASE.index("[[steps]]")]), "steps",
