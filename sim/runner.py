@@ -20,6 +20,7 @@ from sim import scenario as sc
 from sim.checkers import Anomaly, CheckResult, combine, exit_code
 from sim.checkers.jepsen import check_history
 from sim.checkers.oracle import check_trace
+from sim.checkers.pipeline import check_pipeline
 from sim.client.consumer import Consumer
 from sim.client.errors import KafkaException
 from sim.client.message import TopicPartition
@@ -142,6 +143,9 @@ def check_run(scenario: sc.Scenario, trace: list[dict[str, Any]], history: list[
     """Checkers plus the scenario's own claims (its expectations and the anomalies it says it shows)."""
     subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
     result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
+    if scenario.scenario.pipeline is not None:
+        result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),
+                                                _committed(observation, scenario.scenario.pipeline.output)))
     problems = check_expectations(scenario, observation)
     found = {a.name for a in result.anomalies}
     problems += [f"the scenario says the checkers report {name}, but they do not"
@@ -150,6 +154,11 @@ def check_run(scenario: sc.Scenario, trace: list[dict[str, Any]], history: list[
         problems.append(f"the steps had not finished after {MAX_RUN_MS} ms of simulated time")
     extra = [Anomaly(name="expectation-mismatch", description=p, witness=()) for p in problems]
     return combine(result, CheckResult(valid=not extra, anomalies=tuple(extra), allowed=()))
+
+
+def _committed(observation: Observation, topic: str) -> list[tuple[str, int, Any]]:
+    return [(f"{p.topic}-{p.partition}", offset, value)
+            for p in observation.partitions if p.topic == topic for offset, _key, value in p.read_committed]
 
 
 def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
