@@ -48,7 +48,6 @@ CALL_GRACE_S = 60.0  # how long past a call's own timeout the driver waits befor
 START_TIMEOUT_S = 30.0  # an actor process up with its client constructed
 ADMIN_TIMEOUT_S = 30.0  # one admin request, topic leaders, a fresh reader reaching the end
 KILL_TIMEOUT_S = 5.0
-ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
 
 # Actors are forked from a clean single-threaded server process (forking the parent, which runs
 # librdkafka threads, is unsafe); preloading confluent_kafka makes each actor start in milliseconds.

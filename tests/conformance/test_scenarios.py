@@ -62,4 +62,5 @@ def test_simulator_and_kafka_observe_the_same(path, kafka_broker, broker_for, tm
     (tmp_path / "kafka.json").write_text(kafka.observation.to_json())
     assert not unexplained, (f"{scenario.name}: the simulator and Kafka disagree (observations and actor logs "
                              f"in {tmp_path}):\n" + "\n".join(unexplained))
-    assert not stale, f"{scenario.name}: no longer differs at {stale}: remove it from KNOWN_DIFFERENCES and docs/fidelity.md"
+    assert not stale, (f"{scenario.name}: no longer differs at {stale}: remove it from KNOWN_DIFFERENCES "
+                       "and docs/fidelity.md")
