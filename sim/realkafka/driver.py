@@ -119,19 +119,17 @@ def _actor_main(conn: Any, kind: str, config: dict[str, Any], log_path: str | No
     next reply."""
     if log_path is not None:  # librdkafka logs to stderr
         os.dup2(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
-    send_lock, reports_lock = threading.Lock(), threading.Lock()
+    lock = threading.Lock()  # one lock: a call's reply never overtakes the reports fired before it
     reports: list[tuple] = []
 
     def reply(call_id: int, status: str, result: Any) -> None:
-        with reports_lock:
-            shipped = reports[:]
+        with lock:
+            conn.send((call_id, status, result, reports[:]))
             reports.clear()
-        with send_lock:
-            conn.send((call_id, status, result, shipped))
 
     def on_delivery(token: _DeliveryToken) -> Callable[[Any, Any], None]:
         def delivered(err: Any, msg: Any) -> None:
-            with reports_lock:
+            with lock:
                 reports.append((token.id, _error_fields(err), (msg.topic(), msg.partition(), msg.offset())))
         return delivered
 
