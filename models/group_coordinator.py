@@ -25,6 +25,10 @@ Kafka's (one join timer per group, one heartbeat timer per member; re-scheduling
 ``next_deadline()`` gives the earliest, ``on_timer(now)`` fires every due one in (deadline, scheduling
 order).
 
+Entry points beyond docs/design.md: ``complete_transaction`` is ``on_txn_marker`` returning the
+``OffsetsCommitted`` effects too (``on_txn_marker`` keeps the contract's bare ``Errors``), and
+``unload()`` is the loss of the offsets partition's leadership (every group goes Dead).
+
 Simplifications (the fidelity notes)
 ------------------------------------
 * JoinGroup and SyncGroup are one round trip. When the join phase completes the coordinator, not the
@@ -93,7 +97,6 @@ __all__ = [
     "OffsetFetchResponse",
     "OffsetsCommitted",
     "OffsetsPending",
-    "Respond",
     "TxnOffsetCommitRequest",
     "TxnOffsetCommitResponse",
     "range_assignment",
@@ -465,7 +468,8 @@ class GroupCoordinator:
             return [Respond(correlation_id=cid, response=JoinGroupResponse(error=error, member_id=req.member_id))]
 
         # GroupCoordinatorService.joinGroup
-        if not self.config.group_min_session_timeout_ms <= req.session_timeout_ms <= self.config.group_max_session_timeout_ms:
+        config = self.config
+        if not config.group_min_session_timeout_ms <= req.session_timeout_ms <= config.group_max_session_timeout_ms:
             return reply(Errors.INVALID_SESSION_TIMEOUT)
         group = self.groups.get(req.group_id)
         if group is None:
