@@ -308,15 +308,22 @@ def test_stale_epoch_fails_verification_early_kafka_18042():
 
 
 def test_lower_sequence_still_verifying_blocks_higher_ones_kafka_14920():
-    """VSE.lowestSequence: seq 5 may not overtake seq 3 whose verification is still pending."""
+    """VSE.lowestSequence: a new producer (any sequence accepted) has seq 0 and seq 1 in flight; seq 0's
+    verification is still pending, so seq 1 may not be written first (it would send seq 0 into an
+    OUT_OF_ORDER_SEQUENCE_NUMBER loop)."""
     log = make_log()
-    send(log, batch(7, 0, 0, 3, txn=True))
-    marker(log, 7, 0)  # TV1: sequences continue at 3
-    guard = log.start_verification(7, 0, 5)
-    assert log.start_verification(7, 0, 3) is guard  # one entry per pid; lowest sequence is now 3
+    guard = log.start_verification(7, 0, 0)
+    assert log.start_verification(7, 0, 1) is guard  # one entry per pid, lowest sequence 0
+    assert log.append_as_leader(batch(7, 0, 1, txn=True), 0, verification_guard=guard).error is OOOS
+    assert log.append_as_leader(batch(7, 0, 0, txn=True), 0, verification_guard=guard).error is NONE
+    assert log.append_as_leader(batch(7, 0, 1, txn=True), 0).error is NONE  # the txn is ongoing now
+
+
+def test_a_lower_sequence_lowers_the_verification_bar_kafka_14920():
+    log = make_log()
+    log.start_verification(7, 0, 5)
+    log.start_verification(7, 0, 3)
     assert log.producer_state_manager.verification_states[7].lowest_sequence == 3
-    assert log.append_as_leader(batch(7, 0, 5, txn=True), 0, verification_guard=guard).error is OOOS
-    assert log.append_as_leader(batch(7, 0, 3, 2, txn=True), 0, verification_guard=guard).error is NONE
 
 
 def test_verification_entry_epoch_bump_resets_the_lowest_sequence():
