@@ -250,6 +250,8 @@ class Interpreter:
             records.extend([m.topic(), m.partition(), m.offset(), _text(m.key()), _text(m.value())] for m in got)
             if not got:
                 break
+        # Kafka orders records within a partition only: record them in (topic, partition, offset) order.
+        records.sort(key=lambda r: (r[0], r[1], r[2]))
         polled: dict[str, list[list[Any]]] = {}
         for topic, partition, offset, _key, value in records:
             polled.setdefault(f"{topic}-{partition}", []).append([offset, value])

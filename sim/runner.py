@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from attrs import define, field, frozen
 
@@ -114,6 +114,19 @@ class Outcome:
                 **self.result.to_json()}
 
 
+def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: list[PartitionObservation],
+                   committed: Callable[[str], list[tuple[str, int, int]]]) -> Observation:
+    """The observation of a run on any backend: its steps, the partitions' final state, and the
+    committed offsets (``committed(group)``) of every group a consumer actor belongs to."""
+    groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
+    return Observation(
+        scenario=scenario.name,
+        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
+               for s in interpreter.steps],
+        partitions=partitions,
+        groups=[GroupObservation(group=g, committed=committed(g)) for g in groups])
+
+
 def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -> Observation:
     broker = cluster.broker_node
     partitions = []
@@ -127,20 +140,17 @@ def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -
             topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
             last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
             read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
-    groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
-    return Observation(
-        scenario=scenario.name,
-        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
-               for s in interpreter.steps],
-        partitions=partitions,
-        groups=[GroupObservation(group=g, committed=[(tp.topic, tp.partition, o)
-                                                     for tp, o in broker.gc.committed(g).items()])
-                for g in groups])
+    return observation_of(scenario, interpreter, partitions,
+                          lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.gc.committed(g).items()])
 
 
-def check_run(scenario: sc.Scenario, trace: list[dict[str, Any]], history: list[dict[str, Any]],
-              observation: Observation, completed: bool) -> CheckResult:
-    """Checkers plus the scenario's own claims (its expectations and the anomalies it says it shows)."""
+def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
+          trace: list[dict[str, Any]], completed: bool) -> CheckResult:
+    """Close the history with the final read of the observation, then run every checker plus the
+    scenario's own claims (its expectations and the anomalies it says it shows)."""
+    interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
+                            for p in observation.partitions})
+    history = interpreter.history
     subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
     result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
     if scenario.scenario.pipeline is not None:
@@ -174,9 +184,7 @@ def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
         raise main.value
     trace = world.trace.dicts()
     observation = observe(scenario, cluster, interpreter)
-    interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
-                            for p in observation.partitions})
-    result = check_run(scenario, trace, interpreter.history, observation, completed)
+    result = judge(scenario, interpreter, observation, trace, completed)
     return Outcome(scenario, seed, trace, interpreter.history, observation, result, completed)
 
 

@@ -41,8 +41,8 @@ from sim.checkers import CheckResult, exit_code
 from sim.client.message import OFFSET_INVALID, Message, TopicPartition
 from sim.cluster import cluster_config
 from sim.interpret import Block, Interpreter, StepRecord
-from sim.observation import GroupObservation, Observation, PartitionObservation, StepObservation
-from sim.runner import SETTLE_MS, check_run
+from sim.observation import Observation, PartitionObservation
+from sim.runner import SETTLE_MS, judge, observation_of
 
 CALL_GRACE_S = 60.0  # how long past a call's own timeout the driver waits before giving up on the actor
 START_TIMEOUT_S = 30.0  # an actor process up with its client constructed
@@ -672,17 +672,13 @@ def observe(scenario: sc.Scenario, interpreter: Interpreter, admin: AdminClient,
     lso = _list_offsets(admin, namespace, partitions, OffsetSpec.latest(), ck.IsolationLevel.READ_COMMITTED)
     views = {"read_committed": _read_view(bootstrap, namespace, "read_committed", start, lso),
              "read_uncommitted": _read_view(bootstrap, namespace, "read_uncommitted", start, hw)}
-    groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
-    return Observation(
-        scenario=scenario.name,
-        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
-               for s in interpreter.steps],
-        partitions=[PartitionObservation(topic=t, partition=p, high_watermark=hw[(t, p)],
-                                         last_stable_offset=lso[(t, p)],
-                                         read_committed=views["read_committed"][(t, p)],
-                                         read_uncommitted=views["read_uncommitted"][(t, p)])
-                    for t, p in partitions],
-        groups=[GroupObservation(group=g, committed=_committed(admin, namespace, g)) for g in groups])
+    return observation_of(
+        scenario, interpreter,
+        [PartitionObservation(topic=t, partition=p, high_watermark=hw[(t, p)], last_stable_offset=lso[(t, p)],
+                              read_committed=views["read_committed"][(t, p)],
+                              read_uncommitted=views["read_uncommitted"][(t, p)])
+         for t, p in partitions],
+        lambda g: _committed(admin, namespace, g))
 
 
 def _committed(admin: AdminClient, namespace: Namespace, group: str) -> list[tuple[str, int, int]]:
@@ -734,8 +730,6 @@ def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: 
         observation = observe(scenario, interpreter, admin, bootstrap, namespace)
     finally:
         backend.close()
-    interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
-                            for p in observation.partitions})
-    result = check_run(scenario, [], interpreter.history, observation, True)
+    result = judge(scenario, interpreter, observation, [], True)
     return KafkaOutcome(scenario, bootstrap, namespace.prefix, transaction_version, tuple(interpreter.steps),
                         interpreter.history, observation, result, time.monotonic() - started)
