@@ -160,7 +160,9 @@ class PartitionLog:
             last_seq = batch.last_sequence
             if origin is AppendOrigin.CLIENT:
                 # UL.analyzeAndValidateProducerState: the duplicate check comes before everything else
-                duplicate = psm.find_duplicate_batch(batch.producer_id, batch.producer_epoch, batch.base_sequence, last_seq)
+                duplicate = psm.find_duplicate_batch(
+                    batch.producer_id, batch.producer_epoch, batch.base_sequence, last_seq
+                )
                 if duplicate is not None:
                     return AppendResult(
                         error=Errors.NONE,
@@ -243,7 +245,9 @@ class PartitionLog:
         if completed is not None:
             self._complete_txn(completed)
         self.producer_state_manager.update_map_end_offset(offset + 1)
-        return AppendResult(error=Errors.NONE, base_offset=offset, last_offset=offset, log_start_offset=self.log_start_offset)
+        return AppendResult(
+            error=Errors.NONE, base_offset=offset, last_offset=offset, log_start_offset=self.log_start_offset
+        )
 
     def _complete_txn(self, completed: CompletedTxn) -> None:
         # UL.append: index the aborted txn with the LSO computed before completing it, then complete it

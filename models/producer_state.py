@@ -103,10 +103,6 @@ class ProducerStateEntry:
         return not self.batch_metadata
 
     @property
-    def first_seq(self) -> int:
-        return self.batch_metadata[0].first_seq if self.batch_metadata else NO_SEQUENCE
-
-    @property
     def last_seq(self) -> int:
         return self.batch_metadata[-1].last_seq if self.batch_metadata else NO_SEQUENCE
 
@@ -124,7 +120,9 @@ class ProducerStateEntry:
             self.batch_metadata.clear()
             self.producer_epoch = producer_epoch
 
-    def add_batch(self, producer_epoch: int, last_seq: int, last_offset: int, offset_delta: int, timestamp: int) -> None:
+    def add_batch(
+        self, producer_epoch: int, last_seq: int, last_offset: int, offset_delta: int, timestamp: int
+    ) -> None:
         # PSE.addBatch
         self.maybe_update_producer_epoch(producer_epoch)
         self.batch_metadata.append(
@@ -223,7 +221,11 @@ class ProducerStateManager:
     def has_ongoing_transaction(self, producer_id: int, producer_epoch: int) -> bool:
         # UL.hasOngoingTransaction: the epoch is part of the check since KAFKA-14563 (4.0)
         entry = self.producers.get(producer_id)
-        return entry is not None and entry.current_txn_first_offset is not None and entry.producer_epoch == producer_epoch
+        return (
+            entry is not None
+            and entry.current_txn_first_offset is not None
+            and entry.producer_epoch == producer_epoch
+        )
 
     def find_duplicate_batch(
         self, producer_id: int, producer_epoch: int, first_seq: int, last_seq: int
@@ -399,7 +401,10 @@ class ProducerStateManager:
 
     def _is_expired(self, now: int, entry: ProducerStateEntry) -> bool:
         # PSM.isProducerExpired: never with an open txn (KIP-854 producer.id.expiration.ms, 3.4+)
-        return entry.current_txn_first_offset is None and now - entry.last_timestamp >= self.config.producer_id_expiration_ms
+        return (
+            entry.current_txn_first_offset is None
+            and now - entry.last_timestamp >= self.config.producer_id_expiration_ms
+        )
 
     def remove_expired_producers(self, now: int) -> list[int]:
         """PSM.removeExpiredProducers; returns the expired producer ids, sorted. Pending verifications
@@ -431,7 +436,9 @@ class ProducerStateManager:
                     offset_delta=entry.last_offset_delta,
                     timestamp=entry.last_timestamp,
                     coordinator_epoch=entry.coordinator_epoch,
-                    current_txn_first_offset=-1 if entry.current_txn_first_offset is None else entry.current_txn_first_offset,
+                    current_txn_first_offset=(
+                        -1 if entry.current_txn_first_offset is None else entry.current_txn_first_offset
+                    ),
                 )
                 for pid, entry in sorted(self.producers.items())
             ),
@@ -460,7 +467,10 @@ class ProducerStateManager:
             if e.last_offset >= 0:  # PSM.readSnapshot: the batch takes the entry's timestamp
                 entry.batch_metadata.append(
                     BatchMetadata(
-                        last_seq=e.last_sequence, last_offset=e.last_offset, offset_delta=e.offset_delta, timestamp=e.timestamp
+                        last_seq=e.last_sequence,
+                        last_offset=e.last_offset,
+                        offset_delta=e.offset_delta,
+                        timestamp=e.timestamp,
                     )
                 )
             if now is not None and self._is_expired(now, entry):
@@ -468,5 +478,6 @@ class ProducerStateManager:
             # PSM.loadProducerEntry: an open txn is ongoing again
             self.producers[e.producer_id] = entry
             if entry.current_txn_first_offset is not None:
-                self.ongoing_txns[entry.current_txn_first_offset] = TxnMetadata(e.producer_id, entry.current_txn_first_offset)
+                first = entry.current_txn_first_offset
+                self.ongoing_txns[first] = TxnMetadata(e.producer_id, first)
         self.last_map_offset = snapshot.offset

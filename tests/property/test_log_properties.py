@@ -57,7 +57,8 @@ class Harness:
         self.pids = [1000 + i for i in range(N_PRODUCERS)]
         self.epoch = dict(zip(self.pids, first_epochs))  # the client's epoch
         self.next_seq = dict(zip(self.pids, first_seqs))  # the client's next sequence
-        self.sent: dict[int, list[tuple[RecordBatch, int, int]]] = {pid: [] for pid in self.pids}  # acked: (batch, base, last)
+        # acked batches of each pid: (batch, base offset, last offset)
+        self.sent: dict[int, list[tuple[RecordBatch, int, int]]] = {pid: [] for pid in self.pids}
         self.status: dict[int, str] = {}  # offset -> plain | committed | aborted | open | marker
         self.open: dict[int, list[int]] = {pid: [] for pid in self.pids}  # offsets of each pid's open txn
         self.ended: list[tuple[int, int]] = []  # (first offset, marker offset) of every ended non-empty txn
@@ -115,7 +116,9 @@ class Harness:
             self.open[pid].extend(offsets)
         else:
             self.status.update(dict.fromkeys(offsets, "plain"))
-        cached = (batch.producer_epoch, batch.base_sequence, batch.last_sequence, result.base_offset, result.last_offset)
+        cached = (
+            batch.producer_epoch, batch.base_sequence, batch.last_sequence, result.base_offset, result.last_offset
+        )
         self._remember(result.base_offset, pid, batch.producer_epoch, cached)
         self.events.append((result.base_offset, pid, batch.producer_epoch, cached))
         self.sent[pid].append((batch, result.base_offset, result.last_offset))
@@ -158,7 +161,9 @@ class Harness:
         pid = self.pids[index]
         epoch = self.epoch[pid] + (1 if bump else 0)
         leo = self.log.log_end_offset
-        result = self.log.append_marker(producer_id=pid, producer_epoch=epoch, coordinator_epoch=0, control=control, now=0)
+        result = self.log.append_marker(
+            producer_id=pid, producer_epoch=epoch, coordinator_epoch=0, control=control, now=0
+        )
         if result.error is not Errors.NONE:
             assert self.log.log_end_offset == leo
             return
@@ -206,7 +211,7 @@ class Harness:
             start = 0
         else:
             start, windows = self.saved
-            self.window = {pid: (epoch, deque(window, maxlen=window.maxlen)) for pid, (epoch, window) in windows.items()}
+            self.window = {pid: (epoch, deque(w, maxlen=w.maxlen)) for pid, (epoch, w) in windows.items()}
         for offset, pid, epoch, cached in self.events:
             if offset >= start:
                 self._remember(offset, pid, epoch, cached)
@@ -235,7 +240,8 @@ class Harness:
             assert result.error is Errors.NONE and result.batches
             committed += visible_records(result, RC)
             position = next_offset(result, position)
-        expected = sorted(o for o, s in self.status.items() if o < log.last_stable_offset and s in ("plain", "committed"))
+        lso = log.last_stable_offset
+        expected = sorted(o for o, s in self.status.items() if o < lso and s in ("plain", "committed"))
         assert [o for o, _ in committed] == expected
         uncommitted = log.read(0, RU)
         expected_ru = sorted(o for o, s in self.status.items() if o < log.high_watermark and s != "marker")

@@ -63,7 +63,9 @@ def test_abort_marker_removes_the_pid_so_its_next_transaction_is_visible():
 
 def test_non_transactional_batches_are_never_skipped():
     """isBatchAborted needs the transactional bit: an idempotent batch of an aborted pid stays visible."""
-    idempotent = LogBatch(base_offset=1, records=(Record(None, "idem"),), producer_id=7, producer_epoch=0, base_sequence=1)
+    idempotent = LogBatch(
+        base_offset=1, records=(Record(None, "idem"),), producer_id=7, producer_epoch=0, base_sequence=1
+    )
     result = FetchResult(
         error=Errors.NONE,
         batches=(

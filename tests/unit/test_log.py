@@ -33,7 +33,9 @@ def txn_batch(pid: int, seq: int, *values: str, epoch: int = 0) -> RecordBatch:
 
 
 def send(log: PartitionLog, b: RecordBatch):
-    guard = log.start_verification(b.producer_id, b.producer_epoch, b.base_sequence) if log.needs_verification(b) else None
+    guard = None
+    if log.needs_verification(b):
+        guard = log.start_verification(b.producer_id, b.producer_epoch, b.base_sequence)
     result = log.append_as_leader(b, 0, verification_guard=guard)
     assert result.error is Errors.NONE
     return result

@@ -36,7 +36,9 @@ def send(log: PartitionLog, b: RecordBatch, now: int = 0, *, supports_epoch_bump
     return log.append_as_leader(b, now, verification_guard=guard)
 
 
-def marker(log: PartitionLog, pid: int, epoch: int, control=ControlType.COMMIT, *, now: int = 0, coordinator_epoch: int = 0):
+def marker(
+    log: PartitionLog, pid: int, epoch: int, control=ControlType.COMMIT, *, now: int = 0, coordinator_epoch: int = 0
+):
     return log.append_marker(
         producer_id=pid, producer_epoch=epoch, coordinator_epoch=coordinator_epoch, control=control, now=now
     )
