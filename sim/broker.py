@@ -7,11 +7,13 @@ models' effects: every Kafka decision is made in ``models/``.
 
 Internal traffic goes over the network like client traffic, so faults can strike it too: the
 coordinator sends WriteTxnMarkers to the partition leader, and the leader sends KIP-890 verification
-(AddPartitionsToTxn, verifyOnly) to the coordinator, even though both are this node.
+(AddPartitionsToTxn, verifyOnly) to the coordinator, even though both are this node. Each uses its own
+connection (``broker-1/markers``, ``broker-1/verification``), as Kafka's inter-broker clients do.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable, Iterable
 
 import simpy
@@ -87,6 +89,7 @@ class Broker:
     tc: TransactionCoordinator = field(init=False)
     gc: GroupCoordinator = field(init=False)
     _requests: dict[int, Packet] = field(init=False, factory=dict)
+    _muted: dict[str, deque[Packet]] = field(init=False, factory=dict)  # connection → requests read after the one in progress
     _gc_timers: set[int] = field(init=False, factory=set)
     _handlers: dict[type, Callable[[Packet, Any], None]] = field(init=False)
 
@@ -128,7 +131,25 @@ class Broker:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _receive(self, packet: Packet) -> None:
+        # Kafka mutes a connection from the moment it reads a request until that request's response is
+        # sent (SocketServer.scala, Processor): requests of one connection are handled one at a time.
+        waiting = self._muted.get(packet.src)
+        if waiting is not None:
+            waiting.append(packet)
+            return
+        self._muted[packet.src] = deque()
         self._handlers[type(packet.payload)](packet, packet.payload)
+
+    def _reply(self, packet: Packet, response: Any) -> None:
+        self.network.respond(packet, response)
+        waiting = self._muted[packet.src]
+        if not waiting:
+            del self._muted[packet.src]
+            return
+        following = waiting.popleft()
+        # Unmuted: the next request is read in a later event, never inside this handler's call stack.
+        self.world.env.timeout(0).callbacks.append(
+            lambda _e: self._handlers[type(following.payload)](following, following.payload))
 
     def _every(self, interval_ms: int, task: Callable[[int], None]):
         while True:
@@ -142,7 +163,7 @@ class Broker:
         for effect in effects:
             if isinstance(effect, Respond):
                 packet = self._requests.pop(effect.correlation_id)
-                self.network.respond(packet, effect.response)
+                self._reply(packet, effect.response)
             elif isinstance(effect, AppendTxnLog):
                 self._emit("txn.log", write_id=effect.write_id, transactional_id=effect.transactional_id,
                            state=effect.record.state.kafka_name, producer_id=effect.record.producer_id,
@@ -194,8 +215,8 @@ class Broker:
     def _send_markers(self, entry):
         """The coordinator's marker channel (TransactionMarkerChannelManager): resend until answered."""
         while True:
-            response = yield self.network.request(self.node, self.node, WriteTxnMarkersRequest(entry=entry),
-                                                  INTER_BROKER_TIMEOUT_MS)
+            response = yield self.network.request(f"{self.node}/markers", self.node,
+                                                  WriteTxnMarkersRequest(entry=entry), INTER_BROKER_TIMEOUT_MS)
             if response is not TIMED_OUT:
                 break
         for tp, error in response.results:
@@ -229,7 +250,7 @@ class Broker:
             else:
                 error = Errors.UNKNOWN_TOPIC_OR_PARTITION
             results.append((tp, error))
-        self.network.respond(packet, WriteTxnMarkersResponse(results=tuple(results)))
+        self._reply(packet, WriteTxnMarkersResponse(results=tuple(results)))
 
     # -- partition leader ----------------------------------------------------------------------------
 
@@ -253,7 +274,7 @@ class Broker:
             if log.needs_verification(batch):
                 guard = log.start_verification(batch.producer_id, batch.producer_epoch, batch.base_sequence)
                 verdict = yield self.network.request(
-                    self.node, self.node,
+                    f"{self.node}/verification", self.node,
                     AddPartitionsToTxnRequest(transactional_id=request.transactional_id, producer_id=batch.producer_id,
                                               producer_epoch=batch.producer_epoch, partitions=(tp,), verify_only=True),
                     INTER_BROKER_TIMEOUT_MS)
@@ -269,7 +290,7 @@ class Broker:
                 self._replicate(log)
             responses.append(PartitionProduceResponse(partition=tp, error=result.error, base_offset=result.base_offset,
                                                       log_start_offset=log.log_start_offset))
-        self.network.respond(packet, ProduceResponse(responses=tuple(responses)))
+        self._reply(packet, ProduceResponse(responses=tuple(responses)))
 
     def _trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
         common = dict(tp=log.tp, producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
@@ -289,7 +310,7 @@ class Broker:
         for tp, offset in request.partitions:
             log = self.logs[tp]
             responses.append((tp, log.read(offset, request.isolation_level, request.max_records)))
-        self.network.respond(packet, FetchResponse(responses=tuple(responses)))
+        self._reply(packet, FetchResponse(responses=tuple(responses)))
 
     def _list_offsets(self, packet: Packet, request: ListOffsetsRequest) -> None:
         responses = []
@@ -301,7 +322,7 @@ class Broker:
                 responses.append((tp, Errors.NONE, log.log_start_offset))
             else:
                 responses.append((tp, Errors.NONE, log.list_offset_latest(request.isolation_level)))
-        self.network.respond(packet, ListOffsetsResponse(responses=tuple(responses)))
+        self._reply(packet, ListOffsetsResponse(responses=tuple(responses)))
 
     def _expire_producers(self, now: int) -> None:
         for tp, log in self.logs.items():

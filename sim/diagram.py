@@ -22,7 +22,8 @@ def _actor(node: str) -> str:
 
 
 def _lane(node: str) -> str:
-    return "broker" if node == BROKER else _actor(node)
+    """One lane per actor (``p1#2/txn`` is p1), one for the broker and its own connections."""
+    return "broker" if node.split("/", 1)[0] == BROKER else _actor(node)
 
 
 def _text(value: Any) -> str:

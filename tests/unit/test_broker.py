@@ -1,0 +1,42 @@
+"""The simulated broker's request handling (sim/broker.py), driven over the network with raw requests."""
+
+from models.config import BrokerConfig
+from models.errors import Errors
+from models.records import TopicPartition
+from models.txn_coordinator import AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest
+from sim.cluster import Cluster
+from sim.world import World
+
+TP = TopicPartition("out", 0)
+
+
+def _second_add_while_first_writes(second_src: str) -> Errors:
+    """AddOffsetsToTxn starts a txn-log write; AddPartitionsToTxn follows at once from ``second_src``."""
+    world = World(1)
+    cluster = Cluster(world, BrokerConfig(), {"out": 1})
+    net, broker = cluster.network, cluster.broker
+    result = {}
+
+    def client():
+        init = yield net.request("p#1/txn", broker, InitProducerIdRequest(transactional_id="t",
+                                                                           transaction_timeout_ms=60_000), 30_000)
+        pid, epoch = init.producer_id, init.producer_epoch
+        first = net.request("p#1/txn", broker, AddOffsetsToTxnRequest(
+            transactional_id="t", producer_id=pid, producer_epoch=epoch, group_id="g"), 30_000)
+        second = net.request(second_src, broker, AddPartitionsToTxnRequest(
+            transactional_id="t", producer_id=pid, producer_epoch=epoch, partitions=(TP,)), 30_000)
+        yield first
+        result["second"] = dict((yield second).results)[TP]
+
+    world.env.run(until=world.env.process(client()))
+    return result["second"]
+
+
+def test_a_connection_is_muted_until_its_request_is_answered() -> None:
+    """SocketServer mutes a channel per request: the second request waits for the first's log write."""
+    assert _second_add_while_first_writes("p#1/txn") is Errors.NONE
+
+
+def test_another_connection_sees_the_pending_transition() -> None:
+    """From another connection the same request meets the pending write: CONCURRENT_TRANSACTIONS."""
+    assert _second_add_while_first_writes("q#1/txn") is Errors.CONCURRENT_TRANSACTIONS
