@@ -165,6 +165,22 @@ def scenarios() -> None:
     _guard(go)
 
 
+@app.command()
+def conform(scenarios: Optional[list[Path]] = typer.Argument(None, help="Scenarios (default: the whole library)"),
+            bootstrap: Optional[str] = typer.Option(None, help="A running broker, HOST:PORT"),
+            start_kafka: bool = typer.Option(False, "--start-kafka", help="Start a broker from the Maven jars"),
+            kafka_version: str = typer.Option("4.1.2", help="Kafka version for --start-kafka"),
+            transaction_version: int = typer.Option(2, help="transaction.version the broker is formatted with")) -> None:
+    """Replay scenarios on the simulator and on a real Kafka broker; print whether they agree."""
+
+    def go():
+        from sim.realkafka.conform import conform_command
+
+        raise typer.Exit(conform_command(scenarios or [], bootstrap, start_kafka, kafka_version, transaction_version))
+
+    _guard(go)
+
+
 def scenario_dir() -> Path:
     """The built-in library: $EOSIM_SCENARIOS, else experiments/scenarios of this checkout."""
     env = os.environ.get("EOSIM_SCENARIOS")
