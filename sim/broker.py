@@ -272,7 +272,13 @@ class Broker:
                 continue
             guard = None
             if log.needs_verification(batch):
-                guard = log.start_verification(batch.producer_id, batch.producer_epoch, batch.base_sequence)
+                early = log.verification_epoch_error(batch.producer_id, batch.producer_epoch)
+                if early is not Errors.NONE:  # a stale epoch is refused before any coordinator round trip
+                    self._trace_append(log, batch, AppendResult(error=early))
+                    responses.append(PartitionProduceResponse(partition=tp, error=early))
+                    continue
+                guard = log.start_verification(batch.producer_id, batch.producer_epoch, batch.base_sequence,
+                                               now=self.world.now)
                 verdict = yield self.network.request(
                     f"{self.node}/verification", self.node,
                     AddPartitionsToTxnRequest(transactional_id=request.transactional_id, producer_id=batch.producer_id,
