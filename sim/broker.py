@@ -270,33 +270,35 @@ class Broker:
             if log is None:
                 responses.append(PartitionProduceResponse(partition=tp, error=Errors.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
-            guard = None
+            error, guard = Errors.NONE, None
             if log.needs_verification(batch):
-                early = log.verification_epoch_error(batch.producer_id, batch.producer_epoch)
-                if early is not Errors.NONE:  # a stale epoch is refused before any coordinator round trip
-                    self._trace_append(log, batch, AppendResult(error=early))
-                    responses.append(PartitionProduceResponse(partition=tp, error=early))
-                    continue
-                guard = log.start_verification(batch.producer_id, batch.producer_epoch, batch.base_sequence,
-                                               now=self.world.now)
-                verdict = yield self.network.request(
-                    f"{self.node}/verification", self.node,
-                    AddPartitionsToTxnRequest(transactional_id=request.transactional_id, producer_id=batch.producer_id,
-                                              producer_epoch=batch.producer_epoch, partitions=(tp,), verify_only=True),
-                    INTER_BROKER_TIMEOUT_MS)
-                error = Errors.NETWORK_EXCEPTION if verdict is TIMED_OUT else dict(verdict.results)[tp]
-                if error is not Errors.NONE:
-                    error = VERIFICATION_ERROR_FOR_OLD_PRODUCE.get(error, error)
-                    self._trace_append(log, batch, AppendResult(error=error))
-                    responses.append(PartitionProduceResponse(partition=tp, error=error))
-                    continue
-            result = log.append_as_leader(batch, self.world.now, verification_guard=guard)
+                error, guard = yield from self._verify(log, batch, request.transactional_id)
+            if error is Errors.NONE:
+                result = log.append_as_leader(batch, self.world.now, verification_guard=guard)
+            else:
+                result = AppendResult(error=error)
             self._trace_append(log, batch, result)
             if result.error is Errors.NONE and not result.duplicate:
                 self._replicate(log)
             responses.append(PartitionProduceResponse(partition=tp, error=result.error, base_offset=result.base_offset,
                                                       log_start_offset=log.log_start_offset))
         self._reply(packet, ProduceResponse(responses=tuple(responses)))
+
+    def _verify(self, log: PartitionLog, batch: RecordBatch, transactional_id: str | None):
+        """KIP-890 part 1: ask the coordinator whether the partition is in the producer's ongoing txn.
+        Returns (error as the produce response reports it, the guard the append must present)."""
+        early = log.verification_epoch_error(batch.producer_id, batch.producer_epoch)
+        if early is not Errors.NONE:  # a stale epoch is refused before any coordinator round trip
+            return early, None
+        guard = log.start_verification(batch.producer_id, batch.producer_epoch, batch.base_sequence,
+                                       now=self.world.now)
+        verdict = yield self.network.request(
+            f"{self.node}/verification", self.node,
+            AddPartitionsToTxnRequest(transactional_id=transactional_id, producer_id=batch.producer_id,
+                                      producer_epoch=batch.producer_epoch, partitions=(log.tp,), verify_only=True),
+            INTER_BROKER_TIMEOUT_MS)
+        error = Errors.NETWORK_EXCEPTION if verdict is TIMED_OUT else dict(verdict.results)[log.tp]
+        return VERIFICATION_ERROR_FOR_OLD_PRODUCE.get(error, error), guard
 
     def _trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
         common = dict(tp=log.tp, producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
