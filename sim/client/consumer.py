@@ -174,7 +174,9 @@ class Consumer:
         return self._env.process(self._call("committed", args, self._committed(partitions, _timeout_ms(timeout))))
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        """rd_kafka_position: the app position (offset after the last message handed out)."""
+        """rd_kafka_position: the app position, offset + 1 of the last message (or control message)
+        handed to the application; OFFSET_INVALID after assign or seek until one is (rdkafka.c
+        rd_kafka_position, rdkafka_offset.c rd_kafka_update_app_pos). Not where fetching starts."""
         self._check_open()
         result = []
         for p in partitions:
@@ -281,11 +283,15 @@ class Consumer:
             self._start(part, p.offset)
 
     def _start(self, part: _Part, offset: int) -> None:
+        """Start (assign) or restart (seek) fetching at ``offset``. The app position is reset, as
+        rd_kafka_toppar_seek does (rdkafka_partition.c: "seek()ing is analogue to a (re)assign()"): it
+        moves again only when a message is handed to the application."""
         part.version += 1
         part.eof_reported = False
+        part.app_pos = OFFSET_INVALID
         self._queue = [q for q in self._queue if q[0] != part.tp]
         if offset >= 0:
-            part.fetch_pos = part.app_pos = offset
+            part.fetch_pos = offset
             self._wake_fetcher()
             return
         part.fetch_pos = None
@@ -310,7 +316,7 @@ class Consumer:
             yield from self._reset_offset(part, version, OFFSET_INVALID)
             return
         part.committed = offset
-        part.fetch_pos = part.app_pos = offset
+        part.fetch_pos = offset
         self._wake_fetcher()
 
     def _reset_offset(self, part: _Part, version: int, logical: int) -> Generator:
@@ -336,7 +342,7 @@ class Consumer:
             yield self._env.timeout(self._backoff(retries))
         if part.version != version or self._parts.get(part.tp) is not part:
             return
-        part.fetch_pos = part.app_pos = reply.responses[0][2]
+        part.fetch_pos = reply.responses[0][2]
         self._wake_fetcher()
 
     def _offset_fetch(self, tps: list[TP], deadline: int | None) -> Generator:

@@ -221,7 +221,45 @@ def test_seek_and_position():
         after_seek = consumer.position([TopicPartition("t", 0)])[0].offset
         second = yield consumer.poll(2.0)
         return first.offset(), after_seek, second.offset(), consumer.position([TopicPartition("t", 0)])[0].offset
-    assert run(cluster, body) == (0, 2, 2, 3)
+    assert run(cluster, body) == (0, -1001, 2, 3)  # seek resets the app position (see below)
+
+
+def test_position_is_the_application_position_not_the_fetch_position():
+    """rd_kafka_position returns rktp_app_pos (rdkafka.c rd_kafka_position), which only moves when a
+    message or a control message is handed to the application (rd_kafka_fetch_op_app_prepare and
+    rd_kafka_op_handle_std in rdkafka_op.c, rd_kafka_consume_batch_queue in rdkafka_queue.c), and which
+    seek resets to OFFSET_INVALID (rd_kafka_toppar_seek, rdkafka_partition.c). Fetching at offset 1, or
+    having fetched records already, does not move it: before anything is consumed it is -1001, so
+    send_offsets_to_transaction(position()) has no valid offset and sends nothing
+    (rd_kafka_send_offsets_to_transaction: "No valid offsets, e.g., nothing was consumed")."""
+    cluster = make_cluster({"in": 1, "out": 1})
+    setup = Producer({}, cluster=cluster, name="setup")
+    consumer = Consumer({"group.id": "g", "enable.auto.commit": False}, cluster=cluster, name="c")
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p")
+    tp = TopicPartition("in", 0)
+
+    def body():
+        for i in range(3):
+            setup.produce("in", value=f"v{i}", key="k")
+        yield setup.flush()
+        yield producer.init_transactions()
+        consumer.assign([TopicPartition("in", 0, 1)])
+        seen = [consumer.position([tp])[0].offset]
+        yield cluster.world.env.timeout(1000)  # fetched by now, but not handed out
+        seen.append(consumer.position([tp])[0].offset)
+        producer.begin_transaction()
+        yield producer.send_offsets_to_transaction(consumer.position([tp]), consumer.consumer_group_metadata())
+        msg = yield consumer.poll(1.0)
+        seen += [msg.offset(), consumer.position([tp])[0].offset]
+        consumer.seek(TopicPartition("in", 0, 0))
+        seen.append(consumer.position([tp])[0].offset)
+        yield producer.send_offsets_to_transaction(consumer.position([tp]), consumer.consumer_group_metadata())
+        yield producer.commit_transaction()
+        return seen
+    assert run(cluster, body) == [-1001, -1001, 1, 2, -1001]
+    sent = [e.data["msg"] for e in cluster.world.trace.events if e.kind == "net.request"
+            and e.data["msg"] in ("AddOffsetsToTxnRequest", "TxnOffsetCommitRequest", "EndTxnRequest")]
+    assert sent == []  # no valid offset either time, nothing produced: not even EndTxn
 
 
 def test_closed_consumer_refuses_calls():
