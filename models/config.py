@@ -4,6 +4,8 @@
 Broker-side configuration the models read. Field names are Kafka's keys with dots replaced by
 underscores, and defaults are Kafka 4.1's (TransactionStateManagerConfig, TransactionLogConfig,
 GroupCoordinatorConfig, ProducerStateEntry). ``BrokerConfig.from_kafka`` takes Kafka's dotted names.
+Keys of the simulator alone are prefixed ``eosim.``: the dedup window and the historical bugs
+(models/bugs.py) switched back on.
 """
 
 from __future__ import annotations
@@ -11,7 +13,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import attrs
-from attrs import frozen
+from attrs import field, frozen
+
+from models.bugs import HISTORICAL_BUGS, validate_reintroduce
+
+SIMULATOR_ONLY_PREFIX = "eosim."  # keys no Kafka broker has
+
+
+def _bug_ids(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ValueError(f"expected a list of JIRA ids, got the string {value!r}")
+    ids = tuple(value)
+    validate_reintroduce(ids)
+    return ids
 
 
 @frozen(kw_only=True)
@@ -31,9 +45,17 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 3_000
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000
-    # Hard-coded in Kafka (ProducerStateEntry.NUM_BATCHES_TO_RETAIN); a field so the
-    # pre-1.0 dedup-window bug (KAFKA-5494) can be switched back on.
-    num_batches_to_retain: int = 5
+    # Simulator-only keys start with "eosim." (fields "eosim_"), so nobody takes them for Kafka's.
+    # The dedup window, hard-coded in Kafka (ProducerStateEntry.NUM_BATCHES_TO_RETAIN).
+    eosim_num_batches_to_retain: int = 5
+    # Historical bugs switched back on, by JIRA id (models.bugs.HISTORICAL_BUGS).
+    eosim_reintroduce: tuple[str, ...] = field(default=(), converter=_bug_ids)
+
+    def reintroduces(self, bug_id: str) -> bool:
+        """Whether the rule fixed by ``bug_id`` runs as before the fix."""
+        if bug_id not in HISTORICAL_BUGS:
+            raise KeyError(bug_id)  # a typo at a rule site must not silently keep the fix
+        return bug_id in self.eosim_reintroduce
 
     @classmethod
     def from_kafka(cls, props: Mapping[str, Any]) -> "BrokerConfig":

@@ -59,9 +59,9 @@ def _decrement_sequence(sequence: int, decrement: int) -> int:
     return (sequence - decrement) % (MAX_SEQUENCE + 1)
 
 
-def _in_sequence(last_seq: int, next_seq: int) -> bool:
-    # PAI.inSequence: next after last, or the wrap from Int.MAX_VALUE to 0 (KAFKA-7692)
-    return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == MAX_SEQUENCE)
+def _in_sequence(last_seq: int, next_seq: int, *, wraps: bool) -> bool:
+    # PAI.inSequence: next after last, or the wrap from Int.MAX_VALUE to 0 (KAFKA-7692 added the wrap)
+    return next_seq == last_seq + 1 or (wraps and next_seq == 0 and last_seq == MAX_SEQUENCE)
 
 
 @frozen(kw_only=True)
@@ -84,7 +84,7 @@ class BatchMetadata:
 
 @define(eq=False)
 class ProducerStateEntry:
-    """The state of one producer id (PSE): epoch, the last ``num_batches_to_retain`` batches, and
+    """The state of one producer id (PSE): epoch, the last ``eosim_num_batches_to_retain`` batches, and
     the open transaction's first offset, if any."""
 
     producer_id: int
@@ -213,6 +213,11 @@ class ProducerStateManager:
     unreplicated_txns: dict[int, TxnMetadata] = field(factory=dict, init=False)  # marker not yet below the HW
     last_map_offset: int = field(default=0, init=False)  # PSM.mapEndOffset: producer state covers offsets below it
 
+    @property
+    def _batches_to_retain(self) -> int:
+        # PSE.NUM_BATCHES_TO_RETAIN; 0.11 cached only the last batch (KAFKA-5494)
+        return 1 if self.config.reintroduces("KAFKA-5494") else self.config.eosim_num_batches_to_retain
+
     # -- lookups ------------------------------------------------------------------------------------
 
     def last_entry(self, producer_id: int) -> ProducerStateEntry | None:
@@ -277,7 +282,8 @@ class ProducerStateManager:
             # UL.analyzeAndValidateProducerState: a transactional batch with no ongoing txn for (pid, epoch)
             # needs verification; a stale epoch is reported first (KAFKA-19690), then the guard (KIP-890).
             if is_transactional and not (txn_first_offset is not None and current_epoch == producer_epoch):
-                if entry is not None and producer_epoch < current_epoch:
+                # before KAFKA-19690 a stale epoch without a guard got INVALID_TXN_STATE (fatal for Streams)
+                if entry is not None and producer_epoch < current_epoch and not self.config.reintroduces("KAFKA-19690"):
                     return Errors.INVALID_PRODUCER_EPOCH
                 if self.config.transaction_partition_verification_enable and (
                     vse is None or not vse.verification_guard.verify(verification_guard)
@@ -295,7 +301,7 @@ class ProducerStateManager:
             return Errors.INVALID_TXN_STATE
 
         if entry is None:
-            entry = ProducerStateEntry.empty(producer_id, self.config.num_batches_to_retain)
+            entry = ProducerStateEntry.empty(producer_id, self._batches_to_retain)
             self.producers[producer_id] = entry
         entry.add_batch(producer_epoch, last_seq, last_offset, last_offset - first_offset, timestamp)
         if is_transactional:
@@ -314,14 +320,17 @@ class ProducerStateManager:
         no_batches = entry is None or not entry.batch_metadata
         if vse is not None and vse.supports_epoch_bump and first_seq != 0 and no_batches:
             return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER  # TV2 producer without state starts at 0 (KAFKA-18202, 4.1)
-        if vse is not None and first_seq > vse.lowest_sequence:
-            return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER  # never past a lower sequence still verifying (KAFKA-14920)
+        # never past a lower sequence still verifying (KAFKA-14920; before it, the later batch went in first)
+        if vse is not None and first_seq > vse.lowest_sequence and not self.config.reintroduces("KAFKA-14920"):
+            return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
         current_epoch = NO_PRODUCER_EPOCH if entry is None else entry.producer_epoch
         if producer_epoch != current_epoch:
             # a new epoch restarts at 0; an unknown producer (no epoch) may start anywhere (KIP-360)
             if first_seq != 0 and current_epoch != NO_PRODUCER_EPOCH:
                 return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
-        elif current_epoch != NO_PRODUCER_EPOCH and not _in_sequence(entry.last_seq, first_seq):
+        elif current_epoch != NO_PRODUCER_EPOCH and not _in_sequence(
+            entry.last_seq, first_seq, wraps=not self.config.reintroduces("KAFKA-7692")
+        ):
             # an entry without batches (a marker with a new epoch cleared them) has last_seq -1: expect 0
             return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
         return Errors.NONE
@@ -348,7 +357,7 @@ class ProducerStateManager:
             if coordinator_epoch < entry.coordinator_epoch:
                 return Errors.TRANSACTION_COORDINATOR_FENCED, None
         if entry is None:
-            entry = ProducerStateEntry.empty(producer_id, self.config.num_batches_to_retain)
+            entry = ProducerStateEntry.empty(producer_id, self._batches_to_retain)
             self.producers[producer_id] = entry
         completed = None
         if entry.current_txn_first_offset is not None:
@@ -360,11 +369,12 @@ class ProducerStateManager:
                 is_aborted=control is ControlType.ABORT,
             )
         # PSE.update(epoch, coordinatorEpoch, timestamp): the marker's timestamp counts for expiration
-        # (KAFKA-9144); a TV1 marker at the same epoch keeps the cached batches, a new epoch clears them.
+        # (KAFKA-9144; before it the last data timestamp stayed, so the entry could expire at once);
+        # a TV1 marker at the same epoch keeps the cached batches, a new epoch clears them.
         entry.maybe_update_producer_epoch(producer_epoch)
         entry.coordinator_epoch = coordinator_epoch
         entry.current_txn_first_offset = None
-        entry.last_timestamp = timestamp
+        entry.last_timestamp = entry.last_timestamp if self.config.reintroduces("KAFKA-9144") else timestamp
         vse = self.verification_states.get(producer_id)
         # UL.updateProducers: keep the guard only if a TV2 producer already verifies its next txn at this epoch
         if vse is not None and not (vse.supports_epoch_bump and producer_epoch == vse.epoch):
@@ -458,7 +468,7 @@ class ProducerStateManager:
         for e in snapshot.entries:
             entry = ProducerStateEntry(
                 e.producer_id,
-                deque(maxlen=self.config.num_batches_to_retain),
+                deque(maxlen=self._batches_to_retain),
                 producer_epoch=e.epoch,
                 coordinator_epoch=e.coordinator_epoch,
                 last_timestamp=e.timestamp,

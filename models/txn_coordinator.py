@@ -665,8 +665,9 @@ class TransactionCoordinator:
         if write.purpose is _Purpose.COMPLETE_TXN and mapped is Errors.COORDINATOR_NOT_AVAILABLE:
             return [self._append(write)]  # TMCM.tryAppendToLog: retryOnError keeps the pending state, re-append
         txn.pending_state = None  # TSM.appendTransactionToLog: reset the pending state, return the error
-        if write.epoch_fence and not write.epoch_bump:
-            txn.has_failed_epoch_fence = True  # TCo.endTransactionWithTV1 (KAFKA-9666); TV2 does not set it
+        # TCo.endTransactionWithTV1 (KAFKA-9666; before it every retry bumped again); TV2 does not set it
+        if write.epoch_fence and not write.epoch_bump and not self.config.reintroduces("KAFKA-9666"):
+            txn.has_failed_epoch_fence = True
         if write.correlation_id is None:
             return []
         return [self._respond(write.correlation_id, _response(write.request, mapped))]
@@ -706,14 +707,17 @@ class TransactionCoordinator:
                 and txn.state is _S.ONGOING
                 and txn.txn_start_timestamp + txn.txn_timeout_ms < now
             ):
-                try:
-                    fence = txn.prepare_fence_producer_epoch()
-                except KafkaIllegalState:
-                    continue  # Kafka's scheduler logs it; the txn stays Ongoing (KAFKA-20090, fixed after 4.1)
+                if self.config.reintroduces("KAFKA-6119"):
+                    epoch = txn.producer_epoch  # 0.11.0.0 aborted at the producer's epoch: no fence (KAFKA-6119)
+                else:
+                    try:
+                        epoch = txn.prepare_fence_producer_epoch().producer_epoch
+                    except KafkaIllegalState:
+                        continue  # Kafka's scheduler logs it; the txn stays Ongoing (KAFKA-20090, fixed after 4.1)
                 effects += self._end_transaction(
                     tid,
-                    fence.producer_id,
-                    fence.producer_epoch,
+                    txn.producer_id,
+                    epoch,
                     _A,
                     from_client=False,
                     client_transaction_version=self.config.transaction_version,
@@ -912,7 +916,10 @@ class TransactionCoordinator:
             return reply(Errors.INVALID_PRODUCER_ID_MAPPING)
         is_epoch_fence = txn.pending_state is _S.PREPARE_EPOCH_FENCE
         if tv2:
-            outcome = self._end_txn_tv2_outcome(txn, producer_id, producer_epoch, result, from_client, is_epoch_fence)
+            outcome = self._end_txn_tv2_outcome(
+                txn, producer_id, producer_epoch, result, from_client, is_epoch_fence,
+                pending_first=not self.config.reintroduces("KAFKA-18464"),
+            )
             if outcome is Errors.NONE:
                 return reply(Errors.NONE, txn.producer_id, txn.producer_epoch)  # a retry: the stored pid/epoch
         else:
@@ -929,6 +936,8 @@ class TransactionCoordinator:
             )
             if is_epoch_fence:
                 txn.pending_state = None  # the fence's own epoch is dropped: PrepareAbort bumps once (KAFKA-19367)
+                if self.config.reintroduces("KAFKA-19367"):
+                    txn.producer_epoch = producer_epoch  # 4.0.0 kept the fence's bump, then bumped again
             record = txn.prepare_abort_or_commit(
                 outcome, client_transaction_version, next_producer_id, now, txn.state is not _S.ONGOING
             )
@@ -972,6 +981,8 @@ class TransactionCoordinator:
         result: TransactionResult,
         from_client: bool,
         is_epoch_fence: bool,
+        *,
+        pending_first: bool,
     ) -> TransactionState | Errors:
         """TCo.endTransaction (TV2) checks, in Kafka's order."""
         # The client retries a request that overflowed the epoch; the new pid is already stored.
@@ -990,13 +1001,17 @@ class TransactionCoordinator:
             valid_epoch = retry_on_epoch_bump or retry_on_overflow or epoch == txn.producer_epoch
         else:
             valid_epoch = epoch == txn.producer_epoch
-        # The pending check comes first so a pending overflow completes before the pid check (KAFKA-18464/18660).
-        if txn.pending_state not in (None, _S.PREPARE_EPOCH_FENCE):
+        # The pending check comes first so a pending overflow completes before the pid check (KAFKA-18464/18660);
+        # before KAFKA-18464 it came after the epoch check, which fenced a producer aborting during Prepare*.
+        pending = txn.pending_state not in (None, _S.PREPARE_EPOCH_FENCE)
+        if pending and pending_first:
             return Errors.CONCURRENT_TRANSACTIONS
         if txn.producer_id != producer_id and not retry_on_overflow:
             return Errors.INVALID_PRODUCER_ID_MAPPING
         if not valid_epoch:
             return Errors.PRODUCER_FENCED
+        if pending:
+            return Errors.CONCURRENT_TRANSACTIONS
         return _END_TXN_TV2[(txn.state, result, retry_on_epoch_bump or retry_on_overflow)]
 
     # --- write completion and markers ---------------------------------------------------------------------
@@ -1023,6 +1038,9 @@ class TransactionCoordinator:
                 if write.correlation_id is not None:
                     if isinstance(write.request, InitProducerIdRequest):
                         response = InitProducerIdResponse(error=Errors.CONCURRENT_TRANSACTIONS)
+                    elif write.epoch_bump and self.config.reintroduces("KAFKA-18660"):
+                        # before KAFKA-18660 an overflow answered the Prepare* (pid, 32767), not (new pid, 0)
+                        response = _response(write.request, Errors.NONE, txn.producer_id, txn.producer_epoch)
                     elif write.epoch_bump:
                         response = _response(write.request, Errors.NONE, complete.producer_id, complete.producer_epoch)
                     else:

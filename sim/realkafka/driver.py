@@ -36,6 +36,7 @@ import confluent_kafka as ck
 from attrs import define, field, frozen
 from confluent_kafka.admin import (AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType)
 
+from models.config import SIMULATOR_ONLY_PREFIX
 from sim import scenario as sc
 from sim.checkers import CheckResult, exit_code
 from sim.client.message import OFFSET_INVALID, Message, TopicPartition
@@ -514,9 +515,10 @@ def broker_requirements(scenario: sc.Scenario, default_tv: int) -> tuple[int, di
     sim/realkafka/broker.py has) a broker needs to run this scenario as the simulator does."""
     base = cluster_config({}).to_kafka()
     wanted = cluster_config(scenario.cluster).to_kafka()
-    if wanted["num.batches.to.retain"] != base["num.batches.to.retain"]:
-        raise BrokerMismatch("num.batches.to.retain is hard-coded in Kafka (ProducerStateEntry): "
-                             "this scenario cannot run on a real broker")
+    simulator_only = sorted(k for k in wanted if k.startswith(SIMULATOR_ONLY_PREFIX) and wanted[k] != base[k])
+    if simulator_only:
+        raise BrokerMismatch(f"{', '.join(simulator_only)} exist only in the simulator (Kafka hard-codes the "
+                             "dedup window and has the historical bugs fixed): this scenario cannot run on Kafka")
     tv = int(scenario.cluster.get("transaction.version", default_tv))
     overrides = {k: _property(v) for k, v in wanted.items() if v != base[k] and k != "transaction.version"}
     return tv, overrides
@@ -545,7 +547,7 @@ def check_broker(admin: AdminClient, bootstrap: str, scenario: sc.Scenario, tran
         raise BrokerMismatch(f"the scenario needs transaction.version={scenario.cluster['transaction.version']}, "
                              f"the broker has {transaction_version}")
     wanted = {k: _property(v) for k, v in cluster_config(scenario.cluster).to_kafka().items()
-              if k not in ("transaction.version", "num.batches.to.retain")}
+              if k != "transaction.version" and not k.startswith(SIMULATOR_ONLY_PREFIX)}
     key = (bootstrap, transaction_version, frozenset(wanted.items()))
     with _verified_lock:
         if key in _verified:

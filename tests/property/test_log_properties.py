@@ -70,13 +70,13 @@ class Harness:
         self.hw = self.lso = 0
 
     def _empty_window(self) -> tuple[int | None, deque]:
-        return (None, deque(maxlen=self.config.num_batches_to_retain))
+        return (None, deque(maxlen=self.config.eosim_num_batches_to_retain))
 
     def _remember(self, offset: int, pid: int, epoch: int, cached: tuple | None) -> None:
         """The dedup-window model: a new epoch empties it, data batches enter it."""
         current, window = self.window[pid]
         if epoch != current:
-            window = deque(maxlen=self.config.num_batches_to_retain)
+            window = deque(maxlen=self.config.eosim_num_batches_to_retain)
         if cached is not None:
             window.append(cached)
         self.window[pid] = (epoch, window)
@@ -199,7 +199,7 @@ class Harness:
         # PSM.writeSnapshot keeps the last batch of each producer
         self.saved = (
             self.snapshot.offset,
-            {pid: (epoch, deque(list(window)[-1:], maxlen=self.config.num_batches_to_retain))
+            {pid: (epoch, deque(list(window)[-1:], maxlen=self.config.eosim_num_batches_to_retain))
              for pid, (epoch, window) in self.window.items()},
         )
 
@@ -296,7 +296,7 @@ def run(config: BrokerConfig, first_seqs: list[int], first_epochs: list[int], op
 configs = st.builds(
     BrokerConfig,
     transaction_partition_verification_enable=st.booleans(),
-    num_batches_to_retain=st.sampled_from([1, 2, 5]),
+    eosim_num_batches_to_retain=st.sampled_from([1, 2, 5]),
 )
 first_seqs = st.lists(st.sampled_from([0, 7, MAX_SEQUENCE - 2]), min_size=N_PRODUCERS, max_size=N_PRODUCERS)
 first_epochs = st.lists(st.integers(0, 2), min_size=N_PRODUCERS, max_size=N_PRODUCERS)

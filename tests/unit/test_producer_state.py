@@ -71,7 +71,7 @@ def test_retry_older_than_the_window_is_out_of_order_sequence():
 def test_window_of_one_batch_reproduces_kafka_5494():
     """KAFKA-5494: 0.11 brokers cached one batch, so with 2 requests in flight the retry of the first
     (after the second landed) is not seen as a duplicate."""
-    log = make_log(num_batches_to_retain=1)
+    log = make_log(eosim_num_batches_to_retain=1)
     assert send(log, batch(7, 0, 0)).error is NONE
     assert send(log, batch(7, 0, 1)).error is NONE
     assert send(log, batch(7, 0, 0)).error is OOOS
@@ -509,7 +509,7 @@ def test_batch_metadata_first_sequence_wraps(last_seq, delta, first):
 
 
 def test_cache_evicts_the_oldest_batch():
-    log = make_log(num_batches_to_retain=3)
+    log = make_log(eosim_num_batches_to_retain=3)
     for seq in range(5):
         send(log, batch(7, 0, seq))
     assert [m.last_seq for m in log.producer_state_manager.producers[7].batch_metadata] == [2, 3, 4]
