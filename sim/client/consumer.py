@@ -47,6 +47,7 @@ from models.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, FetchRequest, 
 from models.records import IsolationLevel, TopicPartition as TP
 from sim.client.config import ConsumerConfig, validate_config
 from sim.client.errors import Context, KafkaError, KafkaException, Reaction, action
+from sim.client.handle import GROUP_COORDINATOR, LEADER
 from sim.client.message import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -250,8 +251,10 @@ class Consumer:
         self._op(op, args, result=_describe(result))
         return result
 
-    def _request(self, payload: Any, timeout_ms: int) -> simpy.Event:
-        return self._cluster.network.request(self.name, self._cluster.broker, payload, timeout_ms)
+    def _request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
+        """Send on one of the handle's connections (sim.client.handle: Fetch and ListOffsets to the
+        leader, everything of the group to the GroupCoordinator logical broker)."""
+        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
 
     def _backoff(self, retries: int) -> int:
         jitter = self._jitter.randint(100 - RETRY_JITTER_PERCENT, 100 + RETRY_JITTER_PERCENT)
@@ -335,7 +338,7 @@ class Consumer:
         while True:
             reply = yield self._request(ListOffsetsRequest(isolation_level=self._isolation,
                                                            partitions=((part.tp, timestamp),)),
-                                        self.config.socket_timeout_ms)
+                                        self.config.socket_timeout_ms, LEADER)
             if reply is not TIMED_OUT and reply.responses[0][1] is Errors.NONE:
                 break
             retries += 1
@@ -357,7 +360,8 @@ class Consumer:
             if deadline is not None:
                 timeout = max(min(timeout, deadline - self._env.now), 1)
             reply = yield self._request(OffsetFetchRequest(group_id=self.config.group_id, partitions=tuple(tps),
-                                                           require_stable=require_stable), timeout)
+                                                           require_stable=require_stable), timeout,
+                                        GROUP_COORDINATOR)
             if reply is TIMED_OUT:
                 retry = True
                 result: dict[TP, tuple[int, int]] = {}
@@ -396,7 +400,8 @@ class Consumer:
             positions = {tp: (self._parts[tp], self._parts[tp].version, self._parts[tp].fetch_pos) for tp in ready}
             request = FetchRequest(isolation_level=self._isolation,
                                    partitions=tuple((tp, pos) for tp, (_, _, pos) in positions.items()))
-            reply = yield self._request(request, self.config.fetch_wait_max_ms + self.config.socket_timeout_ms)
+            reply = yield self._request(request, self.config.fetch_wait_max_ms + self.config.socket_timeout_ms,
+                                        LEADER)
             got = False
             if reply is not TIMED_OUT:
                 for tp, result in reply.responses:
@@ -526,7 +531,7 @@ class Consumer:
             request = OffsetCommitRequest(group_id=self.config.group_id, generation_id=self._generation_id,
                                           member_id=self._member_id,
                                           offsets=tuple((p.model(), p.offset) for p in offsets))
-            reply = yield self._request(request, self.config.socket_timeout_ms)
+            reply = yield self._request(request, self.config.socket_timeout_ms, GROUP_COORDINATOR)
             if reply is TIMED_OUT:
                 errors = {p.model(): KafkaError._TIMED_OUT for p in offsets}  # type: ignore[attr-defined]
                 retry = True
@@ -587,7 +592,8 @@ class Consumer:
                                        session_timeout_ms=self.config.session_timeout_ms,
                                        rebalance_timeout_ms=self.config.max_poll_interval_ms,
                                        partitions=partitions)
-            reply = yield self._request(request, self.config.max_poll_interval_ms + JOIN_EXTRA_TIMEOUT_MS)
+            reply = yield self._request(request, self.config.max_poll_interval_ms + JOIN_EXTRA_TIMEOUT_MS,
+                                        GROUP_COORDINATOR)
             if self._group_epoch != epoch or self._closed:
                 return
             if reply is TIMED_OUT or reply.error is not Errors.NONE:
@@ -613,7 +619,7 @@ class Consumer:
                 return None
             reply = yield self._request(HeartbeatRequest(group_id=self.config.group_id, member_id=self._member_id,
                                                          generation_id=self._generation_id),
-                                        self.config.socket_timeout_ms)
+                                        self.config.socket_timeout_ms, GROUP_COORDINATOR)
             if self._group_epoch != epoch or self._closed:
                 return None
             if reply is TIMED_OUT or reply.error is Errors.NONE:
@@ -649,7 +655,7 @@ class Consumer:
                 pass  # traced; closing goes ahead
         if self._subscription and self._member_id:
             yield self._request(LeaveGroupRequest(group_id=self.config.group_id, member_id=self._member_id),
-                                self.config.socket_timeout_ms)
+                                self.config.socket_timeout_ms, GROUP_COORDINATOR)
         self._group_epoch += 1
         self._closed = True
         self._parts = {}

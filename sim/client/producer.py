@@ -55,6 +55,7 @@ from sim.client.errors import (
     as_received,
     normalize,
 )
+from sim.client.handle import LEADER, TXN_COORDINATOR
 from sim.client.message import TIMESTAMP_CREATE_TIME, ConsumerGroupMetadata, Message, TopicPartition
 from sim.net import TIMED_OUT
 
@@ -565,7 +566,7 @@ class Producer:
         if first.timeout_at is not None:
             remaining = first.timeout_at - self._env.now
             timeout = min(timeout, remaining if remaining > 0 else 100)
-        reply = self._request(request, timeout)
+        reply = self._request(request, timeout, LEADER)
         if self.config.acks == 0:  # no response expected: delivered once sent
             part.inflight.remove(batch)
             for msg in batch.msgs:
@@ -573,8 +574,9 @@ class Producer:
             return
         reply.callbacks.append(lambda e: self._on_produce_reply(part, batch, e.value))
 
-    def _request(self, payload: Any, timeout_ms: int) -> simpy.Event:
-        return self._cluster.network.request(self.name, self._cluster.broker, payload, timeout_ms)
+    def _request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
+        """Send on one of the handle's connections (sim.client.handle: the leader's or a coordinator's)."""
+        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
 
     def _context(self) -> Context:
         if self._transactional_id is not None:
@@ -831,8 +833,10 @@ class Producer:
         else:
             request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=-1)
         self._idemp_set_state(IdempState.WAIT_PID)
-        # "Let the idempotence state handler perform retries": no request-level retries
-        self._request(request, self.config.socket_timeout_ms).callbacks.append(
+        # "Let the idempotence state handler perform retries": no request-level retries. The
+        # transactional producer asks its TxnCoordinator, the idempotent one any broker.
+        connection = LEADER if self._transactional_id is None else TXN_COORDINATOR
+        self._request(request, self.config.socket_timeout_ms, connection).callbacks.append(
             lambda e: self._on_init_producer_id(e.value))
 
     def _on_init_producer_id(self, reply: Any) -> None:
@@ -1074,7 +1078,7 @@ class Producer:
         self._txn_req_cnt += 1
         request = AddPartitionsToTxnRequest(transactional_id=self._transactional_id, producer_id=self._pid[0],
                                             producer_epoch=self._pid[1], partitions=tuple(self._waitresp_tps))
-        self._request(request, self.config.socket_timeout_ms).callbacks.append(
+        self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR).callbacks.append(
             lambda e: self._on_add_partitions(e.value))
 
     def _on_add_partitions(self, reply: Any) -> None:
@@ -1165,7 +1169,7 @@ class Producer:
         (rd_kafka_txn_handle_AddOffsetsToTxn, rd_kafka_txn_handle_TxnOffsetCommit)."""
         retries = 0
         while True:
-            reply = yield self._request(request, self.config.socket_timeout_ms)
+            reply = yield self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR)
             if reply is TIMED_OUT:
                 code, reaction = int(KafkaError._TIMED_OUT), Reaction.REFRESH  # type: ignore[attr-defined]
             else:
@@ -1209,7 +1213,8 @@ class Producer:
                                              generation_id=cgmd.generation_id, member_id=cgmd.member_id,
                                              offsets=tuple((p.model(), p.offset) for p in offsets))
             remaining = deadline - self._env.now
-            reply = yield self._request(request, min(max(remaining, 1), self.config.socket_timeout_ms))
+            # rd_kafka_coord_req: to the group coordinator's node broker, not a logical broker
+            reply = yield self._request(request, min(max(remaining, 1), self.config.socket_timeout_ms), LEADER)
             if reply is TIMED_OUT:
                 code, reaction = int(KafkaError._TIMED_OUT), Reaction.RETRY  # type: ignore[attr-defined]
             else:
@@ -1360,7 +1365,7 @@ class Producer:
         (rd_kafka_buf_retry), as long as the transaction is still committing/aborting."""
         retries = 0
         while True:
-            reply = yield self._request(request, self.config.socket_timeout_ms)
+            reply = yield self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR)
             code = int(KafkaError._TIMED_OUT) if reply is TIMED_OUT else int(as_received(Context.END_TXN, reply.error))  # type: ignore[attr-defined]
             retry = self._on_end_txn(request.committed, code)
             if not retry:

@@ -86,7 +86,7 @@ def test_unstable_offset_commit_is_retried_by_committed_and_by_the_start_positio
     assert offset == 3 and first == 3
     assert seen["returned_at"] >= seen["committed_at"]
     for node in ("reader", "starter"):
-        errors = [r["results"][0][2] for r in responses(cluster, node, "OffsetFetchResponse")]
+        errors = [r["results"][0][2] for r in responses(cluster, f"{node}/group", "OffsetFetchResponse")]
         assert errors[0] == Errors.UNSTABLE_OFFSET_COMMIT.name and errors[-1] == Errors.NONE.name
 
 
@@ -268,3 +268,36 @@ def test_closed_consumer_refuses_calls():
     run(cluster, lambda: (yield consumer.close()))
     with pytest.raises(RuntimeError):
         consumer.poll(0)
+
+
+def test_group_requests_go_over_the_group_coordinator_connection():
+    """librdkafka's consumer group has a logical broker with its own connection
+    (rkcg_coord = rd_kafka_broker_add_logical(rk, "GroupCoordinator"), rdkafka_cgrp.c): JoinGroup,
+    Heartbeat, LeaveGroup, OffsetCommit and OffsetFetch (rd_kafka_cgrp_op_serve, and the assignment's
+    rd_kafka_assignment_serve_pending in rdkafka_assignment.c) use it; Fetch and ListOffsets go to the
+    partition leader's node broker (rd_kafka_toppar_offset_request, rdkafka_partition.c). Kafka handles
+    one request per connection at a time, so a JoinGroup parked at the coordinator never holds up a
+    Fetch."""
+    cluster = make_cluster()
+    setup = Producer({}, cluster=cluster, name="setup")
+    consumer = Consumer({"group.id": "g", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "heartbeat.interval.ms": 500}, cluster=cluster, name="c#1")
+
+    def body():
+        setup.produce("t", value="v", key="k")
+        yield setup.flush()
+        consumer.subscribe(["t"])
+        msg = yield consumer.poll(5.0)
+        yield consumer.commit(message=msg, asynchronous=False)
+        yield consumer.committed([TopicPartition("t", 0)])
+        yield cluster.world.env.timeout(600)  # a heartbeat
+        yield consumer.close()
+    run(cluster, body)
+    found = {}
+    for e in cluster.world.trace.events:
+        if e.kind == "net.request" and e.node.startswith("c#1"):
+            found.setdefault(e.data["msg"], set()).add(e.node)
+    assert found == {
+        "JoinGroupRequest": {"c#1/group"}, "HeartbeatRequest": {"c#1/group"}, "OffsetFetchRequest": {"c#1/group"},
+        "OffsetCommitRequest": {"c#1/group"}, "LeaveGroupRequest": {"c#1/group"},
+        "ListOffsetsRequest": {"c#1"}, "FetchRequest": {"c#1"}}

@@ -10,7 +10,7 @@ from models.errors import Errors
 from models.records import TopicPartition as TP
 from sim.client.consumer import Consumer
 from sim.client.errors import KafkaError, KafkaException
-from sim.client.message import TopicPartition
+from sim.client.message import ConsumerGroupMetadata, TopicPartition
 from sim.client.producer import Producer
 from sim.cluster import Cluster, cluster_config
 from sim.net import Packet, deliver_all
@@ -194,7 +194,7 @@ def test_concurrent_transactions_on_a_quick_reinit_is_retried_inside_init_transa
         yield second.init_transactions()
     run(cluster, body)
     replies = [e.data["fields"]["error"] for e in cluster.world.trace.events
-               if e.kind == "net.response" and e.data["dst"] == "second" and e.data["msg"] == "InitProducerIdResponse"]
+               if e.kind == "net.response" and e.data["dst"] == "second/txn" and e.data["msg"] == "InitProducerIdResponse"]
     assert replies[0] == Errors.CONCURRENT_TRANSACTIONS.name and replies[-1] == Errors.NONE.name
     assert ops(cluster, "second", "init_transactions")[0]["result"] is None
     assert markers(cluster) == [(1, "COMMIT")]
@@ -294,3 +294,41 @@ def test_same_key_same_partition_crc32():
     run(cluster, body)
     expected = zlib.crc32(b"user-1") % 8
     assert [r for r in data_records(cluster, TP("t", expected))] == [(0, "1"), (1, "2")]
+
+
+def sources(cluster, node):
+    """{request type: the source nodes it was sent from} for one client's requests."""
+    found = {}
+    for e in cluster.world.trace.events:
+        if e.kind == "net.request" and e.node.split("/", 1)[0] == node:
+            found.setdefault(e.data["msg"], set()).add(e.node)
+    return found
+
+
+def test_coordinator_requests_go_over_their_own_logical_connections():
+    """librdkafka keeps a logical broker, with its own connection, for the transaction coordinator
+    (rk_eos.txn_coord = rd_kafka_broker_add_logical(rk, "TxnCoordinator"), rdkafka_txnmgr.c): the
+    transactional InitProducerId (rd_kafka_idemp_pid_fsm), AddPartitionsToTxn, AddOffsetsToTxn and EndTxn
+    use it. Produce goes to the partition leader's node broker, and so does TxnOffsetCommit:
+    rd_kafka_coord_req (rdkafka_coord.c) sends it to the node broker FindCoordinator named, which on a
+    one-node cluster is the leader's. A plain idempotent producer asks any broker for its PID
+    (rd_kafka_idemp_broker_any). Kafka handles one request per connection at a time, so which connection
+    a request takes decides what it can queue behind."""
+    cluster = make_cluster({"in": 1, "out": 1})
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p#1")
+    idempotent = Producer({"enable.idempotence": True}, cluster=cluster, name="i#1")
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("out", value="v", key="k")
+        yield producer.send_offsets_to_transaction([TopicPartition("in", 0, 1)], ConsumerGroupMetadata(group_id="g"))
+        yield producer.commit_transaction()
+        idempotent.produce("out", value="w", key="k")
+        yield idempotent.flush()
+    run(cluster, body)
+    assert sources(cluster, "p#1") == {
+        "InitProducerIdRequest": {"p#1/txn"}, "AddPartitionsToTxnRequest": {"p#1/txn"},
+        "AddOffsetsToTxnRequest": {"p#1/txn"}, "EndTxnRequest": {"p#1/txn"},
+        "ProduceRequest": {"p#1"}, "TxnOffsetCommitRequest": {"p#1"}}
+    assert sources(cluster, "i#1") == {"InitProducerIdRequest": {"i#1"}, "ProduceRequest": {"i#1"}}
