@@ -13,6 +13,8 @@ there.
 
 from __future__ import annotations
 
+import json
+
 from attrs import frozen
 
 
@@ -22,7 +24,8 @@ class Bug:
     fixed_in: str  # the first branches with the fix, backports included (§8)
     reference: str  # section of the EOS reference (kafka-eos-reference.md)
     reintroduced: str  # what the model does again when the bug is switched back on
-    kafka_switch: str | None = None  # a setting that already brings it back; then not an eosim.reintroduce id
+    # A [cluster] setting (key, value) that already brings it back; such a bug is no eosim.reintroduce id.
+    kafka_switch: tuple[str, object] | None = None
 
 
 HISTORICAL_BUGS: dict[str, Bug] = {
@@ -45,7 +48,7 @@ HISTORICAL_BUGS: dict[str, Bug] = {
         fixed_in="3.6 (KIP-890 part 1)",
         reference="§8.3, §4.1",
         reintroduced="the leader appends a transactional batch without asking the coordinator",
-        kafka_switch="transaction.partition.verification.enable = false",
+        kafka_switch=("transaction.partition.verification.enable", False),
     ),
     "KAFKA-9144": Bug(
         title="producer state expires early because marker timestamps are ignored",
@@ -115,7 +118,13 @@ def validate_reintroduce(bug_ids: tuple[str, ...]) -> None:
         if bug is None:
             raise ValueError(f"unknown historical bug {bug_id!r} (valid: {', '.join(switchable)})")
         if bug.kafka_switch is not None:
-            raise ValueError(f"{bug_id} needs no eosim flag: set {bug.kafka_switch}")
+            key, value = bug.kafka_switch
+            raise ValueError(f'{bug_id} needs no eosim flag: set "{key}" = {json.dumps(value)}')
         if bug_id in seen:
             raise ValueError(f"{bug_id} is listed twice")
         seen.add(bug_id)
+
+
+def cluster_switch(bug_id: str) -> tuple[str, object]:
+    """The [cluster] setting (key, value) that brings ``bug_id`` back."""
+    return HISTORICAL_BUGS[bug_id].kafka_switch or ("eosim.reintroduce", (bug_id,))

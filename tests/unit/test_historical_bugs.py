@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from models.bugs import HISTORICAL_BUGS
+from models.bugs import HISTORICAL_BUGS, cluster_switch
 from models.config import BrokerConfig
 from models.errors import Errors
 from models.log import PartitionLog
@@ -320,12 +320,11 @@ def test_every_switchable_bug_has_a_rule_site_and_a_test_here():
         assert f"def test_{bug.lower().replace('-', '_')}_" in tests, bug
 
 
-def test_bugs_with_a_kafka_switch_name_a_broker_setting():
-    known = BrokerConfig().to_kafka()
-    for bug in HISTORICAL_BUGS.values():
-        if bug.kafka_switch is not None:
-            key = bug.kafka_switch.split(" = ")[0]
-            assert key in known, bug
+def test_every_bug_has_a_cluster_switch_the_broker_config_takes():
+    defaults = BrokerConfig().to_kafka()
+    for bug_id in HISTORICAL_BUGS:
+        key, value = cluster_switch(bug_id)
+        assert BrokerConfig.from_kafka({key: value}).to_kafka()[key] != defaults[key], bug_id
 
 
 def test_reintroduces_refuses_an_id_outside_the_table():
@@ -335,7 +334,7 @@ def test_reintroduces_refuses_an_id_outside_the_table():
 
 @pytest.mark.parametrize(("value", "message"), [
     (("KAFKA-1",), "unknown historical bug 'KAFKA-1' (valid: KAFKA-5494, KAFKA-6119, KAFKA-9144"),
-    (("KAFKA-12671",), "KAFKA-12671 needs no eosim flag: set transaction.partition.verification.enable = false"),
+    (("KAFKA-12671",), 'KAFKA-12671 needs no eosim flag: set "transaction.partition.verification.enable" = false'),
     (("KAFKA-6119", "KAFKA-6119"), "KAFKA-6119 is listed twice"),
     ("KAFKA-6119", "expected a list of JIRA ids, got the string 'KAFKA-6119'"),
 ])

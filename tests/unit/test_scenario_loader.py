@@ -340,7 +340,7 @@ REFUSALS = [
     ("bug as a string", mutate('"transaction.version" = 2', '"eosim.reintroduce" = "KAFKA-6119"'),
      'cluster."eosim.reintroduce"', "expected an array, got the string 'KAFKA-6119'"),
     ("bug with a Kafka switch", mutate('"transaction.version" = 2', '"eosim.reintroduce" = ["KAFKA-12671"]'),
-     'cluster."eosim.reintroduce"', "set transaction.partition.verification.enable = false"),
+     'cluster."eosim.reintroduce"', 'set "transaction.partition.verification.enable" = false'),
     ("duplicate topic", mutate('name = "out"', 'name = "in"'), "topics[1].name", "duplicate 'in'"),
     ("internal topic", mutate('name = "out"', 'name = "__consumer_offsets"'), "topics[1].name",
      "not a topic a scenario may create"),
