@@ -17,8 +17,9 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 import simpy
-from attrs import define, field
+from attrs import define, field, frozen
 
+from models.api import error_response
 from models.config import BrokerConfig
 from models.effects import Respond
 from models.errors import Errors
@@ -58,7 +59,7 @@ from models.txn_coordinator import (
     TransactionCoordinator,
     TxnStateChanged,
 )
-from sim.net import TIMED_OUT, Network, Packet
+from sim.net import Failure, Network, Packet
 from sim.world import World
 
 TXN_LOG_APPEND_MS = 1  # a replicated write to __transaction_state on a one-node cluster
@@ -78,6 +79,19 @@ VERIFICATION_ERROR_FOR_OLD_PRODUCE = {
 }
 
 
+@frozen(kw_only=True)
+class Injection:
+    """An error the broker answers a request with instead of its own answer; ``after_apply``: it does
+    the work first (models.api.INFRASTRUCTURE_ERRORS says which errors come after the work)."""
+
+    error: Errors
+    after_apply: bool
+
+
+def no_injection(_packet: Packet) -> Injection | None:
+    return None
+
+
 @define(eq=False)
 class Broker:
     world: World
@@ -85,11 +99,14 @@ class Broker:
     config: BrokerConfig
     topics: dict[str, int]
     node: str = "broker-1"
+    # The fault layer's hook (sim/faults.py), asked as each request is handled.
+    inject: Callable[[Packet], Injection | None] = no_injection
     logs: dict[TopicPartition, PartitionLog] = field(init=False)
     tc: TransactionCoordinator = field(init=False)
     gc: GroupCoordinator = field(init=False)
     _requests: dict[int, Packet] = field(init=False, factory=dict)
     _muted: dict[str, deque[Packet]] = field(init=False, factory=dict)  # connection → requests read after the one in progress
+    _answer_with: dict[int, Errors] = field(init=False, factory=dict)  # correlation id -> injected error
     _gc_timers: set[int] = field(init=False, factory=set)
     _handlers: dict[type, Callable[[Packet, Any], None]] = field(init=False)
 
@@ -138,9 +155,21 @@ class Broker:
             waiting.append(packet)
             return
         self._muted[packet.src] = deque()
+        self._handle(packet)
+
+    def _handle(self, packet: Packet) -> None:
+        injected = self.inject(packet)
+        if injected is not None and injected.after_apply:
+            self._answer_with[packet.correlation_id] = injected.error
+        elif injected is not None:
+            self._reply(packet, error_response(packet.payload, injected.error))
+            return
         self._handlers[type(packet.payload)](packet, packet.payload)
 
     def _reply(self, packet: Packet, response: Any) -> None:
+        error = self._answer_with.pop(packet.correlation_id, None)
+        if error is not None:
+            response = error_response(packet.payload, error)
         self.network.respond(packet, response)
         waiting = self._muted[packet.src]
         if not waiting:
@@ -148,8 +177,7 @@ class Broker:
             return
         following = waiting.popleft()
         # Unmuted: the next request is read in a later event, never inside this handler's call stack.
-        self.world.env.timeout(0).callbacks.append(
-            lambda _e: self._handlers[type(following.payload)](following, following.payload))
+        self.world.env.timeout(0).callbacks.append(lambda _e: self._handle(following))
 
     def _every(self, interval_ms: int, task: Callable[[int], None]):
         while True:
@@ -217,7 +245,7 @@ class Broker:
         while True:
             response = yield self.network.request(f"{self.node}/markers", self.node,
                                                   WriteTxnMarkersRequest(entry=entry), INTER_BROKER_TIMEOUT_MS)
-            if response is not TIMED_OUT:
+            if not isinstance(response, Failure):
                 break
         for tp, error in response.results:
             self._apply(self.tc.on_marker_result(entry, tp, error, self.world.now))
@@ -297,7 +325,7 @@ class Broker:
             AddPartitionsToTxnRequest(transactional_id=transactional_id, producer_id=batch.producer_id,
                                       producer_epoch=batch.producer_epoch, partitions=(log.tp,), verify_only=True),
             INTER_BROKER_TIMEOUT_MS)
-        error = Errors.NETWORK_EXCEPTION if verdict is TIMED_OUT else dict(verdict.results)[log.tp]
+        error = Errors.NETWORK_EXCEPTION if isinstance(verdict, Failure) else dict(verdict.results)[log.tp]
         return VERIFICATION_ERROR_FOR_OLD_PRODUCE.get(error, error), guard
 
     def _trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:

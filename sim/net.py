@@ -29,12 +29,18 @@ class Packet:
     sent_at: int
 
 
-class _TimedOut:
+class Failure:
+    """The value a request event fires with when no response came: two singletons below."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
     def __repr__(self) -> str:
-        return "TIMED_OUT"
+        return self.name
 
 
-TIMED_OUT = _TimedOut()  # the value of a request event whose response never came in time
+TIMED_OUT = Failure("TIMED_OUT")  # no response within the request's timeout
+DISCONNECTED = Failure("DISCONNECTED")  # its connection closed first (librdkafka's _TRANSPORT)
 
 # route(packet) -> extra delay in ms (0 = deliver normally) or None (drop).
 Route = Callable[[Packet], "int | None"]
@@ -52,7 +58,8 @@ class Network:
     _latency: dict[tuple[str, str], int] = field(factory=dict)
     _handlers: dict[str, Callable[[Packet], None]] = field(factory=dict)
     _fifo_tail: dict[tuple[str, str], int] = field(factory=dict)
-    _waiting: dict[int, simpy.Event] = field(factory=dict)
+    _waiting: dict[int, tuple[tuple[str, str], simpy.Event]] = field(factory=dict)  # cid -> (connection, reply)
+    _connections: dict[tuple[str, str], None] = field(factory=dict)  # open (requester, responder) connections
     _next_correlation_id: int = 0
 
     def register(self, node: str, handler: Callable[[Packet], None]) -> None:
@@ -68,16 +75,32 @@ class Network:
         self._next_correlation_id += 1
         cid = self._next_correlation_id
         reply = self.world.env.event()
-        self._waiting[cid] = reply
+        self._waiting[cid] = ((src, dst), reply)
+        self._connections[(src, dst)] = None
         self._send(Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
                           sent_at=self.world.now))
         self.world.env.timeout(timeout_ms).callbacks.append(lambda _e: self._time_out(cid))
         return reply
 
     def _time_out(self, correlation_id: int) -> None:
-        reply = self._waiting.pop(correlation_id, None)
-        if reply is not None:
-            reply.succeed(TIMED_OUT)
+        waiting = self._waiting.pop(correlation_id, None)
+        if waiting is not None:
+            waiting[1].succeed(TIMED_OUT)
+
+    def close(self, match: Callable[[str, str], bool]) -> None:
+        """Close every connection (src, dst) that ``match`` accepts, as a socket error does: the requests
+        waiting for a response on it fail at once with DISCONNECTED, and their responses, should they
+        still come, are discarded (librdkafka's rd_kafka_broker_fail purges the wait-response queue with
+        _TRANSPORT). Packets already on the wire still arrive: a request the broker reads is handled. The
+        next packet opens a fresh connection, which does not queue behind the old one's packets."""
+        for src, dst in sorted(conn for conn in self._connections if match(*conn)):
+            del self._connections[(src, dst)]
+            self._fifo_tail.pop((src, dst), None)
+            self._fifo_tail.pop((dst, src), None)
+            failed = sorted(cid for cid, (conn, _) in self._waiting.items() if conn == (src, dst))
+            self.world.trace.emit(src, "net.close", dst=dst, failed=failed)
+            for cid in failed:
+                self._waiting.pop(cid)[1].succeed(DISCONNECTED)
 
     def respond(self, request: Packet, payload: Any) -> None:
         self._send(Packet(src=request.dst, dst=request.src, correlation_id=request.correlation_id,
@@ -101,9 +124,9 @@ class Network:
 
     def _deliver(self, packet: Packet) -> None:
         if packet.is_response:
-            reply = self._waiting.pop(packet.correlation_id, None)
-            if reply is not None:
-                reply.succeed(packet.payload)
+            waiting = self._waiting.pop(packet.correlation_id, None)
+            if waiting is not None:
+                waiting[1].succeed(packet.payload)
             return
         handler = self._handlers.get(packet.dst)
         if handler is not None:  # a crashed node receives nothing

@@ -1,0 +1,110 @@
+"""models.api
+==========
+
+The requests by Kafka API name, the response a broker sends when it answers a request with an error
+(each request's ``getErrorResponse``, clients/.../common/requests/*Request.java), and the errors a broker
+answers for reasons the models do not simulate: replicas falling out of sync, coordinators moving or
+loading. The fault layer (sim/faults.py) injects those; which of them come *after* the broker did the
+work is Kafka's behaviour, so it is stated here, not chosen by a scenario.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from models.errors import Errors
+from models.group_coordinator import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetFetchRequest,
+    OffsetFetchResponse,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+)
+from models.log import FetchResult
+from models.protocol import (
+    FetchRequest,
+    FetchResponse,
+    ListOffsetsRequest,
+    ListOffsetsResponse,
+    PartitionProduceResponse,
+    ProduceRequest,
+    ProduceResponse,
+    WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+)
+from models.txn_coordinator import (
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+)
+
+E = Errors
+
+# AbstractRequest.getErrorResponse of each request: every partition it names carries the error.
+ERROR_RESPONSES: dict[type, Callable[[Any, Errors], Any]] = {
+    ProduceRequest: lambda r, e: ProduceResponse(
+        responses=tuple(PartitionProduceResponse(partition=tp, error=e) for tp, _ in r.batches)),
+    FetchRequest: lambda r, e: FetchResponse(responses=tuple(
+        (tp, FetchResult(error=e, batches=(), high_watermark=-1, last_stable_offset=-1, log_start_offset=-1,
+                         aborted_transactions=(), fetch_offset=offset)) for tp, offset in r.partitions)),
+    ListOffsetsRequest: lambda r, e: ListOffsetsResponse(responses=tuple((tp, e, -1) for tp, _ in r.partitions)),
+    WriteTxnMarkersRequest: lambda r, e: WriteTxnMarkersResponse(results=tuple((tp, e) for tp in r.entry.partitions)),
+    InitProducerIdRequest: lambda r, e: InitProducerIdResponse(error=e),
+    AddPartitionsToTxnRequest: lambda r, e: AddPartitionsToTxnResponse(results=tuple((tp, e) for tp in r.partitions)),
+    AddOffsetsToTxnRequest: lambda r, e: AddOffsetsToTxnResponse(error=e),
+    EndTxnRequest: lambda r, e: EndTxnResponse(error=e),
+    JoinGroupRequest: lambda r, e: JoinGroupResponse(error=e),
+    HeartbeatRequest: lambda r, e: HeartbeatResponse(error=e),
+    LeaveGroupRequest: lambda r, e: LeaveGroupResponse(error=e),
+    OffsetCommitRequest: lambda r, e: OffsetCommitResponse(results=tuple((tp, e) for tp, _ in r.offsets)),
+    TxnOffsetCommitRequest: lambda r, e: TxnOffsetCommitResponse(results=tuple((tp, e) for tp, _ in r.offsets)),
+    # v2+ carries the error at the top level too (OffsetFetchResponse.java)
+    OffsetFetchRequest: lambda r, e: OffsetFetchResponse(error=e, results=tuple((tp, -1, e) for tp in r.partitions)),
+}
+
+# Kafka's API names (ApiKeys.java) of the requests above. JoinGroupRequest is JoinGroup and SyncGroup
+# in one round trip (docs/design.md), named after the first.
+API_NAMES: tuple[str, ...] = tuple(sorted(cls.__name__.removesuffix("Request") for cls in ERROR_RESPONSES))
+
+
+def error_response(request: Any, error: Errors) -> Any:
+    """The response a broker sends when it answers ``request`` with ``error``."""
+    return ERROR_RESPONSES[type(request)](request, error)
+
+
+def api_name(message: Any) -> str:
+    """The API a request or response belongs to, by Kafka's name (``"Produce"``, ``"EndTxn"`` ...)."""
+    return type(message).__name__.removesuffix("Request").removesuffix("Response")
+
+
+# The coordinators' "not here / not ready" errors (KafkaApis: the coordinator of the key's partition is
+# another broker, unavailable, or still loading its log after a failover); the request is refused.
+_COORDINATOR = {E.NOT_COORDINATOR: False, E.COORDINATOR_NOT_AVAILABLE: False, E.COORDINATOR_LOAD_IN_PROGRESS: False}
+_LEADER = {E.NOT_LEADER_OR_FOLLOWER: False, E.KAFKA_STORAGE_ERROR: False}
+
+# API name -> {error: answered after the broker did the work}. Produce: Partition.appendRecordsToLeader
+# refuses with NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas, before appending; the
+# DelayedProduce answers NOT_ENOUGH_REPLICAS_AFTER_APPEND (the ISR shrank) or REQUEST_TIMED_OUT (the
+# followers did not catch up in time) after the leader appended (DelayedProduce.scala).
+INFRASTRUCTURE_ERRORS: dict[str, dict[Errors, bool]] = {
+    "Produce": {E.NOT_ENOUGH_REPLICAS: False, E.NOT_ENOUGH_REPLICAS_AFTER_APPEND: True, E.REQUEST_TIMED_OUT: True,
+                **_LEADER},
+    "Fetch": _LEADER,
+    "ListOffsets": _LEADER,
+    "WriteTxnMarkers": {E.NOT_ENOUGH_REPLICAS: False, E.NOT_LEADER_OR_FOLLOWER: False},
+    **{name: _COORDINATOR for name in ("InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn",
+                                       "JoinGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
+                                       "TxnOffsetCommit")},
+}
