@@ -8,6 +8,7 @@ trace serialises to JSON lines with sorted keys, so the same seed and inputs giv
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from typing import Any, Callable, Iterable
 
@@ -29,19 +30,31 @@ class TraceEvent:
         return {"seq": self.seq, "t": self.t, "node": self.node, "kind": self.kind, "data": self.data}
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def plain(value: Any) -> Any:
     """Turn model values into JSON-ready ones (enums by name, topic-partitions as "topic-p")."""
-    if isinstance(value, TopicPartition):
+    kind = type(value)
+    if kind in _SCALARS:  # the common case first: the trace is the simulator's hottest path
+        return value
+    if kind is TopicPartition:
         return str(value)
+    if kind is dict:
+        return {str(plain(k)): plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in value]
     if isinstance(value, enum.Enum):
         return value.name
-    if attrs.has(type(value)):
-        return {f.name: plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
-    if isinstance(value, dict):
-        return {str(plain(k)): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+    fields = _attrs_fields(kind)
+    if fields is not None:
+        return {name: plain(getattr(value, name)) for name in fields}
     return value
+
+
+@functools.cache
+def _attrs_fields(kind: type) -> tuple[str, ...] | None:
+    return tuple(f.name for f in attrs.fields(kind)) if attrs.has(kind) else None
 
 
 @define(eq=False)
