@@ -12,6 +12,8 @@ epoch-regression           per transactional.id and pid the coordinator's epoch 
                            neither does the epoch one client instance adopts
 shared-producer-epoch      two live client instances never hold the same (pid, epoch)
 sequence-gap               a (pid, epoch)'s batches on a partition have contiguous sequences
+missed-duplicate           a retry of a batch the log holds is acked as a duplicate, never refused
+                           as out of order (the dedup window, KAFKA-5494)
 stale-marker               a marker carries the producer epoch of the Prepare* it completes and
                            a coordinator epoch no older than that partition last saw for the pid
 torn-transaction           every marker of a transaction matches its PrepareCommit/PrepareAbort,
@@ -81,6 +83,7 @@ class _Oracle:
     holder: dict[tuple[int, int], tuple[tuple[str, int], Event]] = field(factory=dict)
     holding: dict[tuple[str, int], tuple[int, int]] = field(factory=dict)
     last_batch: dict[tuple, tuple[int, Event]] = field(factory=dict)  # (node, tp, pid, epoch) -> (last seq, ev)
+    appended: dict[tuple, Event] = field(factory=dict)  # (node, tp, pid, epoch, base seq) -> log.append
     prepare: dict[int, Event] = field(factory=dict)  # pid -> latest transition into Prepare*
     marker_epoch: dict[tuple[str, int], Event] = field(factory=dict)  # (tp, pid) -> newest-coordinator marker
     state: dict[int, Event] = field(factory=dict)  # pid -> latest txn.state
@@ -96,6 +99,7 @@ class _Oracle:
             "client.pid": self.on_client_pid,
             "txn.state": self.on_txn_state,
             "log.append": self.on_append,
+            "log.reject": self.on_reject,
             "log.producer_expired": self.on_producer_expired,
             "log.marker": self.on_marker,
             "log.offsets": self.on_offsets,
@@ -192,17 +196,32 @@ class _Oracle:
                             f"On {tp}, producer id {pid} epoch {epoch} appended a batch at sequence {base_seq} "
                             f"right after one ending at sequence {prev[0]}.", prev[1], ev)
             self.last_batch[key] = (increment_sequence(base_seq, d["last_offset"] - d["base_offset"]), ev)
+            self.appended[(*key, base_seq)] = ev
         if d["transactional"]:
             self.open_batch.setdefault((tp, pid), ev)
             txn = self.current.get(self.tid_of.get(pid, ""))
             if txn is not None:
                 txn.outputs.setdefault(tp, ev)
 
+    def on_reject(self, ev: Event) -> None:
+        d = ev["data"]
+        if d["error"] != "OUT_OF_ORDER_SEQUENCE_NUMBER":
+            return
+        original = self.appended.get((ev["node"], d["tp"], d["producer_id"], d["producer_epoch"], d["base_sequence"]))
+        if original is not None:
+            self.report("missed-duplicate",
+                        f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} retried the batch "
+                        f"at sequence {d['base_sequence']}, which the log holds at offset "
+                        f"{original['data']['base_offset']}, and got OUT_OF_ORDER_SEQUENCE_NUMBER instead of a "
+                        "duplicate ack: the leader's dedup window had lost it.", original, ev)
+
     def on_producer_expired(self, ev: Event) -> None:
-        # The broker forgot the pid on that partition: its next batch starts a fresh sequence run.
+        # The broker forgot the pid on that partition: its next batch starts a fresh sequence run, and
+        # nothing before can be recognised as a duplicate any more.
         tp, pid = ev["data"]["tp"], ev["data"]["producer_id"]
-        for key in [k for k in self.last_batch if k[:3] == (ev["node"], tp, pid)]:
-            del self.last_batch[key]
+        for table in (self.last_batch, self.appended):
+            for key in [k for k in table if k[:3] == (ev["node"], tp, pid)]:
+                del table[key]
 
     def on_marker(self, ev: Event) -> None:
         d = ev["data"]

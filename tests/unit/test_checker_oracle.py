@@ -169,6 +169,32 @@ def test_sequence_gap_quiet_for_contiguous_wrapping_new_epoch_and_expired_produc
     assert check_trace(tr.events).valid is True
 
 
+def _reject(tr, tp, seq, epoch=0, error="OUT_OF_ORDER_SEQUENCE_NUMBER"):
+    return tr.emit("b0", "log.reject", tp=tp, producer_id=PID, producer_epoch=epoch, base_sequence=seq, error=error)
+
+
+def test_missed_duplicate_fires_when_a_retry_of_an_appended_batch_is_out_of_order():
+    tr = Trace()
+    first = tr.append(TP, 0, seq=0, transactional=False)
+    tr.append(TP, 1, seq=1, transactional=False)
+    retry = _reject(tr, TP, 0)
+    [anomaly] = found(check_trace(tr.events), "missed-duplicate")
+    assert anomaly.witness == (first, retry)
+    assert "retried the batch at sequence 0, which the log holds at offset 0" in anomaly.description
+
+
+def test_missed_duplicate_quiet_for_new_data_other_errors_epochs_partitions_and_expired_producers():
+    tr = Trace()
+    tr.append(TP, 0, seq=0, transactional=False)
+    _reject(tr, TP, 5)  # never appended: a real gap, not a retry
+    _reject(tr, TP, 0, error="INVALID_PRODUCER_EPOCH")
+    _reject(tr, TP, 0, epoch=1)  # another epoch's sequence 0
+    _reject(tr, TP2, 0)
+    tr.emit("b0", "log.producer_expired", tp=TP, producer_id=PID)
+    _reject(tr, TP, 0)  # the broker forgot the producer: Kafka cannot know it is a retry
+    assert "missed-duplicate" not in names(check_trace(tr.events))
+
+
 # -- markers ---------------------------------------------------------------------------------------------
 
 
