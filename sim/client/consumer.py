@@ -47,7 +47,7 @@ from models.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, FetchRequest, 
 from models.records import IsolationLevel, TopicPartition as TP
 from sim.client.config import ConsumerConfig, validate_config
 from sim.client.errors import Context, KafkaError, KafkaException, Reaction, action
-from sim.client.handle import GROUP_COORDINATOR, LEADER
+from sim.client.handle import GROUP_COORDINATOR, LEADER, Handle
 from sim.client.message import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -82,7 +82,7 @@ class _Part:
     eof_reported: bool = False
 
 
-class Consumer:
+class Consumer(Handle):
     """confluent_kafka.Consumer on the simulated cluster."""
 
     def __init__(self, config: dict[str, Any], *, cluster: Any, name: str) -> None:
@@ -107,9 +107,9 @@ class Consumer:
         self._on_revoke: Callable[..., Any] | None = None
         self._rebalances: list[tuple[str, list[TP]]] = []  # ("assign"|"revoke", partitions) for poll
         self._group_epoch = 0  # bumped to stop the current join/heartbeat loop
-        self._env.process(self._fetcher())
+        self._spawn(self._fetcher())
         if self.config.enable_auto_commit and self.config.auto_commit_interval_ms > 0:
-            self._env.process(self._auto_committer())
+            self._spawn(self._auto_committer())
 
     # == public API =================================================================================
 
@@ -130,7 +130,7 @@ class Consumer:
         self._subscription = list(topics)
         self._on_assign, self._on_revoke = on_assign, on_revoke
         self._group_epoch += 1
-        self._env.process(self._group(self._group_epoch))
+        self._spawn(self._group(self._group_epoch))
         self._op("subscribe", {"topics": list(topics)})
 
     def assignment(self) -> list[TopicPartition]:
@@ -139,14 +139,14 @@ class Consumer:
 
     def poll(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
-        return self._env.process(self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
+        return self._spawn(self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> simpy.Process:
         self._check_open()
         if not 0 <= num_messages <= 1_000_000:
             raise ValueError("num_messages must be between 0 and 1000000 (1M)")
-        return self._env.process(self._call("consume", {"num_messages": num_messages, "timeout": timeout},
-                                            self._consume(num_messages, _timeout_ms(timeout))))
+        return self._spawn(self._call("consume", {"num_messages": num_messages, "timeout": timeout},
+                                      self._consume(num_messages, _timeout_ms(timeout))))
 
     def commit(self, message: Message | None = None, offsets: list[TopicPartition] | None = None,
                asynchronous: bool = True) -> simpy.Process | None:
@@ -163,7 +163,7 @@ class Consumer:
             offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
         args = {"offsets": None if offsets is None else [[str(p.model()), p.offset] for p in offsets],
                 "asynchronous": asynchronous}
-        process = self._env.process(self._call("commit", args, self._commit(offsets)))
+        process = self._spawn(self._call("commit", args, self._commit(offsets)))
         if asynchronous:
             process.defused = True  # the outcome is only traced, as for an async commit without on_commit
             return None
@@ -172,7 +172,7 @@ class Consumer:
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> simpy.Process:
         self._check_open()
         args = {"partitions": [str(p.model()) for p in partitions], "timeout": timeout}
-        return self._env.process(self._call("committed", args, self._committed(partitions, _timeout_ms(timeout))))
+        return self._spawn(self._call("committed", args, self._committed(partitions, _timeout_ms(timeout))))
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """rd_kafka_position: the app position, offset + 1 of the last message (or control message)
@@ -227,13 +227,21 @@ class Consumer:
 
     def close(self) -> simpy.Process:
         self._check_open()
-        return self._env.process(self._call("close", {}, self._close()))
+        return self._spawn(self._call("close", {}, self._close()))
+
+    def crash(self) -> None:
+        """The process is killed (sim.client.handle): no final commit, no LeaveGroup, no more fetches or
+        heartbeats; the group coordinator finds out when the session times out."""
+        if self._crashed:
+            return
+        self._crashed = True
+        self._op("crash", {})
 
     # == plumbing ===================================================================================
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("Consumer closed")
+        if self._closed or self._crashed:
+            raise RuntimeError("Consumer closed")  # ERR_MSG_CONSUMER_CLOSED (confluent_kafka.h)
 
     def _op(self, op: str, args: dict[str, Any], *, result: Any = None, error: KafkaError | None = None) -> None:
         if error is not None:
@@ -299,9 +307,9 @@ class Consumer:
             return
         part.fetch_pos = None
         if offset in (OFFSET_INVALID, OFFSET_STORED):
-            self._env.process(self._resolve_committed(part, part.version))
+            self._spawn(self._resolve_committed(part, part.version))
         else:
-            self._env.process(self._reset_offset(part, part.version, offset))
+            self._spawn(self._reset_offset(part, part.version, offset))
 
     def _resolve_committed(self, part: _Part, version: int) -> Generator:
         """The assignment's OffsetFetch (rd_kafka_assignment_serve_pending), retried on
@@ -418,7 +426,7 @@ class Consumer:
             # rd_kafka_offset_reset: straight to auto.offset.reset, not the committed offset
             part.version += 1
             part.fetch_pos = None
-            self._env.process(self._reset_offset(part, part.version, OFFSET_INVALID))
+            self._spawn(self._reset_offset(part, part.version, OFFSET_INVALID))
             return False
         if result.error is not Errors.NONE:
             part.backoff_until = self._env.now + FETCH_ERROR_BACKOFF_MS
@@ -576,7 +584,7 @@ class Consumer:
             if self._closed:
                 return
             if any(p.stored >= 0 and p.stored != p.committed for p in self._parts.values()):
-                process = self._env.process(self._call("auto_commit", {}, self._commit(None)))
+                process = self._spawn(self._call("auto_commit", {}, self._commit(None)))
                 process.defused = True
 
     # == group membership ===========================================================================

@@ -22,10 +22,59 @@ A simulated client sends each request from the source node ``name + connection``
 per-connection ordering (Kafka handles one request per connection at a time) applies per logical
 connection, as it does against Kafka. Names keep the ``actor#incarnation`` prefix (``p1#2/txn``), so
 traces and diagrams still group them by actor.
+
+Crash
+-----
+``crash()`` is the process being killed: the handle vanishes without closing. No LeaveGroup, no EndTxn,
+no flush, nothing more on the wire; requests already sent still reach the broker, their responses are
+dropped. SimPy cannot cancel a Timeout or a pending request, so every process of the client runs under
+``_guarded`` (it never resumes once the client crashed) and every callback under ``_alive`` (it does
+nothing). A blocking call in progress never returns, like a call on a killed process. Later calls raise
+what confluent-kafka raises on a destroyed handle: ``RuntimeError("Producer has been closed")`` /
+``RuntimeError("Consumer closed")`` (ERR_MSG_PRODUCER_CLOSED / ERR_MSG_CONSUMER_CLOSED, confluent_kafka.h;
+every method checks ``if (!self->rk)``); a scenario may only restart a crashed actor.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable, Generator
+
+import simpy
+
 LEADER = ""  # the partition leader's node connection (also TxnOffsetCommit, idempotent InitProducerId)
 TXN_COORDINATOR = "/txn"  # the TxnCoordinator logical broker
 GROUP_COORDINATOR = "/group"  # the GroupCoordinator logical broker
+
+
+class Handle:
+    """The lifecycle shared by Producer and Consumer (mixed in; they set ``_env`` and ``name``)."""
+
+    _env: simpy.Environment
+    _crashed: bool = False
+
+    def _spawn(self, body: Generator) -> simpy.Process:
+        """Start a process of this client: it dies with the client (see ``_guarded``)."""
+        return self._env.process(self._guarded(body))
+
+    def _guarded(self, body: Generator) -> Generator:
+        """Run ``body`` step by step; once the client crashed it never resumes (and never returns)."""
+        send: Callable[[Any], Any] = body.send
+        value: Any = None
+        while True:
+            try:
+                event = send(value)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value, send = (yield event), body.send
+            except Exception as exc:  # noqa: BLE001 - a failed event is handed to the body, as SimPy does
+                value, send = exc, body.throw
+            if self._crashed:
+                yield self._env.event()  # never triggered: the killed process is gone
+
+    def _alive(self, callback: Callable[..., Any]) -> Callable[..., None]:
+        """``callback`` for a timer or a response: does nothing once the client crashed."""
+        def call(*args: Any) -> None:
+            if not self._crashed:
+                callback(*args)
+        return call

@@ -55,7 +55,7 @@ from sim.client.errors import (
     as_received,
     normalize,
 )
-from sim.client.handle import LEADER, TXN_COORDINATOR
+from sim.client.handle import LEADER, TXN_COORDINATOR, Handle
 from sim.client.message import TIMESTAMP_CREATE_TIME, ConsumerGroupMetadata, Message, TopicPartition
 from sim.net import TIMED_OUT
 
@@ -273,7 +273,7 @@ class _Api:
     wake: simpy.Event | None = None
 
 
-class Producer:
+class Producer(Handle):
     """confluent_kafka.Producer on the simulated cluster."""
 
     def __init__(self, config: dict[str, Any], *, cluster: Any, name: str) -> None:
@@ -322,6 +322,7 @@ class Producer:
     def produce(self, topic: str, value: str | None = None, key: str | None = None, partition: int = -1,
                 on_delivery: Callable[[KafkaError | None, Message], Any] | None = None,
                 callback: Callable[[KafkaError | None, Message], Any] | None = None) -> None:
+        self._check_open()
         args = {"topic": topic, "key": key, "value": value, "partition": partition}
         try:
             self._produce(topic, value, key, partition, on_delivery or callback)
@@ -331,23 +332,28 @@ class Producer:
         self._op("produce", args, result=None)
 
     def poll(self, timeout: float = -1) -> simpy.Process:
-        return self._env.process(self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
+        self._check_open()
+        return self._spawn(self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
 
     def flush(self, timeout: float = -1) -> simpy.Process:
-        return self._env.process(self._call("flush", {"timeout": timeout}, self._flush_api(_timeout_ms(timeout))))
+        self._check_open()
+        return self._spawn(self._call("flush", {"timeout": timeout}, self._flush_api(_timeout_ms(timeout))))
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
+        self._check_open()
         self._purge(in_queue=in_queue, in_flight=in_flight, abort_txn=False)
         self._op("purge", {"in_queue": in_queue, "in_flight": in_flight}, result=None)
 
     def __len__(self) -> int:
-        return self._outstanding
+        return 0 if self._crashed else self._outstanding  # Producer__len__: 0 without a handle
 
     def init_transactions(self, timeout: float = -1) -> simpy.Process:
-        return self._env.process(self._call("init_transactions", {"timeout": timeout},
-                                            self._init_transactions(_timeout_ms(timeout))))
+        self._check_open()
+        return self._spawn(self._call("init_transactions", {"timeout": timeout},
+                                      self._init_transactions(_timeout_ms(timeout))))
 
     def begin_transaction(self) -> None:
+        self._check_open()
         error = self._begin_transaction()
         self._op("begin_transaction", {}, error=error, result=None)
         if error is not None:
@@ -355,19 +361,34 @@ class Producer:
 
     def send_offsets_to_transaction(self, positions: Iterable[TopicPartition], group_metadata: ConsumerGroupMetadata,
                                     timeout: float = -1) -> simpy.Process:
+        self._check_open()
         positions = list(positions)
         args = {"offsets": [[str(p.model()), p.offset] for p in positions],
                 "group_id": group_metadata.group_id if group_metadata else None, "timeout": timeout}
-        return self._env.process(self._call("send_offsets_to_transaction", args, self._send_offsets(
+        return self._spawn(self._call("send_offsets_to_transaction", args, self._send_offsets(
             positions, group_metadata, _timeout_ms(timeout))))
 
     def commit_transaction(self, timeout: float = -1) -> simpy.Process:
-        return self._env.process(self._call("commit_transaction", {"timeout": timeout},
-                                            self._commit_transaction(_timeout_ms(timeout))))
+        self._check_open()
+        return self._spawn(self._call("commit_transaction", {"timeout": timeout},
+                                      self._commit_transaction(_timeout_ms(timeout))))
 
     def abort_transaction(self, timeout: float = -1) -> simpy.Process:
-        return self._env.process(self._call("abort_transaction", {"timeout": timeout},
-                                            self._abort_transaction(_timeout_ms(timeout))))
+        self._check_open()
+        return self._spawn(self._call("abort_transaction", {"timeout": timeout},
+                                      self._abort_transaction(_timeout_ms(timeout))))
+
+    def crash(self) -> None:
+        """The process is killed (sim.client.handle): nothing more is sent or called back; no flush,
+        no EndTxn. The broker finds out through the transaction timeout."""
+        if self._crashed:
+            return
+        self._crashed = True
+        self._op("crash", {}, result=None)
+
+    def _check_open(self) -> None:
+        if self._crashed:
+            raise RuntimeError("Producer has been closed")  # ERR_MSG_PRODUCER_CLOSED (confluent_kafka.h)
 
     # == trace ======================================================================================
 
@@ -446,7 +467,7 @@ class Producer:
         if self._serve_scheduled:
             return
         self._serve_scheduled = True
-        self._env.timeout(0).callbacks.append(self._serve_now)
+        self._env.timeout(0).callbacks.append(self._alive(self._serve_now))
 
     def _serve_now(self, _event: object) -> None:
         self._serve_scheduled = False
@@ -456,7 +477,7 @@ class Producer:
         if at in self._wakeups:
             return
         self._wakeups.add(at)
-        self._env.timeout(max(at - self._env.now, 0)).callbacks.append(lambda _e: self._wakeup(at))
+        self._env.timeout(max(at - self._env.now, 0)).callbacks.append(self._alive(lambda _e: self._wakeup(at)))
 
     def _wakeup(self, at: int) -> None:
         self._wakeups.discard(at)
@@ -572,7 +593,7 @@ class Producer:
             for msg in batch.msgs:
                 self._deliver(msg, 0, -1)
             return
-        reply.callbacks.append(lambda e: self._on_produce_reply(part, batch, e.value))
+        reply.callbacks.append(self._alive(lambda e: self._on_produce_reply(part, batch, e.value)))
 
     def _request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
         """Send on one of the handle's connections (sim.client.handle: the leader's or a coordinator's)."""
@@ -818,7 +839,7 @@ class Producer:
         self._pid_timer_token += 1
         token = self._pid_timer_token
         self._env.timeout(delay_ms).callbacks.append(
-            lambda _e: self._pid_fsm() if token == self._pid_timer_token else None)
+            self._alive(lambda _e: self._pid_fsm() if token == self._pid_timer_token else None))
 
     def _pid_fsm(self) -> None:
         """rd_kafka_idemp_pid_fsm: in REQ_PID send InitProducerId (the coordinator lookup is not modelled:
@@ -837,7 +858,7 @@ class Producer:
         # transactional producer asks its TxnCoordinator, the idempotent one any broker.
         connection = LEADER if self._transactional_id is None else TXN_COORDINATOR
         self._request(request, self.config.socket_timeout_ms, connection).callbacks.append(
-            lambda e: self._on_init_producer_id(e.value))
+            self._alive(lambda e: self._on_init_producer_id(e.value)))
 
     def _on_init_producer_id(self, reply: Any) -> None:
         error = KafkaError._TIMED_OUT if reply is TIMED_OUT else int(reply.error)  # type: ignore[attr-defined]
@@ -1066,7 +1087,7 @@ class Producer:
         def fire(_e: object) -> None:
             self._register_scheduled = False
             self._register_partitions()
-        self._env.timeout(backoff_ms).callbacks.append(fire)
+        self._env.timeout(backoff_ms).callbacks.append(self._alive(fire))
 
     def _register_partitions(self) -> None:
         """rd_kafka_txn_register_partitions: one AddPartitionsToTxn at a time."""
@@ -1079,7 +1100,7 @@ class Producer:
         request = AddPartitionsToTxnRequest(transactional_id=self._transactional_id, producer_id=self._pid[0],
                                             producer_epoch=self._pid[1], partitions=tuple(self._waitresp_tps))
         self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR).callbacks.append(
-            lambda e: self._on_add_partitions(e.value))
+            self._alive(lambda e: self._on_add_partitions(e.value)))
 
     def _on_add_partitions(self, reply: Any) -> None:
         """rd_kafka_txn_handle_AddPartitionsToTxn."""
@@ -1161,7 +1182,7 @@ class Producer:
         self._txn_req_cnt += 1
         request = AddOffsetsToTxnRequest(transactional_id=self._transactional_id, producer_id=self._pid[0],
                                          producer_epoch=self._pid[1], group_id=cgmd.group_id)
-        self._env.process(self._add_offsets(request, offsets, cgmd, deadline))
+        self._spawn(self._add_offsets(request, offsets, cgmd, deadline))
 
     def _add_offsets(self, request: AddOffsetsToTxnRequest, offsets: list[TopicPartition],
                      cgmd: ConsumerGroupMetadata, deadline: int) -> Generator:
@@ -1358,7 +1379,7 @@ class Producer:
     def _send_end_txn(self, *, commit: bool) -> None:
         request = EndTxnRequest(transactional_id=self._transactional_id, producer_id=self._pid[0],
                                 producer_epoch=self._pid[1], committed=commit, transaction_version=1)
-        self._env.process(self._end_txn(request))
+        self._spawn(self._end_txn(request))
 
     def _end_txn(self, request: EndTxnRequest) -> Generator:
         """Send EndTxn; retriable errors are retried by the request layer with the exponential backoff

@@ -301,3 +301,43 @@ def test_group_requests_go_over_the_group_coordinator_connection():
         "JoinGroupRequest": {"c#1/group"}, "HeartbeatRequest": {"c#1/group"}, "OffsetFetchRequest": {"c#1/group"},
         "OffsetCommitRequest": {"c#1/group"}, "LeaveGroupRequest": {"c#1/group"},
         "ListOffsetsRequest": {"c#1"}, "FetchRequest": {"c#1"}}
+
+
+def test_crash_vanishes_without_committing_or_leaving():
+    """A crash is the process being killed: rd_kafka_consumer_close never runs, so no final auto-commit,
+    no LeaveGroup; heartbeats and fetches stop, and the group coordinator only notices when the session
+    times out (the classic protocol does not watch connections). A poll in progress never returns. Later
+    calls raise RuntimeError("Consumer closed") as on a closed handle (ERR_MSG_CONSUMER_CLOSED,
+    Consumer.c `if (!self->rk)`)."""
+    cluster = make_cluster()
+    setup = Producer({}, cluster=cluster, name="setup")
+    consumer = Consumer({"group.id": "g", "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                         "heartbeat.interval.ms": 500, "auto.commit.interval.ms": 5000}, cluster=cluster, name="c#1")
+    seen = {}
+
+    def body():
+        setup.produce("t", value="v", key="k")
+        yield setup.flush()
+        consumer.subscribe(["t"])
+        msg = yield consumer.poll(5.0)
+        seen["offset"] = msg.offset()  # stored for auto-commit, not committed yet
+        polling = consumer.poll(10.0)
+        yield cluster.world.env.timeout(100)
+        consumer.crash()
+        seen["crashed_at"] = cluster.world.env.now
+        yield cluster.world.env.timeout(9000)
+        seen["poll_returned"] = polling.triggered
+        for call in (lambda: consumer.poll(0), consumer.assignment, consumer.close,
+                     lambda: consumer.position([TopicPartition("t", 0)])):
+            with pytest.raises(RuntimeError, match="Consumer closed"):
+                call()
+    run(cluster, body)
+    assert seen["offset"] == 0 and seen["poll_returned"] is False
+    after = [(e.kind, e.data.get("msg") or e.data.get("op")) for e in cluster.world.trace.events
+             if e.node.startswith("c#1") and e.t >= seen["crashed_at"]]
+    assert after == [("client.op", "crash")]  # no OffsetCommit, LeaveGroup, Heartbeat or Fetch
+    assert cluster.broker_node.gc.committed("g") == {}
+    generations = [(e.t, e.data["members"]) for e in cluster.world.trace.events if e.kind == "group.generation"]
+    expired = [t for t, members in generations if not members]
+    # joined at generations[0]; the first heartbeat would have been due 500 ms later, after the crash
+    assert expired[0] == generations[0][0] + 6000  # session.timeout.ms after the last sign of life

@@ -332,3 +332,41 @@ def test_coordinator_requests_go_over_their_own_logical_connections():
         "AddOffsetsToTxnRequest": {"p#1/txn"}, "EndTxnRequest": {"p#1/txn"},
         "ProduceRequest": {"p#1"}, "TxnOffsetCommitRequest": {"p#1"}}
     assert sources(cluster, "i#1") == {"InitProducerIdRequest": {"i#1"}, "ProduceRequest": {"i#1"}}
+
+
+def test_crash_vanishes_without_closing():
+    """A crash is the process being killed (the conformance driver SIGKILLs the actor): librdkafka never
+    runs rd_kafka_destroy, so there is no flush, no EndTxn, no delivery report. A request already written
+    to the socket still reaches the broker; nothing else is sent, and a blocking call in progress never
+    returns. confluent-kafka refuses calls on a handle that is gone with RuntimeError("Producer has been
+    closed") (ERR_MSG_PRODUCER_CLOSED, Producer.c `if (!self->rk)`), and len() is 0 (Producer__len__)."""
+    cluster = make_cluster()
+    slow = {"ProduceRequest": 50}
+    cluster.network.route = lambda packet: slow.get(type(packet.payload).__name__, 0)
+    producer = Producer({"transactional.id": "tx", "linger.ms": 100}, cluster=cluster, name="p#1")
+    reports = []
+    seen = {}
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="sent", key="k", on_delivery=lambda e, m: reports.append(m.value()))
+        flushing = producer.flush()  # Produce on the wire at once (flush bypasses linger), acked at ~52 ms
+        yield cluster.world.env.timeout(10)
+        producer.produce("t", value="queued", key="k", on_delivery=lambda e, m: reports.append(m.value()))
+        producer.crash()
+        seen["crashed_at"] = cluster.world.env.now
+        yield cluster.world.env.timeout(5000)
+        seen["flush_returned"] = flushing.triggered
+        seen["len"] = len(producer)
+        for call in (lambda: producer.produce("t", value="x"), producer.flush, producer.commit_transaction,
+                     producer.abort_transaction, producer.begin_transaction):
+            with pytest.raises(RuntimeError, match="Producer has been closed"):
+                call()
+    run(cluster, body)
+    assert data_records(cluster) == [(0, "sent")]  # in flight at the crash: it reached the broker
+    assert reports == [] and seen["flush_returned"] is False and seen["len"] == 0
+    after = [(e.kind, e.data.get("msg") or e.data.get("op")) for e in cluster.world.trace.events
+             if e.node.startswith("p#1") and e.t >= seen["crashed_at"]]
+    assert after == [("client.op", "produce"), ("client.op", "crash")]  # then silence: no EndTxn, no retry
+    assert markers(cluster) == []  # the transaction stays open until the coordinator times it out
