@@ -62,6 +62,13 @@ from sim.client.producer import RETRY_JITTER_PERCENT, _timeout_ms, retry_backoff
 from sim.net import TIMED_OUT
 
 FETCH_ERROR_BACKOFF_MS = 500  # fetch.error.backoff.ms default (CONFIGURATION.md)
+# The partition's offset-query timer (rd_kafka_toppar_offset_request, rd_kafka_toppar_offset_retry in
+# rdkafka_partition.c): a logical-offset lookup waits 500 ms when the partition's leader is not known
+# yet, 100 ms when the reset follows an error (rd_kafka_offset_reset: no committed offset, offset out
+# of range), and a failed ListOffsets is retried after 500 ms (rd_kafka_toppar_handle_Offset).
+OFFSET_QUERY_NO_LEADER_MS = 500
+OFFSET_RESET_ERROR_BACKOFF_MS = 100
+OFFSET_QUERY_RETRY_MS = 500
 CHUNK_MS = 200  # confluent-kafka polls librdkafka in 200 ms chunks (Consumer_consume)
 JOIN_EXTRA_TIMEOUT_MS = 3000  # JoinGroup may be parked up to the rebalance timeout: wait a bit longer
 
@@ -99,6 +106,7 @@ class Consumer(Handle):
         self._queue_event: simpy.Event = self._env.event()
         self._fetch_wake: simpy.Event = self._env.event()
         self._closed = False
+        self._leader_known_at: dict[str, int] = {}  # topic -> when its metadata (the leader) arrived
         # group membership
         self._subscription: list[str] = []
         self._member_id = ""
@@ -127,6 +135,7 @@ class Consumer(Handle):
     def subscribe(self, topics: list[str], on_assign: Callable[..., Any] | None = None,
                   on_revoke: Callable[..., Any] | None = None) -> None:
         self._check_open()
+        self._learn_topics(topics)  # the group refreshes the subscription's metadata before joining
         self._subscription = list(topics)
         self._on_assign, self._on_revoke = on_assign, on_revoke
         self._group_epoch += 1
@@ -289,9 +298,21 @@ class Consumer(Handle):
         committed one (OFFSET_INVALID / OFFSET_STORED)."""
         self._parts = {}
         self._queue = [q for q in self._queue if q[0] in self._parts]
+        self._learn_topics(p.topic for p in partitions)
         for p in partitions:
             part = self._parts[p.model()] = _Part(tp=p.model())
             self._start(part, p.offset)
+
+    def _learn_topics(self, topics: Iterable[str]) -> None:
+        """A topic the handle has not used yet gets a local topic object and a metadata request
+        (rd_kafka_topic_new0 -> leader query): its partitions' leader is known one round trip later.
+        The simulator has no Metadata request; it counts a round trip on the default link."""
+        for topic in topics:
+            self._leader_known_at.setdefault(topic, self._env.now + 2 * self._cluster.network.default_latency_ms)
+
+    def _leader_known(self, topic: str) -> bool:
+        known_at = self._leader_known_at.get(topic)
+        return known_at is not None and self._env.now >= known_at
 
     def _start(self, part: _Part, offset: int) -> None:
         """Start (assign) or restart (seek) fetching at ``offset``. The app position is reset, as
@@ -323,16 +344,20 @@ class Consumer(Handle):
                                                     error=KafkaError(error)))
             return
         if offset < 0:
-            # no committed offset: auto.offset.reset (rd_kafka_offset_reset)
-            yield from self._reset_offset(part, version, OFFSET_INVALID)
+            # no committed offset: the fetcher starts at INVALID and resets with _NO_OFFSET
+            # (rd_kafka_toppar_fetch_start -> rd_kafka_offset_reset)
+            yield from self._reset_offset(part, version, OFFSET_INVALID, error=True)
             return
         part.committed = offset
         part.fetch_pos = offset
         self._wake_fetcher()
 
-    def _reset_offset(self, part: _Part, version: int, logical: int) -> Generator:
+    def _reset_offset(self, part: _Part, version: int, logical: int, *, error: bool = False) -> Generator:
         """rd_kafka_offset_reset: BEGINNING/END (or auto.offset.reset) through ListOffsets; LATEST is
-        the LSO for read_committed, the HW otherwise."""
+        the LSO for read_committed, the HW otherwise. The lookup runs on the partition's offset-query
+        timer (rd_kafka_toppar_offset_request): after 100 ms when the reset is due to an ``error``,
+        after 500 ms while the leader is unknown (right after the first assign of a topic), 500 ms
+        again after a failed ListOffsets."""
         reset = self.config.auto_offset_reset
         if logical == OFFSET_BEGINNING or (logical == OFFSET_INVALID and reset == "earliest"):
             timestamp = EARLIEST_TIMESTAMP
@@ -342,17 +367,24 @@ class Consumer(Handle):
             self._enqueue(part.tp, version, Message(part.tp.topic, part.tp.partition, OFFSET_INVALID,
                                                     error=KafkaError(KafkaError._AUTO_OFFSET_RESET)))  # type: ignore[attr-defined]
             return
-        retries = 0
+        backoff = OFFSET_RESET_ERROR_BACKOFF_MS if error else 0
         while True:
-            reply = yield self._request(ListOffsetsRequest(isolation_level=self._isolation,
-                                                           partitions=((part.tp, timestamp),)),
-                                        self.config.socket_timeout_ms, LEADER)
-            if reply is not TIMED_OUT and reply.responses[0][1] is Errors.NONE:
-                break
-            retries += 1
-            yield self._env.timeout(self._backoff(retries))
+            if not backoff and not self._leader_known(part.tp.topic):
+                backoff = OFFSET_QUERY_NO_LEADER_MS  # "no current leader for partition"
+            if backoff:
+                yield self._env.timeout(backoff)  # the offset-query timer (seek/reassign stop it)
+                backoff = 0
+            else:
+                reply = yield self._request(ListOffsetsRequest(isolation_level=self._isolation,
+                                                               partitions=((part.tp, timestamp),)),
+                                            self.config.socket_timeout_ms, LEADER)
+                if reply is not TIMED_OUT and reply.responses[0][1] is Errors.NONE:
+                    break
+                backoff = OFFSET_QUERY_RETRY_MS
+            if part.version != version or self._parts.get(part.tp) is not part:
+                return
         if part.version != version or self._parts.get(part.tp) is not part:
-            return
+            return  # outdated response (a seek or reassign meanwhile)
         part.fetch_pos = reply.responses[0][2]
         self._wake_fetcher()
 
@@ -426,7 +458,7 @@ class Consumer(Handle):
             # rd_kafka_offset_reset: straight to auto.offset.reset, not the committed offset
             part.version += 1
             part.fetch_pos = None
-            self._spawn(self._reset_offset(part, part.version, OFFSET_INVALID))
+            self._spawn(self._reset_offset(part, part.version, OFFSET_INVALID, error=True))
             return False
         if result.error is not Errors.NONE:
             part.backoff_until = self._env.now + FETCH_ERROR_BACKOFF_MS

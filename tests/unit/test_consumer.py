@@ -341,3 +341,40 @@ def test_crash_vanishes_without_committing_or_leaving():
     expired = [t for t, members in generations if not members]
     # joined at generations[0]; the first heartbeat would have been due 500 ms later, after the crash
     assert expired[0] == generations[0][0] + 6000  # session.timeout.ms after the last sign of life
+
+
+def test_logical_offset_lookup_waits_for_the_offset_query_timer():
+    """rd_kafka_toppar_offset_request (rdkafka_partition.c) sends ListOffsets at once only when the
+    partition's leader is known; right after the first assign of a topic its metadata is still on the
+    way, so the lookup waits for the 500 ms offset-query timer ("no current leader for partition"). A
+    reset caused by an error waits 100 ms (rd_kafka_offset_reset: `err ? 100 : 0`), which is the case
+    of a partition with no committed offset (rd_kafka_toppar_fetch_start resets with _NO_OFFSET). So on
+    Kafka a consume with a 500 ms timeout right after assign(BEGINNING) returns nothing; once the topic
+    is known, a new assign looks up at once."""
+    cluster = make_cluster()
+    setup = Producer({}, cluster=cluster, name="setup")
+    consumer = Consumer({"group.id": "g", "auto.offset.reset": "earliest", "enable.auto.commit": False},
+                        cluster=cluster, name="c")
+    seen = {}
+
+    def body():
+        for i in range(3):
+            setup.produce("t", value=f"v{i}", key="k")
+        yield setup.flush()
+        seen["assigned"] = cluster.world.env.now
+        consumer.assign([TopicPartition("t", 0, -2)])  # OFFSET_BEGINNING, topic never seen before
+        seen["first"] = [m.offset() for m in (yield consumer.consume(10, 0.5))]
+        seen["later"] = [m.offset() for m in (yield consumer.consume(10, 0.5))]
+        seen["reassigned"] = cluster.world.env.now
+        consumer.assign([TopicPartition("t", 0, -2)])  # the leader is known now
+        seen["again"] = [m.offset() for m in (yield consumer.consume(10, 0.5))]
+        seen["stored"] = cluster.world.env.now
+        consumer.assign([TopicPartition("t", 0)])  # no committed offset: auto.offset.reset after an error
+        seen["reset"] = [m.offset() for m in (yield consumer.consume(10, 0.5))]
+    run(cluster, body)
+    assert seen["first"] == [] and seen["later"] == [0, 1, 2]
+    assert seen["again"] == [0, 1, 2] and seen["reset"] == [0, 1, 2]
+    sent = [e.t for e in cluster.world.trace.events if e.kind == "net.request" and e.data["msg"] == "ListOffsetsRequest"]
+    fetched = [e.t for e in cluster.world.trace.events if e.kind == "net.response" and e.data["dst"] == "c/group"
+               and e.data["msg"] == "OffsetFetchResponse"]
+    assert sent == [seen["assigned"] + 500, seen["reassigned"], fetched[-1] + 1 + 100]  # +1: one way
