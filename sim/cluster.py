@@ -29,6 +29,9 @@ TEST_CLUSTER_PROFILE: dict[str, Any] = {
 }
 
 
+BROKERS = ("broker-1",)  # the broker nodes, as traces and scenarios (nemesis nodes, fault selectors) name them
+
+
 def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
     return BrokerConfig.from_kafka({**TEST_CLUSTER_PROFILE, **overrides})
 
@@ -43,7 +46,7 @@ class Cluster:
 
     def __attrs_post_init__(self) -> None:
         self.network = Network(self.world)
-        self.broker_node = Broker(self.world, self.network, self.broker_config, dict(self.topics))
+        self.broker_node = Broker(self.world, self.network, self.broker_config, dict(self.topics), node=BROKERS[0])
 
     @property
     def broker(self) -> str:

@@ -28,9 +28,12 @@ from typing import Any, ClassVar, Literal, Mapping, Union
 import attrs
 from attrs import NOTHING, field, frozen
 
+from models.api import API_NAMES, INFRASTRUCTURE_ERRORS
 from models.config import BrokerConfig
+from models.errors import Errors
 from models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from sim.client.config import ClientConfig, ConfigError, find_setting, validate_config
+from sim.cluster import BROKERS
 
 
 class ScenarioError(Exception):
@@ -141,6 +144,7 @@ class ConsumedRecord:
 PRODUCER = ("producer",)
 CONSUMER = ("consumer",)
 ANY_KIND = ("producer", "consumer")
+NEMESIS = "nemesis"  # the reserved actor of the nemesis ops (docs/faults.md)
 
 OPS: dict[str, type[Step]] = {}
 
@@ -310,7 +314,7 @@ class Restart(Step):
     """A new instance with the same config replaces a closed or crashed one."""
 
 
-@_op("sleep", ANY_KIND)
+@_op("sleep", (*ANY_KIND, NEMESIS))
 @frozen(kw_only=True)
 class Sleep(Step):
     """The actor does nothing for ms milliseconds (simulated time; wall time against Kafka)."""
@@ -318,7 +322,96 @@ class Sleep(Step):
     ms: int = _f("How long.", min=0)
 
 
+# Nemesis ops (actor = "nemesis"): each takes effect at once, and the next step starts.
+
+
+@_op("partition", (NEMESIS,))
+@frozen(kw_only=True)
+class Partition(Step):
+    """Cut every link between these nodes and all the others, until a heal (simulator only)."""
+
+    nodes: tuple[str, ...] = _f('Actors, or "broker-1", on one side of the cut.', nonempty=True)
+
+
+@_op("clog", (NEMESIS,))
+@frozen(kw_only=True)
+class Clog(Step):
+    """Every message on these nodes' links takes ms longer, until a heal (simulator only)."""
+
+    nodes: tuple[str, ...] = _f('Actors, or "broker-1", whose links are slowed.', nonempty=True)
+    ms: int = _f("Extra latency of each message, in ms.", min=1)
+
+
+@_op("disconnect", (NEMESIS,))
+@frozen(kw_only=True)
+class Disconnect(Step):
+    """Close these nodes' connections now: requests waiting for a response fail with a transport error
+    and are retried (simulator only)."""
+
+    nodes: tuple[str, ...] = _f('Actors, or "broker-1", whose connections close.', nonempty=True)
+
+
+@_op("heal", (NEMESIS,))
+@frozen(kw_only=True)
+class Heal(Step):
+    """Restore every cut link, unclog every link and end every until-healed fault (simulator only)."""
+
+
+@_op("pause", (NEMESIS,))
+@frozen(kw_only=True)
+class Pause(Step):
+    """Stop the world for these actors for ms: their process neither runs nor reads or sends (SIGSTOP,
+    then SIGCONT against Kafka). Their next steps wait until they wake."""
+
+    nodes: tuple[str, ...] = _f("Actors to pause.", nonempty=True)
+    ms: int = _f("How long, in ms.", min=1)
+
+
+NETWORK_OPS = ("partition", "clog", "disconnect", "heal")  # the nemesis ops only the simulator performs
+
+
 # --- sections --------------------------------------------------------------------------------------
+
+UNTIL_HEALED = "until-healed"
+NEMESIS_KINDS = ("partition", "clog", "pause", "disconnect", "drop", "delay", "error")
+
+
+@frozen(kw_only=True)
+class Fault:
+    """A fault rule: the messages it selects (every field given must match), what happens to them, how
+    many times, and from when (simulator only; docs/faults.md)."""
+
+    title: ClassVar[str] = "[[faults]]"
+
+    name: str = _f("Names the rule in the trace and diagrams.", pattern=NAME_PATTERN)
+    action: Literal["drop", "delay", "disconnect", "error"] = _f(
+        "drop the message; delay it by ms; close its connection; or answer the request with error.")
+    message: str | None = _f('Kafka API of the message, e.g. "Produce", "EndTxn"; absent = any.', None)
+    direction: Literal["request", "response"] | None = _f("Only requests, or only responses; absent = both.", None)
+    node: str | None = _f('An actor, or "broker-1", at either end of the connection; absent = any.', None)
+    topic: str | None = _f("Messages about this topic; absent = any.", None)
+    partition: int | None = _f("With topic: messages about this partition; absent = any.", None, min=0)
+    transactional_id: str | None = _f("Messages that carry this transactional.id; absent = any.", None)
+    ms: int | None = _f("delay only: how long, in ms.", None, min=1)
+    error: str | None = _f("error only: the Kafka error name the broker answers with.", None)
+    count: int | Literal["until-healed"] = _f('How many messages it strikes, or "until-healed".', 1, min=1)
+    after_step: int | None = _f("Armed once this step was performed; absent = from the start.", None, min=0)
+
+
+@frozen(kw_only=True)
+class Nemesis:
+    """A seeded random nemesis: quiet gaps and faults on random targets, each fault healed after its
+    duration, all healed when it stops (simulator only)."""
+
+    title: ClassVar[str] = "[nemesis]"
+
+    kinds: tuple[Literal["partition", "clog", "pause", "disconnect", "drop", "delay", "error"], ...] = _f(
+        "Which faults it draws from.", NEMESIS_KINDS, nonempty=True)
+    targets: tuple[str, ...] = _f("Actors it strikes; empty = every actor.", ())
+    interval_ms: int = _f("Mean quiet gap before each fault, in ms.", 1000, min=2)
+    duration_ms: int = _f("Mean duration of each fault, in ms.", 1000, min=2)
+    after_step: int | None = _f("Starts once this step was performed; absent = with the first step.", None, min=0)
+    until_step: int | None = _f("Heals and stops before this step; absent = when the steps end.", None, min=1)
 
 
 @frozen(kw_only=True)
@@ -411,6 +504,8 @@ class Scenario:
     topics: tuple[Topic, ...] = _f("Topics created before the first step.", ())
     actors: dict[str, Actor] = _f("The clients, by name.", attrs.Factory(dict), hash=False)
     steps: tuple[Step, ...] = _f("The operations, in their global order.", nonempty=True)
+    faults: tuple[Fault, ...] = _f("Fault rules, tried in this order (simulator only).", ())
+    nemesis: Nemesis | None = _f("A seeded random nemesis (simulator only).", None)
     expect: Expect = _f("Expectations on the final state.", attrs.Factory(Expect))
 
     @property
@@ -468,8 +563,6 @@ def scenario_from_dict(document: Mapping[str, Any], *, name: str, header: str, f
     try:
         if not isinstance(document, Mapping):
             raise _Invalid("document", f"expected a table, got {_describe(document)}")
-        if "faults" in document:
-            raise _Invalid("faults", "[[faults]] is not supported yet (reserved for the fault layer); remove it")
         scenario = _structure_table(Scenario, document, "", derived={"header": header})
         _check(scenario, name)
         return scenario
@@ -707,6 +800,7 @@ def _check(s: Scenario, stem: str) -> None:
     alive = {name: None for name in s.actors}  # actor -> None, or the location of its close/crash
     for i, step in enumerate(s.steps):
         _check_step(s, step, f"steps[{i}]", alive)
+    _check_faults(s)
     _check_expectations(s)
 
 
@@ -741,6 +835,8 @@ def _check_actor(name: str, actor: Actor) -> None:
     location = _key("actors", name)
     if not re.fullmatch(ACTOR_PATTERN[0], name):
         raise _Invalid(location, f"an actor name is {ACTOR_PATTERN[1]}")
+    if name == NEMESIS or name in BROKERS:
+        raise _Invalid(location, f'"{name}" is reserved: it names the {"nemesis" if name == NEMESIS else "broker"}')
     for key in actor.config:
         setting = find_setting(actor.kind, key)
         if setting is not None and setting.key == "bootstrap.servers":
@@ -767,10 +863,13 @@ def _check_partition(s: Scenario, topic: str, partition: int | None, location: s
 
 
 def _check_step(s: Scenario, step: Step, location: str, alive: dict[str, str | None]) -> None:
+    if step.actor == NEMESIS:
+        _check_nemesis_step(s, step, location)
+        return
     actor = s.actors.get(step.actor)
     if actor is None:
         known = ", ".join(s.actors) or "none declared"
-        raise _Invalid(f"{location}.actor", f'no actor "{step.actor}" in [actors] ({known})')
+        raise _Invalid(f"{location}.actor", f'no actor "{step.actor}" in [actors] ({known}), nor "{NEMESIS}"')
     if actor.kind not in step.kinds:
         raise _Invalid(f"{location}.op", f'op "{step.op}" is for a {" or ".join(step.kinds)}, '
                                           f'but "{step.actor}" is a {actor.kind}')
@@ -806,6 +905,91 @@ def _check_step(s: Scenario, step: Step, location: str, alive: dict[str, str | N
                 raise _Invalid(where, "give both topic and partition, or neither")
             if getattr(entry, "topic", None) is not None:
                 _check_partition(s, entry.topic, entry.partition, where)
+
+
+def _check_nemesis_step(s: Scenario, step: Step, location: str) -> None:
+    if NEMESIS not in step.kinds:
+        raise _Invalid(f"{location}.op", f'op "{step.op}" is for a {" or ".join(step.kinds)}, not the nemesis')
+    if step.op in NETWORK_OPS and s.scenario.conformance:
+        raise _Invalid(f"{location}.op", f'"{step.op}" is simulator-only: set scenario.conformance = false')
+    for name in ("expect_error", "nowait"):
+        if getattr(step, name):
+            raise _Invalid(f"{location}.{name}", "a nemesis op takes effect at once: there is nothing to wait for")
+    allowed = tuple(s.actors) if isinstance(step, Pause) else (*s.actors, *BROKERS)
+    for j, node in enumerate(getattr(step, "nodes", ())):
+        _check_node(node, allowed, f"{location}.nodes[{j}]")
+    _check_unique(getattr(step, "nodes", ()), f"{location}.nodes")
+
+
+def _check_node(node: str, allowed: tuple[str, ...], location: str) -> None:
+    if node not in allowed:
+        raise _Invalid(location, f'no node "{node}" (nodes: {", ".join(allowed) or "none"})')
+
+
+def _check_step_index(index: int | None, s: Scenario, location: str) -> None:
+    if index is not None and index >= len(s.steps):
+        raise _Invalid(location, f"no step {index}: the steps are 0..{len(s.steps) - 1}")
+
+
+def _check_faults(s: Scenario) -> None:
+    if s.faults and s.scenario.conformance:
+        raise _Invalid("faults", "[[faults]] are simulator-only: set scenario.conformance = false")
+    _check_unique([f.name for f in s.faults], "faults", ".name")
+    transactional_ids = sorted({str(a.config["transactional.id"]) for a in s.actors.values()
+                                if "transactional.id" in a.config})
+    for i, fault in enumerate(s.faults):
+        location = f"faults[{i}]"
+        if fault.name == NEMESIS:
+            raise _Invalid(f"{location}.name", f'"{NEMESIS}" names the random nemesis\' own faults')
+        if fault.message is not None and fault.message not in API_NAMES:
+            raise _Invalid(f"{location}.message", f'no API "{fault.message}" (APIs: {", ".join(API_NAMES)})')
+        if fault.node is not None:
+            _check_node(fault.node, (*s.actors, *BROKERS), f"{location}.node")
+        if fault.partition is not None and fault.topic is None:
+            raise _Invalid(f"{location}.partition", "give the topic too")
+        if fault.topic is not None:
+            _check_partition(s, fault.topic, fault.partition, location)
+        if fault.transactional_id is not None and fault.transactional_id not in transactional_ids:
+            raise _Invalid(f"{location}.transactional_id", f'no producer has transactional.id = '
+                                                            f'"{fault.transactional_id}"')
+        if (fault.ms is None) != (fault.action != "delay"):
+            raise _Invalid(f"{location}.ms", "a delay needs ms" if fault.ms is None else "only a delay takes ms")
+        if (fault.error is None) != (fault.action != "error"):
+            raise _Invalid(f"{location}.error", "an error action needs error" if fault.error is None
+                           else "only the error action takes error")
+        if fault.error is not None:
+            _check_injectable(fault, f"{location}.error")
+            if fault.direction == "response":
+                raise _Invalid(f"{location}.direction", "the broker answers requests with errors: not responses")
+        _check_step_index(fault.after_step, s, f"{location}.after_step")
+    nemesis = s.nemesis
+    if nemesis is None:
+        return
+    if s.scenario.conformance:
+        raise _Invalid("nemesis", "[nemesis] is simulator-only: set scenario.conformance = false")
+    _check_unique(nemesis.kinds, "nemesis.kinds")
+    _check_unique(nemesis.targets, "nemesis.targets")
+    for j, target in enumerate(nemesis.targets):
+        _check_node(target, tuple(s.actors), f"nemesis.targets[{j}]")
+    if not nemesis.targets and not s.actors:
+        raise _Invalid("nemesis.targets", "no actor to strike")
+    _check_step_index(nemesis.after_step, s, "nemesis.after_step")
+    _check_step_index(nemesis.until_step, s, "nemesis.until_step")
+    if None not in (nemesis.after_step, nemesis.until_step) and nemesis.until_step <= nemesis.after_step:
+        raise _Invalid("nemesis.until_step", f"must come after after_step ({nemesis.after_step})")
+
+
+def _check_injectable(fault: Fault, location: str) -> None:
+    try:
+        error = Errors[fault.error]
+    except KeyError:
+        raise _Invalid(location, f'no Kafka error "{fault.error}"') from None
+    apis = [fault.message] if fault.message is not None else list(INFRASTRUCTURE_ERRORS)
+    if not any(error in INFRASTRUCTURE_ERRORS[api] for api in apis):
+        known = sorted({e.name for api in apis for e in INFRASTRUCTURE_ERRORS[api]})
+        where = f"a {fault.message} request" if fault.message else "any request"
+        raise _Invalid(location, f"the broker does not answer {where} with {fault.error} for a reason the "
+                                 f"simulator leaves out (injectable: {', '.join(known)})")
 
 
 def _check_expectations(s: Scenario) -> None:

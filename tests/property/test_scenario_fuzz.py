@@ -9,7 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.client.config import CONSUMER_SETTINGS, PRODUCER_SETTINGS
+from models.api import API_NAMES, INFRASTRUCTURE_ERRORS
 from sim.scenario import (
+    NEMESIS_KINDS,
+    NETWORK_OPS,
     OPS,
     ScenarioError,
     load_scenario_text,
@@ -35,6 +38,7 @@ name = "fuzz"
 description = "d"
 seed = 3
 expect_anomalies = ["torn-transaction"]
+conformance = false
 
 [cluster]
 "transaction.version" = 2
@@ -89,6 +93,39 @@ op = "crash"
 [[steps]]
 actor = "c1"
 op = "restart"
+
+[[steps]]
+actor = "nemesis"
+op = "pause"
+nodes = ["p1"]
+ms = 100
+
+[[faults]]
+name = "f1"
+action = "delay"
+message = "Produce"
+direction = "request"
+node = "p1"
+topic = "out"
+partition = 0
+transactional_id = "tx"
+ms = 10
+count = 2
+after_step = 1
+
+[[faults]]
+name = "f2"
+action = "error"
+error = "NOT_COORDINATOR"
+count = "until-healed"
+
+[nemesis]
+kinds = ["partition", "drop"]
+targets = ["c1"]
+interval_ms = 100
+duration_ms = 50
+after_step = 0
+until_step = 3
 
 [[expect.partitions]]
 topic = "out"
@@ -301,16 +338,57 @@ def valid_scenarios(draw) -> str:
             step["expect_offsets"] = [{"topic": topic, "partition": partition, "offset": offset}]
         elif op == "sleep":
             step["ms"] = draw(st.integers(0, 10_000))
-        if draw(st.booleans()):
+        elif OPS[op].kinds == ("nemesis",):
+            step["actor"] = "nemesis"
+            actors = producers + consumers
+            if op != "heal":
+                nodes = actors if op == "pause" else actors + ["broker-1"]
+                step["nodes"] = draw(st.lists(st.sampled_from(nodes), min_size=1, max_size=2, unique=True))
+            if op in ("pause", "clog"):
+                step["ms"] = draw(st.integers(1, 10_000))
+        if draw(st.booleans()) and step["actor"] != "nemesis":
             step["expect_error"] = draw(st.sampled_from(["NONE", "_FENCED", "INVALID_TXN_STATE"]))
         doc["steps"].append(step)
     if not doc["steps"]:
         doc["steps"].append({"actor": producers[0], "op": "init_transactions"})
+    if draw(st.booleans()):  # faults are simulator-only
+        doc["scenario"]["conformance"] = False
+        doc["faults"] = [draw(fault_rules(f"f{i}", topics, producers + consumers, len(doc["steps"])))
+                         for i in range(draw(st.integers(0, 3)))]
+        if draw(st.booleans()):
+            doc["nemesis"] = {"kinds": draw(st.lists(st.sampled_from(NEMESIS_KINDS), min_size=1, unique=True)),
+                              "targets": draw(st.lists(st.sampled_from(producers + consumers), unique=True)),
+                              "interval_ms": draw(st.integers(2, 5000)), "duration_ms": draw(st.integers(2, 5000))}
+    elif any(step["op"] in NETWORK_OPS for step in doc["steps"]):
+        doc["scenario"]["conformance"] = False
     topic, partition = tp()
     high_watermark = draw(st.integers(0, 5))
     doc["expect"] = {"partitions": [{"topic": topic, "partition": partition, "high_watermark": high_watermark}],
                      "committed": [{"group": f"g-{consumers[0]}", "topic": topic, "partition": partition, "offset": 1}]}
     return toml_document(doc, header="# Generated.\n")
+
+
+@st.composite
+def fault_rules(draw, name: str, topics: dict[str, int], actors: list[str], steps: int) -> dict:
+    """A valid [[faults]] rule: a random selector, and an action with its own field."""
+    rule: dict = {"name": name, "action": draw(st.sampled_from(["drop", "delay", "disconnect", "error"]))}
+    if rule["action"] == "delay":
+        rule["ms"] = draw(st.integers(1, 60_000))
+    if rule["action"] == "error":
+        rule["message"] = draw(st.sampled_from(sorted(INFRASTRUCTURE_ERRORS)))
+        rule["error"] = draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[rule["message"]])))
+    elif draw(st.booleans()):
+        rule["message"] = draw(st.sampled_from(API_NAMES))
+        rule["direction"] = draw(st.sampled_from(["request", "response"]))
+    if draw(st.booleans()):
+        rule["node"] = draw(st.sampled_from(actors + ["broker-1"]))
+    if draw(st.booleans()):
+        rule["topic"] = draw(st.sampled_from(sorted(topics)))
+        rule["partition"] = draw(st.integers(0, topics[rule["topic"]] - 1))
+    rule["count"] = draw(st.integers(1, 5) | st.just("until-healed"))
+    if draw(st.booleans()):
+        rule["after_step"] = draw(st.integers(0, steps - 1))
+    return rule
 
 
 @FUZZ

@@ -250,6 +250,59 @@ op = "restart"
 actor = "p"
 op = "sleep"
 ms = 100
+[[steps]]
+actor = "nemesis"
+op = "partition"
+nodes = ["p"]
+[[steps]]
+actor = "nemesis"
+op = "clog"
+nodes = ["c", "broker-1"]
+ms = 50
+[[steps]]
+actor = "nemesis"
+op = "disconnect"
+nodes = ["p"]
+[[steps]]
+actor = "nemesis"
+op = "heal"
+[[steps]]
+actor = "nemesis"
+op = "pause"
+nodes = ["p"]
+ms = 100
+
+[[faults]]
+name = "lose-produce-response"
+action = "drop"
+message = "Produce"
+direction = "response"
+node = "p"
+topic = "t"
+partition = 1
+transactional_id = "tx"
+count = "until-healed"
+after_step = 2
+
+[[faults]]
+name = "slow-end-txn"
+action = "delay"
+message = "EndTxn"
+ms = 10
+
+[[faults]]
+name = "coordinator-loading"
+action = "error"
+error = "COORDINATOR_LOAD_IN_PROGRESS"
+count = 3
+
+[nemesis]
+kinds = ["partition", "pause"]
+targets = ["p"]
+interval_ms = 500
+duration_ms = 200
+after_step = 1
+until_step = 5
 """
 
 
@@ -293,13 +346,19 @@ def test_unreadable_files(tmp_path):
 # --- refusals: file, location and reason -------------------------------------------------------------
 
 STEP_PRODUCE = 'op = "produce"\ntopic = "out"\npartition = 0'
+FAULT = '[[faults]]\nname = "f"\naction = "drop"\n'
+NEMESIS_STEP = '[[steps]]\nactor = "nemesis"\nop = "partition"\nnodes = ["p1"]\n'
+
+
+def faults(tables: str, more: str = "") -> str:
+    """BASE without conformance (faults are simulator-only), plus these tables."""
+    return mutate("[scenario]\n", "[scenario]\nconformance = false\n") + tables + more
 
 REFUSALS = [
     # TOML and the header
     ("syntax", mutate("[cluster]", "[cluster"), "line 11, column 9", "TOML syntax: Expected ']'"),
     ("syntax at the end", BASE + "x =", "end of document", "TOML syntax: "),
     ("no header", BASE[BASE.index("[scenario]"):], "line 1", "must start with a comment block"),
-    ("faults", BASE + "[[faults]]\nkind = 'drop'\n", "faults", "not supported yet"),
     # unknown keys, missing fields, types
     ("top-level key", BASE + "[stepz]\n", "stepz", 'unknown key; did you mean "steps"?'),
     ("scenario key", mutate("seed = 7", "seeds = 7"), "scenario.seeds", 'did you mean "seed"?'),
@@ -408,6 +467,51 @@ REFUSALS = [
      "steps[6].op", '"p1" was stopped at steps[5]: only restart may follow'),
     ("restart a running actor", mutate('op = "begin_transaction"', 'op = "restart"'), "steps[1].op",
      '"p1" is running: close or crash it before a restart'),
+    # [[faults]], [nemesis] and nemesis steps
+    ("faults on conformance", BASE + FAULT, "faults", "simulator-only: set scenario.conformance = false"),
+    ("fault action", faults(FAULT.replace('"drop"', '"explode"')), "faults[0].action", 'expected one of "drop"'),
+    ("fault name", faults(FAULT.replace('"f"', '"nemesis"')), "faults[0].name", "the random nemesis"),
+    ("duplicate fault", faults(FAULT + FAULT), "faults[1].name", "duplicate 'f'"),
+    ("fault message", faults(FAULT + 'message = "Produse"\n'), "faults[0].message", 'no API "Produse" (APIs: '),
+    ("fault node", faults(FAULT + 'node = "p9"\n'), "faults[0].node", 'no node "p9" (nodes: p1, p2, c1, broker-1)'),
+    ("fault partition alone", faults(FAULT + "partition = 0\n"), "faults[0].partition", "give the topic too"),
+    ("fault topic", faults(FAULT + 'topic = "nope"\n'), "faults[0].topic", 'no topic "nope"'),
+    ("fault partition range", faults(FAULT + 'topic = "out"\npartition = 1\n'), "faults[0].partition",
+     "out of range"),
+    ("fault transactional.id", faults(FAULT + 'transactional_id = "tx-9"\n'), "faults[0].transactional_id",
+     'no producer has transactional.id = "tx-9"'),
+    ("delay without ms", faults(FAULT.replace('"drop"', '"delay"')), "faults[0].ms", "a delay needs ms"),
+    ("ms of a drop", faults(FAULT + "ms = 5\n"), "faults[0].ms", "only a delay takes ms"),
+    ("error without error", faults(FAULT.replace('"drop"', '"error"')), "faults[0].error", "needs error"),
+    ("error of a drop", faults(FAULT + 'error = "NOT_COORDINATOR"\n'), "faults[0].error", "only the error action"),
+    ("unknown error", faults(FAULT.replace('"drop"', '"error"') + 'error = "NOPE"\n'), "faults[0].error",
+     'no Kafka error "NOPE"'),
+    ("error the API never gives", faults(FAULT.replace('"drop"', '"error"') + 'error = "REQUEST_TIMED_OUT"\n'
+                                         'message = "Fetch"\n'), "faults[0].error",
+     "does not answer a Fetch request with REQUEST_TIMED_OUT"),
+    ("error on responses", faults(FAULT.replace('"drop"', '"error"') + 'error = "NOT_COORDINATOR"\n'
+                                  'direction = "response"\n'), "faults[0].direction", "not responses"),
+    ("fault count", faults(FAULT + "count = 0\n"), "faults[0].count", "must be >= 1"),
+    ("fault count word", faults(FAULT + 'count = "forever"\n'), "faults[0].count",
+     'expected an integer or one of "until-healed"'),
+    ("fault step", faults(FAULT + "after_step = 7\n"), "faults[0].after_step", "no step 7: the steps are 0..6"),
+    ("nemesis on conformance", BASE + "[nemesis]\n", "nemesis", "simulator-only"),
+    ("nemesis kind", faults("", '[nemesis]\nkinds = ["flood"]\n'), "nemesis.kinds[0]", 'expected one of "partition"'),
+    ("nemesis target", faults("", '[nemesis]\ntargets = ["broker-1"]\n'), "nemesis.targets[0]",
+     'no node "broker-1" (nodes: p1, p2, c1)'),
+    ("nemesis window", faults("", "[nemesis]\nafter_step = 3\nuntil_step = 3\n"), "nemesis.until_step",
+     "must come after after_step (3)"),
+    ("reserved actor", mutate("[actors.c1]", "[actors.nemesis]"), "actors.nemesis", "reserved"),
+    ("nemesis op of an actor", mutate('op = "begin_transaction"', 'op = "heal"'), "steps[1].op",
+     'op "heal" is for a nemesis, but "p1" is a producer'),
+    ("actor op of the nemesis", mutate('actor = "p1"\nop = "begin_transaction"', 'actor = "nemesis"\nop = "flush"'),
+     "steps[1].op", 'op "flush" is for a producer, not the nemesis'),
+    ("network op on conformance", BASE + NEMESIS_STEP, "steps[7].op", '"partition" is simulator-only'),
+    ("nemesis node", faults("", NEMESIS_STEP.replace('"p1"', '"p9"')), "steps[7].nodes[0]", 'no node "p9"'),
+    ("pausing the broker", faults("", NEMESIS_STEP.replace('"partition"', '"pause"\nms = 5').replace('"p1"',
+                                                                                                 '"broker-1"')),
+     "steps[7].nodes[0]", 'no node "broker-1" (nodes: p1, p2, c1)'),
+    ("nemesis nowait", faults("", NEMESIS_STEP + "nowait = true\n"), "steps[7].nowait", "takes effect at once"),
     # [expect]
     ("duplicate partition expectation",
      BASE + '[[expect.partitions]]\ntopic = "out"\npartition = 0\nhigh_watermark = 1\n',
