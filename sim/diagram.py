@@ -8,7 +8,7 @@ cause, coordinator state changes, transaction markers, offset commits, and dropp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 BROKER = "broker-1"
 # Internal traffic and chatty protocol rounds that would drown the picture.
@@ -28,6 +28,31 @@ def _lane(node: str) -> str:
 
 def _text(value: Any) -> str:
     return str(value).replace(";", ",").replace("#", "")
+
+
+def _span(a: str, b: str) -> str:
+    return a if a == b else f"{a},{b}"
+
+
+# What a fault did to a message, by fault event kind (delays by clogs and pauses show as their windows).
+_MESSAGE_FAULTS = {"drop": "dropped", "disconnect": "lost, connection closed", "delay": "delayed {ms} ms",
+                   "error": "answered {error}"}
+
+
+def _fault(what: str, data: dict[str, Any], t: int, lane: Callable[[str], str]) -> list[str]:
+    """Fault events: ⚡ on the message's lanes, or on the nemesis' lane for its ops."""
+    rule = _text(data["rule"])
+    if "correlation_id" in data:
+        if what == "delay" and rule in ("clog", "pause"):
+            return []
+        done = _MESSAGE_FAULTS[what].format(**data) + (" after applying it" if data.get("after_apply") else "")
+        return [f"    Note over {_span(lane(data['src']), lane(data['dst']))}: ⚡ {rule}: {data['msg']} {done}"]
+    if what in ("pause", "resume"):
+        sign = f"⏸ paused {data['ms']} ms" if what == "pause" else "▶ wakes"
+        return [f"    Note over {_span(lane(data['nodes'][0]), lane(data['nodes'][-1]))}: t={t} {sign} ({rule})"]
+    parts = [what if rule == what else f"{what} {rule}", data.get("action"), ", ".join(data.get("nodes", ())),
+             f"{data['ms']} ms" if "ms" in data else None]
+    return [f"    Note over {lane('nemesis')}: t={t} ⚡ {' '.join(_text(p) for p in parts if p)}"]
 
 
 def mermaid(events: list[dict[str, Any]]) -> str:
@@ -52,8 +77,11 @@ def mermaid(events: list[dict[str, Any]]) -> str:
                 continue
             arrow = "-->>" if kind == "net.response" else "->>"
             lines.append(f"    {src}{arrow}{dst}: {data['msg']}")
-        elif kind == "net.drop":
-            lines.append(f"    Note over {lane(node)},{lane(data['dst'])}: ✗ {data['msg']} dropped")
+        elif kind.startswith("fault."):
+            lines.extend(_fault(kind.removeprefix("fault."), data, t, lane))
+        elif kind == "net.close":
+            lines.append(f"    Note over {_span(lane(node), lane(data['dst']))}: connection closed, "
+                         f"{len(data['failed'])} request(s) fail")
         elif kind == "txn.state":
             lines.append(f"    Note over {lane(node)}: {_text(data['transactional_id'])}: {data['old']} → {data['new']}"
                          f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")

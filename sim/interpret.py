@@ -38,7 +38,8 @@ class Block:
 
 
 class Backend(Protocol):
-    """What the interpreter needs from a backend: clients, time, and the client library's types."""
+    """What the interpreter needs from a backend: clients, time, the client library's types, and the
+    nemesis ops (docs/faults.md)."""
 
     def now(self) -> int: ...
     def new_client(self, actor: str, spec: sc.Actor) -> Any: ...
@@ -46,6 +47,17 @@ class Backend(Protocol):
     def sleep(self, ms: int) -> Any: ...
     def topic_partition(self, topic: str, partition: int, offset: int = -1001) -> Any: ...
     def error_name(self, exc: BaseException) -> str | None: ...
+    # Stop the world for the actor for ms (SIGSTOP, then SIGCONT ms later); returns at once.
+    def pause(self, actor: str, ms: int) -> None: ...
+    # When a paused actor wakes (in now()'s ms), or None: the interpreter holds its next step till then.
+    def paused_until(self, actor: str) -> int | None: ...
+    # Step ``index`` was performed: arm the [[faults]] of that step, start or stop [nemesis].
+    def after_step(self, index: int) -> None: ...
+    # The network nemesis ops (simulator only).
+    def partition(self, nodes: tuple[str, ...]) -> None: ...
+    def clog(self, nodes: tuple[str, ...], ms: int) -> None: ...
+    def disconnect(self, nodes: tuple[str, ...]) -> None: ...
+    def heal(self) -> None: ...
 
 
 @define(eq=False)
@@ -101,10 +113,18 @@ class Interpreter:
     def run(self) -> Generator[Block, Any, None]:
         for name, spec in self.scenario.actors.items():
             self.clients[name] = self.backend.new_client(name, spec)
+        # Only a scenario with faults asks the backend about them (docs/faults.md).
+        faults = bool(self.scenario.faults or self.scenario.nemesis
+                      or any(step.actor == sc.NEMESIS for step in self.scenario.steps))
         for index, step in enumerate(self.scenario.steps):
             record = StepRecord(index=index, actor=step.actor, op=step.op)
             self.steps.append(record)
+            wake = self.backend.paused_until(step.actor) if faults else None
+            if wake is not None and wake > self.backend.now():  # a paused application makes no calls
+                yield Block(lambda: self.backend.sleep(wake - self.backend.now()))
             yield from self._step(step, record)
+            if faults:
+                self.backend.after_step(index)
         for actor in list(self._txns):  # never committed: its outcome is unknown
             self._end_txn(actor, "info")
 
@@ -311,6 +331,33 @@ class Interpreter:
 
     def _do_sleep(self, step: sc.Sleep, record: StepRecord):
         return (yield from self._block(step, record, lambda: self.backend.sleep(step.ms)))
+
+    # -- the nemesis --------------------------------------------------------------------------------
+    # Jepsen records nemesis ops as info ops of the :nemesis process; the checkers skip them.
+
+    def _nemesis(self, step: sc.Step, **value: Any) -> None:
+        self._op(sc.NEMESIS, "info", step.op, value)
+
+    def _do_partition(self, step: sc.Partition, record: StepRecord):
+        self.backend.partition(step.nodes)
+        self._nemesis(step, nodes=list(step.nodes))
+
+    def _do_clog(self, step: sc.Clog, record: StepRecord):
+        self.backend.clog(step.nodes, step.ms)
+        self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
+
+    def _do_disconnect(self, step: sc.Disconnect, record: StepRecord):
+        self.backend.disconnect(step.nodes)
+        self._nemesis(step, nodes=list(step.nodes))
+
+    def _do_heal(self, step: sc.Heal, record: StepRecord):
+        self.backend.heal()
+        self._nemesis(step)
+
+    def _do_pause(self, step: sc.Pause, record: StepRecord):
+        for actor in step.nodes:
+            self.backend.pause(actor, step.ms)
+        self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
 
 
 _PENDING = object()  # a nowait step's result: its outcome arrives later

@@ -27,6 +27,7 @@ from sim.client.message import TopicPartition
 from sim.client.producer import Producer
 from sim.cluster import Cluster, cluster_config
 from sim.diagram import mermaid
+from sim.faults import FaultLayer
 from sim.interpret import Block, Interpreter
 from sim.observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
                              check_expectations)
@@ -43,6 +44,7 @@ class SimBackend:
 
     world: World
     cluster: Cluster
+    faults: FaultLayer
     incarnations: dict[str, int] = field(factory=dict)
 
     def now(self) -> int:
@@ -64,6 +66,29 @@ class SimBackend:
 
     def error_name(self, exc: BaseException) -> str | None:
         return exc.args[0].name() if isinstance(exc, KafkaException) else None
+
+    # The nemesis ops: the fault layer performs them (docs/faults.md).
+
+    def pause(self, actor: str, ms: int) -> None:
+        self.faults.pause(actor, ms)
+
+    def paused_until(self, actor: str) -> int | None:
+        return self.faults.paused_until(actor)
+
+    def after_step(self, index: int) -> None:
+        self.faults.after_step(index)
+
+    def partition(self, nodes: tuple[str, ...]) -> None:
+        self.faults.partition(nodes)
+
+    def clog(self, nodes: tuple[str, ...], ms: int) -> None:
+        self.faults.clog(nodes, ms)
+
+    def disconnect(self, nodes: tuple[str, ...]) -> None:
+        self.faults.disconnect(nodes)
+
+    def heal(self) -> None:
+        self.faults.heal()
 
 
 def _drive(world: World, interpreter: Interpreter):
@@ -175,11 +200,12 @@ def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
     seed = scenario.seed if seed is None else seed
     world = World(seed)
     cluster = Cluster(world, cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics})
-    interpreter = Interpreter(scenario, SimBackend(world, cluster))
+    faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario)
+    interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
     main = world.env.process(_drive(world, interpreter))
     world.env.run(until=main | world.env.timeout(MAX_RUN_MS))
     completed = main.triggered
-    world.env.run(until=world.now + SETTLE_MS)
+    world.env.run(until=faults.end() + SETTLE_MS)  # healed: the settle period is fault-free
     if main.triggered and not main.ok:
         raise main.value
     trace = world.trace.dicts()
