@@ -46,7 +46,7 @@ from models.group_coordinator import (
 from models.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, FetchRequest, ListOffsetsRequest
 from models.records import IsolationLevel, TopicPartition as TP
 from sim.client.config import ConsumerConfig, validate_config
-from sim.client.errors import Context, KafkaError, KafkaException, Reaction, action
+from sim.client.errors import Context, KafkaError, KafkaException, Reaction, action, failure_code
 from sim.client.handle import GROUP_COORDINATOR, LEADER, Handle
 from sim.client.message import (
     OFFSET_BEGINNING,
@@ -59,7 +59,7 @@ from sim.client.message import (
     TopicPartition,
 )
 from sim.client.producer import RETRY_JITTER_PERCENT, _timeout_ms, retry_backoff_ms
-from sim.net import TIMED_OUT
+from sim.net import Failure
 
 FETCH_ERROR_BACKOFF_MS = 500  # fetch.error.backoff.ms default (CONFIGURATION.md)
 # The partition's offset-query timer (rd_kafka_toppar_offset_request, rd_kafka_toppar_offset_retry in
@@ -378,7 +378,7 @@ class Consumer(Handle):
                 reply = yield self._request(ListOffsetsRequest(isolation_level=self._isolation,
                                                                partitions=((part.tp, timestamp),)),
                                             self.config.socket_timeout_ms, LEADER)
-                if reply is not TIMED_OUT and reply.responses[0][1] is Errors.NONE:
+                if not isinstance(reply, Failure) and reply.responses[0][1] is Errors.NONE:
                     break
                 backoff = OFFSET_QUERY_RETRY_MS
             if part.version != version or self._parts.get(part.tp) is not part:
@@ -402,7 +402,7 @@ class Consumer(Handle):
             reply = yield self._request(OffsetFetchRequest(group_id=self.config.group_id, partitions=tuple(tps),
                                                            require_stable=require_stable), timeout,
                                         GROUP_COORDINATOR)
-            if reply is TIMED_OUT:
+            if isinstance(reply, Failure):
                 retry = True
                 result: dict[TP, tuple[int, int]] = {}
             else:
@@ -443,7 +443,7 @@ class Consumer(Handle):
             reply = yield self._request(request, self.config.fetch_wait_max_ms + self.config.socket_timeout_ms,
                                         LEADER)
             got = False
-            if reply is not TIMED_OUT:
+            if not isinstance(reply, Failure):
                 for tp, result in reply.responses:
                     part, version, pos = positions[tp]
                     if self._parts.get(tp) is not part or part.version != version or part.fetch_pos != pos:
@@ -572,8 +572,8 @@ class Consumer(Handle):
                                           member_id=self._member_id,
                                           offsets=tuple((p.model(), p.offset) for p in offsets))
             reply = yield self._request(request, self.config.socket_timeout_ms, GROUP_COORDINATOR)
-            if reply is TIMED_OUT:
-                errors = {p.model(): KafkaError._TIMED_OUT for p in offsets}  # type: ignore[attr-defined]
+            if isinstance(reply, Failure):
+                errors = {p.model(): failure_code(reply) for p in offsets}
                 retry = True
             else:
                 errors = {tp: int(e) for tp, e in reply.results if e is not Errors.NONE}
@@ -636,8 +636,8 @@ class Consumer(Handle):
                                         GROUP_COORDINATOR)
             if self._group_epoch != epoch or self._closed:
                 return
-            if reply is TIMED_OUT or reply.error is not Errors.NONE:
-                if reply is not TIMED_OUT and reply.error is Errors.UNKNOWN_MEMBER_ID:
+            if isinstance(reply, Failure) or reply.error is not Errors.NONE:
+                if not isinstance(reply, Failure) and reply.error is Errors.UNKNOWN_MEMBER_ID:
                     self._member_id = ""
                 yield self._env.timeout(self.config.retry_backoff_ms)
                 continue
@@ -662,7 +662,7 @@ class Consumer(Handle):
                                         self.config.socket_timeout_ms, GROUP_COORDINATOR)
             if self._group_epoch != epoch or self._closed:
                 return None
-            if reply is TIMED_OUT or reply.error is Errors.NONE:
+            if isinstance(reply, Failure) or reply.error is Errors.NONE:
                 continue
             reaction = action(Context.HEARTBEAT, reply.error).reaction
             if reaction is not Reaction.REJOIN:

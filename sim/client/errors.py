@@ -17,6 +17,7 @@ from typing import Any
 from attrs import frozen
 
 from models.errors import Errors
+from sim.net import DISCONNECTED, Failure
 
 # librdkafka's local (negative) codes used by this client, with rd_kafka_err2str's text (src/rdkafka.c).
 LOCAL_CODES: dict[str, tuple[int, str]] = {
@@ -394,6 +395,12 @@ del E, R
 def action(context: Context, error: Errors) -> Action:
     """librdkafka's reaction to broker ``error`` in ``context`` (``error`` is never NONE)."""
     return REACTIONS[context].get(error, DEFAULTS[context])
+
+
+def failure_code(failure: Failure) -> int:
+    """librdkafka's local code for a request that got no response: its timeout (_TIMED_OUT), or its
+    connection closed (_TRANSPORT, rd_kafka_broker_fail purging the wait-response queue)."""
+    return KafkaError._TRANSPORT if failure is DISCONNECTED else KafkaError._TIMED_OUT  # type: ignore[attr-defined]
 
 
 def normalize(code: int) -> int:

@@ -53,11 +53,12 @@ from sim.client.errors import (
     action,
     api_error,
     as_received,
+    failure_code,
     normalize,
 )
 from sim.client.handle import LEADER, TXN_COORDINATOR, Handle
 from sim.client.message import TIMESTAMP_CREATE_TIME, ConsumerGroupMetadata, Message, TopicPartition
-from sim.net import TIMED_OUT
+from sim.net import Failure
 
 IDEMP_MAX_INFLIGHT = 5  # RD_KAFKA_IDEMP_MAX_INFLIGHT (rdkafka_idempotence.h): the broker's dedup window
 PID_RETRY_MS = 500  # rd_kafka_idemp_pid_timer_restart: non-immediate = 500 ms
@@ -170,6 +171,9 @@ class ProduceOutcome:
 LOCAL_PRODUCE_ERRORS: dict[int, tuple[Reaction, bool]] = {
     # request timeout: RD_KAFKA_ERR_ACTION_RETRY | MSG_POSSIBLY_PERSISTED
     KafkaError._TIMED_OUT: (Reaction.RETRY, True),  # type: ignore[attr-defined]
+    # connection closed: REFRESH | MSG_POSSIBLY_PERSISTED, and the retry counts ("we can't be certain the
+    # request wasn't sent", rd_kafka_handle_Produce_error): a counted retry, possibly persisted
+    KafkaError._TRANSPORT: (Reaction.RETRY, True),  # type: ignore[attr-defined]
     # purge(in_flight=True): permanent, possibly persisted (rd_kafka_err_action default list)
     KafkaError._PURGE_INFLIGHT: (Reaction.PERMANENT, True),  # type: ignore[attr-defined]
 }
@@ -608,8 +612,8 @@ class Producer(Handle):
         part.inflight.remove(batch)
         if batch.purged:
             pass  # purge(in_flight=True) already reported these messages
-        elif reply is TIMED_OUT:
-            self._produce_failed(part, batch, KafkaError._TIMED_OUT)  # type: ignore[attr-defined]
+        elif isinstance(reply, Failure):
+            self._produce_failed(part, batch, failure_code(reply))
         else:
             assert isinstance(reply, ProduceResponse)
             response = reply.responses[0]
@@ -861,7 +865,7 @@ class Producer(Handle):
             self._alive(lambda e: self._on_init_producer_id(e.value)))
 
     def _on_init_producer_id(self, reply: Any) -> None:
-        error = KafkaError._TIMED_OUT if reply is TIMED_OUT else int(reply.error)  # type: ignore[attr-defined]
+        error = failure_code(reply) if isinstance(reply, Failure) else int(reply.error)
         if error:
             self._pid_request_failed(error)
             return
@@ -1107,8 +1111,8 @@ class Producer(Handle):
         error = 0
         reaction: Reaction | None = None
         backoff = 500
-        if reply is TIMED_OUT:
-            error = KafkaError._TIMED_OUT  # type: ignore[attr-defined]
+        if isinstance(reply, Failure):
+            error = failure_code(reply)
         elif self._txn_state not in (TxnState.IN_TRANSACTION, TxnState.BEGIN_COMMIT):
             # "Ignoring outdated AddPartitionsToTxn response": the transaction was aborted meanwhile
             self._txn_req_cnt -= 1
@@ -1134,7 +1138,7 @@ class Producer(Handle):
                     break  # request-level errors: the rest of the partitions carry the same one
         if error:
             self._txn_req_cnt -= 1
-        if reply is TIMED_OUT:
+        if isinstance(reply, Failure):
             # "we can't be sure if the request was received": count it so abort sends EndTxn
             self._txn_req_cnt += 1
             reaction = Reaction.RETRY
@@ -1191,8 +1195,8 @@ class Producer(Handle):
         retries = 0
         while True:
             reply = yield self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR)
-            if reply is TIMED_OUT:
-                code, reaction = int(KafkaError._TIMED_OUT), Reaction.REFRESH  # type: ignore[attr-defined]
+            if isinstance(reply, Failure):
+                code, reaction = failure_code(reply), Reaction.REFRESH
             else:
                 error = as_received(Context.ADD_OFFSETS, reply.error)
                 code = int(error)
@@ -1203,7 +1207,7 @@ class Producer(Handle):
                 # succeeded too late: a retriable _TIMED_OUT, the transaction stays usable
                 code, reaction = int(KafkaError._TIMED_OUT), Reaction.REFRESH  # type: ignore[attr-defined]
             if reaction in (Reaction.RETRY, Reaction.REFRESH) and self._env.now < deadline:
-                if reply is TIMED_OUT:
+                if isinstance(reply, Failure):
                     self._txn_req_cnt += 1  # maybe received: make abort send EndTxn
                 self._txn_req_cnt += 1
                 retries += 1
@@ -1236,8 +1240,8 @@ class Producer(Handle):
             remaining = deadline - self._env.now
             # rd_kafka_coord_req: to the group coordinator's node broker, not a logical broker
             reply = yield self._request(request, min(max(remaining, 1), self.config.socket_timeout_ms), LEADER)
-            if reply is TIMED_OUT:
-                code, reaction = int(KafkaError._TIMED_OUT), Reaction.RETRY  # type: ignore[attr-defined]
+            if isinstance(reply, Failure):
+                code, reaction = failure_code(reply), Reaction.RETRY
             else:
                 failed = [e for _, e in reply.results if e is not Errors.NONE]
                 code = int(failed[0]) if failed else 0
@@ -1387,7 +1391,7 @@ class Producer(Handle):
         retries = 0
         while True:
             reply = yield self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR)
-            code = int(KafkaError._TIMED_OUT) if reply is TIMED_OUT else int(as_received(Context.END_TXN, reply.error))  # type: ignore[attr-defined]
+            code = failure_code(reply) if isinstance(reply, Failure) else int(as_received(Context.END_TXN, reply.error))
             retry = self._on_end_txn(request.committed, code)
             if not retry:
                 return
@@ -1414,7 +1418,8 @@ class Producer(Handle):
         if not code:
             self._endtxn_complete(commit=commit)
             return False
-        reaction = Reaction.REFRESH if code == KafkaError._TIMED_OUT else action(Context.END_TXN, Errors(code)).reaction  # type: ignore[attr-defined]
+        # _TIMED_OUT and _TRANSPORT: RETRY|REFRESH (rd_kafka_txn_handle_EndTxn)
+        reaction = Reaction.REFRESH if code < 0 else action(Context.END_TXN, Errors(code)).reaction
         reason = f"EndTxn {'commit' if commit else 'abort'} failed: {KafkaError(code).name()}"
         if reaction in (Reaction.FATAL, Reaction.FENCED):
             self._set_fatal(normalize(code), reason)
