@@ -1419,7 +1419,8 @@ class Producer(Handle):
             self._endtxn_complete(commit=commit)
             return False
         # _TIMED_OUT and _TRANSPORT: RETRY|REFRESH (rd_kafka_txn_handle_EndTxn)
-        reaction = Reaction.REFRESH if code < 0 else action(Context.END_TXN, Errors(code)).reaction
+        local = code in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT)  # type: ignore[attr-defined]
+        reaction = Reaction.REFRESH if local else action(Context.END_TXN, Errors(code)).reaction
         reason = f"EndTxn {'commit' if commit else 'abort'} failed: {KafkaError(code).name()}"
         if reaction in (Reaction.FATAL, Reaction.FENCED):
             self._set_fatal(normalize(code), reason)
