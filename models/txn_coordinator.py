@@ -27,6 +27,12 @@ TransactionMarkerRequestCompletionHandler.scala, ``KafkaApis`` = core/.../server
   requests from pre-TV2 clients (EndTxn <= v4, AddPartitionsToTxn <= v3, AddOffsetsToTxn); TV_2 (epoch bump per
   transaction, KIP-890 part 2) for EndTxn v5+ / AddPartitionsToTxn v4+. Server-initiated aborts use the finalized
   ``BrokerConfig.transaction_version``.
+* Leadership of the ``__transaction_state`` partition (TCo.onElection / onResignation): ``resign`` forgets every
+  transaction (requests get NOT_COORDINATOR), ``elect`` starts loading at a new coordinator epoch (requests get
+  COORDINATOR_LOAD_IN_PROGRESS) and ``load`` replays the log (TSM.loadTransactionsForTxnTopicPartition): the last
+  record per transactional.id wins, a tombstone removes it, and Prepare* transactions get their markers again at the
+  new coordinator epoch. A write or marker answer that comes back for an older epoch changes nothing (TSM's append
+  callback, TMRCH): the loaded log already holds what it wrote.
 * Kafka code paths that throw (IllegalState/IllegalArgument, e.g. epoch overflow corners fixed only after 4.1,
   KAFKA-20090) raise ``KafkaIllegalState`` before any change; ``handle`` answers UNKNOWN_SERVER_ERROR as
   ``KafkaApis.handleError`` does.
@@ -35,6 +41,7 @@ TransactionMarkerRequestCompletionHandler.scala, ``KafkaApis`` = core/.../server
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 from attrs import Factory, define, evolve, field, frozen
 
@@ -53,6 +60,7 @@ from models.records import (
 
 __all__ = [
     "EXPIRATION_ALLOWED",
+    "PRODUCER_ID_BLOCK_SIZE",
     "TV_0",
     "TV_2",
     "AddOffsetsToTxnRequest",
@@ -73,8 +81,10 @@ __all__ = [
     "TransactionState",
     "TxnLogRecord",
     "TxnMarkerEntry",
+    "TxnLoaded",
     "TxnStateChanged",
     "VALID_PREVIOUS_STATES",
+    "first_producer_id_after_restart",
     "is_epoch_exhausted",
     "supports_epoch_bump",
 ]
@@ -92,6 +102,26 @@ def supports_epoch_bump(transaction_version: int) -> bool:
 def is_epoch_exhausted(epoch: int) -> bool:
     """TMd.isEpochExhausted: Short.MaxValue is kept so the coordinator can always fence once more."""
     return epoch >= MAX_EPOCH - 1
+
+
+PRODUCER_ID_BLOCK_SIZE = 1000  # ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE
+_PID_PREFETCH_AT = 900  # RPCProducerIdManager.PID_PREFETCH_THRESHOLD (0.90) of a block
+
+
+def first_producer_id_after_restart(first_producer_id: int, next_producer_id: int) -> int:
+    """The first producer id a restarted broker hands out: the start of a block the controller never gave before.
+
+    RPCProducerIdManager claims a block of 1000 ids from the controller when it first needs an id, and the next
+    block once the id at 90 % of the current one is handed out (ProducerIdControlManager persists the next block's
+    start); a restarted broker starts without a block. ``first_producer_id``/``next_producer_id``: the ids the
+    previous incarnation started at and would have handed out next (it started at a block boundary).
+    """
+    if next_producer_id == first_producer_id:
+        return first_producer_id  # no id handed out, so no block claimed
+    last = next_producer_id - 1
+    block_end = (last // PRODUCER_ID_BLOCK_SIZE + 1) * PRODUCER_ID_BLOCK_SIZE
+    prefetched = last % PRODUCER_ID_BLOCK_SIZE >= _PID_PREFETCH_AT
+    return block_end + PRODUCER_ID_BLOCK_SIZE if prefetched else block_end
 
 
 class KafkaIllegalState(Exception):
@@ -474,7 +504,19 @@ class TxnStateChanged:
     producer_epoch: int
 
 
-Effect = Respond | AppendTxnLog | SendTxnMarkers | TxnStateChanged
+@frozen(kw_only=True)
+class TxnLoaded:
+    """A transaction as ``load`` found it in the log (for the ``txn.load`` trace): its state at the new
+    coordinator epoch, before any marker is re-sent."""
+
+    transactional_id: str
+    state: TransactionState
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+
+
+Effect = Respond | AppendTxnLog | SendTxnMarkers | TxnStateChanged | TxnLoaded
 
 # TSM.appendTransactionToLog: log-append error -> coordinator error.
 _APPEND_ERROR_MAP = {
@@ -558,6 +600,8 @@ class _Purpose(enum.Enum):
 class _LogWrite:
     purpose: _Purpose
     record: TxnLogRecord
+    # TSM.appendTransactionToLog's coordinatorEpoch: the epoch the write was issued at (``_append`` sets it)
+    coordinator_epoch: int | None = None
     correlation_id: int | None = None  # None: no request waits (markers path, timeout, expiration)
     request: object = None
     result: TransactionResult | None = None  # END_TXN
@@ -571,6 +615,23 @@ class _PendingCompleteTxn:
 
     coordinator_epoch: int
     record: TxnLogRecord
+
+
+def _from_log_value(record: TxnLogRecord) -> TransactionMetadata:
+    """TransactionLog.readTxnRecordValue: the metadata a loaded record gives. The log value has no last epoch
+    (TMd gets NO_PRODUCER_EPOCH) and, in 4.1, no previous or next producer id either (TransactionLog.valueToBytes
+    leaves its tagged fields at -1: §8.14d); an Empty record has no partitions."""
+    return TransactionMetadata(
+        transactional_id=record.transactional_id,
+        producer_id=record.producer_id,
+        producer_epoch=record.producer_epoch,
+        txn_timeout_ms=record.txn_timeout_ms,
+        state=record.state,
+        partitions=() if record.state is _S.EMPTY else record.partitions,
+        txn_start_timestamp=record.txn_start_timestamp,
+        txn_last_update_timestamp=record.txn_last_update_timestamp,
+        client_transaction_version=record.client_transaction_version,
+    )
 
 
 def _client_transaction_version(request: AddPartitionsToTxnRequest | EndTxnRequest) -> int:
@@ -609,6 +670,68 @@ class TransactionCoordinator:
     _writes: dict[int, _LogWrite] = field(factory=dict, init=False)
     # TMCM.transactionsWithPendingMarkers
     _pending_markers: dict[str, _PendingCompleteTxn] = field(factory=dict, init=False)
+    # TSM.getTransactionState's error while this broker does not serve the partition: NOT_COORDINATOR after a
+    # resignation, COORDINATOR_LOAD_IN_PROGRESS while loading (TSM.loadingPartitions); None when serving.
+    _unavailable: Errors | None = field(default=None, init=False)
+
+    # --- leadership of the __transaction_state partition ---------------------------------------------------
+
+    @property
+    def next_producer_id(self) -> int:
+        """The producer id ``ProducerIdManager.generateProducerId`` hands out next."""
+        return self._next_producer_id
+
+    @property
+    def unavailable(self) -> Errors | None:
+        """The error every transactional request gets now (None when this coordinator serves the partition)."""
+        return self._unavailable
+
+    def resign(self) -> None:
+        """TCo.onResignation: the partition's leadership is lost. TSM.removeTransactionsForTxnTopicPartition drops
+        the cache, TMCM.removeMarkersForTxnTopicPartition the queued markers; requests get NOT_COORDINATOR. Writes
+        in flight still complete (``on_log_append`` answers their requests with NOT_COORDINATOR)."""
+        self._txns.clear()
+        self._pending_markers.clear()
+        self._unavailable = Errors.NOT_COORDINATOR
+
+    def elect(self, coordinator_epoch: int) -> None:
+        """TCo.onElection at ``coordinator_epoch`` (the partition's new leader epoch): forget the queued markers,
+        then TSM.loadTransactionsForTxnTopicPartition marks the partition loading (COORDINATOR_LOAD_IN_PROGRESS)
+        until ``load`` runs."""
+        self._txns.clear()
+        self._pending_markers.clear()
+        self.coordinator_epoch = coordinator_epoch
+        self._unavailable = Errors.COORDINATOR_LOAD_IN_PROGRESS
+
+    def load(self, records: Iterable[TxnLogRecord], *, coordinator_epoch: int, now: int) -> list[Effect]:
+        """TSM.loadTransactionsForTxnTopicPartition's scheduled load: replay ``records`` (the partition's log, in
+        order) and serve the partition.
+
+        TSM.loadTransactionMetadata keeps the last record per transactional.id and removes it on a tombstone (the
+        ``Dead`` record here); pending transitions are not in the log, so none is restored. A load for an epoch
+        that is no longer loading (a newer election, or a resignation, came first) does nothing. Then every
+        PrepareCommit/PrepareAbort transaction prepares Complete* and gets its markers at the new coordinator epoch
+        (TMCM.addTxnMarkersToSend): partitions that already have a marker get a second one.
+        """
+        if self._unavailable is not Errors.COORDINATOR_LOAD_IN_PROGRESS or coordinator_epoch != self.coordinator_epoch:
+            return []
+        last: dict[str, TxnLogRecord] = {}
+        for record in records:
+            if record.state is _S.DEAD:
+                last.pop(record.transactional_id, None)
+            else:
+                last[record.transactional_id] = record
+        self._txns = {tid: _from_log_value(last[tid]) for tid in sorted(last)}
+        self._unavailable = None  # TSM: loadingPartitions.remove before the markers go out
+        effects: list[Effect] = []
+        for tid, txn in self._txns.items():
+            effects.append(TxnLoaded(transactional_id=tid, state=txn.state, producer_id=txn.producer_id,
+                                     producer_epoch=txn.producer_epoch, coordinator_epoch=coordinator_epoch))
+        for tid, txn in self._txns.items():
+            if txn.state in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
+                result = _C if txn.state is _S.PREPARE_COMMIT else _A
+                effects += self._add_txn_markers_to_send(txn, result, txn.prepare_complete(now))
+        return effects
 
     # --- public entry points ------------------------------------------------------------------------------
 
@@ -655,6 +778,15 @@ class TransactionCoordinator:
         if write_id not in self._writes:
             raise ModelError(f"unknown txn-log write id {write_id}")
         write = self._writes.pop(write_id)
+        if self._unavailable is not None or write.coordinator_epoch != self.coordinator_epoch:
+            # TSM.appendTransactionToLog's callback after the partition moved: the cache is not touched (a load
+            # replays what the write put in the log); the caller gets the lookup error, NOT_COORDINATOR for an
+            # epoch change, or the append's own error. TMCM.tryAppendToLog gives up on any of them.
+            if write.correlation_id is None:
+                return []
+            answer = (self._unavailable or Errors.NOT_COORDINATOR) if error is Errors.NONE else (
+                _APPEND_ERROR_MAP.get(error, error))
+            return [self._respond(write.correlation_id, _response(write.request, answer))]
         txn = self._txns[write.record.transactional_id]
         if error is Errors.NONE:
             return self._on_write_durable(txn, write, now)
@@ -677,6 +809,9 @@ class TransactionCoordinator:
     ) -> list[Effect]:
         """The result of writing ``entry``'s marker to ``partition`` (TMRCH.onComplete)."""
         tid = entry.transactional_id
+        if self._unavailable is not None:
+            self._remove_markers_for_txn(entry)  # TMRCH: NOT_COORDINATOR or loading, cancel
+            return []
         txn = self._txns.get(tid)
         if txn is None:
             raise ModelError(f"marker result for {tid}, which has no metadata")
@@ -693,6 +828,16 @@ class TransactionCoordinator:
         else:
             raise ModelError(f"unexpected marker error {error.name} for {tid}")  # TMRCH: IllegalStateException
         return self._maybe_write_txn_completion(tid)
+
+    def on_markers_disconnected(self, entry: TxnMarkerEntry) -> list[Effect]:
+        """TMRCH.onComplete for a WriteTxnMarkers request that got no response: send ``entry`` again, unless the
+        partition moved meanwhile (not the coordinator, loading, or another coordinator epoch: cancel)."""
+        if self._unavailable is not None or entry.coordinator_epoch != self.coordinator_epoch:
+            self._remove_markers_for_txn(entry)
+            return []
+        if entry.transactional_id not in self._txns:
+            raise ModelError(f"marker result for {entry.transactional_id}, which has no metadata")
+        return [SendTxnMarkers(entry=entry)]
 
     def abort_timed_out_transactions(self, now: int) -> list[Effect]:
         """TSM.timedOutTransactions + TCo.abortTimedOutTransactions: fence and abort expired Ongoing txns.
@@ -769,6 +914,8 @@ class TransactionCoordinator:
         # TSM.validateTransactionTimeoutMs
         if not 0 < request.transaction_timeout_ms <= self.config.transaction_max_timeout_ms:
             return reply(Errors.INVALID_TRANSACTION_TIMEOUT)
+        if self._unavailable is not None:  # TSM.getTransactionState
+            return reply(self._unavailable)
         txn = self._txns.get(tid)
         if txn is None:
             # New metadata: a new pid at epoch -1, Empty, TV_0; cached before any write.
@@ -846,6 +993,8 @@ class TransactionCoordinator:
 
         if not request.transactional_id:
             return reply(Errors.INVALID_REQUEST)
+        if self._unavailable is not None:  # TSM.getTransactionState
+            return reply(self._unavailable)
         txn = self._txns.get(request.transactional_id)
         if txn is None:
             return reply(Errors.INVALID_PRODUCER_ID_MAPPING)
@@ -871,6 +1020,8 @@ class TransactionCoordinator:
         txn = self._txns.get(request.transactional_id)
         if not request.transactional_id:
             error = Errors.INVALID_REQUEST
+        elif self._unavailable is not None:  # TSM.getTransactionState
+            error = self._unavailable
         elif txn is None or txn.producer_id != request.producer_id:
             error = Errors.INVALID_PRODUCER_ID_MAPPING
         elif txn.producer_epoch != request.producer_epoch:
@@ -911,6 +1062,8 @@ class TransactionCoordinator:
         tv2 = supports_epoch_bump(client_transaction_version)
         if not transactional_id:
             return reply(Errors.INVALID_REQUEST)
+        if self._unavailable is not None:  # TSM.getTransactionState
+            return reply(self._unavailable)
         txn = self._txns.get(transactional_id)
         if txn is None:
             return reply(Errors.INVALID_PRODUCER_ID_MAPPING)
@@ -1096,7 +1249,7 @@ class TransactionCoordinator:
     def _append(self, write: _LogWrite) -> AppendTxnLog:
         write_id = self._next_write_id
         self._next_write_id += 1
-        self._writes[write_id] = write
+        self._writes[write_id] = evolve(write, coordinator_epoch=self.coordinator_epoch)
         return AppendTxnLog(write_id=write_id, transactional_id=write.record.transactional_id, record=write.record)
 
     @staticmethod
