@@ -428,6 +428,19 @@ class PartitionLog:
         psm.on_high_watermark_updated(self._high_watermark)
 
 
+    def recover(self, *, now: int) -> None:
+        """Producer state after a broker restart (LogLoader.load, UL.rebuildProducerState), clean or not.
+
+        The log here is one segment that is never flushed, so an unclean restart recovers all of it
+        (LogLoader.recoverSegment): every batch is replayed into a fresh producer state, which is snapshotted at
+        the log end; a clean shutdown snapshots there too (UL.close). Either way the log's producer state is then
+        loaded from that snapshot (PSM.truncateAndReload), which keeps only each producer's LAST batch
+        (PSM.writeSnapshot): the dedup window is one batch per producer until new appends refill it. Producers
+        expired by ``now`` are dropped (PSM.loadFromSnapshot)."""
+        self.reload(None)
+        self.reload(self.snapshot(), now=now)
+
+
 def _base_offset(batch: LogBatch) -> int:
     return batch.base_offset
 

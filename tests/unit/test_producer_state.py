@@ -513,3 +513,34 @@ def test_cache_evicts_the_oldest_batch():
     for seq in range(5):
         send(log, batch(7, 0, seq))
     assert [m.last_seq for m in log.producer_state_manager.producers[7].batch_metadata] == [2, 3, 4]
+
+
+# -- restart (LogLoader.recoverSegment + UL.rebuildProducerState) -------------------------------------
+
+
+def test_recover_keeps_each_producers_last_batch_whatever_the_state_before():
+    """A restart loads the snapshot taken at the log end (after recovering the unflushed segment, or at
+    the clean shutdown): the window is the last batch, even though the full replay saw five."""
+    log = make_log()
+    results = {seq: send(log, batch(7, 0, seq)) for seq in range(6)}
+    send(log, batch(8, 0, 0))
+    log.recover(now=0)
+    psm = log.producer_state_manager
+    assert [m.last_seq for m in psm.producers[7].batch_metadata] == [5]
+    assert [m.last_seq for m in psm.producers[8].batch_metadata] == [0]
+    retry = send(log, batch(7, 0, 5))
+    assert retry.duplicate and retry.base_offset == results[5].base_offset
+    assert send(log, batch(7, 0, 4)).error is OOOS
+    assert send(log, batch(7, 0, 6)).error is NONE  # the sequence goes on
+    assert [m.last_seq for m in psm.producers[7].batch_metadata] == [5, 6]  # and the window refills
+
+
+def test_recover_keeps_open_transactions_and_drops_expired_producers():
+    log = make_log()
+    send(log, batch(7, 0, 0, ts=0))
+    send(log, batch(8, 0, 0, txn=True, ts=0))
+    log.advance_high_watermark(log.log_end_offset)
+    log.recover(now=DAY)
+    assert sorted(log.producer_state_manager.producers) == [8]  # an open txn never expires
+    assert log.has_ongoing_transaction(8, 0) and log.last_stable_offset == 1
+    assert marker(log, 8, 0).error is NONE
