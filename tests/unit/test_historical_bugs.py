@@ -8,6 +8,7 @@ KAFKA-18660, KAFKA-19367) can only be shown here: the simulated client speaks TV
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -341,3 +342,11 @@ def test_reintroduces_refuses_an_id_outside_the_table():
 def test_eosim_reintroduce_is_validated_against_the_table(value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         BrokerConfig.from_kafka({"eosim.reintroduce": value})
+
+
+def test_docs_table_lists_every_bug_and_its_scenario():
+    doc = (THIS.parents[2] / "docs" / "historical-bugs.md").read_text()
+    rows = dict(re.findall(r"^\| (KAFKA-\d+) \|.*?\| (`bug-kafka-\d+`|unit test only)", doc, re.MULTILINE))
+    assert list(rows) == list(HISTORICAL_BUGS)
+    scenarios = {p.stem for p in (THIS.parents[2] / "experiments" / "scenarios").glob("bug-kafka-*.toml")}
+    assert {r.strip("`") for r in rows.values() if r.startswith("`")} == scenarios
