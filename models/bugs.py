@@ -64,6 +64,13 @@ HISTORICAL_BUGS: dict[str, Bug] = {
         reintroduced="a TV1 epoch fence whose txn-log write failed does not set hasFailedEpochFence, so every "
         "retry bumps the in-memory epoch once more",
     ),
+    "KAFKA-16352": Bug(
+        title="transaction stuck in Prepare* after a coordinator failover",
+        fixed_in="3.8",
+        reference="§8.8",
+        reintroduced="a late marker answer from the old coordinator epoch removes the pending completion by "
+        "transactional.id alone, also the one the reload queued at the new epoch, so Complete* is never written",
+    ),
     "KAFKA-7692": Bug(
         title="sequence numbers do not wrap",
         fixed_in="1.1.x, 2.2",

@@ -1236,7 +1236,9 @@ class TransactionCoordinator:
         """TMCM.removeMarkersForTxn: forget the pending completion this entry belongs to, not a newer one
         (KAFKA-16352)."""
         pending = self._pending_markers.get(entry.transactional_id)
-        if pending is not None and pending.coordinator_epoch == entry.coordinator_epoch:
+        # before KAFKA-16352 (3.8) any entry of the transactional.id went, also one a reload queued at a newer epoch
+        if pending is not None and (pending.coordinator_epoch == entry.coordinator_epoch
+                                    or self.config.reintroduces("KAFKA-16352")):
             del self._pending_markers[entry.transactional_id]
 
     # --- helpers ------------------------------------------------------------------------------------------

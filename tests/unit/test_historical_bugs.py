@@ -194,6 +194,41 @@ def test_kafka_9666_failed_fence_writes_do_not_bump_the_epoch_again(buggy):
     assert c.metadata(TID).producer_epoch == (e + 3 if buggy else e + 1)
 
 
+# --- §8.8 KAFKA-16352: stuck Prepare* after a failover -----------------------------------------------------
+
+
+@both
+def test_kafka_16352_every_prepare_completes_after_a_failover(buggy):
+    """The coordinator writes PrepareCommit and sends markers at coordinator epoch 0, then loses and regains
+    the partition (epoch 1): the reload sends the markers again. The epoch-0 answer comes in late.
+    Invariant: every Prepare* reaches Complete* while the coordinator and the partitions are available."""
+    c = TransactionCoordinator(config("KAFKA-16352", buggy, transaction_version=1))
+    written = []
+
+    def persist(effects):
+        written.extend(e.record for e in effects if isinstance(e, AppendTxnLog))
+        return durable(c, effects)
+
+    started = reply(persist(c.handle(1, InitProducerIdRequest(transactional_id=TID, transaction_timeout_ms=60_000), 0)))
+    pid, e = started.producer_id, started.producer_epoch
+    persist(c.handle(2, AddPartitionsToTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=e,
+                                                  partitions=(TP,)), 0))
+    old = the(persist(end(c, pid, e, commit=True, tv=1)), SendTxnMarkers).entry
+    c.resign()
+    c.elect(1)
+    resent = the(c.load(written, coordinator_epoch=1, now=0), SendTxnMarkers).entry
+    assert c.on_marker_result(old, TP, NONE, 0) == []  # the old epoch's answer, late
+    completion = c.on_marker_result(resent, TP, NONE, 0)
+    if buggy:  # the late answer took the new pending completion with it: stuck in PrepareCommit for good
+        assert completion == []
+        assert c.metadata(TID).state is TransactionState.PREPARE_COMMIT
+        retry = c.handle(3, InitProducerIdRequest(transactional_id=TID, transaction_timeout_ms=60_000), 0)
+        assert reply(retry).error is Errors.CONCURRENT_TRANSACTIONS
+    else:
+        durable(c, completion)
+        assert c.metadata(TID).state is TransactionState.COMPLETE_COMMIT
+
+
 # --- §8.10 KAFKA-7692: sequence wraparound --------------------------------------------------------------
 
 
