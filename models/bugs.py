@@ -6,9 +6,9 @@ Kafka's historical exactly-once bugs that the models can bring back, one entry p
 ``eosim.reintroduce``) lists the ids to switch back on; each rule site asks
 ``config.reintroduces(id)`` and keeps the old behaviour beside the fix.
 
-A bug whose ``kafka_switch`` is set needs no flag of ours: a setting brings it back already (Kafka's
-own, or the simulator's ``transaction.version``), so ``eosim.reintroduce`` refuses its id and points
-there.
+A bug whose ``kafka_switch`` is set needs no flag of ours: one of Kafka's own settings brings it back
+already, so ``eosim.reintroduce`` refuses its id and points there. docs/historical-bugs.md lists the
+bugs with their scenarios.
 """
 
 from __future__ import annotations
