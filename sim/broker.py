@@ -9,12 +9,20 @@ Internal traffic goes over the network like client traffic, so faults can strike
 coordinator sends WriteTxnMarkers to the partition leader, and the leader sends KIP-890 verification
 (AddPartitionsToTxn, verifyOnly) to the coordinator, even though both are this node. Each uses its own
 connection (``broker-1/markers``, ``broker-1/verification``), as Kafka's inter-broker clients do.
+
+Broker faults (docs/fidelity.md): ``crash`` kills the process: it drops every packet addressed to it, its timers
+and internal requests die with it (each belongs to one incarnation), and what it held in memory is gone. The disk
+stays: the partition logs, ``__consumer_offsets`` and the ``__transaction_state`` records (``txn_log``).
+``restart`` recovers each log's producer state (the snapshot at the log end: one cached batch per producer) and
+loads both coordinators at a new leader epoch; ``coordinator_failover`` moves the transaction coordinator away and
+back without a crash. While a coordinator is away its requests get NOT_COORDINATOR, while it loads
+COORDINATOR_LOAD_IN_PROGRESS.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Generator, Iterable
 
 import simpy
 from attrs import define, field, frozen
@@ -57,13 +65,19 @@ from models.txn_coordinator import (
     InitProducerIdRequest,
     SendTxnMarkers,
     TransactionCoordinator,
+    TxnLoaded,
+    TxnLogRecord,
     TxnStateChanged,
+    first_producer_id_after_restart,
 )
 from sim.net import Failure, Network, Packet
 from sim.world import World
 
 TXN_LOG_APPEND_MS = 1  # a replicated write to __transaction_state on a one-node cluster
 INTER_BROKER_TIMEOUT_MS = 30_000  # request.timeout.ms of the broker's own clients
+# How long a coordinator takes to load its partition after an election (TSM.loadTransactionsForTxnTopicPartition,
+# CoordinatorRuntime's loader: a scheduled read of the whole partition; a few ms for the logs of a scenario).
+COORDINATOR_LOAD_MS = 10
 
 # What a Produce ≤ v10 (the librdkafka protocol) reports when KIP-890 verification fails
 # (AddPartitionsToTxnManager.java, ReplicaManager.scala): retriable coordinator trouble becomes
@@ -109,6 +123,13 @@ class Broker:
     _answer_with: dict[int, Errors] = field(init=False, factory=dict)  # correlation id -> injected error
     _gc_timers: set[int] = field(init=False, factory=set)
     _handlers: dict[type, Callable[[Packet, Any], None]] = field(init=False)
+    # On disk: the __transaction_state partition's records, in append order (they survive a crash).
+    txn_log: list[TxnLogRecord] = field(init=False, factory=list)
+    up: bool = field(init=False, default=True)
+    _incarnation: int = field(init=False, default=0)  # every timer and internal process belongs to one
+    # The controller's leader epoch of the __transaction_state partition (the coordinator epoch).
+    _txn_leader_epoch: int = field(init=False, default=0)
+    _gc_loading: bool = field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         self.logs = {
@@ -138,16 +159,109 @@ class Broker:
             OffsetFetchRequest: group,
         }
         self.network.register(self.node, self._receive)
-        env = self.world.env
-        env.process(self._every(self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        self._start_timers()
+
+    def _start_timers(self) -> None:
+        self._spawn(self._every(self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
                                 lambda now: self._apply(self.tc.abort_timed_out_transactions(now))))
-        env.process(self._every(self.config.transaction_remove_expired_transaction_cleanup_interval_ms,
+        self._spawn(self._every(self.config.transaction_remove_expired_transaction_cleanup_interval_ms,
                                 lambda now: self._apply(self.tc.remove_expired_transactional_ids(now))))
-        env.process(self._every(self.config.producer_id_expiration_check_interval_ms, self._expire_producers))
+        self._spawn(self._every(self.config.producer_id_expiration_check_interval_ms, self._expire_producers))
+
+    # -- faults -----------------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """The process dies: nothing more is received or sent, timers and internal requests are abandoned, and
+        the in-memory state (producer states, coordinators, queued requests) is lost; the logs stay. Clients
+        get no answer: their requests time out (a crashed host; no connection reset is modelled)."""
+        if not self.up:
+            raise RuntimeError(f"{self.node} is down already")
+        self.up = False
+        self._incarnation += 1
+        self._requests.clear()
+        self._muted.clear()
+        self._answer_with.clear()
+        self._gc_timers.clear()
+        self._emit("broker.crash")
+
+    def restart(self, load_ms: int = COORDINATOR_LOAD_MS) -> None:
+        """The process starts again. Log recovery (LogLoader) gives each partition, ``__consumer_offsets``
+        included, the producer state of the snapshot at its log end. Then the broker leads every partition again
+        at a new leader epoch, and its coordinators load: the transaction coordinator from ``txn_log`` (a new
+        producer id block: RPCProducerIdManager starts without one), the group coordinator from the offsets log
+        (CoordinatorLoaderImpl); each answers COORDINATOR_LOAD_IN_PROGRESS for ``load_ms``."""
+        if self.up:
+            raise RuntimeError(f"{self.node} is running: crash it before a restart")
+        now = self.world.now
+        for log in self.logs.values():
+            log.recover(now=now)
+        offsets_log = self.gc.offsets_log
+        offsets_log.recover(now=now)
+        self.up = True
+        self._emit("broker.restart")
+        self.tc = TransactionCoordinator(self.config, first_producer_id=first_producer_id_after_restart(
+            self.tc.first_producer_id, self.tc.next_producer_id))
+        self._txn_leader_epoch += 1
+        self._elect(self._txn_leader_epoch, load_ms)
+        self._gc_loading = True
+        self._later(load_ms, lambda: self._load_group_coordinator(offsets_log))
+        self._start_timers()
+
+    def coordinator_failover(self, down_ms: int = 0, load_ms: int = COORDINATOR_LOAD_MS) -> None:
+        """The transaction coordinator moves away and back without a crash: this broker loses the leadership of
+        ``__transaction_state`` (TCo.onResignation: NOT_COORDINATOR for ``down_ms``), regains it at the next
+        leader epoch (TCo.onElection) and loads the log for ``load_ms`` (COORDINATOR_LOAD_IN_PROGRESS); Prepare*
+        transactions then get their markers again."""
+        if not self.up:
+            raise RuntimeError(f"{self.node} is down: its coordinator cannot fail over")
+        self.tc.resign()
+        self._emit("txn.resign", coordinator_epoch=self.tc.coordinator_epoch)
+        self._txn_leader_epoch += 1
+        epoch = self._txn_leader_epoch
+        self._later(down_ms, lambda: self._elect(epoch, load_ms))
+
+    def _elect(self, epoch: int, load_ms: int) -> None:
+        self.tc.elect(epoch)
+        self._emit("txn.elect", coordinator_epoch=epoch)
+        self._later(load_ms, lambda: self._apply(self.tc.load(self.txn_log, coordinator_epoch=epoch,
+                                                              now=self.world.now)))
+
+    def _load_group_coordinator(self, offsets_log: PartitionLog) -> None:
+        self.gc = GroupCoordinator(self.config, offsets_log)
+        self._gc_loading = False
+        self._emit("group.load")
+
+    # -- incarnations ---------------------------------------------------------------------------------
+
+    def _later(self, delay_ms: int, action: Callable[[], None]) -> None:
+        """Run ``action`` in ``delay_ms`` unless the broker crashes first (its timers die with it)."""
+        incarnation = self._incarnation
+        self.world.env.timeout(delay_ms).callbacks.append(
+            lambda _e: action() if self._incarnation == incarnation else None)
+
+    def _spawn(self, steps: Generator) -> None:
+        """Run an internal process of this incarnation: a crash abandons it wherever it waits."""
+        self.world.env.process(self._guarded(steps, self._incarnation))
+
+    def _guarded(self, steps: Generator, incarnation: int):
+        value = None
+        while True:
+            try:
+                event = steps.send(value)
+            except StopIteration:
+                return
+            value = yield event
+            if self._incarnation != incarnation:
+                steps.close()
+                return
 
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _receive(self, packet: Packet) -> None:
+        if not self.up:  # a crashed process reads nothing: the packet is lost
+            self.world.trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id,
+                                  msg=type(packet.payload).__name__, down=True)
+            return
         # Kafka mutes a connection from the moment it reads a request until that request's response is
         # sent (SocketServer.scala, Processor): requests of one connection are handled one at a time.
         waiting = self._muted.get(packet.src)
@@ -177,7 +291,7 @@ class Broker:
             return
         following = waiting.popleft()
         # Unmuted: the next request is read in a later event, never inside this handler's call stack.
-        self.world.env.timeout(0).callbacks.append(lambda _e: self._handle(following))
+        self._later(0, lambda: self._handle(following))
 
     def _every(self, interval_ms: int, task: Callable[[int], None]):
         while True:
@@ -196,10 +310,17 @@ class Broker:
                 self._emit("txn.log", write_id=effect.write_id, transactional_id=effect.transactional_id,
                            state=effect.record.state.kafka_name, producer_id=effect.record.producer_id,
                            producer_epoch=effect.record.producer_epoch)
-                self.world.env.timeout(TXN_LOG_APPEND_MS).callbacks.append(
-                    lambda _e, w=effect.write_id: self._apply(self.tc.on_log_append(w, Errors.NONE, self.world.now)))
+                # The leader's local append is synchronous (it is on disk at once); acks=all then completes.
+                self.txn_log.append(effect.record)
+                tc = self.tc
+                self._later(TXN_LOG_APPEND_MS,
+                            lambda w=effect.write_id: self._apply(tc.on_log_append(w, Errors.NONE, self.world.now)))
             elif isinstance(effect, SendTxnMarkers):
-                self.world.env.process(self._send_markers(effect.entry))
+                self._spawn(self._send_markers(self.tc, effect.entry))
+            elif isinstance(effect, TxnLoaded):
+                self._emit("txn.load", transactional_id=effect.transactional_id, state=effect.state.kafka_name,
+                           producer_id=effect.producer_id, producer_epoch=effect.producer_epoch,
+                           coordinator_epoch=effect.coordinator_epoch)
             elif isinstance(effect, TxnStateChanged):
                 self._emit("txn.state", transactional_id=effect.transactional_id, old=effect.old.kafka_name,
                            new=effect.new.kafka_name, producer_id=effect.producer_id,
@@ -223,6 +344,9 @@ class Broker:
         self._apply(self.tc.handle(packet.correlation_id, request, self.world.now))
 
     def _to_group_coordinator(self, packet: Packet, request: Any) -> None:
+        if self._gc_loading:  # CoordinatorRuntime: a partition still loading refuses every operation
+            self._reply(packet, error_response(request, Errors.COORDINATOR_LOAD_IN_PROGRESS))
+            return
         self._requests[packet.correlation_id] = packet
         self._apply(self.gc.handle(packet.correlation_id, request, self.world.now))
         self._schedule_gc_timer()
@@ -232,30 +356,34 @@ class Broker:
         if deadline is None or deadline in self._gc_timers:
             return
         self._gc_timers.add(deadline)
-        self.world.env.timeout(max(deadline - self.world.now, 0)).callbacks.append(
-            lambda _e: self._fire_gc_timer(deadline))
+        self._later(max(deadline - self.world.now, 0), lambda: self._fire_gc_timer(deadline))
 
     def _fire_gc_timer(self, deadline: int) -> None:
         self._gc_timers.discard(deadline)
         self._apply(self.gc.on_timer(self.world.now))
         self._schedule_gc_timer()
 
-    def _send_markers(self, entry):
-        """The coordinator's marker channel (TransactionMarkerChannelManager): resend until answered."""
-        while True:
-            response = yield self.network.request(f"{self.node}/markers", self.node,
-                                                  WriteTxnMarkersRequest(entry=entry), INTER_BROKER_TIMEOUT_MS)
-            if not isinstance(response, Failure):
-                break
+    def _send_markers(self, tc: TransactionCoordinator, entry):
+        """The coordinator's marker channel (TransactionMarkerChannelManager); the answer goes to the coordinator
+        that sent the request (TMRCH): per partition, or, with none, the entry again unless the partition moved."""
+        response = yield self.network.request(f"{self.node}/markers", self.node,
+                                              WriteTxnMarkersRequest(entry=entry), INTER_BROKER_TIMEOUT_MS)
+        if isinstance(response, Failure):
+            self._apply(tc.on_markers_disconnected(entry))
+            return
         for tp, error in response.results:
-            self._apply(self.tc.on_marker_result(entry, tp, error, self.world.now))
+            self._apply(tc.on_marker_result(entry, tp, error, self.world.now))
 
     def _write_markers(self, packet: Packet, request: WriteTxnMarkersRequest) -> None:
         entry = request.entry
         now = self.world.now
         results = []
         for tp in entry.partitions:
-            if tp.topic == CONSUMER_OFFSETS_TOPIC:
+            if tp.topic == CONSUMER_OFFSETS_TOPIC and self._gc_loading:
+                # KafkaApis.handleWriteTxnMarkersRequest: a group coordinator that is not ready answers
+                # NOT_LEADER_OR_FOLLOWER, so the transaction coordinator retries
+                error = Errors.NOT_LEADER_OR_FOLLOWER
+            elif tp.topic == CONSUMER_OFFSETS_TOPIC:
                 error, effects = self.gc.complete_transaction(
                     producer_id=entry.producer_id, producer_epoch=entry.producer_epoch,
                     coordinator_epoch=entry.coordinator_epoch, result=entry.result, now=now)
@@ -289,7 +417,7 @@ class Broker:
                    high_watermark=log.high_watermark, last_stable_offset=log.last_stable_offset)
 
     def _produce(self, packet: Packet, request: ProduceRequest) -> None:
-        self.world.env.process(self._produce_process(packet, request))
+        self._spawn(self._produce_process(packet, request))
 
     def _produce_process(self, packet: Packet, request: ProduceRequest):
         responses = []
