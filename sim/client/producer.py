@@ -299,6 +299,7 @@ class Producer(Handle):
         self._wakeups: set[int] = set()
         self._next_scan = 0
         self._fatal: KafkaError | None = None  # rk_fatal
+        self._fatal_unserved = False  # the fatal error event still waiting on the main queue
         # idempotence (rk_eos)
         self._idempotent = self.config.enable_idempotence
         self._transactional_id = self.config.transactional_id
@@ -743,8 +744,17 @@ class Producer(Handle):
             self._dr_event = self._env.event()
         return self._dr_event
 
+    def _serve_fatal(self) -> None:
+        """rd_kafka_set_fatal_error0 queues one fatal-error event on the main queue (rdkafka.c);
+        confluent-kafka's error_cb raises it as a KafkaException from the poll or flush that serves
+        it, instead of calling the user's error_cb (confluent_kafka.c error_cb). Once."""
+        if self._fatal_unserved:
+            self._fatal_unserved = False
+            raise KafkaException(self._fatal)
+
     def _poll(self, timeout_ms: int | None) -> Generator:
         served = self._serve_drs()
+        self._serve_fatal()
         deadline = None if timeout_ms is None else self._env.now + timeout_ms
         while not served and (deadline is None or self._env.now < deadline):
             waits = [self._dr_wait()]
@@ -752,6 +762,7 @@ class Producer(Handle):
                 waits.append(self._env.timeout(deadline - self._env.now))
             yield self._env.any_of(waits)
             served = self._serve_drs()
+            self._serve_fatal()
         return served
 
     def _flush(self, timeout_ms: int | None) -> Generator:
@@ -776,6 +787,7 @@ class Producer(Handle):
 
     def _flush_api(self, timeout_ms: int | None) -> Generator:
         yield from self._flush(timeout_ms)
+        self._serve_fatal()
         return self._outstanding
 
     def _purge(self, *, in_queue: bool, in_flight: bool, abort_txn: bool) -> None:
@@ -814,6 +826,7 @@ class Producer(Handle):
         """rd_kafka_set_fatal_error0 (+ rd_kafka_txn_set_fatal_error): the first fatal error wins."""
         if self._fatal is None:
             self._fatal = KafkaError(code, reason, fatal=True)
+            self._fatal_unserved = True
         if self._transactional_id is not None:
             self._txn_err = code
             self._txn_errstr = reason

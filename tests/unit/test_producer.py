@@ -370,3 +370,33 @@ def test_crash_vanishes_without_closing():
              if e.node.startswith("p#1") and e.t >= seen["crashed_at"]]
     assert after == [("client.op", "produce"), ("client.op", "crash")]  # then silence: no EndTxn, no retry
     assert markers(cluster) == []  # the transaction stays open until the coordinator times it out
+
+
+def test_a_fatal_error_is_raised_once_by_the_next_poll() -> None:
+    """rd_kafka_set_fatal_error0 queues one event; confluent-kafka raises it from poll() instead of
+    calling error_cb (confluent_kafka.c error_cb). Seen on Kafka 4.1.2 after fencing (docs/real-kafka.md)."""
+    from sim.client.errors import KafkaException
+    from sim.client.producer import Producer
+    from sim.cluster import Cluster, cluster_config
+    from sim.world import World
+
+    world = World(1)
+    cluster = Cluster(world, cluster_config({}), {"out": 1})
+    zombie = Producer({"transactional.id": "t"}, cluster=cluster, name="zombie#1")
+    fencer = Producer({"transactional.id": "t"}, cluster=cluster, name="fencer#1")
+    seen = []
+
+    def script():
+        yield zombie.init_transactions()
+        yield fencer.init_transactions()
+        zombie.begin_transaction()
+        zombie.produce("out", value="late", partition=0)
+        for call in (zombie.commit_transaction, lambda: zombie.poll(0), lambda: zombie.poll(0)):
+            try:
+                yield call()
+                seen.append("ok")
+            except KafkaException as exc:
+                seen.append((exc.args[0].name(), exc.args[0].fatal()))
+
+    world.env.run(until=world.env.process(script()))
+    assert seen == [("_FENCED", True), ("_FENCED", True), "ok"]
