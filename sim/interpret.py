@@ -58,6 +58,10 @@ class Backend(Protocol):
     def clog(self, nodes: tuple[str, ...], ms: int) -> None: ...
     def disconnect(self, nodes: tuple[str, ...]) -> None: ...
     def heal(self) -> None: ...
+    # The broker nemesis ops (simulator only).
+    def crash_broker(self) -> None: ...
+    def restart_broker(self, load_ms: int) -> None: ...
+    def coordinator_failover(self, down_ms: int, load_ms: int) -> None: ...
 
 
 @define(eq=False)
@@ -358,6 +362,18 @@ class Interpreter:
         for actor in step.nodes:
             self.backend.pause(actor, step.ms)
         self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
+
+    def _do_crash_broker(self, step: sc.CrashBroker, record: StepRecord):
+        self.backend.crash_broker()
+        self._nemesis(step)
+
+    def _do_restart_broker(self, step: sc.RestartBroker, record: StepRecord):
+        self.backend.restart_broker(step.load_ms)
+        self._nemesis(step, load_ms=step.load_ms)
+
+    def _do_coordinator_failover(self, step: sc.CoordinatorFailover, record: StepRecord):
+        self.backend.coordinator_failover(step.down_ms, step.load_ms)
+        self._nemesis(step, down_ms=step.down_ms, load_ms=step.load_ms)
 
 
 _PENDING = object()  # a nowait step's result: its outcome arrives later

@@ -90,6 +90,17 @@ class SimBackend:
     def heal(self) -> None:
         self.faults.heal()
 
+    # The broker nemesis ops: the broker performs them (sim/broker.py).
+
+    def crash_broker(self) -> None:
+        self.cluster.broker_node.crash()
+
+    def restart_broker(self, load_ms: int) -> None:
+        self.cluster.broker_node.restart(load_ms)
+
+    def coordinator_failover(self, down_ms: int, load_ms: int) -> None:
+        self.cluster.broker_node.coordinator_failover(down_ms, load_ms)
+
 
 def _drive(world: World, interpreter: Interpreter):
     """Perform the interpreter's blocking calls: each one is a SimPy event to wait for."""

@@ -33,6 +33,7 @@ from models.config import BrokerConfig
 from models.errors import Errors
 from models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from sim.client.config import ClientConfig, ConfigError, find_setting, validate_config
+from sim.broker import COORDINATOR_LOAD_MS
 from sim.cluster import BROKERS
 
 
@@ -367,7 +368,37 @@ class Pause(Step):
     ms: int = _f("How long, in ms.", min=1)
 
 
-NETWORK_OPS = ("partition", "clog", "disconnect", "heal")  # the nemesis ops only the simulator performs
+@_op("crash_broker", (NEMESIS,))
+@frozen(kw_only=True)
+class CrashBroker(Step):
+    """Kill the broker process: it reads and sends nothing, its clients time out and retry, and what it held
+    in memory is lost; its logs stay (simulator only)."""
+
+
+@_op("restart_broker", (NEMESIS,))
+@frozen(kw_only=True)
+class RestartBroker(Step):
+    """Start the crashed broker again: each log's producer state comes from the snapshot at its end (one batch per
+    producer), and its coordinators load at a new epoch (simulator only)."""
+
+    load_ms: int = _f("How long the coordinators load (COORDINATOR_LOAD_IN_PROGRESS meanwhile).", COORDINATOR_LOAD_MS,
+                      min=0)
+
+
+@_op("coordinator_failover", (NEMESIS,))
+@frozen(kw_only=True)
+class CoordinatorFailover(Step):
+    """The transaction coordinator moves away and back at the next coordinator epoch, without a crash; it re-sends
+    the markers of every PrepareCommit/PrepareAbort transaction (simulator only)."""
+
+    down_ms: int = _f("How long no broker is the coordinator (NOT_COORDINATOR meanwhile).", 0, min=0)
+    load_ms: int = _f("How long it then loads the transaction log (COORDINATOR_LOAD_IN_PROGRESS meanwhile).",
+                      COORDINATOR_LOAD_MS, min=0)
+
+
+NETWORK_OPS = ("partition", "clog", "disconnect", "heal")
+# the nemesis ops only the simulator performs
+SIMULATOR_OPS = (*NETWORK_OPS, "crash_broker", "restart_broker", "coordinator_failover")
 
 
 # --- sections --------------------------------------------------------------------------------------
@@ -797,9 +828,13 @@ def _check(s: Scenario, stem: str) -> None:
             raise _Invalid(f"topics[{i}].name", f'"{topic.name}" is not a topic a scenario may create')
     for name, actor in s.actors.items():
         _check_actor(name, actor)
-    alive = {name: None for name in s.actors}  # actor -> None, or the location of its close/crash
+    # actor or broker -> None, or the location of its close/crash
+    alive: dict[str, str | None] = {name: None for name in (*s.actors, *BROKERS)}
     for i, step in enumerate(s.steps):
         _check_step(s, step, f"steps[{i}]", alive)
+    for broker in BROKERS:
+        if alive[broker] is not None:
+            raise _Invalid(alive[broker], f"{broker} stays down: restart it, the final observation reads it")
     _check_faults(s)
     _check_expectations(s)
 
@@ -864,7 +899,7 @@ def _check_partition(s: Scenario, topic: str, partition: int | None, location: s
 
 def _check_step(s: Scenario, step: Step, location: str, alive: dict[str, str | None]) -> None:
     if step.actor == NEMESIS:
-        _check_nemesis_step(s, step, location)
+        _check_nemesis_step(s, step, location, alive)
         return
     actor = s.actors.get(step.actor)
     if actor is None:
@@ -907,10 +942,10 @@ def _check_step(s: Scenario, step: Step, location: str, alive: dict[str, str | N
                 _check_partition(s, entry.topic, entry.partition, where)
 
 
-def _check_nemesis_step(s: Scenario, step: Step, location: str) -> None:
+def _check_nemesis_step(s: Scenario, step: Step, location: str, alive: dict[str, str | None]) -> None:
     if NEMESIS not in step.kinds:
         raise _Invalid(f"{location}.op", f'op "{step.op}" is for a {" or ".join(step.kinds)}, not the nemesis')
-    if step.op in NETWORK_OPS and s.scenario.conformance:
+    if step.op in SIMULATOR_OPS and s.scenario.conformance:
         raise _Invalid(f"{location}.op", f'"{step.op}" is simulator-only: set scenario.conformance = false')
     for name in ("expect_error", "nowait"):
         if getattr(step, name):
@@ -919,6 +954,17 @@ def _check_nemesis_step(s: Scenario, step: Step, location: str) -> None:
     for j, node in enumerate(getattr(step, "nodes", ())):
         _check_node(node, allowed, f"{location}.nodes[{j}]")
     _check_unique(getattr(step, "nodes", ()), f"{location}.nodes")
+    broker = BROKERS[0]  # the broker ops act on the one broker
+    down = alive[broker]
+    if isinstance(step, RestartBroker):
+        if down is None:
+            raise _Invalid(f"{location}.op", f"{broker} is running: crash_broker before a restart_broker")
+        alive[broker] = None
+    elif isinstance(step, (CrashBroker, CoordinatorFailover)):
+        if down is not None:
+            raise _Invalid(f"{location}.op", f"{broker} was crashed at {down}: only restart_broker may follow")
+        if isinstance(step, CrashBroker):
+            alive[broker] = location
 
 
 def _check_node(node: str, allowed: tuple[str, ...], location: str) -> None:

@@ -12,8 +12,8 @@ from sim.client.config import CONSUMER_SETTINGS, PRODUCER_SETTINGS
 from models.api import API_NAMES, INFRASTRUCTURE_ERRORS
 from sim.scenario import (
     NEMESIS_KINDS,
-    NETWORK_OPS,
     OPS,
+    SIMULATOR_OPS,
     ScenarioError,
     load_scenario_text,
     scenario_from_dict,
@@ -312,13 +312,18 @@ def valid_scenarios(draw) -> str:
         return topic, draw(st.integers(0, topics[topic] - 1))
 
     stopped = set()
+    broker_down = False
     for _ in range(draw(st.integers(1, 12))):
         op = draw(st.sampled_from(sorted(OPS)))
+        if broker_down != (op == "restart_broker") and op in ("crash_broker", "restart_broker",
+                                                                 "coordinator_failover"):
+            continue  # the broker's lifecycle: a crashed broker may only restart
         actor = draw(st.sampled_from(producers if OPS[op].kinds == ("producer",) else
                                      consumers if OPS[op].kinds == ("consumer",) else producers + consumers))
         if (actor in stopped) != (op == "restart"):
             continue  # the lifecycle rule: a stopped actor may only restart
         stopped ^= {actor} if op in ("close", "crash", "restart") else set()
+        broker_down ^= op in ("crash_broker", "restart_broker")
         step = {"actor": actor, "op": op}
         topic, partition = tp()
         if op == "produce":
@@ -341,7 +346,11 @@ def valid_scenarios(draw) -> str:
         elif OPS[op].kinds == ("nemesis",):
             step["actor"] = "nemesis"
             actors = producers + consumers
-            if op != "heal":
+            if op in ("restart_broker", "coordinator_failover"):
+                step["load_ms"] = draw(st.integers(0, 100))
+            if op == "coordinator_failover":
+                step["down_ms"] = draw(st.integers(0, 100))
+            if op in ("partition", "clog", "disconnect", "pause"):
                 nodes = actors if op == "pause" else actors + ["broker-1"]
                 step["nodes"] = draw(st.lists(st.sampled_from(nodes), min_size=1, max_size=2, unique=True))
             if op in ("pause", "clog"):
@@ -349,6 +358,8 @@ def valid_scenarios(draw) -> str:
         if draw(st.booleans()) and step["actor"] != "nemesis":
             step["expect_error"] = draw(st.sampled_from(["NONE", "_FENCED", "INVALID_TXN_STATE"]))
         doc["steps"].append(step)
+    if broker_down:  # the final observation reads the broker
+        doc["steps"].append({"actor": "nemesis", "op": "restart_broker"})
     if not doc["steps"]:
         doc["steps"].append({"actor": producers[0], "op": "init_transactions"})
     if draw(st.booleans()):  # faults are simulator-only
@@ -359,7 +370,7 @@ def valid_scenarios(draw) -> str:
             doc["nemesis"] = {"kinds": draw(st.lists(st.sampled_from(NEMESIS_KINDS), min_size=1, unique=True)),
                               "targets": draw(st.lists(st.sampled_from(producers + consumers), unique=True)),
                               "interval_ms": draw(st.integers(2, 5000)), "duration_ms": draw(st.integers(2, 5000))}
-    elif any(step["op"] in NETWORK_OPS for step in doc["steps"]):
+    elif any(step["op"] in SIMULATOR_OPS for step in doc["steps"]):
         doc["scenario"]["conformance"] = False
     topic, partition = tp()
     high_watermark = draw(st.integers(0, 5))

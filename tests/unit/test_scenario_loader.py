@@ -271,6 +271,17 @@ actor = "nemesis"
 op = "pause"
 nodes = ["p"]
 ms = 100
+[[steps]]
+actor = "nemesis"
+op = "coordinator_failover"
+down_ms = 5
+[[steps]]
+actor = "nemesis"
+op = "crash_broker"
+[[steps]]
+actor = "nemesis"
+op = "restart_broker"
+load_ms = 20
 
 [[faults]]
 name = "lose-produce-response"
@@ -348,6 +359,8 @@ def test_unreadable_files(tmp_path):
 STEP_PRODUCE = 'op = "produce"\ntopic = "out"\npartition = 0'
 FAULT = '[[faults]]\nname = "f"\naction = "drop"\n'
 NEMESIS_STEP = '[[steps]]\nactor = "nemesis"\nop = "partition"\nnodes = ["p1"]\n'
+BROKER_STEP = '[[steps]]\nactor = "nemesis"\nop = "{op}"\n'
+CRASH, RESTART = BROKER_STEP.format(op="crash_broker"), BROKER_STEP.format(op="restart_broker")
 
 
 def faults(tables: str, more: str = "") -> str:
@@ -512,6 +525,14 @@ REFUSALS = [
                                                                                                  '"broker-1"')),
      "steps[7].nodes[0]", 'no node "broker-1" (nodes: p1, p2, c1)'),
     ("nemesis nowait", faults("", NEMESIS_STEP + "nowait = true\n"), "steps[7].nowait", "takes effect at once"),
+    ("broker op on conformance", BASE + CRASH, "steps[7].op", '"crash_broker" is simulator-only'),
+    ("broker left down", faults("", CRASH), "steps[7]", "broker-1 stays down: restart it"),
+    ("crash a crashed broker", faults("", CRASH + CRASH + RESTART), "steps[8].op",
+     "broker-1 was crashed at steps[7]: only restart_broker may follow"),
+    ("failover of a crashed broker", faults("", CRASH + BROKER_STEP.format(op="coordinator_failover") + RESTART),
+     "steps[8].op", "only restart_broker may follow"),
+    ("restart a running broker", faults("", RESTART), "steps[7].op", "broker-1 is running: crash_broker before"),
+    ("load time", faults("", CRASH + RESTART + "load_ms = -1\n"), "steps[8].load_ms", "must be >= 0"),
     # [expect]
     ("duplicate partition expectation",
      BASE + '[[expect.partitions]]\ntopic = "out"\npartition = 0\nhigh_watermark = 1\n',
