@@ -286,6 +286,8 @@ class Broker:
             response = error_response(packet.payload, error)
         self.network.respond(packet, response)
         waiting = self._muted[packet.src]
+        while waiting and not self.network.live(waiting[0]):  # unread when its connection closed: lost
+            waiting.popleft()
         if not waiting:
             del self._muted[packet.src]
             return

@@ -10,7 +10,7 @@ broker's own answer. It holds:
   API (message, node, topic/partition, transactional.id, direction), an action (drop, delay,
   disconnect, error), a count (N times, or until healed) and an arming point (the start, or a step);
 - the links between the nodes, a networkx graph that ``partition`` cuts and ``heal`` restores;
-- clogs (extra latency on a node's links) and pauses (a node's packets wait until it wakes);
+- clogs (extra latency on a node's links) and pauses (a client's process stops until it wakes);
 - the seeded random nemesis of ``[nemesis]``, whose only randomness is ``world.rng("nemesis")``.
 
 Rules are tried in declaration order and the first that matches acts; counts go down in event order.
@@ -112,6 +112,7 @@ class FaultLayer:
     def install(cls, world: World, network: Network, broker: Broker, scenario: sc.Scenario) -> FaultLayer:
         layer = cls(world, network, scenario.faults, scenario.nemesis, tuple(scenario.actors), (broker.node,))
         network.route = layer.route
+        network.asleep = layer.asleep
         broker.inject = layer.inject
         return layer
 
@@ -157,12 +158,7 @@ class FaultLayer:
         if clog:
             extra += clog
             self._emit("delay", "clog", packet, ms=clog)
-        now = self.world.now
-        wake = max(self._paused.get(src, 0), self._paused.get(dst, 0))
-        if wake > now + extra:  # a paused process neither sends nor reads: the packet waits in its socket
-            self._emit("delay", "pause", packet, ms=wake - now - extra)
-            extra = wake - now
-        self._calm_at = max(self._calm_at, now + extra)
+        self._calm_at = max(self._calm_at, self.world.now + extra)
         return extra
 
     def inject(self, packet: Packet) -> Injection | None:
@@ -239,8 +235,9 @@ class FaultLayer:
         self.network.close(lambda s, d: node_of(s) in side or node_of(d) in side)
 
     def pause(self, actor: str, ms: int, *, rule: str = "pause") -> None:
-        """Stop the world for ``actor`` for ``ms``: its packets wait until it wakes (a process stopped by
-        a GC pause or SIGSTOP neither sends nor reads its sockets)."""
+        """Stop the world for ``actor`` for ``ms``, as a GC pause or SIGSTOP does: its client neither runs
+        nor sends, responses wait in its socket, its timers fire when it wakes (sim/client/handle.py),
+        and the interpreter holds its next step until then."""
         wake = max(self._paused.get(actor, 0), self.world.now + ms)
         self._paused[actor] = wake
         self._emit("pause", rule, nodes=[actor], ms=ms)
@@ -255,6 +252,10 @@ class FaultLayer:
     def paused_until(self, actor: str) -> int | None:
         """When ``actor`` wakes, if it is paused."""
         return self._paused.get(actor)
+
+    def asleep(self, endpoint: str) -> int:
+        """The network's hook: when the node at ``endpoint`` wakes (0: running)."""
+        return self._paused.get(node_of(endpoint), 0)
 
     def heal(self, *, rule: str = "heal") -> None:
         """Restore every link, unclog every node, end every until-healed rule and the nemesis' rules."""
@@ -290,7 +291,7 @@ class FaultLayer:
             yield self.world.env.timeout(rng.randint(spec.interval_ms // 2, spec.interval_ms * 3 // 2))
             if not self._nemesis_on:
                 return
-            kind, target = rng.choice(spec.faults), rng.choice(targets)
+            kind, target = rng.choice(spec.kinds), rng.choice(targets)
             duration = max(rng.randint(spec.duration_ms // 2, spec.duration_ms * 3 // 2), 1)
             window += 1
             self._window = window

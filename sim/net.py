@@ -27,6 +27,7 @@ class Packet:
     payload: Any
     is_response: bool
     sent_at: int
+    incarnation: int = 0  # of its connection: closing a connection loses the packets still on it
 
 
 class Failure:
@@ -50,16 +51,23 @@ def deliver_all(_packet: Packet) -> int | None:
     return 0
 
 
+def awake(_node: str) -> int:
+    return 0
+
+
 @define(eq=False)
 class Network:
     world: World
     default_latency_ms: int = DEFAULT_LATENCY_MS
     route: Route = deliver_all
+    # asleep(node) -> when a node stopped by a pause resumes (0: running); set by sim/faults.py. A
+    # paused client's request timeouts, like all its timers, fire only once it wakes.
+    asleep: Callable[[str], int] = awake
     _latency: dict[tuple[str, str], int] = field(factory=dict)
     _handlers: dict[str, Callable[[Packet], None]] = field(factory=dict)
     _fifo_tail: dict[tuple[str, str], int] = field(factory=dict)
     _waiting: dict[int, tuple[tuple[str, str], simpy.Event]] = field(factory=dict)  # cid -> (connection, reply)
-    _connections: dict[tuple[str, str], None] = field(factory=dict)  # open (requester, responder) connections
+    _connections: dict[tuple[str, str], int] = field(factory=dict)  # (requester, responder) -> incarnation
     _next_correlation_id: int = 0
 
     def register(self, node: str, handler: Callable[[Packet], None]) -> None:
@@ -76,31 +84,47 @@ class Network:
         cid = self._next_correlation_id
         reply = self.world.env.event()
         self._waiting[cid] = ((src, dst), reply)
-        self._connections[(src, dst)] = None
+        incarnation = self._connections.setdefault((src, dst), 0)
         self._send(Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
-                          sent_at=self.world.now))
+                          sent_at=self.world.now, incarnation=incarnation))
         self.world.env.timeout(timeout_ms).callbacks.append(lambda _e: self._time_out(cid))
         return reply
 
     def _time_out(self, correlation_id: int) -> None:
-        waiting = self._waiting.pop(correlation_id, None)
-        if waiting is not None:
-            waiting[1].succeed(TIMED_OUT)
+        waiting = self._waiting.get(correlation_id)
+        if waiting is None:
+            return
+        wake = self.asleep(waiting[0][0])
+        if wake > self.world.now:
+            self.world.env.timeout(wake - self.world.now).callbacks.append(lambda _e: self._time_out(correlation_id))
+            return
+        del self._waiting[correlation_id]
+        waiting[1].succeed(TIMED_OUT)
 
     def close(self, match: Callable[[str, str], bool]) -> None:
         """Close every connection (src, dst) that ``match`` accepts, as a socket error does: the requests
-        waiting for a response on it fail at once with DISCONNECTED, and their responses, should they
-        still come, are discarded (librdkafka's rd_kafka_broker_fail purges the wait-response queue with
-        _TRANSPORT). Packets already on the wire still arrive: a request the broker reads is handled. The
-        next packet opens a fresh connection, which does not queue behind the old one's packets."""
+        waiting for a response on it fail at once with DISCONNECTED (librdkafka's rd_kafka_broker_fail
+        purges the wait-response queue with _TRANSPORT), and whatever the broker has not read yet is lost
+        with the socket: packets still on the wire, and requests queued behind the one it is handling
+        (``live``). The request being handled completes; its response is lost. The next request opens a
+        fresh connection, which does not queue behind the old one's packets."""
         for src, dst in sorted(conn for conn in self._connections if match(*conn)):
-            del self._connections[(src, dst)]
+            self._connections[(src, dst)] += 1
             self._fifo_tail.pop((src, dst), None)
             self._fifo_tail.pop((dst, src), None)
             failed = sorted(cid for cid, (conn, _) in self._waiting.items() if conn == (src, dst))
             self.world.trace.emit(src, "net.close", dst=dst, failed=failed)
             for cid in failed:
                 self._waiting.pop(cid)[1].succeed(DISCONNECTED)
+
+    def live(self, request: Packet) -> bool:
+        """Whether the request's connection is still the one it was sent on; if not, the request is
+        traced as dropped (``net.drop`` with ``closed``)."""
+        if request.incarnation == self._connections.get((request.src, request.dst), 0):
+            return True
+        self.world.trace.emit(request.src, "net.drop", dst=request.dst, correlation_id=request.correlation_id,
+                              msg=type(request.payload).__name__, closed=True)
+        return False
 
     def respond(self, request: Packet, payload: Any) -> None:
         self._send(Packet(src=request.dst, dst=request.src, correlation_id=request.correlation_id,
@@ -129,5 +153,5 @@ class Network:
                 waiting[1].succeed(packet.payload)
             return
         handler = self._handlers.get(packet.dst)
-        if handler is not None:  # a crashed node receives nothing
+        if handler is not None and self.live(packet):  # a crashed node or a closed connection: lost
             handler(packet)

@@ -33,6 +33,13 @@ nothing). A blocking call in progress never returns, like a call on a killed pro
 what confluent-kafka raises on a destroyed handle: ``RuntimeError("Producer has been closed")`` /
 ``RuntimeError("Consumer closed")`` (ERR_MSG_PRODUCER_CLOSED / ERR_MSG_CONSUMER_CLOSED, confluent_kafka.h;
 every method checks ``if (!self->rk)``); a scenario may only restart a crashed actor.
+
+Pause
+-----
+A stop-the-world pause (a GC pause, SIGSTOP; the fault layer's ``pause``) freezes the process: while
+``network.asleep(name)`` lies ahead, a guarded process does not resume and a callback does not run;
+both happen when the client wakes, in the order their events fired. Responses meanwhile arrive and
+wait in the socket; the client's request timeouts, its own timers, fire only once it wakes (net.py).
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ GROUP_COORDINATOR = "/group"  # the GroupCoordinator logical broker
 
 
 class Handle:
-    """The lifecycle shared by Producer and Consumer (mixed in; they set ``_env`` and ``name``)."""
+    """The lifecycle shared by Producer and Consumer (mixed in; they set ``_env``, ``_cluster`` and ``name``)."""
 
     _env: simpy.Environment
     _crashed: bool = False
@@ -69,12 +76,23 @@ class Handle:
                 value, send = (yield event), body.send
             except Exception as exc:  # noqa: BLE001 - a failed event is handed to the body, as SimPy does
                 value, send = exc, body.throw
+            while (wake := self._wake()) > self._env.now:  # stopped by a pause: resumes when it wakes
+                yield self._env.timeout(wake - self._env.now)
             if self._crashed:
                 yield self._env.event()  # never triggered: the killed process is gone
 
     def _alive(self, callback: Callable[..., Any]) -> Callable[..., None]:
         """``callback`` for a timer or a response: does nothing once the client crashed."""
         def call(*args: Any) -> None:
-            if not self._crashed:
-                callback(*args)
+            if self._crashed:
+                return
+            wake = self._wake()
+            if wake > self._env.now:  # stopped by a pause: runs when it wakes
+                self._env.timeout(wake - self._env.now).callbacks.append(lambda _e: call(*args))
+                return
+            callback(*args)
         return call
+
+    def _wake(self) -> int:
+        """When this client resumes from a stop-the-world pause (sim/faults.py); 0 while it runs."""
+        return self._cluster.network.asleep(self.name)
