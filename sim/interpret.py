@@ -89,12 +89,15 @@ class Interpreter:
     steps: list[StepRecord] = field(factory=list)
     history: list[dict[str, Any]] = field(factory=list)
     _txns: dict[str, _Txn] = field(factory=dict)
+    _incarnations: dict[str, int] = field(factory=dict)
 
     # -- history ----------------------------------------------------------------------------------
 
-    def _op(self, process: str, type_: str, f: str, value: Any) -> dict[str, Any]:
-        op = {"index": len(self.history), "time": self.backend.now(), "process": process, "type": type_, "f": f,
-              "value": value}
+    def _op(self, actor: str, type_: str, f: str, value: Any) -> dict[str, Any]:
+        # A restarted actor is a new client, so a new Jepsen process: its reads start afresh.
+        n = self._incarnations.get(actor, 1)
+        op = {"index": len(self.history), "time": self.backend.now(), "process": actor if n == 1 else f"{actor}#{n}",
+              "type": type_, "f": f, "value": value}
         self.history.append(op)
         return op
 
@@ -331,6 +334,7 @@ class Interpreter:
         self._end_txn(step.actor, "info")
 
     def _do_restart(self, step: sc.Restart, record: StepRecord):
+        self._incarnations[step.actor] = self._incarnations.get(step.actor, 1) + 1
         self.clients[step.actor] = self.backend.new_client(step.actor, self.scenario.actors[step.actor])
 
     def _do_sleep(self, step: sc.Sleep, record: StepRecord):

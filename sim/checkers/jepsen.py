@@ -168,24 +168,32 @@ class _Analysis:
         for op in self.done:
             self.writes[op["index"]], self.reads[op["index"]] = _parse(op)
 
+        # Reads and failed writes are kept as (offset, value): a value an aborted transaction wrote may
+        # be written again later (an application redoing its work), and only the aborted offset is
+        # an aborted read. A send whose offset is unknown is matched by value alone.
         self.ok_reads: dict[Any, set] = {}
-        self.failed: dict[Any, set] = {}
+        self.ok_read_pairs: dict[Any, set] = {}
+        self.failed: dict[Any, dict[tuple, Op]] = {}
+        self.unfailed_values: dict[Any, set] = {}
         self.writer_of: dict[Any, dict[Any, Op]] = {}
         self.readers_of: dict[Any, dict[Any, list[Op]]] = {}
         for op in self.done:
             i = op["index"]
             for k, pairs in self.writes[i].items():
                 w = self.writer_of.setdefault(k, {})
-                for _, v in pairs:
+                for o, v in pairs:
                     w[v] = op
-                if op["type"] == "fail":
-                    self.failed.setdefault(k, set()).update(v for _, v in pairs)
+                    if op["type"] == "fail":
+                        self.failed.setdefault(k, {})[(o, v)] = op
+                    else:
+                        self.unfailed_values.setdefault(k, set()).add(v)
             for k, pairs in self.reads[i].items():
                 r = self.readers_of.setdefault(k, {})
                 for _, v in pairs:
                     r.setdefault(v, []).append(op)
                 if op["type"] == "ok":
                     self.ok_reads.setdefault(k, set()).update(v for _, v in pairs)
+                    self.ok_read_pairs.setdefault(k, set()).update((o, v) for o, v in pairs)
 
         # key -> offset -> value -> the first op (in history order) that put it there, for witnesses.
         # Sends count only once all ok reads are known (must-have-committed needs them).
@@ -223,8 +231,22 @@ class _Analysis:
             return True
         if op["type"] != "info":
             return False
-        return any(v in self.ok_reads.get(k, ())
-                   for k, pairs in self.writes[op["index"]].items() for _, v in pairs)
+        return any(self._was_read(k, o, v) for k, pairs in self.writes[op["index"]].items() for o, v in pairs)
+
+    def _was_read(self, key: Any, offset: Any, value: Any) -> bool:
+        if offset is not None:
+            return (offset, value) in self.ok_read_pairs.get(key, ())
+        return value in self.ok_reads.get(key, ())
+
+    def _failed_writer(self, key: Any, offset: Any, value: Any) -> Op | None:
+        """The definitely-failed op whose send this read shows, if any."""
+        failed = self.failed.get(key, {})
+        if (offset, value) in failed:
+            return failed[(offset, value)]
+        unknown = failed.get((None, value))
+        if unknown is not None and value not in self.unfailed_values.get(key, ()):
+            return unknown
+        return None
 
     def order(self, key: Any) -> _Order:
         return self.orders.get(key, _EMPTY_ORDER)
@@ -269,9 +291,9 @@ class _Analysis:
             if op["type"] != "ok":
                 continue
             for k, pairs in self.reads[op["index"]].items():
-                for _, v in pairs:
-                    if v in self.failed.get(k, ()):
-                        writer = self.writer_of[k][v]
+                for o, v in pairs:
+                    writer = self._failed_writer(k, o, v)
+                    if writer is not None:
                         out.append(Anomaly(
                             name="G1a",
                             description=f"{_name(op)} polled {v!r} from {k}, but {_name(writer)} that sent it "

@@ -495,3 +495,28 @@ def test_output_is_byte_identical_across_runs_and_hash_seeds():
         run = subprocess.run([sys.executable, "-c", code], input=json.dumps(history), capture_output=True, text=True,
                              env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
         assert run.stdout.strip() == local
+
+
+def test_g1a_is_judged_by_offset_when_an_aborted_value_is_written_again():
+    """An application that redoes aborted work writes the same value again: only a read of the
+    aborted offset is an aborted read (Jepsen assumes unique values; eosim's histories have offsets)."""
+    h = History()
+    h.run("p", "txn", [send(K, 0, "a")], type_="fail")
+    h.run("p", "txn", [send(K, 2, "a")])
+    h.run("c", "poll", [poll({K: [(2, "a")]})])
+    assert found(check_history(h.ops), "G1a") == []
+    h.run("d", "poll", [poll({K: [(0, "a")]})])
+    [anomaly] = found(check_history(h.ops), "G1a")
+    assert anomaly.witness[0]["reader"] == h.ops[-1]["index"]
+
+
+def test_an_info_txn_counts_as_committed_only_if_its_own_offset_was_read():
+    """A fenced transaction (outcome unknown) whose value was later committed elsewhere by its
+    successor must not enter the version order at its aborted offset (no false duplicate)."""
+    h = History()
+    h.run("zombie", "txn", [send(K, 0, "a")], type_="info")
+    h.run("p", "txn", [send(K, 2, "a")])
+    h.run("c", "poll", [poll({K: [(2, "a")]})])
+    assert found(check_history(h.ops), "duplicate") == []
+    h.run("d", "poll", [poll({K: [(0, "a"), (2, "a")]})])
+    assert [a.witness[0]["offsets"] for a in found(check_history(h.ops), "duplicate")] == [[0, 2]]
