@@ -457,3 +457,14 @@ def test_end_heals_and_the_settle_waits_for_held_back_messages():
         """)
     assert next(e for e in out.trace if e["kind"] == "fault.heal")["data"]["rule"] == "end"
     assert [r[2] for r in appends(out)] == ["v1"]  # delivered after the steps, before the observation
+
+
+def test_the_scenarios_docs_faults_md_names_exist():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    table = (root / "docs" / "faults.md").read_text().split("## Rules")[0]
+    named = set(re.findall(r"`((?:fault|bug|transaction)-[a-z0-9-]+)`", table))
+    assert len(named) >= 15
+    assert {n for n in named if not (root / "experiments" / "scenarios" / f"{n}.toml").is_file()} == set()
