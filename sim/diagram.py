@@ -50,7 +50,7 @@ def _fault(what: str, data: dict[str, Any], t: int, lane: Callable[[str], str]) 
     if what in ("pause", "resume"):
         sign = f"⏸ paused {data['ms']} ms" if what == "pause" else "▶ wakes"
         return [f"    Note over {_span(lane(data['nodes'][0]), lane(data['nodes'][-1]))}: t={t} {sign} ({rule})"]
-    parts = [what if rule == what else f"{what} {rule}", data.get("action"), ", ".join(data.get("nodes", ())),
+    parts = [what if rule == what else f"{what} ({rule})", data.get("action"), ", ".join(data.get("nodes", ())),
              f"{data['ms']} ms" if "ms" in data else None]
     return [f"    Note over {lane('nemesis')}: t={t} ⚡ {' '.join(_text(p) for p in parts if p)}"]
 
