@@ -114,7 +114,10 @@ ms = 12000
 [[steps]]
 actor = "reader"
 op = "assign"
-partitions = [{ topic = "out", partition = 0, offset = "beginning" }, { topic = "out", partition = 1, offset = "beginning" }]
+partitions = [
+  { topic = "out", partition = 0, offset = "beginning" },
+  { topic = "out", partition = 1, offset = "beginning" },
+]
 [[steps]]
 actor = "reader"
 op = "consume"
