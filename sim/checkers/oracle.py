@@ -98,6 +98,7 @@ class _Oracle:
             "client.op": self.on_client_op,
             "client.pid": self.on_client_pid,
             "txn.state": self.on_txn_state,
+            "txn.load": self.on_txn_load,
             "log.append": self.on_append,
             "log.reject": self.on_reject,
             "log.producer_expired": self.on_producer_expired,
@@ -180,6 +181,16 @@ class _Oracle:
                             f"more than {self.bound} ms later.", opened, ev)
             if tid in self.deciding:
                 self.deciding[tid].completed = True
+
+    def on_txn_load(self, ev: Event) -> None:
+        # A coordinator that loads its log (after a failover or a restart) is in the state the log holds,
+        # which can be one the trace never showed: a transition whose write landed while the coordinator
+        # moved is answered NOT_COORDINATOR and never traced as txn.state.
+        d = ev["data"]
+        seen = self.state.get(d["producer_id"])
+        old = d["state"] if seen is None else seen["data"]["new"]
+        if old != d["state"] or seen is None:
+            self.on_txn_state({**ev, "data": {**d, "old": old, "new": d["state"]}})
 
     # -- partition logs ---------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pytest
 from models.errors import Errors
 from models.records import TopicPartition as TP
 from models.txn_coordinator import InitProducerIdRequest, TransactionState
+from sim.checkers.oracle import check_trace
 from sim.client.errors import KafkaException
 from sim.client.producer import Producer
 from sim.cluster import Cluster, cluster_config
@@ -250,6 +251,33 @@ def test_failover_with_markers_in_flight_writes_them_twice_each_at_its_own_offse
     assert broker.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
     log = broker.logs[T0]
     assert (log.log_end_offset, log.high_watermark, log.last_stable_offset) == (3, 3, 3)
+
+
+def test_a_failover_while_prepare_commit_is_being_written_answers_not_coordinator_and_the_load_completes_it():
+    """The PrepareCommit record is in the log but its write is not acknowledged when the coordinator moves:
+    EndTxn gets NOT_COORDINATOR (TSM.appendTransactionToLog's callback), the load finds PrepareCommit and
+    re-sends the markers, and librdkafka's retried EndTxn finds CompleteCommit: NONE. The oracle is quiet."""
+    cluster = make_cluster()
+    env, broker = cluster.world.env, cluster.broker_node
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p#1")
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="a", key="k")
+        yield producer.commit_transaction()
+    done = env.process(body())
+    while not [e for e in events(cluster, "txn.log") if e["state"] == "PrepareCommit"]:
+        env.step()
+    broker.coordinator_failover(down_ms=5, load_ms=10)
+    env.run(until=done)
+    end_txn = [e["fields"]["error"] for e in events(cluster, "net.response") if e["msg"] == "EndTxnResponse"]
+    assert end_txn == ["NOT_COORDINATOR", "NONE"]
+    assert "PrepareCommit" not in [e["new"] for e in events(cluster, "txn.state")]  # never acknowledged
+    assert [e["state"] for e in events(cluster, "txn.load")] == ["PrepareCommit"]
+    assert [(m["offset"], m["coordinator_epoch"]) for m in events(cluster, "log.marker")] == [(1, 1)]
+    assert broker.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+    assert check_trace(cluster.world.trace.dicts()).valid is True
 
 
 def test_during_a_failover_requests_get_not_coordinator_then_coordinator_load_in_progress():

@@ -238,6 +238,30 @@ def test_stale_marker_quiet_with_a_newer_coordinator_epoch():
     assert check_trace(tr.events).valid is True
 
 
+def test_a_decision_seen_only_in_a_coordinator_load_counts():
+    """The PrepareCommit write landed while the coordinator moved (answered NOT_COORDINATOR, never traced
+    as txn.state); the new coordinator loads it and re-sends the markers."""
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    tr.append(TP, 0)
+    tr.emit("b0", "txn.load", transactional_id=TID, state="PrepareCommit", producer_id=PID, producer_epoch=0,
+            coordinator_epoch=1)
+    tr.marker(TP, 1, "COMMIT", coordinator_epoch=1)
+    tr.state("PrepareCommit", "CompleteCommit")
+    assert check_trace(tr.events).valid is True
+
+
+def test_a_load_contradicted_by_a_marker_is_a_torn_transaction():
+    tr = Trace()
+    tr.state("Empty", "Ongoing")
+    tr.state("Ongoing", "PrepareCommit")
+    tr.emit("b0", "txn.load", transactional_id=TID, state="PrepareCommit", producer_id=PID, producer_epoch=0,
+            coordinator_epoch=1)  # the state the trace already showed: nothing new
+    wrong = tr.marker(TP, 1, "ABORT", coordinator_epoch=1)
+    [anomaly] = found(check_trace(tr.events), "torn-transaction")
+    assert anomaly.witness[-1] == wrong
+
+
 def test_torn_transaction_fires_when_a_marker_contradicts_the_decision():
     tr = Trace()
     tr.state("Empty", "Ongoing")
