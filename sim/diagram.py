@@ -91,5 +91,15 @@ def mermaid(events: list[dict[str, Any]]) -> str:
             lines.append(f"    Note over {lane(node)}: offsets {_text(data['group_id'])} {data['tp']} → {data['offset']}")
         elif kind == "log.reject":
             lines.append(f"    Note over {lane(node)}: reject {data['tp']} {data['error']}")
+        elif kind in ("broker.crash", "broker.restart"):
+            lines.append(f"    Note over {lane(node)}: t={t} {'💥 crashed' if kind == 'broker.crash' else 'restarted'}")
+        elif kind == "net.drop" and data.get("down"):
+            lines.append(f"    Note over {_span(lane(node), lane(data['dst']))}: {data['msg']} lost: broker down")
+        elif kind in ("txn.resign", "txn.elect"):
+            what = "gives up" if kind == "txn.resign" else "elected at"
+            lines.append(f"    Note over {lane(node)}: t={t} txn coordinator {what} epoch {data['coordinator_epoch']}")
+        elif kind == "txn.load":
+            lines.append(f"    Note over {lane(node)}: loaded {_text(data['transactional_id'])}: {data['state']}"
+                         f" (coordinator epoch {data['coordinator_epoch']})")
     header = ["sequenceDiagram"] + [f"    participant {name}" for name in lanes]
     return "\n".join(header + lines) + "\n"
