@@ -11,8 +11,11 @@ from __future__ import annotations
 import pytest
 
 from models.errors import Errors
+from models.group_coordinator import OffsetFetchRequest
+from models.protocol import WriteTxnMarkersRequest
+from models.records import CONSUMER_OFFSETS_TOPIC, TransactionResult
 from models.records import TopicPartition as TP
-from models.txn_coordinator import InitProducerIdRequest, TransactionState
+from models.txn_coordinator import InitProducerIdRequest, TransactionState, TxnMarkerEntry
 from sim.checkers.oracle import check_trace
 from sim.client.errors import KafkaException
 from sim.client.producer import Producer
@@ -207,6 +210,31 @@ def test_requests_during_the_load_get_coordinator_load_in_progress_and_new_pids_
     assert answers["first"] == (0, 0)
     assert answers["again"] == (0, 1)  # the loaded metadata: same pid, epoch bumped
     assert answers["other"] == 1000  # RPCProducerIdManager: a fresh block after the restart
+
+
+def test_the_group_coordinator_loads_after_a_restart_and_refuses_meanwhile():
+    """CoordinatorRuntime: a loading partition refuses operations (COORDINATOR_LOAD_IN_PROGRESS); KafkaApis answers
+    a marker for __consumer_offsets NOT_LEADER_OR_FOLLOWER meanwhile, so the coordinator retries it."""
+    cluster = make_cluster()
+    offsets = TP(CONSUMER_OFFSETS_TOPIC, 0)
+    marker = WriteTxnMarkersRequest(entry=TxnMarkerEntry(
+        transactional_id="tx", producer_id=0, producer_epoch=0, coordinator_epoch=1,
+        result=TransactionResult.COMMIT, partitions=(offsets,), transaction_version=0))
+    fetch = OffsetFetchRequest(group_id="g", partitions=(T0,), require_stable=True)
+    answers = {}
+
+    def body():
+        net, broker = cluster.network, cluster.broker
+        cluster.broker_node.crash()
+        cluster.broker_node.restart(load_ms=50)
+        answers["marker"] = (yield net.request("x#1", broker, marker, 30_000)).results
+        answers["fetch"] = (yield net.request("c#1/group", broker, fetch, 30_000)).error
+        yield cluster.world.env.timeout(50)
+        answers["fetch later"] = (yield net.request("c#1/group", broker, fetch, 30_000)).error
+    run(cluster, body)
+    assert answers == {"marker": ((offsets, Errors.NOT_LEADER_OR_FOLLOWER),),
+                       "fetch": Errors.COORDINATOR_LOAD_IN_PROGRESS, "fetch later": Errors.NONE}
+    assert [e["t"] for e in events(cluster, "group.load")] == [50]
 
 
 # --- coordinator failover without a crash ----------------------------------------------------------------
