@@ -14,6 +14,9 @@ shared-producer-epoch      two live client instances never hold the same (pid, e
 sequence-gap               a (pid, epoch)'s batches on a partition have contiguous sequences
 missed-duplicate           a retry of a batch the log holds is acked as a duplicate, never refused
                            as out of order (the dedup window, KAFKA-5494)
+misreported-fencing        a write older than the producer epoch its partition holds is refused
+                           with INVALID_PRODUCER_EPOCH, not as a transaction-state or sequence
+                           error (KAFKA-19690)
 stale-marker               a marker carries the producer epoch of the Prepare* it completes and
                            a coordinator epoch no older than that partition last saw for the pid
 torn-transaction           every marker of a transaction matches its PrepareCommit/PrepareAbort,
@@ -84,6 +87,7 @@ class _Oracle:
     holding: dict[tuple[str, int], tuple[int, int]] = field(factory=dict)
     last_batch: dict[tuple, tuple[int, Event]] = field(factory=dict)  # (node, tp, pid, epoch) -> (last seq, ev)
     appended: dict[tuple, Event] = field(factory=dict)  # (node, tp, pid, epoch, base seq) -> log.append
+    held_epoch: dict[tuple, Event] = field(factory=dict)  # (node, tp, pid) -> the append/marker of its newest epoch
     prepare: dict[int, Event] = field(factory=dict)  # pid -> latest transition into Prepare*
     marker_epoch: dict[tuple[str, int], Event] = field(factory=dict)  # (tp, pid) -> newest-coordinator marker
     state: dict[int, Event] = field(factory=dict)  # pid -> latest txn.state
@@ -199,6 +203,7 @@ class _Oracle:
         pid, epoch, tp, base_seq = d["producer_id"], d["producer_epoch"], d["tp"], d["base_sequence"]
         if pid < 0:
             return
+        self._hold_epoch(ev)
         if base_seq >= 0:
             key = (ev["node"], tp, pid, epoch)
             prev = self.last_batch.get(key)
@@ -214,8 +219,22 @@ class _Oracle:
             if txn is not None:
                 txn.outputs.setdefault(tp, ev)
 
+    def _hold_epoch(self, ev: Event) -> None:
+        key = (ev["node"], ev["data"]["tp"], ev["data"]["producer_id"])
+        held = self.held_epoch.get(key)
+        if held is None or ev["data"]["producer_epoch"] > held["data"]["producer_epoch"]:
+            self.held_epoch[key] = ev
+
     def on_reject(self, ev: Event) -> None:
         d = ev["data"]
+        held = self.held_epoch.get((ev["node"], d["tp"], d["producer_id"]))
+        if (d["error"] in ("INVALID_TXN_STATE", "OUT_OF_ORDER_SEQUENCE_NUMBER") and held is not None
+                and d["producer_epoch"] < held["data"]["producer_epoch"]):
+            self.report("misreported-fencing",
+                        f"On {d['tp']}, a write of producer id {d['producer_id']} at epoch {d['producer_epoch']}, "
+                        f"older than the epoch {held['data']['producer_epoch']} the partition holds for it, got "
+                        f"{d['error']} instead of INVALID_PRODUCER_EPOCH: the producer is not told it was fenced.",
+                        held, ev)
         if d["error"] != "OUT_OF_ORDER_SEQUENCE_NUMBER":
             return
         original = self.appended.get((ev["node"], d["tp"], d["producer_id"], d["producer_epoch"], d["base_sequence"]))
@@ -230,6 +249,7 @@ class _Oracle:
         # The broker forgot the pid on that partition: its next batch starts a fresh sequence run, and
         # nothing before can be recognised as a duplicate any more.
         tp, pid = ev["data"]["tp"], ev["data"]["producer_id"]
+        self.held_epoch.pop((ev["node"], tp, pid), None)
         for table in (self.last_batch, self.appended):
             for key in [k for k in table if k[:3] == (ev["node"], tp, pid)]:
                 del table[key]
@@ -237,6 +257,7 @@ class _Oracle:
     def on_marker(self, ev: Event) -> None:
         d = ev["data"]
         tp, pid, epoch, control = d["tp"], d["producer_id"], d["producer_epoch"], d["control"]
+        self._hold_epoch(ev)
         self.open_batch.pop((tp, pid), None)
         newest = self.marker_epoch.get((tp, pid))
         if newest is not None and d["coordinator_epoch"] < newest["data"]["coordinator_epoch"]:

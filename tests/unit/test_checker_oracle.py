@@ -195,6 +195,30 @@ def test_missed_duplicate_quiet_for_new_data_other_errors_epochs_partitions_and_
     assert "missed-duplicate" not in names(check_trace(tr.events))
 
 
+def test_misreported_fencing_fires_for_a_stale_epoch_refused_as_a_state_or_sequence_error():
+    tr = Trace()
+    tr.append(TP, 0, epoch=0)
+    fence = tr.marker(TP, 1, "ABORT", epoch=1)
+    stale = _reject(tr, TP, 1, epoch=0, error="INVALID_TXN_STATE")
+    _reject(tr, TP, 1, epoch=0)  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    first, second = found(check_trace(tr.events), "misreported-fencing")
+    assert first.witness == (fence, stale)
+    assert "at epoch 0, older than the epoch 1 the partition holds for it, got INVALID_TXN_STATE" in first.description
+    assert "got OUT_OF_ORDER_SEQUENCE_NUMBER" in second.description
+
+
+def test_misreported_fencing_quiet_for_the_epoch_error_current_epochs_other_errors_and_expired_producers():
+    tr = Trace()
+    tr.append(TP, 0, epoch=1)
+    _reject(tr, TP, 1, epoch=0, error="INVALID_PRODUCER_EPOCH")  # the right answer
+    _reject(tr, TP, 1, epoch=1, error="INVALID_TXN_STATE")  # not stale
+    _reject(tr, TP, 1, epoch=0, error="NOT_ENOUGH_REPLICAS")  # a verification that could not ask the coordinator
+    _reject(tr, TP2, 0, epoch=0, error="INVALID_TXN_STATE")  # another partition knows no newer epoch
+    tr.emit("b0", "log.producer_expired", tp=TP, producer_id=PID)
+    _reject(tr, TP, 1, epoch=0, error="INVALID_TXN_STATE")  # the partition forgot the producer
+    assert "misreported-fencing" not in names(check_trace(tr.events))
+
+
 # -- markers ---------------------------------------------------------------------------------------------
 
 
