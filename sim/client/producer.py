@@ -291,7 +291,8 @@ class Producer(Handle):
         self._partitioner = self._world.rng(f"{name}/partitioner")
         self._sticky: dict[str, tuple[int, int]] = {}  # topic -> (partition, chosen at)
         self._partitions: dict[TP, _Partition] = {}
-        self._drs: list[tuple[_Msg, int, int]] = []  # (message, error, offset) not yet served
+        # The main queue: (message, error, offset) delivery reports, and the one fatal-error event.
+        self._drs: list[tuple[_Msg, int, int] | None] = []
         self._dr_event: simpy.Event = self._env.event()
         self._outstanding = 0  # rd_kafka_outq_len: produced, delivery report not yet served
         self._flushing = 0
@@ -299,7 +300,6 @@ class Producer(Handle):
         self._wakeups: set[int] = set()
         self._next_scan = 0
         self._fatal: KafkaError | None = None  # rk_fatal
-        self._fatal_unserved = False  # the fatal error event still waiting on the main queue
         # idempotence (rk_eos)
         self._idempotent = self.config.enable_idempotence
         self._transactional_id = self.config.transactional_id
@@ -723,9 +723,16 @@ class Producer(Handle):
             self._dr_event.succeed()
 
     def _serve_drs(self) -> int:
+        """Serve the main queue in order. The fatal-error event (None; rd_kafka_set_fatal_error0 queues
+        it once) is raised as a KafkaException by confluent-kafka's error_cb instead of reaching the
+        user's error_cb, and serving stops there: the reports behind it wait for a later poll
+        (confluent_kafka.c error_cb, CallState crash)."""
         served = 0
         while self._drs:
-            msg, error, offset = self._drs.pop(0)
+            entry = self._drs.pop(0)
+            if entry is None:
+                raise KafkaException(self._fatal)
+            msg, error, offset = entry
             self._outstanding -= 1
             served += 1
             err = KafkaError(error) if error else None
@@ -744,17 +751,8 @@ class Producer(Handle):
             self._dr_event = self._env.event()
         return self._dr_event
 
-    def _serve_fatal(self) -> None:
-        """rd_kafka_set_fatal_error0 queues one fatal-error event on the main queue (rdkafka.c);
-        confluent-kafka's error_cb raises it as a KafkaException from the poll or flush that serves
-        it, instead of calling the user's error_cb (confluent_kafka.c error_cb). Once."""
-        if self._fatal_unserved:
-            self._fatal_unserved = False
-            raise KafkaException(self._fatal)
-
     def _poll(self, timeout_ms: int | None) -> Generator:
         served = self._serve_drs()
-        self._serve_fatal()
         deadline = None if timeout_ms is None else self._env.now + timeout_ms
         while not served and (deadline is None or self._env.now < deadline):
             waits = [self._dr_wait()]
@@ -762,7 +760,6 @@ class Producer(Handle):
                 waits.append(self._env.timeout(deadline - self._env.now))
             yield self._env.any_of(waits)
             served = self._serve_drs()
-            self._serve_fatal()
         return served
 
     def _flush(self, timeout_ms: int | None) -> Generator:
@@ -787,7 +784,6 @@ class Producer(Handle):
 
     def _flush_api(self, timeout_ms: int | None) -> Generator:
         yield from self._flush(timeout_ms)
-        self._serve_fatal()
         return self._outstanding
 
     def _purge(self, *, in_queue: bool, in_flight: bool, abort_txn: bool) -> None:
@@ -826,7 +822,9 @@ class Producer(Handle):
         """rd_kafka_set_fatal_error0 (+ rd_kafka_txn_set_fatal_error): the first fatal error wins."""
         if self._fatal is None:
             self._fatal = KafkaError(code, reason, fatal=True)
-            self._fatal_unserved = True
+            self._drs.append(None)
+            if not self._dr_event.triggered:
+                self._dr_event.succeed()
         if self._transactional_id is not None:
             self._txn_err = code
             self._txn_errstr = reason

@@ -23,6 +23,7 @@ import itertools
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -306,6 +307,10 @@ class ActorProxy:
     def _tps(self, partitions: Any) -> list[_TP]:
         return [_TP(self.backend.namespace.name(tp.topic), tp.partition, tp.offset) for tp in partitions]
 
+    def signal(self, signum: int) -> None:
+        if self._process.is_alive():
+            os.kill(self._process.pid, signum)
+
     def kill(self) -> None:
         """SIGKILL: the client vanishes mid-whatever, as a crashed application does."""
         with self._lock:
@@ -411,6 +416,9 @@ class KafkaBackend:
     _threads: list[threading.Thread] = field(factory=list)
     _incarnations: dict[str, int] = field(factory=dict)
     _failures: list[DriverError] = field(factory=list)
+    _current: dict[str, ActorProxy] = field(factory=dict)
+    _wakes: dict[str, int] = field(factory=dict)  # paused actor -> when SIGCONT is due, in now() ms
+    _timers: list[threading.Timer] = field(factory=list)
 
     def now(self) -> int:
         return int((time.monotonic() - self._start) * 1000)
@@ -423,7 +431,25 @@ class KafkaBackend:
         log_path = None if self.log_dir is None else self.log_dir / f"{actor}#{n}.log"
         proxy = ActorProxy(self, f"{actor}#{n}", spec.kind, config, log_path)
         self._actors.append(proxy)
+        self._current[actor] = proxy
         return proxy
+
+    def pause(self, actor: str, ms: int) -> None:
+        """A stop-the-world pause, for real: SIGSTOP the actor's process now and SIGCONT it ``ms``
+        later. Its librdkafka threads, timers and sockets all freeze, as in a long GC pause."""
+        proxy = self._current[actor]
+        proxy.signal(signal.SIGSTOP)
+        self._wakes[actor] = self.now() + ms
+        timer = threading.Timer(ms / 1000, proxy.signal, args=(signal.SIGCONT,))
+        self._timers.append(timer)
+        timer.start()
+
+    def paused_until(self, actor: str) -> int | None:
+        wake = self._wakes.get(actor)
+        return wake if wake is not None and wake > self.now() else None
+
+    def after_step(self, index: int) -> None:
+        """Message faults and the random nemesis are simulator-only (the loader refuses them here)."""
 
     def crash(self, actor: str, client: ActorProxy) -> None:
         client.kill()
@@ -480,6 +506,8 @@ class KafkaBackend:
             raise self._failures[0]
 
     def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
         for actor in self._actors:
             actor.kill()
         for thread in self._threads:

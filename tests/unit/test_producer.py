@@ -373,8 +373,9 @@ def test_crash_vanishes_without_closing():
 
 
 def test_a_fatal_error_is_raised_once_by_the_next_poll() -> None:
-    """rd_kafka_set_fatal_error0 queues one event; confluent-kafka raises it from poll() instead of
-    calling error_cb (confluent_kafka.c error_cb). Seen on Kafka 4.1.2 after fencing (docs/real-kafka.md)."""
+    """rd_kafka_set_fatal_error0 queues one event; confluent-kafka raises it from the call that serves
+    it instead of calling error_cb (confluent_kafka.c error_cb), and delivery reports queued behind it
+    wait. Seen on Kafka 4.1.2: a fenced abort, then poll raises _FENCED once (fenced-producer-errors)."""
     from sim.client.errors import KafkaException
     from sim.client.producer import Producer
     from sim.cluster import Cluster, cluster_config
@@ -388,10 +389,11 @@ def test_a_fatal_error_is_raised_once_by_the_next_poll() -> None:
 
     def script():
         yield zombie.init_transactions()
-        yield fencer.init_transactions()
         zombie.begin_transaction()
-        zombie.produce("out", value="late", partition=0)
-        for call in (zombie.commit_transaction, lambda: zombie.poll(0), lambda: zombie.poll(0)):
+        zombie.produce("out", value="v", partition=0)
+        yield zombie.flush()
+        yield fencer.init_transactions()
+        for call in (zombie.abort_transaction, lambda: zombie.poll(0), lambda: zombie.poll(0)):
             try:
                 yield call()
                 seen.append("ok")
