@@ -25,9 +25,9 @@ Kafka's (one join timer per group, one heartbeat timer per member; re-scheduling
 ``next_deadline()`` gives the earliest, ``on_timer(now)`` fires every due one in (deadline, scheduling
 order).
 
-Entry points beyond docs/design.md: ``complete_transaction`` is ``on_txn_marker`` returning the
-``OffsetsCommitted`` effects too (``on_txn_marker`` keeps the contract's bare ``Errors``), and
-``unload()`` is the loss of the offsets partition's leadership (every group goes Dead).
+``complete_transaction`` applies a WriteTxnMarkers entry for the offsets partition and returns the
+``OffsetsCommitted`` effects with its error; ``unload()`` is the loss of the offsets partition's
+leadership (every group goes Dead).
 
 Simplifications (the fidelity notes)
 ------------------------------------
@@ -408,13 +408,6 @@ class GroupCoordinator:
             case OffsetFetchRequest():
                 return self._fetch(correlation_id, request)
         raise TypeError(f"GroupCoordinator cannot handle {request!r}")
-
-    def on_txn_marker(self, *, producer_id: int, producer_epoch: int, coordinator_epoch: int,
-                      result: TransactionResult, now: int) -> Errors:
-        """The WriteTxnMarkers entry for this offsets partition; see ``complete_transaction``."""
-        error, _effects = self.complete_transaction(producer_id=producer_id, producer_epoch=producer_epoch,
-                                                    coordinator_epoch=coordinator_epoch, result=result, now=now)
-        return error
 
     def complete_transaction(self, *, producer_id: int, producer_epoch: int, coordinator_epoch: int,
                              result: TransactionResult, now: int) -> tuple[Errors, list[Effect]]:

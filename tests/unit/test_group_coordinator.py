@@ -373,8 +373,7 @@ def test_abort_marker_drops_pending_offsets():
     txn_commit(gc, 1, ((T0, 5),))
     assert marker(gc, TransactionResult.ABORT, 2) == (Errors.NONE, [])
     assert gc.committed("g") == {T0: 1}
-    assert gc.on_txn_marker(producer_id=7, producer_epoch=0, coordinator_epoch=0,
-                            result=TransactionResult.COMMIT, now=3) is Errors.NONE
+    assert marker(gc, TransactionResult.COMMIT, 3) == (Errors.NONE, [])
     assert gc.committed("g") == {T0: 1}  # nothing left to commit
 
 
