@@ -29,7 +29,7 @@ import attrs
 from attrs import NOTHING, field, frozen
 
 from models.api import API_NAMES, INFRASTRUCTURE_ERRORS
-from models.config import BrokerConfig
+from models.config import SIMULATOR_ONLY_PREFIX, BrokerConfig
 from models.errors import Errors
 from models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from sim.client.config import ClientConfig, ConfigError, find_setting, validate_config
@@ -827,7 +827,7 @@ def _check(s: Scenario, stem: str) -> None:
         if topic.name in (".", "..") or topic.name in (CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC):
             raise _Invalid(f"topics[{i}].name", f'"{topic.name}" is not a topic a scenario may create')
     for name, actor in s.actors.items():
-        _check_actor(name, actor)
+        _check_actor(name, actor, s.scenario.conformance)
     # actor or broker -> None, or the location of its close/crash
     alive: dict[str, str | None] = {name: None for name in (*s.actors, *BROKERS)}
     for i, step in enumerate(s.steps):
@@ -866,7 +866,7 @@ def _check_cluster(cluster: Mapping[str, Any]) -> None:
             raise _Invalid(location, str(err)) from None
 
 
-def _check_actor(name: str, actor: Actor) -> None:
+def _check_actor(name: str, actor: Actor, conformance: bool) -> None:
     location = _key("actors", name)
     if not re.fullmatch(ACTOR_PATTERN[0], name):
         raise _Invalid(location, f"an actor name is {ACTOR_PATTERN[1]}")
@@ -877,6 +877,10 @@ def _check_actor(name: str, actor: Actor) -> None:
         if setting is not None and setting.key == "bootstrap.servers":
             raise _Invalid(_key(f"{location}.config", key, quote=True),
                            "set by the runner (the simulator or the conformance suite's broker), not the scenario")
+        # The conformance suite hands the config to confluent-kafka, which runs librdkafka and knows no eosim. key.
+        if setting is not None and setting.key.startswith(SIMULATOR_ONLY_PREFIX) and conformance:
+            raise _Invalid(_key(f"{location}.config", key, quote=True),
+                           "simulator-only (the conformance suite runs librdkafka): set scenario.conformance = false")
     try:
         actor.client_config
     except ConfigError as err:

@@ -11,10 +11,16 @@ as in ``models.config.BrokerConfig``). docs/client-config.md lists them.
 
 eosim is stricter than librdkafka in one way: a key it does not support, or a key of the other
 client kind (librdkafka ignores it with a warning), is an error, so nothing is silently ignored.
+
+One key is the simulator's own: ``eosim.client = "java"`` keeps the keys and the API librdkafka-shaped
+but takes the Java client's (4.1) defaults (``Setting.java_default``) and its validation
+(``ProducerConfig.postProcessAndValidateIdempotenceConfigs``, ``KafkaProducer.configureDeliveryTimeout``)
+instead of librdkafka's finalisation; sim/client/errors.py holds its reactions to broker errors.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any, ClassVar, Literal, Mapping
 
@@ -25,6 +31,16 @@ from models.records import IsolationLevel
 
 INT32_MAX = 2**31 - 1
 IDEMPOTENT_MAX_IN_FLIGHT = 5  # RD_KAFKA_IDEMP_MAX_INFLIGHT
+
+
+class Client(enum.Enum):
+    """Whose behaviour a simulated client reproduces (the simulator-only key ``eosim.client``)."""
+
+    LIBRDKAFKA = "librdkafka"  # confluent-kafka 2.16 over librdkafka: what the conformance suite runs
+    JAVA = "java"  # the Java client 4.1 (org.apache.kafka.clients), speaking the TV1 protocol
+
+
+SAME = object()  # Setting.java_default: the Java client's default is librdkafka's
 
 
 class ConfigError(ValueError):
@@ -48,11 +64,15 @@ class Setting:
     aliases: tuple[str, ...] = ()
     range: tuple[float, float] | None = None  # librdkafka's vmin..vmax
     names: Mapping[str, Any] | None = None  # librdkafka's s2i value names (matched case-insensitively)
+    java_default: Any = SAME  # the default under eosim.client = "java" (ProducerConfig / ConsumerConfig 4.1)
+
+    def default_for(self, client: Client) -> Any:
+        return self.default if client is Client.LIBRDKAFKA or self.java_default is SAME else self.java_default
 
 
 def _setting(default: Any, doc: str, *, aliases: tuple[str, ...] = (), range: tuple[float, float] | None = None,
-             names: Mapping[str, Any] | None = None) -> Any:
-    return field(default=default, metadata={"setting": (doc, aliases, range, names)})
+             names: Mapping[str, Any] | None = None, java: Any = SAME) -> Any:
+    return field(default=default, metadata={"setting": (doc, aliases, range, names, java)})
 
 
 @frozen(kw_only=True)
@@ -62,12 +82,17 @@ class ClientConfig:
     kind: ClassVar[Literal["producer", "consumer"]]
 
     original: dict[str, Any] = field(factory=dict, converter=dict, hash=False)
+    eosim_client: Client = _setting(
+        Client.LIBRDKAFKA, "Simulator only (no librdkafka default; eosim's is librdkafka): whose defaults, "
+        "validation and error reactions the client has, librdkafka or java (the Java client 4.1).",
+        names={"librdkafka": Client.LIBRDKAFKA, "java": Client.JAVA})
     bootstrap_servers: str | None = _setting(
         None, "Initial broker list, host:port CSV (librdkafka default: none).", aliases=("metadata.broker.list",))
     client_id: str = _setting("rdkafka", "Client identifier (librdkafka default: rdkafka).")
+    # Java has no socket.timeout.ms: its client-side wait for a response is request.timeout.ms (30000).
     socket_timeout_ms: int = _setting(
         60_000, "Default timeout for network requests (librdkafka default: 60000; a transactional producer "
-        "lowers an unset one to max(transaction.timeout.ms - 100, 900)).", range=(10, 300_000))
+        "lowers an unset one to max(transaction.timeout.ms - 100, 900)).", range=(10, 300_000), java=30_000)
     retry_backoff_ms: int = _setting(
         100, "First backoff before retrying a protocol request, doubled per retry (librdkafka default: 100).",
         range=(1, 300_000))
@@ -83,7 +108,7 @@ class ProducerConfig(ClientConfig):
         None, "Enables the transactional producer and implies enable.idempotence=true (librdkafka default: none).")
     enable_idempotence: bool = _setting(
         False, "Idempotent producer: forces acks=all, retries=INT32_MAX, max.in.flight<=5 "
-        "(librdkafka default: false).")
+        "(librdkafka default: false).", java=True)
     acks: int = _setting(
         -1, "Acknowledgements the leader waits for: 0, 1, or -1/all (librdkafka default: -1).",
         aliases=("request.required.acks",), range=(-1, 1000), names={"all": -1})
@@ -92,11 +117,11 @@ class ProducerConfig(ClientConfig):
         aliases=("message.send.max.retries",), range=(0, INT32_MAX))
     max_in_flight_requests_per_connection: int = _setting(
         1_000_000, "Maximum in-flight requests per broker connection (librdkafka default: 1000000; "
-        "5 when idempotent).", aliases=("max.in.flight",), range=(1, 1_000_000))
+        "5 when idempotent).", aliases=("max.in.flight",), range=(1, 1_000_000), java=5)
     message_timeout_ms: int = _setting(
         300_000, "Local delivery timeout including retries, 0 = infinite (librdkafka default: 300000; a "
         "transactional producer sets an unset one to transaction.timeout.ms).",
-        aliases=("delivery.timeout.ms",), range=(0, INT32_MAX))
+        aliases=("delivery.timeout.ms",), range=(0, INT32_MAX), java=120_000)
     linger_ms: float = _setting(
         5.0, "Time to wait for more messages before sending a batch (librdkafka default: 5).",
         aliases=("queue.buffering.max.ms",), range=(0, 900_000))
@@ -120,7 +145,8 @@ class ConsumerConfig(ClientConfig):
         None, "Static group membership id (librdkafka default: none).")
     isolation_level: IsolationLevel = _setting(
         IsolationLevel.READ_COMMITTED, "read_committed or read_uncommitted (librdkafka default: read_committed).",
-        names={"read_uncommitted": IsolationLevel.READ_UNCOMMITTED, "read_committed": IsolationLevel.READ_COMMITTED})
+        names={"read_uncommitted": IsolationLevel.READ_UNCOMMITTED, "read_committed": IsolationLevel.READ_COMMITTED},
+        java=IsolationLevel.READ_UNCOMMITTED)
     enable_auto_commit: bool = _setting(
         True, "Commit offsets in the background every auto.commit.interval.ms (librdkafka default: true).")
     auto_commit_interval_ms: int = _setting(
@@ -152,10 +178,10 @@ def _settings(cls: type[ClientConfig]) -> dict[str, Setting]:
     for f in attrs.fields(cls):
         if "setting" not in f.metadata:
             continue
-        doc, aliases, range_, names = f.metadata["setting"]
+        doc, aliases, range_, names, java = f.metadata["setting"]
         key = f.name.replace("_", ".")
         table[key] = Setting(key=key, attribute=f.name, type=f.type, default=f.default, doc=doc,
-                             aliases=aliases, range=range_, names=names)
+                             aliases=aliases, range=range_, names=names, java_default=java)
     return table
 
 
@@ -260,7 +286,11 @@ def validate_config(kind: Literal["producer", "consumer"], config: Mapping[str, 
                                    "in docs/client-config.md)")
         values[setting.attribute] = _parse(setting, key, value)
         written[setting.attribute] = key
-    (_finalize_producer if kind == "producer" else _finalize_consumer)(values, written)
+    client = values["eosim_client"]
+    for setting in table.values():
+        if setting.attribute not in written:
+            values[setting.attribute] = setting.default_for(client)
+    _FINALIZE[client, kind](values, written)
     return _CLASSES[kind](original=dict(config), **values)
 
 
@@ -317,9 +347,62 @@ def _check_linger(v: dict[str, Any], written: dict[str, str], *, adjust: bool) -
 
 
 def _finalize_consumer(v: dict[str, Any], written: dict[str, str]) -> None:
-    # confluent-kafka's Consumer() refuses to start without a group (Consumer_init).
-    if v["group_id"] is None:
-        raise ConfigError(written.get("group_id", "group.id"), "group.id must be set")
+    _require_group(v, written)
     if v["max_poll_interval_ms"] < v["session_timeout_ms"]:
         raise ConfigError(written.get("max_poll_interval_ms", written.get("session_timeout_ms", "session.timeout.ms")),
                           "`max.poll.interval.ms` must be >= `session.timeout.ms`")
+
+
+def _require_group(v: dict[str, Any], written: dict[str, str]) -> None:
+    # confluent-kafka's Consumer() refuses to start without a group (Consumer_init); the API stays
+    # confluent-kafka's under eosim.client = "java" too.
+    if v["group_id"] is None:
+        raise ConfigError(written.get("group_id", "group.id"), "group.id must be set")
+
+
+# -- the Java client's rules (eosim.client = "java") ------------------------------------------------
+
+
+def _finalize_java_producer(v: dict[str, Any], written: dict[str, str]) -> None:
+    """ProducerConfig.postProcessAndValidateIdempotenceConfigs, then KafkaProducer.configureDeliveryTimeout
+    (Java client 4.1). Idempotence is on by default; only an explicit enable.idempotence=true makes a
+    conflicting retries or acks an error, a default one is silently turned off by them. max.in.flight > 5
+    is an error either way. Java adjusts no timeout to transaction.timeout.ms."""
+    if v["enable_idempotence"]:
+        explicit = "enable_idempotence" in written
+        disable = False
+        if v["retries"] == 0:
+            if explicit:
+                raise ConfigError(written["retries"], "Must set retries to non-zero when using the idempotent producer.")
+            disable = True
+        if v["acks"] != -1:
+            if explicit:
+                raise ConfigError(written["acks"], "Must set acks to all in order to use the idempotent producer. "
+                                                   "Otherwise we cannot guarantee idempotence.")
+            disable = True
+        in_flight = v["max_in_flight_requests_per_connection"]
+        if in_flight > IDEMPOTENT_MAX_IN_FLIGHT:
+            raise ConfigError(written.get("max_in_flight_requests_per_connection", "max.in.flight"),
+                              "To use the idempotent producer, max.in.flight.requests.per.connection must be set to "
+                              f"at most 5. Current value is {in_flight}.")
+        v["enable_idempotence"] = not disable
+    if v["transactional_id"] is not None and not v["enable_idempotence"]:
+        raise ConfigError(written["transactional_id"],
+                          "Cannot set a transactional.id without also enabling idempotence.")
+    # delivery.timeout.ms >= linger.ms + request.timeout.ms (Java's client-side request timeout, which is
+    # socket.timeout.ms here): an explicit smaller one is an error, the default one is raised to it.
+    floor = int(v["linger_ms"]) + v["socket_timeout_ms"]
+    if v["message_timeout_ms"] < floor:
+        if "message_timeout_ms" in written:
+            raise ConfigError(written["message_timeout_ms"],
+                              "delivery.timeout.ms should be equal to or larger than linger.ms + request.timeout.ms "
+                              "(Java's request.timeout.ms is socket.timeout.ms here)")
+        v["message_timeout_ms"] = floor
+
+
+_FINALIZE = {
+    (Client.LIBRDKAFKA, "producer"): _finalize_producer,
+    (Client.LIBRDKAFKA, "consumer"): _finalize_consumer,
+    (Client.JAVA, "producer"): _finalize_java_producer,
+    (Client.JAVA, "consumer"): _require_group,  # no max.poll.interval.ms >= session.timeout.ms check in Java
+}

@@ -9,6 +9,7 @@ from models.records import IsolationLevel
 from sim.client.config import (
     CONSUMER_SETTINGS,
     INT32_MAX,
+    Client,
     PRODUCER_SETTINGS,
     ConfigError,
     ConsumerConfig,
@@ -237,13 +238,15 @@ def test_kind_must_be_producer_or_consumer():
 # --- the doc lists every key with its default ------------------------------------------------------
 
 
-def _doc_default(setting) -> str:
-    value = setting.default
+def _doc_default(setting, client=Client.LIBRDKAFKA) -> str:
+    value = setting.default_for(client)
+    if client is Client.JAVA and value == setting.default:
+        return "="
     if value is None:
         return "(none)"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, IsolationLevel):
+    if isinstance(value, (IsolationLevel, Client)):
         return value.name.lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -256,11 +259,12 @@ def test_docs_table_lists_every_key_alias_and_default():
     for line in DOC.read_text().splitlines():
         if line.startswith("#"):
             section = line.lstrip("#").strip()
-        elif section and (m := re.match(r"\| `([a-z.]+)` \|([^|]*)\|([^|]*)\|", line)):
-            rows.setdefault(section, {})[m.group(1)] = (m.group(2).strip(), m.group(3).strip())
+        elif section and (m := re.match(r"\| `([a-z.]+)` \|([^|]*)\|([^|]*)\|([^|]*)\|", line)):
+            rows.setdefault(section, {})[m.group(1)] = (m.group(2).strip(), m.group(3).strip(), m.group(4).strip())
     both, prod, cons = rows["Both producer and consumer"], rows["Producer"], rows["Consumer"]
     for table, documented in ((PRODUCER_SETTINGS, both | prod), (CONSUMER_SETTINGS, both | cons)):
         assert set(documented) == set(table)
-        for key, (aliases, default) in documented.items():
+        for key, (aliases, default, java) in documented.items():
             assert aliases == ", ".join(f"`{a}`" for a in table[key].aliases), key
             assert default == _doc_default(table[key]), key
+            assert java == _doc_default(table[key], Client.JAVA), key

@@ -437,6 +437,10 @@ REFUSALS = [
      "set by the runner"),
     ("bootstrap alias", mutate('"linger.ms" = 0', '"metadata.broker.list" = "b:9092"'),
      'actors.p2.config."metadata.broker.list"', "set by the runner"),
+    ("java client on conformance", mutate('"linger.ms" = 0', '"eosim.client" = "java"'),
+     'actors.p2.config."eosim.client"', "simulator-only (the conformance suite runs librdkafka): set scenario."),
+    ("unknown client", faults("").replace('"linger.ms" = 0', '"eosim.client" = "jvm"'),
+     'actors.p2.config."eosim.client"', 'Invalid value "jvm" for configuration property "eosim.client"'),
     # [[steps]]
     ("no steps", BASE[:BASE.index("[[steps]]")], "steps", "missing required field"),
     ("empty steps", mutate("[scenario]", "steps = []\n[scenario]", BASE[:BASE.index("[[steps]]")]), "steps",
