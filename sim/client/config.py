@@ -373,7 +373,8 @@ def _finalize_java_producer(v: dict[str, Any], written: dict[str, str]) -> None:
         disable = False
         if v["retries"] == 0:
             if explicit:
-                raise ConfigError(written["retries"], "Must set retries to non-zero when using the idempotent producer.")
+                raise ConfigError(written["retries"],
+                                  "Must set retries to non-zero when using the idempotent producer.")
             disable = True
         if v["acks"] != -1:
             if explicit:

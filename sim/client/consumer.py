@@ -99,6 +99,7 @@ class Consumer(Handle):
         self._env: simpy.Environment = cluster.world.env
         self._trace = cluster.world.trace
         self.config: ConsumerConfig = validate_config("consumer", config)  # type: ignore[assignment]
+        self._client = self.config.eosim_client  # whose reactions (sim.client.errors.TABLES)
         self._jitter = self._world.rng(f"{name}/retry-jitter")
         self._isolation: IsolationLevel = self.config.isolation_level
         self._parts: dict[TP, _Part] = {}
@@ -408,7 +409,7 @@ class Consumer(Handle):
             else:
                 result = {tp: (offset, int(error)) for tp, offset, error in reply.results}
                 codes = [reply.error] + [e for _, _, e in reply.results]
-                retry = any(e is not Errors.NONE and action(Context.OFFSET_FETCH, e).reaction in
+                retry = any(e is not Errors.NONE and action(Context.OFFSET_FETCH, e, self._client).reaction in
                             (Reaction.RETRY, Reaction.REFRESH) for e in codes)
                 if not retry and reply.error is not Errors.NONE:
                     result = {tp: (OFFSET_INVALID, int(reply.error)) for tp in tps}
@@ -577,7 +578,7 @@ class Consumer(Handle):
                 retry = True
             else:
                 errors = {tp: int(e) for tp, e in reply.results if e is not Errors.NONE}
-                retry = bool(errors) and all(action(Context.OFFSET_COMMIT, Errors(e)).reaction in
+                retry = bool(errors) and all(action(Context.OFFSET_COMMIT, Errors(e), self._client).reaction in
                                              (Reaction.RETRY, Reaction.REFRESH) for e in errors.values())
             if not retry:
                 break
@@ -664,7 +665,7 @@ class Consumer(Handle):
                 return None
             if isinstance(reply, Failure) or reply.error is Errors.NONE:
                 continue
-            reaction = action(Context.HEARTBEAT, reply.error).reaction
+            reaction = action(Context.HEARTBEAT, reply.error, self._client).reaction
             if reaction is not Reaction.REJOIN:
                 continue
             if reply.error is Errors.REBALANCE_IN_PROGRESS:

@@ -1,12 +1,14 @@
 """sim.client.errors
 =================
 
-confluent-kafka's ``KafkaError`` / ``KafkaException`` and the one table of librdkafka's reactions to
-broker errors. Codes and names are librdkafka's (``src/rdkafka.h``, ``rd_kafka_err2name`` in
-``src/rdkafka.c``): broker codes keep their numbers, librdkafka's own local codes are negative and their
-names start with ``_``. A few broker codes have a librdkafka name that differs from Kafka's
-(``NOT_LEADER_FOR_PARTITION`` for ``NOT_LEADER_OR_FOLLOWER``, ...): ``name()`` returns librdkafka's, as
-confluent-kafka does, and both spellings are class attributes.
+confluent-kafka's ``KafkaError`` / ``KafkaException`` and the tables of the client's reactions to broker
+errors: librdkafka's (``REACTIONS``, ``DEFAULTS``) and, for ``eosim.client = "java"``, the Java client
+4.1's (``JAVA_REACTIONS``, ``JAVA_DEFAULTS``); ``action`` picks by client. Codes and names are
+librdkafka's (``src/rdkafka.h``, ``rd_kafka_err2name`` in ``src/rdkafka.c``): broker codes keep their
+numbers, librdkafka's own local codes are negative and their names start with ``_``. A few broker codes
+have a librdkafka name that differs from Kafka's (``NOT_LEADER_FOR_PARTITION`` for
+``NOT_LEADER_OR_FOLLOWER``, ...): ``name()`` returns librdkafka's, as confluent-kafka does, and both
+spellings are class attributes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from attrs import frozen
 
 from models.errors import Errors
+from sim.client.config import Client
 from sim.net import DISCONNECTED, Failure
 
 # librdkafka's local (negative) codes used by this client, with rd_kafka_err2str's text (src/rdkafka.c).
@@ -232,6 +235,10 @@ class Reaction(enum.Enum):
     REJOIN = "rejoin"  # group membership lost: rejoin the group
     FATAL = "fatal"  # fatal(): the instance is unusable
     FENCED = "fenced"  # fatal() with the code normalised to _FENCED (rd_kafka_txn_normalize_err)
+    # Java only (TM.canRetry, TM.handleFailedBatch):
+    BUMP_RETRY = "bump+retry"  # idempotent: bump the epoch locally, then retry (requestIdempotentEpochBumpForPartition)
+    SEQUENCE_RETRY = "sequence-retry"  # OUT_OF_ORDER_SEQUENCE_NUMBER: not the next batch → retry; head of line →
+    # idempotent BUMP_RETRY, transactional ABORTABLE_BUMP
 
 
 @frozen(kw_only=True)
@@ -389,12 +396,130 @@ DEFAULTS: dict[Context, Action] = {
     Context.OFFSET_COMMIT: _a(R.PERMANENT),
     Context.HEARTBEAT: _a(R.PERMANENT),  # dropped: the next heartbeat tries again
 }
+
+# -- the Java client's reactions (eosim.client = "java") --------------------------------------------
+# The Java client 4.1 (confluentinc/kafka branch 4.1, clients/.../producer/internals/): Sender.canRetry and
+# TransactionManager (TM) canRetry / handleFailedBatch / maybeTransitionToErrorState for Produce, TM's
+# InitProducerIdHandler, AddPartitionsToTxnHandler, AddOffsetsToTxnHandler, TxnOffsetCommitHandler and
+# EndTxnHandler for the coordinator requests. The consumer's handlers are librdkafka's, which mimic
+# AK's ConsumerCoordinator (rd_kafka_handle_OffsetCommit_error).
+
+# Java classifies by exception class: what extends RetriableException (common/protocol/Errors.java and
+# common/errors/, 4.1) is retried by every handler, and every produce retry counts (batch.attempts()).
+JAVA_RETRIABLE = frozenset({
+    E.NOT_LEADER_OR_FOLLOWER, E.UNKNOWN_TOPIC_OR_PARTITION, E.NETWORK_EXCEPTION, E.KAFKA_STORAGE_ERROR,
+    E.REQUEST_TIMED_OUT, E.COORDINATOR_LOAD_IN_PROGRESS, E.COORDINATOR_NOT_AVAILABLE, E.NOT_COORDINATOR,
+    E.NOT_ENOUGH_REPLICAS, E.NOT_ENOUGH_REPLICAS_AFTER_APPEND, E.CORRUPT_MESSAGE, E.CONCURRENT_TRANSACTIONS,
+    E.UNSTABLE_OFFSET_COMMIT,
+})
+_JAVA_PRODUCE: dict[Errors, Action] = {
+    error: _a(R.RETRY, possibly_persisted=error in (E.REQUEST_TIMED_OUT, E.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                                                    E.NETWORK_EXCEPTION))
+    for error in sorted(JAVA_RETRIABLE)
+}
+# Coordinator requests: re-find the coordinator for these two, retry the other retriable errors.
+_JAVA_COORDINATOR: dict[Errors, Action] = {
+    **{error: _a(R.RETRY) for error in sorted(JAVA_RETRIABLE)},
+    E.NOT_COORDINATOR: _a(R.REFRESH),
+    E.COORDINATOR_NOT_AVAILABLE: _a(R.REFRESH),
+}
+# Every handler turns both fencing codes into a fatal ProducerFencedException ("We could still receive
+# INVALID_PRODUCER_EPOCH from old versioned transaction coordinator, just treat it the same").
+_JAVA_FENCED: dict[Errors, Action] = {E.INVALID_PRODUCER_EPOCH: _a(R.FENCED), E.PRODUCER_FENCED: _a(R.FENCED)}
+
+JAVA_REACTIONS: dict[Context, dict[Errors, Action]] = {
+    Context.PRODUCE: _JAVA_PRODUCE,
+    Context.PRODUCE_IDEMPOTENT: {
+        **_JAVA_PRODUCE,
+        # TM.canRetry: a batch that is not the next one is retried; at the head of the line the epoch is
+        # bumped locally and the batch retried (librdkafka: fatal)
+        E.OUT_OF_ORDER_SEQUENCE_NUMBER: _a(R.SEQUENCE_RETRY, possibly_persisted=True),
+        E.DUPLICATE_SEQUENCE_NUMBER: _a(R.OK),  # Sender.completeBatch: success without offset
+        E.UNKNOWN_PRODUCER_ID: _a(R.BUMP_RETRY),  # TM.canRetry: "always retry", bumping (librdkafka: maybe fatal)
+    },
+    Context.PRODUCE_TRANSACTIONAL: {
+        **_JAVA_PRODUCE,
+        E.OUT_OF_ORDER_SEQUENCE_NUMBER: _a(R.SEQUENCE_RETRY, possibly_persisted=True),
+        E.DUPLICATE_SEQUENCE_NUMBER: _a(R.OK),
+        E.UNKNOWN_PRODUCER_ID: _a(R.ABORTABLE_BUMP),
+        # KIP-588 (2.7): InvalidProducerEpochException from a produce is abortable (librdkafka: fatal _FENCED)
+        E.INVALID_PRODUCER_EPOCH: _a(R.ABORTABLE_BUMP),
+        # TM.maybeTransitionToErrorState: fatal whatever the request (InvalidPidMapping since 4.0, KAFKA-18019)
+        E.PRODUCER_FENCED: _a(R.FENCED),
+        E.INVALID_PRODUCER_ID_MAPPING: _a(R.FATAL),
+    },
+    Context.INIT_PRODUCER_ID: {**_JAVA_COORDINATOR, **_JAVA_FENCED, E.TRANSACTION_ABORTABLE: _a(R.ABORTABLE)},
+    Context.ADD_PARTITIONS: {
+        **_JAVA_COORDINATOR,
+        # TM.ADD_PARTITIONS_RETRY_BACKOFF_MS for the transaction's first AddPartitionsToTxn (as librdkafka)
+        E.CONCURRENT_TRANSACTIONS: _a(R.RETRY, backoff_ms=20),
+        **_JAVA_FENCED,
+        E.INVALID_TXN_STATE: _a(R.FATAL),
+        E.INVALID_PRODUCER_ID_MAPPING: _a(R.FATAL),  # librdkafka: abortable with bump
+        E.UNKNOWN_PRODUCER_ID: _a(R.ABORTABLE_BUMP),  # abortableErrorIfPossible
+        E.TRANSACTION_ABORTABLE: _a(R.ABORTABLE),
+    },
+    Context.ADD_OFFSETS: {
+        **_JAVA_COORDINATOR,
+        **_JAVA_FENCED,
+        E.INVALID_TXN_STATE: _a(R.FATAL),
+        E.INVALID_PRODUCER_ID_MAPPING: _a(R.FATAL),
+        E.UNKNOWN_PRODUCER_ID: _a(R.ABORTABLE_BUMP),
+        E.TRANSACTION_ABORTABLE: _a(R.ABORTABLE),
+    },
+    Context.TXN_OFFSET_COMMIT: {
+        **_JAVA_COORDINATOR,
+        E.NOT_COORDINATOR: _a(R.RETRY),  # re-find the group coordinator, then retry
+        E.COORDINATOR_NOT_AVAILABLE: _a(R.RETRY),
+        **_JAVA_FENCED,
+        E.FENCED_INSTANCE_ID: _a(R.ABORTABLE),
+        E.TRANSACTION_ABORTABLE: _a(R.ABORTABLE),
+        E.UNKNOWN_MEMBER_ID: _a(R.ABORTABLE),  # CommitFailedException
+        E.ILLEGAL_GENERATION: _a(R.ABORTABLE),
+    },
+    Context.END_TXN: {
+        **_JAVA_COORDINATOR,
+        **_JAVA_FENCED,
+        E.INVALID_TXN_STATE: _a(R.FATAL),
+        E.INVALID_PRODUCER_ID_MAPPING: _a(R.FATAL),  # librdkafka: abortable with bump
+        E.UNKNOWN_PRODUCER_ID: _a(R.ABORTABLE_BUMP),
+        # abortable for a commit; an abort that gets it fails fatally in Java (not modelled: a TV1
+        # coordinator never answers EndTxn with it)
+        E.TRANSACTION_ABORTABLE: _a(R.ABORTABLE),
+    },
+    Context.OFFSET_FETCH: REACTIONS[Context.OFFSET_FETCH],
+    Context.OFFSET_COMMIT: REACTIONS[Context.OFFSET_COMMIT],
+    Context.HEARTBEAT: REACTIONS[Context.HEARTBEAT],
+}
+
+JAVA_DEFAULTS: dict[Context, Action] = {
+    Context.PRODUCE: _a(R.PERMANENT),
+    # Sender.failBatch(adjustSequenceNumbers) → TM.handleFailedBatch: requestIdempotentEpochBumpForPartition
+    Context.PRODUCE_IDEMPOTENT: _a(R.PERMANENT_BUMP),
+    # any failed batch makes a transaction abortable, and on TV1 the abort then bumps the epoch
+    # (maybeTransitionToErrorState: needToTriggerEpochBumpFromClient)
+    Context.PRODUCE_TRANSACTIONAL: _a(R.ABORTABLE_BUMP),
+    Context.INIT_PRODUCER_ID: _a(R.FATAL),  # "Unexpected error in InitProducerIdResponse"
+    Context.ADD_PARTITIONS: _a(R.ABORTABLE),  # "Could not add partitions to transaction due to errors"
+    Context.ADD_OFFSETS: _a(R.FATAL),  # "Unexpected error in AddOffsetsToTxnResponse"
+    Context.TXN_OFFSET_COMMIT: _a(R.FATAL),  # "Unexpected error in TxnOffsetCommitResponse"
+    Context.END_TXN: _a(R.FATAL),  # "Unhandled error in EndTxnResponse"
+    Context.OFFSET_FETCH: DEFAULTS[Context.OFFSET_FETCH],
+    Context.OFFSET_COMMIT: DEFAULTS[Context.OFFSET_COMMIT],
+    Context.HEARTBEAT: DEFAULTS[Context.HEARTBEAT],
+}
 del E, R
 
+TABLES: dict[Client, tuple[dict[Context, dict[Errors, Action]], dict[Context, Action]]] = {
+    Client.LIBRDKAFKA: (REACTIONS, DEFAULTS),
+    Client.JAVA: (JAVA_REACTIONS, JAVA_DEFAULTS),
+}
 
-def action(context: Context, error: Errors) -> Action:
-    """librdkafka's reaction to broker ``error`` in ``context`` (``error`` is never NONE)."""
-    return REACTIONS[context].get(error, DEFAULTS[context])
+
+def action(context: Context, error: Errors, client: Client = Client.LIBRDKAFKA) -> Action:
+    """The client's reaction to broker ``error`` in ``context`` (``error`` is never NONE)."""
+    reactions, defaults = TABLES[client]
+    return reactions[context].get(error, defaults[context])
 
 
 def failure_code(failure: Failure) -> int:
@@ -403,36 +528,50 @@ def failure_code(failure: Failure) -> int:
     return KafkaError._TRANSPORT if failure is DISCONNECTED else KafkaError._TIMED_OUT  # type: ignore[attr-defined]
 
 
-def normalize(code: int) -> int:
-    """rd_kafka_txn_normalize_err: both fencing codes surface as _FENCED, a queue timeout as _TIMED_OUT."""
+# The code a fencing error surfaces as: librdkafka's _FENCED (rd_kafka_txn_normalize_err), Java's
+# ProducerFencedException (every TM handler: fatalError(Errors.PRODUCER_FENCED.exception())).
+FENCED_CODE: dict[Client, int] = {Client.LIBRDKAFKA: KafkaError._FENCED,  # type: ignore[attr-defined]
+                                  Client.JAVA: int(Errors.PRODUCER_FENCED)}
+
+
+def normalize(code: int, client: Client = Client.LIBRDKAFKA) -> int:
+    """rd_kafka_txn_normalize_err: both fencing codes surface as the client's fenced code, a queue
+    timeout as _TIMED_OUT."""
     if code in (Errors.INVALID_PRODUCER_EPOCH, Errors.PRODUCER_FENCED):
-        return KafkaError._FENCED  # type: ignore[attr-defined]
+        return FENCED_CODE[client]
     if code == KafkaError._TIMED_OUT_QUEUE:  # type: ignore[attr-defined]
         return KafkaError._TIMED_OUT  # type: ignore[attr-defined]
     return code
 
 
-def api_error(code: int, reaction: Reaction, reason: str | None = None) -> KafkaError:
+def api_error(code: int, reaction: Reaction, reason: str | None = None,
+              client: Client = Client.LIBRDKAFKA) -> KafkaError:
     """The KafkaError a transactional API raises for ``reaction`` (rd_kafka_txn_curr_api_set_result:
-    FATAL sets fatal, PERMANENT sets txn_requires_abort, RETRY sets retriable)."""
+    FATAL sets fatal, PERMANENT sets txn_requires_abort, RETRY sets retriable). The Java client's
+    exception classes map onto the same flags: fatal (TM.transitionToFatalError), abortable
+    (transitionToAbortableError) and RetriableException (TimeoutException)."""
     if reaction in (Reaction.FATAL, Reaction.FENCED):
-        return KafkaError(normalize(code), reason, fatal=True)
+        return KafkaError(normalize(code, client), reason, fatal=True)
     if reaction in (Reaction.ABORTABLE, Reaction.ABORTABLE_BUMP):
-        return KafkaError(normalize(code), reason, txn_requires_abort=True)
+        return KafkaError(normalize(code, client), reason, txn_requires_abort=True)
     if reaction in (Reaction.RETRY, Reaction.REFRESH):
-        return KafkaError(normalize(code), reason, retriable=True)
-    return KafkaError(normalize(code), reason)
+        return KafkaError(normalize(code, client), reason, retriable=True)
+    return KafkaError(normalize(code, client), reason)
 
 
 # Kafka down-converts PRODUCER_FENCED to INVALID_PRODUCER_EPOCH for request versions that predate it
 # (KIP-588, KafkaApis handleEndTxnRequest / handleAddPartitionsToTxnRequest / handleAddOffsetsToTxnRequest:
 # version < 2; handleInitProducerIdRequest: version < 4). librdkafka sends AddPartitionsToTxn v0,
-# AddOffsetsToTxn v0 and EndTxn v1 (rdkafka_request.c), InitProducerId v4.
-OLD_VERSION_APIS = frozenset({Context.ADD_PARTITIONS, Context.ADD_OFFSETS, Context.END_TXN})
+# AddOffsetsToTxn v0 and EndTxn v1 (rdkafka_request.c), InitProducerId v4. The Java client sends the
+# latest versions it has (AddPartitionsToTxn v3 on TV1, AddOffsetsToTxn v4, EndTxn v4): none is older.
+OLD_VERSION_APIS: dict[Client, frozenset[Context]] = {
+    Client.LIBRDKAFKA: frozenset({Context.ADD_PARTITIONS, Context.ADD_OFFSETS, Context.END_TXN}),
+    Client.JAVA: frozenset(),
+}
 
 
-def as_received(context: Context, error: Errors) -> Errors:
-    """The code librdkafka actually receives for ``error`` at the request versions it speaks."""
-    if error is Errors.PRODUCER_FENCED and context in OLD_VERSION_APIS:
+def as_received(context: Context, error: Errors, client: Client = Client.LIBRDKAFKA) -> Errors:
+    """The code the client actually receives for ``error`` at the request versions it speaks."""
+    if error is Errors.PRODUCER_FENCED and context in OLD_VERSION_APIS[client]:
         return Errors.INVALID_PRODUCER_EPOCH
     return error

@@ -44,7 +44,7 @@ from models.txn_coordinator import (
     InitProducerIdRequest,
 )
 from models.group_coordinator import TxnOffsetCommitRequest
-from sim.client.config import ProducerConfig, validate_config
+from sim.client.config import Client, ProducerConfig, validate_config
 from sim.client.errors import (
     Context,
     KafkaError,
@@ -67,6 +67,11 @@ RETRY_JITTER_PERCENT = 20  # RD_KAFKA_RETRY_JITTER_PERCENT (rdkafka_int.h)
 STICKY_PARTITIONING_LINGER_MS = 10  # sticky.partitioning.linger.ms default (CONFIGURATION.md)
 TXN_OFFSET_COMMIT_RETRY_MS = 500  # rd_kafka_txn_handle_TxnOffsetCommit: "500ms delay before retrying"
 NO_PID = (-1, -1)
+# Batches of a partition in flight while it resends: librdkafka resends as many as the dedup window
+# takes, once the partition drained (rd_kafka_idemp_drain_toppar); Java resends one at a time
+# ("This effectively reduces our in flight request count to 1", RecordAccumulator
+# .shouldStopDrainBatchesForPartition).
+RESEND_IN_FLIGHT: dict[Client, int] = {Client.LIBRDKAFKA: IDEMP_MAX_INFLIGHT, Client.JAVA: 1}
 
 
 def _timeout_ms(timeout: float) -> int | None:
@@ -180,14 +185,14 @@ LOCAL_PRODUCE_ERRORS: dict[int, tuple[Reaction, bool]] = {
 
 
 def produce_outcome(error: int, context: Context, *, pid_matches: bool, first_seq: int, next_ack_seq: int,
-                    next_err_seq: int, first_retries: int) -> ProduceOutcome:
+                    next_err_seq: int, first_retries: int, client: Client = Client.LIBRDKAFKA) -> ProduceOutcome:
     """The reaction to a failed ProduceRequest for one batch (``error`` is never NONE)."""
     if error in LOCAL_PRODUCE_ERRORS:
         reaction, possibly = LOCAL_PRODUCE_ERRORS[error]
         if reaction is Reaction.PERMANENT and context is not Context.PRODUCE:
             reaction = Reaction.ABORTABLE if context is Context.PRODUCE_TRANSACTIONAL else Reaction.PERMANENT_BUMP
     else:
-        act = action(context, Errors(error))
+        act = action(context, Errors(error), client)
         reaction, possibly = act.reaction, act.possibly_persisted
     status = MsgStatus.POSSIBLY_PERSISTED if possibly else MsgStatus.NOT_PERSISTED
     idempotent = context is not Context.PRODUCE
@@ -202,6 +207,13 @@ def produce_outcome(error: int, context: Context, *, pid_matches: bool, first_se
         incr = reaction is Reaction.RETRY
         return ProduceOutcome(verdict="retry", error=error, status=status if incr else MsgStatus.NOT_PERSISTED,
                               incr_retry=incr, drain_toppar=idempotent)
+    if reaction is Reaction.SEQUENCE_RETRY:  # Java's TM.canRetry
+        if first_seq != next_ack_seq:  # not the next batch: an earlier one failed, retry behind it
+            return ProduceOutcome(verdict="retry", error=error, status=status, drain_toppar=True)
+        # head of line, a real gap: TM.handleFailedBatch / canRetry
+        reaction = Reaction.ABORTABLE_BUMP if transactional else Reaction.BUMP_RETRY
+    if reaction is Reaction.BUMP_RETRY:  # the retry counts: batch.attempts() grows on every reenqueue
+        return ProduceOutcome(verdict="retry", error=error, status=status, bump=True)
     if reaction is Reaction.SEQUENCE:
         gap = first_seq - next_ack_seq
         if gap > 0:  # a later request failed because an earlier one did: bump and retry, no retry counted
@@ -213,10 +225,10 @@ def produce_outcome(error: int, context: Context, *, pid_matches: bool, first_se
         if first_retries == 0 and next_err_seq == first_seq:  # nothing unacked before it: safe to bump
             return ProduceOutcome(verdict="retry", error=error, incr_retry=False, bump=True)
         return ProduceOutcome(verdict="fail", error=error, status=MsgStatus.POSSIBLY_PERSISTED, fatal=error)
-    if reaction is Reaction.ABORTABLE_BUMP:  # transactional UNKNOWN_PRODUCER_ID
+    if reaction is Reaction.ABORTABLE_BUMP:  # transactional UNKNOWN_PRODUCER_ID; Java: any failed batch (TV1)
         return ProduceOutcome(verdict="fail", error=error, bump=True)
-    if reaction is Reaction.FENCED:  # transactional INVALID_PRODUCER_EPOCH
-        return ProduceOutcome(verdict="fail", error=error, status=status, fatal=int(KafkaError._FENCED))  # type: ignore[attr-defined]
+    if reaction is Reaction.FENCED:  # transactional INVALID_PRODUCER_EPOCH (librdkafka); PRODUCER_FENCED (Java)
+        return ProduceOutcome(verdict="fail", error=error, status=status, fatal=normalize(error, client))
     if reaction is Reaction.ABORTABLE:
         return ProduceOutcome(verdict="fail", error=error, status=status, abortable=True)
     if reaction is Reaction.PERMANENT_BUMP:  # "message sequence gap": drain and bump the epoch
@@ -287,6 +299,7 @@ class Producer(Handle):
         self._env: simpy.Environment = cluster.world.env
         self._trace = cluster.world.trace
         self.config: ProducerConfig = validate_config("producer", config)  # type: ignore[assignment]
+        self._client: Client = self.config.eosim_client  # whose reactions (sim.client.errors.TABLES)
         self._jitter = self._world.rng(f"{name}/retry-jitter")
         self._partitioner = self._world.rng(f"{name}/partitioner")
         self._sticky: dict[str, tuple[int, int]] = {}  # topic -> (partition, chosen at)
@@ -548,7 +561,8 @@ class Producer(Handle):
                 if part.inflight:
                     return
                 part.wait_drain = False
-            max_requests = min(max_requests, IDEMP_MAX_INFLIGHT - len(part.inflight))
+            window = RESEND_IN_FLIGHT[self._client] if part.queue[0].last_msgid else IDEMP_MAX_INFLIGHT
+            max_requests = min(max_requests, window - len(part.inflight))
         # linger: the first message waited linger.ms, or a full batch, or the app is flushing
         first = part.queue[0]
         ready = (self._flushing > 0 or now >= first.timestamp + math.ceil(self.config.linger_ms)
@@ -659,7 +673,8 @@ class Producer(Handle):
     def _produce_failed(self, part: _Partition, batch: _Batch, error: int) -> None:
         outcome = produce_outcome(error, self._context(), pid_matches=batch.pid == part.pid or not self._idempotent,
                                   first_seq=batch.first_seq, next_ack_seq=part.next_ack_seq,
-                                  next_err_seq=part.next_err_seq, first_retries=batch.msgs[0].retries)
+                                  next_err_seq=part.next_err_seq, first_retries=batch.msgs[0].retries,
+                                  client=self._client)
         next_seq = increment_sequence(batch.first_seq, len(batch.msgs)) if self._idempotent else 0
         if self._idempotent:
             if outcome.update_next_ack:
@@ -807,7 +822,8 @@ class Producer(Handle):
     def _batch_purged(self, part: _Partition, batch: _Batch) -> None:
         outcome = produce_outcome(KafkaError._PURGE_INFLIGHT, self._context(), pid_matches=True,  # type: ignore[attr-defined]
                                   first_seq=batch.first_seq, next_ack_seq=part.next_ack_seq,
-                                  next_err_seq=part.next_err_seq, first_retries=batch.msgs[0].retries)
+                                  next_err_seq=part.next_err_seq, first_retries=batch.msgs[0].retries,
+                                  client=self._client)
         if outcome.bump:
             self._drain_epoch_bump(outcome.error, allow_txn_abort=True)
         if outcome.abortable:
@@ -894,10 +910,10 @@ class Producer(Handle):
     def _pid_request_failed(self, error: int) -> None:
         """rd_kafka_idemp_request_pid_failed: fatal and fencing errors stop the producer, anything else
         is retried by the PID timer after 500 ms (and remembered for init_transactions' timeout)."""
-        reaction = (action(Context.INIT_PRODUCER_ID, Errors(error)).reaction if error >= -1
+        reaction = (action(Context.INIT_PRODUCER_ID, Errors(error), self._client).reaction if error >= -1
                     else Reaction.RETRY)
         if reaction in (Reaction.FATAL, Reaction.FENCED):
-            code = normalize(error) if reaction is Reaction.FENCED else error
+            code = normalize(error, self._client) if reaction is Reaction.FENCED else error
             self._set_fatal(code, f"Failed to acquire PID: {KafkaError(error).name()}")
             return
         self._txn_init_err = error
@@ -1043,7 +1059,7 @@ class Producer(Handle):
         error = yield from self._op_req(self._op_init_transactions, self._deadline(timeout_ms))
         if error is not None:
             if error.code() == KafkaError._TIMED_OUT and self._txn_init_err:  # type: ignore[attr-defined]
-                code = normalize(self._txn_init_err)
+                code = normalize(self._txn_init_err, self._client)
                 if code != KafkaError._TIMED_OUT:  # type: ignore[attr-defined]
                     error = KafkaError(code, f"Failed to initialize Producer ID: {KafkaError(code).name()}",
                                        retriable=True)
@@ -1130,13 +1146,13 @@ class Producer(Handle):
             return
         else:
             for tp, code in reply.results:
-                code = as_received(Context.ADD_PARTITIONS, code)
+                code = as_received(Context.ADD_PARTITIONS, code, self._client)
                 if code is Errors.NONE:
                     self._waitresp_tps.remove(tp)
                     part = self._partitions[tp]
                     part.pending_txn, part.in_txn = False, True
                     continue
-                act = action(Context.ADD_PARTITIONS, code)
+                act = action(Context.ADD_PARTITIONS, code, self._client)
                 if reaction is None or _SEVERITY[act.reaction] > _SEVERITY[reaction]:
                     reaction = act.reaction
                 # OPERATION_NOT_ATTEMPTED only names the error when nothing else did
@@ -1158,12 +1174,12 @@ class Producer(Handle):
         self._waitresp_tps = []
         reason = f"Failed to add partitions to transaction: {KafkaError(error).name()}"
         if reaction in (Reaction.FATAL, Reaction.FENCED):
-            code = normalize(error)
+            code = normalize(error, self._client)
             self._set_fatal(code, reason)
         elif reaction is Reaction.ABORTABLE_BUMP:
-            self._drain_epoch_bump(normalize(error), allow_txn_abort=True)
+            self._drain_epoch_bump(normalize(error, self._client), allow_txn_abort=True)
         elif reaction is Reaction.ABORTABLE:
-            self._set_abortable(normalize(error), reason)
+            self._set_abortable(normalize(error, self._client), reason)
         else:
             self._schedule_register(backoff if reaction is not None else 0)
             self._kick()
@@ -1209,9 +1225,9 @@ class Producer(Handle):
             if isinstance(reply, Failure):
                 code, reaction = failure_code(reply), Reaction.REFRESH
             else:
-                error = as_received(Context.ADD_OFFSETS, reply.error)
+                error = as_received(Context.ADD_OFFSETS, reply.error, self._client)
                 code = int(error)
-                reaction = None if error is Errors.NONE else action(Context.ADD_OFFSETS, error).reaction
+                reaction = None if error is Errors.NONE else action(Context.ADD_OFFSETS, error, self._client).reaction
             if code:
                 self._txn_req_cnt -= 1
             if not code and self._env.now >= deadline:
@@ -1228,12 +1244,13 @@ class Producer(Handle):
         if code:
             reason = f"Failed to add offsets to transaction: {KafkaError(code).name()}"
             if reaction in (Reaction.FATAL, Reaction.FENCED):
-                self._set_fatal(normalize(code), reason)
+                self._set_fatal(normalize(code, self._client), reason)
                 return
             if reaction in (Reaction.ABORTABLE, Reaction.ABORTABLE_BUMP, Reaction.PERMANENT):
-                self._set_abortable(normalize(code), reason)
+                self._set_abortable(normalize(code, self._client), reason,
+                                    requires_bump=reaction is Reaction.ABORTABLE_BUMP)
                 reaction = Reaction.ABORTABLE
-            self._api_set_result(api_error(code, reaction or Reaction.PERMANENT, reason))
+            self._api_set_result(api_error(code, reaction or Reaction.PERMANENT, reason, self._client))
             return
         yield from self._txn_offset_commit(offsets, cgmd, deadline)
 
@@ -1256,7 +1273,7 @@ class Producer(Handle):
             else:
                 failed = [e for _, e in reply.results if e is not Errors.NONE]
                 code = int(failed[0]) if failed else 0
-                reaction = action(Context.TXN_OFFSET_COMMIT, failed[0]).reaction if failed else None
+                reaction = action(Context.TXN_OFFSET_COMMIT, failed[0], self._client).reaction if failed else None
             if reaction is Reaction.RETRY:
                 if self._env.now < deadline:
                     yield self._env.timeout(TXN_OFFSET_COMMIT_RETRY_MS)
@@ -1268,10 +1285,10 @@ class Producer(Handle):
             return
         reason = f"Failed to commit offsets to transaction: {KafkaError(code).name()}"
         if reaction in (Reaction.FATAL, Reaction.FENCED):
-            self._set_fatal(normalize(code), reason)
+            self._set_fatal(normalize(code, self._client), reason)
             return
-        self._set_abortable(normalize(code), reason)
-        self._api_set_result(api_error(code, Reaction.ABORTABLE, reason))
+        self._set_abortable(normalize(code, self._client), reason)
+        self._api_set_result(api_error(code, Reaction.ABORTABLE, reason, self._client))
 
     def _backoff(self, retries: int) -> int:
         jitter = self._jitter.randint(100 - RETRY_JITTER_PERCENT, 100 + RETRY_JITTER_PERCENT)
@@ -1402,7 +1419,8 @@ class Producer(Handle):
         retries = 0
         while True:
             reply = yield self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR)
-            code = failure_code(reply) if isinstance(reply, Failure) else int(as_received(Context.END_TXN, reply.error))
+            code = (failure_code(reply) if isinstance(reply, Failure)
+                    else int(as_received(Context.END_TXN, reply.error, self._client)))
             retry = self._on_end_txn(request.committed, code)
             if not retry:
                 return
@@ -1431,10 +1449,10 @@ class Producer(Handle):
             return False
         # _TIMED_OUT and _TRANSPORT: RETRY|REFRESH (rd_kafka_txn_handle_EndTxn)
         local = code in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT)  # type: ignore[attr-defined]
-        reaction = Reaction.REFRESH if local else action(Context.END_TXN, Errors(code)).reaction
+        reaction = Reaction.REFRESH if local else action(Context.END_TXN, Errors(code), self._client).reaction
         reason = f"EndTxn {'commit' if commit else 'abort'} failed: {KafkaError(code).name()}"
         if reaction in (Reaction.FATAL, Reaction.FENCED):
-            self._set_fatal(normalize(code), reason)
+            self._set_fatal(normalize(code, self._client), reason)
             return False
         if reaction in (Reaction.RETRY, Reaction.REFRESH):
             return True
@@ -1444,8 +1462,8 @@ class Producer(Handle):
             return False
         if self._txn_state is TxnState.ABORTING_TRANSACTION:
             self._txn_set_state(TxnState.BEGIN_ABORT)  # so the abort can be retried from the beginning
-        self._set_abortable(normalize(code), reason, requires_bump=reaction is Reaction.ABORTABLE_BUMP)
-        self._api_set_result(api_error(code, Reaction.ABORTABLE, reason))
+        self._set_abortable(normalize(code, self._client), reason, requires_bump=reaction is Reaction.ABORTABLE_BUMP)
+        self._api_set_result(api_error(code, Reaction.ABORTABLE, reason, self._client))
         return False
 
     def _endtxn_complete(self, *, commit: bool) -> None:

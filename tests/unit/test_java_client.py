@@ -7,11 +7,33 @@ sim/client/config.py, sim/client/errors.py and sim/client/producer.py."""
 from __future__ import annotations
 
 import pytest
+import simpy
 
-from models.records import IsolationLevel
+from models.errors import Errors
+from models.records import IsolationLevel, TopicPartition as TP
 from sim.client.config import INT32_MAX, Client, ConfigError, validate_config
+from sim.client.errors import (
+    JAVA_DEFAULTS,
+    JAVA_REACTIONS,
+    JAVA_RETRIABLE,
+    Context,
+    KafkaError,
+    KafkaException,
+    Reaction,
+    action,
+    api_error,
+    as_received,
+    normalize,
+)
+from sim.client.consumer import Consumer
+from sim.client.message import OFFSET_BEGINNING, TopicPartition
+from sim.client.producer import Producer, produce_outcome
+from sim.cluster import Cluster, cluster_config
+from sim.net import deliver_all
+from sim.world import World
 
 JAVA = {"eosim.client": "java"}
+T0 = TP("t", 0)
 
 
 def refused(kind, config):
@@ -116,3 +138,274 @@ def test_delivery_timeout_must_cover_linger_and_the_request_timeout_in_java():
     assert validate_config("producer", {"delivery.timeout.ms": 20_000}).message_timeout_ms == 20_000
     raised = validate_config("producer", {"socket.timeout.ms": 200_000, "linger.ms": 10, **JAVA})
     assert raised.message_timeout_ms == 200_010
+
+
+# --- the reaction tables (sim/client/errors.py) ---------------------------------------------------
+
+R = Reaction
+
+
+def test_the_java_table_answers_every_error_in_every_context():
+    for context in Context:
+        for error in Errors:
+            if error is not Errors.NONE:
+                assert isinstance(action(context, error, Client.JAVA).reaction, Reaction)
+    assert set(JAVA_REACTIONS) == set(Context) == set(JAVA_DEFAULTS)
+
+
+# (context, error, librdkafka's reaction, Java's reaction); Java's source in the comment above each
+DIFFERENCES = [
+    # KIP-588: InvalidProducerEpochException from a produce is abortable (and on TV1 the abort bumps)
+    (Context.PRODUCE_TRANSACTIONAL, Errors.INVALID_PRODUCER_EPOCH, R.FENCED, R.ABORTABLE_BUMP),
+    # TM.canRetry: OUT_OF_ORDER_SEQUENCE_NUMBER is retried (head of line: after an epoch bump)
+    (Context.PRODUCE_IDEMPOTENT, Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, R.SEQUENCE, R.SEQUENCE_RETRY),
+    (Context.PRODUCE_TRANSACTIONAL, Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, R.SEQUENCE, R.SEQUENCE_RETRY),
+    # TM.canRetry: an idempotent producer always retries UNKNOWN_PRODUCER_ID, bumping its epoch
+    (Context.PRODUCE_IDEMPOTENT, Errors.UNKNOWN_PRODUCER_ID, R.UNKNOWN_PID, R.BUMP_RETRY),
+    # RetriableException: NetworkException is retried by Java's Sender (librdkafka: permanent)
+    (Context.PRODUCE, Errors.NETWORK_EXCEPTION, R.PERMANENT, R.RETRY),
+    # KAFKA-18019 (4.0): InvalidPidMappingException is fatal; librdkafka aborts and bumps
+    (Context.ADD_PARTITIONS, Errors.INVALID_PRODUCER_ID_MAPPING, R.ABORTABLE_BUMP, R.FATAL),
+    (Context.END_TXN, Errors.INVALID_PRODUCER_ID_MAPPING, R.ABORTABLE_BUMP, R.FATAL),
+    # TRANSACTION_ABORTABLE (KIP-890): named by Java's handlers; librdkafka's default branch
+    (Context.ADD_OFFSETS, Errors.TRANSACTION_ABORTABLE, R.ABORTABLE, R.ABORTABLE),
+    # Java's handlers end in fatalError("Unexpected error ..."), librdkafka's default is abortable or a retry
+    (Context.END_TXN, Errors.UNKNOWN_SERVER_ERROR, R.ABORTABLE, R.FATAL),
+    (Context.INIT_PRODUCER_ID, Errors.UNKNOWN_SERVER_ERROR, R.RETRY, R.FATAL),
+    # the same in both: fencing from the coordinator is fatal, INVALID_TXN_STATE from EndTxn is fatal
+    (Context.END_TXN, Errors.INVALID_PRODUCER_EPOCH, R.FENCED, R.FENCED),
+    (Context.END_TXN, Errors.PRODUCER_FENCED, R.FENCED, R.FENCED),
+    (Context.ADD_PARTITIONS, Errors.INVALID_TXN_STATE, R.FATAL, R.FATAL),
+    (Context.ADD_PARTITIONS, Errors.CONCURRENT_TRANSACTIONS, R.RETRY, R.RETRY),
+]
+
+
+@pytest.mark.parametrize("context, error, librdkafka, java", DIFFERENCES,
+                         ids=[f"{c.value}-{e.name}" for c, e, _, _ in DIFFERENCES])
+def test_each_client_reacts_by_its_own_table(context, error, librdkafka, java):
+    assert action(context, error).reaction is librdkafka
+    assert action(context, error, Client.LIBRDKAFKA).reaction is librdkafka
+    assert action(context, error, Client.JAVA).reaction is java
+
+
+def test_java_retries_exactly_its_retriable_exceptions_on_produce():
+    for error in Errors:
+        if error is Errors.NONE:
+            continue
+        reaction = action(Context.PRODUCE, error, Client.JAVA).reaction
+        assert (reaction is R.RETRY) == (error in JAVA_RETRIABLE), error
+
+
+def test_fencing_surfaces_as_each_clients_own_code():
+    # librdkafka: rd_kafka_txn_normalize_err → _FENCED; Java: ProducerFencedException (PRODUCER_FENCED)
+    assert normalize(int(Errors.INVALID_PRODUCER_EPOCH)) == KafkaError._FENCED
+    assert normalize(int(Errors.INVALID_PRODUCER_EPOCH), Client.JAVA) == Errors.PRODUCER_FENCED
+    fenced = api_error(int(Errors.PRODUCER_FENCED), R.FENCED, client=Client.JAVA)
+    assert fenced.name() == "PRODUCER_FENCED" and fenced.fatal() and not fenced.txn_requires_abort()
+    # Java speaks request versions that have PRODUCER_FENCED; librdkafka's EndTxn v1 gets it down-converted
+    assert as_received(Context.END_TXN, Errors.PRODUCER_FENCED) is Errors.INVALID_PRODUCER_EPOCH
+    assert as_received(Context.END_TXN, Errors.PRODUCER_FENCED, Client.JAVA) is Errors.PRODUCER_FENCED
+
+
+# --- produce_outcome: the decision for one failed batch ---------------------------------------------
+
+
+def outcome(error, context, client, *, first_seq=0, next_ack=0, retries=0):
+    return produce_outcome(int(error), context, pid_matches=True, first_seq=first_seq, next_ack_seq=next_ack,
+                           next_err_seq=next_ack, first_retries=retries, client=client)
+
+
+def test_out_of_order_at_the_head_of_the_line_idempotent():
+    # librdkafka: "sequence desynchronization with broker", fatal (rd_kafka_handle_idempotent_Produce_error)
+    rd = outcome(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, Context.PRODUCE_IDEMPOTENT, Client.LIBRDKAFKA)
+    assert (rd.verdict, rd.fatal, rd.bump) == ("fail", int(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER), False)
+    # Java: TM.canRetry → requestIdempotentEpochBumpForPartition, then the batch is retried (counted)
+    java = outcome(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, Context.PRODUCE_IDEMPOTENT, Client.JAVA)
+    assert (java.verdict, java.fatal, java.bump, java.incr_retry) == ("retry", 0, True, True)
+
+
+def test_out_of_order_at_the_head_of_the_line_transactional():
+    rd = outcome(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, Context.PRODUCE_TRANSACTIONAL, Client.LIBRDKAFKA)
+    assert (rd.verdict, rd.fatal) == ("fail", int(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER))
+    # Java: canRetry is false for a transactional producer; the failed batch makes the transaction
+    # abortable (TM.handleFailedBatch → maybeTransitionToErrorState), the abort bumps the epoch on TV1
+    java = outcome(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, Context.PRODUCE_TRANSACTIONAL, Client.JAVA)
+    assert (java.verdict, java.fatal, java.bump) == ("fail", 0, True)
+
+
+def test_out_of_order_behind_an_earlier_failure():
+    # librdkafka: drain, bump and retry without counting a retry; Java: just retry behind it (counted)
+    rd = outcome(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, Context.PRODUCE_IDEMPOTENT, Client.LIBRDKAFKA, first_seq=2)
+    assert (rd.verdict, rd.bump, rd.incr_retry) == ("retry", True, False)
+    java = outcome(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, Context.PRODUCE_IDEMPOTENT, Client.JAVA, first_seq=2)
+    assert (java.verdict, java.bump, java.incr_retry, java.drain_toppar) == ("retry", False, True, True)
+
+
+def test_unknown_producer_id_on_a_retried_batch():
+    # librdkafka: only a first attempt with nothing unacked before it may bump; a retried one is fatal
+    rd = outcome(Errors.UNKNOWN_PRODUCER_ID, Context.PRODUCE_IDEMPOTENT, Client.LIBRDKAFKA, retries=1)
+    assert (rd.verdict, rd.fatal) == ("fail", int(Errors.UNKNOWN_PRODUCER_ID))
+    java = outcome(Errors.UNKNOWN_PRODUCER_ID, Context.PRODUCE_IDEMPOTENT, Client.JAVA, retries=1)
+    assert (java.verdict, java.bump, java.fatal) == ("retry", True, 0)
+
+
+def test_a_fenced_transactional_produce_is_fatal_in_librdkafka_abortable_in_java():
+    rd = outcome(Errors.INVALID_PRODUCER_EPOCH, Context.PRODUCE_TRANSACTIONAL, Client.LIBRDKAFKA)
+    assert (rd.verdict, rd.fatal, rd.abortable) == ("fail", KafkaError._FENCED, False)
+    java = outcome(Errors.INVALID_PRODUCER_EPOCH, Context.PRODUCE_TRANSACTIONAL, Client.JAVA)
+    assert (java.verdict, java.fatal, java.bump) == ("fail", 0, True)  # abortable, with the KIP-360 bump
+
+
+# --- end to end on the simulated cluster --------------------------------------------------------------
+
+CLIENTS = [Client.LIBRDKAFKA, Client.JAVA]
+
+
+def make_cluster(**overrides):
+    return Cluster(World(7), cluster_config(overrides), {"t": 1})
+
+
+def run(cluster, body):
+    cluster.world.env.run(until=cluster.world.env.process(body()))
+
+
+def data_records(cluster):
+    log = cluster.broker_node.logs[T0]
+    return [(b.base_offset + i, r.value) for b in log.batches if not b.is_control for i, r in enumerate(b.records)]
+
+
+def attempt(outcomes, name, call):
+    """Run one API call (a SimPy process or a plain call) and record its outcome."""
+    try:
+        result = call()
+        if isinstance(result, simpy.Process):
+            yield result
+        outcomes.append((name, None))
+    except KafkaException as exc:
+        error = exc.args[0]
+        outcomes.append((name, error.name(), "fatal" if error.fatal() else
+                         "abortable" if error.txn_requires_abort() else "retriable" if error.retriable() else ""))
+
+
+def fenced_zombie(client):
+    """A zombie writes again after its successor fenced it, then flushes, commits and aborts."""
+    cluster = make_cluster()
+    config = {"transactional.id": "tx", "eosim.client": client.value}
+    zombie = Producer(config, cluster=cluster, name="zombie")
+    successor = Producer(config, cluster=cluster, name="successor")
+    outcomes = []
+
+    def body():
+        yield zombie.init_transactions()
+        zombie.begin_transaction()
+        zombie.produce("t", value="z1", key="k")
+        yield zombie.flush()
+        yield successor.init_transactions()  # bumps the epoch: the zombie is fenced
+        zombie.produce("t", value="z2", key="k", on_delivery=lambda err, msg: outcomes.append(("delivery", err.name())))
+        yield from attempt(outcomes, "flush", zombie.flush)
+        yield from attempt(outcomes, "commit", zombie.commit_transaction)
+        yield from attempt(outcomes, "abort", zombie.abort_transaction)
+    run(cluster, body)
+    return cluster, outcomes
+
+
+def test_a_fenced_transactional_produce():
+    # librdkafka: the Produce answer INVALID_PRODUCER_EPOCH is the fatal _FENCED at once (raised by the
+    # next flush, before the delivery report queued behind it), and every call after it fails the same.
+    _, rd = fenced_zombie(Client.LIBRDKAFKA)
+    assert rd == [("flush", "_FENCED", "fatal"), ("commit", "_FENCED", "fatal"), ("abort", "_FENCED", "fatal")]
+    # Java (KIP-588): the send fails with InvalidProducerEpochException and the transaction becomes
+    # abortable; commit raises it (TM.maybeFailWithError), abort is allowed and sends EndTxn, whose
+    # answer PRODUCER_FENCED is the fatal ProducerFencedException (EndTxnHandler).
+    cluster, java = fenced_zombie(Client.JAVA)
+    assert java == [("delivery", "INVALID_PRODUCER_EPOCH"), ("flush", None),
+                    ("commit", "INVALID_PRODUCER_EPOCH", "abortable"), ("abort", "PRODUCER_FENCED", "fatal")]
+    ends = [e.data["fields"]["error"] for e in cluster.world.trace.events
+            if e.kind == "net.response" and e.data["msg"] == "EndTxnResponse"]
+    assert ends == ["PRODUCER_FENCED"]
+    assert data_records(cluster) == [(0, "z1")]  # z2 was refused either way
+
+
+def shrunken_window(client):
+    """Two one-record batches appended, both answers lost, then the broker restarts: its snapshot keeps only
+    the last batch, so the retry of sequence 0 gets OUT_OF_ORDER_SEQUENCE_NUMBER at the head of the line."""
+    cluster = make_cluster()
+    cluster.network.route = lambda packet: None if type(packet.payload).__name__ == "ProduceResponse" else 0
+    producer = Producer({"enable.idempotence": True, "socket.timeout.ms": 1000, "batch.num.messages": 1,
+                         "eosim.client": client.value}, cluster=cluster, name="p")
+    outcomes = []
+    reports = []
+
+    def body():
+        yield cluster.world.env.timeout(600)
+        for value in ("v0", "v1"):
+            producer.produce("t", value=value, key="k",
+                             on_delivery=lambda err, msg: reports.append((err and err.name(), msg.offset())))
+        yield cluster.world.env.timeout(20)
+        cluster.broker_node.crash()
+        cluster.network.route = deliver_all
+        yield cluster.world.env.timeout(180)
+        cluster.broker_node.restart()
+        yield from attempt(outcomes, "flush", lambda: producer.flush(10))
+        yield from attempt(outcomes, "flush", lambda: producer.flush(10))
+    run(cluster, body)
+    return cluster, outcomes, reports
+
+
+def test_out_of_order_at_the_head_of_the_line_end_to_end():
+    cluster, rd, reports = shrunken_window(Client.LIBRDKAFKA)
+    # librdkafka: fatal, nothing written twice, v0 reported failed although it is at offset 0
+    assert rd == [("flush", "OUT_OF_ORDER_SEQUENCE_NUMBER", "fatal"), ("flush", None)]
+    assert reports == [("OUT_OF_ORDER_SEQUENCE_NUMBER", -1001), (None, 1)]
+    assert data_records(cluster) == [(0, "v0"), (1, "v1")]
+    # Java: bump the epoch and resend from sequence 0, one batch at a time (RecordAccumulator): both
+    # records land again under epoch 1 - duplicates, where librdkafka gave a spurious failure
+    cluster, java, reports = shrunken_window(Client.JAVA)
+    assert java == [("flush", None), ("flush", None)]
+    assert reports == [(None, 2), (None, 3)]
+    assert data_records(cluster) == [(0, "v0"), (1, "v1"), (2, "v0"), (3, "v1")]
+    assert [e.data["producer_epoch"] for e in cluster.world.trace.events if e.kind == "client.pid"] == [0, 1]
+
+
+def timed_out_commit(client):
+    cluster = make_cluster(**{"transaction.version": 1})
+    producer = Producer({"transactional.id": "tx", "transaction.timeout.ms": 1000, "eosim.client": client.value},
+                        cluster=cluster, name="slow")
+    outcomes = []
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="s1", key="k")
+        yield producer.flush()
+        yield cluster.world.env.timeout(3000)  # the coordinator aborts it, bumping the epoch (TV1)
+        yield from attempt(outcomes, "commit", producer.commit_transaction)
+    run(cluster, body)
+    return outcomes
+
+
+def test_a_transaction_timed_out_on_a_tv1_cluster_reports_fencing_in_both():
+    # EndTxn with the old epoch: librdkafka's v1 gets INVALID_PRODUCER_EPOCH (_FENCED), Java's v4 gets
+    # PRODUCER_FENCED (ProducerFencedException): fatal in both, a timed-out producer looks like a zombie
+    assert timed_out_commit(Client.LIBRDKAFKA) == [("commit", "_FENCED", "fatal")]
+    assert timed_out_commit(Client.JAVA) == [("commit", "PRODUCER_FENCED", "fatal")]
+
+
+def test_the_default_consumer_sees_an_open_transaction_only_in_java():
+    cluster = make_cluster()
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p")
+    consumers = {client: Consumer({"group.id": f"g-{client.value}", "eosim.client": client.value},
+                                  cluster=cluster, name=f"c-{client.value}") for client in CLIENTS}
+    seen = {}
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="open", key="k")
+        yield producer.flush()
+        for client, consumer in consumers.items():
+            consumer.assign([TopicPartition("t", 0, OFFSET_BEGINNING)])
+            seen[client] = [m.value() for m in (yield consumer.consume(10, 2))]
+    run(cluster, body)
+    # librdkafka reads up to the LSO (read_committed), Java up to the high watermark (read_uncommitted)
+    assert seen == {Client.LIBRDKAFKA: [], Client.JAVA: ["open"]}
