@@ -34,7 +34,7 @@ from typing import Any, Callable, Generator, Iterable
 import simpy
 from attrs import define, field, frozen
 
-from models.errors import Errors
+from models.errors import Errors, IllegalTransition
 from models.protocol import ProduceRequest, ProduceResponse
 from models.records import MAX_SEQUENCE, Record, RecordBatch, TopicPartition as TP, increment_sequence
 from models.txn_coordinator import (
@@ -116,6 +116,15 @@ TXN_TRANSITIONS: dict[TxnState, frozenset[TxnState]] = {
     T.ABORTABLE_ERROR: frozenset({T.IN_TRANSACTION, T.BEGIN_COMMIT, T.COMMITTING_TRANSACTION}),
     T.FATAL_ERROR: frozenset(TxnState),
 }
+
+
+def txn_transition(current: TxnState, target: TxnState) -> TxnState:
+    """rd_kafka_txn_state_transition_is_valid: the target state, or IllegalTransition (a client bug)."""
+    if current not in TXN_TRANSITIONS.get(target, frozenset()):
+        raise IllegalTransition("librdkafka transaction manager", current, target)
+    return target
+
+
 # Later abortable errors in these states are ignored, not a bug.
 ABORTABLE_IGNORED_IN = frozenset({T.BEGIN_ABORT, T.ABORTING_TRANSACTION, T.FATAL_ERROR})
 del T
@@ -951,8 +960,7 @@ class Producer(Handle):
             return
         if state is TxnState.ABORTABLE_ERROR and current in ABORTABLE_IGNORED_IN:
             return
-        assert current in TXN_TRANSITIONS[state], f"BUG: invalid txn state transition {current} -> {state}"
-        self._txn_state = state
+        self._txn_state = txn_transition(current, state)
 
     def _require_states(self, *states: TxnState) -> KafkaError | None:
         """rd_kafka_txn_require_states0."""
