@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
-from collections import deque
 from typing import Any
 
 import networkx as nx

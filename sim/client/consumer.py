@@ -45,7 +45,7 @@ from models.group_coordinator import (
 )
 from models.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, FetchRequest, ListOffsetsRequest
 from models.records import IsolationLevel, TopicPartition as TP
-from sim.client.config import ConsumerConfig, validate_config
+from sim.client.config import ConsumerConfig
 from sim.client.errors import Context, KafkaError, KafkaException, Reaction, action, failure_code
 from sim.client.handle import GROUP_COORDINATOR, LEADER, Handle
 from sim.client.message import (
@@ -93,14 +93,7 @@ class Consumer(Handle):
     """confluent_kafka.Consumer on the simulated cluster."""
 
     def __init__(self, config: dict[str, Any], *, cluster: Any, name: str) -> None:
-        self.name = name
-        self._cluster = cluster
-        self._world = cluster.world
-        self._env: simpy.Environment = cluster.world.env
-        self._trace = cluster.world.trace
-        self.config: ConsumerConfig = validate_config("consumer", config)  # type: ignore[assignment]
-        self._client = self.config.eosim_client  # whose reactions (sim.client.errors.TABLES)
-        self._jitter = self._world.rng(f"{name}/retry-jitter")
+        self.config: ConsumerConfig = self._open("consumer", config, cluster, name)
         self._isolation: IsolationLevel = self.config.isolation_level
         self._parts: dict[TP, _Part] = {}
         self._queue: list[tuple[TP, int, Message]] = []  # (partition, version, message)

@@ -48,6 +48,8 @@ from typing import Any, Callable, Generator
 
 import simpy
 
+from sim.client.config import validate_config
+
 LEADER = ""  # the partition leader's node connection (also TxnOffsetCommit, idempotent InitProducerId)
 TXN_COORDINATOR = "/txn"  # the TxnCoordinator logical broker
 GROUP_COORDINATOR = "/group"  # the GroupCoordinator logical broker
@@ -58,6 +60,18 @@ class Handle:
 
     _env: simpy.Environment
     _crashed: bool = False
+
+    def _open(self, kind: str, config: dict[str, Any], cluster: Any, name: str) -> Any:
+        """The handle's part of rd_kafka_new: validated config, its world, and its seeded retry jitter."""
+        self.name = name
+        self._cluster = cluster
+        self._world = cluster.world
+        self._env = cluster.world.env
+        self._trace = cluster.world.trace
+        validated = validate_config(kind, config)
+        self._client = validated.eosim_client  # whose reactions (sim.client.errors.TABLES)
+        self._jitter = self._world.rng(f"{name}/retry-jitter")
+        return validated
 
     def _spawn(self, body: Generator) -> simpy.Process:
         """Start a process of this client: it dies with the client (see ``_guarded``)."""

@@ -44,7 +44,7 @@ from models.txn_coordinator import (
     InitProducerIdRequest,
 )
 from models.group_coordinator import TxnOffsetCommitRequest
-from sim.client.config import Client, ProducerConfig, validate_config
+from sim.client.config import Client, ProducerConfig
 from sim.client.errors import (
     Context,
     KafkaError,
@@ -302,14 +302,7 @@ class Producer(Handle):
     """confluent_kafka.Producer on the simulated cluster."""
 
     def __init__(self, config: dict[str, Any], *, cluster: Any, name: str) -> None:
-        self.name = name
-        self._cluster = cluster
-        self._world = cluster.world
-        self._env: simpy.Environment = cluster.world.env
-        self._trace = cluster.world.trace
-        self.config: ProducerConfig = validate_config("producer", config)  # type: ignore[assignment]
-        self._client: Client = self.config.eosim_client  # whose reactions (sim.client.errors.TABLES)
-        self._jitter = self._world.rng(f"{name}/retry-jitter")
+        self.config: ProducerConfig = self._open("producer", config, cluster, name)
         self._partitioner = self._world.rng(f"{name}/partitioner")
         self._sticky: dict[str, tuple[int, int]] = {}  # topic -> (partition, chosen at)
         self._partitions: dict[TP, _Partition] = {}
