@@ -108,3 +108,19 @@ INFRASTRUCTURE_ERRORS: dict[str, dict[Errors, bool]] = {
                                        "JoinGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
                                        "TxnOffsetCommit")},
 }
+
+# The transaction coordinator's own appends to __transaction_state are no request, so a fault rule names them
+# by this pseudo-API. TSM.appendTransactionToLog appends through ReplicaManager.appendRecords with acks=all, the
+# path of Produce: with the ISR below min.insync.replicas the leader refuses with NOT_ENOUGH_REPLICAS before it
+# appends, or answers NOT_ENOUGH_REPLICAS_AFTER_APPEND once the ISR shrank after it appended; the coordinator maps
+# both to COORDINATOR_NOT_AVAILABLE and stays the coordinator. Left out: REQUEST_TIMED_OUT (Kafka gives it only
+# after request.timeout.ms of waiting for the followers, a wait the simulated append does not have), and the
+# leader errors, which come with a leadership move (the coordinator_failover op).
+TXN_LOG_APPEND = "TxnLogAppend"
+TXN_LOG_APPEND_ERRORS: dict[Errors, bool] = {E.NOT_ENOUGH_REPLICAS: False, E.NOT_ENOUGH_REPLICAS_AFTER_APPEND: True}
+
+
+def injectable_errors(message: str) -> dict[Errors, bool]:
+    """The errors a fault rule can inject into ``message`` (an API name, or ``TXN_LOG_APPEND``), each mapped to
+    whether it comes after the work."""
+    return TXN_LOG_APPEND_ERRORS if message == TXN_LOG_APPEND else INFRASTRUCTURE_ERRORS[message]

@@ -102,7 +102,7 @@ class Injection:
     after_apply: bool
 
 
-def no_injection(_packet: Packet) -> Injection | None:
+def no_injection(*_what: object) -> Injection | None:
     return None
 
 
@@ -115,6 +115,8 @@ class Broker:
     node: str = "broker-1"
     # The fault layer's hook (sim/faults.py), asked as each request is handled.
     inject: Callable[[Packet], Injection | None] = no_injection
+    # Its hook for the transaction coordinator's own appends to __transaction_state (node, append).
+    inject_txn_log: Callable[[str, AppendTxnLog], Injection | None] = no_injection
     logs: dict[TopicPartition, PartitionLog] = field(init=False)
     tc: TransactionCoordinator = field(init=False)
     gc: GroupCoordinator = field(init=False)
@@ -312,11 +314,16 @@ class Broker:
                 self._emit("txn.log", write_id=effect.write_id, transactional_id=effect.transactional_id,
                            state=effect.record.state.kafka_name, producer_id=effect.record.producer_id,
                            producer_epoch=effect.record.producer_epoch)
-                # The leader's local append is synchronous (it is on disk at once); acks=all then completes.
-                self.txn_log.append(effect.record)
+                # The leader's local append is synchronous (it is on disk at once); acks=all then completes. An
+                # injected error fails it before the local append, or after it (the record stays in the log while
+                # the coordinator is told it failed: Partition.appendRecordsToLeader, DelayedProduce).
+                failed = self.inject_txn_log(self.node, effect)
+                if failed is None or failed.after_apply:
+                    self.txn_log.append(effect.record)
+                error = Errors.NONE if failed is None else failed.error
                 tc = self.tc
                 self._later(TXN_LOG_APPEND_MS,
-                            lambda w=effect.write_id: self._apply(tc.on_log_append(w, Errors.NONE, self.world.now)))
+                            lambda w=effect.write_id, e=error: self._apply(tc.on_log_append(w, e, self.world.now)))
             elif isinstance(effect, SendTxnMarkers):
                 self._spawn(self._send_markers(self.tc, effect.entry))
             elif isinstance(effect, TxnLoaded):

@@ -42,6 +42,10 @@ _MESSAGE_FAULTS = {"drop": "dropped", "disconnect": "lost, connection closed", "
 def _fault(what: str, data: dict[str, Any], t: int, lane: Callable[[str], str]) -> list[str]:
     """Fault events: ⚡ on the message's lanes, or on the nemesis' lane for its ops."""
     rule = _text(data["rule"])
+    if "write_id" in data:  # the transaction coordinator's own append to __transaction_state
+        done = " after appending it" if data["after_apply"] else ""
+        return [f"    Note over {lane(data['broker'])}: ⚡ {rule}: {_text(data['transactional_id'])}'s "
+                f"{data['msg']} failed {data['error']}{done}"]
     if "correlation_id" in data:
         if what == "delay" and rule in ("clog", "pause"):
             return []

@@ -3,8 +3,9 @@
 
 The fault layer breaks things at precise points, deterministically (docs/faults.md is the reference).
 It is the network's ``route``, the single place that decides whether a packet is delivered, delayed or
-dropped, and the broker's ``inject`` hook, which answers a request with an error instead of the
-broker's own answer. It holds:
+dropped, the broker's ``inject`` hook, which answers a request with an error instead of the broker's
+own answer, and its ``inject_txn_log`` hook, which fails the transaction coordinator's own append to
+``__transaction_state`` (the pseudo-API ``TxnLogAppend``). It holds:
 
 - the scenario's ``[[faults]]`` rules (``sim.scenario.Fault``): a selector in the spirit of kfake's fault
   API (message, node, topic/partition, transactional.id, direction), an action (drop, delay,
@@ -15,20 +16,22 @@ broker's own answer. It holds:
 
 Rules are tried in declaration order and the first that matches acts; counts go down in event order.
 Every decision emits a ``fault.*`` trace event (node ``nemesis``) that names its rule (a ``[[faults]]``
-name, or the nemesis op or mechanism behind it) and, for a packet, its correlation id and message.
+name, or the nemesis op or mechanism behind it) and, for a packet, its correlation id and message (for a
+txn-log append, ``msg = "TxnLogAppend"``, its write id and transactional.id).
 A run without faults emits none and routes every packet as the bare network does.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import networkx as nx
 from attrs import define, field, frozen
 
-from models.api import INFRASTRUCTURE_ERRORS, api_name
+from models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, api_name, injectable_errors
 from models.errors import Errors
 from sim import scenario as sc
+from models.txn_coordinator import AppendTxnLog
 from sim.broker import Broker, Injection
 from sim.net import Network, Packet
 from sim.world import World
@@ -114,6 +117,7 @@ class FaultLayer:
         network.route = layer.route
         network.asleep = layer.asleep
         broker.inject = layer.inject
+        broker.inject_txn_log = layer.inject_txn_log
         return layer
 
     @property
@@ -142,7 +146,7 @@ class FaultLayer:
             self._emit("drop", "partition", packet)
             return None
         extra = 0
-        rule = self._match(packet, request, NETWORK_ACTIONS)
+        rule = self._match_packet(packet, request, NETWORK_ACTIONS)
         if rule is not None and rule.action == "drop":
             self._emit("drop", rule.name, packet)
             return None
@@ -163,7 +167,7 @@ class FaultLayer:
 
     def inject(self, packet: Packet) -> Injection | None:
         """The broker's hook, as it handles a request: an error to answer instead, or None."""
-        rule = self._match(packet, packet.payload, frozenset({"error"}))
+        rule = self._match_packet(packet, packet.payload, frozenset({"error"}))
         if rule is None:
             return None
         error = Errors[rule.error]
@@ -171,12 +175,30 @@ class FaultLayer:
         self._emit("error", rule.name, packet, error=error.name, after_apply=after)
         return Injection(error=error, after_apply=after)
 
-    def _match(self, packet: Packet, request: Any, actions: frozenset[str]) -> sc.Fault | None:
+    def inject_txn_log(self, node: str, append: AppendTxnLog) -> Injection | None:
+        """The broker's hook as the transaction coordinator on ``node`` appends to ``__transaction_state``: an
+        error the append fails with, or None. Only rules naming ``message = "TxnLogAppend"`` strike it (the
+        loader gives them the error action and at most the transactional_id and node selectors)."""
+        rule = self._match(lambda r: r.message == TXN_LOG_APPEND and r.node in (None, node)
+                           and r.transactional_id in (None, append.transactional_id))
+        if rule is None:
+            return None
+        error = Errors[rule.error]
+        after = injectable_errors(TXN_LOG_APPEND)[error]
+        self._emit("error", rule.name, msg=TXN_LOG_APPEND, broker=node, write_id=append.write_id,
+                   transactional_id=append.transactional_id, error=error.name, after_apply=after)
+        return Injection(error=error, after_apply=after)
+
+    def _match_packet(self, packet: Packet, request: Any, actions: frozenset[str]) -> sc.Fault | None:
         if request is None or not self._armed:  # no request seen (sent before the layer): nothing to judge
             return None
         f = facts(request)
+        return self._match(lambda r: r.action in actions and selects(r, packet, f))
+
+    def _match(self, applies: Callable[[sc.Fault], bool]) -> sc.Fault | None:
+        """The first armed rule that ``applies``; its count goes down."""
         for armed in self._armed:
-            if armed.rule.action in actions and selects(armed.rule, packet, f):
+            if applies(armed.rule):
                 if armed.left is not None:
                     armed.left -= 1
                     if armed.left == 0:

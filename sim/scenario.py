@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal, Mapping, Union
 import attrs
 from attrs import NOTHING, field, frozen
 
-from models.api import API_NAMES, INFRASTRUCTURE_ERRORS
+from models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, injectable_errors
 from models.config import SIMULATOR_ONLY_PREFIX, BrokerConfig
 from models.errors import Errors
 from models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
@@ -417,7 +417,9 @@ class Fault:
     name: str = _f("Names the rule in the trace and diagrams.", pattern=NAME_PATTERN)
     action: Literal["drop", "delay", "disconnect", "error"] = _f(
         "drop the message; delay it by ms; close its connection; or answer the request with error.")
-    message: str | None = _f('Kafka API of the message, e.g. "Produce", "EndTxn"; absent = any.', None)
+    message: str | None = _f('Kafka API of the message, e.g. "Produce", "EndTxn", or "TxnLogAppend" (the '
+                             "transaction coordinator's own append to __transaction_state); absent = any request "
+                             "or response.", None)
     direction: Literal["request", "response"] | None = _f("Only requests, or only responses; absent = both.", None)
     node: str | None = _f('An actor, or "broker-1", at either end of the connection; absent = any.', None)
     topic: str | None = _f("Messages about this topic; absent = any.", None)
@@ -991,8 +993,11 @@ def _check_faults(s: Scenario) -> None:
         location = f"faults[{i}]"
         if fault.name == NEMESIS:
             raise _Invalid(f"{location}.name", f'"{NEMESIS}" names the random nemesis\' own faults')
-        if fault.message is not None and fault.message not in API_NAMES:
-            raise _Invalid(f"{location}.message", f'no API "{fault.message}" (APIs: {", ".join(API_NAMES)})')
+        if fault.message is not None and fault.message not in (*API_NAMES, TXN_LOG_APPEND):
+            raise _Invalid(f"{location}.message",
+                           f'no API "{fault.message}" (APIs: {", ".join((*API_NAMES, TXN_LOG_APPEND))})')
+        if fault.message == TXN_LOG_APPEND:
+            _check_txn_log_append(fault, location)
         if fault.node is not None:
             _check_node(fault.node, (*s.actors, *BROKERS), f"{location}.node")
         if fault.partition is not None and fault.topic is None:
@@ -1029,16 +1034,31 @@ def _check_faults(s: Scenario) -> None:
         raise _Invalid("nemesis.until_step", f"must come after after_step ({nemesis.after_step})")
 
 
+def _check_txn_log_append(fault: Fault, location: str) -> None:
+    """A TxnLogAppend is no message on a connection: it can only fail, and has no direction or topic."""
+    if fault.action != "error":
+        raise _Invalid(f"{location}.action", f'a {TXN_LOG_APPEND} can only fail: action = "error"')
+    if fault.direction is not None:
+        raise _Invalid(f"{location}.direction", f"a {TXN_LOG_APPEND} is neither a request nor a response")
+    if fault.topic is not None:
+        raise _Invalid(f"{location}.topic", f"a {TXN_LOG_APPEND} writes __transaction_state: select it by "
+                                            "transactional_id")
+    if fault.node is not None and fault.node not in BROKERS:
+        raise _Invalid(f"{location}.node", f"the transaction coordinator appends on {', '.join(BROKERS)}, "
+                                           f"not on {fault.node}")
+
+
 def _check_injectable(fault: Fault, location: str) -> None:
     try:
         error = Errors[fault.error]
     except KeyError:
         raise _Invalid(location, f'no Kafka error "{fault.error}"') from None
     apis = [fault.message] if fault.message is not None else list(INFRASTRUCTURE_ERRORS)
-    if not any(error in INFRASTRUCTURE_ERRORS[api] for api in apis):
-        known = sorted({e.name for api in apis for e in INFRASTRUCTURE_ERRORS[api]})
-        where = f"a {fault.message} request" if fault.message else "any request"
-        raise _Invalid(location, f"the broker does not answer {where} with {fault.error} for a reason the "
+    if not any(error in injectable_errors(api) for api in apis):
+        known = sorted({e.name for api in apis for e in injectable_errors(api)})
+        what = ("fail an append to __transaction_state" if fault.message == TXN_LOG_APPEND
+                else f"answer a {fault.message} request" if fault.message else "answer any request")
+        raise _Invalid(location, f"the broker does not {what} with {fault.error} for a reason the "
                                  f"simulator leaves out (injectable: {', '.join(known)})")
 
 

@@ -15,6 +15,7 @@ from models.records import Record, RecordBatch, TopicPartition
 from models.txn_coordinator import EndTxnRequest, InitProducerIdRequest
 from sim import scenario as sc
 from sim.cluster import Cluster, cluster_config
+from sim.diagram import mermaid
 from sim.faults import FaultLayer, facts, node_of
 from sim.net import DISCONNECTED, TIMED_OUT
 from sim.runner import run_scenario
@@ -205,6 +206,63 @@ def test_an_error_strikes_only_apis_that_can_answer_it():
     assert {e["data"]["msg"] for e in kinds(out, "fault.error")} == {"InitProducerIdRequest"}
     assert [r[2] for r in appends(out)] == ["v1"]
     assert out.exit_code == 0
+
+
+# --- the transaction coordinator's own appends (TxnLogAppend) ---------------------------------------------
+
+
+@pytest.mark.parametrize("error, after, records", [("NOT_ENOUGH_REPLICAS", False, 1),
+                                                   ("NOT_ENOUGH_REPLICAS_AFTER_APPEND", True, 2)])
+def test_a_txn_log_append_fails_before_or_after_the_leader_appends(error, after, records):
+    """The coordinator's write fails: the client gets COORDINATOR_NOT_AVAILABLE (TSM.appendTransactionToLog) and the
+    metadata is untouched, so the retry gets epoch 0; after the append the record is in the log all the same."""
+    world = World(1)
+    cluster = Cluster(world, cluster_config({}), {"out": 1})
+    s = scenario(rule(name="isr", action="error", message="TxnLogAppend", transactional_id="tx-2", error=error)
+                 + PRODUCE_AND_FLUSH)
+    FaultLayer.install(world, cluster.network, cluster.broker_node, s)
+    replies = []
+
+    def init():
+        request = InitProducerIdRequest(transactional_id="tx-2", transaction_timeout_ms=60_000)
+        for _ in range(2):
+            replies.append((yield cluster.network.request("p2#1/txn", cluster.broker, request, 1000)))
+
+    world.env.process(init())
+    world.env.run(until=100)
+    assert [(r.error, r.producer_epoch) for r in replies] == [(Errors.COORDINATOR_NOT_AVAILABLE, -1), (Errors.NONE, 0)]
+    assert [(r.state.kafka_name, r.producer_epoch) for r in cluster.broker_node.txn_log] == [("Empty", 0)] * records
+    [fault] = [e for e in world.trace.dicts() if e["kind"].startswith("fault.")]
+    assert (fault["kind"], fault["node"], fault["data"]) == ("fault.error", "nemesis", {
+        "rule": "isr", "msg": "TxnLogAppend", "broker": "broker-1", "write_id": 0, "transactional_id": "tx-2",
+        "error": error, "after_apply": after})
+
+
+def test_txn_log_append_rules_select_by_transactional_id_and_count_down():
+    """Only tx-3's appends fail, twice; its InitProducerId retries through them. The rule strikes no request, and a
+    rule without message strikes no append (it is for requests)."""
+    head = HEAD + '\n[actors.p3]\nkind = "producer"\nconfig = { "transactional.id" = "tx-3" }\n'
+    out = run(rule(name="isr", action="error", message="TxnLogAppend", transactional_id="tx-3",
+                   error="NOT_ENOUGH_REPLICAS", count=2)
+              + rule(name="requests", action="error", error="NOT_ENOUGH_REPLICAS", count="until-healed") + """
+        [[steps]]
+        actor = "p2"
+        op = "init_transactions"
+        expect_error = "NONE"
+
+        [[steps]]
+        actor = "p3"
+        op = "init_transactions"
+        expect_error = "NONE"
+        """, head=head)
+    faults = kinds(out, "fault.error")
+    assert [(e["data"]["rule"], e["data"]["msg"], e["data"]["transactional_id"]) for e in faults] == \
+        [("isr", "TxnLogAppend", "tx-3")] * 2
+    answers = [e["data"]["fields"]["error"] for e in out.trace
+               if e["kind"] == "net.response" and e["data"]["msg"] == "InitProducerIdResponse"]
+    assert answers == ["NONE", "COORDINATOR_NOT_AVAILABLE", "COORDINATOR_NOT_AVAILABLE", "NONE"]
+    assert out.exit_code == 0
+    assert "⚡ isr: tx-3's TxnLogAppend failed NOT_ENOUGH_REPLICAS" in mermaid(out.trace)
 
 
 # --- selectors, order, counts, arming, heal ----------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS
 from sim.client.config import ProducerConfig
 from sim.scenario import (
     OPS,
@@ -307,6 +308,15 @@ action = "error"
 error = "COORDINATOR_LOAD_IN_PROGRESS"
 count = 3
 
+[[faults]]
+name = "txn-log-below-min-isr"
+action = "error"
+message = "TxnLogAppend"
+node = "broker-1"
+transactional_id = "tx"
+error = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+count = 2
+
 [nemesis]
 kinds = ["partition", "pause"]
 targets = ["p"]
@@ -358,6 +368,7 @@ def test_unreadable_files(tmp_path):
 
 STEP_PRODUCE = 'op = "produce"\ntopic = "out"\npartition = 0'
 FAULT = '[[faults]]\nname = "f"\naction = "drop"\n'
+TXN_LOG = '[[faults]]\nname = "f"\naction = "error"\nmessage = "TxnLogAppend"\nerror = "NOT_ENOUGH_REPLICAS"\n'
 NEMESIS_STEP = '[[steps]]\nactor = "nemesis"\nop = "partition"\nnodes = ["p1"]\n'
 BROKER_STEP = '[[steps]]\nactor = "nemesis"\nop = "{op}"\n'
 CRASH, RESTART = BROKER_STEP.format(op="crash_broker"), BROKER_STEP.format(op="restart_broker")
@@ -508,6 +519,17 @@ REFUSALS = [
      "does not answer a Fetch request with REQUEST_TIMED_OUT"),
     ("error on responses", faults(FAULT.replace('"drop"', '"error"') + 'error = "NOT_COORDINATOR"\n'
                                   'direction = "response"\n'), "faults[0].direction", "not responses"),
+    ("txn-log append dropped", faults(FAULT + 'message = "TxnLogAppend"\n'), "faults[0].action",
+     'a TxnLogAppend can only fail: action = "error"'),
+    ("txn-log append direction", faults(TXN_LOG + 'direction = "request"\n'), "faults[0].direction",
+     "a TxnLogAppend is neither a request nor a response"),
+    ("txn-log append topic", faults(TXN_LOG + 'topic = "out"\n'), "faults[0].topic",
+     "a TxnLogAppend writes __transaction_state: select it by transactional_id"),
+    ("txn-log append on a client", faults(TXN_LOG + 'node = "p1"\n'), "faults[0].node",
+     "the transaction coordinator appends on broker-1, not on p1"),
+    ("txn-log append error", faults(TXN_LOG.replace("NOT_ENOUGH_REPLICAS", "NOT_COORDINATOR")), "faults[0].error",
+     "does not fail an append to __transaction_state with NOT_COORDINATOR for a reason the simulator leaves out "
+     "(injectable: NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND)"),
     ("fault count", faults(FAULT + "count = 0\n"), "faults[0].count", "must be >= 1"),
     ("fault count word", faults(FAULT + 'count = "forever"\n'), "faults[0].count",
      'expected an integer or one of "until-healed"'),
@@ -625,6 +647,16 @@ def test_docs_field_tables_match_the_json_schema():
         documented = tables[title]
         assert set(documented) == own, title
         assert {f for f, required in documented.items() if required} == set(obj["required"]) - {"op", "actor"}, title
+
+
+def test_docs_fault_rows_name_every_message_and_injectable_error():
+    """The [[faults]] rows list what the loader takes: every API and TxnLogAppend, every injectable error."""
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(message|error)` \|(.*)$", DOC.read_text(), re.M)}
+    assert set(re.findall(r"`([A-Z][a-zA-Z]+)`", rows["message"])) == {*API_NAMES, TXN_LOG_APPEND}
+    errors = {e.name for table in (*INFRASTRUCTURE_ERRORS.values(), TXN_LOG_APPEND_ERRORS) for e in table}
+    assert set(re.findall(r"`([A-Z_]+)`", rows["error"])) == errors
+    fault = _schema_objects(scenario_json_schema())["[[faults]]"]
+    assert TXN_LOG_APPEND in fault["properties"]["message"]["description"]
 
 
 def test_the_json_schema_is_valid_and_accepts_what_the_loader_accepts():
