@@ -10,6 +10,10 @@ anomaly                    invariant
 =========================  ==================================================================
 epoch-regression           per transactional.id and pid the coordinator's epoch never goes back;
                            neither does the epoch one client instance adopts
+epoch-skip                 per transactional.id and pid, every record the coordinator appends to
+                           __transaction_state has an epoch at most one above the last durable one
+                           (txn.state or txn.load): the in-memory epoch runs ahead of the log by
+                           one fence at most, however often the fence's write fails (KAFKA-9666)
 shared-producer-epoch      two live client instances never hold the same (pid, epoch)
 sequence-gap               a (pid, epoch)'s batches on a partition have contiguous sequences
 missed-duplicate           a retry of a batch the log holds is acked as a duplicate, never refused
@@ -82,6 +86,8 @@ class _Oracle:
     handlers: dict = field(init=False)
     incarnation: dict[str, int] = field(factory=dict)
     tc_epoch: dict[tuple, Event] = field(factory=dict)  # (tid, pid) -> highest-epoch txn.state
+    durable: dict[tuple, Event] = field(factory=dict)  # (tid, pid) -> latest txn.state or txn.load
+    skipped: dict[tuple, int] = field(factory=dict)  # (tid, pid) -> seq of the durable event last reported against
     client_epoch: dict[tuple, Event] = field(factory=dict)  # (actor, incarnation, tid, pid) -> client.pid
     holder: dict[tuple[int, int], tuple[tuple[str, int], Event]] = field(factory=dict)
     holding: dict[tuple[str, int], tuple[int, int]] = field(factory=dict)
@@ -101,6 +107,7 @@ class _Oracle:
         self.handlers = {
             "client.op": self.on_client_op,
             "client.pid": self.on_client_pid,
+            "txn.log": self.on_txn_log,
             "txn.state": self.on_txn_state,
             "txn.load": self.on_txn_load,
             "log.append": self.on_append,
@@ -153,9 +160,30 @@ class _Oracle:
 
     # -- transaction coordinator --------------------------------------------------------------------
 
+    def on_txn_log(self, ev: Event) -> None:
+        # The appended record carries the coordinator's in-memory epoch. Every durable transition moves the
+        # epoch by one at most (an InitProducerId bump, a fence, a TV2 Prepare*), and the one in-memory change
+        # before a write is the TV1 fence's bump (TransactionCoordinator.endTransactionWithTV1), which a failed
+        # write must not repeat (hasFailedEpochFence). A failed after-append write is no durable baseline: the
+        # coordinator resets its pending state and writes the same epoch again.
+        d = ev["data"]
+        key = (d["transactional_id"], d["producer_id"])
+        durable = self.durable.get(key)
+        if durable is None or self.skipped.get(key) == durable["seq"]:
+            return
+        base = durable["data"]["producer_epoch"]
+        if d["producer_epoch"] > base + 1:
+            self.skipped[key] = durable["seq"]
+            self.report("epoch-skip",
+                        f"The coordinator appended {d['state']} for {key[0]!r} (producer id {key[1]}) at epoch "
+                        f"{d['producer_epoch']}, {d['producer_epoch'] - base} above its durable epoch {base}: the "
+                        "in-memory epoch ran ahead of __transaction_state by more than one bump (a fence whose "
+                        "write failed must not be bumped again, KAFKA-9666).", durable, ev)
+
     def on_txn_state(self, ev: Event) -> None:
         d = ev["data"]
         tid, pid, epoch, new = d["transactional_id"], d["producer_id"], d["producer_epoch"], d["new"]
+        self.durable[(tid, pid)] = ev
         prev = self.tc_epoch.get((tid, pid))
         if prev is not None and epoch < prev["data"]["producer_epoch"]:
             self.report("epoch-regression",
@@ -195,6 +223,7 @@ class _Oracle:
         old = d["state"] if seen is None else seen["data"]["new"]
         if old != d["state"] or seen is None:
             self.on_txn_state({**ev, "data": {**d, "old": old, "new": d["state"]}})
+        self.durable[(d["transactional_id"], d["producer_id"])] = ev  # also a record that failed after its append
 
     # -- partition logs ---------------------------------------------------------------------------------
 

@@ -31,6 +31,16 @@ class Trace:
         return self.emit("b0", "txn.state", transactional_id=tid, old=old, new=new, producer_id=pid,
                          producer_epoch=epoch)
 
+    def log(self, state, epoch=0, pid=PID, tid=TID):
+        """The coordinator appends this record to __transaction_state (durable only with a txn.state)."""
+        return self.emit("b0", "txn.log", write_id=len(self.events), transactional_id=tid, state=state,
+                         producer_id=pid, producer_epoch=epoch)
+
+    def write(self, old, new, epoch=0, pid=PID, tid=TID):
+        """An append that becomes durable."""
+        self.log(new, epoch, pid, tid)
+        return self.state(old, new, epoch, pid, tid)
+
     def append(self, tp, base_offset, count=1, seq=0, epoch=0, pid=PID, transactional=True, node="b0"):
         last = base_offset + count - 1
         return self.emit(node, "log.append", tp=tp, base_offset=base_offset, last_offset=last, producer_id=pid,
@@ -137,6 +147,56 @@ def test_shared_producer_epoch_quiet_after_a_crash_or_a_move_to_a_new_epoch():
     tr.client_pid("app-b", 4)
     tr.client_pid("app-a", 3)  # a new instance of app-a; app-b moved on
     assert "shared-producer-epoch" not in names(check_trace(tr.events))
+
+
+def test_epoch_skip_fires_when_a_failed_fence_is_bumped_again():
+    """KAFKA-9666: the fence's PrepareAbort write fails, and each InitProducerId retry bumps the in-memory epoch
+    once more; one anomaly per durable epoch run ahead of, however many appends."""
+    tr = Trace()
+    tr.write("Empty", "Empty", 0)
+    ongoing = tr.write("Empty", "Ongoing", 0)
+    tr.log("PrepareAbort", 1)  # the fence: its write fails
+    again = tr.log("PrepareAbort", 2)
+    tr.log("PrepareAbort", 3)
+    tr.write("Ongoing", "PrepareAbort", 3)
+    tr.write("PrepareAbort", "CompleteAbort", 3)
+    tr.write("CompleteAbort", "Empty", 4)
+    result = check_trace(tr.events)
+    [anomaly] = found(result, "epoch-skip")
+    assert anomaly.witness == (ongoing, again) and result.valid is False
+    assert "appended PrepareAbort for 'tx-1' (producer id 7) at epoch 2, 2 above its durable epoch 0" \
+        in anomaly.description
+
+
+def test_epoch_skip_fires_for_a_durable_double_bump():
+    """KAFKA-19367's shape: a TV2 fence-abort keeps the fence's bump and bumps again."""
+    tr = Trace()
+    ongoing = tr.write("Empty", "Ongoing", 5)
+    prepare = tr.log("PrepareAbort", 7)
+    tr.state("Ongoing", "PrepareAbort", 7)
+    [anomaly] = found(check_trace(tr.events), "epoch-skip")
+    assert anomaly.witness == (ongoing, prepare)
+
+
+def test_epoch_skip_quiet_for_one_bump_per_durable_write_rotations_and_loads():
+    tr = Trace()
+    tr.write("Empty", "Empty", 0)
+    tr.write("Empty", "Ongoing", 0)
+    for _ in range(3):
+        tr.log("PrepareAbort", 1)  # a failed fence is retried at the epoch it already bumped
+    tr.write("Ongoing", "PrepareAbort", 1)
+    tr.write("PrepareAbort", "CompleteAbort", 1)
+    tr.write("CompleteAbort", "Empty", 2)
+    tr.log("Empty", 3)  # fails after its append: in the log, not durable for the coordinator
+    tr.emit("b0", "txn.load", transactional_id=TID, state="Empty", producer_id=PID, producer_epoch=3,
+            coordinator_epoch=1)  # a failover loads it: the same state at the next epoch
+    tr.write("Empty", "Empty", 4)
+    tr.write("Empty", "Ongoing", 4)  # TV2: every Prepare* bumps once
+    tr.write("Ongoing", "PrepareCommit", 5)
+    tr.write("PrepareCommit", "CompleteCommit", 5)
+    tr.write("Empty", "Empty", 0, pid=PID + 1)  # the epoch was exhausted: a new producer id at epoch 0
+    result = check_trace(tr.events)
+    assert "epoch-skip" not in names(result) and result.valid is True
 
 
 # -- sequences ---------------------------------------------------------------------------------------------
