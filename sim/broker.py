@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Generator, Iterable
 
-import simpy
 from attrs import define, field, frozen
 
 from models.api import error_response
@@ -165,7 +164,7 @@ class Broker:
 
     def _start_timers(self) -> None:
         self._spawn(self._every(self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
-                                lambda now: self._apply(self.tc.abort_timed_out_transactions(now))))
+                                self._abort_timed_out_transactions))
         self._spawn(self._every(self.config.transaction_remove_expired_transaction_cleanup_interval_ms,
                                 lambda now: self._apply(self.tc.remove_expired_transactional_ids(now))))
         self._spawn(self._every(self.config.producer_id_expiration_check_interval_ms, self._expire_producers))
@@ -347,6 +346,15 @@ class Broker:
                 raise TypeError(f"unknown effect {effect!r}")
 
     # -- coordinators -------------------------------------------------------------------------------
+
+    def _abort_timed_out_transactions(self, now: int) -> None:
+        """TSM.timedOutTransactions: each fence-and-abort starts with a txn-log write of the fenced epoch."""
+        effects = self.tc.abort_timed_out_transactions(now)
+        for effect in effects:
+            if isinstance(effect, AppendTxnLog):
+                self._emit("txn.timeout", transactional_id=effect.transactional_id,
+                           producer_id=effect.record.producer_id, producer_epoch=effect.record.producer_epoch)
+        self._apply(effects)
 
     def _to_coordinator(self, packet: Packet, request: Any) -> None:
         self._requests[packet.correlation_id] = packet

@@ -89,6 +89,9 @@ def mermaid(events: list[dict[str, Any]]) -> str:
         elif kind == "txn.state":
             lines.append(f"    Note over {lane(node)}: {_text(data['transactional_id'])}: {data['old']} → {data['new']}"
                          f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")
+        elif kind == "txn.timeout":
+            lines.append(f"    Note over {lane(node)}: ⏱ {_text(data['transactional_id'])} timed out: the coordinator "
+                         f"fences (epoch {data['producer_epoch']}) and aborts it")
         elif kind == "log.marker":
             lines.append(f"    Note over {lane(node)}: {data['control']} marker @ {data['tp']}:{data['offset']}")
         elif kind == "group.offsets":

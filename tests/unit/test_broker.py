@@ -1,5 +1,7 @@
 """The simulated broker's request handling (sim/broker.py), driven over the network with raw requests."""
 
+from pathlib import Path
+
 from models.config import BrokerConfig
 from models.errors import Errors
 from models.records import TopicPartition
@@ -40,3 +42,14 @@ def test_a_connection_is_muted_until_its_request_is_answered() -> None:
 def test_another_connection_sees_the_pending_transition() -> None:
     """From another connection the same request meets the pending write: CONCURRENT_TRANSACTIONS."""
     assert _second_add_while_first_writes("q#1/txn") is Errors.CONCURRENT_TRANSACTIONS
+
+
+def test_a_timed_out_transaction_is_traced_before_its_fencing_write() -> None:
+    """abortTimedOutTransactions: the sweep fences (epoch + 1) and aborts; the trace says why."""
+    from sim.runner import run_file
+
+    outcome = run_file(Path(__file__).resolve().parents[2] / "experiments/scenarios/transaction-timeout-abort.toml")
+    kinds = [(e["kind"], e["data"].get("producer_epoch")) for e in outcome.trace
+             if e["kind"] in ("txn.timeout", "txn.log") and e["data"].get("transactional_id") == "slowpoke"]
+    timeout = kinds.index(("txn.timeout", 1))
+    assert kinds[timeout + 1] == ("txn.log", 1)
