@@ -152,17 +152,27 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def server_properties(port: int, controller_port: int, log_dir: Path, overrides: dict[str, str]) -> dict[str, str]:
+PROXIED = "PROXIED"  # the listener clients reach through sim/realkafka/proxy.py
+
+
+def server_properties(port: int, controller_port: int, log_dir: Path, overrides: dict[str, str],
+                      proxied_port: int | None = None, proxy_port: int | None = None) -> dict[str, str]:
+    """With ``proxied_port`` and ``proxy_port``: a second listener, PROXIED, on ``proxied_port`` that
+    advertises ``proxy_port``, so a client bootstrapped at a proxy listening there stays behind it."""
+    proxied = proxied_port is not None and proxy_port is not None
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         # Static voter: the same file formats without --standalone.
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+                     + (f",{PROXIED}://127.0.0.1:{proxied_port}" if proxied else ""),
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}"
+                                + (f",{PROXIED}://127.0.0.1:{proxy_port}" if proxied else ""),
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+                                          + (f",{PROXIED}:PLAINTEXT" if proxied else ""),
         "log.dirs": str(log_dir),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -211,6 +221,10 @@ class KafkaBroker:
         self.transaction_version: int | None = None
         self.data_dir: Path | None = None
         self.port: int | None = None
+        # The PROXIED listener: the broker listens on proxied_port and advertises proxy_port, where a
+        # sim/realkafka/proxy.py KafkaProxy may listen (docs/conformance.md, message faults).
+        self.proxied_port: int | None = None
+        self.proxy_port: int | None = None
         self.timings: dict[str, float] = {}
         self._proc: subprocess.Popen | None = None
         self._log = None
@@ -255,8 +269,9 @@ class KafkaBroker:
 
     def _start_once(self, java: str, libs: Path, transaction_version: int, timeout: float) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="eosim-kafka-"))
-        self.port, controller_port = _free_ports(2)
-        props = server_properties(self.port, controller_port, self.data_dir / "data", self.overrides)
+        self.port, controller_port, self.proxied_port, self.proxy_port = _free_ports(4)
+        props = server_properties(self.port, controller_port, self.data_dir / "data", self.overrides,
+                                  self.proxied_port, self.proxy_port)
         config = self.data_dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 

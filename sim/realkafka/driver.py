@@ -44,6 +44,8 @@ from sim.client.message import OFFSET_INVALID, Message, TopicPartition
 from sim.cluster import cluster_config
 from sim.interpret import Block, Interpreter, StepRecord
 from sim.observation import Observation, PartitionObservation
+from sim.realkafka.broker import PROXIED
+from sim.realkafka.proxy import KafkaProxy, ProxyEvent, drop_rule, refusal
 from sim.runner import SETTLE_MS, judge, observation_of
 
 CALL_GRACE_S = 60.0  # how long past a call's own timeout the driver waits before giving up on the actor
@@ -64,6 +66,10 @@ class DriverError(RuntimeError):
 
 class BrokerMismatch(DriverError):
     """The broker's configuration is not the one the simulator would run the scenario with."""
+
+
+class NotReproducible(DriverError):
+    """The scenario's [[faults]] include a rule the proxy cannot carry out exactly as the simulator does."""
 
 
 class _ActorKilled(Exception):
@@ -449,7 +455,8 @@ class KafkaBackend:
         return wake if wake is not None and wake > self.now() else None
 
     def after_step(self, index: int) -> None:
-        """Message faults and the random nemesis are simulator-only (the loader refuses them here)."""
+        """Rules armed after a step, the nemesis ops and the random nemesis are simulator-only (the loader
+        refuses them here); the drops the proxy can do are armed from the start (run_on_kafka)."""
 
     def crash(self, actor: str, client: ActorProxy) -> None:
         client.kill()
@@ -723,6 +730,40 @@ def _committed(admin: AdminClient, namespace: Namespace, group: str) -> list[tup
 # --- a run -----------------------------------------------------------------------------------------
 
 
+def proxied_listener(admin: AdminClient) -> tuple[int, int]:
+    """(the port the broker's PROXIED listener binds, the port it advertises, where the proxy must
+    listen), from the broker's own listeners and advertised.listeners (sim/realkafka/broker.py)."""
+    broker_id = str(next(iter(admin.list_topics(timeout=ADMIN_TIMEOUT_S).brokers)))
+    resource = ConfigResource(ResourceType.BROKER, broker_id)
+    entries = admin.describe_configs([resource], request_timeout=ADMIN_TIMEOUT_S)[resource].result(ADMIN_TIMEOUT_S)
+    ports = []
+    for key in ("listeners", "advertised.listeners"):
+        value = entries[key].value if key in entries else None
+        port = next((int(item.rsplit(":", 1)[1]) for item in (value or "").split(",")
+                     if item.strip().startswith(f"{PROXIED}://")), None)
+        if port is None:
+            raise BrokerMismatch(f"the broker has no {PROXIED} listener in {key} ({value}): message faults need "
+                                 "a broker started by sim/realkafka/broker.py")
+        ports.append(port)
+    return ports[0], ports[1]
+
+
+def start_proxy(scenario: sc.Scenario, admin: AdminClient) -> KafkaProxy | None:
+    """The scenario's drop rules on a proxy listening where the broker's PROXIED listener points
+    clients; None without [[faults]]. One run with faults at a time per broker: the port is fixed."""
+    if not scenario.faults:
+        return None
+    reasons = [f"{f.name}: {reason}" for f in scenario.faults if (reason := refusal(f)) is not None]
+    if reasons:
+        raise NotReproducible(f"{scenario.name}: the proxy cannot reproduce {'; '.join(reasons)}")
+    upstream, port = proxied_listener(admin)
+    try:
+        return KafkaProxy(("127.0.0.1", upstream), port, [drop_rule(f) for f in scenario.faults])
+    except OSError as exc:
+        raise DriverError(f"cannot listen on the proxy port 127.0.0.1:{port} ({exc}): another run with "
+                          "faults on this broker?") from exc
+
+
 @frozen
 class KafkaOutcome:
     scenario: sc.Scenario
@@ -734,6 +775,7 @@ class KafkaOutcome:
     observation: Observation
     result: CheckResult
     wall_s: float
+    drops: tuple[ProxyEvent, ...] = ()  # what the proxy dropped, for [[faults]] scenarios
 
     @property
     def exit_code(self) -> int:
@@ -750,7 +792,8 @@ def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: 
     check_broker(admin, bootstrap, scenario, transaction_version)
     namespace = Namespace.new(scenario.name)
     create_topics(admin, namespace, scenario.topics)
-    backend = KafkaBackend(bootstrap, namespace, log_dir)
+    proxy = start_proxy(scenario, admin)  # the actors go through it; the observers do not
+    backend = KafkaBackend(bootstrap if proxy is None else proxy.address, namespace, log_dir)
     interpreter = Interpreter(scenario, backend)
     try:
         _drive(backend, interpreter)
@@ -760,6 +803,9 @@ def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: 
         observation = observe(scenario, interpreter, admin, bootstrap, namespace)
     finally:
         backend.close()
+        if proxy is not None:
+            proxy.close()
     result = judge(scenario, interpreter, observation, [], True)
     return KafkaOutcome(scenario, bootstrap, namespace.prefix, transaction_version, tuple(interpreter.steps),
-                        interpreter.history, observation, result, time.monotonic() - started)
+                        interpreter.history, observation, result, time.monotonic() - started,
+                        tuple(proxy.events) if proxy is not None else ())
