@@ -101,6 +101,11 @@ class Interpreter:
         self.history.append(op)
         return op
 
+    def _complete(self, actor: str, invoke: dict[str, Any], type_: str, value: Any) -> None:
+        """Complete an asynchronous send: unlike Jepsen's, one process may have several sends in flight, so
+        the completion names its invocation (``invoke_index``) and the checkers order sends by it."""
+        self._op(actor, type_, "send", value)["invoke_index"] = invoke["index"]
+
     def _end_txn(self, actor: str, type_: str) -> None:
         txn = self._txns.pop(actor, None)
         if txn is None:
@@ -202,14 +207,15 @@ class Interpreter:
             if err is None:
                 key = f"{msg.topic()}-{msg.partition()}"
                 record.values["delivery"] = [msg.topic(), msg.partition(), msg.offset()]
-                send[1], send[2] = key, [msg.offset(), step.value]
+                # A report without an offset (librdkafka's implicit ack: -1001) leaves it unknown.
+                send[1], send[2] = key, [msg.offset() if msg.offset() >= 0 else None, step.value]
                 if op is not None:
                     op["value"][0][1] = key
-                    self._op(step.actor, "ok", "send", [send])
+                    self._complete(step.actor, op, "ok", [send])
             else:
                 record.values["delivery_error"] = err.name()
                 if op is not None:
-                    self._op(step.actor, "info", "send", [["send", None, step.value]])
+                    self._complete(step.actor, op, "info", [["send", None, step.value]])
 
         kwargs: dict[str, Any] = {"value": step.value, "key": step.key, "on_delivery": delivered}
         if step.partition is not None:

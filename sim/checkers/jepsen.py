@@ -428,7 +428,9 @@ class _Analysis:
         out = []
         for proc_ops in self._by_process().values():
             last: dict[Any, Op] = {}
-            for op in proc_ops:
+            # A process may have several asynchronous sends in flight: they count in the order they were
+            # sent (their invocations), not in the order their acknowledgements came back.
+            for op in sorted(proc_ops, key=lambda o: o.get("invoke_index", o["index"])):
                 if op["type"] in ("invoke", "fail"):
                     continue
                 if op["f"] in ("assign", "subscribe"):

@@ -520,3 +520,21 @@ def test_an_info_txn_counts_as_committed_only_if_its_own_offset_was_read():
     assert found(check_history(h.ops), "duplicate") == []
     h.run("d", "poll", [poll({K: [(0, "a"), (2, "a")]})])
     assert [a.witness[0]["offsets"] for a in found(check_history(h.ops), "duplicate")] == [[0, 2]]
+
+
+def test_overlapping_sends_of_one_process_count_in_invocation_order():
+    """Asynchronous sends overlap in one process; acks may come back out of order (the first response was
+    lost and retried). Landing in invocation order is monotonic: no nonmonotonic-send."""
+    h = History()
+    first = h._add("p", "invoke", "send", [["send", K, "a"]])
+    second = h._add("p", "invoke", "send", [["send", K, "b"]])
+    h._add("p", "ok", "send", [send(K, 1, "b")])["invoke_index"] = second["index"]
+    h._add("p", "ok", "send", [send(K, 0, "a")])["invoke_index"] = first["index"]
+    assert found(check_history(h.ops), "nonmonotonic-send") == []
+    # Sent a then b, but b landed first: a real reordering.
+    h2 = History()
+    first = h2._add("p", "invoke", "send", [["send", K, "a"]])
+    second = h2._add("p", "invoke", "send", [["send", K, "b"]])
+    h2._add("p", "ok", "send", [send(K, 0, "b")])["invoke_index"] = second["index"]
+    h2._add("p", "ok", "send", [send(K, 1, "a")])["invoke_index"] = first["index"]
+    assert [a.witness[0]["values"] for a in found(check_history(h2.ops), "nonmonotonic-send")] == [["a", "b"]]
