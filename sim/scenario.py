@@ -35,6 +35,7 @@ from models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from sim.client.config import ClientConfig, ConfigError, find_setting, validate_config
 from sim.broker import COORDINATOR_LOAD_MS
 from sim.cluster import BROKERS
+from sim.realkafka.proxy import refusal as proxy_refusal
 
 
 class ScenarioError(Exception):
@@ -410,7 +411,7 @@ NEMESIS_KINDS = ("partition", "clog", "pause", "disconnect", "drop", "delay", "e
 @frozen(kw_only=True)
 class Fault:
     """A fault rule: the messages it selects (every field given must match), what happens to them, how
-    many times, and from when (simulator only; docs/faults.md)."""
+    many times, and from when (simulator only, but for the plain drops a proxy does on Kafka; docs/faults.md)."""
 
     title: ClassVar[str] = "[[faults]]"
 
@@ -537,7 +538,7 @@ class Scenario:
     topics: tuple[Topic, ...] = _f("Topics created before the first step.", ())
     actors: dict[str, Actor] = _f("The clients, by name.", attrs.Factory(dict), hash=False)
     steps: tuple[Step, ...] = _f("The operations, in their global order.", nonempty=True)
-    faults: tuple[Fault, ...] = _f("Fault rules, tried in this order (simulator only).", ())
+    faults: tuple[Fault, ...] = _f("Fault rules, tried in this order (simulator only, but for plain drops).", ())
     nemesis: Nemesis | None = _f("A seeded random nemesis (simulator only).", None)
     expect: Expect = _f("Expectations on the final state.", attrs.Factory(Expect))
 
@@ -984,8 +985,11 @@ def _check_step_index(index: int | None, s: Scenario, location: str) -> None:
 
 
 def _check_faults(s: Scenario) -> None:
-    if s.faults and s.scenario.conformance:
-        raise _Invalid("faults", "[[faults]] are simulator-only: set scenario.conformance = false")
+    if s.scenario.conformance:  # on Kafka, a proxy drops messages (sim/realkafka/proxy.py); nothing else
+        for i, fault in enumerate(s.faults):
+            if (reason := proxy_refusal(fault)) is not None:
+                raise _Invalid(f"faults[{i}]", f"the conformance suite's proxy cannot do this rule ({reason}): "
+                                              "set scenario.conformance = false")
     _check_unique([f.name for f in s.faults], "faults", ".name")
     transactional_ids = sorted({str(a.config["transactional.id"]) for a in s.actors.values()
                                 if "transactional.id" in a.config})

@@ -496,7 +496,21 @@ REFUSALS = [
     ("restart a running actor", mutate('op = "begin_transaction"', 'op = "restart"'), "steps[1].op",
      '"p1" is running: close or crash it before a restart'),
     # [[faults]], [nemesis] and nemesis steps
-    ("faults on conformance", BASE + FAULT, "faults", "simulator-only: set scenario.conformance = false"),
+    ("drop without message on conformance", BASE + FAULT, "faults[0]",
+     "the conformance suite's proxy cannot do this rule (a drop needs message (the proxy drops messages of one "
+     "API)): set scenario.conformance = false"),
+    ("delay on conformance", BASE + FAULT.replace('"drop"', '"delay"') + 'message = "Produce"\nms = 5\n', "faults[0]",
+     'action = "delay": the proxy only drops messages'),
+    ("broker-to-broker drop on conformance", BASE + FAULT + 'message = "WriteTxnMarkers"\n', "faults[0]",
+     "the simulator sends AddPartitionsToTxn and WriteTxnMarkers broker to broker too"),
+    ("selected drop on conformance", BASE + FAULT + 'message = "Produce"\nnode = "p1"\n', "faults[0]",
+     "node: the proxy selects by message, direction and count only, armed from the start"),
+    ("late drop on conformance", BASE + FAULT + 'message = "Produce"\nafter_step = 1\n', "faults[0]",
+     "after_step: the proxy selects"),
+    ("healed drop on conformance", BASE + FAULT + 'message = "Produce"\ncount = "until-healed"\n', "faults[0]",
+     "the proxy has no heal"),
+    ("second rule on conformance", BASE + FAULT + 'message = "Produce"\n' + FAULT.replace('"f"', '"g"'),
+     "faults[1]", "a drop needs message"),
     ("fault action", faults(FAULT.replace('"drop"', '"explode"')), "faults[0].action", 'expected one of "drop"'),
     ("fault name", faults(FAULT.replace('"f"', '"nemesis"')), "faults[0].name", "the random nemesis"),
     ("duplicate fault", faults(FAULT + FAULT), "faults[1].name", "duplicate 'f'"),
@@ -579,6 +593,15 @@ def test_refusals_name_the_location_and_the_reason(text, location, reason):
     err = refusal(text)
     assert err.location == location
     assert reason in err.reason
+
+
+def test_drops_the_proxy_reproduces_keep_conformance():
+    """On Kafka a proxy drops the first count messages of one API (sim/realkafka/proxy.py): such rules may
+    stay in a conformance scenario."""
+    s = load_scenario_text(BASE + FAULT + 'message = "Produce"\ndirection = "response"\ncount = 2\n'
+                           + FAULT.replace('"f"', '"g"') + 'message = "EndTxn"\n', "base")
+    assert s.scenario.conformance
+    assert [(f.message, f.direction, f.count) for f in s.faults] == [("Produce", "response", 2), ("EndTxn", None, 1)]
 
 
 def test_a_document_that_is_not_a_table():
