@@ -114,11 +114,13 @@ class Interpreter:
         self.history[txn.invoke_index]["value"] = invoke
         self._op(actor, type_, "txn", txn.sends)
 
-    def final_read(self, read_committed: dict[str, list[list[Any]]]) -> None:
+    def final_read(self, read_committed: dict[str, list[list[Any]]], complete: list[str]) -> None:
         """A last poll of every partition by a fresh read_committed reader (Jepsen's final reads), so
-        lost, duplicated and aborted values show up even when no consumer step read them."""
+        lost, duplicated and aborted values show up even when no consumer step read them. ``complete``
+        names the partitions read to their end (LSO = HW: no transaction left open), where every
+        committed value must be among the records read."""
         self._op("final-reader", "invoke", "poll", [["poll"]])
-        self._op("final-reader", "ok", "poll", [["poll", read_committed]])
+        self._op("final-reader", "ok", "poll", [["poll", read_committed]])["complete"] = sorted(complete)
 
     # -- running ----------------------------------------------------------------------------------
 

@@ -185,7 +185,9 @@ def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observat
     """Close the history with the final read of the observation, then run every checker plus the
     scenario's own claims (its expectations and the anomalies it says it shows)."""
     interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
-                            for p in observation.partitions})
+                            for p in observation.partitions},
+                           [f"{p.topic}-{p.partition}" for p in observation.partitions
+                            if p.last_stable_offset == p.high_watermark])
     history = interpreter.history
     subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
     result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))

@@ -216,6 +216,7 @@ class _Analysis:
             *self.g1a(),
             *self.precommitted_reads(),
             *self.lost_writes(),
+            *self.unplaced_lost_writes(),
             *self.unseen(),
             *self.poll_scans(),
             *self.send_scans(),
@@ -314,6 +315,25 @@ class _Analysis:
                         description=f"{_name(op)} polled {own[0]!r} from {k}, its own send, before it "
                                     "committed: Kafka never shows uncommitted records to pollers.",
                         witness=_witness({"key": k, "value": own[0], "op": op["index"]}, op)))
+        return out
+
+    def unplaced_lost_writes(self) -> list[Anomaly]:
+        """eosim's final read is complete for a partition whose LSO reached its HW: a committed value with
+        no known offset (an acknowledgement without one, librdkafka's implicit ack) that it did not see is
+        lost, even though the version order cannot place it (``complete`` on the final poll)."""
+        out = []
+        for final in self.done:
+            for k in final.get("complete", ()):
+                for writer in self.done:
+                    for o, v in self.writes[writer["index"]].get(k, ()):
+                        if (o is None and v not in self.ok_reads.get(k, ())
+                                and v not in self.order(k).by_value and self._must_have_committed(writer)):
+                            out.append(Anomaly(
+                                name="lost-write",
+                                description=f"{_name(writer)} sent {v!r} to {k} and it was acknowledged without an "
+                                            f"offset; {_name(final)} read {k} to its end and never saw it.",
+                                witness=_witness({"key": k, "value": v, "writer": writer["index"],
+                                                  "final-read": final["index"]}, writer, final)))
         return out
 
     def lost_writes(self) -> list[Anomaly]:

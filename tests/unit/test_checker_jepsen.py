@@ -538,3 +538,27 @@ def test_overlapping_sends_of_one_process_count_in_invocation_order():
     h2._add("p", "ok", "send", [send(K, 0, "b")])["invoke_index"] = second["index"]
     h2._add("p", "ok", "send", [send(K, 1, "a")])["invoke_index"] = first["index"]
     assert [a.witness[0]["values"] for a in found(check_history(h2.ops), "nonmonotonic-send")] == [["a", "b"]]
+
+
+def _final_read(h, reads, complete):
+    h._add("final-reader", "invoke", "poll", [["poll"]])
+    h._add("final-reader", "ok", "poll", [poll(reads)])["complete"] = complete
+
+
+def test_an_offsetless_ack_missing_from_a_complete_final_read_is_a_lost_write():
+    h = History()
+    h.run("p", "txn", [["send", K, [None, "a"]], send(K, 1, "b")])
+    _final_read(h, {K: [(1, "b")]}, [K])
+    [anomaly] = found(check_history(h.ops), "lost-write")
+    assert anomaly.witness[0] == {"key": K, "value": "a", "writer": 1, "final-read": 3}
+
+
+def test_an_offsetless_ack_is_not_lost_when_read_or_when_the_final_read_was_incomplete():
+    seen = History()
+    seen.run("p", "txn", [["send", K, [None, "a"]]])
+    _final_read(seen, {K: [(0, "a")]}, [K])
+    assert found(check_history(seen.ops), "lost-write") == []
+    open_txn = History()
+    open_txn.run("p", "txn", [["send", K, [None, "a"]]])
+    _final_read(open_txn, {K: []}, [])  # LSO < HW: the reader stopped at an open transaction
+    assert found(check_history(open_txn.ops), "lost-write") == []
