@@ -1305,17 +1305,21 @@ class Producer(Handle):
         error = yield from self._op_req(self._op_begin_commit, deadline)
         if error is not None:
             self._api_return(error, resumable=False)
-        # wait for the queued messages, limited by the API timeout (rd_kafka_flush)
+        yield from self._end_transaction(self._op_commit_transaction, self._op_commit_ack, deadline)
+
+    def _end_transaction(self, end_op: Callable, ack_op: Callable, deadline: int | None) -> Generator:
+        """The second half of commit_transaction and abort_transaction: wait for the outstanding messages
+        within the API timeout (rd_kafka_flush), then send EndTxn and wait for its acknowledgement."""
         flushed = yield from self._flush(None if deadline is None else max(deadline - self._env.now, 0))
         if not flushed:
             self._api_return(KafkaError(KafkaError._TIMED_OUT,  # type: ignore[attr-defined]
                                         f"Failed to flush all outstanding messages within the API timeout: "
                                         f"{self._outstanding} message(s) remaining", retriable=True),
                              resumable=True)
-        error = yield from self._op_req(self._op_commit_transaction, deadline)
+        error = yield from self._op_req(end_op, deadline)
         if error is not None:
             self._api_return(error, resumable=True)
-        error = yield from self._op_req(self._op_commit_ack, None)
+        error = yield from self._op_req(ack_op, None)
         self._api_return(error, resumable=False)
 
     def _op_begin_commit(self) -> None:
@@ -1364,17 +1368,7 @@ class Producer(Handle):
             self._api_return(error, resumable=False)
         # purge what is queued; in-flight requests must finish (purging them could leave sequence gaps)
         self._purge(in_queue=True, in_flight=False, abort_txn=True)
-        flushed = yield from self._flush(None if deadline is None else max(deadline - self._env.now, 0))
-        if not flushed:
-            self._api_return(KafkaError(KafkaError._TIMED_OUT,  # type: ignore[attr-defined]
-                                        f"Failed to flush all outstanding messages within the API timeout: "
-                                        f"{self._outstanding} message(s) remaining", retriable=True),
-                             resumable=True)
-        error = yield from self._op_req(self._op_abort_transaction, deadline)
-        if error is not None:
-            self._api_return(error, resumable=True)
-        error = yield from self._op_req(self._op_abort_ack, None)
-        self._api_return(error, resumable=False)
+        yield from self._end_transaction(self._op_abort_transaction, self._op_abort_ack, deadline)
 
     def _op_begin_abort(self) -> None:
         error = self._require_states(TxnState.IN_TRANSACTION, TxnState.BEGIN_ABORT, TxnState.ABORTING_TRANSACTION,
