@@ -9,7 +9,7 @@ changes the draws of the others.
 from __future__ import annotations
 
 import hashlib
-import random
+from random import Random
 
 import simpy
 from attrs import define, field
@@ -27,7 +27,7 @@ class World:
     seed: int
     env: simpy.Environment = field(factory=simpy.Environment)
     trace: Trace = field(init=False)
-    _streams: dict[str, random.Random] = field(init=False, factory=dict)
+    _streams: dict[str, Random] = field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.trace = Trace(clock=lambda: self.env.now)
@@ -36,9 +36,9 @@ class World:
     def now(self) -> int:
         return self.env.now
 
-    def rng(self, name: str) -> random.Random:
+    def rng(self, name: str) -> Random:
         """The random stream called ``name`` (created on first use)."""
         stream = self._streams.get(name)
         if stream is None:
-            stream = self._streams[name] = random.Random(derive_seed(self.seed, name))
+            stream = self._streams[name] = Random(derive_seed(self.seed, name))
         return stream
