@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import attrs
+
 from models.errors import Errors
 from models.group_coordinator import (
     HeartbeatRequest,
@@ -82,6 +84,28 @@ API_NAMES: tuple[str, ...] = tuple(sorted(cls.__name__.removesuffix("Request") f
 def error_response(request: Any, error: Errors) -> Any:
     """The response a broker sends when it answers ``request`` with ``error``."""
     return ERROR_RESPONSES[type(request)](request, error)
+
+
+# KIP-588: a request older than the version that knows PRODUCER_FENCED gets INVALID_PRODUCER_EPOCH instead
+# (KafkaApis: handleInitProducerIdRequest below v4; handleAddPartitionsToTxnRequest,
+# handleAddOffsetsToTxnRequest and handleEndTxnRequest below v2).
+FIRST_VERSION_WITH_PRODUCER_FENCED: dict[type, int] = {
+    InitProducerIdRequest: 4, AddPartitionsToTxnRequest: 2, AddOffsetsToTxnRequest: 2, EndTxnRequest: 2,
+}
+
+
+def as_sent(request: Any, response: Any) -> Any:
+    """``response`` as the broker writes it for the version ``request`` was sent with."""
+    first = FIRST_VERSION_WITH_PRODUCER_FENCED.get(type(request))
+    if first is None or request.api_version >= first:
+        return response
+
+    def old(error: Errors) -> Errors:
+        return E.INVALID_PRODUCER_EPOCH if error is E.PRODUCER_FENCED else error
+
+    if isinstance(response, AddPartitionsToTxnResponse):
+        return attrs.evolve(response, results=tuple((tp, old(e)) for tp, e in response.results))
+    return attrs.evolve(response, error=old(response.error))
 
 
 def api_name(message: Any) -> str:

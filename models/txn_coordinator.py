@@ -192,6 +192,7 @@ class InitProducerIdRequest:
     transaction_timeout_ms: int
     producer_id: int = NO_PRODUCER_ID  # KIP-360 expected (pid, epoch), v3+
     producer_epoch: int = NO_PRODUCER_EPOCH
+    api_version: int = 5  # the request's version decides error codes on the wire (models.api.as_sent)
 
 
 @frozen(kw_only=True)
@@ -210,6 +211,7 @@ class AddPartitionsToTxnRequest:
     verify_only: bool = False
     # 1: AddPartitionsToTxn <= v3 from a client (Kafka records TV_0); 2: v4+ from a broker (TV_2 implicit add).
     transaction_version: int = 1
+    api_version: int = 3
 
 
 @frozen(kw_only=True)
@@ -223,6 +225,7 @@ class AddOffsetsToTxnRequest:
     producer_id: int
     producer_epoch: int
     group_id: str
+    api_version: int = 4
 
 
 @frozen(kw_only=True)
@@ -237,6 +240,7 @@ class EndTxnRequest:
     producer_epoch: int
     committed: bool
     transaction_version: int = 1  # 1: EndTxn <= v4; 2: v5+ (TransactionVersion.transactionVersionForEndTxn)
+    api_version: int = 4
 
 
 @frozen(kw_only=True)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Generator, Iterable
 
 from attrs import define, field, frozen
 
-from models.api import error_response
+from models.api import as_sent, error_response
 from models.config import BrokerConfig
 from models.effects import Respond
 from models.errors import Errors
@@ -308,7 +308,7 @@ class Broker:
         for effect in effects:
             if isinstance(effect, Respond):
                 packet = self._requests.pop(effect.correlation_id)
-                self._reply(packet, effect.response)
+                self._reply(packet, as_sent(packet.payload, effect.response))
             elif isinstance(effect, AppendTxnLog):
                 self._emit("txn.log", write_id=effect.write_id, transactional_id=effect.transactional_id,
                            state=effect.record.state.kafka_name, producer_id=effect.record.producer_id,

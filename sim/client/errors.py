@@ -559,19 +559,11 @@ def api_error(code: int, reaction: Reaction, reason: str | None = None,
     return KafkaError(normalize(code, client), reason)
 
 
-# Kafka down-converts PRODUCER_FENCED to INVALID_PRODUCER_EPOCH for request versions that predate it
-# (KIP-588, KafkaApis handleEndTxnRequest / handleAddPartitionsToTxnRequest / handleAddOffsetsToTxnRequest:
-# version < 2; handleInitProducerIdRequest: version < 4). librdkafka sends AddPartitionsToTxn v0,
-# AddOffsetsToTxn v0 and EndTxn v1 (rdkafka_request.c), InitProducerId v4. The Java client sends the
-# latest versions it has (AddPartitionsToTxn v3 on TV1, AddOffsetsToTxn v4, EndTxn v4): none is older.
-OLD_VERSION_APIS: dict[Client, frozenset[Context]] = {
-    Client.LIBRDKAFKA: frozenset({Context.ADD_PARTITIONS, Context.ADD_OFFSETS, Context.END_TXN}),
-    Client.JAVA: frozenset(),
+# The versions each client sends, which decide the error codes it receives (models.api.as_sent: KIP-588
+# turns PRODUCER_FENCED into INVALID_PRODUCER_EPOCH below the version that knows it). librdkafka:
+# InitProducerId v4, AddPartitionsToTxn v0, AddOffsetsToTxn v0, EndTxn v1 (rdkafka_request.c). The Java
+# client sends the latest versions it has on the TV1 protocol: v5, v3, v4 and v4.
+API_VERSIONS: dict[Client, dict[str, int]] = {
+    Client.LIBRDKAFKA: {"InitProducerId": 4, "AddPartitionsToTxn": 0, "AddOffsetsToTxn": 0, "EndTxn": 1},
+    Client.JAVA: {"InitProducerId": 5, "AddPartitionsToTxn": 3, "AddOffsetsToTxn": 4, "EndTxn": 4},
 }
-
-
-def as_received(context: Context, error: Errors, client: Client = Client.LIBRDKAFKA) -> Errors:
-    """The code the client actually receives for ``error`` at the request versions it speaks."""
-    if error is Errors.PRODUCER_FENCED and context in OLD_VERSION_APIS[client]:
-        return Errors.INVALID_PRODUCER_EPOCH
-    return error

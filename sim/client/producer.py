@@ -46,13 +46,13 @@ from models.txn_coordinator import (
 from models.group_coordinator import TxnOffsetCommitRequest
 from sim.client.config import Client, ProducerConfig
 from sim.client.errors import (
+    API_VERSIONS,
     Context,
     KafkaError,
     KafkaException,
     Reaction,
     action,
     api_error,
-    as_received,
     failure_code,
     normalize,
 )
@@ -883,9 +883,11 @@ class Producer(Handle):
         if self._transactional_id is not None:
             request = InitProducerIdRequest(transactional_id=self._transactional_id,
                                             transaction_timeout_ms=self.config.transaction_timeout_ms,
-                                            producer_id=self._pid[0], producer_epoch=self._pid[1])
+                                            producer_id=self._pid[0], producer_epoch=self._pid[1],
+                                            api_version=self._api_version("InitProducerId"))
         else:
-            request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=-1)
+            request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=-1,
+                                            api_version=self._api_version("InitProducerId"))
         self._idemp_set_state(IdempState.WAIT_PID)
         # "Let the idempotence state handler perform retries": no request-level retries. The
         # transactional producer asks its TxnCoordinator, the idempotent one any broker.
@@ -1130,7 +1132,8 @@ class Producer(Handle):
         self._waitresp_tps, self._pending_tps = self._pending_tps, []
         self._txn_req_cnt += 1
         request = AddPartitionsToTxnRequest(transactional_id=self._transactional_id, producer_id=self._pid[0],
-                                            producer_epoch=self._pid[1], partitions=tuple(self._waitresp_tps))
+                                            producer_epoch=self._pid[1], partitions=tuple(self._waitresp_tps),
+                                            api_version=self._api_version("AddPartitionsToTxn"))
         self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR).callbacks.append(
             self._alive(lambda e: self._on_add_partitions(e.value)))
 
@@ -1147,7 +1150,6 @@ class Producer(Handle):
             return
         else:
             for tp, code in reply.results:
-                code = as_received(Context.ADD_PARTITIONS, code, self._client)
                 if code is Errors.NONE:
                     self._waitresp_tps.remove(tp)
                     part = self._partitions[tp]
@@ -1213,7 +1215,8 @@ class Producer(Handle):
             return
         self._txn_req_cnt += 1
         request = AddOffsetsToTxnRequest(transactional_id=self._transactional_id, producer_id=self._pid[0],
-                                         producer_epoch=self._pid[1], group_id=cgmd.group_id)
+                                         producer_epoch=self._pid[1], group_id=cgmd.group_id,
+                                         api_version=self._api_version("AddOffsetsToTxn"))
         self._spawn(self._add_offsets(request, offsets, cgmd, deadline))
 
     def _add_offsets(self, request: AddOffsetsToTxnRequest, offsets: list[TopicPartition],
@@ -1226,7 +1229,7 @@ class Producer(Handle):
             if isinstance(reply, Failure):
                 code, reaction = failure_code(reply), Reaction.REFRESH
             else:
-                error = as_received(Context.ADD_OFFSETS, reply.error, self._client)
+                error = reply.error
                 code = int(error)
                 reaction = None if error is Errors.NONE else action(Context.ADD_OFFSETS, error, self._client).reaction
             if code:
@@ -1403,9 +1406,13 @@ class Producer(Handle):
 
     # -- EndTxn ---------------------------------------------------------------------------------------
 
+    def _api_version(self, api: str) -> int:
+        return API_VERSIONS[self._client][api]
+
     def _send_end_txn(self, *, commit: bool) -> None:
         request = EndTxnRequest(transactional_id=self._transactional_id, producer_id=self._pid[0],
-                                producer_epoch=self._pid[1], committed=commit, transaction_version=1)
+                                producer_epoch=self._pid[1], committed=commit, transaction_version=1,
+                                api_version=self._api_version("EndTxn"))
         self._spawn(self._end_txn(request))
 
     def _end_txn(self, request: EndTxnRequest) -> Generator:
@@ -1415,7 +1422,7 @@ class Producer(Handle):
         while True:
             reply = yield self._request(request, self.config.socket_timeout_ms, TXN_COORDINATOR)
             code = (failure_code(reply) if isinstance(reply, Failure)
-                    else int(as_received(Context.END_TXN, reply.error, self._client)))
+                    else int(reply.error))
             retry = self._on_end_txn(request.committed, code)
             if not retry:
                 return

@@ -53,3 +53,16 @@ def test_a_timed_out_transaction_is_traced_before_its_fencing_write() -> None:
              if e["kind"] in ("txn.timeout", "txn.log") and e["data"].get("transactional_id") == "slowpoke"]
     timeout = kinds.index(("txn.timeout", 1))
     assert kinds[timeout + 1] == ("txn.log", 1)
+
+
+def test_a_fenced_librdkafka_endtxn_gets_invalid_producer_epoch_on_the_wire() -> None:
+    """KIP-588: EndTxn v1 (librdkafka) predates PRODUCER_FENCED, so KafkaApis answers INVALID_PRODUCER_EPOCH,
+    as the real 4.1.2 broker does (docs/real-kafka.md); librdkafka reports it as _FENCED."""
+    from sim.runner import run_file
+
+    outcome = run_file(Path(__file__).resolve().parents[2] / "experiments/scenarios/zombie-fencing.toml")
+    [response] = [e["data"]["fields"] for e in outcome.trace
+                  if e["kind"] == "net.response" and e["data"]["msg"] == "EndTxnResponse"
+                  and e["data"]["fields"]["error"] != "NONE"]
+    assert response["error"] == "INVALID_PRODUCER_EPOCH"
+    assert outcome.observation.steps[5].outcome == "_FENCED"

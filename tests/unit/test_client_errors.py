@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from models.api import as_sent
 from models.errors import Errors
+from models.records import TopicPartition
+from models.txn_coordinator import (
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+)
+from sim.client.config import Client
 from sim.client.errors import (
+    API_VERSIONS,
     DEFAULTS,
     REACTIONS,
     Context,
@@ -14,10 +28,11 @@ from sim.client.errors import (
     Reaction,
     action,
     api_error,
-    as_received,
     normalize,
 )
 from sim.client.producer import MsgStatus, produce_outcome, retry_backoff_ms
+
+TP = TopicPartition("t", 0)
 
 R = Reaction
 
@@ -149,11 +164,28 @@ def test_backoffs_of_the_handlers():
 
 
 def test_old_request_versions_receive_invalid_producer_epoch_for_producer_fenced():
-    # KIP-588: PRODUCER_FENCED is down-converted for AddPartitionsToTxn/AddOffsetsToTxn/EndTxn < v2
-    for context in (Context.ADD_PARTITIONS, Context.ADD_OFFSETS, Context.END_TXN):
-        assert as_received(context, Errors.PRODUCER_FENCED) is Errors.INVALID_PRODUCER_EPOCH
-        assert action(context, as_received(context, Errors.PRODUCER_FENCED)).reaction is R.FENCED
-    assert as_received(Context.INIT_PRODUCER_ID, Errors.PRODUCER_FENCED) is Errors.PRODUCER_FENCED
+    """KIP-588 (KafkaApis): PRODUCER_FENCED is down-converted for AddPartitionsToTxn/AddOffsetsToTxn/EndTxn
+    below v2 and InitProducerId below v4; librdkafka's versions get INVALID_PRODUCER_EPOCH except on
+    InitProducerId (v4), and its handlers treat that as fencing."""
+    requests = {
+        Context.ADD_PARTITIONS: (AddPartitionsToTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0,
+                                                           partitions=(TP,), api_version=0),
+                                 AddPartitionsToTxnResponse(results=((TP, Errors.PRODUCER_FENCED),))),
+        Context.ADD_OFFSETS: (AddOffsetsToTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0,
+                                                     group_id="g", api_version=0),
+                              AddOffsetsToTxnResponse(error=Errors.PRODUCER_FENCED)),
+        Context.END_TXN: (EndTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0, committed=True,
+                                        api_version=1), EndTxnResponse(error=Errors.PRODUCER_FENCED)),
+    }
+    for context, (request, response) in requests.items():
+        assert request.api_version == API_VERSIONS[Client.LIBRDKAFKA][type(request).__name__[:-7]]
+        sent = as_sent(request, response)
+        error = sent.results[0][1] if context is Context.ADD_PARTITIONS else sent.error
+        assert error is Errors.INVALID_PRODUCER_EPOCH
+        assert action(context, error).reaction is R.FENCED
+    init = InitProducerIdRequest(transactional_id="t", transaction_timeout_ms=1000,
+                                 api_version=API_VERSIONS[Client.LIBRDKAFKA]["InitProducerId"])
+    assert as_sent(init, InitProducerIdResponse(error=Errors.PRODUCER_FENCED)).error is Errors.PRODUCER_FENCED
 
 
 def test_api_errors_carry_librdkafka_flags():

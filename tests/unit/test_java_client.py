@@ -9,10 +9,13 @@ from __future__ import annotations
 import pytest
 import simpy
 
+from models.api import as_sent
 from models.errors import Errors
 from models.records import IsolationLevel, TopicPartition as TP
+from models.txn_coordinator import EndTxnRequest, EndTxnResponse
 from sim.client.config import INT32_MAX, Client, ConfigError, validate_config
 from sim.client.errors import (
+    API_VERSIONS,
     JAVA_DEFAULTS,
     JAVA_REACTIONS,
     JAVA_RETRIABLE,
@@ -22,7 +25,6 @@ from sim.client.errors import (
     Reaction,
     action,
     api_error,
-    as_received,
     normalize,
 )
 from sim.client.consumer import Consumer
@@ -203,8 +205,10 @@ def test_fencing_surfaces_as_each_clients_own_code():
     fenced = api_error(int(Errors.PRODUCER_FENCED), R.FENCED, client=Client.JAVA)
     assert fenced.name() == "PRODUCER_FENCED" and fenced.fatal() and not fenced.txn_requires_abort()
     # Java speaks request versions that have PRODUCER_FENCED; librdkafka's EndTxn v1 gets it down-converted
-    assert as_received(Context.END_TXN, Errors.PRODUCER_FENCED) is Errors.INVALID_PRODUCER_EPOCH
-    assert as_received(Context.END_TXN, Errors.PRODUCER_FENCED, Client.JAVA) is Errors.PRODUCER_FENCED
+    for client, code in ((Client.LIBRDKAFKA, Errors.INVALID_PRODUCER_EPOCH), (Client.JAVA, Errors.PRODUCER_FENCED)):
+        request = EndTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0, committed=True,
+                                api_version=API_VERSIONS[client]["EndTxn"])
+        assert as_sent(request, EndTxnResponse(error=Errors.PRODUCER_FENCED)).error is code
 
 
 # --- produce_outcome: the decision for one failed batch ---------------------------------------------
