@@ -198,10 +198,13 @@ def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observat
     found = {a.name for a in result.anomalies}
     problems += [f"the scenario says the checkers report {name}, but they do not"
                  for name in scenario.scenario.expect_anomalies if name not in found]
-    if not completed:
-        problems.append(f"the steps had not finished after {MAX_RUN_MS} ms of simulated time")
     extra = [Anomaly(name="expectation-mismatch", description=p, witness=()) for p in problems]
-    return combine(result, CheckResult(valid=not extra, anomalies=tuple(extra), allowed=()))
+    result = combine(result, CheckResult(valid=not extra, anomalies=tuple(extra), allowed=()))
+    if not completed:  # Jepsen's "unknown": a run that did not finish cannot vouch for anything
+        stuck = Anomaly(name="incomplete", witness=(),
+                        description=f"the steps had not finished after {MAX_RUN_MS} ms of simulated time")
+        result = combine(result, CheckResult(valid="unknown", anomalies=(stuck,), allowed=()))
+    return result
 
 
 def _committed(observation: Observation, topic: str) -> list[tuple[str, int, Any]]:

@@ -79,3 +79,16 @@ def test_scenarios_lists_the_library_with_descriptions() -> None:
     lines = result.output.splitlines()
     assert len(lines) == len(list((ROOT / "experiments/scenarios").glob("*.toml")))
     assert any(line.startswith("zombie-fencing ") for line in lines)
+
+
+def test_a_run_that_never_finishes_is_unknown_exit_2(tmp_path: Path) -> None:
+    """Jepsen's exit code 2: the steps were still running after sim.runner.MAX_RUN_MS of simulated time."""
+    text = (ROOT / "experiments/scenarios/zombie-fencing.toml").read_text()
+    stuck = tmp_path / "zombie-fencing.toml"
+    stuck.write_text(text.replace('[[expect.partitions]]', '[[steps]]\nactor = "p2"\nop = "sleep"\nms = 4000000\n\n'
+                                                             '[[expect.partitions]]', 1))
+    result = runner.invoke(app, ["run", str(stuck), "--out", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 2, result.output
+    results = json.loads(result.output)
+    assert results["valid"] == "unknown" and results["completed"] is False
+    assert results["anomaly-types"] == ["incomplete"]
