@@ -10,7 +10,7 @@ if ! command -v java >/dev/null; then
   echo "kafka.sh: java not found; the conformance broker needs OpenJDK 17+" >&2
   exit 1
 fi
-if ! "$PY" -m sim.realkafka.broker fetch; then
+if ! "$PY" -m eosim._realkafka.broker fetch; then
   echo "kafka.sh: could not get the Kafka broker jars (reason above)" >&2
   exit 1
 fi

@@ -15,8 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
-from sim.runner import run_scenario
-from sim.scenario import load_scenario, scenario_from_dict
+from eosim._runner import run_scenario
+from eosim._scenario import load_scenario, scenario_from_dict
 
 LIBRARY = Path(__file__).resolve().parent / "scenarios"
 

@@ -1,10 +1,10 @@
-"""models.api
+"""eosim.models.api
 ==========
 
 The requests by Kafka API name, the response a broker sends when it answers a request with an error
 (each request's ``getErrorResponse``, clients/.../common/requests/*Request.java), and the errors a broker
 answers for reasons the models do not simulate: replicas falling out of sync, coordinators moving or
-loading. The fault layer (sim/faults.py) injects those; which of them come *after* the broker did the
+loading. The fault layer (sim/_faults.py) injects those; which of them come *after* the broker did the
 work is Kafka's behaviour, so it is stated here, not chosen by a scenario.
 """
 
@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import attrs
 
-from models.errors import Errors
-from models.group_coordinator import (
+from eosim.models.errors import Errors
+from eosim.models.group_coordinator import (
     HeartbeatRequest,
     HeartbeatResponse,
     JoinGroupRequest,
@@ -29,8 +29,8 @@ from models.group_coordinator import (
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 )
-from models.log import FetchResult
-from models.protocol import (
+from eosim.models.log import FetchResult
+from eosim.models.protocol import (
     FetchRequest,
     FetchResponse,
     ListOffsetsRequest,
@@ -41,7 +41,7 @@ from models.protocol import (
     WriteTxnMarkersRequest,
     WriteTxnMarkersResponse,
 )
-from models.txn_coordinator import (
+from eosim.models.txn_coordinator import (
     AddOffsetsToTxnRequest,
     AddOffsetsToTxnResponse,
     AddPartitionsToTxnRequest,

@@ -1,4 +1,4 @@
-"""models.bugs
+"""eosim.models.bugs
 ===========
 
 Kafka's historical exactly-once bugs that the models can bring back, one entry per JIRA

@@ -1,4 +1,4 @@
-"""models.config
+"""eosim.models.config
 =============
 
 Broker-side configuration the models read. Field names are Kafka's keys with dots replaced by
@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import attrs
 from attrs import field, frozen
 
-from models.bugs import HISTORICAL_BUGS, validate_reintroduce
+from eosim.models.bugs import HISTORICAL_BUGS, validate_reintroduce
 
 SIMULATOR_ONLY_PREFIX = "eosim."  # keys no Kafka broker has
 
@@ -48,7 +48,7 @@ class BrokerConfig:
     # Simulator-only keys start with "eosim." (fields "eosim_"), so nobody takes them for Kafka's.
     # The dedup window, hard-coded in Kafka (ProducerStateEntry.NUM_BATCHES_TO_RETAIN).
     eosim_num_batches_to_retain: int = 5
-    # Historical bugs switched back on, by JIRA id (models.bugs.HISTORICAL_BUGS).
+    # Historical bugs switched back on, by JIRA id (eosim.models.bugs.HISTORICAL_BUGS).
     eosim_reintroduce: tuple[str, ...] = field(default=(), converter=_bug_ids)
 
     def reintroduces(self, bug_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""models.effects
+"""eosim.models.effects
 ==============
 
 The effect every model shares: answer a request. Each coordinator defines its other effects itself.

@@ -1,4 +1,4 @@
-"""models.errors
+"""eosim.models.errors
 =============
 
 Kafka's protocol error codes, with the flag Kafka derives from the exception class: an error is

@@ -1,4 +1,4 @@
-"""models.fetch
+"""eosim.models.fetch
 ============
 
 What a consumer hands to the application from one partition's fetch response: the client-side
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import heapq
 
-from models.log import FetchResult
-from models.records import ControlType, IsolationLevel, Record
+from eosim.models.log import FetchResult
+from eosim.models.records import ControlType, IsolationLevel, Record
 
 
 def visible_records(result: FetchResult, isolation: IsolationLevel) -> list[tuple[int, Record]]:

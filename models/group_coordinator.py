@@ -1,4 +1,4 @@
-"""models.group_coordinator
+"""eosim.models.group_coordinator
 =========================
 
 The group coordinator of one ``__consumer_offsets`` partition: classic-group membership and the
@@ -60,11 +60,11 @@ import json
 
 from attrs import define, field, frozen
 
-from models.config import BrokerConfig
-from models.effects import Respond
-from models.errors import Errors, IllegalTransition
-from models.log import AppendOrigin, PartitionLog
-from models.records import (
+from eosim.models.config import BrokerConfig
+from eosim.models.effects import Respond
+from eosim.models.errors import Errors, IllegalTransition
+from eosim.models.log import AppendOrigin, PartitionLog
+from eosim.models.records import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
     NO_SEQUENCE,
@@ -217,7 +217,7 @@ class OffsetFetchResponse:
     results: tuple[tuple[TopicPartition, int, Errors], ...]  # offset -1: no committed offset
 
 
-# -- effects (Respond is models.effects.Respond) --------------------------------------------------------
+# -- effects (Respond is eosim.models.effects.Respond) --------------------------------------------------------
 
 
 @frozen(kw_only=True)

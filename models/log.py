@@ -1,4 +1,4 @@
-"""models.log
+"""eosim.models.log
 ==========
 
 One partition's log as its leader keeps it: offsets, the high watermark (HW), the last stable offset
@@ -17,16 +17,16 @@ from bisect import bisect_right
 
 from attrs import Factory, define, field, frozen
 
-from models.config import BrokerConfig
-from models.errors import Errors, IllegalTransition
-from models.producer_state import (
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors, IllegalTransition
+from eosim.models.producer_state import (
     AppendOrigin,
     CompletedTxn,
     ProducerStateManager,
     ProducerStateSnapshot,
     VerificationGuard,
 )
-from models.records import (
+from eosim.models.records import (
     NO_SEQUENCE,
     ControlType,
     IsolationLevel,

@@ -1,4 +1,4 @@
-"""models.producer_state
+"""eosim.models.producer_state
 =====================
 
 One partition's producer state, as Kafka's leader keeps it: a ``ProducerStateEntry`` per producer id,
@@ -25,9 +25,9 @@ from typing import ClassVar
 
 from attrs import define, field, frozen
 
-from models.config import BrokerConfig
-from models.errors import Errors
-from models.records import MAX_SEQUENCE, NO_PRODUCER_EPOCH, NO_SEQUENCE, ControlType
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors
+from eosim.models.records import MAX_SEQUENCE, NO_PRODUCER_EPOCH, NO_SEQUENCE, ControlType
 
 NO_TIMESTAMP = -1  # RecordBatch.NO_TIMESTAMP
 

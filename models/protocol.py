@@ -1,4 +1,4 @@
-"""models.protocol
+"""eosim.models.protocol
 ===============
 
 The data-plane requests a client sends to a partition leader (Produce, Fetch, ListOffsets) and their
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from models.errors import Errors
-from models.records import IsolationLevel, RecordBatch, TopicPartition
+from eosim.models.errors import Errors
+from eosim.models.records import IsolationLevel, RecordBatch, TopicPartition
 
 LATEST_TIMESTAMP = -1  # ListOffsetsRequest.LATEST_TIMESTAMP
 EARLIEST_TIMESTAMP = -2
@@ -46,7 +46,7 @@ class FetchRequest:
 
 @frozen(kw_only=True)
 class FetchResponse:
-    # FetchResult is models.log.FetchResult; typed loosely to keep this module free of the log.
+    # FetchResult is eosim.models.log.FetchResult; typed loosely to keep this module free of the log.
     responses: tuple[tuple[TopicPartition, object], ...]
 
 

@@ -1,4 +1,4 @@
-"""models.records
+"""eosim.models.records
 ==============
 
 Value objects shared by every model: topic-partitions, records, client record batches, stored log

@@ -1,4 +1,4 @@
-"""models.txn_coordinator
+"""eosim.models.txn_coordinator
 ======================
 
 Kafka's transaction coordinator (TC) for one ``__transaction_state`` partition leader, as a pure state machine.
@@ -45,10 +45,10 @@ from collections.abc import Iterable
 
 from attrs import Factory, define, evolve, field, frozen
 
-from models.config import BrokerConfig
-from models.effects import Respond
-from models.errors import Errors, IllegalTransition, ModelError
-from models.records import (
+from eosim.models.config import BrokerConfig
+from eosim.models.effects import Respond
+from eosim.models.errors import Errors, IllegalTransition, ModelError
+from eosim.models.records import (
     CONSUMER_OFFSETS_TOPIC,
     MAX_EPOCH,
     NO_PRODUCER_EPOCH,
@@ -192,7 +192,7 @@ class InitProducerIdRequest:
     transaction_timeout_ms: int
     producer_id: int = NO_PRODUCER_ID  # KIP-360 expected (pid, epoch), v3+
     producer_epoch: int = NO_PRODUCER_EPOCH
-    api_version: int = 5  # the request's version decides error codes on the wire (models.api.as_sent)
+    api_version: int = 5  # the request's version decides error codes on the wire (eosim.models.api.as_sent)
 
 
 @frozen(kw_only=True)

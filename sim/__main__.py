@@ -1,5 +1,5 @@
-"""``python -m sim`` is the ``eosim`` command."""
+"""``python -m eosim`` is the ``eosim`` command."""
 
-from sim.cli import main
+from eosim._cli import main
 
 main()

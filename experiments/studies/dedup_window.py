@@ -64,8 +64,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sim.runner import Outcome, run_scenario
-from sim.scenario import Scenario, scenario_from_dict
+from eosim._runner import Outcome, run_scenario
+from eosim._scenario import Scenario, scenario_from_dict
 
 NAME = "dedup_window"
 DEFAULT_SEEDS = 200

@@ -42,9 +42,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sim.cluster import TEST_CLUSTER_PROFILE
-from sim.runner import Outcome, run_scenario
-from sim.scenario import Scenario, scenario_from_dict
+from eosim._cluster import TEST_CLUSTER_PROFILE
+from eosim._runner import Outcome, run_scenario
+from eosim._scenario import Scenario, scenario_from_dict
 
 NAME = "transaction_timeout"
 DEFAULT_SEEDS = 200

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sim.realkafka.broker import KafkaBroker, KafkaUnavailable, ToolMissing, bootstrap_from_env
+from eosim._realkafka.broker import KafkaBroker, KafkaUnavailable, ToolMissing, bootstrap_from_env
 
 IN_CI = os.environ.get("CI") == "true"
 _skip_reasons: list[str] = []

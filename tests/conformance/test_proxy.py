@@ -1,4 +1,4 @@
-"""sim/realkafka/proxy.py on a real broker: clients bootstrapped at the proxy stay behind it (the
+"""sim/_realkafka/proxy.py on a real broker: clients bootstrapped at the proxy stay behind it (the
 broker's PROXIED listener advertises the proxy's port), and a dropped Produce response makes a plain
 producer write twice and the idempotent producer once (docs/conformance.md)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.realkafka.driver import proxied_listener
-from sim.realkafka.proxy import DropRule, KafkaProxy
+from eosim._realkafka.driver import proxied_listener
+from eosim._realkafka.proxy import DropRule, KafkaProxy
 
 SOCKET_TIMEOUT_MS = 1000
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from sim.cli import scenario_dir
-from sim.observation import diff
-from sim.realkafka.broker import KafkaBroker, KafkaUnavailable
-from sim.realkafka.driver import broker_requirements, for_transaction_version, run_on_kafka
-from sim.runner import run_scenario
-from sim.scenario import load_scenario
+from eosim._cli import scenario_dir
+from eosim._observation import diff
+from eosim._realkafka.broker import KafkaBroker, KafkaUnavailable
+from eosim._realkafka.driver import broker_requirements, for_transaction_version, run_on_kafka
+from eosim._runner import run_scenario
+from eosim._scenario import load_scenario
 
 SCENARIOS = sorted(p for p in scenario_dir().glob("*.toml") if load_scenario(p).scenario.conformance)
 
@@ -54,7 +54,7 @@ def test_simulator_and_kafka_observe_the_same(path, kafka_broker, broker_for, tm
     kafka = run_on_kafka(scenario, broker_for(tv, overrides), transaction_version=tv, log_dir=tmp_path)
     record_property("kafka_s", round(kafka.wall_s, 2))
 
-    lines = diff(sim.observation, kafka.observation)
+    lines = diff(eosim._observation, kafka.observation)
     known = KNOWN_DIFFERENCES.get(scenario.name, {})
     unexplained = [line for line in lines if not any(line.startswith(prefix) for prefix in known)]
     stale = [prefix for prefix in known if not any(line.startswith(prefix) for line in lines)]

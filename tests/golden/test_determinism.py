@@ -15,7 +15,7 @@ SCENARIO = ROOT / "experiments" / "scenarios" / "interleaved-transactions.toml"
 def _trace(tmp_path: Path, hash_seed: str, seed: int) -> bytes:
     out = tmp_path / f"run-{hash_seed}-{seed}"
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    proc = subprocess.run([sys.executable, "-m", "sim", "run", str(SCENARIO), "--seed", str(seed), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "eosim", "run", str(SCENARIO), "--seed", str(seed), "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return (out / "trace.jsonl").read_bytes()

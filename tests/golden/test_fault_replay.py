@@ -16,7 +16,7 @@ SCENARIOS = ROOT / "experiments" / "scenarios"
 def _run(tmp_path: Path, scenario: str, hash_seed: str, seed: int) -> Path:
     out = tmp_path / f"{scenario}-{hash_seed}-{seed}"
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    proc = subprocess.run([sys.executable, "-m", "sim", "run", str(SCENARIOS / f"{scenario}.toml"), "--seed",
+    proc = subprocess.run([sys.executable, "-m", "eosim", "run", str(SCENARIOS / f"{scenario}.toml"), "--seed",
                            str(seed), "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # valid, or the anomalies it shows
     return out
@@ -33,7 +33,7 @@ def test_fault_runs_are_byte_identical_across_hash_seeds(tmp_path: Path, scenari
 
 def test_replay_confirms_a_random_nemesis_run(tmp_path: Path) -> None:
     run_dir = _run(tmp_path, "fault-random-nemesis", "random", 11)
-    proc = subprocess.run([sys.executable, "-m", "sim", "replay", str(run_dir)], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "eosim", "replay", str(run_dir)], cwd=ROOT, capture_output=True,
                           text=True, env={**os.environ, "PYTHONHASHSEED": "random"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "identical" in proc.stdout

@@ -9,9 +9,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from models.bugs import HISTORICAL_BUGS, cluster_switch
-from sim.scenario import Scenario, load_scenario
-from sim.runner import run_scenario
+from eosim.models.bugs import HISTORICAL_BUGS, cluster_switch
+from eosim._scenario import Scenario, load_scenario
+from eosim._runner import run_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "scenarios").glob("bug-kafka-*.toml"))
 
@@ -40,7 +40,7 @@ def _summary(outcome) -> str:
 def bug_scenario(request) -> tuple[str, Scenario]:
     path = request.param
     bug, scenario = bug_of(path), load_scenario(path)
-    assert bug in HISTORICAL_BUGS, f"{path.name}: no such bug in models.bugs.HISTORICAL_BUGS"
+    assert bug in HISTORICAL_BUGS, f"{path.name}: no such bug in eosim.models.bugs.HISTORICAL_BUGS"
     key, value = cluster_switch(bug)
     switched = scenario.cluster.get(key)
     assert switched == value or (isinstance(value, tuple) and bug in (switched or ())), \

@@ -1,8 +1,8 @@
 """A delivery report without an offset (librdkafka's implicit ack, offset -1001) is an unknown offset in the
 history, never a position in the log (found by experiments/studies/dedup_window.py)."""
 
-from sim.runner import run_scenario
-from sim.scenario import scenario_from_dict
+from eosim._runner import run_scenario
+from eosim._scenario import scenario_from_dict
 
 
 def test_an_implicitly_acked_send_has_an_unknown_offset_in_the_history() -> None:

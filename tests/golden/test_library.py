@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import scenario_dir
-from sim.runner import Outcome, run_scenario
-from sim.scenario import Produce, load_scenario
+from eosim._cli import scenario_dir
+from eosim._runner import Outcome, run_scenario
+from eosim._scenario import Produce, load_scenario
 
 MISMATCH = "expectation-mismatch"
 PATHS = sorted(scenario_dir().glob("*.toml"))

@@ -4,7 +4,7 @@ scenarios is pinned in ``tests/golden/observations/<scenario>.json``. Each pinne
 a real Kafka 4.1.2 broker when its file was written (``eosim conform``), so a change here is a change
 in what the simulator claims Kafka does.
 
-On a mismatch the test prints one line per difference (``sim.observation.diff``: ``golden=... sim=...``).
+On a mismatch the test prints one line per difference (``eosim._observation.diff``: ``golden=... sim=...``).
 If the change is intended (a model fix, a reworded scenario), rewrite the files and review the diff:
 
     EOSIM_UPDATE_GOLDEN=1 python -m pytest tests/golden/test_observations.py
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.observation import Observation, diff
-from sim.runner import run_file
+from eosim._observation import Observation, diff
+from eosim._runner import run_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "experiments" / "scenarios"

@@ -9,10 +9,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.api import API_NAMES, INFRASTRUCTURE_ERRORS
-from sim.runner import run_file, run_scenario
-from sim.scenario import load_scenario_text, scenario_from_dict, scenario_to_dict
-from sim.trace import dumps_lines
+from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS
+from eosim._runner import run_file, run_scenario
+from eosim._scenario import load_scenario_text, scenario_from_dict, scenario_to_dict
+from eosim._trace import dumps_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,11 +24,11 @@ from collections import deque
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.config import BrokerConfig
-from models.errors import Errors
-from models.fetch import next_offset, visible_records
-from models.log import PartitionLog
-from models.records import MAX_SEQUENCE, ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors
+from eosim.models.fetch import next_offset, visible_records
+from eosim.models.log import PartitionLog
+from eosim.models.records import MAX_SEQUENCE, ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
 
 RC = IsolationLevel.READ_COMMITTED
 RU = IsolationLevel.READ_UNCOMMITTED

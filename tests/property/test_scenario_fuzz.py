@@ -8,9 +8,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.client.config import CONSUMER_SETTINGS, PRODUCER_SETTINGS
-from models.api import API_NAMES, INFRASTRUCTURE_ERRORS
-from sim.scenario import (
+from eosim._client.config import CONSUMER_SETTINGS, PRODUCER_SETTINGS
+from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS
+from eosim._scenario import (
     NEMESIS_KINDS,
     OPS,
     SIMULATOR_OPS,

@@ -12,8 +12,8 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.runner import run_scenario
-from sim.scenario import scenario_from_dict
+from eosim._runner import run_scenario
+from eosim._scenario import scenario_from_dict
 
 PARTITIONS = 2
 

@@ -1,13 +1,13 @@
-"""The simulated broker's request handling (sim/broker.py), driven over the network with raw requests."""
+"""The simulated broker's request handling (sim/_broker.py), driven over the network with raw requests."""
 
 from pathlib import Path
 
-from models.config import BrokerConfig
-from models.errors import Errors
-from models.records import TopicPartition
-from models.txn_coordinator import AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest
-from sim.cluster import Cluster
-from sim.world import World
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors
+from eosim.models.records import TopicPartition
+from eosim.models.txn_coordinator import AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest
+from eosim._cluster import Cluster
+from eosim._world import World
 
 TP = TopicPartition("out", 0)
 
@@ -46,7 +46,7 @@ def test_another_connection_sees_the_pending_transition() -> None:
 
 def test_a_timed_out_transaction_is_traced_before_its_fencing_write() -> None:
     """abortTimedOutTransactions: the sweep fences (epoch + 1) and aborts; the trace says why."""
-    from sim.runner import run_file
+    from eosim._runner import run_file
 
     outcome = run_file(Path(__file__).resolve().parents[2] / "experiments/scenarios/transaction-timeout-abort.toml")
     kinds = [(e["kind"], e["data"].get("producer_epoch")) for e in outcome.trace
@@ -58,7 +58,7 @@ def test_a_timed_out_transaction_is_traced_before_its_fencing_write() -> None:
 def test_a_fenced_librdkafka_endtxn_gets_invalid_producer_epoch_on_the_wire() -> None:
     """KIP-588: EndTxn v1 (librdkafka) predates PRODUCER_FENCED, so KafkaApis answers INVALID_PRODUCER_EPOCH,
     as the real 4.1.2 broker does (docs/real-kafka.md); librdkafka reports it as _FENCED."""
-    from sim.runner import run_file
+    from eosim._runner import run_file
 
     outcome = run_file(Path(__file__).resolve().parents[2] / "experiments/scenarios/zombie-fencing.toml")
     [response] = [e["data"]["fields"] for e in outcome.trace

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import Errors
-from models.group_coordinator import OffsetFetchRequest
-from models.protocol import WriteTxnMarkersRequest
-from models.records import CONSUMER_OFFSETS_TOPIC, TransactionResult
-from models.records import TopicPartition as TP
-from models.txn_coordinator import InitProducerIdRequest, TransactionState, TxnMarkerEntry
-from sim.checkers.oracle import check_trace
-from sim.client.errors import KafkaException
-from sim.client.producer import Producer
-from sim.cluster import Cluster, cluster_config
-from sim.net import Packet, deliver_all
-from sim.trace import dumps_lines
-from sim.world import World
+from eosim.models.errors import Errors
+from eosim.models.group_coordinator import OffsetFetchRequest
+from eosim.models.protocol import WriteTxnMarkersRequest
+from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TransactionResult
+from eosim.models.records import TopicPartition as TP
+from eosim.models.txn_coordinator import InitProducerIdRequest, TransactionState, TxnMarkerEntry
+from eosim._checkers.oracle import check_trace
+from eosim._client.errors import KafkaException
+from eosim._client.producer import Producer
+from eosim._cluster import Cluster, cluster_config
+from eosim._net import Packet, deliver_all
+from eosim._trace import dumps_lines
+from eosim._world import World
 
 T0 = TP("t", 0)
 

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from sim.checkers import check_history
-from sim.checkers.anomaly import CheckResult
+from eosim._checkers import check_history
+from eosim._checkers.anomaly import CheckResult
 
 K, K2 = "t-0", "t-1"
 
@@ -489,7 +489,7 @@ def test_output_is_byte_identical_across_runs_and_hash_seeds():
     history = _messy_history()
     local = json.dumps(check_history(history).to_json(), sort_keys=True)
     assert local == json.dumps(check_history(history).to_json(), sort_keys=True)
-    code = ("import json, sys; from sim.checkers import check_history; "
+    code = ("import json, sys; from eosim._checkers import check_history; "
             "print(json.dumps(check_history(json.load(sys.stdin)).to_json(), sort_keys=True))")
     for seed in ("1", "2"):
         run = subprocess.run([sys.executable, "-c", code], input=json.dumps(history), capture_output=True, text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sim.checkers import Anomaly, CheckResult, check_trace, combine, exit_code
+from eosim._checkers import Anomaly, CheckResult, check_trace, combine, exit_code
 
 TP, TP2, OFFSETS = "out-0", "out-1", "__consumer_offsets-0"
 TID, PID, GROUP = "tx-1", 7, "g"

@@ -1,6 +1,6 @@
 """The pipeline checker: each committed input value exactly once among the committed outputs."""
 
-from sim.checkers.pipeline import check_pipeline
+from eosim._checkers.pipeline import check_pipeline
 
 INPUT = [("in-0", 0, "a"), ("in-0", 1, "b")]
 

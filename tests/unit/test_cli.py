@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sim.cli import EXIT_BAD_INPUT, app
+from eosim._cli import EXIT_BAD_INPUT, app
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -82,7 +82,7 @@ def test_scenarios_lists_the_library_with_descriptions() -> None:
 
 
 def test_a_run_that_never_finishes_is_unknown_exit_2(tmp_path: Path) -> None:
-    """Jepsen's exit code 2: the steps were still running after sim.runner.MAX_RUN_MS of simulated time."""
+    """Jepsen's exit code 2: the steps were still running after eosim._runner.MAX_RUN_MS of simulated time."""
     text = (ROOT / "experiments/scenarios/zombie-fencing.toml").read_text()
     stuck = tmp_path / "zombie-fencing.toml"
     stuck.write_text(text.replace('[[expect.partitions]]', '[[steps]]\nactor = "p2"\nop = "sleep"\nms = 4000000\n\n'

@@ -1,12 +1,12 @@
-"""sim.client.config: librdkafka's defaults, value parsing, aliases and finalisation conflicts."""
+"""eosim._client.config: librdkafka's defaults, value parsing, aliases and finalisation conflicts."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-from models.records import IsolationLevel
-from sim.client.config import (
+from eosim.models.records import IsolationLevel
+from eosim._client.config import (
     CONSUMER_SETTINGS,
     INT32_MAX,
     Client,

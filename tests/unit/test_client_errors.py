@@ -1,13 +1,13 @@
-"""The client's KafkaError surface and the librdkafka reaction table (sim/client/errors.py)."""
+"""The client's KafkaError surface and the librdkafka reaction table (sim/_client/errors.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.api import as_sent
-from models.errors import Errors
-from models.records import TopicPartition
-from models.txn_coordinator import (
+from eosim.models.api import as_sent
+from eosim.models.errors import Errors
+from eosim.models.records import TopicPartition
+from eosim.models.txn_coordinator import (
     AddOffsetsToTxnRequest,
     AddOffsetsToTxnResponse,
     AddPartitionsToTxnRequest,
@@ -17,8 +17,8 @@ from models.txn_coordinator import (
     InitProducerIdRequest,
     InitProducerIdResponse,
 )
-from sim.client.config import Client
-from sim.client.errors import (
+from eosim._client.config import Client
+from eosim._client.errors import (
     API_VERSIONS,
     DEFAULTS,
     REACTIONS,
@@ -30,7 +30,7 @@ from sim.client.errors import (
     api_error,
     normalize,
 )
-from sim.client.producer import MsgStatus, produce_outcome, retry_backoff_ms
+from eosim._client.producer import MsgStatus, produce_outcome, retry_backoff_ms
 
 TP = TopicPartition("t", 0)
 

@@ -5,8 +5,8 @@ import itertools
 
 import pytest
 
-from models.errors import IllegalTransition
-from sim.client.producer import TXN_TRANSITIONS, TxnState, txn_transition
+from eosim.models.errors import IllegalTransition
+from eosim._client.producer import TXN_TRANSITIONS, TxnState, txn_transition
 
 PAIRS = list(itertools.product(TxnState, TxnState))
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import Errors
-from models.records import TopicPartition as TP
-from sim.client.consumer import Consumer
-from sim.client.errors import KafkaError, KafkaException
-from sim.client.message import ConsumerGroupMetadata, TopicPartition
-from sim.client.producer import Producer
-from sim.cluster import Cluster, cluster_config
-from sim.world import World
+from eosim.models.errors import Errors
+from eosim.models.records import TopicPartition as TP
+from eosim._client.consumer import Consumer
+from eosim._client.errors import KafkaError, KafkaException
+from eosim._client.message import ConsumerGroupMetadata, TopicPartition
+from eosim._client.producer import Producer
+from eosim._cluster import Cluster, cluster_config
+from eosim._world import World
 
 
 def make_cluster(topics=None, **overrides):

@@ -1,4 +1,4 @@
-"""The fault layer (sim/faults.py): each action and selector, counts, arming, heal, the nemesis ops,
+"""The fault layer (sim/_faults.py): each action and selector, counts, arming, heal, the nemesis ops,
 the random nemesis, and determinism. Small scenarios run end to end; the network-level tests drive
 raw requests over a cluster with the layer installed."""
 
@@ -8,19 +8,19 @@ import textwrap
 
 import pytest
 
-from models.api import INFRASTRUCTURE_ERRORS, error_response
-from models.errors import Errors
-from models.protocol import ProduceRequest, ProduceResponse
-from models.records import Record, RecordBatch, TopicPartition
-from models.txn_coordinator import EndTxnRequest, InitProducerIdRequest
-from sim import scenario as sc
-from sim.cluster import Cluster, cluster_config
-from sim.diagram import mermaid
-from sim.faults import FaultLayer, facts, node_of
-from sim.net import DISCONNECTED, TIMED_OUT
-from sim.runner import run_scenario
-from sim.trace import dumps_lines
-from sim.world import World
+from eosim.models.api import INFRASTRUCTURE_ERRORS, error_response
+from eosim.models.errors import Errors
+from eosim.models.protocol import ProduceRequest, ProduceResponse
+from eosim.models.records import Record, RecordBatch, TopicPartition
+from eosim.models.txn_coordinator import EndTxnRequest, InitProducerIdRequest
+from eosim import _scenario as sc
+from eosim._cluster import Cluster, cluster_config
+from eosim._diagram import mermaid
+from eosim._faults import FaultLayer, facts, node_of
+from eosim._net import DISCONNECTED, TIMED_OUT
+from eosim._runner import run_scenario
+from eosim._trace import dumps_lines
+from eosim._world import World
 
 TP = TopicPartition("out", 0)
 HEAD = """\

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from models.config import BrokerConfig
-from models.errors import Errors
-from models.fetch import next_offset, visible_records
-from models.log import AbortedTransaction, FetchResult, PartitionLog
-from models.records import ControlType, IsolationLevel, LogBatch, Record, RecordBatch, TopicPartition
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors
+from eosim.models.fetch import next_offset, visible_records
+from eosim.models.log import AbortedTransaction, FetchResult, PartitionLog
+from eosim.models.records import ControlType, IsolationLevel, LogBatch, Record, RecordBatch, TopicPartition
 
 RC = IsolationLevel.READ_COMMITTED
 RU = IsolationLevel.READ_UNCOMMITTED

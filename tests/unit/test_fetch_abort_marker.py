@@ -1,9 +1,9 @@
 """The ABORT marker ends a pid's aborted range: its next transaction is visible (CompletedFetch)."""
 
-from models.config import BrokerConfig
-from models.fetch import visible_records
-from models.log import PartitionLog
-from models.records import ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
+from eosim.models.config import BrokerConfig
+from eosim.models.fetch import visible_records
+from eosim.models.log import PartitionLog
+from eosim.models.records import ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
 
 
 def test_committed_txn_after_an_aborted_one_of_the_same_pid_is_visible() -> None:

@@ -14,10 +14,10 @@ from attrs import define, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.config import BrokerConfig
-from models.effects import Respond
-from models.errors import Errors, IllegalTransition
-from models.group_coordinator import (
+from eosim.models.config import BrokerConfig
+from eosim.models.effects import Respond
+from eosim.models.errors import Errors, IllegalTransition
+from eosim.models.group_coordinator import (
     CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS,
     VALID_PREVIOUS_STATES,
     ClassicGroup,
@@ -35,8 +35,8 @@ from models.group_coordinator import (
     TxnOffsetCommitRequest,
     range_assignment,
 )
-from models.log import PartitionLog
-from models.records import CONSUMER_OFFSETS_TOPIC, ControlType, TopicPartition, TransactionResult
+from eosim.models.log import PartitionLog
+from eosim.models.records import CONSUMER_OFFSETS_TOPIC, ControlType, TopicPartition, TransactionResult
 
 CFG = BrokerConfig()
 DELAY = CFG.group_initial_rebalance_delay_ms  # 3 s

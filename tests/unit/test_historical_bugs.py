@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from models.bugs import HISTORICAL_BUGS, cluster_switch
-from models.config import BrokerConfig
-from models.errors import Errors
-from models.log import PartitionLog
-from models.records import MAX_EPOCH, MAX_SEQUENCE, ControlType, Record, RecordBatch, TopicPartition
-from models.txn_coordinator import (
+from eosim.models.bugs import HISTORICAL_BUGS, cluster_switch
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors
+from eosim.models.log import PartitionLog
+from eosim.models.records import MAX_EPOCH, MAX_SEQUENCE, ControlType, Record, RecordBatch, TopicPartition
+from eosim.models.txn_coordinator import (
     AddPartitionsToTxnRequest,
     AppendTxnLog,
     EndTxnRequest,

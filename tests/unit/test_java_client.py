@@ -2,19 +2,19 @@
 client's outcome side by side. Java sources are the Java client 4.1 (confluentinc/kafka branch 4.1,
 clients/src/main/java/org/apache/kafka/clients/...): ProducerConfig, ConsumerConfig, KafkaProducer,
 producer/internals/TransactionManager.java (TM), Sender.java; librdkafka's are cited in
-sim/client/config.py, sim/client/errors.py and sim/client/producer.py."""
+sim/_client/config.py, sim/_client/errors.py and sim/_client/producer.py."""
 
 from __future__ import annotations
 
 import pytest
 import simpy
 
-from models.api import as_sent
-from models.errors import Errors
-from models.records import IsolationLevel, TopicPartition as TP
-from models.txn_coordinator import EndTxnRequest, EndTxnResponse
-from sim.client.config import INT32_MAX, Client, ConfigError, validate_config
-from sim.client.errors import (
+from eosim.models.api import as_sent
+from eosim.models.errors import Errors
+from eosim.models.records import IsolationLevel, TopicPartition as TP
+from eosim.models.txn_coordinator import EndTxnRequest, EndTxnResponse
+from eosim._client.config import INT32_MAX, Client, ConfigError, validate_config
+from eosim._client.errors import (
     API_VERSIONS,
     JAVA_DEFAULTS,
     JAVA_REACTIONS,
@@ -27,12 +27,12 @@ from sim.client.errors import (
     api_error,
     normalize,
 )
-from sim.client.consumer import Consumer
-from sim.client.message import OFFSET_BEGINNING, TopicPartition
-from sim.client.producer import Producer, produce_outcome
-from sim.cluster import Cluster, cluster_config
-from sim.net import deliver_all
-from sim.world import World
+from eosim._client.consumer import Consumer
+from eosim._client.message import OFFSET_BEGINNING, TopicPartition
+from eosim._client.producer import Producer, produce_outcome
+from eosim._cluster import Cluster, cluster_config
+from eosim._net import deliver_all
+from eosim._world import World
 
 JAVA = {"eosim.client": "java"}
 T0 = TP("t", 0)
@@ -142,7 +142,7 @@ def test_delivery_timeout_must_cover_linger_and_the_request_timeout_in_java():
     assert raised.message_timeout_ms == 200_010
 
 
-# --- the reaction tables (sim/client/errors.py) ---------------------------------------------------
+# --- the reaction tables (sim/_client/errors.py) ---------------------------------------------------
 
 R = Reaction
 

@@ -1,4 +1,4 @@
-"""sim/realkafka/proxy.py without a broker: Kafka framing on hand-built frames, the drop rules, the
+"""sim/_realkafka/proxy.py without a broker: Kafka framing on hand-built frames, the drop rules, the
 refusals, and a relay over loopback sockets to a fake upstream."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
-from models.api import API_NAMES
-from sim.realkafka.proxy import (API_KEYS, DROPPABLE_APIS, DropRule, FrameReader, FramingError, KafkaProxy, Rules,
+from eosim.models.api import API_NAMES
+from eosim._realkafka.proxy import (API_KEYS, DROPPABLE_APIS, DropRule, FrameReader, FramingError, KafkaProxy, Rules,
                                  frame, refusal, request_header, response_correlation_id)
-from sim.scenario import Fault
+from eosim._scenario import Fault
 
 
 def request(api_key: int, api_version: int, correlation_id: int, body: bytes = b"") -> bytes:

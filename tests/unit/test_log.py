@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.config import BrokerConfig
-from models.errors import Errors, IllegalTransition
-from models.log import AbortedTransaction, AbortedTxn, PartitionLog
-from models.records import ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors, IllegalTransition
+from eosim.models.log import AbortedTransaction, AbortedTxn, PartitionLog
+from eosim.models.records import ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
 
 TP = TopicPartition("t", 0)
 RC = IsolationLevel.READ_COMMITTED

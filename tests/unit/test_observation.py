@@ -1,8 +1,8 @@
-"""sim.observation: deterministic JSON, a line per difference, expectations in words."""
+"""eosim._observation: deterministic JSON, a line per difference, expectations in words."""
 
 import attrs
 
-from sim.observation import (
+from eosim._observation import (
     GroupObservation,
     Observation,
     PartitionObservation,
@@ -10,7 +10,7 @@ from sim.observation import (
     check_expectations,
     diff,
 )
-from sim.scenario import load_scenario_text
+from eosim._scenario import load_scenario_text
 
 SCENARIO = """\
 # Fixture for observation tests.

@@ -6,15 +6,15 @@ import zlib
 
 import pytest
 
-from models.errors import Errors
-from models.records import TopicPartition as TP
-from sim.client.consumer import Consumer
-from sim.client.errors import KafkaError, KafkaException
-from sim.client.message import ConsumerGroupMetadata, TopicPartition
-from sim.client.producer import Producer
-from sim.cluster import Cluster, cluster_config
-from sim.net import Packet, deliver_all
-from sim.world import World
+from eosim.models.errors import Errors
+from eosim.models.records import TopicPartition as TP
+from eosim._client.consumer import Consumer
+from eosim._client.errors import KafkaError, KafkaException
+from eosim._client.message import ConsumerGroupMetadata, TopicPartition
+from eosim._client.producer import Producer
+from eosim._cluster import Cluster, cluster_config
+from eosim._net import Packet, deliver_all
+from eosim._world import World
 
 
 def make_cluster(topics=None, **overrides):
@@ -376,10 +376,10 @@ def test_a_fatal_error_is_raised_once_by_the_next_poll() -> None:
     """rd_kafka_set_fatal_error0 queues one event; confluent-kafka raises it from the call that serves
     it instead of calling error_cb (confluent_kafka.c error_cb), and delivery reports queued behind it
     wait. Seen on Kafka 4.1.2: a fenced abort, then poll raises _FENCED once (fenced-producer-errors)."""
-    from sim.client.errors import KafkaException
-    from sim.client.producer import Producer
-    from sim.cluster import Cluster, cluster_config
-    from sim.world import World
+    from eosim._client.errors import KafkaException
+    from eosim._client.producer import Producer
+    from eosim._cluster import Cluster, cluster_config
+    from eosim._world import World
 
     world = World(1)
     cluster = Cluster(world, cluster_config({}), {"out": 1})

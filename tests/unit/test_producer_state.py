@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from models.config import BrokerConfig
-from models.errors import Errors
-from models.log import AppendOrigin, PartitionLog, VerificationGuard
-from models.producer_state import BatchMetadata
-from models.records import MAX_SEQUENCE, ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors
+from eosim.models.log import AppendOrigin, PartitionLog, VerificationGuard
+from eosim.models.producer_state import BatchMetadata
+from eosim.models.records import MAX_SEQUENCE, ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
 
 TP = TopicPartition("t", 0)
 DAY = 86_400_000

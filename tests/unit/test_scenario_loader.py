@@ -1,4 +1,4 @@
-"""sim.scenario: every refusal names the file, the location and the reason; valid files load and
+"""eosim._scenario: every refusal names the file, the location and the reason; valid files load and
 round-trip; the reference doc and the JSON Schema agree."""
 
 import json
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS
-from sim.client.config import ProducerConfig
-from sim.scenario import (
+from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS
+from eosim._client.config import ProducerConfig
+from eosim._scenario import (
     OPS,
     Assign,
     ConsumedRecord,
@@ -596,7 +596,7 @@ def test_refusals_name_the_location_and_the_reason(text, location, reason):
 
 
 def test_drops_the_proxy_reproduces_keep_conformance():
-    """On Kafka a proxy drops the first count messages of one API (sim/realkafka/proxy.py): such rules may
+    """On Kafka a proxy drops the first count messages of one API (sim/_realkafka/proxy.py): such rules may
     stay in a conformance scenario."""
     s = load_scenario_text(BASE + FAULT + 'message = "Produce"\ndirection = "response"\ncount = 2\n'
                            + FAULT.replace('"f"', '"g"') + 'message = "EndTxn"\n', "base")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.config import BrokerConfig
-from models.errors import Errors, ModelError
-from models.records import CONSUMER_OFFSETS_TOPIC, MAX_EPOCH, TopicPartition, TransactionResult, partition_for
-from models.txn_coordinator import (
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors, ModelError
+from eosim.models.records import CONSUMER_OFFSETS_TOPIC, MAX_EPOCH, TopicPartition, TransactionResult, partition_for
+from eosim.models.txn_coordinator import (
     AddOffsetsToTxnRequest,
     AddOffsetsToTxnResponse,
     AddPartitionsToTxnRequest,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from models.config import BrokerConfig
-from models.errors import Errors
-from models.log import AppendOrigin, PartitionLog
-from models.records import ControlType, Record, RecordBatch, TopicPartition
-from models.txn_coordinator import (
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors
+from eosim.models.log import AppendOrigin, PartitionLog
+from eosim.models.records import ControlType, Record, RecordBatch, TopicPartition
+from eosim.models.txn_coordinator import (
     PRODUCER_ID_BLOCK_SIZE,
     AddPartitionsToTxnRequest,
     AppendTxnLog,

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.config import BrokerConfig
-from models.errors import Errors, IllegalTransition
-from models.records import MAX_EPOCH, TopicPartition
-from models.txn_coordinator import (
+from eosim.models.config import BrokerConfig
+from eosim.models.errors import Errors, IllegalTransition
+from eosim.models.records import MAX_EPOCH, TopicPartition
+from eosim.models.txn_coordinator import (
     VALID_PREVIOUS_STATES,
     AddOffsetsToTxnRequest,
     AddOffsetsToTxnResponse,

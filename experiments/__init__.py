@@ -1,0 +1,1 @@
+"""The scenario library (``scenarios/*.toml``, package data) and the reproducible studies of eosim."""

@@ -1,0 +1,1 @@
+"""Reproducible studies: each runs seeds 1..N and writes a CSV, a Markdown table and a plot."""

@@ -1,0 +1,755 @@
+"""eosim._checkers.jepsen
+===================
+
+Jepsen's Kafka checker (``jepsen.tests.kafka``: ``analysis``, ``allowed-error-types``) ported in spirit
+to the history format of docs/design.md. Anomaly names are Jepsen's ``:errors`` keys.
+
+Pipeline, as in Jepsen:
+
+1. version orders per key (offset -> values) from every poll, whatever its op's outcome, and from the
+   sends of ops that must have committed; "index" is the dense position among known offsets;
+2. data checks on those orders: inconsistent-offsets, duplicate, lost-write, unseen, G1a,
+   precommitted-read, and the skip / nonmonotonic scans across and inside ops;
+3. a dependency graph of completed ops (ww: consecutive versions of a key, wr: a poll saw a send,
+   plus process and realtime orders), its strongly connected components, and one short witness
+   cycle per component for G0, G1c and their -process / -realtime variants (Elle's method).
+
+Deliberate differences from Jepsen: ``unseen`` is informational (allowed), since a run need not end
+with draining polls; an ``info`` op or a ``crash`` ends a process's per-key scan state, since Jepsen
+retires such a process; a ``subscribe`` to a topic keeps that topic's partitions. PL-1/PL-2
+"cycle-exists" summaries are not produced: every cyclic component gets an explicit cycle instead.
+With ww edges, wr edges are drawn only where the ww chain does not already imply them (the rule of
+Jepsen's docstring; its code draws them all): the same components and cycle types, fewer edges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import itertools
+from typing import Any
+
+import networkx as nx
+
+from eosim._checkers.anomaly import Anomaly, CheckResult
+
+Op = dict[str, Any]
+
+_CLIENT_FS = frozenset({"send", "poll", "txn"})
+_WRITE_FS = frozenset({"send", "txn"})
+_READ_FS = frozenset({"poll", "txn"})
+
+# Dependency kinds, as bits of an edge's mask.
+WW, WR, PROCESS, REALTIME = 1, 2, 4, 8
+_REL_NAMES = ((WW, "ww"), (WR, "wr"), (PROCESS, "process"), (REALTIME, "realtime"))
+
+# Elle's cycle specs for the types Kafka's checker reports: (type, usable edges, required edges), in
+# search order. Finding a type in a component skips the types it implies (elle.consistency-model).
+_CYCLE_SPECS = (
+    ("G0", WW, ()),
+    ("G1c", WW | WR, (WR,)),
+    ("G0-process", WW | PROCESS, (PROCESS,)),
+    ("G1c-process", WW | WR | PROCESS, (WR, PROCESS)),
+    ("G0-realtime", WW | REALTIME, (REALTIME,)),
+    ("G1c-realtime", WW | WR | REALTIME, (WR, REALTIME)),
+)
+_IMPLIES = {
+    "G0": {"G1c", "G0-process", "G1c-process", "G0-realtime", "G1c-realtime"},
+    "G1c": {"G1c-process", "G1c-realtime"},
+    "G0-process": {"G1c-process", "G0-realtime", "G1c-realtime"},
+    "G1c-process": {"G1c-realtime"},
+    "G0-realtime": {"G1c-realtime"},
+    "G1c-realtime": set(),
+}
+_CYCLE_MEANING = {
+    "G0": "a write cycle: Kafka transactions do not isolate writes, so this is expected",
+    "G1c": "circular information flow: each op's effects reach the next one around the loop",
+}
+# Start edges tried per component: the shortest cycle found wins. A cycle needing two kinds of edge
+# may come back as a closed walk that is not simple; past this many tries that type is given up.
+_MAX_STARTS = 16
+
+
+def allowed_types(*, subscribe_used: bool, ww_deps: bool) -> frozenset[str]:
+    """jepsen.tests.kafka/allowed-error-types, plus the informational ``unseen``."""
+    allowed = {"int-send-skip", "G0", "G0-process", "G0-realtime", "unseen"}
+    if subscribe_used:  # rebalances legitimately move a consumer's position
+        allowed |= {"poll-skip", "nonmonotonic-poll"}
+    if ww_deps:  # no write isolation: t0 <ww t1 <wr t0 is normal
+        allowed |= {"G1c", "G1c-process", "G1c-realtime"}
+    return frozenset(allowed)
+
+
+def check_history(history: list[Op], *, subscribe_used: bool = False, ww_deps: bool = True) -> CheckResult:
+    with _gc_paused():
+        found = _Analysis(history).all_anomalies(ww_deps=ww_deps)
+    return CheckResult.classify(found, allowed_types=allowed_types(subscribe_used=subscribe_used, ww_deps=ww_deps))
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    # The analysis allocates ~10^6 small acyclic objects; cyclic-GC passes over them cost a third of
+    # the run and reclaim nothing (reference counting frees them).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _vkey(value: Any) -> tuple[str, Any]:
+    # Orders values of one type naturally and never compares across types.
+    return (type(value).__name__, value)
+
+
+def _name(op: Op) -> str:
+    return f"{op['f']} op {op['index']} ({op.get('process')}, {op['type']})"
+
+
+def _parse(op: Op) -> tuple[dict[Any, list], dict[Any, list]]:
+    """An op's sends and polls: key -> [(offset or None, value), ...] in micro-op order."""
+    writes: dict[Any, list] = {}
+    reads: dict[Any, list] = {}
+    for mop in op.get("value") or ():
+        if mop[0] == "send" and op["f"] in _WRITE_FS:
+            v = mop[2]
+            writes.setdefault(mop[1], []).append((v[0], v[1]) if isinstance(v, (list, tuple)) else (None, v))
+        elif mop[0] == "poll" and len(mop) > 1 and op["f"] in _READ_FS:
+            for k, pairs in mop[1].items():
+                reads.setdefault(k, []).extend(pairs)
+    return writes, reads
+
+
+def _witness(facts: dict[str, Any], *ops: Op | None) -> tuple[dict[str, Any], ...]:
+    unique = {op["index"]: op for op in ops if op is not None}
+    return (facts, *(unique[i] for i in sorted(unique)))
+
+
+def _topic(key: Any) -> Any:
+    return key.rsplit("-", 1)[0] if isinstance(key, str) else key
+
+
+class _Order:
+    """One key's version order. ``log`` maps each known offset to its values (sorted)."""
+
+    def __init__(self, offsets: dict[int, dict[Any, Op]]):
+        self.log = {o: sorted(offsets[o], key=_vkey) for o in sorted(offsets)}
+        self.index_of = {o: i for i, o in enumerate(self.log)}
+        self.by_index = [vs[0] for vs in self.log.values()]
+        self.by_value = {v: i for i, v in enumerate(self.by_index)}
+
+    def index(self, value: Any) -> int | None:
+        return self.by_value.get(value)
+
+    def delta(self, v1: Any, v2: Any) -> int:
+        i1, i2 = self.by_value.get(v1), self.by_value.get(v2)
+        return 1 if i1 is None or i2 is None else i2 - i1
+
+    def between(self, v1: Any, v2: Any) -> list[Any]:
+        return self.by_index[self.by_value[v1] + 1 : self.by_value[v2]]
+
+
+_EMPTY_ORDER = _Order({})
+
+
+class _Analysis:
+    def __init__(self, history: list[Op]):
+        self.ops = [op for op in history if op.get("f") in _CLIENT_FS]
+        self.done = [op for op in self.ops if op["type"] != "invoke"]
+        self.history = history
+        self.writes: dict[int, dict] = {}
+        self.reads: dict[int, dict] = {}
+        for op in self.done:
+            self.writes[op["index"]], self.reads[op["index"]] = _parse(op)
+
+        # Reads and failed writes are kept as (offset, value): a value an aborted transaction wrote may
+        # be written again later (an application redoing its work), and only the aborted offset is
+        # an aborted read. A send whose offset is unknown is matched by value alone.
+        self.ok_reads: dict[Any, set] = {}
+        self.ok_read_pairs: dict[Any, set] = {}
+        self.failed: dict[Any, dict[tuple, Op]] = {}
+        self.unfailed_values: dict[Any, set] = {}
+        self.writer_of: dict[Any, dict[Any, Op]] = {}
+        self.readers_of: dict[Any, dict[Any, list[Op]]] = {}
+        for op in self.done:
+            i = op["index"]
+            for k, pairs in self.writes[i].items():
+                w = self.writer_of.setdefault(k, {})
+                for o, v in pairs:
+                    w[v] = op
+                    if op["type"] == "fail":
+                        self.failed.setdefault(k, {})[(o, v)] = op
+                    else:
+                        self.unfailed_values.setdefault(k, set()).add(v)
+            for k, pairs in self.reads[i].items():
+                r = self.readers_of.setdefault(k, {})
+                for _, v in pairs:
+                    r.setdefault(v, []).append(op)
+                if op["type"] == "ok":
+                    self.ok_reads.setdefault(k, set()).update(v for _, v in pairs)
+                    self.ok_read_pairs.setdefault(k, set()).update((o, v) for o, v in pairs)
+
+        # key -> offset -> value -> the first op (in history order) that put it there, for witnesses.
+        # Sends count only once all ok reads are known (must-have-committed needs them).
+        seen: dict[Any, dict[int, dict[Any, Op]]] = {}
+        for op in self.done:
+            i = op["index"]
+            sources = (self.reads[i], self.writes[i]) if self._must_have_committed(op) else (self.reads[i],)
+            for source in sources:
+                for k, pairs in source.items():
+                    log = seen.setdefault(k, {})
+                    for o, v in pairs:
+                        if o is not None:
+                            log.setdefault(o, {}).setdefault(v, op)
+        self.seen = seen
+        self.orders = {k: _Order(log) for k, log in seen.items()}
+
+    def all_anomalies(self, *, ww_deps: bool) -> list[Anomaly]:
+        return [
+            *self.inconsistent_offsets(),
+            *self.duplicates(),
+            *self.g1a(),
+            *self.precommitted_reads(),
+            *self.lost_writes(),
+            *self.unplaced_lost_writes(),
+            *self.unseen(),
+            *self.poll_scans(),
+            *self.send_scans(),
+            *self.internal_polls(),
+            *self.internal_sends(),
+            *self.cycles(ww_deps=ww_deps),
+        ]
+
+    def _must_have_committed(self, op: Op) -> bool:
+        """ok, or info with one of its sends polled by an ok op (jepsen: must-have-committed?)."""
+        if op["type"] == "ok":
+            return True
+        if op["type"] != "info":
+            return False
+        return any(self._was_read(k, o, v) for k, pairs in self.writes[op["index"]].items() for o, v in pairs)
+
+    def _was_read(self, key: Any, offset: Any, value: Any) -> bool:
+        if offset is not None:
+            return (offset, value) in self.ok_read_pairs.get(key, ())
+        return value in self.ok_reads.get(key, ())
+
+    def _failed_writer(self, key: Any, offset: Any, value: Any) -> Op | None:
+        """The definitely-failed op whose send this read shows, if any."""
+        failed = self.failed.get(key, {})
+        if (offset, value) in failed:
+            return failed[(offset, value)]
+        unknown = failed.get((None, value))
+        if unknown is not None and value not in self.unfailed_values.get(key, ()):
+            return unknown
+        return None
+
+    def order(self, key: Any) -> _Order:
+        return self.orders.get(key, _EMPTY_ORDER)
+
+    # -- version-order checks --------------------------------------------------------------------------
+
+    def inconsistent_offsets(self) -> list[Anomaly]:
+        out = []
+        for k in sorted(self.orders, key=_vkey):
+            order = self.orders[k]
+            for o, vs in order.log.items():
+                if len(vs) > 1:
+                    out.append(Anomaly(
+                        name="inconsistent-offsets",
+                        description=f"Offset {o} of {k} holds {len(vs)} different values ({', '.join(map(repr, vs))}): "
+                                    "ops disagree about what the log contains there.",
+                        witness=_witness({"key": k, "offset": o, "index": order.index_of[o], "values": vs},
+                                         *(self.seen[k][o][v] for v in vs))))
+        return out
+
+    def duplicates(self) -> list[Anomaly]:
+        out = []
+        for k in sorted(self.orders, key=_vkey):
+            offsets_of: dict[Any, list[int]] = {}
+            for o, vs in self.orders[k].log.items():
+                for v in vs:
+                    offsets_of.setdefault(v, []).append(o)
+            for v in sorted(offsets_of, key=_vkey):
+                offsets = offsets_of[v]
+                if len(offsets) > 1:
+                    out.append(Anomaly(
+                        name="duplicate",
+                        description=f"Value {v!r} appears {len(offsets)} times in {k}, at offsets "
+                                    f"{', '.join(map(str, offsets))}: it was written more than once.",
+                        witness=_witness({"key": k, "value": v, "count": len(offsets), "offsets": offsets},
+                                         *(self.seen[k][o][v] for o in offsets))))
+        return out
+
+    def g1a(self) -> list[Anomaly]:
+        out = []
+        for op in self.done:
+            if op["type"] != "ok":
+                continue
+            for k, pairs in self.reads[op["index"]].items():
+                for o, v in pairs:
+                    writer = self._failed_writer(k, o, v)
+                    if writer is not None:
+                        out.append(Anomaly(
+                            name="G1a",
+                            description=f"{_name(op)} polled {v!r} from {k}, but {_name(writer)} that sent it "
+                                        "definitely failed (aborted read).",
+                            witness=_witness({"key": k, "value": v, "writer": writer["index"],
+                                              "reader": op["index"]}, writer, op)))
+        return out
+
+    def precommitted_reads(self) -> list[Anomaly]:
+        out = []
+        for op in self.done:
+            reads = self.reads[op["index"]]
+            for k, pairs in self.writes[op["index"]].items():
+                polled = {v for _, v in reads.get(k, ())}
+                own = [v for _, v in pairs if v in polled]
+                if own:
+                    out.append(Anomaly(
+                        name="precommitted-read",
+                        description=f"{_name(op)} polled {own[0]!r} from {k}, its own send, before it "
+                                    "committed: Kafka never shows uncommitted records to pollers.",
+                        witness=_witness({"key": k, "value": own[0], "op": op["index"]}, op)))
+        return out
+
+    def unplaced_lost_writes(self) -> list[Anomaly]:
+        """eosim's final read is complete for a partition whose LSO reached its HW: a committed value with
+        no known offset (an acknowledgement without one, librdkafka's implicit ack) that it did not see is
+        lost, even though the version order cannot place it (``complete`` on the final poll)."""
+        out = []
+        for final in self.done:
+            for k in final.get("complete", ()):
+                for writer in self.done:
+                    for o, v in self.writes[writer["index"]].get(k, ()):
+                        if (o is None and v not in self.ok_reads.get(k, ())
+                                and v not in self.order(k).by_value and self._must_have_committed(writer)):
+                            out.append(Anomaly(
+                                name="lost-write",
+                                description=f"{_name(writer)} sent {v!r} to {k} and it was acknowledged without an "
+                                            f"offset; {_name(final)} read {k} to its end and never saw it.",
+                                witness=_witness({"key": k, "value": v, "writer": writer["index"],
+                                                  "final-read": final["index"]}, writer, final)))
+        return out
+
+    def lost_writes(self) -> list[Anomaly]:
+        """Jepsen's lost-write-cases: values whose *last* index is at or below the highest index an
+        ok poll surely reached, never polled by an ok op, from writers that must have committed."""
+        out = []
+        for k in sorted(self.ok_reads, key=_vkey):
+            read, order = self.ok_reads[k], self.orders.get(k)
+            if order is None:
+                continue
+            first_index: dict[Any, int] = {}
+            last_index: dict[Any, int] = {}
+            for i, vs in enumerate(order.log.values()):
+                for v in vs:
+                    first_index.setdefault(v, i)
+                    last_index[v] = i
+            known = [v for v in read if v in first_index]
+            if not known:
+                continue
+            top = max(known, key=lambda v: (first_index[v], _vkey(v)))
+            bound = first_index[top]
+            max_read = next(r for r in self.readers_of[k][top] if r["type"] == "ok")
+            for v in sorted(last_index, key=lambda v: (last_index[v], _vkey(v))):
+                if last_index[v] > bound or v in read:
+                    continue
+                writer = self.writer_of.get(k, {}).get(v)
+                if writer is None or not self._must_have_committed(writer):
+                    continue
+                out.append(Anomaly(
+                    name="lost-write",
+                    description=f"{_name(writer)} sent {v!r} to {k} (index {first_index[v]}), and a poll reached "
+                                f"{top!r} at index {bound} beyond it, yet no ok poll ever saw {v!r}.",
+                    witness=_witness({"key": k, "value": v, "index": first_index[v], "max-read-index": bound,
+                                      "max-read-value": top, "writer": writer["index"],
+                                      "max-read": max_read["index"]}, writer, max_read)))
+        return out
+
+    def unseen(self) -> list[Anomaly]:
+        sent: dict[Any, list[Any]] = {}
+        for op in self.done:
+            if op["type"] == "ok":
+                for k, pairs in self.writes[op["index"]].items():
+                    sent.setdefault(k, []).extend(v for _, v in pairs)
+        out = []
+        for k in sorted(sent, key=_vkey):
+            missing = sorted({v for v in sent[k] if v not in self.ok_reads.get(k, ())}, key=_vkey)
+            if missing:
+                out.append(Anomaly(
+                    name="unseen",
+                    description=f"{len(missing)} acknowledged value(s) sent to {k} were never polled by the end "
+                                "of the history (lost, or only not yet read).",
+                    witness=({"key": k, "count": len(missing), "values": missing},)))
+        return out
+
+    # -- scans across ops of one process ----------------------------------------------------------
+
+    def _by_process(self) -> dict[Any, list[Op]]:
+        procs: dict[Any, list[Op]] = {}
+        for op in self.history:
+            procs.setdefault(op.get("process"), []).append(op)
+        return procs
+
+    @staticmethod
+    def _narrow(last: dict[Any, Op], op: Op) -> dict[Any, Op]:
+        """After an ok/info assign or subscribe only the still-assigned keys keep their history."""
+        keep = set(op.get("value") or ())
+        return {k: o for k, o in last.items() if k in keep or _topic(k) in keep}
+
+    def poll_scans(self) -> list[Anomaly]:
+        out = []
+        for proc_ops in self._by_process().values():
+            last: dict[Any, Op] = {}
+            for op in proc_ops:
+                if op["type"] == "invoke":
+                    continue
+                if op["f"] in ("assign", "subscribe"):
+                    if op["type"] != "fail":
+                        last = self._narrow(last, op)
+                elif op["f"] in _READ_FS:
+                    reads = self.reads[op["index"]]
+                    for k in sorted(reads, key=_vkey):
+                        prev = last.get(k)
+                        if prev is None or not reads[k]:
+                            continue
+                        order = self.order(k)
+                        v1, v2 = self.reads[prev["index"]][k][-1][1], reads[k][0][1]
+                        delta = order.delta(v1, v2)
+                        if delta > 1:
+                            skipped = order.between(v1, v2)
+                            out.append(Anomaly(
+                                name="poll-skip",
+                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op "
+                                            f"{prev['index']}, then {v2!r} in op {op['index']}, skipping "
+                                            f"{len(skipped)} value(s) in between.",
+                                witness=_witness({"key": k, "values": [v1, v2], "delta": delta, "skipped": skipped,
+                                                  "ops": [prev["index"], op["index"]]}, prev, op)))
+                        elif delta < 1:
+                            out.append(Anomaly(
+                                name="nonmonotonic-poll",
+                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op "
+                                            f"{prev['index']}, then went back to {v2!r} in op {op['index']} "
+                                            f"({-delta} index(es) back, or a repeat).",
+                                witness=_witness({"key": k, "values": [v1, v2], "delta": delta,
+                                                  "ops": [prev["index"], op["index"]]}, prev, op)))
+                    if op["type"] == "ok":
+                        last.update((k, op) for k in reads if reads[k])
+                if op["type"] == "info" or op["f"] == "crash":
+                    last = {}
+        return out
+
+    def send_scans(self) -> list[Anomaly]:
+        out = []
+        for proc_ops in self._by_process().values():
+            last: dict[Any, Op] = {}
+            # A process may have several asynchronous sends in flight: they count in the order they were
+            # sent (their invocations), not in the order their acknowledgements came back.
+            for op in sorted(proc_ops, key=lambda o: o.get("invoke_index", o["index"])):
+                if op["type"] in ("invoke", "fail"):
+                    continue
+                if op["f"] in ("assign", "subscribe"):
+                    last = self._narrow(last, op)
+                elif op["f"] in _WRITE_FS:
+                    writes = self.writes[op["index"]]
+                    for k in sorted(writes, key=_vkey):
+                        prev = last.get(k)
+                        if prev is not None:
+                            v1, v2 = self.writes[prev["index"]][k][-1][1], writes[k][0][1]
+                            delta = self.order(k).delta(v1, v2)
+                            if delta < 1:
+                                out.append(Anomaly(
+                                    name="nonmonotonic-send",
+                                    description=f"Process {op.get('process')} sent {v1!r} to {k} in op "
+                                                f"{prev['index']}, then {v2!r} in op {op['index']}, which landed "
+                                                f"{-delta} index(es) earlier (or at the same place).",
+                                    witness=_witness({"key": k, "values": [v1, v2], "delta": delta,
+                                                      "ops": [prev["index"], op["index"]]}, prev, op)))
+                    last.update((k, op) for k in writes)
+                if op["type"] == "info" or op["f"] == "crash":
+                    last = {}
+        return out
+
+    # -- scans inside one op --------------------------------------------------------------------------
+
+    def _internal(self, op: Op, k: Any, values: list[Any], what: str) -> list[Anomaly]:
+        out = []
+        order = self.order(k)
+        indices = [order.by_value.get(v) for v in values]
+        verb = "polled {} then {} from" if what == "poll" else "sent {} then {} to"
+        for n in range(1, len(values)):
+            i1, i2 = indices[n - 1], indices[n]
+            delta = 1 if i1 is None or i2 is None else i2 - i1
+            if delta == 1:
+                continue
+            v1, v2 = values[n - 1], values[n]
+            if delta > 1:
+                skipped = order.between(v1, v2)
+                extra = ("other writers' values landed between its sends (expected: Kafka does not "
+                         "isolate transactional writes)" if what == "send" else "skipping part of the log")
+                out.append(Anomaly(
+                    name=f"int-{what}-skip",
+                    description=f"{_name(op)} {verb.format(repr(v1), repr(v2))} {k}; {len(skipped)} value(s) "
+                                f"lie between them in the log: {extra}.",
+                    witness=_witness({"key": k, "values": [v1, v2], "delta": delta, "skipped": skipped,
+                                      "op": op["index"]}, op)))
+            else:
+                out.append(Anomaly(
+                    name=f"int-nonmonotonic-{what}",
+                    description=f"{_name(op)} {verb.format(repr(v1), repr(v2))} {k}, but {v2!r} is at or "
+                                f"before {v1!r} in the log ({delta}).",
+                    witness=_witness({"key": k, "values": [v1, v2], "delta": delta, "op": op["index"]}, op)))
+        return out
+
+    def internal_polls(self) -> list[Anomaly]:
+        out = []
+        for op in self.done:
+            rebalanced = {k for event in op.get("rebalance-log") or () for k in event.get("keys", ())}
+            reads = self.reads[op["index"]]
+            for k in sorted(reads, key=_vkey):
+                if k not in rebalanced:
+                    out += self._internal(op, k, [v for _, v in reads[k]], "poll")
+        return out
+
+    def internal_sends(self) -> list[Anomaly]:
+        out = []
+        for op in self.done:
+            writes = self.writes[op["index"]]
+            for k in sorted(writes, key=_vkey):
+                out += self._internal(op, k, [v for _, v in writes[k]], "send")
+        return out
+
+    # -- dependency cycles ----------------------------------------------------------------------------
+
+    def graph(self, *, ww_deps: bool) -> dict[int, dict[int, list]]:
+        """Dependencies between completed send/poll/txn ops (by index): ``edges[a][b]`` is
+        ``[mask of kinds, first ww (key, v1, v2) or None, first wr (key, v) or None]``."""
+        edges: dict[int, dict[int, list]] = {op["index"]: {} for op in self.done}
+
+        def link(a: int, b: int, bit: int) -> list:
+            edge = edges[a].get(b)
+            if edge is None:
+                edge = edges[a][b] = [0, None, None]
+            edge[0] |= bit
+            return edge
+
+        # breaks[k][i]: how many versions of k up to index i may lack their ww edge from the previous one.
+        breaks: dict[Any, list[int]] = {}
+        if ww_deps:
+            for k in sorted(self.writer_of, key=_vkey):
+                writers = self.writer_of[k]
+                order = self.order(k)
+                for v2, op2 in writers.items():
+                    i2 = order.index(v2)
+                    if not i2:
+                        continue
+                    v1 = order.by_index[i2 - 1]
+                    op1 = writers.get(v1)
+                    if op1 is not None and op1 is not op2:
+                        edge = link(op1["index"], op2["index"], WW)
+                        edge[1] = edge[1] or (k, v1, v2)
+                breaks[k] = list(itertools.accumulate(
+                    0 if v in writers and order.by_value[v] == i else 1 for i, v in enumerate(order.by_index)))
+
+        for op in self.done:
+            r = op["index"]
+            for k, pairs in self.reads[r].items():
+                writers = self.writer_of.get(k)
+                if not writers:
+                    continue
+                # With ww edges, a read below the reader's highest read of k is already implied (ww
+                # chain + the top read's wr) when no version in between lacks its ww edge: skip it.
+                # Reachability, hence every SCC and cycle type, is unchanged (Jepsen's docstring rule).
+                chain, top = breaks.get(k), -1
+                if chain is not None:
+                    by_value = self.order(k).by_value
+                    indices = [by_value.get(v) if v in writers else None for _, v in pairs]
+                    top = max((i for i in indices if i is not None), default=-1)
+                for n, (_, v) in enumerate(pairs):
+                    writer = writers.get(v)
+                    if writer is None or writer is op:
+                        continue
+                    if top > 0:
+                        i = indices[n]
+                        if i is not None and i < top and chain[i] == chain[top]:
+                            continue
+                    out = edges[writer["index"]]
+                    edge = out.get(r)
+                    if edge is None:
+                        out[r] = [WR, None, (k, v)]
+                    elif edge[2] is None:
+                        edge[0] |= WR
+                        edge[2] = (k, v)
+
+        last_ok: dict[Any, int] = {}
+        for op in self.done:
+            if op["type"] == "ok":
+                prev = last_ok.get(op.get("process"))
+                if prev is not None:
+                    link(prev, op["index"], PROCESS)
+                last_ok[op.get("process")] = op["index"]
+
+        # Realtime (elle.core/realtime-graph): link each ok completion to the completions of later
+        # invocations, keeping only a frontier so the edges stay a transitive reduction.
+        completion: dict[int, int] = {}
+        pending: dict[Any, int] = {}
+        for op in self.ops:
+            p = op.get("process")
+            if op["type"] == "invoke":
+                pending[p] = op["index"]
+            elif p in pending:
+                completion[pending.pop(p)] = op["index"]
+        frontier: dict[int, None] = {}
+        linked_at_invoke: dict[int, list[int]] = {}
+        for op in self.ops:
+            if op["type"] == "invoke":
+                c = completion.get(op["index"])
+                if c is not None:
+                    linked_at_invoke[c] = list(frontier)
+                    for a in frontier:
+                        link(a, c, REALTIME)
+            elif op["type"] == "ok":
+                for a in linked_at_invoke.get(op["index"], ()):
+                    frontier.pop(a, None)
+                frontier[op["index"]] = None
+        return edges
+
+    def cycles(self, *, ww_deps: bool) -> list[Anomaly]:
+        edges = self.graph(ww_deps=ww_deps)
+        core = _trim(edges)
+        g = nx.DiGraph()
+        g.add_nodes_from(core)
+        g.add_edges_from((a, b) for a in core for b in edges[a] if b in core)
+        sccs = sorted((sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1), key=lambda c: c[0])
+        op_of = {op["index"]: op for op in self.done}
+        out = []
+        for scc in sccs:
+            members = set(scc)
+            succ = {u: [(v, e[0]) for v, e in sorted(edges[u].items()) if v in members] for u in scc}
+            skip: set[str] = set()
+            for name, usable, required in _CYCLE_SPECS:
+                if name in skip:
+                    continue
+                cycle = _find_cycle(scc, succ, usable, required)
+                if cycle is not None:
+                    out.append(self._explain(name, cycle, usable, edges, op_of))
+                    skip |= _IMPLIES[name]
+        return out
+
+    @staticmethod
+    def _explain(name: str, cycle: list[int], usable: int, edges: dict[int, dict[int, list]],
+                 op_of: dict[int, Op]) -> Anomaly:
+        steps, texts = [], []
+        for a, b in zip(cycle, cycle[1:] + cycle[:1]):
+            mask, ww, wr = edges[a][b]
+            rels = [(bit, rel) for bit, rel in _REL_NAMES if mask & usable & bit]
+            step: dict[str, Any] = {"from": a, "to": b, "rels": [rel for _, rel in rels]}
+            for bit, rel in rels:
+                if bit == WW:
+                    k, v1, v2 = ww
+                    step["ww"] = {"key": k, "value": v1, "value'": v2}
+                    texts.append(f"op {a} sent {v1!r} to {k} just before op {b} sent {v2!r}")
+                elif bit == WR:
+                    k, v = wr
+                    step["wr"] = {"key": k, "value": v}
+                    texts.append(f"op {a} sent {v!r} to {k}, which op {b} polled")
+                elif bit == PROCESS:
+                    texts.append(f"process {op_of[a].get('process')} did op {a} before op {b}")
+                else:
+                    texts.append(f"op {a} completed before op {b} was invoked")
+            steps.append(step)
+        meaning = _CYCLE_MEANING[name.split("-")[0]]
+        return Anomaly(
+            name=name,
+            description=f"A cycle of {len(cycle)} ops: {'; '.join(texts)}; and so back to op {cycle[0]}. "
+                        f"This is {meaning}.",
+            witness=_witness({"cycle": [*cycle, cycle[0]], "steps": steps}, *(op_of[n] for n in cycle)))
+
+
+def _trim(edges: dict[int, dict[int, list]]) -> set[int]:
+    """The nodes left after repeatedly dropping those with no in- or no out-edges: they cannot be
+    on a cycle, and dropping them here is much cheaper than handing them to networkx."""
+    preds: dict[int, list[int]] = {a: [] for a in edges}
+    for a, out in edges.items():
+        for b in out:
+            preds[b].append(a)
+    indeg = {a: len(ps) for a, ps in preds.items()}
+    outdeg = {a: len(out) for a, out in edges.items()}
+    alive = set(edges)
+    doomed = [a for a in edges if not indeg[a] or not outdeg[a]]
+    while doomed:
+        a = doomed.pop()
+        if a not in alive:
+            continue
+        alive.discard(a)
+        for b in edges[a]:
+            indeg[b] -= 1
+            if not indeg[b] and b in alive:
+                doomed.append(b)
+        for p in preds[a]:
+            outdeg[p] -= 1
+            if not outdeg[p] and p in alive:
+                doomed.append(p)
+    return alive
+
+
+def _find_cycle(scc: list[int], succ: dict[int, list[tuple[int, int]]], usable: int,
+                required: tuple[int, ...]) -> list[int] | None:
+    """A short simple cycle inside ``scc`` using only ``usable`` edges and at least one edge of each
+    ``required`` kind, or None. Components of the projected graph first, then BFS back from a few
+    start edges, keeping the shortest (Elle: SCCs, then BFS)."""
+    h = nx.DiGraph()
+    h.add_nodes_from(scc)
+    h.add_edges_from((u, v) for u in scc for v, m in succ[u] if m & usable)
+    need = 0
+    for bit in required:
+        need |= bit
+    first = required[0] if required else usable
+    for comp in sorted((sorted(c) for c in nx.strongly_connected_components(h) if len(c) > 1), key=lambda c: c[0]):
+        members = set(comp)
+        adj = {u: [(v, m & usable) for v, m in succ[u] if m & usable and v in members] for u in comp}
+        starts = ((u, v, m) for u in comp for v, m in adj[u] if m & first)
+        best: list[int] | None = None
+        for _, (u, v, m) in zip(range(_MAX_STARTS), starts):
+            path = _bfs(adj, v, m & need, u, need, len(comp) if best is None else len(best) - 1)
+            if path is not None and len(set(path)) == len(path):
+                best = [u, *path[:-1]]
+                if len(best) == 2:
+                    break
+        if best is not None:
+            i = best.index(min(best))  # start at the earliest op, for readers
+            return best[i:] + best[:i]
+    return None
+
+
+def _bfs(adj: dict[int, list[tuple[int, int]]], start: int, start_mask: int, goal: int, need: int,
+         max_nodes: int) -> list[int] | None:
+    """Shortest walk start -> goal of at most ``max_nodes`` nodes collecting every bit of ``need``
+    (``start_mask`` already counts)."""
+    origin = (start, start_mask)
+    prev: dict[tuple[int, int], tuple[int, int] | None] = {origin: None}
+    target = (goal, need)
+    frontier, nodes = [origin], 1
+    while target not in prev:
+        if nodes >= max_nodes or not frontier:
+            return None
+        following = []
+        for state in frontier:
+            node, mask = state
+            for v, m in adj[node]:
+                nxt = (v, mask | (m & need))
+                if nxt not in prev:
+                    prev[nxt] = state
+                    following.append(nxt)
+        frontier, nodes = following, nodes + 1
+    path = []
+    state: tuple[int, int] | None = target
+    while state is not None:
+        path.append(state[0])
+        state = prev[state]
+    return path[::-1]

@@ -1,0 +1,385 @@
+"""eosim._checkers.oracle
+===================
+
+Invariants only a simulator can check, because they need the brokers' and clients' inner events
+(docs/design.md, "Trace event kinds"), not just what clients observed. Each anomaly's witness is the
+few trace events involved, in ``seq`` order.
+
+=========================  ==================================================================
+anomaly                    invariant
+=========================  ==================================================================
+epoch-regression           per transactional.id and pid the coordinator's epoch never goes back;
+                           neither does the epoch one client instance adopts
+epoch-skip                 per transactional.id and pid, every record the coordinator appends to
+                           __transaction_state has an epoch at most one above the last durable one
+                           (txn.state or txn.load): the in-memory epoch runs ahead of the log by
+                           one fence at most, however often the fence's write fails (KAFKA-9666)
+shared-producer-epoch      two live client instances never hold the same (pid, epoch)
+sequence-gap               a (pid, epoch)'s batches on a partition have contiguous sequences
+missed-duplicate           a retry of a batch the log holds is acked as a duplicate, never refused
+                           as out of order (the dedup window, KAFKA-5494)
+misreported-fencing        a write older than the producer epoch its partition holds is refused
+                           with INVALID_PRODUCER_EPOCH, not as a transaction-state or sequence
+                           error (KAFKA-19690)
+stale-marker               a marker carries the producer epoch of the Prepare* it completes and
+                           a coordinator epoch no older than that partition last saw for the pid
+torn-transaction           every marker of a transaction matches its PrepareCommit/PrepareAbort,
+                           and a pid's offsets become visible only if it decided to commit
+lso-above-hw               LSO <= HW <= LEO
+unresolved-transaction     a transaction that went Ongoing completes within ``resolve_bound_ms``
+unresolved-at-end          (unknown, not invalid) the trace ended before that bound ran out
+hanging-transaction        no partition keeps an open transaction that its coordinator has closed
+offsets-output-mismatch    a transaction's consumed offsets are committed iff its outputs are
+=========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field
+
+from eosim.models.records import increment_sequence
+from eosim._checkers.anomaly import Anomaly, CheckResult
+
+Event = dict[str, Any]
+
+_PREPARE = {"PrepareCommit": "COMMIT", "PrepareAbort": "ABORT"}
+_COMPLETE = frozenset({"CompleteCommit", "CompleteAbort"})
+# Coordinator states in which markers for the pid are still to come.
+_RESOLVING = frozenset({"Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence"})
+DEFAULT_RESOLVE_BOUND_MS = 70_000  # transaction.timeout.ms 60 s + abort-timed-out interval 10 s
+
+
+def check_trace(events: list[Event], *, resolve_bound_ms: int = DEFAULT_RESOLVE_BOUND_MS) -> CheckResult:
+    oracle = _Oracle(resolve_bound_ms)
+    ordered = sorted(events, key=lambda e: e["seq"])
+    for event in ordered:
+        handler = oracle.handlers.get(event["kind"])
+        if handler is not None:
+            handler(event)
+    oracle.finish(ordered[-1]["t"] if ordered else 0)
+    return CheckResult.classify(oracle.found, unknown_types={"unresolved-at-end"})
+
+
+def _seq_sorted(*events: Event | None) -> tuple[Event, ...]:
+    return tuple(sorted((e for e in events if e is not None), key=lambda e: e["seq"]))
+
+
+@define
+class _Txn:
+    """One transaction of a transactional.id, from its entry into Ongoing."""
+
+    opened: Event
+    outputs: dict[str, Event] = field(factory=dict)  # tp -> first data batch
+    pending: list[Event] = field(factory=list)  # group.pending
+    prepare: Event | None = None
+    markers: list[Event] = field(factory=list)  # markers on output partitions
+    visible: list[Event] = field(factory=list)  # group.offsets
+    completed: bool = False
+
+
+@define
+class _Oracle:
+    bound: int
+    found: list[Anomaly] = field(factory=list)
+    handlers: dict = field(init=False)
+    incarnation: dict[str, int] = field(factory=dict)
+    tc_epoch: dict[tuple, Event] = field(factory=dict)  # (tid, pid) -> highest-epoch txn.state
+    durable: dict[tuple, Event] = field(factory=dict)  # (tid, pid) -> latest txn.state or txn.load
+    skipped: dict[tuple, int] = field(factory=dict)  # (tid, pid) -> seq of the durable event last reported against
+    client_epoch: dict[tuple, Event] = field(factory=dict)  # (actor, incarnation, tid, pid) -> client.pid
+    holder: dict[tuple[int, int], tuple[tuple[str, int], Event]] = field(factory=dict)
+    holding: dict[tuple[str, int], tuple[int, int]] = field(factory=dict)
+    last_batch: dict[tuple, tuple[int, Event]] = field(factory=dict)  # (node, tp, pid, epoch) -> (last seq, ev)
+    appended: dict[tuple, Event] = field(factory=dict)  # (node, tp, pid, epoch, base seq) -> log.append
+    held_epoch: dict[tuple, Event] = field(factory=dict)  # (node, tp, pid) -> the append/marker of its newest epoch
+    prepare: dict[int, Event] = field(factory=dict)  # pid -> latest transition into Prepare*
+    marker_epoch: dict[tuple[str, int], Event] = field(factory=dict)  # (tp, pid) -> newest-coordinator marker
+    state: dict[int, Event] = field(factory=dict)  # pid -> latest txn.state
+    tid_of: dict[int, str] = field(factory=dict)
+    open_since: dict[str, Event] = field(factory=dict)  # tid -> entry into Ongoing, until Complete*
+    open_batch: dict[tuple[str, int], Event] = field(factory=dict)  # (tp, pid) -> first batch after a marker
+    current: dict[str, _Txn] = field(factory=dict)  # tid -> transaction collecting outputs
+    deciding: dict[str, _Txn] = field(factory=dict)  # tid -> transaction past Prepare*
+
+    def __attrs_post_init__(self) -> None:
+        self.handlers = {
+            "client.op": self.on_client_op,
+            "client.pid": self.on_client_pid,
+            "txn.log": self.on_txn_log,
+            "txn.state": self.on_txn_state,
+            "txn.load": self.on_txn_load,
+            "log.append": self.on_append,
+            "log.reject": self.on_reject,
+            "log.producer_expired": self.on_producer_expired,
+            "log.marker": self.on_marker,
+            "log.offsets": self.on_offsets,
+            "group.pending": self.on_pending,
+            "group.offsets": self.on_visible_offsets,
+        }
+
+    def report(self, name: str, description: str, *events: Event | None) -> None:
+        self.found.append(Anomaly(name=name, description=description, witness=_seq_sorted(*events)))
+
+    # -- clients ----------------------------------------------------------------------------------------
+
+    def on_client_op(self, ev: Event) -> None:
+        if ev["data"].get("op") in ("crash", "restart"):
+            actor = ev["node"]
+            self._release((actor, self.incarnation.get(actor, 0)))
+            self.incarnation[actor] = self.incarnation.get(actor, 0) + 1
+
+    def _release(self, instance: tuple[str, int]) -> None:
+        held = self.holding.pop(instance, None)
+        if held is not None and self.holder.get(held, (None,))[0] == instance:
+            del self.holder[held]
+
+    def on_client_pid(self, ev: Event) -> None:
+        d = ev["data"]
+        pid, epoch, tid = d["producer_id"], d["producer_epoch"], d.get("transactional_id")
+        if pid < 0:
+            return
+        instance = (ev["node"], self.incarnation.get(ev["node"], 0))
+        key = (*instance, tid, pid)
+        prev = self.client_epoch.get(key)
+        if prev is not None and epoch < prev["data"]["producer_epoch"]:
+            self.report("epoch-regression",
+                        f"Client {ev['node']} went back from epoch {prev['data']['producer_epoch']} to {epoch} "
+                        f"for producer id {pid} within one instance.", prev, ev)
+        else:
+            self.client_epoch[key] = ev
+        self._release(instance)
+        other = self.holder.get((pid, epoch))
+        if other is not None and other[0] != instance:
+            self.report("shared-producer-epoch",
+                        f"Client instances {other[0][0]}#{other[0][1]} and {instance[0]}#{instance[1]} both hold "
+                        f"producer id {pid} epoch {epoch} at once, so neither can fence the other.", other[1], ev)
+        self.holder[(pid, epoch)] = (instance, ev)
+        self.holding[instance] = (pid, epoch)
+
+    # -- transaction coordinator --------------------------------------------------------------------
+
+    def on_txn_log(self, ev: Event) -> None:
+        # The appended record carries the coordinator's in-memory epoch. Every durable transition moves the
+        # epoch by one at most (an InitProducerId bump, a fence, a TV2 Prepare*), and the one in-memory change
+        # before a write is the TV1 fence's bump (TransactionCoordinator.endTransactionWithTV1), which a failed
+        # write must not repeat (hasFailedEpochFence). A failed after-append write is no durable baseline: the
+        # coordinator resets its pending state and writes the same epoch again.
+        d = ev["data"]
+        key = (d["transactional_id"], d["producer_id"])
+        durable = self.durable.get(key)
+        if durable is None or self.skipped.get(key) == durable["seq"]:
+            return
+        base = durable["data"]["producer_epoch"]
+        if d["producer_epoch"] > base + 1:
+            self.skipped[key] = durable["seq"]
+            self.report("epoch-skip",
+                        f"The coordinator appended {d['state']} for {key[0]!r} (producer id {key[1]}) at epoch "
+                        f"{d['producer_epoch']}, {d['producer_epoch'] - base} above its durable epoch {base}: the "
+                        "in-memory epoch ran ahead of __transaction_state by more than one bump (a fence whose "
+                        "write failed must not be bumped again, KAFKA-9666).", durable, ev)
+
+    def on_txn_state(self, ev: Event) -> None:
+        d = ev["data"]
+        tid, pid, epoch, new = d["transactional_id"], d["producer_id"], d["producer_epoch"], d["new"]
+        self.durable[(tid, pid)] = ev
+        prev = self.tc_epoch.get((tid, pid))
+        if prev is not None and epoch < prev["data"]["producer_epoch"]:
+            self.report("epoch-regression",
+                        f"The coordinator moved {tid!r} (producer id {pid}) from epoch "
+                        f"{prev['data']['producer_epoch']} back to {epoch}.", prev, ev)
+        else:
+            self.tc_epoch[(tid, pid)] = ev
+        self.state[pid] = ev
+        self.tid_of[pid] = tid
+
+        if new == "Ongoing" and d["old"] != "Ongoing":
+            self.open_since.setdefault(tid, ev)
+            self._judge(tid)
+            self.current[tid] = _Txn(opened=ev)
+        elif new in _PREPARE:
+            self.prepare[pid] = ev
+            txn = self.current.pop(tid, None)
+            if txn is not None:
+                self._judge(tid)
+                txn.prepare = ev
+                self.deciding[tid] = txn
+        elif new in _COMPLETE:
+            opened = self.open_since.pop(tid, None)
+            if opened is not None and ev["t"] - opened["t"] > self.bound:
+                self.report("unresolved-transaction",
+                            f"{tid!r} went Ongoing at t={opened['t']} but completed only at t={ev['t']}, "
+                            f"more than {self.bound} ms later.", opened, ev)
+            if tid in self.deciding:
+                self.deciding[tid].completed = True
+
+    def on_txn_load(self, ev: Event) -> None:
+        # A coordinator that loads its log (after a failover or a restart) is in the state the log holds,
+        # which can be one the trace never showed: a transition whose write landed while the coordinator
+        # moved is answered NOT_COORDINATOR and never traced as txn.state.
+        d = ev["data"]
+        seen = self.state.get(d["producer_id"])
+        old = d["state"] if seen is None else seen["data"]["new"]
+        if old != d["state"] or seen is None:
+            self.on_txn_state({**ev, "data": {**d, "old": old, "new": d["state"]}})
+        self.durable[(d["transactional_id"], d["producer_id"])] = ev  # also a record that failed after its append
+
+    # -- partition logs ---------------------------------------------------------------------------------
+
+    def on_append(self, ev: Event) -> None:
+        d = ev["data"]
+        pid, epoch, tp, base_seq = d["producer_id"], d["producer_epoch"], d["tp"], d["base_sequence"]
+        if pid < 0:
+            return
+        self._hold_epoch(ev)
+        if base_seq >= 0:
+            key = (ev["node"], tp, pid, epoch)
+            prev = self.last_batch.get(key)
+            if prev is not None and base_seq != increment_sequence(prev[0], 1):
+                self.report("sequence-gap",
+                            f"On {tp}, producer id {pid} epoch {epoch} appended a batch at sequence {base_seq} "
+                            f"right after one ending at sequence {prev[0]}.", prev[1], ev)
+            self.last_batch[key] = (increment_sequence(base_seq, d["last_offset"] - d["base_offset"]), ev)
+            self.appended[(*key, base_seq)] = ev
+        if d["transactional"]:
+            self.open_batch.setdefault((tp, pid), ev)
+            txn = self.current.get(self.tid_of.get(pid, ""))
+            if txn is not None:
+                txn.outputs.setdefault(tp, ev)
+
+    def _hold_epoch(self, ev: Event) -> None:
+        key = (ev["node"], ev["data"]["tp"], ev["data"]["producer_id"])
+        held = self.held_epoch.get(key)
+        if held is None or ev["data"]["producer_epoch"] > held["data"]["producer_epoch"]:
+            self.held_epoch[key] = ev
+
+    def on_reject(self, ev: Event) -> None:
+        d = ev["data"]
+        held = self.held_epoch.get((ev["node"], d["tp"], d["producer_id"]))
+        if (d["error"] in ("INVALID_TXN_STATE", "OUT_OF_ORDER_SEQUENCE_NUMBER") and held is not None
+                and d["producer_epoch"] < held["data"]["producer_epoch"]):
+            self.report("misreported-fencing",
+                        f"On {d['tp']}, a write of producer id {d['producer_id']} at epoch {d['producer_epoch']}, "
+                        f"older than the epoch {held['data']['producer_epoch']} the partition holds for it, got "
+                        f"{d['error']} instead of INVALID_PRODUCER_EPOCH: the producer is not told it was fenced.",
+                        held, ev)
+        if d["error"] != "OUT_OF_ORDER_SEQUENCE_NUMBER":
+            return
+        original = self.appended.get((ev["node"], d["tp"], d["producer_id"], d["producer_epoch"], d["base_sequence"]))
+        if original is not None:
+            self.report("missed-duplicate",
+                        f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} retried the batch "
+                        f"at sequence {d['base_sequence']}, which the log holds at offset "
+                        f"{original['data']['base_offset']}, and got OUT_OF_ORDER_SEQUENCE_NUMBER instead of a "
+                        "duplicate ack: the leader's dedup window had lost it.", original, ev)
+
+    def on_producer_expired(self, ev: Event) -> None:
+        # The broker forgot the pid on that partition: its next batch starts a fresh sequence run, and
+        # nothing before can be recognised as a duplicate any more.
+        tp, pid = ev["data"]["tp"], ev["data"]["producer_id"]
+        self.held_epoch.pop((ev["node"], tp, pid), None)
+        for table in (self.last_batch, self.appended):
+            for key in [k for k in table if k[:3] == (ev["node"], tp, pid)]:
+                del table[key]
+
+    def on_marker(self, ev: Event) -> None:
+        d = ev["data"]
+        tp, pid, epoch, control = d["tp"], d["producer_id"], d["producer_epoch"], d["control"]
+        self._hold_epoch(ev)
+        self.open_batch.pop((tp, pid), None)
+        newest = self.marker_epoch.get((tp, pid))
+        if newest is not None and d["coordinator_epoch"] < newest["data"]["coordinator_epoch"]:
+            self.report("stale-marker",
+                        f"A {control} marker for producer id {pid} on {tp} has coordinator epoch "
+                        f"{d['coordinator_epoch']}, older than the {newest['data']['coordinator_epoch']} this "
+                        "partition already saw: a deposed coordinator wrote it.", newest, ev)
+        else:
+            self.marker_epoch[(tp, pid)] = ev
+        prep = self.prepare.get(pid)
+        if prep is None:
+            self.report("stale-marker",
+                        f"A {control} marker for producer id {pid} landed on {tp} though the coordinator never "
+                        "decided to commit or abort for that pid.", ev)
+        elif prep["data"]["producer_epoch"] != epoch:
+            self.report("stale-marker",
+                        f"A {control} marker on {tp} carries producer epoch {epoch}, but the transaction being "
+                        f"completed ({prep['data']['new']}) has epoch {prep['data']['producer_epoch']}.", prep, ev)
+        elif control != _PREPARE[prep["data"]["new"]]:
+            self.report("torn-transaction",
+                        f"The coordinator decided {prep['data']['new']} for producer id {pid}, but {tp} got a "
+                        f"{control} marker.", prep, ev)
+        txn = self.deciding.get(self.tid_of.get(pid, ""))
+        if txn is not None and tp in txn.outputs:
+            txn.markers.append(ev)
+
+    def on_offsets(self, ev: Event) -> None:
+        d = ev["data"]
+        if not d["last_stable_offset"] <= d["high_watermark"] <= d["log_end_offset"]:
+            self.report("lso-above-hw",
+                        f"On {d['tp']}: LSO {d['last_stable_offset']}, HW {d['high_watermark']}, "
+                        f"LEO {d['log_end_offset']} break LSO <= HW <= LEO.", ev)
+
+    # -- group coordinator ------------------------------------------------------------------------------
+
+    def on_pending(self, ev: Event) -> None:
+        txn = self.current.get(self.tid_of.get(ev["data"]["producer_id"], ""))
+        if txn is not None:
+            txn.pending.append(ev)
+
+    def on_visible_offsets(self, ev: Event) -> None:
+        pid = ev["data"]["producer_id"]
+        if pid < 0:
+            return
+        prep = self.prepare.get(pid)
+        if prep is None or prep["data"]["new"] != "PrepareCommit":
+            self.report("torn-transaction",
+                        f"Offsets of producer id {pid} for {ev['data']['tp']} became visible in group "
+                        f"{ev['data']['group_id']!r} though its transaction did not decide to commit.", prep, ev)
+        txn = self.deciding.get(self.tid_of.get(pid, ""))
+        if txn is not None:
+            txn.visible.append(ev)
+
+    # -- cross-event checks ----------------------------------------------------------------------------
+
+    def _judge(self, tid: str) -> None:
+        txn = self.deciding.pop(tid, None)
+        if txn is None or not txn.completed or not txn.outputs or not txn.pending:
+            return
+        wanted = {(p["data"]["group_id"], p["data"]["tp"]) for p in txn.pending}
+        offsets_in = [v for v in txn.visible if (v["data"]["group_id"], v["data"]["tp"]) in wanted]
+        outputs_in = [m for m in txn.markers if m["data"]["control"] == "COMMIT"]
+        if bool(offsets_in) == bool(outputs_in):
+            return
+        first_output = txn.outputs[min(txn.outputs)]
+        if outputs_in:
+            what = (f"its output on {outputs_in[0]['data']['tp']} was committed but its consumed offsets never "
+                    "became visible")
+            evidence = outputs_in[0]
+        else:
+            what = (f"its consumed offsets became visible but its output on {first_output['data']['tp']} was not "
+                    "committed")
+            evidence = offsets_in[0]
+        self.report("offsets-output-mismatch", f"Transaction of {tid!r}: {what}.",
+                    txn.prepare, first_output, txn.pending[0], evidence)
+
+    def finish(self, end: int) -> None:
+        for tid in sorted(self.deciding):
+            self._judge(tid)
+        for tid, opened in sorted(self.open_since.items(), key=lambda kv: kv[1]["seq"]):
+            if end - opened["t"] > self.bound:
+                self.report("unresolved-transaction",
+                            f"{tid!r} went Ongoing at t={opened['t']} and was still unresolved when the trace "
+                            f"ended at t={end}, more than {self.bound} ms later.", opened)
+            else:
+                self.report("unresolved-at-end",
+                            f"{tid!r} went Ongoing at t={opened['t']}; the trace ended at t={end}, before "
+                            f"the {self.bound} ms bound, so whether it resolves is unknown.", opened)
+        for (tp, pid), ev in sorted(self.open_batch.items(), key=lambda kv: kv[1]["seq"]):
+            st = self.state.get(pid)
+            if st is None or st["data"]["new"] not in _RESOLVING:
+                where = "has no transaction for it" if st is None else f"is in {st['data']['new']}"
+                self.report("hanging-transaction",
+                            f"{tp} holds an open transaction of producer id {pid} from offset "
+                            f"{ev['data']['base_offset']}, with no marker to come: its coordinator {where}.",
+                            ev, st)

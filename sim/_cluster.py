@@ -1,0 +1,57 @@
+"""eosim._cluster
+===========
+
+A simulated single-node Kafka cluster: the network plus one broker that leads every partition and
+hosts both coordinators, the shape of the conformance suite's real broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from attrs import define, field
+
+from eosim.models.config import BrokerConfig
+from eosim._broker import Broker
+from eosim._net import Network
+from eosim._world import World
+
+
+# The cluster every scenario runs on unless its [cluster] table overrides a key: Kafka's defaults plus
+# the test settings the conformance suite's real broker is started with (sim/_realkafka/broker.py reads
+# this table), so both backends run the same configuration.
+TEST_CLUSTER_PROFILE: dict[str, Any] = {
+    "offsets.topic.num.partitions": 1,
+    "transaction.state.log.num.partitions": 1,
+    "group.initial.rebalance.delay.ms": 0,
+    "group.min.session.timeout.ms": 500,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500,
+}
+
+
+BROKERS = ("broker-1",)  # the broker nodes, as traces and scenarios (nemesis nodes, fault selectors) name them
+
+
+def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
+    return BrokerConfig.from_kafka({**TEST_CLUSTER_PROFILE, **overrides})
+
+
+@define(eq=False)
+class Cluster:
+    world: World
+    broker_config: BrokerConfig
+    topics: dict[str, int]
+    network: Network = field(init=False)
+    broker_node: Broker = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.network = Network(self.world)
+        self.broker_node = Broker(self.world, self.network, self.broker_config, dict(self.topics), node=BROKERS[0])
+
+    @property
+    def broker(self) -> str:
+        """The node name every client request goes to."""
+        return self.broker_node.node
+
+    def partitions(self, topic: str) -> int:
+        return self.topics[topic]

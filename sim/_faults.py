@@ -1,0 +1,346 @@
+"""eosim._faults
+==========
+
+The fault layer breaks things at precise points, deterministically (docs/faults.md is the reference).
+It is the network's ``route``, the single place that decides whether a packet is delivered, delayed or
+dropped, the broker's ``inject`` hook, which answers a request with an error instead of the broker's
+own answer, and its ``inject_txn_log`` hook, which fails the transaction coordinator's own append to
+``__transaction_state`` (the pseudo-API ``TxnLogAppend``). It holds:
+
+- the scenario's ``[[faults]]`` rules (``eosim._scenario.Fault``): a selector in the spirit of kfake's fault
+  API (message, node, topic/partition, transactional.id, direction), an action (drop, delay,
+  disconnect, error), a count (N times, or until healed) and an arming point (the start, or a step);
+- the links between the nodes, a networkx graph that ``partition`` cuts and ``heal`` restores;
+- clogs (extra latency on a node's links) and pauses (a client's process stops until it wakes);
+- the seeded random nemesis of ``[nemesis]``, whose only randomness is ``world.rng("nemesis")``.
+
+Rules are tried in declaration order and the first that matches acts; counts go down in event order.
+Every decision emits a ``fault.*`` trace event (node ``nemesis``) that names its rule (a ``[[faults]]``
+name, or the nemesis op or mechanism behind it) and, for a packet, its correlation id and message (for a
+txn-log append, ``msg = "TxnLogAppend"``, its write id and transactional.id).
+A run without faults emits none and routes every packet as the bare network does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import networkx as nx
+from attrs import define, field, frozen
+
+from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, api_name, injectable_errors
+from eosim.models.errors import Errors
+from eosim import _scenario as sc
+from eosim.models.txn_coordinator import AppendTxnLog
+from eosim._broker import Broker, Injection
+from eosim._net import Network, Packet
+from eosim._world import World
+
+NEMESIS = "nemesis"  # the node of fault events, the actor of nemesis steps, the random nemesis' rule name
+NETWORK_ACTIONS = frozenset({"drop", "delay", "disconnect"})
+NEMESIS_MAX_COUNT = 3  # a random message fault strikes 1..3 packets
+
+
+def node_of(endpoint: str) -> str:
+    """The scenario's name for a connection end: ``p1#2/txn`` is ``p1``, ``broker-1/markers`` is ``broker-1``."""
+    return endpoint.split("/", 1)[0].split("#", 1)[0]
+
+
+@frozen
+class Facts:
+    """What selectors look at in a request (a response is judged by its request's facts)."""
+
+    api: str
+    partitions: tuple[tuple[str, int], ...]
+    transactional_id: str | None
+
+
+def facts(request: Any) -> Facts:
+    body = getattr(request, "entry", request)  # WriteTxnMarkers carries a TxnMarkerEntry
+    partitions = []
+    for name in ("batches", "partitions", "offsets"):
+        for item in getattr(body, name, ()):
+            tp = item[0] if isinstance(item, tuple) else item
+            partitions.append((tp.topic, tp.partition))
+    return Facts(api=api_name(request), partitions=tuple(partitions),
+                 transactional_id=getattr(body, "transactional_id", None))
+
+
+def selects(rule: sc.Fault, packet: Packet, f: Facts) -> bool:
+    """Whether ``rule``'s selector matches ``packet``, whose request has the facts ``f``."""
+    if rule.direction is not None and rule.direction != ("response" if packet.is_response else "request"):
+        return False
+    if rule.node is not None and rule.node not in (node_of(packet.src), node_of(packet.dst)):
+        return False
+    if rule.message is not None and rule.message != f.api:
+        return False
+    if rule.topic is not None and not any(t == rule.topic and rule.partition in (None, p) for t, p in f.partitions):
+        return False
+    if rule.transactional_id is not None and rule.transactional_id != f.transactional_id:
+        return False
+    # an injected error strikes only the requests whose API can answer it
+    return rule.error is None or Errors[rule.error] in INFRASTRUCTURE_ERRORS[f.api]
+
+
+@define(eq=False)
+class _Armed:
+    rule: sc.Fault
+    left: int | None  # None: until healed
+
+
+@define(eq=False)
+class FaultLayer:
+    world: World
+    network: Network
+    rules: tuple[sc.Fault, ...] = ()
+    nemesis: sc.Nemesis | None = None
+    actors: tuple[str, ...] = ()
+    brokers: tuple[str, ...] = ()
+    _links: nx.Graph = field(init=False)
+    _armed: list[_Armed] = field(init=False, factory=list)  # in declaration order
+    _clogs: dict[str, int] = field(init=False, factory=dict)  # node -> extra latency of its links
+    _paused: dict[str, int] = field(init=False, factory=dict)  # actor -> when it wakes
+    _requests: dict[int, Any] = field(init=False, factory=dict)  # correlation id -> request payload
+    _calm_at: int = field(init=False, default=0)  # the last delayed packet's arrival
+    _nemesis_on: bool = field(init=False, default=False)
+    _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
+
+    def __attrs_post_init__(self) -> None:
+        self._links = nx.complete_graph(self.nodes)  # one vertex per actor and broker
+        self._arm(rule for rule in self.rules if rule.after_step is None)
+        if self.nemesis is not None and self.nemesis.after_step is None:
+            self._start_nemesis()
+
+    @classmethod
+    def install(cls, world: World, network: Network, broker: Broker, scenario: sc.Scenario) -> FaultLayer:
+        layer = cls(world, network, scenario.faults, scenario.nemesis, tuple(scenario.actors), (broker.node,))
+        network.route = layer.route
+        network.asleep = layer.asleep
+        broker.inject = layer.inject
+        broker.inject_txn_log = layer.inject_txn_log
+        return layer
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return (*self.actors, *self.brokers)
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def _emit(self, what: str, rule: str, packet: Packet | None = None, **data: Any) -> None:
+        if packet is not None:
+            data = dict(correlation_id=packet.correlation_id, msg=type(packet.payload).__name__,
+                        src=packet.src, dst=packet.dst, **data)
+        self.world.trace.emit(NEMESIS, f"fault.{what}", rule=rule, **data)
+
+    # -- the hooks ---------------------------------------------------------------------------------
+
+    def route(self, packet: Packet) -> int | None:
+        """The network's route: extra delay in ms, or None to drop the packet."""
+        cid = packet.correlation_id
+        if packet.is_response:
+            request = self._requests.pop(cid, None)
+        else:
+            request = self._requests[cid] = packet.payload
+        src, dst = node_of(packet.src), node_of(packet.dst)
+        if src != dst and not self._links.has_edge(src, dst):
+            self._emit("drop", "partition", packet)
+            return None
+        extra = 0
+        rule = self._match_packet(packet, request, NETWORK_ACTIONS)
+        if rule is not None and rule.action == "drop":
+            self._emit("drop", rule.name, packet)
+            return None
+        if rule is not None and rule.action == "disconnect":
+            self._emit("disconnect", rule.name, packet)
+            conn = (packet.dst, packet.src) if packet.is_response else (packet.src, packet.dst)
+            self.network.close(lambda s, d: (s, d) == conn)
+            return None
+        if rule is not None:
+            extra += rule.ms
+            self._emit("delay", rule.name, packet, ms=rule.ms)
+        clog = max(self._clogs.get(src, 0), self._clogs.get(dst, 0))
+        if clog:
+            extra += clog
+            self._emit("delay", "clog", packet, ms=clog)
+        self._calm_at = max(self._calm_at, self.world.now + extra)
+        return extra
+
+    def inject(self, packet: Packet) -> Injection | None:
+        """The broker's hook, as it handles a request: an error to answer instead, or None."""
+        rule = self._match_packet(packet, packet.payload, frozenset({"error"}))
+        if rule is None:
+            return None
+        error = Errors[rule.error]
+        after = INFRASTRUCTURE_ERRORS[api_name(packet.payload)][error]
+        self._emit("error", rule.name, packet, error=error.name, after_apply=after)
+        return Injection(error=error, after_apply=after)
+
+    def inject_txn_log(self, node: str, append: AppendTxnLog) -> Injection | None:
+        """The broker's hook as the transaction coordinator on ``node`` appends to ``__transaction_state``: an
+        error the append fails with, or None. Only rules naming ``message = "TxnLogAppend"`` strike it (the
+        loader gives them the error action and at most the transactional_id and node selectors)."""
+        rule = self._match(lambda r: r.message == TXN_LOG_APPEND and r.node in (None, node)
+                           and r.transactional_id in (None, append.transactional_id))
+        if rule is None:
+            return None
+        error = Errors[rule.error]
+        after = injectable_errors(TXN_LOG_APPEND)[error]
+        self._emit("error", rule.name, msg=TXN_LOG_APPEND, broker=node, write_id=append.write_id,
+                   transactional_id=append.transactional_id, error=error.name, after_apply=after)
+        return Injection(error=error, after_apply=after)
+
+    def _match_packet(self, packet: Packet, request: Any, actions: frozenset[str]) -> sc.Fault | None:
+        if request is None or not self._armed:  # no request seen (sent before the layer): nothing to judge
+            return None
+        f = facts(request)
+        return self._match(lambda r: r.action in actions and selects(r, packet, f))
+
+    def _match(self, applies: Callable[[sc.Fault], bool]) -> sc.Fault | None:
+        """The first armed rule that ``applies``; its count goes down."""
+        for armed in self._armed:
+            if applies(armed.rule):
+                if armed.left is not None:
+                    armed.left -= 1
+                    if armed.left == 0:
+                        self._armed.remove(armed)
+                return armed.rule
+        return None
+
+    # -- arming ----------------------------------------------------------------------------------------
+
+    def _arm(self, rules: Iterable[sc.Fault]) -> None:
+        for rule in rules:
+            self._armed.append(_Armed(rule, None if rule.count == sc.UNTIL_HEALED else rule.count))
+        # keep declaration order (a nemesis rule, armed at run time, comes last)
+        order = {rule.name: i for i, rule in enumerate(self.rules)}
+        self._armed.sort(key=lambda a: order.get(a.rule.name, len(order)))
+
+    def after_step(self, index: int) -> None:
+        """Step ``index`` was performed: arm its rules, start or stop the random nemesis."""
+        rules = [rule for rule in self.rules if rule.after_step == index]
+        for rule in rules:
+            self._emit("arm", rule.name)
+        self._arm(rules)
+        if self.nemesis is not None and self.nemesis.after_step == index:
+            self._start_nemesis()
+        if self.nemesis is not None and self.nemesis.until_step == index + 1:
+            self._stop_nemesis()
+
+    def end(self) -> int:
+        """The steps are over: heal, disarm every rule, stop the nemesis. Returns the time from which no
+        packet is held back any more (the last delayed packet's arrival or paused actor's wake-up)."""
+        self._stop_nemesis()
+        if self._cut() or self._clogs or any(a.left is None for a in self._armed):
+            self.heal(rule="end")
+        self._armed.clear()
+        return max(self.world.now, self._calm_at, *self._paused.values())
+
+    # -- nemesis ops -----------------------------------------------------------------------------------
+
+    def partition(self, nodes: Iterable[str], *, rule: str = "partition") -> None:
+        """Cut every link between ``nodes`` and the other nodes, until a heal."""
+        side = set(nodes)
+        self._links.remove_edges_from([(a, b) for a, b in self._links.edges if (a in side) != (b in side)])
+        self._emit("partition", rule, nodes=sorted(side))
+
+    def clog(self, nodes: Iterable[str], ms: int, *, rule: str = "clog") -> None:
+        """Every packet on these nodes' links takes ``ms`` longer, until a heal."""
+        nodes = sorted(set(nodes))
+        for node in nodes:
+            self._clogs[node] = ms
+        self._emit("clog", rule, nodes=nodes, ms=ms)
+
+    def disconnect(self, nodes: Iterable[str], *, rule: str = "disconnect") -> None:
+        """Close every connection of these nodes now."""
+        side = set(nodes)
+        self._emit("disconnect", rule, nodes=sorted(side))
+        self.network.close(lambda s, d: node_of(s) in side or node_of(d) in side)
+
+    def pause(self, actor: str, ms: int, *, rule: str = "pause") -> None:
+        """Stop the world for ``actor`` for ``ms``, as a GC pause or SIGSTOP does: its client neither runs
+        nor sends, responses wait in its socket, its timers fire when it wakes (sim/_client/handle.py),
+        and the interpreter holds its next step until then."""
+        wake = max(self._paused.get(actor, 0), self.world.now + ms)
+        self._paused[actor] = wake
+        self._emit("pause", rule, nodes=[actor], ms=ms)
+
+        def resume(_event: object) -> None:
+            if self._paused.get(actor) == wake:
+                del self._paused[actor]
+                self._emit("resume", rule, nodes=[actor])
+
+        self.world.env.timeout(wake - self.world.now).callbacks.append(resume)
+
+    def paused_until(self, actor: str) -> int | None:
+        """When ``actor`` wakes, if it is paused."""
+        return self._paused.get(actor)
+
+    def asleep(self, endpoint: str) -> int:
+        """The network's hook: when the node at ``endpoint`` wakes (0: running)."""
+        return self._paused.get(node_of(endpoint), 0)
+
+    def heal(self, *, rule: str = "heal") -> None:
+        """Restore every link, unclog every node, end every until-healed rule and the nemesis' rules."""
+        self._links.add_edges_from(nx.complete_graph(self.nodes).edges)
+        self._clogs.clear()
+        self._armed = [a for a in self._armed if a.left is not None and a.rule.name != NEMESIS]
+        self._emit("heal", rule)
+
+    def _cut(self) -> bool:
+        n = len(self.nodes)
+        return self._links.number_of_edges() < n * (n - 1) // 2
+
+    # -- the random nemesis ----------------------------------------------------------------------------
+
+    def _start_nemesis(self) -> None:
+        self._nemesis_on = True
+        self.world.env.process(self._nemesis(self.nemesis))
+
+    def _stop_nemesis(self) -> None:
+        if self._nemesis_on:
+            self._nemesis_on = False
+            if self._window:
+                self._window = 0
+                self.heal(rule=NEMESIS)
+
+    def _nemesis(self, spec: sc.Nemesis):
+        """Quiet gap, one fault on one target for a while, heal; again until stopped. Gaps and durations
+        are drawn from half to one and a half times ``interval_ms`` and ``duration_ms``."""
+        rng = self.world.rng(NEMESIS)
+        targets = spec.targets or self.actors
+        window = 0
+        while True:
+            yield self.world.env.timeout(rng.randint(spec.interval_ms // 2, spec.interval_ms * 3 // 2))
+            if not self._nemesis_on:
+                return
+            kind, target = rng.choice(spec.kinds), rng.choice(targets)
+            duration = max(rng.randint(spec.duration_ms // 2, spec.duration_ms * 3 // 2), 1)
+            window += 1
+            self._window = window
+            self._strike(kind, target, duration, rng)
+            yield self.world.env.timeout(duration)
+            if self._window != window:
+                return  # stopped (and healed) meanwhile
+            self._window = 0
+            self.heal(rule=NEMESIS)
+
+    def _strike(self, kind: str, target: str, duration: int, rng: Any) -> None:
+        if kind == "partition":
+            self.partition([target], rule=NEMESIS)
+        elif kind == "clog":
+            self.clog([target], rng.randint(1, duration), rule=NEMESIS)
+        elif kind == "pause":
+            self.pause(target, duration, rule=NEMESIS)
+        elif kind == "disconnect":
+            self.disconnect([target], rule=NEMESIS)
+        else:  # a message fault on the target's next few packets
+            count = rng.randint(1, NEMESIS_MAX_COUNT)
+            extra: dict[str, Any] = {}
+            if kind == "delay":
+                extra["ms"] = rng.randint(1, duration)
+            elif kind == "error":
+                extra["error"] = rng.choice(sorted({e.name for errors in INFRASTRUCTURE_ERRORS.values()
+                                                    for e in errors}))
+            rule = sc.Fault(name=NEMESIS, action=kind, node=target, count=count, **extra)
+            self._armed.append(_Armed(rule, count))
+            self._emit("arm", NEMESIS, action=kind, nodes=[target], count=count, **extra)

@@ -1,0 +1,404 @@
+"""eosim._interpret
+=============
+
+Runs a scenario's steps against confluent-kafka-shaped clients, for any backend. The interpreter is a
+generator: it yields a ``Block`` for every call that blocks (``init_transactions``, ``flush``,
+``consume``, ``sleep`` ...), and the backend performs it. The simulator performs a ``Block`` by
+yielding the SimPy event the simulated client returns; the real-Kafka driver calls the real client
+and sends the result back. Either way the same code decides what each step does and records what it
+returned, so the two backends produce observations that can be compared field by field.
+
+What is recorded:
+- per step, ``ok`` or the error name, and the values it returned (delivery offsets, consumed records,
+  offsets);
+- a history in the shape of Jepsen's Kafka workload (docs/design.md), for the checkers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Generator, Protocol
+
+from attrs import define, field, frozen
+
+from eosim import _scenario as sc
+
+OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED = -2, -1, -1000  # confluent_kafka.OFFSET_*
+ASSIGN_OFFSETS = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END, "stored": OFFSET_STORED}
+ERROR_UNKNOWN = "pending"  # a nowait step that had not completed when the scenario ended
+
+
+@frozen
+class Block:
+    """A blocking client call for the backend to perform; ``call()`` starts it."""
+
+    call: Callable[[], Any]
+    nowait: bool = False
+    on_done: Callable[[Any, BaseException | None], None] | None = None
+
+
+class Backend(Protocol):
+    """What the interpreter needs from a backend: clients, time, the client library's types, and the
+    nemesis ops (docs/faults.md)."""
+
+    def now(self) -> int: ...
+    def new_client(self, actor: str, spec: sc.Actor) -> Any: ...
+    def crash(self, actor: str, client: Any) -> None: ...
+    def sleep(self, ms: int) -> Any: ...
+    def topic_partition(self, topic: str, partition: int, offset: int = -1001) -> Any: ...
+    def error_name(self, exc: BaseException) -> str | None: ...
+    # Stop the world for the actor for ms (SIGSTOP, then SIGCONT ms later); returns at once.
+    def pause(self, actor: str, ms: int) -> None: ...
+    # When a paused actor wakes (in now()'s ms), or None: the interpreter holds its next step till then.
+    def paused_until(self, actor: str) -> int | None: ...
+    # Step ``index`` was performed: arm the [[faults]] of that step, start or stop [nemesis].
+    def after_step(self, index: int) -> None: ...
+    # The network nemesis ops (simulator only).
+    def partition(self, nodes: tuple[str, ...]) -> None: ...
+    def clog(self, nodes: tuple[str, ...], ms: int) -> None: ...
+    def disconnect(self, nodes: tuple[str, ...]) -> None: ...
+    def heal(self) -> None: ...
+    # The broker nemesis ops (simulator only).
+    def crash_broker(self) -> None: ...
+    def restart_broker(self, load_ms: int) -> None: ...
+    def coordinator_failover(self, down_ms: int, load_ms: int) -> None: ...
+
+
+@define(eq=False)
+class StepRecord:
+    index: int
+    actor: str
+    op: str
+    outcome: str = ERROR_UNKNOWN
+    values: dict[str, Any] = field(factory=dict)
+
+
+@define(eq=False)
+class _Txn:
+    """The open transaction of one producer, becoming one Jepsen ``txn`` op."""
+
+    invoke_index: int
+    sends: list[list[Any]] = field(factory=list)  # [["send", key, [offset, value]] ...], offsets filled on delivery
+
+
+@define(eq=False)
+class Interpreter:
+    scenario: sc.Scenario
+    backend: Backend
+    clients: dict[str, Any] = field(factory=dict)
+    steps: list[StepRecord] = field(factory=list)
+    history: list[dict[str, Any]] = field(factory=list)
+    _txns: dict[str, _Txn] = field(factory=dict)
+    _incarnations: dict[str, int] = field(factory=dict)
+
+    # -- history ----------------------------------------------------------------------------------
+
+    def _op(self, actor: str, type_: str, f: str, value: Any) -> dict[str, Any]:
+        # A restarted actor is a new client, so a new Jepsen process: its reads start afresh.
+        n = self._incarnations.get(actor, 1)
+        op = {"index": len(self.history), "time": self.backend.now(), "process": actor if n == 1 else f"{actor}#{n}",
+              "type": type_, "f": f, "value": value}
+        self.history.append(op)
+        return op
+
+    def _complete(self, actor: str, invoke: dict[str, Any], type_: str, value: Any) -> None:
+        """Complete an asynchronous send: unlike Jepsen's, one process may have several sends in flight, so
+        the completion names its invocation (``invoke_index``) and the checkers order sends by it."""
+        self._op(actor, type_, "send", value)["invoke_index"] = invoke["index"]
+
+    def _end_txn(self, actor: str, type_: str) -> None:
+        txn = self._txns.pop(actor, None)
+        if txn is None:
+            return
+        invoke = [["send", key, value[1]] for _f, key, value in txn.sends]
+        self.history[txn.invoke_index]["value"] = invoke
+        self._op(actor, type_, "txn", txn.sends)
+
+    def final_read(self, read_committed: dict[str, list[list[Any]]], complete: list[str]) -> None:
+        """A last poll of every partition by a fresh read_committed reader (Jepsen's final reads), so
+        lost, duplicated and aborted values show up even when no consumer step read them. ``complete``
+        names the partitions read to their end (LSO = HW: no transaction left open), where every
+        committed value must be among the records read."""
+        self._op("final-reader", "invoke", "poll", [["poll"]])
+        self._op("final-reader", "ok", "poll", [["poll", read_committed]])["complete"] = sorted(complete)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def run(self) -> Generator[Block, Any, None]:
+        for name, spec in self.scenario.actors.items():
+            self.clients[name] = self.backend.new_client(name, spec)
+        # Only a scenario with faults asks the backend about them (docs/faults.md).
+        faults = bool(self.scenario.faults or self.scenario.nemesis
+                      or any(step.actor == sc.NEMESIS for step in self.scenario.steps))
+        for index, step in enumerate(self.scenario.steps):
+            record = StepRecord(index=index, actor=step.actor, op=step.op)
+            self.steps.append(record)
+            wake = self.backend.paused_until(step.actor) if faults else None
+            if wake is not None and wake > self.backend.now():  # a paused application makes no calls
+                yield Block(lambda: self.backend.sleep(wake - self.backend.now()))
+            yield from self._step(step, record)
+            if faults:
+                self.backend.after_step(index)
+        for actor in list(self._txns):  # never committed: its outcome is unknown
+            self._end_txn(actor, "info")
+
+    def _step(self, step: sc.Step, record: StepRecord) -> Generator[Block, Any, None]:
+        handler = getattr(self, f"_do_{step.op}")
+        try:
+            result = handler(step, record)  # plain for calls that return at once, a generator for blocking ones
+            if inspect.isgenerator(result):
+                result = yield from result
+        except Exception as exc:  # noqa: BLE001 - a client error is an outcome, not a crash
+            name = self.backend.error_name(exc)
+            if name is None:
+                raise
+            record.outcome = name
+            self._after_error(step, exc)
+        else:
+            if result is not _PENDING:
+                record.outcome = "ok"
+
+    def _block(self, step: sc.Step, record: StepRecord, call: Callable[[], Any],
+               on_result: Callable[[Any], None] | None = None) -> Generator[Block, Any, Any]:
+        """Perform a blocking call; with ``nowait`` the outcome is filled in when it completes."""
+        if not step.nowait:
+            result = yield Block(call)
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            if exc is None:
+                record.outcome = "ok"
+                if on_result is not None:
+                    on_result(result)
+            else:
+                record.outcome = self.backend.error_name(exc) or type(exc).__name__
+
+        yield Block(call, nowait=True, on_done=done)
+        return _PENDING
+
+    def _after_error(self, step: sc.Step, exc: BaseException) -> None:
+        """A failed commit/abort ends the txn op: aborted for sure only after a successful abort."""
+        if step.op == "commit_transaction" and not _requires_abort(exc):
+            self._end_txn(step.actor, "info")
+
+    # -- producer ops -----------------------------------------------------------------------------
+
+    def _timeout(self, step: Any) -> float:
+        return -1 if step.timeout_ms is None else step.timeout_ms / 1000
+
+    def _do_init_transactions(self, step: sc.InitTransactions, record: StepRecord):
+        return (yield from self._block(step, record, lambda: self.clients[step.actor].init_transactions(
+            self._timeout(step))))
+
+    def _do_begin_transaction(self, step: sc.BeginTransaction, record: StepRecord):
+        self.clients[step.actor].begin_transaction()
+        self._txns[step.actor] = _Txn(invoke_index=self._op(step.actor, "invoke", "txn", [])["index"])
+
+    def _do_produce(self, step: sc.Produce, record: StepRecord):
+        txn = self._txns.get(step.actor)
+        send: list[Any] = ["send", None, [None, step.value]]
+        if txn is not None:
+            txn.sends.append(send)
+            op = None
+        else:
+            op = self._op(step.actor, "invoke", "send", [["send", None, step.value]])
+
+        def delivered(err: Any, msg: Any) -> None:
+            if err is None:
+                key = f"{msg.topic()}-{msg.partition()}"
+                record.values["delivery"] = [msg.topic(), msg.partition(), msg.offset()]
+                # A report without an offset (librdkafka's implicit ack: -1001) leaves it unknown.
+                send[1], send[2] = key, [msg.offset() if msg.offset() >= 0 else None, step.value]
+                if op is not None:
+                    op["value"][0][1] = key
+                    self._complete(step.actor, op, "ok", [send])
+            else:
+                record.values["delivery_error"] = err.name()
+                if op is not None:
+                    self._complete(step.actor, op, "info", [["send", None, step.value]])
+
+        kwargs: dict[str, Any] = {"value": step.value, "key": step.key, "on_delivery": delivered}
+        if step.partition is not None:
+            kwargs["partition"] = step.partition
+        self.clients[step.actor].produce(step.topic, **kwargs)
+
+    def _do_flush(self, step: sc.Flush, record: StepRecord):
+        def remaining(n: int) -> None:
+            record.values["remaining"] = n
+
+        return (yield from self._block(step, record, lambda: self.clients[step.actor].flush(self._timeout(step)),
+                                       remaining))
+
+    def _do_poll(self, step: sc.Poll, record: StepRecord):
+        return (yield from self._block(step, record, lambda: self.clients[step.actor].poll(step.timeout_ms / 1000)))
+
+    def _do_send_offsets_to_transaction(self, step: sc.SendOffsetsToTransaction, record: StepRecord):
+        consumer = self.clients[step.consumer]
+        if step.offsets is None:
+            positions = consumer.position(consumer.assignment())
+        else:
+            positions = [self.backend.topic_partition(o.topic, o.partition, o.offset) for o in step.offsets]
+        record.values["offsets"] = sorted([tp.topic, tp.partition, tp.offset] for tp in positions)
+        metadata = consumer.consumer_group_metadata()
+        return (yield from self._block(step, record, lambda: self.clients[step.actor].send_offsets_to_transaction(
+            positions, metadata, self._timeout(step))))
+
+    def _do_commit_transaction(self, step: sc.CommitTransaction, record: StepRecord):
+        result = yield from self._block(step, record, lambda: self.clients[step.actor].commit_transaction(
+            self._timeout(step)))
+        self._end_txn(step.actor, "ok")
+        return result
+
+    def _do_abort_transaction(self, step: sc.AbortTransaction, record: StepRecord):
+        result = yield from self._block(step, record, lambda: self.clients[step.actor].abort_transaction(
+            self._timeout(step)))
+        self._end_txn(step.actor, "fail")
+        return result
+
+    # -- consumer ops -----------------------------------------------------------------------------
+
+    def _do_assign(self, step: sc.Assign, record: StepRecord):
+        partitions = [self.backend.topic_partition(p.topic, p.partition,
+                                                   ASSIGN_OFFSETS.get(p.offset, p.offset) if p.offset is not None
+                                                   else OFFSET_STORED)
+                      for p in step.partitions]
+        self.clients[step.actor].assign(partitions)
+        self._op(step.actor, "invoke", "assign", [f"{p.topic}-{p.partition}" for p in step.partitions])
+        self._op(step.actor, "ok", "assign", [f"{p.topic}-{p.partition}" for p in step.partitions])
+
+    def _do_subscribe(self, step: sc.Subscribe, record: StepRecord):
+        self.clients[step.actor].subscribe(list(step.topics))
+        self._op(step.actor, "invoke", "subscribe", list(step.topics))
+        self._op(step.actor, "ok", "subscribe", list(step.topics))
+
+    def _do_consume(self, step: sc.Consume, record: StepRecord):
+        consumer = self.clients[step.actor]
+        records: list[list[Any]] = []
+        record.values["records"] = records
+        self._op(step.actor, "invoke", "poll", [["poll"]])
+        # The step reads for its whole time budget: right after an assign, librdkafka spends its first
+        # second or so looking up offsets (rdkafka_partition.c), so an empty call proves nothing.
+        deadline = self.backend.now() + step.timeout_ms
+        while step.max_records is None or len(records) < step.max_records:
+            remaining = deadline - self.backend.now()
+            if remaining <= 0:
+                break
+            want = 500 if step.max_records is None else min(step.max_records - len(records), 500)
+            batch = yield Block(lambda: consumer.consume(want, remaining / 1000))
+            records.extend([m.topic(), m.partition(), m.offset(), _text(m.key()), _text(m.value())]
+                           for m in batch if m.error() is None)
+        # Kafka orders records within a partition only: record them in (topic, partition, offset) order.
+        records.sort(key=lambda r: (r[0], r[1], r[2]))
+        polled: dict[str, list[list[Any]]] = {}
+        for topic, partition, offset, _key, value in records:
+            polled.setdefault(f"{topic}-{partition}", []).append([offset, value])
+        self._op(step.actor, "ok", "poll", [["poll", polled]])
+        return records
+
+    def _do_commit(self, step: sc.Commit, record: StepRecord):
+        consumer = self.clients[step.actor]
+        kwargs: dict[str, Any] = {"asynchronous": step.asynchronous}
+        if step.offsets is not None:
+            kwargs["offsets"] = [self.backend.topic_partition(o.topic, o.partition, o.offset) for o in step.offsets]
+        if step.asynchronous:
+            return consumer.commit(**kwargs)
+
+        def committed(result: Any) -> None:
+            record.values["offsets"] = _offsets(result)
+
+        return (yield from self._block(step, record, lambda: consumer.commit(**kwargs), committed))
+
+    def _partitions(self, step: Any) -> list[Any]:
+        consumer = self.clients[step.actor]
+        if step.partitions is None:
+            return consumer.assignment()
+        return [self.backend.topic_partition(p.topic, p.partition) for p in step.partitions]
+
+    def _do_position(self, step: sc.Position, record: StepRecord):
+        record.values["offsets"] = _offsets(self.clients[step.actor].position(self._partitions(step)))
+
+    def _do_committed(self, step: sc.Committed, record: StepRecord):
+        partitions = self._partitions(step)
+
+        def committed(result: Any) -> None:
+            record.values["offsets"] = _offsets(result)
+
+        return (yield from self._block(step, record, lambda: self.clients[step.actor].committed(
+            partitions, self._timeout(step)), committed))
+
+    # -- any actor --------------------------------------------------------------------------------
+
+    def _do_close(self, step: sc.Close, record: StepRecord):
+        client = self.clients[step.actor]
+        if self.scenario.actors[step.actor].kind == "consumer":
+            return (yield from self._block(step, record, client.close))
+        return (yield from self._block(step, record, lambda: client.flush(-1)))
+
+    def _do_crash(self, step: sc.Crash, record: StepRecord):
+        self.backend.crash(step.actor, self.clients[step.actor])
+        self._op(step.actor, "info", "crash", None)
+        self._end_txn(step.actor, "info")
+
+    def _do_restart(self, step: sc.Restart, record: StepRecord):
+        self._incarnations[step.actor] = self._incarnations.get(step.actor, 1) + 1
+        self.clients[step.actor] = self.backend.new_client(step.actor, self.scenario.actors[step.actor])
+
+    def _do_sleep(self, step: sc.Sleep, record: StepRecord):
+        return (yield from self._block(step, record, lambda: self.backend.sleep(step.ms)))
+
+    # -- the nemesis --------------------------------------------------------------------------------
+    # Jepsen records nemesis ops as info ops of the :nemesis process; the checkers skip them.
+
+    def _nemesis(self, step: sc.Step, **value: Any) -> None:
+        self._op(sc.NEMESIS, "info", step.op, value)
+
+    def _do_partition(self, step: sc.Partition, record: StepRecord):
+        self.backend.partition(step.nodes)
+        self._nemesis(step, nodes=list(step.nodes))
+
+    def _do_clog(self, step: sc.Clog, record: StepRecord):
+        self.backend.clog(step.nodes, step.ms)
+        self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
+
+    def _do_disconnect(self, step: sc.Disconnect, record: StepRecord):
+        self.backend.disconnect(step.nodes)
+        self._nemesis(step, nodes=list(step.nodes))
+
+    def _do_heal(self, step: sc.Heal, record: StepRecord):
+        self.backend.heal()
+        self._nemesis(step)
+
+    def _do_pause(self, step: sc.Pause, record: StepRecord):
+        for actor in step.nodes:
+            self.backend.pause(actor, step.ms)
+        self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
+
+    def _do_crash_broker(self, step: sc.CrashBroker, record: StepRecord):
+        self.backend.crash_broker()
+        self._nemesis(step)
+
+    def _do_restart_broker(self, step: sc.RestartBroker, record: StepRecord):
+        self.backend.restart_broker(step.load_ms)
+        self._nemesis(step, load_ms=step.load_ms)
+
+    def _do_coordinator_failover(self, step: sc.CoordinatorFailover, record: StepRecord):
+        self.backend.coordinator_failover(step.down_ms, step.load_ms)
+        self._nemesis(step, down_ms=step.down_ms, load_ms=step.load_ms)
+
+
+_PENDING = object()  # a nowait step's result: its outcome arrives later
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _offsets(partitions: Any) -> list[list[Any]]:
+    return sorted([tp.topic, tp.partition, tp.offset] for tp in partitions or [])
+
+
+def _requires_abort(exc: BaseException) -> bool:
+    err = exc.args[0] if exc.args else None
+    return bool(getattr(err, "txn_requires_abort", lambda: False)())

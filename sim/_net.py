@@ -1,0 +1,157 @@
+"""eosim._net
+=======
+
+The simulated network: named nodes, per-link latency, and FIFO delivery per connection (a connection
+is one direction between two nodes, like one TCP stream). Every packet passes the ``route`` hook, the
+single place where faults decide to deliver, delay or drop it; a delay holds back the later packets of
+the same connection too, so connections stay FIFO while packets on different connections reorder.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import simpy
+from attrs import define, field, frozen
+
+from eosim._world import World
+
+DEFAULT_LATENCY_MS = 1  # one way, per link
+
+
+@frozen(kw_only=True)
+class Packet:
+    src: str
+    dst: str
+    correlation_id: int
+    payload: Any
+    is_response: bool
+    sent_at: int
+    incarnation: int = 0  # of its connection: closing a connection loses the packets still on it
+
+
+class Failure:
+    """The value a request event fires with when no response came: two singletons below."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+TIMED_OUT = Failure("TIMED_OUT")  # no response within the request's timeout
+DISCONNECTED = Failure("DISCONNECTED")  # its connection closed first (librdkafka's _TRANSPORT)
+
+# route(packet) -> extra delay in ms (0 = deliver normally) or None (drop).
+Route = Callable[[Packet], "int | None"]
+
+
+def deliver_all(_packet: Packet) -> int | None:
+    return 0
+
+
+def awake(_node: str) -> int:
+    return 0
+
+
+@define(eq=False)
+class Network:
+    world: World
+    default_latency_ms: int = DEFAULT_LATENCY_MS
+    route: Route = deliver_all
+    # asleep(node) -> when a node stopped by a pause resumes (0: running); set by sim/_faults.py. A
+    # paused client's request timeouts, like all its timers, fire only once it wakes.
+    asleep: Callable[[str], int] = awake
+    _latency: dict[tuple[str, str], int] = field(factory=dict)
+    _handlers: dict[str, Callable[[Packet], None]] = field(factory=dict)
+    _fifo_tail: dict[tuple[str, str], int] = field(factory=dict)
+    _waiting: dict[int, tuple[tuple[str, str], simpy.Event]] = field(factory=dict)  # cid -> (connection, reply)
+    _connections: dict[tuple[str, str], int] = field(factory=dict)  # (requester, responder) -> incarnation
+    _next_correlation_id: int = 0
+
+    def register(self, node: str, handler: Callable[[Packet], None]) -> None:
+        self._handlers[node] = handler
+
+    def set_latency(self, a: str, b: str, ms: int) -> None:
+        self._latency[(a, b)] = self._latency[(b, a)] = ms
+
+    def request(self, src: str, dst: str, payload: Any, timeout_ms: int) -> simpy.Event:
+        """Send ``payload``; the returned event fires with the response payload, or with
+        ``TIMED_OUT`` when no response arrived within ``timeout_ms`` (a late response is then
+        discarded, as a client discards responses to requests it gave up on)."""
+        self._next_correlation_id += 1
+        cid = self._next_correlation_id
+        reply = self.world.env.event()
+        self._waiting[cid] = ((src, dst), reply)
+        incarnation = self._connections.setdefault((src, dst), 0)
+        self._send(Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
+                          sent_at=self.world.now, incarnation=incarnation))
+        self.world.env.timeout(timeout_ms).callbacks.append(lambda _e: self._time_out(cid))
+        return reply
+
+    def _time_out(self, correlation_id: int) -> None:
+        waiting = self._waiting.get(correlation_id)
+        if waiting is None:
+            return
+        wake = self.asleep(waiting[0][0])
+        if wake > self.world.now:
+            self.world.env.timeout(wake - self.world.now).callbacks.append(lambda _e: self._time_out(correlation_id))
+            return
+        del self._waiting[correlation_id]
+        waiting[1].succeed(TIMED_OUT)
+
+    def close(self, match: Callable[[str, str], bool]) -> None:
+        """Close every connection (src, dst) that ``match`` accepts, as a socket error does: the requests
+        waiting for a response on it fail at once with DISCONNECTED (librdkafka's rd_kafka_broker_fail
+        purges the wait-response queue with _TRANSPORT), and whatever the broker has not read yet is lost
+        with the socket: packets still on the wire, and requests queued behind the one it is handling
+        (``live``). The request being handled completes; its response is lost. The next request opens a
+        fresh connection, which does not queue behind the old one's packets."""
+        for src, dst in sorted(conn for conn in self._connections if match(*conn)):
+            self._connections[(src, dst)] += 1
+            self._fifo_tail.pop((src, dst), None)
+            self._fifo_tail.pop((dst, src), None)
+            failed = sorted(cid for cid, (conn, _) in self._waiting.items() if conn == (src, dst))
+            self.world.trace.emit(src, "net.close", dst=dst, failed=failed)
+            for cid in failed:
+                self._waiting.pop(cid)[1].succeed(DISCONNECTED)
+
+    def live(self, request: Packet) -> bool:
+        """Whether the request's connection is still the one it was sent on; if not, the request is
+        traced as dropped (``net.drop`` with ``closed``)."""
+        if request.incarnation == self._connections.get((request.src, request.dst), 0):
+            return True
+        self.world.trace.emit(request.src, "net.drop", dst=request.dst, correlation_id=request.correlation_id,
+                              msg=type(request.payload).__name__, closed=True)
+        return False
+
+    def respond(self, request: Packet, payload: Any) -> None:
+        self._send(Packet(src=request.dst, dst=request.src, correlation_id=request.correlation_id,
+                          payload=payload, is_response=True, sent_at=self.world.now))
+
+    def _send(self, packet: Packet) -> None:
+        trace = self.world.trace
+        kind = "net.response" if packet.is_response else "net.request"
+        trace.emit(packet.src, kind, dst=packet.dst, correlation_id=packet.correlation_id,
+                   msg=type(packet.payload).__name__, fields=packet.payload)
+        extra = self.route(packet)
+        if extra is None:
+            trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id,
+                       msg=type(packet.payload).__name__)
+            return
+        conn = (packet.src, packet.dst)
+        now = self.world.now
+        at = max(now + self._latency.get(conn, self.default_latency_ms) + extra, self._fifo_tail.get(conn, 0))
+        self._fifo_tail[conn] = at
+        self.world.env.timeout(at - now).callbacks.append(lambda _e: self._deliver(packet))
+
+    def _deliver(self, packet: Packet) -> None:
+        if packet.is_response:
+            waiting = self._waiting.pop(packet.correlation_id, None)
+            if waiting is not None:
+                waiting[1].succeed(packet.payload)
+            return
+        handler = self._handlers.get(packet.dst)
+        if handler is not None and self.live(packet):  # a crashed node or a closed connection: lost
+            handler(packet)

@@ -1,0 +1,220 @@
+"""eosim._observation
+===============
+
+What a scenario run showed, in a form both backends produce: the simulator and the conformance
+suite's real Kafka broker each turn a run into an ``Observation``, and ``diff`` compares two of
+them. ``check_expectations`` lists what a run violates of the scenario's own expectations
+(``expect_error``, ``expect_records``, ``expect_offsets``, ``[expect]``); anomalies are the
+checkers' business (sim/checkers).
+
+A step's ``values`` are JSON data; the keys read here are the contract with the runners:
+
+- ``"records"`` (consume): ``[[topic, partition, offset, key, value], ...]`` in the order returned;
+- ``"offsets"`` (position, committed): ``[[topic, partition, offset], ...]``, a negative offset
+  meaning none (confluent-kafka's OFFSET_INVALID, -1001);
+- ``"deliveries"`` (poll, flush, commit_transaction, close): ``[[topic, partition, offset], ...]``,
+  the delivery reports the call served (compared by ``diff`` only).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import cattrs
+from attrs import field, frozen
+
+from eosim._scenario import Committed, Consume, ConsumedRecord, Position, Scenario
+
+OK = "ok"
+
+
+def _json_data(value: Any) -> Any:
+    # JSON-normalise (tuples become lists) so an observation equals itself after a JSON round trip.
+    return json.loads(json.dumps(value))
+
+
+def _records(records: Any) -> tuple[tuple[int, str | None, str | None], ...]:
+    return tuple((offset, key, value) for offset, key, value in records)
+
+
+@frozen(kw_only=True)
+class StepObservation:
+    index: int  # position in the scenario's steps, from 0
+    actor: str
+    op: str
+    outcome: str  # "ok", or the error name (KafkaError.name()) the call failed with
+    values: dict[str, Any] = field(factory=dict, converter=_json_data, hash=False)
+
+
+@frozen(kw_only=True)
+class PartitionObservation:
+    """A partition's final state, as fresh readers of each isolation level see it."""
+
+    topic: str
+    partition: int
+    high_watermark: int
+    last_stable_offset: int
+    read_committed: tuple[tuple[int, str | None, str | None], ...] = field(converter=_records)
+    read_uncommitted: tuple[tuple[int, str | None, str | None], ...] = field(converter=_records)
+
+
+@frozen(kw_only=True)
+class GroupObservation:
+    """A group's visible committed offsets; a partition without one is absent."""
+
+    group: str
+    committed: tuple[tuple[str, int, int], ...] = field(
+        converter=lambda offsets: tuple(sorted((t, p, o) for t, p, o in offsets)))
+
+
+@frozen(kw_only=True)
+class Observation:
+    scenario: str
+    steps: tuple[StepObservation, ...] = field(converter=lambda s: tuple(sorted(s, key=lambda x: x.index)))
+    partitions: tuple[PartitionObservation, ...] = field(
+        converter=lambda ps: tuple(sorted(ps, key=lambda p: (p.topic, p.partition))))
+    groups: tuple[GroupObservation, ...] = field(converter=lambda gs: tuple(sorted(gs, key=lambda g: g.group)))
+
+    def to_json(self) -> str:
+        """Deterministic JSON: sorted keys, canonical order of partitions and groups."""
+        return json.dumps(_converter.unstructure(self), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Observation:
+        return _converter.structure(json.loads(text), cls)
+
+
+_converter = cattrs.Converter()
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "(missing)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def diff(a: Observation, b: Observation, *, labels: tuple[str, str] = ("sim", "kafka")) -> list[str]:
+    """One line per difference, e.g. ``partitions[out-0].last_stable_offset: sim=4 kafka=0``; empty when equal."""
+    lines: list[str] = []
+
+    def differ(path: str, x: Any, y: Any) -> None:
+        if x != y:
+            lines.append(f"{path}: {labels[0]}={_show(x)} {labels[1]}={_show(y)}")
+
+    def keyed(xs: dict, ys: dict, path: str, compare, describe=lambda v: v) -> None:
+        """Compare what both sides have under a key; a key on one side only is one line."""
+        for key in sorted(xs.keys() | ys.keys()):
+            if key in xs and key in ys:
+                compare(f"{path}[{key}]", xs[key], ys[key])
+            else:
+                x, y = (describe(xs[key]) if key in xs else _MISSING), (describe(ys[key]) if key in ys else _MISSING)
+                differ(f"{path}[{key}]", x, y)
+
+    def by_offset(records) -> dict:
+        return {f"offset={o}": [k, v] for o, k, v in records}
+
+    def step(path: str, x: StepObservation, y: StepObservation) -> None:
+        for name in ("actor", "op", "outcome"):
+            differ(f"{path}.{name}", getattr(x, name), getattr(y, name))
+        keyed(x.values, y.values, f"{path}.values", differ)
+
+    def partition(path: str, x: PartitionObservation, y: PartitionObservation) -> None:
+        differ(f"{path}.high_watermark", x.high_watermark, y.high_watermark)
+        differ(f"{path}.last_stable_offset", x.last_stable_offset, y.last_stable_offset)
+        for name in ("read_committed", "read_uncommitted"):
+            keyed(by_offset(getattr(x, name)), by_offset(getattr(y, name)), f"{path}.{name}", differ)
+
+    def group(path: str, x: GroupObservation, y: GroupObservation) -> None:
+        keyed({f"{t}-{p}": o for t, p, o in x.committed}, {f"{t}-{p}": o for t, p, o in y.committed},
+              f"{path}.committed", differ)
+
+    def by_tp(parts) -> dict:
+        return {f"{p.topic}-{p.partition}": p for p in parts}
+
+    differ("scenario", a.scenario, b.scenario)
+    keyed({s.index: s for s in a.steps}, {s.index: s for s in b.steps}, "steps", step,
+          lambda s: f"{s.op} by {s.actor}: {s.outcome}")
+    keyed(by_tp(a.partitions), by_tp(b.partitions), "partitions", partition,
+          lambda p: f"high_watermark={p.high_watermark} last_stable_offset={p.last_stable_offset}")
+    keyed({g.group: g for g in a.groups}, {g.group: g for g in b.groups}, "groups", group,
+          lambda g: _show([list(c) for c in g.committed]))
+    return lines
+
+
+def check_expectations(scenario: Scenario, observation: Observation) -> list[str]:
+    """Every expectation of the scenario the observation violates, one sentence each (anomalies aside)."""
+    problems: list[str] = []
+    if observation.scenario != scenario.name:
+        problems.append(f'the observation is of scenario "{observation.scenario}", not "{scenario.name}"')
+    observed = {s.index: s for s in observation.steps}
+    for i, step in enumerate(scenario.steps):
+        problems += _check_step(i, step, observed.get(i))
+    partitions = {(p.topic, p.partition): p for p in observation.partitions}
+    for exp in scenario.expect.partitions:
+        where = f"partition {exp.topic}-{exp.partition}"
+        got = partitions.get((exp.topic, exp.partition))
+        if got is None:
+            problems.append(f"{where}: not observed")
+            continue
+        for name in ("high_watermark", "last_stable_offset"):
+            want = getattr(exp, name)
+            if want is not None and want != getattr(got, name):
+                problems.append(f"{where}: expected {name} {want}, got {getattr(got, name)}")
+        for name in ("read_committed", "read_uncommitted"):
+            want = getattr(exp, name)
+            if want is not None and [(r.offset, r.key, r.value) for r in want] != list(getattr(got, name)):
+                problems.append(f"{where}: expected {name} {_show([[r.offset, r.key, r.value] for r in want])}, "
+                                f"got {_show(getattr(got, name))}")
+    groups = {g.group: dict(((t, p), o) for t, p, o in g.committed) for g in observation.groups}
+    for exp in scenario.expect.committed:
+        got = groups.get(exp.group, {}).get((exp.topic, exp.partition))
+        if not _offset_matches(exp.offset, got):
+            problems.append(f"group {exp.group} {exp.topic}-{exp.partition}: expected committed offset {exp.offset}, "
+                            f"got {'none' if got is None else got}")
+    return problems
+
+
+def _offset_matches(want: int | str, got: int | None) -> bool:
+    return (got is None or got < 0) if want == "none" else got == want
+
+
+def _check_step(index: int, step, got: StepObservation | None) -> list[str]:
+    where = f"steps[{index}] ({step.op} by {step.actor})"
+    expects_values = any(getattr(step, name, None) is not None for name in ("expect_records", "expect_offsets"))
+    if got is None:
+        return [f"{where}: not observed"] if step.expect_error is not None or expects_values else []
+    if (got.actor, got.op) != (step.actor, step.op):
+        return [f"{where}: the observation at this index is {got.op} by {got.actor}"]
+    problems = []
+    if step.expect_error == "NONE" and got.outcome != OK:
+        problems.append(f"{where}: expected success, got {got.outcome}")
+    elif step.expect_error not in (None, "NONE") and got.outcome != step.expect_error:
+        problems.append(f"{where}: expected error {step.expect_error}, "
+                        f"got {'success' if got.outcome == OK else got.outcome}")
+    if isinstance(step, Consume) and step.expect_records is not None:
+        records = got.values.get("records", [])
+        if len(records) != len(step.expect_records) or not all(
+                _record_matches(want, have) for want, have in zip(step.expect_records, records)):
+            want = [[r.offset, r.key, r.value] if r.topic is None else [r.topic, r.partition, r.offset, r.key, r.value]
+                    for r in step.expect_records]
+            problems.append(f"{where}: expected records {_show(want)}, got {_show(records)}")
+    if isinstance(step, (Position, Committed)) and step.expect_offsets is not None:
+        offsets = {(t, p): o for t, p, o in got.values.get("offsets", [])}
+        for want in step.expect_offsets:
+            have = offsets.get((want.topic, want.partition))
+            if not _offset_matches(want.offset, have):
+                problems.append(f"{where}: expected offset {want.offset} for {want.topic}-{want.partition}, "
+                                f"got {'none' if have is None or have < 0 else have}")
+    return problems
+
+
+def _record_matches(want: ConsumedRecord, have: list) -> bool:
+    topic, partition, offset, key, value = have
+    if want.topic is not None and (want.topic, want.partition) != (topic, partition):
+        return False
+    return (want.offset, want.key, want.value) == (offset, key, value)

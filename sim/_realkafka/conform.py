@@ -1,0 +1,191 @@
+"""eosim._realkafka.conform
+=====================
+
+``eosim conform``: run scenarios on the simulator and on a real Kafka broker and compare the two
+observations (docs/conformance.md). Each disagreement leaves ``sim.json``, ``kafka.json``,
+``diff.txt`` and the actors' librdkafka logs in ``out_dir/<scenario>/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from attrs import frozen
+from rich.console import Console
+from rich.table import Table
+
+from eosim import _scenario as sc
+from eosim._observation import diff
+from eosim._realkafka.broker import DEFAULT_VERSION, KafkaBroker, KafkaUnavailable, bootstrap_from_env
+from eosim._realkafka.driver import BrokerMismatch, broker_requirements, for_transaction_version, run_on_kafka
+from eosim._runner import run_scenario
+
+EXIT_AGREE, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 254
+TRANSACTION_VERSIONS = (0, 1, 2)  # the levels Kafka 4.1's transaction.version feature supports
+
+
+@frozen(kw_only=True)
+class Row:
+    scenario: str
+    sim: str  # "valid", "INVALID", "unknown", or "error: ..."
+    kafka: str  # the same verdicts for the run on Kafka, "not run: ...", or "skipped: ..."
+    agree: bool | None  # None: not compared
+    differences: tuple[str, ...] = ()
+    sim_s: float = 0.0
+    kafka_s: float = 0.0
+    out: Path | None = None  # where the disagreement's files are
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.agree) or self.kafka.startswith("skipped")
+
+
+def _verdict(valid: bool | str) -> str:
+    return {True: "valid", False: "INVALID"}.get(valid, "unknown")  # type: ignore[arg-type]
+
+
+def _error(exc: BaseException) -> str:
+    return f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+class Brokers:
+    """The brokers scenarios run on: the given one for the default configuration, and (with
+    ``start``) one started per other (transaction.version, overrides), kept for the whole run."""
+
+    def __init__(self, bootstrap: str | None, start: bool, version: str, transaction_version: int) -> None:
+        self.bootstrap, self.start, self.version, self.tv = bootstrap, start, version, transaction_version
+        self.started: dict[tuple[int, tuple[tuple[str, str], ...]], KafkaBroker] = {}
+
+    def get(self, tv: int, overrides: dict[str, str]) -> str | None:
+        """A bootstrap for a broker with this configuration, or None when none may be started."""
+        if self.bootstrap is not None and (tv, overrides) == (self.tv, {}):
+            return self.bootstrap
+        if not self.start:
+            return None
+        key = (tv, tuple(sorted(overrides.items())))
+        if key not in self.started:
+            self.started[key] = KafkaBroker(self.version, overrides).start(transaction_version=tv)
+        return self.started[key].bootstrap
+
+    def stop(self) -> None:
+        for broker in self.started.values():
+            broker.stop()
+
+
+def conform(paths: list[Path], *, bootstrap: str | None = None, start_kafka: bool = False,
+            kafka_version: str = DEFAULT_VERSION, transaction_version: int = 2,
+            out_dir: Path = Path("runs/conform")) -> list[Row]:
+    """Run every scenario on both backends; ``transaction_version`` is the one of ``bootstrap`` (or
+    of the broker started for scenarios that do not set their own)."""
+    scenarios = [sc.load_scenario(path) for path in paths]
+    brokers = Brokers(bootstrap, start_kafka, kafka_version, transaction_version)
+    try:
+        return [_conform_one(scenario, brokers, out_dir) for scenario in scenarios]
+    finally:
+        brokers.stop()
+
+
+def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path) -> Row:
+    out = out_dir / scenario.name
+    if out.exists():
+        shutil.rmtree(out)  # files of an earlier disagreement
+    if not scenario.scenario.conformance:
+        return Row(scenario=scenario.name, sim="-", kafka="skipped: conformance = false", agree=None)
+    try:
+        tv, overrides = broker_requirements(scenario, brokers.tv)
+    except BrokerMismatch as exc:
+        return Row(scenario=scenario.name, sim="-", kafka=f"not run: {exc}", agree=None)
+    files: dict[str, str] = {}  # written to ``out`` unless the observations agree
+
+    started = time.monotonic()
+    try:
+        sim = run_scenario(for_transaction_version(scenario, tv))
+        sim_verdict = _verdict(sim.result.valid)
+    except Exception as exc:  # noqa: BLE001 - a row of the table, with the traceback in ``out``
+        sim, sim_verdict, files["sim-error.txt"] = None, _error(exc), traceback.format_exc()
+    sim_s = time.monotonic() - started
+
+    bootstrap = brokers.get(tv, overrides)
+    kafka, kafka_s = None, 0.0
+    if bootstrap is None:
+        kafka_verdict = (f"not run: needs a broker with transaction.version={tv} and "
+                         f"{overrides or 'no overrides'} (use --start-kafka)")
+    else:
+        started = time.monotonic()
+        out.mkdir(parents=True, exist_ok=True)  # the actors' logs
+        try:
+            kafka = run_on_kafka(scenario, bootstrap, transaction_version=tv, log_dir=out)
+            kafka_verdict = _verdict(kafka.result.valid)
+        except Exception as exc:  # noqa: BLE001
+            kafka_verdict, files["kafka-error.txt"] = _error(exc), traceback.format_exc()
+        kafka_s = time.monotonic() - started
+
+    differences: list[str] = []
+    if sim is not None and kafka is not None:
+        differences = diff(eosim._observation, kafka.observation)
+        if differences:
+            files.update({"sim.json": sim.observation.to_json() + "\n",
+                          "kafka.json": kafka.observation.to_json() + "\n",
+                          "diff.txt": "".join(f"{line}\n" for line in differences)})
+    if files:
+        _write(out, files)
+    elif out.exists():
+        shutil.rmtree(out)
+    agree = None if sim is None or kafka is None else not differences
+    return Row(scenario=scenario.name, sim=sim_verdict, kafka=kafka_verdict, agree=agree,
+               differences=tuple(differences), sim_s=sim_s, kafka_s=kafka_s, out=out if files else None)
+
+
+def _write(out: Path, files: dict[str, str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+
+
+def print_table(rows: list[Row], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title="conformance: simulator vs Kafka")
+    for column, justify in (("scenario", "left"), ("sim", "left"), ("kafka", "left"), ("agree", "center"),
+                            ("sim s", "right"), ("kafka s", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        agree = {True: "[green]yes[/]", False: "[red]NO[/]"}.get(row.agree, "-")  # type: ignore[arg-type]
+        table.add_row(row.scenario, row.sim, row.kafka, agree, f"{row.sim_s:.1f}", f"{row.kafka_s:.1f}")
+    console.print(table)
+    for row in rows:
+        if row.out is not None:
+            console.print(f"{row.scenario}: files in {row.out}")
+            for line in row.differences:
+                console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: bool, kafka_version: str,
+                    transaction_version: int) -> int:
+    """``eosim conform``: 0 when every scenario agrees (or is marked conformance = false), 1 when
+    one disagrees or could not run, 254 for bad input."""
+    from eosim._cli import BadInput, resolve_scenario, scenario_dir
+
+    try:
+        paths = [resolve_scenario(p) for p in scenarios] or sorted(scenario_dir().glob("*.toml"))
+        for path in paths:
+            sc.load_scenario(path)
+        bootstrap = bootstrap or bootstrap_from_env()
+        if bootstrap is None and not start_kafka:
+            raise BadInput("give --bootstrap HOST:PORT (or set EOSIM_KAFKA_BOOTSTRAP), or --start-kafka")
+        if transaction_version not in TRANSACTION_VERSIONS:
+            raise BadInput(f"--transaction-version must be one of {TRANSACTION_VERSIONS}")
+    except (BadInput, sc.ScenarioError) as err:
+        print(f"eosim: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        rows = conform(paths, bootstrap=bootstrap, start_kafka=start_kafka, kafka_version=kafka_version,
+                       transaction_version=transaction_version)
+    except KafkaUnavailable as exc:
+        print(f"eosim: no broker: {exc.reason}", file=sys.stderr)
+        return EXIT_DISAGREE
+    print_table(rows)
+    return EXIT_AGREE if all(row.ok for row in rows) else EXIT_DISAGREE

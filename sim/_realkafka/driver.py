@@ -1,0 +1,811 @@
+"""eosim._realkafka.driver
+=====================
+
+The interpreter's backend on a real Kafka broker: the same scenario steps (sim/_interpret.py) run
+through real confluent-kafka clients, and the run ends in the same ``Observation`` the simulator
+produces, so ``eosim._observation.diff`` can compare the two (docs/conformance.md).
+
+- Every actor runs in its own process holding the real client; the parent talks to it through a
+  pipe. ``crash`` is SIGKILL of that process: no close, no flush, its sockets just go away.
+- Every run gets a fresh namespace prefix for topics, ``transactional.id`` and ``group.id``, so
+  runs share a broker without seeing each other. Names are prefixed on the way to Kafka and
+  stripped on the way back: observations, history and step values read exactly as the simulator's.
+- After the last step the run waits ``SETTLE_MS`` (the simulator's settle period), then observes
+  with fresh readers: HW and LSO by ListOffsets (read_uncommitted / read_committed), each isolation
+  level's view by a fresh consumer, and each group's committed offsets by OffsetFetch without
+  ``require_stable`` (the materialised offsets: what ``GroupCoordinator.committed`` reports).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import confluent_kafka as ck
+from attrs import define, field, frozen
+from confluent_kafka.admin import (AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType)
+
+from eosim.models.config import SIMULATOR_ONLY_PREFIX
+from eosim import _scenario as sc
+from eosim._checkers import CheckResult, exit_code
+from eosim._client.message import OFFSET_INVALID, Message, TopicPartition
+from eosim._cluster import cluster_config
+from eosim._interpret import Block, Interpreter, StepRecord
+from eosim._observation import Observation, PartitionObservation
+from eosim._realkafka.broker import PROXIED
+from eosim._realkafka.proxy import KafkaProxy, ProxyEvent, drop_rule, refusal
+from eosim._runner import SETTLE_MS, judge, observation_of
+
+CALL_GRACE_S = 60.0  # how long past a call's own timeout the driver waits before giving up on the actor
+START_TIMEOUT_S = 30.0  # an actor process up with its client constructed
+ADMIN_TIMEOUT_S = 30.0  # one admin request, topic leaders, a fresh reader reaching the end
+KILL_TIMEOUT_S = 5.0
+
+# Actors are forked from a clean single-threaded server process (forking the parent, which runs
+# librdkafka threads, is unsafe); preloading confluent_kafka makes each actor start in milliseconds.
+_MP = multiprocessing.get_context("forkserver")
+_MP.set_forkserver_preload(["confluent_kafka", "eosim._realkafka.driver"])
+
+
+class DriverError(RuntimeError):
+    """The run could not be carried out on Kafka (an actor hung or died, the broker did not answer):
+    not an outcome of the scenario."""
+
+
+class BrokerMismatch(DriverError):
+    """The broker's configuration is not the one the simulator would run the scenario with."""
+
+
+class NotReproducible(DriverError):
+    """The scenario's [[faults]] include a rule the proxy cannot carry out exactly as the simulator does."""
+
+
+class _ActorKilled(Exception):
+    """The call's actor was killed (crash step or end of run) before it answered: like a call on a
+    crashed simulated client, it never completes."""
+
+
+# --- what crosses the pipe: confluent's TopicPartition, Message and KafkaException do not pickle ---
+
+
+@frozen
+class _TP:
+    topic: str
+    partition: int
+    offset: int
+    error: tuple | None = None
+
+
+@frozen
+class _Msg:
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    key: Any
+    value: Any
+    error: tuple | None
+
+
+@frozen
+class _DeliveryToken:
+    """Stands for an on_delivery callback, which stays in the parent."""
+
+    id: int
+
+
+def _error_fields(err: ck.KafkaError | None) -> tuple | None:
+    if err is None:
+        return None
+    return (err.code(), err.str(), err.fatal(), err.retriable(), err.txn_requires_abort())
+
+
+def _kafka_error(fields: tuple | None) -> ck.KafkaError | None:
+    if fields is None:
+        return None
+    code, reason, fatal, retriable, txn_requires_abort = fields
+    return ck.KafkaError(code, reason, fatal=fatal, retriable=retriable, txn_requires_abort=txn_requires_abort)
+
+
+# --- the actor process ------------------------------------------------------------------------------
+
+
+def _actor_main(conn: Any, kind: str, config: dict[str, Any], log_path: str | None) -> None:
+    """One real client. Each request runs in its own thread, so a nowait call and the next steps
+    overlap as they would in one application; delivery reports fired during any call ship with the
+    next reply."""
+    if log_path is not None:  # librdkafka logs to stderr
+        os.dup2(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
+    lock = threading.Lock()  # one lock: a call's reply never overtakes the reports fired before it
+    reports: list[tuple] = []
+
+    def reply(call_id: int, status: str, result: Any) -> None:
+        with lock:
+            conn.send((call_id, status, result, reports[:]))
+            reports.clear()
+
+    def on_delivery(token: _DeliveryToken) -> Callable[[Any, Any], None]:
+        def delivered(err: Any, msg: Any) -> None:
+            with lock:
+                reports.append((token.id, _error_fields(err), (msg.topic(), msg.partition(), msg.offset())))
+        return delivered
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, _TP):
+            return ck.TopicPartition(value.topic, value.partition, value.offset)
+        if isinstance(value, _DeliveryToken):
+            return on_delivery(value)
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    def run(client: Any, call_id: int, method: str, args: list, kwargs: dict) -> None:
+        try:
+            result = getattr(client, method)(*decode(args), **{k: decode(v) for k, v in kwargs.items()})
+        except ck.KafkaException as exc:
+            reply(call_id, "kafka", _error_fields(exc.args[0]))
+        except Exception as exc:  # noqa: BLE001 - re-raised in the parent
+            reply(call_id, "raise", (type(exc).__name__, str(exc)))
+        else:
+            reply(call_id, "ok", _encode_result(result))
+
+    try:
+        client = (ck.Producer if kind == "producer" else ck.Consumer)(config)
+    except Exception as exc:  # noqa: BLE001 - a bad config: the parent raises it
+        reply(0, "raise", (type(exc).__name__, str(exc)))
+        return
+    reply(0, "ok", None)
+    while True:
+        try:
+            call_id, method, args, kwargs = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the parent is done with us: skip librdkafka's destructors
+        threading.Thread(target=run, args=(client, call_id, method, args, kwargs), daemon=True).start()
+
+
+def _encode_result(value: Any) -> Any:
+    if isinstance(value, ck.TopicPartition):
+        return _TP(value.topic, value.partition, value.offset, _error_fields(value.error))
+    if isinstance(value, ck.Message):
+        return _Msg(value.topic(), value.partition(), value.offset(), value.key(), value.value(),
+                    _error_fields(value.error()))
+    if isinstance(value, list):
+        return [_encode_result(v) for v in value]
+    return value  # None, int, bytes (consumer group metadata is already serialised bytes)
+
+
+# --- the parent's side -----------------------------------------------------------------------------
+
+
+@frozen
+class Namespace:
+    """The run's prefix for every name Kafka keeps across runs: topics, transactional.id, group.id."""
+
+    prefix: str
+
+    @classmethod
+    def new(cls, scenario: str) -> Namespace:
+        return cls(f"{scenario[:40]}-{uuid.uuid4().hex[:8]}-")
+
+    def name(self, name: str) -> str:
+        return self.prefix + name
+
+    def strip(self, name: str | None) -> str | None:
+        return name[len(self.prefix):] if name is not None and name.startswith(self.prefix) else name
+
+    def config(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.name(str(v)) if k in ("transactional.id", "group.id") else v for k, v in config.items()}
+
+
+_started = threading.local()  # .signal: how a nowait step's thread tells the driver its call has started
+
+
+def _call_started() -> None:
+    getattr(_started, "signal", lambda: None)()
+
+
+@define(eq=False)
+class ActorProxy:
+    """The parent's handle on one actor process: the confluent-kafka methods the interpreter calls."""
+
+    backend: KafkaBackend
+    name: str
+    kind: str
+    config: dict[str, Any]
+    log_path: Path | None
+    _process: Any = field(init=False)
+    _conn: Any = field(init=False)
+    _pending: dict[int, Future] = field(init=False, factory=dict)
+    _callbacks: dict[int, Callable[[Any, Any], None]] = field(init=False, factory=dict)
+    _ids: Any = field(init=False, factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(init=False, factory=threading.Lock)
+    _gone: BaseException | None = field(init=False, default=None)
+    _killed: bool = field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._conn, child = _MP.Pipe()
+        self._process = _MP.Process(target=_actor_main, name=self.name, daemon=True,
+                                    args=(child, self.kind, self.config,
+                                          None if self.log_path is None else str(self.log_path)))
+        self._process.start()
+        child.close()
+        try:
+            if not self._conn.poll(START_TIMEOUT_S):
+                raise DriverError(f"actor {self.name}: no client after {START_TIMEOUT_S} s")
+            _id, status, result, _reports = self._conn.recv()
+        except EOFError:
+            self.kill()
+            raise DriverError(f"actor {self.name} died while starting (exit code {self._process.exitcode})") from None
+        except DriverError:
+            self.kill()
+            raise
+        if status != "ok":
+            self.kill()
+            _raise(status, result)
+        threading.Thread(target=self._read, name=f"{self.name}-reader", daemon=True).start()
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def _call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        future: Future = Future()
+        with self._lock:
+            if self._gone is not None:
+                raise self._gone
+            call_id = next(self._ids)
+            self._pending[call_id] = future
+            self._conn.send((call_id, method, list(args), kwargs))
+        _call_started()
+        limit = CALL_GRACE_S + max(timeout or 0, 0)
+        try:
+            status, result = future.result(limit)
+        except FutureTimeout:
+            self.kill()
+            raise DriverError(f"actor {self.name}: {method} did not return within {limit} s") from None
+        if status != "ok":
+            _raise(status, result)
+        return self._decode(result)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                call_id, status, result, reports = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            for token, err, (topic, partition, offset) in reports:  # before the result: see KafkaBackend.later
+                callback = self._callbacks.pop(token)
+                self.backend.later(functools.partial(callback, _kafka_error(err), Message(
+                    self.backend.namespace.strip(topic), partition, offset)))
+            with self._lock:
+                future = self._pending.pop(call_id)
+            future.set_result((status, result))
+        self._process.join(KILL_TIMEOUT_S)
+        with self._lock:
+            self._gone = _ActorKilled() if self._killed else DriverError(
+                f"actor {self.name} died (exit code {self._process.exitcode}); see {self.log_path}")
+            pending, self._pending = list(self._pending.values()), {}
+        for future in pending:
+            future.set_exception(self._gone)
+
+    def _decode(self, value: Any) -> Any:
+        strip = self.backend.namespace.strip
+        if isinstance(value, _TP):
+            tp = TopicPartition(strip(value.topic), value.partition, value.offset)
+            tp.error = _kafka_error(value.error)
+            return tp
+        if isinstance(value, _Msg):
+            return Message(strip(value.topic), value.partition, value.offset, value.key, value.value,
+                           _kafka_error(value.error))
+        if isinstance(value, list):
+            return [self._decode(v) for v in value]
+        return value
+
+    def _tps(self, partitions: Any) -> list[_TP]:
+        return [_TP(self.backend.namespace.name(tp.topic), tp.partition, tp.offset) for tp in partitions]
+
+    def signal(self, signum: int) -> None:
+        if self._process.is_alive():
+            os.kill(self._process.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL: the client vanishes mid-whatever, as a crashed application does."""
+        with self._lock:
+            self._killed = True
+            self._gone = _ActorKilled()
+        self._process.kill()
+        self._process.join(KILL_TIMEOUT_S)
+        self._conn.close()
+
+    # -- producer ---------------------------------------------------------------------------------
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, partition: int = -1,
+                on_delivery: Callable[[Any, Any], None] | None = None) -> None:
+        token = None
+        if on_delivery is not None:
+            token = _DeliveryToken(next(self._ids))
+            self._callbacks[token.id] = on_delivery
+        self._call("produce", self.backend.namespace.name(topic), value=value, key=key, partition=partition,
+                   on_delivery=token)
+
+    def flush(self, timeout: float = -1) -> int:
+        return self._call("flush", timeout, timeout=timeout)
+
+    def poll(self, timeout: float = -1) -> Any:
+        return self._call("poll", timeout, timeout=timeout)
+
+    def init_transactions(self, timeout: float = -1) -> None:
+        return self._call("init_transactions", timeout, timeout=timeout)
+
+    def begin_transaction(self) -> None:
+        return self._call("begin_transaction")
+
+    def send_offsets_to_transaction(self, positions: list[TopicPartition], group_metadata: bytes,
+                                    timeout: float = -1) -> None:
+        # The metadata is the consumer's serialised ConsumerGroupMetadata: plain bytes.
+        return self._call("send_offsets_to_transaction", self._tps(positions), group_metadata, timeout,
+                          timeout=timeout)
+
+    def commit_transaction(self, timeout: float = -1) -> None:
+        return self._call("commit_transaction", timeout, timeout=timeout)
+
+    def abort_transaction(self, timeout: float = -1) -> None:
+        return self._call("abort_transaction", timeout, timeout=timeout)
+
+    # -- consumer ---------------------------------------------------------------------------------
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        return self._call("assign", self._tps(partitions))
+
+    def subscribe(self, topics: list[str]) -> None:
+        return self._call("subscribe", [self.backend.namespace.name(t) for t in topics])
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
+        return self._call("consume", num_messages, timeout, timeout=timeout)
+
+    def commit(self, message: Any = None, offsets: list[TopicPartition] | None = None,
+               asynchronous: bool = True) -> list[TopicPartition] | None:
+        if message is not None:
+            raise NotImplementedError("commit(message=...) is not a scenario op")
+        if offsets is None:
+            return self._call("commit", asynchronous=asynchronous)
+        return self._call("commit", offsets=self._tps(offsets), asynchronous=asynchronous)
+
+    def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
+        return self._call("committed", self._tps(partitions), timeout, timeout=timeout)
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return self._call("position", self._tps(partitions))
+
+    def assignment(self) -> list[TopicPartition]:
+        return self._call("assignment")
+
+    def consumer_group_metadata(self) -> bytes:
+        return self._call("consumer_group_metadata")
+
+    def close(self) -> None:
+        return self._call("close")
+
+
+_RAISABLE = {cls.__name__: cls for cls in (ValueError, TypeError, RuntimeError, BufferError, NotImplementedError)}
+
+
+def _raise(status: str, result: Any) -> None:
+    if status == "kafka":
+        raise ck.KafkaException(_kafka_error(result))
+    type_name, text = result
+    raise _RAISABLE.get(type_name, RuntimeError)(text if type_name in _RAISABLE else f"{type_name}: {text}")
+
+
+@define(eq=False)
+class KafkaBackend:
+    """The interpreter's backend on a real broker (the ``Backend`` protocol of sim/_interpret.py).
+
+    Everything that touches the interpreter (delivery callbacks, a nowait step's completion) runs on
+    the driver's thread: other threads queue it with ``later`` and ``run_callbacks`` runs it."""
+
+    bootstrap: str
+    namespace: Namespace
+    log_dir: Path | None = None
+    _start: float = field(factory=time.monotonic)
+    _queue: queue.SimpleQueue = field(factory=queue.SimpleQueue)
+    _actors: list[ActorProxy] = field(factory=list)
+    _threads: list[threading.Thread] = field(factory=list)
+    _incarnations: dict[str, int] = field(factory=dict)
+    _failures: list[DriverError] = field(factory=list)
+    _current: dict[str, ActorProxy] = field(factory=dict)
+    _wakes: dict[str, int] = field(factory=dict)  # paused actor -> when SIGCONT is due, in now() ms
+    _timers: list[threading.Timer] = field(factory=list)
+
+    def now(self) -> int:
+        return int((time.monotonic() - self._start) * 1000)
+
+    def new_client(self, actor: str, spec: sc.Actor) -> ActorProxy:
+        n = self._incarnations[actor] = self._incarnations.get(actor, 0) + 1
+        config = {**self.namespace.config(dict(spec.config)), "bootstrap.servers": self.bootstrap}
+        if os.environ.get("EOSIM_KAFKA_DEBUG"):  # librdkafka's debug contexts, to diagnose a disagreement
+            config["debug"] = os.environ["EOSIM_KAFKA_DEBUG"]
+        log_path = None if self.log_dir is None else self.log_dir / f"{actor}#{n}.log"
+        proxy = ActorProxy(self, f"{actor}#{n}", spec.kind, config, log_path)
+        self._actors.append(proxy)
+        self._current[actor] = proxy
+        return proxy
+
+    def pause(self, actor: str, ms: int) -> None:
+        """A stop-the-world pause, for real: SIGSTOP the actor's process now and SIGCONT it ``ms``
+        later. Its librdkafka threads, timers and sockets all freeze, as in a long GC pause."""
+        proxy = self._current[actor]
+        proxy.signal(signal.SIGSTOP)
+        self._wakes[actor] = self.now() + ms
+        timer = threading.Timer(ms / 1000, proxy.signal, args=(signal.SIGCONT,))
+        self._timers.append(timer)
+        timer.start()
+
+    def paused_until(self, actor: str) -> int | None:
+        wake = self._wakes.get(actor)
+        return wake if wake is not None and wake > self.now() else None
+
+    def after_step(self, index: int) -> None:
+        """Rules armed after a step, the nemesis ops and the random nemesis are simulator-only (the loader
+        refuses them here); the drops the proxy can do are armed from the start (run_on_kafka)."""
+
+    def crash(self, actor: str, client: ActorProxy) -> None:
+        client.kill()
+
+    def sleep(self, ms: int) -> None:
+        _call_started()
+        time.sleep(ms / 1000)
+
+    def topic_partition(self, topic: str, partition: int, offset: int = OFFSET_INVALID) -> TopicPartition:
+        return TopicPartition(topic, partition, offset)
+
+    def error_name(self, exc: BaseException) -> str | None:
+        return exc.args[0].name() if isinstance(exc, ck.KafkaException) else None
+
+    def later(self, fn: Callable[[], None]) -> None:
+        self._queue.put(fn)
+
+    def run_callbacks(self) -> None:
+        while True:
+            try:
+                fn = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            fn()
+
+    def background(self, block: Block) -> None:
+        """A nowait step: the call runs in a thread, its completion is queued for the driver. The
+        next step starts once the call is on its way to the actor, so the actor sees them in order."""
+        started = threading.Event()
+
+        def run() -> None:
+            _started.signal = started.set
+            try:
+                result = block.call()
+            except _ActorKilled:
+                return
+            except DriverError as exc:  # not the step's outcome: the run failed
+                self._failures.append(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - the step's outcome
+                self.later(functools.partial(block.on_done, None, exc))
+            else:
+                self.later(functools.partial(block.on_done, result, None))
+            finally:
+                started.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        started.wait(START_TIMEOUT_S)
+
+    def check_failures(self) -> None:
+        if self._failures:
+            raise self._failures[0]
+
+    def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        for actor in self._actors:
+            actor.kill()
+        for thread in self._threads:
+            thread.join(KILL_TIMEOUT_S)
+
+
+def _drive(backend: KafkaBackend, interpreter: Interpreter) -> None:
+    """Perform the interpreter's blocking calls one at a time, as eosim._runner._drive does with SimPy."""
+    steps = interpreter.run()
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            block = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration:
+            return
+        value, error = None, None
+        if block.nowait:
+            backend.background(block)
+            continue
+        try:
+            value = block.call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the interpreter, which records it
+            error = exc
+        backend.run_callbacks()
+
+
+# --- the broker: configuration check, topics, observation ------------------------------------------
+
+
+def broker_requirements(scenario: sc.Scenario, default_tv: int) -> tuple[int, dict[str, str]]:
+    """The transaction.version and the server properties (beyond the test profile every broker of
+    sim/_realkafka/broker.py has) a broker needs to run this scenario as the simulator does."""
+    base = cluster_config({}).to_kafka()
+    wanted = cluster_config(scenario.cluster).to_kafka()
+    simulator_only = sorted(k for k in wanted if k.startswith(SIMULATOR_ONLY_PREFIX) and wanted[k] != base[k])
+    if simulator_only:
+        raise BrokerMismatch(f"{', '.join(simulator_only)} exist only in the simulator (Kafka hard-codes the "
+                             "dedup window and has the historical bugs fixed): this scenario cannot run on Kafka")
+    tv = int(scenario.cluster.get("transaction.version", default_tv))
+    overrides = {k: _property(v) for k, v in wanted.items() if v != base[k] and k != "transaction.version"}
+    return tv, overrides
+
+
+def for_transaction_version(scenario: sc.Scenario, tv: int) -> sc.Scenario:
+    """The scenario as the simulator must run it to match a broker formatted with ``tv``."""
+    if "transaction.version" in scenario.cluster:
+        return scenario
+    return attrs.evolve(scenario, cluster={**scenario.cluster, "transaction.version": tv})
+
+
+def _property(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_verified: set[tuple[str, int, frozenset]] = set()
+_verified_lock = threading.Lock()
+
+
+def check_broker(admin: AdminClient, bootstrap: str, scenario: sc.Scenario, transaction_version: int) -> None:
+    """Refuse a broker whose transaction.version or settings differ from the simulator's cluster for
+    this scenario (TEST_CLUSTER_PROFILE plus the scenario's [cluster]); on the first use of a broker,
+    also create the internal topics so no scenario pays for their creation."""
+    if int(scenario.cluster.get("transaction.version", transaction_version)) != transaction_version:
+        raise BrokerMismatch(f"the scenario needs transaction.version={scenario.cluster['transaction.version']}, "
+                             f"the broker has {transaction_version}")
+    wanted = {k: _property(v) for k, v in cluster_config(scenario.cluster).to_kafka().items()
+              if k != "transaction.version" and not k.startswith(SIMULATOR_ONLY_PREFIX)}
+    key = (bootstrap, transaction_version, frozenset(wanted.items()))
+    with _verified_lock:
+        if key in _verified:
+            return
+    finalized = _finalized_transaction_version(bootstrap)
+    if finalized != transaction_version:
+        raise BrokerMismatch(f"{bootstrap} has transaction.version={finalized}, expected {transaction_version}")
+    broker_id = str(next(iter(admin.list_topics(timeout=ADMIN_TIMEOUT_S).brokers)))
+    resource = ConfigResource(ResourceType.BROKER, broker_id)
+    entries = admin.describe_configs([resource], request_timeout=ADMIN_TIMEOUT_S)[resource].result(ADMIN_TIMEOUT_S)
+    # Internal settings (producer.id.expiration.check.interval.ms) are not described: not checkable.
+    differ = [f"{k}={entries[k].value} (the simulator uses {v})"
+              for k, v in sorted(wanted.items()) if k in entries and entries[k].value != v]
+    if differ:
+        raise BrokerMismatch(f"{bootstrap} is configured differently from the simulator: {'; '.join(differ)}")
+    _warm_up(admin, bootstrap)
+    with _verified_lock:
+        _verified.add(key)
+
+
+def _finalized_transaction_version(bootstrap: str) -> int:
+    # confluent's AdminClient has no DescribeFeatures; kafka-python's does.
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000))
+    try:
+        feature = admin.describe_features().get("transaction.version", {})
+    finally:
+        admin.close()
+    return feature.get("finalized", (0, 0))[1]  # level 0 has no finalized range
+
+
+_COORDINATOR_LOADING = (ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS, ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
+                        ck.KafkaError.NOT_COORDINATOR)
+
+
+def _warm_up(admin: AdminClient, bootstrap: str) -> None:
+    """__transaction_state and __consumer_offsets are created on first use; make them exist."""
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": f"eosim-warm-up-{uuid.uuid4().hex}"})
+    producer.init_transactions(ADMIN_TIMEOUT_S)
+    group = f"eosim-warm-up-{uuid.uuid4().hex}"
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:  # the admin API hands COORDINATOR_LOAD_IN_PROGRESS back instead of retrying it
+        try:
+            admin.list_consumer_group_offsets([ck.ConsumerGroupTopicPartitions(group)],
+                                              request_timeout=ADMIN_TIMEOUT_S)[group].result(ADMIN_TIMEOUT_S)
+            return
+        except ck.KafkaException as exc:
+            if exc.args[0].code() not in _COORDINATOR_LOADING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def create_topics(admin: AdminClient, namespace: Namespace, topics: tuple[sc.Topic, ...]) -> None:
+    if not topics:
+        return
+    futures = admin.create_topics([NewTopic(namespace.name(t.name), t.partitions, 1) for t in topics],
+                                  operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S)
+    for future in futures.values():
+        future.result(ADMIN_TIMEOUT_S)
+    # CreateTopics completes on the controller; wait until the broker leads every partition.
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    for t in topics:
+        name = namespace.name(t.name)
+        while True:
+            md = admin.list_topics(name, timeout=ADMIN_TIMEOUT_S).topics[name]
+            if md.error is None and len(md.partitions) == t.partitions and all(
+                    p.leader >= 0 for p in md.partitions.values()):
+                break
+            if time.monotonic() > deadline:
+                raise DriverError(f"topic {name} has no leaders after {ADMIN_TIMEOUT_S} s")
+            time.sleep(0.02)
+
+
+def _list_offsets(admin: AdminClient, namespace: Namespace, partitions: list[tuple[str, int]], spec: OffsetSpec,
+                  isolation: ck.IsolationLevel) -> dict[tuple[str, int], int]:
+    request = {ck.TopicPartition(namespace.name(t), p): spec for t, p in partitions}
+    futures = admin.list_offsets(request, isolation_level=isolation, request_timeout=ADMIN_TIMEOUT_S)
+    return {(t, p): futures[ck.TopicPartition(namespace.name(t), p)].result(ADMIN_TIMEOUT_S).offset
+            for t, p in partitions}
+
+
+def _read_view(bootstrap: str, namespace: Namespace, isolation: str, start: dict[tuple[str, int], int],
+               end: dict[tuple[str, int], int]) -> dict[tuple[str, int], list[tuple[int, Any, Any]]]:
+    """What a fresh consumer of this isolation level reads from ``start`` up to ``end`` (the HW or
+    the LSO). Control records and aborted records take offsets but are never delivered, so the read
+    ends when the position reaches ``end``, not after a number of records."""
+    records: dict[tuple[str, int], list[tuple[int, Any, Any]]] = {tp: [] for tp in end}
+    todo = {tp for tp in end if end[tp] > start[tp]}
+    if not todo:
+        return records
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": namespace.name(f"eosim-observer-{isolation}"),
+                            "isolation.level": isolation, "enable.auto.commit": False})
+    try:
+        consumer.assign([ck.TopicPartition(namespace.name(t), p, start[(t, p)]) for t, p in sorted(todo)])
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while todo:
+            if time.monotonic() > deadline:
+                raise DriverError(f"a fresh {isolation} reader did not reach {dict(end)} within {ADMIN_TIMEOUT_S} s")
+            for msg in consumer.consume(500, 0.1):
+                if msg.error() is not None:
+                    raise ck.KafkaException(msg.error())
+                tp = (namespace.strip(msg.topic()), msg.partition())
+                if msg.offset() < end[tp]:
+                    records[tp].append((msg.offset(), _text(msg.key()), _text(msg.value())))
+            for pos in consumer.position([ck.TopicPartition(namespace.name(t), p) for t, p in todo]):
+                if pos.offset >= end[(namespace.strip(pos.topic), pos.partition)]:
+                    todo.discard((namespace.strip(pos.topic), pos.partition))
+    finally:
+        consumer.close()
+    return records
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def observe(scenario: sc.Scenario, interpreter: Interpreter, admin: AdminClient, bootstrap: str,
+            namespace: Namespace) -> Observation:
+    """eosim._runner.observe's counterpart, from what fresh clients see on the broker."""
+    partitions = [(t.name, p) for t in scenario.topics for p in range(t.partitions)]
+    start = _list_offsets(admin, namespace, partitions, OffsetSpec.earliest(), ck.IsolationLevel.READ_UNCOMMITTED)
+    hw = _list_offsets(admin, namespace, partitions, OffsetSpec.latest(), ck.IsolationLevel.READ_UNCOMMITTED)
+    lso = _list_offsets(admin, namespace, partitions, OffsetSpec.latest(), ck.IsolationLevel.READ_COMMITTED)
+    views = {"read_committed": _read_view(bootstrap, namespace, "read_committed", start, lso),
+             "read_uncommitted": _read_view(bootstrap, namespace, "read_uncommitted", start, hw)}
+    return observation_of(
+        scenario, interpreter,
+        [PartitionObservation(topic=t, partition=p, high_watermark=hw[(t, p)], last_stable_offset=lso[(t, p)],
+                              read_committed=views["read_committed"][(t, p)],
+                              read_uncommitted=views["read_uncommitted"][(t, p)])
+         for t, p in partitions],
+        lambda g: _committed(admin, namespace, g))
+
+
+def _committed(admin: AdminClient, namespace: Namespace, group: str) -> list[tuple[str, int, int]]:
+    # require_stable=False: the materialised offsets; a transaction's offsets count once its marker is written.
+    name = namespace.name(group)
+    result = admin.list_consumer_group_offsets([ck.ConsumerGroupTopicPartitions(name)], require_stable=False,
+                                               request_timeout=ADMIN_TIMEOUT_S)[name].result(ADMIN_TIMEOUT_S)
+    return [(namespace.strip(tp.topic), tp.partition, tp.offset) for tp in result.topic_partitions or []
+            if tp.offset >= 0]
+
+
+# --- a run -----------------------------------------------------------------------------------------
+
+
+def proxied_listener(admin: AdminClient) -> tuple[int, int]:
+    """(the port the broker's PROXIED listener binds, the port it advertises, where the proxy must
+    listen), from the broker's own listeners and advertised.listeners (sim/_realkafka/broker.py)."""
+    broker_id = str(next(iter(admin.list_topics(timeout=ADMIN_TIMEOUT_S).brokers)))
+    resource = ConfigResource(ResourceType.BROKER, broker_id)
+    entries = admin.describe_configs([resource], request_timeout=ADMIN_TIMEOUT_S)[resource].result(ADMIN_TIMEOUT_S)
+    ports = []
+    for key in ("listeners", "advertised.listeners"):
+        value = entries[key].value if key in entries else None
+        port = next((int(item.rsplit(":", 1)[1]) for item in (value or "").split(",")
+                     if item.strip().startswith(f"{PROXIED}://")), None)
+        if port is None:
+            raise BrokerMismatch(f"the broker has no {PROXIED} listener in {key} ({value}): message faults need "
+                                 "a broker started by sim/_realkafka/broker.py")
+        ports.append(port)
+    return ports[0], ports[1]
+
+
+def start_proxy(scenario: sc.Scenario, admin: AdminClient) -> KafkaProxy | None:
+    """The scenario's drop rules on a proxy listening where the broker's PROXIED listener points
+    clients; None without [[faults]]. One run with faults at a time per broker: the port is fixed."""
+    if not scenario.faults:
+        return None
+    reasons = [f"{f.name}: {reason}" for f in scenario.faults if (reason := refusal(f)) is not None]
+    if reasons:
+        raise NotReproducible(f"{scenario.name}: the proxy cannot reproduce {'; '.join(reasons)}")
+    upstream, port = proxied_listener(admin)
+    try:
+        return KafkaProxy(("127.0.0.1", upstream), port, [drop_rule(f) for f in scenario.faults])
+    except OSError as exc:
+        raise DriverError(f"cannot listen on the proxy port 127.0.0.1:{port} ({exc}): another run with "
+                          "faults on this broker?") from exc
+
+
+@frozen
+class KafkaOutcome:
+    scenario: sc.Scenario
+    bootstrap: str
+    namespace: str
+    transaction_version: int
+    steps: tuple[StepRecord, ...]
+    history: list[dict[str, Any]]
+    observation: Observation
+    result: CheckResult
+    wall_s: float
+    drops: tuple[ProxyEvent, ...] = ()  # what the proxy dropped, for [[faults]] scenarios
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.result)
+
+
+def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: int,
+                 log_dir: Path | None = None) -> KafkaOutcome:
+    """Run the scenario's steps with real clients on the broker at ``bootstrap`` (formatted with
+    ``transaction_version``), then observe and check as eosim._runner.run_scenario does. ``log_dir``
+    receives each actor's librdkafka log (default: the parent's stderr)."""
+    started = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    check_broker(admin, bootstrap, scenario, transaction_version)
+    namespace = Namespace.new(scenario.name)
+    create_topics(admin, namespace, scenario.topics)
+    proxy = start_proxy(scenario, admin)  # the actors go through it; the observers do not
+    backend = KafkaBackend(bootstrap if proxy is None else proxy.address, namespace, log_dir)
+    interpreter = Interpreter(scenario, backend)
+    try:
+        _drive(backend, interpreter)
+        time.sleep(SETTLE_MS / 1000)
+        backend.run_callbacks()
+        backend.check_failures()
+        observation = observe(scenario, interpreter, admin, bootstrap, namespace)
+    finally:
+        backend.close()
+        if proxy is not None:
+            proxy.close()
+    result = judge(scenario, interpreter, observation, [], True)
+    return KafkaOutcome(scenario, bootstrap, namespace.prefix, transaction_version, tuple(interpreter.steps),
+                        interpreter.history, observation, result, time.monotonic() - started,
+                        tuple(proxy.events) if proxy is not None else ())

@@ -1,0 +1,275 @@
+"""eosim._runner
+==========
+
+Runs a scenario in the simulator: builds the world and the cluster, drives the interpreter's steps as
+a SimPy process, lets in-flight work settle, then observes the final state and checks the run
+(Jepsen-style history checks, the trace oracle, and the scenario's own expectations).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from attrs import define, field, frozen
+
+from eosim.models.fetch import visible_records
+from eosim.models.records import IsolationLevel
+from eosim import _scenario as sc
+from eosim._checkers import Anomaly, CheckResult, combine, exit_code
+from eosim._checkers.jepsen import check_history
+from eosim._checkers.oracle import check_trace
+from eosim._checkers.pipeline import check_pipeline
+from eosim._client.consumer import Consumer
+from eosim._client.errors import KafkaException
+from eosim._client.message import TopicPartition
+from eosim._client.producer import Producer
+from eosim._cluster import Cluster, cluster_config
+from eosim._diagram import mermaid
+from eosim._faults import FaultLayer
+from eosim._interpret import Block, Interpreter
+from eosim._observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
+                             check_expectations)
+from eosim._trace import dumps_lines, load_jsonl
+from eosim._world import World
+
+SETTLE_MS = 1_000  # after the last step: markers and commits in flight land before the observation
+MAX_RUN_MS = 3_600_000  # a run still blocked after an hour of simulated time ends as "unknown"
+
+
+@define(eq=False)
+class SimBackend:
+    """The interpreter's backend in the simulator: simulated confluent-kafka clients on one cluster."""
+
+    world: World
+    cluster: Cluster
+    faults: FaultLayer
+    incarnations: dict[str, int] = field(factory=dict)
+
+    def now(self) -> int:
+        return self.world.now
+
+    def new_client(self, actor: str, spec: sc.Actor) -> Any:
+        n = self.incarnations[actor] = self.incarnations.get(actor, 0) + 1
+        client = Producer if spec.kind == "producer" else Consumer
+        return client(dict(spec.config), cluster=self.cluster, name=f"{actor}#{n}")
+
+    def crash(self, actor: str, client: Any) -> None:
+        client.crash()
+
+    def sleep(self, ms: int) -> Any:
+        return self.world.env.timeout(ms)
+
+    def topic_partition(self, topic: str, partition: int, offset: int = -1001) -> TopicPartition:
+        return TopicPartition(topic, partition, offset)
+
+    def error_name(self, exc: BaseException) -> str | None:
+        return exc.args[0].name() if isinstance(exc, KafkaException) else None
+
+    # The nemesis ops: the fault layer performs them (docs/faults.md).
+
+    def pause(self, actor: str, ms: int) -> None:
+        self.faults.pause(actor, ms)
+
+    def paused_until(self, actor: str) -> int | None:
+        return self.faults.paused_until(actor)
+
+    def after_step(self, index: int) -> None:
+        self.faults.after_step(index)
+
+    def partition(self, nodes: tuple[str, ...]) -> None:
+        self.faults.partition(nodes)
+
+    def clog(self, nodes: tuple[str, ...], ms: int) -> None:
+        self.faults.clog(nodes, ms)
+
+    def disconnect(self, nodes: tuple[str, ...]) -> None:
+        self.faults.disconnect(nodes)
+
+    def heal(self) -> None:
+        self.faults.heal()
+
+    # The broker nemesis ops: the broker performs them (sim/_broker.py).
+
+    def crash_broker(self) -> None:
+        self.cluster.broker_node.crash()
+
+    def restart_broker(self, load_ms: int) -> None:
+        self.cluster.broker_node.restart(load_ms)
+
+    def coordinator_failover(self, down_ms: int, load_ms: int) -> None:
+        self.cluster.broker_node.coordinator_failover(down_ms, load_ms)
+
+
+def _drive(world: World, interpreter: Interpreter):
+    """Perform the interpreter's blocking calls: each one is a SimPy event to wait for."""
+    steps = interpreter.run()
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            block = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration:
+            return
+        value, error = None, None
+        if block.nowait:
+            world.env.process(_background(block))
+            continue
+        try:
+            value = yield block.call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the interpreter, which records it
+            error = exc
+
+
+def _background(block: Block):
+    try:
+        result = yield block.call()
+    except Exception as exc:  # noqa: BLE001
+        block.on_done(None, exc)
+    else:
+        block.on_done(result, None)
+
+
+@frozen
+class Outcome:
+    scenario: sc.Scenario
+    seed: int
+    trace: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    observation: Observation
+    result: CheckResult
+    completed: bool
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.result)
+
+    def results_json(self) -> dict[str, Any]:
+        return {"scenario": self.scenario.name, "seed": self.seed, "completed": self.completed,
+                **self.result.to_json()}
+
+
+def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: list[PartitionObservation],
+                   committed: Callable[[str], list[tuple[str, int, int]]]) -> Observation:
+    """The observation of a run on any backend: its steps, the partitions' final state, and the
+    committed offsets (``committed(group)``) of every group a consumer actor belongs to."""
+    groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
+    return Observation(
+        scenario=scenario.name,
+        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
+               for s in interpreter.steps],
+        partitions=partitions,
+        groups=[GroupObservation(group=g, committed=committed(g)) for g in groups])
+
+
+def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -> Observation:
+    broker = cluster.broker_node
+    partitions = []
+    for tp in sorted(broker.logs):
+        log = broker.logs[tp]
+        views = {}
+        for isolation in IsolationLevel:
+            fetched = log.read(log.log_start_offset, isolation)
+            views[isolation] = [(o, r.key, r.value) for o, r in visible_records(fetched, isolation)]
+        partitions.append(PartitionObservation(
+            topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
+            last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
+            read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
+    return observation_of(scenario, interpreter, partitions,
+                          lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.gc.committed(g).items()])
+
+
+def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
+          trace: list[dict[str, Any]], completed: bool) -> CheckResult:
+    """Close the history with the final read of the observation, then run every checker plus the
+    scenario's own claims (its expectations and the anomalies it says it shows)."""
+    interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
+                            for p in observation.partitions},
+                           [f"{p.topic}-{p.partition}" for p in observation.partitions
+                            if p.last_stable_offset == p.high_watermark])
+    history = interpreter.history
+    subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
+    result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
+    if scenario.scenario.pipeline is not None:
+        result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),
+                                                _committed(observation, scenario.scenario.pipeline.output)))
+    problems = check_expectations(scenario, observation)
+    found = {a.name for a in result.anomalies}
+    problems += [f"the scenario says the checkers report {name}, but they do not"
+                 for name in scenario.scenario.expect_anomalies if name not in found]
+    extra = [Anomaly(name="expectation-mismatch", description=p, witness=()) for p in problems]
+    result = combine(result, CheckResult(valid=not extra, anomalies=tuple(extra), allowed=()))
+    if not completed:  # Jepsen's "unknown": a run that did not finish cannot vouch for anything
+        stuck = Anomaly(name="incomplete", witness=(),
+                        description=f"the steps had not finished after {MAX_RUN_MS} ms of simulated time")
+        result = combine(result, CheckResult(valid="unknown", anomalies=(stuck,), allowed=()))
+    return result
+
+
+def _committed(observation: Observation, topic: str) -> list[tuple[str, int, Any]]:
+    return [(f"{p.topic}-{p.partition}", offset, value)
+            for p in observation.partitions if p.topic == topic for offset, _key, value in p.read_committed]
+
+
+def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
+    seed = scenario.seed if seed is None else seed
+    world = World(seed)
+    cluster = Cluster(world, cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics})
+    faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario)
+    interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
+    main = world.env.process(_drive(world, interpreter))
+    world.env.run(until=main | world.env.timeout(MAX_RUN_MS))
+    completed = main.triggered
+    world.env.run(until=faults.end() + SETTLE_MS)  # healed: the settle period is fault-free
+    if main.triggered and not main.ok:
+        raise main.value
+    trace = world.trace.dicts()
+    observation = observe(scenario, cluster, interpreter)
+    result = judge(scenario, interpreter, observation, trace, completed)
+    return Outcome(scenario, seed, trace, interpreter.history, observation, result, completed)
+
+
+def run_file(path: Path, seed: int | None = None) -> Outcome:
+    return run_scenario(sc.load_scenario(path), seed)
+
+
+def run_dir_files(outcome: Outcome, scenario_text: str) -> dict[str, str]:
+    """The files of a run directory (see docs/run-directory.md)."""
+    return {
+        "scenario.toml": scenario_text,
+        "seed": f"{outcome.seed}\n",
+        "trace.jsonl": dumps_lines(outcome.trace),
+        "history.jsonl": dumps_lines(outcome.history),
+        "observation.json": outcome.observation.to_json() + "\n",
+        "results.json": json.dumps(outcome.results_json(), indent=2, sort_keys=True) + "\n",
+        "diagram.mmd": mermaid(outcome.trace),
+    }
+
+
+def check_files(trace_path: Path) -> CheckResult:
+    """Check a trace, and the history.jsonl beside it when there is one."""
+    result = check_trace(load_jsonl(trace_path.read_text(encoding="utf-8")))
+    history_path = trace_path.with_name("history.jsonl")
+    if history_path.is_file():
+        result = combine(result, check_history(load_jsonl(history_path.read_text(encoding="utf-8"))))
+    return result
+
+
+def replay_dir(run_dir: Path) -> tuple[bool, str]:
+    """Run the run directory's scenario and seed again and compare the trace bytes."""
+    scenario = sc.load_scenario_text((run_dir / "scenario.toml").read_text(encoding="utf-8"),
+                                     _scenario_name(run_dir))
+    seed = int((run_dir / "seed").read_text().strip())
+    again = dumps_lines(run_scenario(scenario, seed).trace)
+    before = (run_dir / "trace.jsonl").read_text(encoding="utf-8")
+    if again == before:
+        return True, f"identical: {len(before.splitlines())} trace events replayed byte for byte"
+    old, new = before.splitlines(), again.splitlines()
+    first = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    return False, f"DIFFERENT from event {first}:\n  recorded: {old[first:first+1]}\n  replayed: {new[first:first+1]}"
+
+
+def _scenario_name(run_dir: Path) -> str:
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    return results["scenario"]
