@@ -126,7 +126,7 @@ def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path) -> Row:
 
     differences: list[str] = []
     if sim is not None and kafka is not None:
-        differences = diff(eosim._observation, kafka.observation)
+        differences = diff(sim.observation, kafka.observation)
         if differences:
             files.update({"sim.json": sim.observation.to_json() + "\n",
                           "kafka.json": kafka.observation.to_json() + "\n",

@@ -54,7 +54,7 @@ def test_simulator_and_kafka_observe_the_same(path, kafka_broker, broker_for, tm
     kafka = run_on_kafka(scenario, broker_for(tv, overrides), transaction_version=tv, log_dir=tmp_path)
     record_property("kafka_s", round(kafka.wall_s, 2))
 
-    lines = diff(eosim._observation, kafka.observation)
+    lines = diff(sim.observation, kafka.observation)
     known = KNOWN_DIFFERENCES.get(scenario.name, {})
     unexplained = [line for line in lines if not any(line.startswith(prefix) for prefix in known)]
     stale = [prefix for prefix in known if not any(line.startswith(prefix) for line in lines)]
