@@ -1,1 +1,89 @@
-"""The SimPy runtime of eosim: world, network, broker and client processes, scenarios, checkers, CLI."""
+"""eosim
+=====
+
+A deterministic, in-process simulator of Apache Kafka's exactly-once machinery. This module is the
+public API (docs/api.md); every other module is private by name (``eosim._broker``,
+``eosim._client.producer``, ...) except the pure state machines in ``eosim.models``.
+
+The names load lazily (PEP 562): ``import eosim`` and ``import eosim.models`` stay free of SimPy
+and of the runtime until a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the private module that defines it (one place each)
+_EXPORTS: dict[str, str] = {
+    # confluent-kafka's client API, simulated
+    "Producer": "eosim._client.producer",
+    "Consumer": "eosim._client.consumer",
+    "Message": "eosim._client.message",
+    "TopicPartition": "eosim._client.message",
+    "ConsumerGroupMetadata": "eosim._client.message",
+    "OFFSET_BEGINNING": "eosim._client.message",
+    "OFFSET_END": "eosim._client.message",
+    "OFFSET_STORED": "eosim._client.message",
+    "OFFSET_INVALID": "eosim._client.message",
+    "TIMESTAMP_NOT_AVAILABLE": "eosim._client.message",
+    "TIMESTAMP_CREATE_TIME": "eosim._client.message",
+    "KafkaError": "eosim._client.errors",
+    "KafkaException": "eosim._client.errors",
+    "ConfigError": "eosim._client.config",
+    # faults
+    "Fault": "eosim._scenario",
+    "Nemesis": "eosim._scenario",
+    # checkers
+    "CheckResult": "eosim._checkers",
+    "Anomaly": "eosim._checkers",
+    "check_history": "eosim._checkers",
+    "check_trace": "eosim._checkers",
+    # scenarios
+    "Scenario": "eosim._scenario",
+    "ScenarioError": "eosim._scenario",
+    "load_scenario": "eosim._scenario",
+    "run_scenario": "eosim._runner",
+    "Outcome": "eosim._runner",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
+    from eosim._checkers import Anomaly, CheckResult, check_history, check_trace
+    from eosim._client.config import ConfigError
+    from eosim._client.errors import KafkaError, KafkaException
+    from eosim._client.message import (
+        OFFSET_BEGINNING,
+        OFFSET_END,
+        OFFSET_INVALID,
+        OFFSET_STORED,
+        TIMESTAMP_CREATE_TIME,
+        TIMESTAMP_NOT_AVAILABLE,
+        ConsumerGroupMetadata,
+        Message,
+        TopicPartition,
+    )
+    from eosim._runner import Outcome, run_scenario
+    from eosim._scenario import Fault, Nemesis, Scenario, ScenarioError, load_scenario
+    from eosim._client.consumer import Consumer
+    from eosim._client.producer import Producer
+
+    __version__: str
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value: Any = version("eosim")
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'eosim' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
