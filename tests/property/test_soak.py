@@ -1,0 +1,15 @@
+"""The soak's workloads (experiments/soak.py) are valid scenarios, and their files replay them."""
+
+from __future__ import annotations
+
+from eosim._scenario import load_scenario_text, scenario_from_dict, scenario_to_dict
+from eosim.experiments.soak import HEADER, generate, to_toml
+
+
+def test_every_generated_workload_loads_and_its_file_gives_the_same_scenario():
+    for seed in range(200):
+        document = generate(seed)
+        name = document["scenario"]["name"]
+        scenario = scenario_from_dict(document, name=name, header=HEADER)
+        again = load_scenario_text(to_toml(document), name)
+        assert scenario_to_dict(again) == scenario_to_dict(scenario)
