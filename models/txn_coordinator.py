@@ -701,7 +701,15 @@ class TransactionCoordinator:
     def elect(self, coordinator_epoch: int) -> None:
         """TCo.onElection at ``coordinator_epoch`` (the partition's new leader epoch): forget the queued markers,
         then TSM.loadTransactionsForTxnTopicPartition marks the partition loading (COORDINATOR_LOAD_IN_PROGRESS)
-        until ``load`` runs."""
+        until ``load`` runs.
+
+        Raises:
+            ModelError: ``coordinator_epoch`` is not above the current one. It is the partition's leader epoch,
+                which only grows (BrokerMetadataPublisher elects at the new leader epoch); a coordinator at an
+                older epoch would have its markers refused by partitions that saw the newer one.
+        """
+        if coordinator_epoch <= self.coordinator_epoch:
+            raise ModelError(f"coordinator epoch {coordinator_epoch} is not above the current {self.coordinator_epoch}")
         self._txns.clear()
         self._pending_markers.clear()
         self.coordinator_epoch = coordinator_epoch

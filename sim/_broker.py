@@ -55,7 +55,7 @@ from eosim.models.protocol import (
     WriteTxnMarkersRequest,
     WriteTxnMarkersResponse,
 )
-from eosim.models.records import CONSUMER_OFFSETS_TOPIC, RecordBatch, TopicPartition
+from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, RecordBatch, TopicPartition
 from eosim.models.txn_coordinator import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
@@ -72,6 +72,9 @@ from eosim.models.txn_coordinator import (
 from eosim._net import Failure, Network, Packet
 from eosim._world import World
 
+# The one partition of each internal topic on the test cluster (TEST_CLUSTER_PROFILE in sim/_cluster.py).
+OFFSETS_PARTITION = TopicPartition(CONSUMER_OFFSETS_TOPIC, 0)
+TXN_STATE_PARTITION = TopicPartition(TRANSACTION_STATE_TOPIC, 0)
 TXN_LOG_APPEND_MS = 1  # a replicated write to __transaction_state on a one-node cluster
 INTER_BROKER_TIMEOUT_MS = 30_000  # request.timeout.ms of the broker's own clients
 # How long a coordinator takes to load its partition after an election (TSM.loadTransactionsForTxnTopicPartition,
@@ -128,8 +131,10 @@ class Broker:
     txn_log: list[TxnLogRecord] = field(init=False, factory=list)
     up: bool = field(init=False, default=True)
     _incarnation: int = field(init=False, default=0)  # every timer and internal process belongs to one
-    # The controller's leader epoch of the __transaction_state partition (the coordinator epoch).
-    _txn_leader_epoch: int = field(init=False, default=0)
+    # The leader epoch of each partition this broker leads, __transaction_state's being the coordinator epoch
+    # (BrokerMetadataPublisher: txnCoordinator.onElection(partition, leaderEpoch)). Only the controller moves it,
+    # and only up: every leader change is a new, higher epoch (KRaft PartitionChangeBuilder).
+    leader_epochs: dict[TopicPartition, int] = field(init=False)
     _gc_loading: bool = field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
@@ -138,6 +143,7 @@ class Broker:
             for topic, count in self.topics.items()
             for p in range(count)
         }
+        self.leader_epochs = {tp: 0 for tp in (*sorted(self.logs), OFFSETS_PARTITION, TXN_STATE_PARTITION)}
         self.tc = TransactionCoordinator(self.config)
         # One log stands for every __consumer_offsets partition: only the group coordinator reads it.
         self.gc = GroupCoordinator(self.config, PartitionLog(TopicPartition(CONSUMER_OFFSETS_TOPIC, 0), self.config))
@@ -202,8 +208,9 @@ class Broker:
         self._emit("broker.restart")
         self.tc = TransactionCoordinator(self.config, first_producer_id=first_producer_id_after_restart(
             self.tc.first_producer_id, self.tc.next_producer_id))
-        self._txn_leader_epoch += 1
-        self._elect(self._txn_leader_epoch, load_ms)
+        for tp in self.leader_epochs:
+            self._new_leader_epoch(tp)
+        self._elect(self.leader_epochs[TXN_STATE_PARTITION], load_ms)
         self._gc_loading = True
         self._later(load_ms, lambda: self._load_group_coordinator(offsets_log))
         self._start_timers()
@@ -217,11 +224,20 @@ class Broker:
             raise RuntimeError(f"{self.node} is down: its coordinator cannot fail over")
         self.tc.resign()
         self._emit("txn.resign", coordinator_epoch=self.tc.coordinator_epoch)
-        self._txn_leader_epoch += 1
-        epoch = self._txn_leader_epoch
+        epoch = self._new_leader_epoch(TXN_STATE_PARTITION)
         self._later(down_ms, lambda: self._elect(epoch, load_ms))
 
+    def _new_leader_epoch(self, tp: TopicPartition) -> int:
+        self.leader_epochs[tp] += 1
+        self._emit("partition.leader", tp=tp, leader_epoch=self.leader_epochs[tp])
+        return self.leader_epochs[tp]
+
     def _elect(self, epoch: int, load_ms: int) -> None:
+        if epoch != self.leader_epochs[TXN_STATE_PARTITION]:
+            # A later failover decided a newer leader epoch while this one was pending: a broker applies the
+            # metadata log in order, so it never becomes leader at a superseded epoch (overlapping failovers
+            # must not take the coordinator epoch back, which would make the newer markers' epoch refused).
+            return
         self.tc.elect(epoch)
         self._emit("txn.elect", coordinator_epoch=epoch)
         self._later(load_ms, lambda: self._apply(self.tc.load(self.txn_log, coordinator_epoch=epoch,

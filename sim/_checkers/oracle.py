@@ -10,6 +10,10 @@ anomaly                    invariant
 =========================  ==================================================================
 epoch-regression           per transactional.id and pid the coordinator's epoch never goes back;
                            neither does the epoch one client instance adopts
+coordinator-epoch-regression
+                           every election of a transaction coordinator is at a coordinator epoch above
+                           the last one (it is __transaction_state's leader epoch)
+leader-epoch-regression    every new leader epoch of a partition is above its last one
 epoch-skip                 per transactional.id and pid, every record the coordinator appends to
                            __transaction_state has an epoch at most one above the last durable one
                            (txn.state or txn.load): the in-memory epoch runs ahead of the log by
@@ -100,6 +104,8 @@ class _Oracle:
     tid_of: dict[int, str] = field(factory=dict)
     open_since: dict[str, Event] = field(factory=dict)  # tid -> entry into Ongoing, until Complete*
     open_batch: dict[tuple[str, int], Event] = field(factory=dict)  # (tp, pid) -> first batch after a marker
+    elected: dict[str, Event] = field(factory=dict)  # broker -> its latest txn.elect
+    leader: dict[tuple[str, str], Event] = field(factory=dict)  # (broker, tp) -> its latest partition.leader
     current: dict[str, _Txn] = field(factory=dict)  # tid -> transaction collecting outputs
     deciding: dict[str, _Txn] = field(factory=dict)  # tid -> transaction past Prepare*
 
@@ -110,6 +116,8 @@ class _Oracle:
             "txn.log": self.on_txn_log,
             "txn.state": self.on_txn_state,
             "txn.load": self.on_txn_load,
+            "txn.elect": self.on_txn_elect,
+            "partition.leader": self.on_partition_leader,
             "log.append": self.on_append,
             "log.reject": self.on_reject,
             "log.producer_expired": self.on_producer_expired,
@@ -213,6 +221,28 @@ class _Oracle:
                             f"more than {self.bound} ms later.", opened, ev)
             if tid in self.deciding:
                 self.deciding[tid].completed = True
+
+    def on_txn_elect(self, ev: Event) -> None:
+        # The coordinator epoch is the leader epoch of the coordinator's __transaction_state partition
+        # (BrokerMetadataPublisher: txnCoordinator.onElection(partition, leaderEpoch)); partitions refuse markers
+        # of a coordinator epoch older than one they saw (ProducerStateManager), so going back hangs transactions.
+        prev = self.elected.get(ev["node"])
+        if prev is not None and ev["data"]["coordinator_epoch"] <= prev["data"]["coordinator_epoch"]:
+            self.report("coordinator-epoch-regression",
+                        f"{ev['node']} became transaction coordinator at coordinator epoch "
+                        f"{ev['data']['coordinator_epoch']}, not above the {prev['data']['coordinator_epoch']} it was "
+                        "elected at before: markers of the newer epoch are refused and transactions hang.", prev, ev)
+        self.elected[ev["node"]] = ev
+
+    def on_partition_leader(self, ev: Event) -> None:
+        key = (ev["node"], str(ev["data"]["tp"]))
+        prev = self.leader.get(key)
+        if prev is not None and ev["data"]["leader_epoch"] <= prev["data"]["leader_epoch"]:
+            self.report("leader-epoch-regression",
+                        f"{ev['data']['tp']} got leader epoch {ev['data']['leader_epoch']} on {ev['node']}, not above "
+                        f"its previous {prev['data']['leader_epoch']}: leader epochs only grow (the controller "
+                        "bumps them on every leader change).", prev, ev)
+        self.leader[key] = ev
 
     def on_txn_load(self, ev: Event) -> None:
         # A coordinator that loads its log (after a failover or a restart) is in the state the log holds,

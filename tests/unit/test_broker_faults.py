@@ -335,3 +335,55 @@ def test_same_seed_same_trace_across_a_crash_restart_and_a_failover():
         return dumps_lines(restarted.world.trace.dicts()), dumps_lines(failed_over.world.trace.dicts())
 
     assert traces(3) == traces(3)
+
+
+def overlapping_failovers(first_down_ms: int, second_after_ms: int, second_down_ms: int) -> Cluster:
+    """A TV1 commit in PrepareCommit when the coordinator fails over twice: the second failover starts
+    ``second_after_ms`` after the first, while the first is still down for ``first_down_ms``."""
+    cluster = make_cluster()
+    producer = Producer({"transactional.id": "tx"}, cluster=cluster, name="p#1")
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="a", key="k")
+        cluster.network.route = drop("WriteTxnMarkersResponse")
+        yield producer.commit_transaction()  # PrepareCommit is durable; the markers' answer is lost
+        cluster.network.route = deliver_all
+        broker = cluster.broker_node
+        broker.coordinator_failover(down_ms=first_down_ms, load_ms=10)
+        yield cluster.world.env.timeout(second_after_ms)
+        broker.coordinator_failover(down_ms=second_down_ms, load_ms=10)
+        yield cluster.world.env.timeout(first_down_ms + second_down_ms + 100)
+    run(cluster, body)
+    return cluster
+
+
+@pytest.mark.parametrize("second_down_ms", [0, 3000])
+def test_overlapping_failovers_never_take_the_coordinator_epoch_back_and_the_transaction_completes(second_down_ms):
+    """The first failover's election (epoch 1) is superseded by the second's (epoch 2) before it happens: the
+    broker applies leadership in metadata order, so it is elected at epoch 2 only, whichever comes first in
+    time, and the reloaded PrepareCommit gets its markers at epoch 2 and completes."""
+    cluster = overlapping_failovers(first_down_ms=1000, second_after_ms=100, second_down_ms=second_down_ms)
+    broker = cluster.broker_node
+    assert [e["coordinator_epoch"] for e in events(cluster, "txn.elect")] == [2]
+    assert [e["leader_epoch"] for e in events(cluster, "partition.leader")] == [1, 2]
+    assert broker.tc.coordinator_epoch == 2
+    assert broker.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+    log = broker.logs[T0]
+    assert log.last_stable_offset == log.high_watermark
+    assert check_trace(cluster.world.trace.dicts()).valid is True
+
+
+def test_failovers_one_after_the_other_are_each_elected_at_a_higher_epoch():
+    cluster = overlapping_failovers(first_down_ms=10, second_after_ms=500, second_down_ms=10)
+    assert [e["coordinator_epoch"] for e in events(cluster, "txn.elect")] == [1, 2]
+    assert cluster.broker_node.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+
+
+def test_a_restart_gives_every_partition_a_new_leader_epoch():
+    cluster = make_cluster()
+    run(cluster, lambda: crash_and_restart(cluster, at=10, down_ms=10))
+    leaders = {str(e["tp"]): e["leader_epoch"] for e in events(cluster, "partition.leader")}
+    assert leaders == {"t-0": 1, "__consumer_offsets-0": 1, "__transaction_state-0": 1}
+    assert [e["coordinator_epoch"] for e in events(cluster, "txn.elect")] == [1]

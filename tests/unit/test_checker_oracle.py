@@ -544,3 +544,39 @@ def test_combine_and_exit_codes():
     assert len(merged.anomalies) == len(bad.anomalies) + 1
     assert [a.name for a in merged.anomalies] == sorted(a.name for a in merged.anomalies)
     assert combine().valid is True
+
+
+# -- leadership epochs ----------------------------------------------------------------------------------------
+
+
+def test_coordinator_epoch_regression_fires_when_an_election_goes_back():
+    tr = Trace()
+    tr.emit("b0", "txn.elect", coordinator_epoch=1)
+    newer = tr.emit("b0", "txn.elect", coordinator_epoch=2)
+    older = tr.emit("b0", "txn.elect", coordinator_epoch=1)
+    [anomaly] = found(check_trace(tr.events), "coordinator-epoch-regression")
+    assert anomaly.witness == (newer, older)
+
+
+def test_coordinator_epoch_regression_quiet_when_elections_go_up():
+    tr = Trace()
+    for epoch in (1, 2, 5):
+        tr.emit("b0", "txn.elect", coordinator_epoch=epoch)
+    tr.emit("b1", "txn.elect", coordinator_epoch=1)  # another broker's own coordinator
+    assert check_trace(tr.events).valid is True
+
+
+def test_leader_epoch_regression_fires_when_a_partition_leader_epoch_goes_back_or_repeats():
+    tr = Trace()
+    first = tr.emit("b0", "partition.leader", tp=TP, leader_epoch=3)
+    again = tr.emit("b0", "partition.leader", tp=TP, leader_epoch=3)
+    [anomaly] = found(check_trace(tr.events), "leader-epoch-regression")
+    assert anomaly.witness == (first, again)
+
+
+def test_leader_epoch_regression_quiet_when_each_partition_goes_up():
+    tr = Trace()
+    tr.emit("b0", "partition.leader", tp=TP, leader_epoch=1)
+    tr.emit("b0", "partition.leader", tp=TP2, leader_epoch=1)
+    tr.emit("b0", "partition.leader", tp=TP, leader_epoch=2)
+    assert check_trace(tr.events).valid is True

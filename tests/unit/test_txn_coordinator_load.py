@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from eosim.models.config import BrokerConfig
-from eosim.models.errors import Errors
+from eosim.models.errors import Errors, ModelError
 from eosim.models.log import AppendOrigin, PartitionLog
 from eosim.models.records import ControlType, Record, RecordBatch, TopicPartition
 from eosim.models.txn_coordinator import (
@@ -337,3 +337,16 @@ def test_producer_ids_after_a_restart_are_above_every_loaded_one():
     # a failover on the same broker keeps its producer id manager: ids just continue
     c.failover()
     assert answer(c.request(init_req("newer"))).producer_id == fresh + 1
+
+
+def test_an_election_never_takes_the_coordinator_epoch_back():
+    """The coordinator epoch is __transaction_state's leader epoch, which only grows: an election at an epoch
+    not above the current one is a runtime bug, refused."""
+    c = Coordinator()
+    c.failover()
+    c.failover()
+    assert c.tc.coordinator_epoch == 2
+    for stale in (1, 2):
+        with pytest.raises(ModelError, match="not above"):
+            c.tc.elect(stale)
+    assert c.tc.coordinator_epoch == 2
