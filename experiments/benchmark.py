@@ -1,32 +1,85 @@
-"""How fast the simulator runs: every library scenario, repeated, and seeded random workloads.
+"""How fast the simulator runs, measured against SimPy's own limit, and whether it meets issue 12's targets.
 
-Usage: python experiments/benchmark.py [--repeat N] [--workloads N]
+Usage: python experiments/benchmark.py [--million] [--quick] [--no-write]
 
-Prints, per scenario, the wall time of one run (best of N), the simulated time it covers and the trace
-events per second of wall time; then the throughput on random transactional workloads, the shape the
-property tests and explorations use. Speed is measured here, never asserted in tests.
+One process measures, each against its reference:
+
+- the produce->ack round trip (an idempotent producer, linger.ms=0, produce + flush per record, the
+  simulated part of the run) against a bare SimPy request/response through two Stores with 1 ms
+  timeouts, interleaved in pairs so a loaded machine slows both alike (the median ratio is reported);
+- cost per record (µs, the whole run: simulation, observation and every checker) and peak memory per
+  record (RSS above the process's size before the run) at 10^3, 10^4, 10^5 records, and 10^6 with
+  ``--million`` (a few minutes); each size runs in a fresh child process so sizes do not share a heap;
+- runs/s of a 100-record transactional workload under the random nemesis, with every checker;
+- the checkers' seconds on histories of 10^4 and 10^5 operations;
+- CLI start (``eosim --help``) and the conformance scenarios' simulator wall time against the real
+  broker's, taken from the last conformance run's JUnit XML (``pytest tests/conformance
+  --junitxml=runs/conformance.xml``) when there is one.
+
+It prints every target with its measured value, saves the numbers to experiments/benchmark-results.json
+(printing the previous run's beside them, so a regression shows) and writes docs/performance.md with
+the machine it ran on. Speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import os
+import platform
 import random
+import resource
 import statistics
+import subprocess
+import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
-from eosim._runner import run_scenario
+import simpy
+
+from eosim._runner import conclude, judge, observe, simulate
 from eosim._scenario import load_scenario, scenario_from_dict
 
-LIBRARY = Path(__file__).resolve().parent / "scenarios"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LIBRARY = HERE / "scenarios"
+RESULTS = HERE / "benchmark-results.json"
+DOC = ROOT / "docs" / "performance.md"
+CONFORMANCE_XML = ROOT / "runs" / "conformance.xml"
+
+# issue 12's targets
+ROUND_TRIP_MAX_RATIO = 5.0
+FLAT_WITHIN = 0.20
+BYTES_PER_RECORD_MAX = 1024
+NEMESIS_RUNS_PER_S_MIN = 100.0
+CHECKER_GROWTH_MAX = 10.0
 
 
-def random_workload(rng: random.Random, producers: int, txns: int, records: int):
+# -- workloads --------------------------------------------------------------------------------------
+
+def per_record_scenario(records: int):
+    """One idempotent producer (linger.ms=0): produce one record, flush, repeat."""
+    steps: list[dict[str, Any]] = []
+    for i in range(records):
+        steps.append({"actor": "p", "op": "produce", "topic": "t", "partition": 0, "value": f"v{i}"})
+        steps.append({"actor": "p", "op": "flush"})
+    document = {"scenario": {"name": "bench-per-record", "description": "benchmark", "conformance": False},
+                "topics": [{"name": "t", "partitions": 1}],
+                "actors": {"p": {"kind": "producer", "config": {"enable.idempotence": True, "linger.ms": 0}}},
+                "steps": steps}
+    return scenario_from_dict(document, name="bench-per-record", header="# benchmark")
+
+
+def transactional_scenario(rng: random.Random, producers: int, txns: int, records: int, nemesis: bool):
     """``producers`` transactional producers, each committing or aborting ``txns`` transactions of
-    ``records`` records on a 4-partition topic, interleaved op by op."""
+    ``records`` records on a 4-partition topic, interleaved op by op; then a read_committed reader.
+    With ``nemesis``, the random nemesis strikes every kind of fault at the producers meanwhile."""
     programs = {}
     for i in range(producers):
-        ops = [{"op": "init_transactions"}]
+        ops: list[dict[str, Any]] = [{"op": "init_transactions"}]
         for t in range(txns):
             ops.append({"op": "begin_transaction"})
             ops += [{"op": "produce", "topic": "t", "partition": rng.randrange(4), "value": f"p{i}-{t}-{r}"}
@@ -37,44 +90,291 @@ def random_workload(rng: random.Random, producers: int, txns: int, records: int)
     while any(programs.values()):
         name = rng.choice(sorted(n for n, ops in programs.items() if ops))
         steps.append({"actor": name, **programs[name].pop(0)})
-    document = {"scenario": {"name": "bench", "description": "benchmark workload", "conformance": False},
-                "topics": [{"name": "t", "partitions": 4}],
-                "actors": {n: {"kind": "producer", "config": {"transactional.id": n}} for n in programs},
-                "steps": steps}
-    return scenario_from_dict(document, name="bench", header="# benchmark")
+    actors: dict[str, Any] = {n: {"kind": "producer", "config": {"transactional.id": n, "transaction.timeout.ms": 5000,
+                                                                  "socket.timeout.ms": 1000}} for n in programs}
+    actors["reader"] = {"kind": "consumer", "config": {"group.id": "readers", "enable.auto.commit": False}}
+    document: dict[str, Any] = {
+        "scenario": {"name": "bench-txn", "description": "benchmark", "conformance": False},
+        "topics": [{"name": "t", "partitions": 4}], "actors": actors}
+    if nemesis:
+        document["nemesis"] = {"kinds": ["partition", "clog", "pause", "disconnect", "drop", "delay", "error"],
+                               "targets": sorted(programs), "interval_ms": 200, "duration_ms": 300,
+                               "until_step": len(steps)}
+        steps.append({"actor": "nemesis", "op": "sleep", "ms": 8000})
+    steps.append({"actor": "reader", "op": "assign",
+                  "partitions": [{"topic": "t", "partition": p, "offset": "beginning"} for p in range(4)]})
+    steps.append({"actor": "reader", "op": "consume", "timeout_ms": 3000})
+    document["steps"] = steps
+    return scenario_from_dict(document, name="bench-txn", header="# benchmark")
 
 
-def best_of(n: int, fn):
+# -- measurements -----------------------------------------------------------------------------------
+
+def bare_simpy_round_trips(n: int) -> float:
+    """µs per request/response through two SimPy Stores, 1 ms each way: the floor any simulated
+    round trip pays."""
+    env = simpy.Environment()
+    to_server, to_client = simpy.Store(env), simpy.Store(env)
+
+    def client():
+        for i in range(n):
+            yield env.timeout(1)
+            to_server.put(i)
+            yield to_client.get()
+
+    def server():
+        while True:
+            request = yield to_server.get()
+            yield env.timeout(1)
+            to_client.put(request)
+
+    env.process(server())
+    done = env.process(client())
+    start = time.perf_counter()
+    env.run(until=done)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def eosim_round_trips(records: int) -> float:
+    """µs per produce + flush, the simulated part only (no checkers)."""
+    scenario = per_record_scenario(records)
+    start = time.perf_counter()
+    simulate(scenario)
+    return (time.perf_counter() - start) / records * 1e6
+
+
+def round_trip(pairs: int, records: int) -> dict[str, Any]:
+    eosim_round_trips(200)  # warm up imports and caches
+    bare, ours = [], []
+    for _ in range(pairs):
+        bare.append(bare_simpy_round_trips(records * 5))
+        ours.append(eosim_round_trips(records))
+    ratios = [o / b for o, b in zip(ours, bare)]
+    return {"records": records, "pairs": pairs, "bare_us": statistics.median(bare),
+            "eosim_us": statistics.median(ours), "ratio": statistics.median(ratios)}
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def child_per_record(records: int) -> dict[str, Any]:
+    """In a fresh process: the whole run of ``records`` records, its time and peak memory."""
+    scenario = per_record_scenario(records)
+    gc.collect()
+    before = rss_bytes()
+    start = time.perf_counter()
+    run = simulate(scenario)
+    simulated = time.perf_counter()
+    outcome = conclude(run)
+    done = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert outcome.result.valid is True, outcome.result
+    return {"records": records, "total_us": (done - start) / records * 1e6,
+            "simulate_us": (simulated - start) / records * 1e6, "check_us": (done - simulated) / records * 1e6,
+            "peak_bytes_per_record": max(peak - before, 0) / records}
+
+
+def per_record(sizes: list[int]) -> list[dict[str, Any]]:
+    rows = []
+    for n in sizes:
+        out = subprocess.run([sys.executable, __file__, "--child-per-record", str(n)], check=True,
+                             capture_output=True, text=True)
+        rows.append(json.loads(out.stdout))
+        row = rows[-1]
+        print(f"  {n:>9,} records: {row['total_us']:7.1f} µs/record (simulate {row['simulate_us']:.1f}, "
+              f"check {row['check_us']:.1f}), peak {row['peak_bytes_per_record']:,.0f} B/record", flush=True)
+    return rows
+
+
+def nemesis_runs(runs: int) -> dict[str, Any]:
+    """A 100-record workload (2 producers x 10 transactions x 5 records) under the random nemesis,
+    every checker included; one scenario, a new seed per run."""
+    scenario = transactional_scenario(random.Random(7), producers=2, txns=10, records=5, nemesis=True)
+    conclude(simulate(scenario, seed=0))
+    start = time.perf_counter()
+    verdicts: dict[str, int] = {}
+    for seed in range(1, runs + 1):
+        valid = str(conclude(simulate(scenario, seed=seed)).result.valid)
+        verdicts[valid] = verdicts.get(valid, 0) + 1
+    wall = time.perf_counter() - start
+    return {"runs": runs, "records": 100, "runs_per_s": runs / wall, "verdicts": verdicts}
+
+
+def checker_seconds(operations: int) -> dict[str, Any]:
+    """Seconds of every checker (judge: Jepsen history checks, trace oracle, expectations) on a
+    transactional history of about ``operations`` operations."""
+    txns = max(1, operations // 8)  # a transaction is two operations (invoke, complete), 4 producers
+    scenario = transactional_scenario(random.Random(11), producers=4, txns=txns, records=2, nemesis=False)
+    run = simulate(scenario)
+    observation = observe(run.scenario, run.cluster, run.interpreter)
+    trace = run.world.trace.dicts()
+    start = time.perf_counter()
+    judge(run.scenario, run.interpreter, observation, trace, run.completed)
+    wall = time.perf_counter() - start
+    return {"operations": len(run.interpreter.history), "trace_events": len(trace), "seconds": wall}
+
+
+def cli_start(repeat: int) -> float:
+    eosim = Path(sys.executable).with_name("eosim")
     times = []
-    result = None
-    for _ in range(n):
+    for _ in range(repeat):
         start = time.perf_counter()
-        result = fn()
+        subprocess.run([str(eosim), "--help"], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
-    return min(times), result
+    return statistics.median(times)
+
+
+def conformance(repeat: int) -> dict[str, Any]:
+    paths = [p for p in sorted(LIBRARY.glob("*.toml")) if load_scenario(p).scenario.conformance]
+    scenarios = [load_scenario(p) for p in paths]
+    walls = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for scenario in scenarios:
+            conclude(simulate(scenario))
+        walls.append(time.perf_counter() - start)
+    result: dict[str, Any] = {"scenarios": len(scenarios), "sim_s": statistics.median(walls), "kafka_s": None}
+    if CONFORMANCE_XML.is_file():
+        cases = [c for c in ET.parse(CONFORMANCE_XML).iter("testcase") if "test_simulator_and_kafka" in c.get("name", "")]
+        kafka = [float(p.get("value")) for c in cases for p in c.iter("property") if p.get("name") == "kafka_s"]
+        if kafka:
+            result.update(kafka_s=sum(kafka), kafka_scenarios=len(kafka),
+                          kafka_source=str(CONFORMANCE_XML.relative_to(ROOT)))
+    return result
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    memory = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0)
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
+            "python": platform.python_version(), "simpy": simpy.__version__, "os": platform.platform(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(target, measured, reference, met) for each of issue 12's targets."""
+    rows = []
+    rt = r["round_trip"]
+    rows.append((f"produce->ack round trip <= {ROUND_TRIP_MAX_RATIO:g}x bare SimPy",
+                 f"{rt['eosim_us']:.1f} µs vs {rt['bare_us']:.1f} µs", f"{rt['ratio']:.1f}x",
+                 rt["ratio"] <= ROUND_TRIP_MAX_RATIO))
+    sizes = r["per_record"]
+    costs = [s["total_us"] for s in sizes]
+    growth = costs[-1] / costs[0]
+    rows.append((f"cost per record flat within ±{FLAT_WITHIN:.0%} from 10^3 to {sizes[-1]['records']:.0e}",
+                 " -> ".join(f"{c:.0f}" for c in costs) + " µs", f"{growth:.2f}x",
+                 abs(growth - 1) <= FLAT_WITHIN))
+    peak = max(s["peak_bytes_per_record"] for s in sizes[1:] or sizes)
+    rows.append((f"peak memory <= {BYTES_PER_RECORD_MAX} B per record", f"{peak:,.0f} B/record (max over sizes >= 10^4)",
+                 f"{peak / BYTES_PER_RECORD_MAX:.1f}x the target", peak <= BYTES_PER_RECORD_MAX))
+    nem = r["nemesis"]
+    rows.append((f">= {NEMESIS_RUNS_PER_S_MIN:g} runs/s per core, 100-record nemesis workload, all checkers",
+                 f"{nem['runs_per_s']:.1f} runs/s", f"{nem['runs_per_s'] / NEMESIS_RUNS_PER_S_MIN:.2f}x the target",
+                 nem["runs_per_s"] >= NEMESIS_RUNS_PER_S_MIN))
+    small, large = r["checkers"]
+    growth = large["seconds"] / small["seconds"]
+    scale = large["operations"] / small["operations"]
+    rows.append((f"checkers linear: {scale:.0f}x the operations in <= {CHECKER_GROWTH_MAX:g}x the time",
+                 f"{small['seconds']:.2f} s ({small['operations']:,} ops) -> {large['seconds']:.2f} s "
+                 f"({large['operations']:,} ops)", f"{growth:.1f}x", growth <= CHECKER_GROWTH_MAX * scale / 10))
+    return rows
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        "# Performance",
+        "",
+        "Measured by `python experiments/benchmark.py" + (" --million" if r["million"] else "") + "` (the numbers are",
+        "also in experiments/benchmark-results.json). Speed is never asserted in a test: this table is the",
+        "record, and the next run prints its numbers beside these so a regression shows.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, SimPy {m['simpy']};",
+        f"{m['os']}; load average at start {m['load_average']} (the machine was shared); {m['date']}.",
+        "",
+        "## Targets (issue 12)",
+        "",
+        "| target | measured | ratio | met |",
+        "|---|---|---|---|",
+    ]
+    for target, measured, ratio, met in targets(r):
+        lines.append(f"| {target} | {measured} | {ratio} | {'yes' if met else '**no**'} |")
+    lines += ["", "## Cost and memory per record", "",
+              "One idempotent producer, linger.ms=0, produce + flush per record; the whole run (simulation, then",
+              "observation and every checker), each size in a fresh process. Memory is the peak RSS above the",
+              "process's size before the run, divided by the records.", "",
+              "| records | µs/record | simulate | check | peak B/record |", "|---|---|---|---|---|"]
+    for s in r["per_record"]:
+        lines.append(f"| {s['records']:,} | {s['total_us']:.1f} | {s['simulate_us']:.1f} | {s['check_us']:.1f} "
+                     f"| {s['peak_bytes_per_record']:,.0f} |")
+    rt, nem, conf = r["round_trip"], r["nemesis"], r["conformance"]
+    lines += ["", "## Other measures", "",
+              "| measure | value |", "|---|---|",
+              f"| bare SimPy round trip (two Stores, 1 ms each way) | {rt['bare_us']:.1f} µs |",
+              f"| eosim produce->ack round trip (simulation only, {rt['records']:,} records, median of "
+              f"{rt['pairs']} interleaved pairs) | {rt['eosim_us']:.1f} µs ({rt['ratio']:.1f}x) |",
+              f"| nemesis workload, {nem['records']} records, {nem['runs']} seeds | {nem['runs_per_s']:.1f} runs/s "
+              f"(verdicts {nem['verdicts']}) |"]
+    for c in r["checkers"]:
+        lines.append(f"| checkers on {c['operations']:,} operations ({c['trace_events']:,} trace events) "
+                     f"| {c['seconds']:.2f} s |")
+    lines.append(f"| CLI start (`eosim --help`) | {r['cli_start_s'] * 1000:.0f} ms |")
+    kafka = (f"{conf['kafka_s']:.1f} s on Kafka ({conf['kafka_scenarios']} scenarios, {conf['kafka_source']}): "
+             f"{conf['kafka_s'] / conf['sim_s']:,.0f}x" if conf.get("kafka_s") else
+             "no conformance results (run `pytest tests/conformance --junitxml=runs/conformance.xml`)")
+    lines.append(f"| the {conf['scenarios']} conformance scenarios in the simulator | {conf['sim_s']:.3f} s; {kafka} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workloads", type=int, default=200)
+    parser.add_argument("--million", action="store_true", help="also measure 10^6 records (minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke test of the benchmark)")
+    parser.add_argument("--no-write", action="store_true", help="print only; keep the saved results and docs")
+    parser.add_argument("--child-per-record", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_per_record:
+        print(json.dumps(child_per_record(args.child_per_record)))
+        return
 
-    print(f"{'scenario':40} {'wall ms':>8} {'sim ms':>8} {'events':>7} {'events/s':>10}")
-    for path in sorted(LIBRARY.glob("*.toml")):
-        scenario = load_scenario(path)
-        wall, outcome = best_of(args.repeat, lambda: run_scenario(scenario))
-        events = len(outcome.trace)
-        print(f"{scenario.name:40} {wall * 1000:8.1f} {outcome.trace[-1]['t']:8d} {events:7d} {events / wall:10.0f}")
+    quick = args.quick
+    r: dict[str, Any] = {"machine": machine(), "million": args.million}
+    print(f"machine: {r['machine']}", flush=True)
+    print("round trip (interleaved pairs) ...", flush=True)
+    r["round_trip"] = round_trip(pairs=3 if quick else 7, records=500 if quick else 2000)
+    print("cost and memory per record ...", flush=True)
+    sizes = [10**3, 10**4] if quick else [10**3, 10**4, 10**5] + ([10**6] if args.million else [])
+    r["per_record"] = per_record(sizes)
+    print("nemesis workload ...", flush=True)
+    r["nemesis"] = nemesis_runs(10 if quick else 100)
+    print("checkers ...", flush=True)
+    r["checkers"] = [checker_seconds(n) for n in ([10**3, 10**4] if quick else [10**4, 10**5])]
+    r["cli_start_s"] = cli_start(3 if quick else 7)
+    print("conformance scenarios ...", flush=True)
+    r["conformance"] = conformance(1 if quick else 5)
 
-    rng = random.Random(1)
-    workloads = [random_workload(rng, producers=3, txns=3, records=5) for _ in range(args.workloads)]
-    start = time.perf_counter()
-    events = [len(run_scenario(w, seed=i).trace) for i, w in enumerate(workloads)]
-    wall = time.perf_counter() - start
-    print(f"\nrandom workloads (3 producers x 3 txns x 5 records): {len(workloads)} runs in {wall:.2f} s = "
-          f"{len(workloads) / wall:.0f} scenarios/s, {sum(events) / wall:.0f} trace events/s "
-          f"(median {statistics.median(events):.0f} events per run)")
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None
+    print()
+    print(f"{'target':78} {'measured':48} {'ratio':>18}  met")
+    for target, measured, ratio, met in targets(r):
+        print(f"{target:78} {measured:48} {ratio:>18}  {'yes' if met else 'NO'}")
+    if previous is not None:
+        print("\nprevious run (experiments/benchmark-results.json):")
+        for target, measured, ratio, met in targets(previous):
+            print(f"{target:78} {measured:48} {ratio:>18}  {'yes' if met else 'NO'}")
+    print()
+    print(markdown(r))
+    if not args.no_write and not quick:
+        RESULTS.write_text(json.dumps(r, indent=2, sort_keys=True) + "\n")
+        DOC.write_text(markdown(r))
+        print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -212,7 +212,20 @@ def _committed(observation: Observation, topic: str) -> list[tuple[str, int, Any
             for p in observation.partitions if p.topic == topic for offset, _key, value in p.read_committed]
 
 
-def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
+@define(eq=False)
+class Simulation:
+    """A run after its simulated time, before it is observed and judged (``conclude``)."""
+
+    scenario: sc.Scenario
+    seed: int
+    world: World
+    cluster: Cluster
+    interpreter: Interpreter
+    completed: bool
+
+
+def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
+    """Run the scenario's steps, then the settle period."""
     seed = scenario.seed if seed is None else seed
     world = World(seed)
     cluster = Cluster(world, cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics})
@@ -224,10 +237,19 @@ def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
     world.env.run(until=faults.end() + SETTLE_MS)  # healed: the settle period is fault-free
     if main.triggered and not main.ok:
         raise main.value
-    trace = world.trace.dicts()
-    observation = observe(scenario, cluster, interpreter)
-    result = judge(scenario, interpreter, observation, trace, completed)
-    return Outcome(scenario, seed, trace, interpreter.history, observation, result, completed)
+    return Simulation(scenario, seed, world, cluster, interpreter, completed)
+
+
+def conclude(run: Simulation) -> Outcome:
+    """Observe the final state and run every checker."""
+    trace = run.world.trace.dicts()
+    observation = observe(run.scenario, run.cluster, run.interpreter)
+    result = judge(run.scenario, run.interpreter, observation, trace, run.completed)
+    return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, result, run.completed)
+
+
+def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
+    return conclude(simulate(scenario, seed))
 
 
 def run_file(path: Path, seed: int | None = None) -> Outcome:
