@@ -130,17 +130,17 @@ def bare_simpy_round_trips(n: int) -> float:
 
     env.process(server())
     done = env.process(client())
-    start = time.perf_counter()
+    start = time.process_time()
     env.run(until=done)
-    return (time.perf_counter() - start) / n * 1e6
+    return (time.process_time() - start) / n * 1e6
 
 
 def eosim_round_trips(records: int) -> float:
     """µs per produce + flush, the simulated part only (no checkers)."""
     scenario = per_record_scenario(records)
-    start = time.perf_counter()
+    start = time.process_time()
     simulate(scenario)
-    return (time.perf_counter() - start) / records * 1e6
+    return (time.process_time() - start) / records * 1e6
 
 
 def round_trip(pairs: int, records: int) -> dict[str, Any]:
@@ -164,11 +164,11 @@ def child_per_record(records: int) -> dict[str, Any]:
     scenario = per_record_scenario(records)
     gc.collect()
     before = rss_bytes()
-    start = time.perf_counter()
+    start = time.process_time()
     run = simulate(scenario)
-    simulated = time.perf_counter()
+    simulated = time.process_time()
     outcome = conclude(run)
-    done = time.perf_counter()
+    done = time.process_time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert outcome.result.valid is True, outcome.result
     return {"records": records, "total_us": (done - start) / records * 1e6,
@@ -193,12 +193,12 @@ def nemesis_runs(runs: int) -> dict[str, Any]:
     every checker included; one scenario, a new seed per run."""
     scenario = transactional_scenario(random.Random(7), producers=2, txns=10, records=5, nemesis=True)
     conclude(simulate(scenario, seed=0))
-    start = time.perf_counter()
+    start = time.process_time()
     verdicts: dict[str, int] = {}
     for seed in range(1, runs + 1):
         valid = str(conclude(simulate(scenario, seed=seed)).result.valid)
         verdicts[valid] = verdicts.get(valid, 0) + 1
-    wall = time.perf_counter() - start
+    wall = time.process_time() - start
     return {"runs": runs, "records": 100, "runs_per_s": runs / wall, "verdicts": verdicts}
 
 
@@ -210,9 +210,9 @@ def checker_seconds(operations: int) -> dict[str, Any]:
     run = simulate(scenario)
     observation = observe(run.scenario, run.cluster, run.interpreter)
     trace = run.world.trace.dicts()
-    start = time.perf_counter()
+    start = time.process_time()
     judge(run.scenario, run.interpreter, observation, trace, run.completed)
-    wall = time.perf_counter() - start
+    wall = time.process_time() - start
     return {"operations": len(run.interpreter.history), "trace_events": len(trace), "seconds": wall}
 
 
@@ -220,9 +220,9 @@ def cli_start(repeat: int) -> float:
     eosim = Path(sys.executable).with_name("eosim")
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         subprocess.run([str(eosim), "--help"], check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -231,10 +231,10 @@ def conformance(repeat: int) -> dict[str, Any]:
     scenarios = [load_scenario(p) for p in paths]
     walls = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         for scenario in scenarios:
             conclude(simulate(scenario))
-        walls.append(time.perf_counter() - start)
+        walls.append(time.process_time() - start)
     result: dict[str, Any] = {"scenarios": len(scenarios), "sim_s": statistics.median(walls), "kafka_s": None}
     if CONFORMANCE_XML.is_file():
         cases = [c for c in ET.parse(CONFORMANCE_XML).iter("testcase") if "test_simulator_and_kafka" in c.get("name", "")]

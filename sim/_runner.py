@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from attrs import define, field, frozen
 
@@ -19,7 +19,7 @@ from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
 from eosim._checkers import Anomaly, CheckResult, combine, exit_code
 from eosim._checkers.jepsen import check_history
-from eosim._checkers.oracle import check_trace
+from eosim._checkers.oracle import check_trace, trace_kinds
 from eosim._checkers.pipeline import check_pipeline
 from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaException
@@ -31,7 +31,7 @@ from eosim._faults import FaultLayer
 from eosim._interpret import Block, Interpreter
 from eosim._observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
                              check_expectations)
-from eosim._trace import dumps_lines, load_jsonl
+from eosim._trace import TraceView, dumps_lines, load_jsonl
 from eosim._world import World
 
 SETTLE_MS = 1_000  # after the last step: markers and commits in flight land before the observation
@@ -135,7 +135,7 @@ def _background(block: Block):
 class Outcome:
     scenario: sc.Scenario
     seed: int
-    trace: list[dict[str, Any]]
+    trace: Sequence[dict[str, Any]]  # a TraceView: rendered when read
     history: list[dict[str, Any]]
     observation: Observation
     result: CheckResult
@@ -180,8 +180,11 @@ def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -
                           lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.gc.committed(g).items()])
 
 
+_ORACLE_KINDS = trace_kinds()
+
+
 def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
-          trace: list[dict[str, Any]], completed: bool) -> CheckResult:
+          trace: Sequence[dict[str, Any]], completed: bool) -> CheckResult:
     """Close the history with the final read of the observation, then run every checker plus the
     scenario's own claims (its expectations and the anomalies it says it shows)."""
     interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
@@ -190,6 +193,8 @@ def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observat
                             if p.last_stable_offset == p.high_watermark])
     history = interpreter.history
     subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
+    if isinstance(trace, TraceView):  # render only the events the oracle reads
+        trace = trace.of_kinds(_ORACLE_KINDS)
     result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
     if scenario.scenario.pipeline is not None:
         result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),

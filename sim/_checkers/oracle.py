@@ -413,3 +413,9 @@ class _Oracle:
                             f"{tp} holds an open transaction of producer id {pid} from offset "
                             f"{ev['data']['base_offset']}, with no marker to come: its coordinator {where}.",
                             ev, st)
+
+
+def trace_kinds() -> frozenset[str]:
+    """The event kinds the oracle reads: a caller may hand it only those, plus the trace's last event
+    (where the trace ends)."""
+    return frozenset(_Oracle(0).handlers)
