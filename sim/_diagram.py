@@ -3,110 +3,432 @@
 
 A Mermaid ``sequenceDiagram`` of a run, drawn from its trace in the spirit of the classic
 producer → broker → consumer exactly-once picture: client calls and their outcomes, the requests they
-cause, coordinator state changes, transaction markers, offset commits, and dropped messages (faults).
+cause with the offsets, sequence numbers and epochs they carry, coordinator state changes,
+transaction markers and offset commits. A message a fault lost is a crossed arrow (``-x`` request,
+``--x`` response), and the lines that witness an anomaly sit in a red band and end with its name.
+
+The reading of a trace is shared with the HTML timeline (:mod:`eosim._timeline`): what a message
+says (:func:`message_label`), what became of it (:func:`message_fates`) and which events witness an
+anomaly (:func:`witness_marks`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-BROKER = "broker-1"
-# Internal traffic and chatty protocol rounds that would drown the picture.
-QUIET_MESSAGES = {"FetchRequest", "FetchResponse", "HeartbeatRequest", "HeartbeatResponse",
-                  "ListOffsetsRequest", "ListOffsetsResponse"}
+from attrs import frozen
+
+# Chatty protocol rounds that would drown the picture: consumers show what they read in their
+# client ops, and heartbeats only say "still here".
+QUIET_MESSAGES = frozenset({"FetchRequest", "FetchResponse", "HeartbeatRequest", "HeartbeatResponse",
+                            "ListOffsetsRequest", "ListOffsetsResponse"})
+# Client ops that say nothing a learner needs: a poll that serves callbacks, the producer adopting
+# the pid the InitProducerId arrow already shows.
+QUIET_OPS = frozenset({"poll", "close"})
+
+Anomalies = Mapping[str, list[dict[str, Any]]]  # results.json's "anomalies": name -> [{description, witness}]
 
 
-def _actor(node: str) -> str:
-    """Client nodes are named ``actor#incarnation``: one lane per actor."""
-    return node.split("#", 1)[0]
+def actor(node: str) -> str:
+    """Client nodes are named ``actor#incarnation[/connection]``: one lane per actor."""
+    return node.split("/", 1)[0].split("#", 1)[0]
 
 
-def _lane(node: str) -> str:
-    """One lane per actor (``p1#2/txn`` is p1), one for the broker and its own connections."""
-    return "broker" if node.split("/", 1)[0] == BROKER else _actor(node)
+def is_broker(node: str) -> bool:
+    return node.startswith("broker-")
+
+
+def _pid(fields: Mapping[str, Any]) -> str:
+    if fields.get("producer_id", -1) < 0:
+        return ""
+    return f" pid {fields['producer_id']} epoch {fields['producer_epoch']}"
+
+
+def _error(error: str) -> str:
+    return "ok" if error == "NONE" else error
+
+
+def _errors(results: Iterable[Any]) -> str:
+    """``[[tp, error], ...]``: "ok" when all succeeded, else the failures by partition."""
+    bad = [f"{r[0]} {r[-1]}" for r in results if r[-1] != "NONE"]
+    return ", ".join(bad) or "ok"
+
+
+def _values(records: Iterable[Mapping[str, Any]]) -> str:
+    values = [str(r["value"]) for r in records]
+    return "[" + ", ".join(values if len(values) <= 4 else values[:3] + [f"… {len(values)} records"]) + "]"
+
+
+def message_label(msg: str, fields: Mapping[str, Any]) -> str:
+    """What a request or response carries, in a few words: partitions, offsets, producer id, epoch
+    and sequence numbers, the error."""
+    api = msg.removesuffix("Request").removesuffix("Response")
+    f = fields
+    if msg == "ProduceRequest":
+        parts = []
+        for tp, batch in f["batches"]:
+            seq = f" seq {batch['base_sequence']}" if batch["base_sequence"] >= 0 else ""
+            txn = " txn" if batch["is_transactional"] else ""
+            parts.append(f"{tp} {_values(batch['records'])}{_pid(batch)}{seq}{txn}")
+        return f"{api} " + "; ".join(parts)
+    if msg == "ProduceResponse":
+        return f"{api} " + "; ".join(f"{r['partition']} @{r['base_offset']}" if r["error"] == "NONE"
+                                     else f"{r['partition']} {r['error']}" for r in f["responses"])
+    if msg == "InitProducerIdRequest":
+        bump = f" (bump{_pid(f)})" if f["producer_id"] >= 0 else ""
+        return f"{api} {f['transactional_id'] or '(idempotent)'}{bump}"
+    if msg in ("InitProducerIdResponse", "EndTxnResponse"):
+        return f"{api} {_error(f['error'])}{_pid(f)}"
+    if msg == "AddPartitionsToTxnRequest":
+        verify = " verify-only" if f["verify_only"] else ""
+        return f"{api} {', '.join(f['partitions'])}{_pid(f)}{verify}"
+    if msg == "AddOffsetsToTxnRequest":
+        return f"{api} group {f['group_id']}{_pid(f)}"
+    if msg == "EndTxnRequest":
+        return f"{api} {'COMMIT' if f['committed'] else 'ABORT'}{_pid(f)}"
+    if msg == "WriteTxnMarkersRequest":
+        e = f["entry"]
+        return f"{api} {e['result']} {', '.join(e['partitions'])}{_pid(e)}"
+    if msg in ("TxnOffsetCommitRequest", "OffsetCommitRequest"):
+        offsets = ", ".join(f"{tp}→{o}" for tp, o in f["offsets"])
+        return f"{api} {f['group_id']} {offsets}{_pid(f)}"
+    if msg == "OffsetFetchRequest":
+        return f"{api} {f['group_id']} {', '.join(f['partitions'])}"
+    if msg == "OffsetFetchResponse":
+        got = ", ".join(f"{tp}→{o}" if e == "NONE" else f"{tp} {e}" for tp, o, e in f["results"])
+        return f"{api} {got}" if f["error"] == "NONE" else f"{api} {f['error']}"
+    if msg == "JoinGroupRequest":
+        return f"{api} {f['group_id']}"
+    if msg == "JoinGroupResponse":
+        if f["error"] != "NONE":
+            return f"{api} {f['error']}"
+        return f"{api} generation {f['generation_id']} {', '.join(f['assignment'])}"
+    if msg == "FetchRequest":
+        return f"{api} " + ", ".join(f"{tp}@{o}" for tp, o in f["partitions"])
+    if "results" in f:
+        return f"{api} {_errors(f['results'])}"
+    if "error" in f:
+        return f"{api} {_error(f['error'])}"
+    return api
+
+
+def _key(node: str, dst: str, correlation_id: int, msg: str) -> tuple[str, str, int, str]:
+    return node, dst, correlation_id, msg
+
+
+def message_fates(events: list[dict[str, Any]]) -> dict[int, str]:
+    """``seq`` of each message a fault touched -> what happened to it ("dropped by rule X",
+    "delayed 200 ms by ...", "lost: broker down", ...). A message is lost when its ``fate`` starts
+    with ``lost``."""
+    last: dict[tuple[str, str, int, str], int] = {}
+    fates: dict[int, str] = {}
+    for ev in events:
+        kind, data = ev["kind"], ev["data"]
+        if kind in ("net.request", "net.response"):
+            last[_key(ev["node"], data["dst"], data["correlation_id"], data["msg"])] = ev["seq"]
+            continue
+        if kind == "net.drop":
+            seq = last.get(_key(ev["node"], data["dst"], data["correlation_id"], data["msg"]))
+            why = "broker down" if data.get("down") else "connection closed" if data.get("closed") else "dropped"
+            if seq is not None and seq not in fates:
+                fates[seq] = f"lost: {why}"
+            continue
+        if not kind.startswith("fault.") or "correlation_id" not in data:
+            continue
+        seq = last.get(_key(data["src"], data["dst"], data["correlation_id"], data["msg"]))
+        if seq is None:
+            continue
+        what = kind.removeprefix("fault.")
+        rule = data["rule"]
+        if what == "drop":
+            fates[seq] = f"lost: dropped by {rule}"
+        elif what == "disconnect":
+            fates[seq] = f"lost: {rule} closes the connection"
+        elif what == "error":
+            done = "applied, then " if data.get("after_apply") else ""
+            fates[seq] = f"{rule}: {done}answered {data['error']}"
+        elif what == "delay" and rule not in ("clog", "pause"):  # clogs and pauses show as their windows
+            fates[seq] = f"delayed {data['ms']} ms by {rule}"
+    return fates
+
+
+# -- anomalies and their witnesses ------------------------------------------------------------------
+
+# A history op of function f shows in the trace as these client ops at its invoke or completion time.
+_OPS_OF = {"send": ("produce", "delivery"), "poll": ("consume",),
+           "txn": ("begin_transaction", "produce", "commit_transaction", "abort_transaction"),
+           "assign": ("assign",), "subscribe": ("subscribe",), "crash": ("crash",)}
+
+
+def _records(facts: Mapping[str, Any]) -> tuple[set[tuple[str, int]], set[tuple[str, str]]]:
+    """The (partition, offset) and (partition, value) pairs a witness' facts name."""
+    offsets: set[tuple[str, int]] = set()
+    values: set[tuple[str, str]] = set()
+    if "key" in facts:
+        tp = facts["key"]
+        offsets |= {(tp, o) for o in facts.get("offsets", ())}
+        values |= {(tp, str(v)) for v in ([facts["value"]] if "value" in facts else facts.get("skipped", ()))}
+    if "input" in facts:  # the pipeline checker: the input record and its outputs
+        tp, offset, _value = facts["input"]
+        offsets.add((tp, offset))
+        offsets |= {(tp, o) for tp, o in facts["outputs"]}
+    return offsets, values
+
+
+def witness_marks(events: list[dict[str, Any]], anomalies: Anomalies) -> dict[int, list[str]]:
+    """``seq`` -> the names of the anomalies whose witness the event is part of: trace events a
+    witness names (the oracle's), the client ops of the history ops it names (by process and
+    time), and the appends, produce responses, markers and reads of the records its facts name."""
+    marks: dict[int, list[str]] = {}
+
+    def mark(seq: int, name: str) -> None:
+        if name not in marks.setdefault(seq, []):
+            marks[seq].append(name)
+
+    for name in sorted(anomalies):
+        seqs: set[int] = set()
+        ops: set[tuple[str, int, str]] = set()
+        offsets: set[tuple[str, int]] = set()
+        values: set[tuple[str, str]] = set()
+        for instance in anomalies[name]:
+            for w in instance.get("witness", ()):
+                if "seq" in w and "kind" in w:
+                    seqs.add(w["seq"])
+                elif "process" in w and "f" in w:
+                    if w["process"] == "final-reader":  # the checker's own read of the final state
+                        continue
+                    ops |= {(actor(w["process"]), w["time"], op) for op in _OPS_OF.get(w["f"], ())}
+                else:
+                    o, v = _records(w)
+                    offsets |= o
+                    values |= v
+        for ev in events:
+            kind, data = ev["kind"], ev["data"]
+            hit = ev["seq"] in seqs
+            if kind == "client.op":
+                hit = hit or (actor(ev["node"]), ev["t"], data["op"]) in ops
+                for rec in data.get("result") or () if data["op"] == "consume" else ():
+                    tp = f"{rec['topic']}-{rec['partition']}"
+                    hit = hit or (tp, rec["offset"]) in offsets or (tp, str(rec["value"])) in values
+            elif kind == "log.append":
+                hit = hit or any((data["tp"], o) in offsets or (data["tp"], str(v)) in values
+                                 for o, _k, v in data["records"])
+            elif kind == "log.marker":
+                hit = hit or (data["tp"], data["offset"]) in offsets
+            elif kind == "net.response" and data["msg"] == "ProduceResponse":
+                hit = hit or any((r["partition"], r["base_offset"]) in offsets for r in data["fields"]["responses"])
+            elif kind == "net.request" and data["msg"] == "ProduceRequest":
+                hit = hit or any((tp, str(r["value"])) in values
+                                 for tp, batch in data["fields"]["batches"] for r in batch["records"])
+            if hit:
+                mark(ev["seq"], name)
+    return marks
+
+
+# -- the Mermaid text ------------------------------------------------------------------------------
+
+
+_ESCAPES = str.maketrans({"#": "#35;", ";": "#59;"})
 
 
 def _text(value: Any) -> str:
-    return str(value).replace(";", ",").replace("#", "")
+    """Mermaid message text: ``;`` and ``#`` are syntax, and a bare ``end`` closes a block."""
+    text = str(value).translate(_ESCAPES)
+    return " ".join("(end)" if word == "end" else word for word in text.split(" "))
+
+
+def _id(lane: str) -> str:
+    """A participant id Mermaid cannot misread as an arrow (``broker-1-->>p1``); the lane's name is
+    its alias."""
+    return "".join(c if c.isalnum() else "_" for c in lane)
 
 
 def _span(a: str, b: str) -> str:
     return a if a == b else f"{a},{b}"
 
 
-# What a fault did to a message, by fault event kind (delays by clogs and pauses show as their windows).
-_MESSAGE_FAULTS = {"drop": "dropped", "disconnect": "lost, connection closed", "delay": "delayed {ms} ms",
-                   "error": "answered {error}"}
+def _op(data: Mapping[str, Any]) -> str | None:
+    """A client op as a learner reads it, or None for an op that says nothing."""
+    op, args, result = data["op"], data.get("args", {}), data.get("result")
+    if "error" in data:
+        return f"{op} → {data['error']}"
+    if op in QUIET_OPS:
+        return None
+    if op == "produce":
+        where = f"-{args['partition']}" if "partition" in args else ""
+        return f"produce {args['value']} to {args['topic']}{where}"
+    if op == "delivery":
+        if result["offset"] < 0:
+            return f"delivery {args['value']}: {result['status']}, no offset"
+        return f"delivery {args['value']} @{args['topic']}-{result['partition']}:{result['offset']}"
+    if op == "consume":
+        got = [f"{r['value']}@{r['offset']}" for r in result or ()]
+        return f"consume → [{', '.join(got)}]" if got else "consume → nothing"
+    if op in ("commit", "send_offsets_to_transaction"):
+        offsets = ", ".join(f"{tp}→{o}" for tp, o in args.get("offsets") or ())
+        return f"{op} {offsets}".rstrip()
+    if op == "committed":
+        return "committed → " + ", ".join(f"{r['tp']}→{r['offset']}" for r in result or ())
+    if op == "position":
+        return "position → " + ", ".join(f"{tp}→{o}" for tp, o in result or ())
+    return op
 
 
-def _fault(what: str, data: dict[str, Any], t: int, lane: Callable[[str], str]) -> list[str]:
-    """Fault events: ⚡ on the message's lanes, or on the nemesis' lane for its ops."""
-    rule = _text(data["rule"])
+def _fault_note(what: str, data: Mapping[str, Any], note) -> Line | None:
+    """Fault events that are not about one message: ⚡ on the lanes they strike, or the nemesis'."""
+    rule = data["rule"]
     if "write_id" in data:  # the transaction coordinator's own append to __transaction_state
         done = " after appending it" if data["after_apply"] else ""
-        return [f"    Note over {lane(data['broker'])}: ⚡ {rule}: {_text(data['transactional_id'])}'s "
-                f"{data['msg']} failed {data['error']}{done}"]
-    if "correlation_id" in data:
-        if what == "delay" and rule in ("clog", "pause"):
-            return []
-        done = _MESSAGE_FAULTS[what].format(**data) + (" after applying it" if data.get("after_apply") else "")
-        return [f"    Note over {_span(lane(data['src']), lane(data['dst']))}: ⚡ {rule}: {data['msg']} {done}"]
+        return note(f"⚡ {rule}: {data['transactional_id']}'s {data['msg']} failed {data['error']}{done}",
+                    data["broker"])
+    if "correlation_id" in data or what == "arm":
+        return None  # on the message's arrow; arming a rule changes nothing yet
     if what in ("pause", "resume"):
         sign = f"⏸ paused {data['ms']} ms" if what == "pause" else "▶ wakes"
-        return [f"    Note over {_span(lane(data['nodes'][0]), lane(data['nodes'][-1]))}: t={t} {sign} ({rule})"]
+        return note(f"{sign} ({rule})", data["nodes"][0], data["nodes"][-1], timed=True)
     parts = [what if rule == what else f"{what} ({rule})", data.get("action"), ", ".join(data.get("nodes", ())),
              f"{data['ms']} ms" if "ms" in data else None]
-    return [f"    Note over {lane('nemesis')}: t={t} ⚡ {' '.join(_text(p) for p in parts if p)}"]
+    return note(f"⚡ {' '.join(str(p) for p in parts if p)}", timed=True)
 
 
-def mermaid(events: list[dict[str, Any]]) -> str:
+# How much a line matters: the diagram draws only LEARN lines; the timeline shows DETAIL lines too
+# and hides CHATTY ones until asked.
+LEARN, DETAIL, CHATTY = 0, 1, 2
+
+
+@frozen
+class Line:
+    """One trace event as a picture shows it. A message goes from ``nodes[0]`` to ``nodes[1]``; a
+    note sits over the lanes of its ``nodes``."""
+
+    seq: int
+    t: int
+    nodes: tuple[str, ...]
+    text: str
+    message: str | None = None  # "request" or "response"
+    lost: bool = False
+    timed: bool = False  # the diagram prints the note's time (client calls, faults, crashes)
+    level: int = LEARN
+
+
+def describe(ev: dict[str, Any], fates: Mapping[int, str]) -> Line | None:
+    """The picture's line for a trace event (None: no picture shows it)."""
+    kind, data, node, t = ev["kind"], ev["data"], ev["node"], ev["t"]
+
+    def note(text: str, *nodes: str, timed: bool = False, level: int = LEARN) -> Line:
+        return Line(ev["seq"], t, nodes or (node,), text, timed=timed, level=level)
+
+    if kind == "client.op":
+        text = _op(data)
+        return note(data["op"], timed=True, level=CHATTY) if text is None else note(text, timed=True)
+    if kind in ("net.request", "net.response"):
+        fate = fates.get(ev["seq"])
+        lost = fate is not None and fate.startswith("lost")
+        text = message_label(data["msg"], data["fields"]) + (f" ✗ {fate}" if lost else f" ⚡ {fate}" if fate else "")
+        return Line(ev["seq"], t, (node, data["dst"]), text, message=kind.removeprefix("net."), lost=lost,
+                    level=CHATTY if data["msg"] in QUIET_MESSAGES else LEARN)
+    if kind.startswith("fault."):
+        return _fault_note(kind.removeprefix("fault."), data, note)
+    if kind == "net.close":
+        return note(f"connection closed, {len(data['failed'])} request(s) fail", node, data["dst"])
+    if kind == "txn.state":
+        return note(f"{data['transactional_id']}: {data['old']} → {data['new']}"
+                    f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")
+    if kind == "txn.timeout":
+        return note(f"⏱ {data['transactional_id']} timed out: the coordinator "
+                    f"fences (epoch {data['producer_epoch']}) and aborts it")
+    if kind == "log.marker":
+        return note(f"{data['control']} marker @ {data['tp']}:{data['offset']}"
+                    f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")
+    if kind == "log.append":
+        first, last = data["base_offset"], data["last_offset"]
+        where = f"@{first}" if first == last else f"@{first}..{last}"
+        seq = f" seq {data['base_sequence']}" if data["base_sequence"] >= 0 else ""
+        pid = f" pid {data['producer_id']} epoch {data['producer_epoch']}" if data["producer_id"] >= 0 else ""
+        values = _values({"value": v} for _o, _k, v in data["records"])
+        return note(f"append {data['tp']} {where} {values}{pid}{seq}", level=DETAIL)
+    if kind == "log.offsets":
+        return note(f"{data['tp']} HW {data['high_watermark']} LSO {data['last_stable_offset']}", level=CHATTY)
+    if kind == "log.duplicate":
+        return note(f"{data['tp']} seq {data['base_sequence']} is a retry: "
+                    f"already at @{data['base_offset']}, not written again")
+    if kind == "log.reject":
+        return note(f"{data['tp']} refuses seq {data['base_sequence']} "
+                    f"(pid {data['producer_id']}, epoch {data['producer_epoch']}): {data['error']}")
+    if kind == "log.producer_expired":
+        return note(f"{data['tp']} forgets producer {data['producer_id']} (expired)")
+    if kind == "group.offsets":
+        return note(f"offsets {data['group_id']} {data['tp']} → {data['offset']}")
+    if kind == "group.pending":
+        return note(f"pending offsets {data['group_id']} {data['tp']} → {data['offset']}", level=DETAIL)
+    if kind == "group.generation":
+        return note(f"{data['group_id']} generation {data['generation_id']}: {', '.join(data['members'])}",
+                    level=DETAIL)
+    if kind == "client.pid":
+        return note(f"uses pid {data['producer_id']} epoch {data['producer_epoch']}", level=DETAIL)
+    if kind in ("broker.crash", "broker.restart"):
+        return note("💥 crashed" if kind == "broker.crash" else "restarted", timed=True)
+    if kind in ("txn.resign", "txn.elect"):
+        what = "gives up" if kind == "txn.resign" else "elected at"
+        return note(f"txn coordinator {what} epoch {data['coordinator_epoch']}", timed=True)
+    if kind == "txn.load":
+        return note(f"loaded {data['transactional_id']}: {data['state']} (coordinator epoch {data['coordinator_epoch']})")
+    if kind == "txn.log":
+        return note(f"__transaction_state ← {data['transactional_id']} {data['state']}", level=CHATTY)
+    return None
+
+
+def lane_of(node: str) -> str:
+    """The lane a node draws in: one per client actor, one per broker (its own connections too)."""
+    return node.split("/", 1)[0] if is_broker(node) else actor(node)
+
+
+def mermaid(events: list[dict[str, Any]], anomalies: Anomalies | None = None) -> str:
+    """The run as a Mermaid sequenceDiagram. ``anomalies`` (results.json's ``anomalies``) puts the
+    lines of each witness in a red band and lists the anomalies at the end."""
+    anomalies = anomalies or {}
     lanes: list[str] = []
-    lines: list[str] = []
 
     def lane(node: str) -> str:
-        name = _lane(node)
+        name = lane_of(node)
         if name not in lanes:
             lanes.append(name)
         return name
 
+    fates = message_fates(events)
+    marks = witness_marks(events, anomalies)
+    body: list[str] = []
+    in_band = False
     for ev in events:
-        kind, data, node = ev["kind"], ev["data"], ev["node"]
-        t = ev["t"]
-        if kind == "client.op":
-            outcome = data.get("error") or "ok"
-            lines.append(f"    Note over {lane(node)}: t={t} {_text(data['op'])} → {_text(outcome)}")
-        elif kind in ("net.request", "net.response") and data["msg"] not in QUIET_MESSAGES:
-            src, dst = lane(node), lane(data["dst"])
-            if src == dst:
+        line = describe(ev, fates)
+        if line is None or line.level != LEARN:
+            continue
+        if line.message:
+            src, dst = lane(line.nodes[0]), lane(line.nodes[1])
+            if src == dst:  # the broker's own connections (markers, verification)
                 continue
-            arrow = "-->>" if kind == "net.response" else "->>"
-            lines.append(f"    {src}{arrow}{dst}: {data['msg']}")
-        elif kind.startswith("fault."):
-            lines.extend(_fault(kind.removeprefix("fault."), data, t, lane))
-        elif kind == "net.close":
-            lines.append(f"    Note over {_span(lane(node), lane(data['dst']))}: connection closed, "
-                         f"{len(data['failed'])} request(s) fail")
-        elif kind == "txn.state":
-            lines.append(f"    Note over {lane(node)}: {_text(data['transactional_id'])}: {data['old']} → {data['new']}"
-                         f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")
-        elif kind == "txn.timeout":
-            lines.append(f"    Note over {lane(node)}: ⏱ {_text(data['transactional_id'])} timed out: the coordinator "
-                         f"fences (epoch {data['producer_epoch']}) and aborts it")
-        elif kind == "log.marker":
-            lines.append(f"    Note over {lane(node)}: {data['control']} marker @ {data['tp']}:{data['offset']}")
-        elif kind == "group.offsets":
-            lines.append(f"    Note over {lane(node)}: offsets {_text(data['group_id'])} {data['tp']} → {data['offset']}")
-        elif kind == "log.reject":
-            lines.append(f"    Note over {lane(node)}: reject {data['tp']} {data['error']}")
-        elif kind in ("broker.crash", "broker.restart"):
-            lines.append(f"    Note over {lane(node)}: t={t} {'💥 crashed' if kind == 'broker.crash' else 'restarted'}")
-        elif kind == "net.drop" and data.get("down"):
-            lines.append(f"    Note over {_span(lane(node), lane(data['dst']))}: {data['msg']} lost: broker down")
-        elif kind in ("txn.resign", "txn.elect"):
-            what = "gives up" if kind == "txn.resign" else "elected at"
-            lines.append(f"    Note over {lane(node)}: t={t} txn coordinator {what} epoch {data['coordinator_epoch']}")
-        elif kind == "txn.load":
-            lines.append(f"    Note over {lane(node)}: loaded {_text(data['transactional_id'])}: {data['state']}"
-                         f" (coordinator epoch {data['coordinator_epoch']})")
-    header = ["sequenceDiagram"] + [f"    participant {name}" for name in lanes]
-    return "\n".join(header + lines) + "\n"
+            arrow = ("-" if line.message == "request" else "--") + ("x" if line.lost else ">>")
+            head = f"{_id(src)}{arrow}{_id(dst)}"
+        else:
+            head = f"Note over {_span(_id(lane(line.nodes[0])), _id(lane(line.nodes[-1])))}"
+        names = marks.get(ev["seq"])
+        if names and not in_band:
+            body.append("    rect rgb(255, 205, 210)")
+        elif not names and in_band:
+            body.append("    end")
+        in_band = bool(names)
+        text = (f"t={line.t} " if line.timed else "") + line.text + (f" ⚠ {', '.join(names)}" if names else "")
+        body.append(f"{'        ' if in_band else '    '}{head}: {_text(text)}")
+    if in_band:
+        body.append("    end")
+    if anomalies and lanes:
+        body.append("    rect rgb(255, 205, 210)")
+        for name in sorted(anomalies):
+            for instance in anomalies[name]:
+                body.append(f"        Note over {_span(_id(lanes[0]), _id(lanes[-1]))}: ⚠ {_text(name)}: "
+                            f"{_text(instance['description'])}")
+        body.append("    end")
+    header = ["sequenceDiagram"] + [f"    participant {_id(name)}" + (f" as {name}" if _id(name) != name else "")
+                                    for name in lanes]
+    return "\n".join(header + body) + "\n"

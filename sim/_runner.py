@@ -270,7 +270,7 @@ def run_dir_files(outcome: Outcome, scenario_text: str) -> dict[str, str]:
         "history.jsonl": dumps_lines(outcome.history),
         "observation.json": outcome.observation.to_json() + "\n",
         "results.json": json.dumps(outcome.results_json(), indent=2, sort_keys=True) + "\n",
-        "diagram.mmd": mermaid(outcome.trace),
+        "diagram.mmd": mermaid(outcome.trace, outcome.result.to_json()["anomalies"]),
     }
 
 
