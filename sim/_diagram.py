@@ -14,7 +14,7 @@ anomaly (:func:`witness_marks`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -384,9 +384,10 @@ def lane_of(node: str) -> str:
     return node.split("/", 1)[0] if is_broker(node) else actor(node)
 
 
-def mermaid(events: list[dict[str, Any]], anomalies: Anomalies | None = None) -> str:
+def mermaid(events: Sequence[dict[str, Any]], anomalies: Anomalies | None = None) -> str:
     """The run as a Mermaid sequenceDiagram. ``anomalies`` (results.json's ``anomalies``) puts the
     lines of each witness in a red band and lists the anomalies at the end."""
+    events = list(events)  # a TraceView renders each event when read: once is enough
     anomalies = anomalies or {}
     lanes: list[str] = []
 

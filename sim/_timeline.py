@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eosim._diagram import CHATTY, DETAIL, Line, describe, is_broker, lane_of, message_fates, witness_marks
@@ -116,9 +116,10 @@ def _classes(line: Line, ev: dict[str, Any]) -> list[str]:
     return classes
 
 
-def timeline_html(events: list[dict[str, Any]], results: Mapping[str, Any]) -> str:
+def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) -> str:
     """The page for a run: ``events`` its trace, ``results`` its results.json (scenario, seed,
     valid and anomalies)."""
+    events = list(events)  # a TraceView renders each event when read: once is enough
     anomalies = results.get("anomalies", {})
     fates = message_fates(events)
     marks = witness_marks(events, anomalies)
