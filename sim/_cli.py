@@ -1,32 +1,78 @@
 """eosim._cli
-=======
+==========
 
-The ``eosim`` command. Exit codes follow Jepsen: 0 valid, 1 anomalies found, 2 unknown, 254 bad input,
-255 internal error. Progress goes to stderr, and only on a terminal; results go to stdout.
+The ``eosim`` command (docs/cli.md). Exit codes follow Jepsen: 0 valid (or broken as the scenario
+expects), 1 invalid (not as expected), 2 unknown, 254 bad input (usage errors included), 255 internal
+error. Results go to stdout (``--json``: one JSON document), errors to stderr as one line, progress to
+stderr and only on a terminal.
+
+Each command is a small function: parse, then call into the runtime inside ``_guard`` (which maps
+errors onto exit codes) and print through ``_emit``. Heavy modules are imported inside the commands,
+so that ``eosim --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import traceback
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
+from typer.core import TyperGroup
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 254, 255
+RUNS = Path("runs")  # the default store of run directories, relative to the working directory
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _Eosim(TyperGroup):
+    """Usage errors exit 254, not click's 2: 2 is Jepsen's "unknown"."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name or "eosim", complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as err:  # click's UsageError, BadParameter, NoSuchOption, ...
+            show = getattr(err, "show", None)
+            show() if show else print(f"eosim: {err.format_message()}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+        except typer.Abort:
+            code = 130
+        code = code if isinstance(code, int) else EXIT_VALID
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(cls=_Eosim, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Deterministic simulator of Kafka's exactly-once machinery.")
+
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text")
 
 
 class BadInput(Exception):
     """Input the user can fix: printed as one line, exit 254."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"eosim {version('eosim')}")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            print("eosim (not installed)")
+        raise typer.Exit(EXIT_VALID)
+
+
+@app.callback()
+def _main(_version_flag: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                             help="Print eosim's version and exit")) -> None:
+    """Deterministic simulator of Kafka's exactly-once machinery."""
 
 
 def _progress(message: str) -> None:
@@ -34,24 +80,85 @@ def _progress(message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def _write_run_dir(out: Path, files: dict[str, str]) -> None:
-    """Write every file into a temporary sibling, then swap it in: never a half-written run dir."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    for name, text in files.items():
-        (tmp / name).write_text(text, encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+def _emit(as_json: bool, data: Any, text: str) -> None:
+    """Print a command's result: the JSON document, or the text for a person."""
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif text:
+        print(text)
 
 
-def _summary(outcome) -> str:
-    result = outcome.result
-    lines = [f"{outcome.scenario.name} (seed {outcome.seed}): "
-             + {True: "valid", False: "INVALID", "unknown": "unknown"}[result.valid]]
-    for anomaly in result.anomalies:
+def _guard(fn: Callable[[], int]) -> None:
+    """Run a command body and exit with its code; bad input is one line on stderr and exit 254, any
+    other exception is a bug of eosim's: traceback and exit 255."""
+    from eosim._rundir import RunDirError
+    from eosim._scenario import ScenarioError
+
+    try:
+        code = fn()
+    except (typer.Exit, BrokenPipeError, KeyboardInterrupt):
+        raise
+    except (ScenarioError, BadInput, RunDirError) as err:
+        print(f"eosim: {err}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except OSError as err:  # the file system refused (permissions, disk full): the user's to fix
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"eosim: {where}{err.strerror or err}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except Exception:  # an internal error is a bug: show it, exit 255
+        traceback.print_exc()
+        code = EXIT_INTERNAL
+    raise typer.Exit(code)
+
+
+# --- run -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built-in scenario name"),
+        seed: Optional[int] = typer.Option(None, min=0, help="Seed, >= 0 (default: the scenario's)"),
+        out: Optional[str] = typer.Option(None, help="Run directory (default runs/NAME/<timestamp>-seed-N); "
+                                                      "replaces only an earlier eosim run directory"),
+        as_json: bool = JSON) -> None:
+    """Run a scenario, write its run directory, print the verdict."""
+
+    def go() -> int:
+        from eosim import _rundir
+        from eosim._runner import run_dir_files, run_file
+
+        if out is not None:
+            _rundir.check_target(out, replace=True)  # refuse before spending the run
+        path = resolve_scenario(scenario)
+        _progress(f"running {path} ...")
+        outcome = run_file(path, seed=seed)
+        files = run_dir_files(outcome, path.read_text(encoding="utf-8"))
+        name = outcome.scenario.name
+        target = Path(out) if out is not None else _rundir.default_path(RUNS, name, outcome.seed)
+        written = _rundir.write(target, files, scenario=name, seed=outcome.seed, replace=out is not None)
+        if out is None:
+            _rundir.link_latest(written)
+        _emit(as_json, {**outcome.results_json(), "run-directory": str(written)},
+              f"{summary(outcome)}\n  run directory: {written}")
+        return outcome.exit_code
+
+    _guard(go)
+
+
+def summary(outcome: Any) -> str:
+    """The verdict for a person: the headline, then the guarantees and the scenario's expectation apart."""
+    verdict = outcome.verdict
+    checks = verdict.checks
+    lines = [f"{outcome.scenario.name} (seed {outcome.seed}): {verdict.status}"]
+    broken = [t for t in checks.anomaly_types if t != "incomplete"]
+    held = {True: "held", False: "broken", "unknown": "undecided"}[checks.valid]
+    lines.append(f"  guarantees: {held}" + (f" ({', '.join(broken)})" if broken else ""))
+    declared = f"declares {', '.join(verdict.expected)}" if verdict.expected else "expects none broken"
+    answer = {True: "yes", False: "NO", "unknown": "cannot tell"}[verdict.as_expected]
+    lines.append(f"  as this scenario expects: {answer} (it {declared})")
+    lines += [f"    - {claim}" for claim in verdict.claims()]
+    for anomaly in checks.anomalies:
         lines.append(f"  ✗ {anomaly.name}: {anomaly.description}")
-    for anomaly in result.allowed:
+    for anomaly in checks.allowed:
         lines.append(f"  · {anomaly.name} (allowed in Kafka): {anomaly.description}")
     for part in outcome.observation.partitions:
         lines.append(f"  {part.topic}-{part.partition}: HW={part.high_watermark} LSO={part.last_stable_offset}"
@@ -59,109 +166,99 @@ def _summary(outcome) -> str:
     return "\n".join(lines)
 
 
-def _guard(fn):
-    """Map errors onto the documented exit codes, never a traceback for bad input."""
-    from eosim._scenario import ScenarioError
-
-    try:
-        return fn()
-    except (typer.Exit, BrokenPipeError):
-        raise
-    except (ScenarioError, BadInput) as err:
-        print(f"eosim: {err}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    except Exception:  # an internal error is a bug: show it, exit 255
-        traceback.print_exc()
-        raise typer.Exit(EXIT_INTERNAL)
+# --- reading run directories back --------------------------------------------------------------------
 
 
 @app.command()
-def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built-in scenario name"),
-        seed: Optional[int] = typer.Option(None, help="Seed (default: the scenario's)"),
-        out: Optional[Path] = typer.Option(None, help="Run directory (default runs/NAME/seed-N)"),
-        as_json: bool = typer.Option(False, "--json", help="Print results.json instead of a summary")) -> None:
-    """Run a scenario, write its run directory, print the verdict."""
+def check(path: Path = typer.Argument(..., help="A run directory, or the trace.jsonl of one"),
+          as_json: bool = JSON) -> None:
+    """Check a recorded run again: the trace oracle over trace.jsonl and Jepsen's checker over the
+    history.jsonl beside it. Exit 0 guarantees held, 1 broken, 2 unknown."""
 
-    def go():
-        from eosim._runner import run_file, run_dir_files
+    def go() -> int:
+        from eosim import _rundir
+        from eosim._checkers import check_history, check_trace, combine, exit_code
 
-        path = resolve_scenario(scenario)
-        _progress(f"running {path} ...")
-        outcome = run_file(path, seed=seed)
-        target = out or Path("runs") / outcome.scenario.name / f"seed-{outcome.seed}"
-        _write_run_dir(target, run_dir_files(outcome, path.read_text(encoding="utf-8")))
-        if as_json:
-            print(json.dumps(outcome.results_json(), indent=2, sort_keys=True))
-        else:
-            print(_summary(outcome))
-            print(f"  run directory: {target}")
-        raise typer.Exit(outcome.exit_code)
+        trace_path = path / "trace.jsonl" if path.is_dir() else path
+        trace = _rundir.read_events(trace_path, "trace")
+        history_path = trace_path.with_name("history.jsonl")
+        history = _rundir.read_events(history_path, "history") if history_path.exists() else None
+        try:
+            result = check_trace(trace)
+            if history is not None:
+                result = combine(result, check_history(history))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise BadInput(f"{trace_path.parent}: not a run eosim recorded (the checkers failed on it: "
+                           f"{type(err).__name__}: {err})") from None
+        verdict = {True: "valid", False: "INVALID", "unknown": "unknown"}[result.valid]
+        lines = [f"{trace_path}: {verdict}" + ("" if history is not None else " (no history.jsonl: trace only)")]
+        lines += [f"  ✗ {a.name}: {a.description}" for a in result.anomalies]
+        lines += [f"  · {a.name} (allowed in Kafka): {a.description}" for a in result.allowed]
+        _emit(as_json, result.to_json(), "\n".join(lines))
+        return exit_code(result)
 
     _guard(go)
 
 
 @app.command()
-def check(trace: Path = typer.Argument(..., help="trace.jsonl of a run")) -> None:
-    """Check an existing trace (and the history.json beside it, if any)."""
-
-    def go():
-        from eosim._runner import check_files
-
-        if not trace.is_file():
-            raise BadInput(f"{trace}: no such file")
-        result = check_files(trace)
-        print(json.dumps(result.to_json(), indent=2, sort_keys=True))
-        from eosim._checkers import exit_code
-
-        raise typer.Exit(exit_code(result))
-
-    _guard(go)
-
-
-@app.command()
-def replay(run_dir: Path = typer.Argument(..., help="A run directory written by `eosim run`")) -> None:
+def replay(run_dir: Path = typer.Argument(..., help="A run directory written by `eosim run`"),
+           as_json: bool = JSON) -> None:
     """Run again from the run directory's scenario and seed; verify the trace is byte-identical."""
 
-    def go():
-        from eosim._runner import replay_dir
+    def go() -> int:
+        from eosim import _rundir
+        from eosim._runner import replay as replay_run
+        from eosim._scenario import load_scenario_text
 
-        if not (run_dir / "trace.jsonl").is_file():
-            raise BadInput(f"{run_dir}: not a run directory (no trace.jsonl)")
-        same, detail = replay_dir(run_dir)
-        print(detail)
-        raise typer.Exit(EXIT_VALID if same else EXIT_INVALID)
+        recorded = _rundir.read(run_dir)
+        scenario = load_scenario_text(recorded.scenario_text, recorded.scenario_name,
+                                      file=str(run_dir / "scenario.toml"))
+        same, detail = replay_run(scenario, recorded.seed, recorded.trace_text)
+        _emit(as_json, {"identical": same, "detail": detail, "scenario": recorded.scenario_name,
+                        "seed": recorded.seed}, detail)
+        return EXIT_VALID if same else EXIT_INVALID
 
     _guard(go)
 
 
 @app.command()
-def diagram(run_dir: Path = typer.Argument(..., help="A run directory written by `eosim run`")) -> None:
+def diagram(run_dir: Path = typer.Argument(..., help="A run directory written by `eosim run`"),
+            as_json: bool = JSON) -> None:
     """Write diagram.mmd (a Mermaid sequenceDiagram) for a run directory and print it."""
 
-    def go():
+    def go() -> int:
+        from eosim import _rundir
         from eosim._diagram import mermaid
-        from eosim._trace import load_jsonl
 
-        trace = run_dir / "trace.jsonl"
-        if not trace.is_file():
-            raise BadInput(f"{run_dir}: not a run directory (no trace.jsonl)")
-        text = mermaid(load_jsonl(trace.read_text(encoding="utf-8")))
-        (run_dir / "diagram.mmd").write_text(text, encoding="utf-8")
-        print(text, end="")
+        if not run_dir.is_dir():
+            raise BadInput(f"{run_dir}: not a run directory")
+        text = mermaid(_rundir.read_events(run_dir / "trace.jsonl", "trace"))
+        _rundir.add_file(run_dir, "diagram.mmd", text)
+        if as_json:
+            _emit(True, {"diagram": str(run_dir / "diagram.mmd"), "mermaid": text}, "")
+        else:
+            print(text, end="")
+        return EXIT_VALID
 
     _guard(go)
 
 
+# --- the library ------------------------------------------------------------------------------------
+
+
 @app.command()
-def scenarios() -> None:
+def scenarios(as_json: bool = JSON) -> None:
     """List the built-in scenarios, one line each."""
 
-    def go():
+    def go() -> int:
         from eosim._scenario import load_scenario
 
-        for path in sorted(scenario_dir().glob("*.toml")):
-            sc = load_scenario(path)
-            print(f"{sc.name:40} {sc.description}")
+        library = [load_scenario(path) for path in sorted(scenario_dir().glob("*.toml"))]
+        _emit(as_json, [{"name": s.name, "description": s.description,
+                         "expect-anomalies": list(s.scenario.expect_anomalies),
+                         "conformance": s.scenario.conformance} for s in library],
+              "\n".join(f"{s.name:40} {s.description}" for s in library))
+        return EXIT_VALID
 
     _guard(go)
 
@@ -171,13 +268,15 @@ def conform(scenarios: Optional[list[Path]] = typer.Argument(None, help="Scenari
             bootstrap: Optional[str] = typer.Option(None, help="A running broker, HOST:PORT"),
             start_kafka: bool = typer.Option(False, "--start-kafka", help="Start a broker from the Maven jars"),
             kafka_version: str = typer.Option("4.1.2", help="Kafka version for --start-kafka"),
-            transaction_version: int = typer.Option(2, help="transaction.version the broker is formatted with")) -> None:
+            transaction_version: int = typer.Option(2, help="transaction.version the broker is formatted with"),
+            as_json: bool = JSON) -> None:
     """Replay scenarios on the simulator and on a real Kafka broker; print whether they agree."""
 
-    def go():
+    def go() -> int:
         from eosim._realkafka.conform import conform_command
 
-        raise typer.Exit(conform_command(scenarios or [], bootstrap, start_kafka, kafka_version, transaction_version))
+        return conform_command(scenarios or [], bootstrap, start_kafka, kafka_version, transaction_version,
+                               as_json=as_json)
 
     _guard(go)
 
@@ -192,7 +291,7 @@ def resolve_scenario(arg: Path) -> Path:
     if arg.is_file():
         return arg
     builtin = scenario_dir() / f"{arg.name}.toml"
-    if builtin.is_file():
+    if str(arg) and builtin.is_file():
         return builtin
     raise BadInput(f"{arg}: no such scenario file or built-in scenario (see `eosim scenarios`)")
 

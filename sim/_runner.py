@@ -17,7 +17,7 @@ from attrs import define, field, frozen
 from eosim.models.fetch import visible_records
 from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
-from eosim._checkers import Anomaly, CheckResult, combine, exit_code
+from eosim._checkers import Anomaly, CheckResult, combine
 from eosim._checkers.jepsen import check_history
 from eosim._checkers.oracle import check_trace, trace_kinds
 from eosim._checkers.pipeline import check_pipeline
@@ -31,7 +31,8 @@ from eosim._faults import FaultLayer
 from eosim._interpret import Block, Interpreter
 from eosim._observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
                              check_expectations)
-from eosim._trace import TraceView, dumps_lines, load_jsonl
+from eosim._trace import TraceView, dumps_lines
+from eosim._verdict import Verdict
 from eosim._world import World
 
 SETTLE_MS = 1_000  # after the last step: markers and commits in flight land before the observation
@@ -138,16 +139,22 @@ class Outcome:
     trace: Sequence[dict[str, Any]]  # a TraceView: rendered when read
     history: list[dict[str, Any]]
     observation: Observation
-    result: CheckResult
+    verdict: Verdict
     completed: bool
 
     @property
+    def result(self) -> CheckResult:
+        """The checkers and the scenario's unmet claims as one result."""
+        return self.verdict.combined()
+
+    @property
     def exit_code(self) -> int:
-        return exit_code(self.result)
+        """0 valid or broken as expected, 1 not as the scenario expects, 2 unknown (eosim._verdict)."""
+        return self.verdict.exit_code
 
     def results_json(self) -> dict[str, Any]:
         return {"scenario": self.scenario.name, "seed": self.seed, "completed": self.completed,
-                **self.result.to_json()}
+                **self.verdict.to_json()}
 
 
 def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: list[PartitionObservation],
@@ -185,8 +192,14 @@ _ORACLE_KINDS = trace_kinds()
 
 def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
           trace: Sequence[dict[str, Any]], completed: bool) -> CheckResult:
-    """Close the history with the final read of the observation, then run every checker plus the
-    scenario's own claims (its expectations and the anomalies it says it shows)."""
+    """The checkers and the scenario's unmet claims as one result (see :func:`verdict_of`)."""
+    return verdict_of(scenario, interpreter, observation, trace, completed).combined()
+
+
+def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
+               trace: Sequence[dict[str, Any]], completed: bool) -> Verdict:
+    """Close the history with the final read of the observation, then run every checker, and hold
+    the result against the scenario's own claims (its expectations and the anomalies it declares)."""
     interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
                             for p in observation.partitions},
                            [f"{p.topic}-{p.partition}" for p in observation.partitions
@@ -199,17 +212,11 @@ def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observat
     if scenario.scenario.pipeline is not None:
         result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),
                                                 _committed(observation, scenario.scenario.pipeline.output)))
-    problems = check_expectations(scenario, observation)
-    found = {a.name for a in result.anomalies}
-    problems += [f"the scenario says the checkers report {name}, but they do not"
-                 for name in scenario.scenario.expect_anomalies if name not in found]
-    extra = [Anomaly(name="expectation-mismatch", description=p, witness=()) for p in problems]
-    result = combine(result, CheckResult(valid=not extra, anomalies=tuple(extra), allowed=()))
     if not completed:  # Jepsen's "unknown": a run that did not finish cannot vouch for anything
         stuck = Anomaly(name="incomplete", witness=(),
                         description=f"the steps had not finished after {MAX_RUN_MS} ms of simulated time")
         result = combine(result, CheckResult(valid="unknown", anomalies=(stuck,), allowed=()))
-    return result
+    return Verdict(result, scenario.scenario.expect_anomalies, tuple(check_expectations(scenario, observation)))
 
 
 def _committed(observation: Observation, topic: str) -> list[tuple[str, int, Any]]:
@@ -249,8 +256,8 @@ def conclude(run: Simulation) -> Outcome:
     """Observe the final state and run every checker."""
     trace = run.world.trace.dicts()
     observation = observe(run.scenario, run.cluster, run.interpreter)
-    result = judge(run.scenario, run.interpreter, observation, trace, run.completed)
-    return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, result, run.completed)
+    verdict = verdict_of(run.scenario, run.interpreter, observation, trace, run.completed)
+    return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, verdict, run.completed)
 
 
 def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
@@ -262,7 +269,7 @@ def run_file(path: Path, seed: int | None = None) -> Outcome:
 
 
 def run_dir_files(outcome: Outcome, scenario_text: str) -> dict[str, str]:
-    """The files of a run directory (see docs/run-directory.md)."""
+    """The files of a run directory (docs/cli.md)."""
     return {
         "scenario.toml": scenario_text,
         "seed": f"{outcome.seed}\n",
@@ -274,29 +281,11 @@ def run_dir_files(outcome: Outcome, scenario_text: str) -> dict[str, str]:
     }
 
 
-def check_files(trace_path: Path) -> CheckResult:
-    """Check a trace, and the history.jsonl beside it when there is one."""
-    result = check_trace(load_jsonl(trace_path.read_text(encoding="utf-8")))
-    history_path = trace_path.with_name("history.jsonl")
-    if history_path.is_file():
-        result = combine(result, check_history(load_jsonl(history_path.read_text(encoding="utf-8"))))
-    return result
-
-
-def replay_dir(run_dir: Path) -> tuple[bool, str]:
-    """Run the run directory's scenario and seed again and compare the trace bytes."""
-    scenario = sc.load_scenario_text((run_dir / "scenario.toml").read_text(encoding="utf-8"),
-                                     _scenario_name(run_dir))
-    seed = int((run_dir / "seed").read_text().strip())
+def replay(scenario: sc.Scenario, seed: int, recorded: str) -> tuple[bool, str]:
+    """Run ``scenario`` with ``seed`` again and compare the trace bytes with ``recorded``."""
     again = dumps_lines(run_scenario(scenario, seed).trace)
-    before = (run_dir / "trace.jsonl").read_text(encoding="utf-8")
-    if again == before:
-        return True, f"identical: {len(before.splitlines())} trace events replayed byte for byte"
-    old, new = before.splitlines(), again.splitlines()
+    if again == recorded:
+        return True, f"identical: {len(recorded.splitlines())} trace events replayed byte for byte"
+    old, new = recorded.splitlines(), again.splitlines()
     first = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
     return False, f"DIFFERENT from event {first}:\n  recorded: {old[first:first+1]}\n  replayed: {new[first:first+1]}"
-
-
-def _scenario_name(run_dir: Path) -> str:
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    return results["scenario"]

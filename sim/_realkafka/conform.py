@@ -8,6 +8,7 @@ observations (docs/conformance.md). Each disagreement leaves ``sim.json``, ``kaf
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -164,9 +165,9 @@ def print_table(rows: list[Row], console: Console | None = None) -> None:
 
 
 def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: bool, kafka_version: str,
-                    transaction_version: int) -> int:
+                    transaction_version: int, *, as_json: bool = False) -> int:
     """``eosim conform``: 0 when every scenario agrees (or is marked conformance = false), 1 when
-    one disagrees or could not run, 254 for bad input."""
+    one disagrees or could not run, 254 for bad input. ``as_json``: the rows as JSON on stdout."""
     from eosim._cli import BadInput, resolve_scenario, scenario_dir
 
     try:
@@ -187,5 +188,11 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
     except KafkaUnavailable as exc:
         print(f"eosim: no broker: {exc.reason}", file=sys.stderr)
         return EXIT_DISAGREE
-    print_table(rows)
+    if as_json:
+        print(json.dumps([{"scenario": r.scenario, "sim": r.sim, "kafka": r.kafka, "agree": r.agree,
+                           "differences": list(r.differences), "sim_s": round(r.sim_s, 3),
+                           "kafka_s": round(r.kafka_s, 3), "out": None if r.out is None else str(r.out)}
+                          for r in rows], indent=2, sort_keys=True))
+    else:
+        print_table(rows)
     return EXIT_AGREE if all(row.ok for row in rows) else EXIT_DISAGREE
