@@ -232,7 +232,16 @@ def diagram(run_dir: Path = typer.Argument(..., help="A run directory written by
 
         if not run_dir.is_dir():
             raise BadInput(f"{run_dir}: not a run directory")
-        text = mermaid(_rundir.read_events(run_dir / "trace.jsonl", "trace"))
+        events = _rundir.read_events(run_dir / "trace.jsonl", "trace")
+        try:  # the witnesses of results.json's anomalies, when it is there, are banded in red
+            anomalies = json.loads((run_dir / "results.json").read_text(encoding="utf-8")).get("anomalies")
+        except (OSError, ValueError, AttributeError):
+            anomalies = None
+        try:
+            text = mermaid(events, anomalies if isinstance(anomalies, dict) else None)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise BadInput(f"{run_dir}: not a run eosim recorded (the diagram failed on it: "
+                           f"{type(err).__name__}: {err})") from None
         _rundir.add_file(run_dir, "diagram.mmd", text)
         if as_json:
             _emit(True, {"diagram": str(run_dir / "diagram.mmd"), "mermaid": text}, "")
