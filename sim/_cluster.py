@@ -30,6 +30,7 @@ TEST_CLUSTER_PROFILE: dict[str, Any] = {
 
 
 BROKERS = ("broker-1",)  # the broker nodes, as traces and scenarios (nemesis nodes, fault selectors) name them
+PORT = 9092  # the listener a client's bootstrap.servers names (host:port), Kafka's default
 
 
 def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
@@ -52,6 +53,11 @@ class Cluster:
     def broker(self) -> str:
         """The node name every client request goes to."""
         return self.broker_node.node
+
+    @property
+    def bootstrap_servers(self) -> tuple[str, ...]:
+        """The addresses a client's bootstrap.servers may name (eosim._client.handle)."""
+        return tuple(f"{node}:{PORT}" for node in BROKERS)
 
     def partitions(self, topic: str) -> int:
         return self.topics[topic]

@@ -142,14 +142,14 @@ class Consumer(Handle):
 
     def poll(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
-        return self._spawn(self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
+        return self._blocking("poll", self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> simpy.Process:
         self._check_open()
         if not 0 <= num_messages <= 1_000_000:
             raise ValueError("num_messages must be between 0 and 1000000 (1M)")
-        return self._spawn(self._call("consume", {"num_messages": num_messages, "timeout": timeout},
-                                      self._consume(num_messages, _timeout_ms(timeout))))
+        return self._blocking("consume", self._call("consume", {"num_messages": num_messages, "timeout": timeout},
+                                                    self._consume(num_messages, _timeout_ms(timeout))))
 
     def commit(self, message: Message | None = None, offsets: list[TopicPartition] | None = None,
                asynchronous: bool = True) -> simpy.Process | None:
@@ -166,16 +166,17 @@ class Consumer(Handle):
             offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
         args = {"offsets": None if offsets is None else [[str(p.model()), p.offset] for p in offsets],
                 "asynchronous": asynchronous}
-        process = self._spawn(self._call("commit", args, self._commit(offsets)))
+        body = self._call("commit", args, self._commit(offsets))
         if asynchronous:
-            process.defused = True  # the outcome is only traced, as for an async commit without on_commit
+            self._spawn(body).defused = True  # the outcome is only traced, as for an async commit without on_commit
             return None
-        return process
+        return self._blocking("commit", body)
 
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> simpy.Process:
         self._check_open()
         args = {"partitions": [str(p.model()) for p in partitions], "timeout": timeout}
-        return self._spawn(self._call("committed", args, self._committed(partitions, _timeout_ms(timeout))))
+        return self._blocking("committed", self._call("committed", args,
+                                                      self._committed(partitions, _timeout_ms(timeout))))
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """rd_kafka_position: the app position, offset + 1 of the last message (or control message)
@@ -230,7 +231,7 @@ class Consumer(Handle):
 
     def close(self) -> simpy.Process:
         self._check_open()
-        return self._spawn(self._call("close", {}, self._close()))
+        return self._blocking("close", self._call("close", {}, self._close()))
 
     def crash(self) -> None:
         """The process is killed (eosim._client.handle): no final commit, no LeaveGroup, no more fetches or
@@ -245,6 +246,7 @@ class Consumer(Handle):
     def _check_open(self) -> None:
         if self._closed or self._crashed:
             raise RuntimeError("Consumer closed")  # ERR_MSG_CONSUMER_CLOSED (confluent_kafka.h)
+        self._check_yielded()
 
     def _op(self, op: str, args: dict[str, Any], *, result: Any = None, error: KafkaError | None = None) -> None:
         if error is not None:

@@ -34,6 +34,17 @@ what confluent-kafka raises on a destroyed handle: ``RuntimeError("Producer has 
 ``RuntimeError("Consumer closed")`` (ERR_MSG_PRODUCER_CLOSED / ERR_MSG_CONSUMER_CLOSED, confluent_kafka.h;
 every method checks ``if (!self->rk)``); a scenario may only restart a crashed actor.
 
+Blocking calls
+--------------
+A call that blocks in confluent-kafka (``poll``, ``flush``, ``init_transactions``, ...) returns a SimPy
+process here, and the application's generator must ``yield`` it to wait, as a thread waits for the C
+call. A process nobody yields would still run, but in the background: the code after it goes on at
+once (an un-yielded ``init_transactions()`` makes the next ``begin_transaction()`` fail with _STATE).
+So a blocking call nobody waits for is a usage error, detected at the first of two moments: the next
+call on the same handle, or the moment the call would start running. Then it never runs, and
+``UsageError`` says "yield it". Waiting means any SimPy waiter: ``yield call``, ``env.any_of([call,
+...])`` or ``env.run(until=call)``; a callback registered by the handle itself (``_watch``) is not one.
+
 Pause
 -----
 A stop-the-world pause (a GC pause, SIGSTOP; the fault layer's ``pause``) freezes the process: while
@@ -47,12 +58,38 @@ from __future__ import annotations
 from typing import Any, Callable, Generator
 
 import simpy
+from attrs import define
 
-from eosim._client.config import validate_config
+from eosim._client.config import ConfigError, validate_config
 
 LEADER = ""  # the partition leader's node connection (also TxnOffsetCommit, idempotent InitProducerId)
 TXN_COORDINATOR = "/txn"  # the TxnCoordinator logical broker
 GROUP_COORDINATOR = "/group"  # the GroupCoordinator logical broker
+
+
+class UsageError(Exception):
+    """The application broke the simulated API's contract: a blocking call that was not yielded."""
+
+
+@define(eq=False)
+class _Call:
+    """A blocking API call whose process has not started yet."""
+
+    op: str
+    process: simpy.Process | None = None
+    reported: bool = False
+
+
+class _Watch:
+    """A callback of the handle's own on a call's process (eosim's history recording): not a waiter."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[simpy.Event], None]) -> None:
+        self.fn = fn
+
+    def __call__(self, event: simpy.Event) -> None:
+        self.fn(event)
 
 
 class Handle:
@@ -68,10 +105,45 @@ class Handle:
         self._world = cluster.world
         self._env = cluster.world.env
         self._trace = cluster.world.trace
+        self._calls: list[_Call] = []
         validated = validate_config(kind, config)
+        _check_bootstrap(validated, cluster.bootstrap_servers)
         self._client = validated.eosim_client  # whose reactions (eosim._client.errors.TABLES)
         self._jitter = self._world.rng(f"{name}/retry-jitter")
         return validated
+
+    def _blocking(self, op: str, body: Generator) -> simpy.Process:
+        """Start the blocking API call ``op``: the caller must yield the process returned."""
+        self._check_yielded()
+        call = _Call(op)
+        call.process = self._spawn(self._started(call, body))
+        self._calls.append(call)
+        return call.process
+
+    def _started(self, call: _Call, body: Generator) -> Generator:
+        self._calls.remove(call)
+        if call.reported:  # already reported by the next call on the handle: it never runs
+            return None
+        if not _waited(call.process):
+            call.reported = True
+            raise UsageError(self._not_yielded(call.op))
+        return (yield from body)
+
+    def _check_yielded(self) -> None:
+        """UsageError when a blocking call made before this one was not yielded (every API call checks)."""
+        for call in self._calls:
+            if not call.reported and not _waited(call.process):
+                call.reported = True
+                raise UsageError(self._not_yielded(call.op))
+
+    def _not_yielded(self, op: str) -> str:
+        kind = type(self).__name__
+        return (f"{kind}.{op}() ({self.name}) was called but not yielded, so it did not block: a blocking call "
+                f"returns a SimPy event, yield it (`result = yield {kind.lower()}.{op}(...)`, docs/api.md)")
+
+    def _watch(self, process: simpy.Process, fn: Callable[[simpy.Event], None]) -> None:
+        """Call ``fn`` when ``process`` ends, before its waiters resume; not a waiter itself."""
+        process.callbacks.append(_Watch(fn))
 
     def _spawn(self, body: Generator) -> simpy.Process:
         """Start a process of this client: it dies with the client (see ``_guarded``)."""
@@ -110,3 +182,21 @@ class Handle:
     def _wake(self) -> int:
         """When this client resumes from a stop-the-world pause (sim/_faults.py); 0 while it runs."""
         return self._cluster.network.asleep(self.name)
+
+
+def _waited(process: simpy.Process | None) -> bool:
+    return process is not None and any(not isinstance(cb, _Watch) for cb in process.callbacks or ())
+
+
+def _check_bootstrap(config: Any, servers: tuple[str, ...]) -> None:
+    """bootstrap.servers may be left out (the simulation is the cluster); given, it must name the
+    simulated cluster, so a program ported from confluent-kafka never silently talks to a cluster it
+    did not ask for."""
+    if config.bootstrap_servers is None:
+        return
+    key = next((k for k in ("bootstrap.servers", "metadata.broker.list") if k in config.original), "bootstrap.servers")
+    given = [s.strip() for s in config.bootstrap_servers.split(",") if s.strip()]
+    foreign = [s for s in given if s not in servers]
+    if foreign or not given:
+        raise ConfigError(key, f'"{key}" is {config.bootstrap_servers!r}, but the simulated cluster is '
+                               f'{",".join(servers)!r}: leave {key} out, or give Simulation.bootstrap_servers')

@@ -60,17 +60,24 @@ class TopicPartition:
                 f"leader_epoch={epoch},error={self.error}}}")
 
 
+def to_bytes(data: str | bytes | None) -> bytes | None:
+    """A key or value as librdkafka holds it: bytes, a str being its UTF-8 encoding (confluent-kafka's
+    produce() takes either; Message.key() and value() give bytes back)."""
+    return data.encode() if isinstance(data, str) else data
+
+
 class Message:
-    """confluent_kafka.Message as delivery reports and the consumer hand it out."""
+    """confluent_kafka.Message as delivery reports and the consumer hand it out: key and value are
+    bytes, whether they were produced as str or bytes."""
 
     def __init__(self, topic: str | None = None, partition: int | None = None, offset: int | None = None,
-                 key: str | None = None, value: str | None = None, error: KafkaError | None = None,
+                 key: str | bytes | None = None, value: str | bytes | None = None, error: KafkaError | None = None,
                  timestamp: tuple[int, int] = (TIMESTAMP_NOT_AVAILABLE, -1)) -> None:
         self._topic = topic
         self._partition = partition
         self._offset = offset
-        self._key = key
-        self._value = value
+        self._key = to_bytes(key)
+        self._value = to_bytes(value)
         self._error = error
         self._timestamp = timestamp
 
@@ -83,10 +90,10 @@ class Message:
     def offset(self) -> int | None:
         return self._offset
 
-    def key(self) -> str | None:
+    def key(self) -> bytes | None:
         return self._key
 
-    def value(self) -> str | None:
+    def value(self) -> bytes | None:
         return self._value
 
     def error(self) -> KafkaError | None:

@@ -154,9 +154,10 @@ class MsgStatus(enum.Enum):
 # -- pure decisions -------------------------------------------------------------------------------
 
 
-def partition_for_key(key: str, partition_count: int) -> int:
-    """rd_kafka_msg_partitioner_consistent: crc32 of the key bytes modulo the partition count."""
-    return zlib.crc32(key.encode()) % partition_count
+def partition_for_key(key: str | bytes, partition_count: int) -> int:
+    """rd_kafka_msg_partitioner_consistent: crc32 of the key bytes modulo the partition count (a str
+    key is its UTF-8 bytes, as confluent-kafka encodes it)."""
+    return zlib.crc32(key if isinstance(key, bytes) else key.encode()) % partition_count
 
 
 def retry_backoff_ms(retries: int, base_ms: int, max_ms: int, jitter_percent: int) -> int:
@@ -353,11 +354,12 @@ class Producer(Handle):
 
     def poll(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
-        return self._spawn(self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
+        return self._blocking("poll", self._call("poll", {"timeout": timeout}, self._poll(_timeout_ms(timeout))))
 
     def flush(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
-        return self._spawn(self._call("flush", {"timeout": timeout}, self._flush_api(_timeout_ms(timeout))))
+        return self._blocking("flush", self._call("flush", {"timeout": timeout},
+                                                  self._flush_api(_timeout_ms(timeout))))
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
         self._check_open()
@@ -369,8 +371,8 @@ class Producer(Handle):
 
     def init_transactions(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
-        return self._spawn(self._call("init_transactions", {"timeout": timeout},
-                                      self._init_transactions(_timeout_ms(timeout))))
+        return self._blocking("init_transactions", self._call("init_transactions", {"timeout": timeout},
+                                                              self._init_transactions(_timeout_ms(timeout))))
 
     def begin_transaction(self) -> None:
         self._check_open()
@@ -385,18 +387,19 @@ class Producer(Handle):
         positions = list(positions)
         args = {"offsets": [[str(p.model()), p.offset] for p in positions],
                 "group_id": group_metadata.group_id if group_metadata else None, "timeout": timeout}
-        return self._spawn(self._call("send_offsets_to_transaction", args, self._send_offsets(
-            positions, group_metadata, _timeout_ms(timeout))))
+        return self._blocking("send_offsets_to_transaction", self._call("send_offsets_to_transaction", args,
+                                                                        self._send_offsets(positions, group_metadata,
+                                                                                           _timeout_ms(timeout))))
 
     def commit_transaction(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
-        return self._spawn(self._call("commit_transaction", {"timeout": timeout},
-                                      self._commit_transaction(_timeout_ms(timeout))))
+        return self._blocking("commit_transaction", self._call("commit_transaction", {"timeout": timeout},
+                                                               self._commit_transaction(_timeout_ms(timeout))))
 
     def abort_transaction(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
-        return self._spawn(self._call("abort_transaction", {"timeout": timeout},
-                                      self._abort_transaction(_timeout_ms(timeout))))
+        return self._blocking("abort_transaction", self._call("abort_transaction", {"timeout": timeout},
+                                                              self._abort_transaction(_timeout_ms(timeout))))
 
     def crash(self) -> None:
         """The process is killed (eosim._client.handle): nothing more is sent or called back; no flush,
@@ -409,6 +412,7 @@ class Producer(Handle):
     def _check_open(self) -> None:
         if self._crashed:
             raise RuntimeError("Producer has been closed")  # ERR_MSG_PRODUCER_CLOSED (confluent_kafka.h)
+        self._check_yielded()
 
     # == trace ======================================================================================
 

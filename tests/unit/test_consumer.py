@@ -48,7 +48,8 @@ def test_read_committed_consumer_is_blocked_by_the_lso_until_commit():
         dirty = yield uncommitted.consume(10, 2.0)
         yield producer.commit_transaction()
         after = yield committed.consume(10, 2.0)
-        return [m.value() for m in before], [m.value() for m in dirty], [(m.offset(), m.value()) for m in after]
+        return ([m.value().decode() for m in before], [m.value().decode() for m in dirty],
+                [(m.offset(), m.value().decode()) for m in after])
     before, dirty, after = run(cluster, body)
     assert before == []  # the open transaction holds the LSO at 0
     assert dirty == ["a", "b"]  # read_uncommitted reads up to the HW
@@ -321,7 +322,9 @@ def test_crash_vanishes_without_committing_or_leaving():
         consumer.subscribe(["t"])
         msg = yield consumer.poll(5.0)
         seen["offset"] = msg.offset()  # stored for auto-commit, not committed yet
-        polling = consumer.poll(10.0)
+        def poller():  # a poll in progress, as on another thread: its own process yields it
+            yield consumer.poll(10.0)
+        polling = cluster.world.env.process(poller())
         yield cluster.world.env.timeout(100)
         consumer.crash()
         seen["crashed_at"] = cluster.world.env.now

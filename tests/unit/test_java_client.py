@@ -409,7 +409,7 @@ def test_the_default_consumer_sees_an_open_transaction_only_in_java():
         yield producer.flush()
         for client, consumer in consumers.items():
             consumer.assign([TopicPartition("t", 0, OFFSET_BEGINNING)])
-            seen[client] = [m.value() for m in (yield consumer.consume(10, 2))]
+            seen[client] = [m.value().decode() for m in (yield consumer.consume(10, 2))]
     run(cluster, body)
     # librdkafka reads up to the LSO (read_committed), Java up to the high watermark (read_uncommitted)
     assert seen == {Client.LIBRDKAFKA: [], Client.JAVA: ["open"]}

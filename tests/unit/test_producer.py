@@ -105,7 +105,7 @@ def test_transactional_commit_writes_a_marker_and_becomes_visible_to_read_commit
         while len(seen) < 3:
             msg = yield consumer.poll(1.0)
             if msg is not None:
-                seen.append((msg.offset(), msg.value()))
+                seen.append((msg.offset(), msg.value().decode()))
         # one more poll consumes the marker: the position skips its slot
         yield consumer.poll(1.0)
         return consumer.position([TopicPartition("t", 0)])[0].offset
@@ -135,7 +135,7 @@ def test_abort_hides_the_transaction_from_read_committed():
         uncommitted.assign([TopicPartition("t", 0)])
         rc = yield committed.consume(10, 2.0)
         ru = yield uncommitted.consume(10, 2.0)
-        return [m.value() for m in rc], [m.value() for m in ru], committed.position([TopicPartition("t", 0)])
+        return [m.value().decode() for m in rc], [m.value().decode() for m in ru], committed.position([TopicPartition("t", 0)])
     rc, ru, position = run(cluster, body)
     assert markers(cluster) == [(1, "ABORT")]
     assert rc == [] and ru == ["gone"]
@@ -219,7 +219,7 @@ def test_consume_transform_produce_commits_offsets_atomically():
             producer.begin_transaction()
             batch = yield consumer.consume(2, 2.0)
             for msg in batch:
-                producer.produce("out", value=msg.value().replace("in", "out"), key="k")
+                producer.produce("out", value=msg.value().decode().replace("in", "out"), key="k")
             yield producer.flush()  # written before the abort (abort purges what is still queued)
             yield producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
                                                        consumer.consumer_group_metadata())
@@ -350,10 +350,12 @@ def test_crash_vanishes_without_closing():
     def body():
         yield producer.init_transactions()
         producer.begin_transaction()
-        producer.produce("t", value="sent", key="k", on_delivery=lambda e, m: reports.append(m.value()))
-        flushing = producer.flush()  # Produce on the wire at once (flush bypasses linger), acked at ~52 ms
+        producer.produce("t", value="sent", key="k", on_delivery=lambda e, m: reports.append(m.value().decode()))
+        def flusher():  # a flush in progress, as on another thread: its own process yields it
+            yield producer.flush()  # Produce on the wire at once (flush bypasses linger), acked at ~52 ms
+        flushing = cluster.world.env.process(flusher())
         yield cluster.world.env.timeout(10)
-        producer.produce("t", value="queued", key="k", on_delivery=lambda e, m: reports.append(m.value()))
+        producer.produce("t", value="queued", key="k", on_delivery=lambda e, m: reports.append(m.value().decode()))
         producer.crash()
         seen["crashed_at"] = cluster.world.env.now
         yield cluster.world.env.timeout(5000)
