@@ -124,6 +124,7 @@ def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built
 
     def go() -> int:
         from eosim import _rundir
+        from eosim._hints import hints
         from eosim._runner import run_dir_files, run_file
 
         if out is not None:
@@ -131,20 +132,22 @@ def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built
         path = resolve_scenario(scenario)
         _progress(f"running {path} ...")
         outcome = run_file(path, seed=seed)
-        files = run_dir_files(outcome, path.read_text(encoding="utf-8"))
+        found = hints(outcome)
+        results = {**outcome.results_json(), "hints": [h.to_json() for h in found]}
+        files = run_dir_files(outcome, path.read_text(encoding="utf-8"), results)
         name = outcome.scenario.name
         target = Path(out) if out is not None else _rundir.default_path(RUNS, name, outcome.seed)
         written = _rundir.write(target, files, scenario=name, seed=outcome.seed, replace=out is not None)
         if out is None:
             _rundir.link_latest(written)
-        _emit(as_json, {**outcome.results_json(), "run-directory": str(written)},
-              f"{summary(outcome)}\n  run directory: {written}")
+        _emit(as_json, {**results, "run-directory": str(written)},
+              f"{summary(outcome, found)}\n  run directory: {written}")
         return outcome.exit_code
 
     _guard(go)
 
 
-def summary(outcome: Any) -> str:
+def summary(outcome: Any, hints: list[Any] = ()) -> str:
     """The verdict for a person: the headline, then the guarantees and the scenario's expectation apart."""
     verdict = outcome.verdict
     checks = verdict.checks
@@ -163,7 +166,35 @@ def summary(outcome: Any) -> str:
     for part in outcome.observation.partitions:
         lines.append(f"  {part.topic}-{part.partition}: HW={part.high_watermark} LSO={part.last_stable_offset}"
                      f" read_committed={[v for _o, _k, v in part.read_committed]}")
+    lines += [f"  hint ({hint.kind}): {hint.text}" for hint in hints]
     return "\n".join(lines)
+
+
+@app.command()
+def explain(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built-in scenario name"),
+            seed: Optional[int] = typer.Option(None, min=0, help="Seed, >= 0 (default: the scenario's)"),
+            as_json: bool = JSON) -> None:
+    """Print a scenario's teaching header, run it, and tell what happened step by step. Writes no
+    run directory (use `eosim run` to keep one); exits as `eosim run` would."""
+
+    def go() -> int:
+        from eosim._explain import narrate
+        from eosim._hints import hints
+        from eosim._runner import run_file
+
+        path = resolve_scenario(scenario)
+        outcome = run_file(path, seed=seed)
+        found, story = hints(outcome), narrate(outcome.trace)
+        header = outcome.scenario.header
+        data = {"scenario": outcome.scenario.name, "seed": outcome.seed, "header": header,
+                "narration": [line.to_json() for line in story],
+                "results": {**outcome.results_json(), "hints": [h.to_json() for h in found]}}
+        text = "\n".join([header, "", f"What happened (seed {outcome.seed}; t is simulated time):",
+                          *map(str, story), "", summary(outcome, found)])
+        _emit(as_json, data, text.lstrip("\n"))
+        return outcome.exit_code
+
+    _guard(go)
 
 
 # --- reading run directories back --------------------------------------------------------------------

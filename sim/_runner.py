@@ -268,15 +268,16 @@ def run_file(path: Path, seed: int | None = None) -> Outcome:
     return run_scenario(sc.load_scenario(path), seed)
 
 
-def run_dir_files(outcome: Outcome, scenario_text: str) -> dict[str, str]:
-    """The files of a run directory (docs/cli.md)."""
+def run_dir_files(outcome: Outcome, scenario_text: str, results: dict[str, Any] | None = None) -> dict[str, str]:
+    """The files of a run directory (docs/cli.md); ``results`` (default ``outcome.results_json()``)
+    becomes results.json."""
     return {
         "scenario.toml": scenario_text,
         "seed": f"{outcome.seed}\n",
         "trace.jsonl": dumps_lines(outcome.trace),
         "history.jsonl": dumps_lines(outcome.history),
         "observation.json": outcome.observation.to_json() + "\n",
-        "results.json": json.dumps(outcome.results_json(), indent=2, sort_keys=True) + "\n",
+        "results.json": json.dumps(results or outcome.results_json(), indent=2, sort_keys=True) + "\n",
         "diagram.mmd": mermaid(outcome.trace, outcome.result.to_json()["anomalies"]),
     }
 

@@ -42,6 +42,7 @@ def test_run_writes_a_complete_run_directory_and_exits_0_when_valid(tmp_path: Pa
     results = json.loads((out / "results.json").read_text())
     assert results["valid"] is True and results["scenario"] == "zombie-fencing"
     assert results["verdict"] == "valid" and results["as-expected"] is True
+    assert [h["kind"] for h in results["hints"]] == ["fenced"] and "hint (fenced): p1 got _FENCED" in result.output
     marker = json.loads((out / ".eosim-run").read_text())
     assert marker == {"format": 1, "scenario": "zombie-fencing", "seed": 1, "files": RUN_FILES[1:]}
     assert (out / "diagram.mmd").read_text().startswith("sequenceDiagram")
