@@ -499,13 +499,15 @@ class SendTxnMarkers:
 
 @frozen(kw_only=True)
 class TxnStateChanged:
-    """A txn-log write became durable (for the ``txn.state`` trace); pid/epoch are the new ones."""
+    """A txn-log write became durable (for the ``txn.state`` trace); pid/epoch are the new ones, and
+    ``txn_timeout_ms`` the transaction.timeout.ms the coordinator aborts an Ongoing transaction after."""
 
     transactional_id: str
     old: TransactionState
     new: TransactionState
     producer_id: int
     producer_epoch: int
+    txn_timeout_ms: int
 
 
 @frozen(kw_only=True)
@@ -518,6 +520,7 @@ class TxnLoaded:
     producer_id: int
     producer_epoch: int
     coordinator_epoch: int
+    txn_timeout_ms: int
 
 
 Effect = Respond | AppendTxnLog | SendTxnMarkers | TxnStateChanged | TxnLoaded
@@ -738,7 +741,8 @@ class TransactionCoordinator:
         effects: list[Effect] = []
         for tid, txn in self._txns.items():
             effects.append(TxnLoaded(transactional_id=tid, state=txn.state, producer_id=txn.producer_id,
-                                     producer_epoch=txn.producer_epoch, coordinator_epoch=coordinator_epoch))
+                                     producer_epoch=txn.producer_epoch, coordinator_epoch=coordinator_epoch,
+                                     txn_timeout_ms=txn.txn_timeout_ms))
         for tid, txn in self._txns.items():
             if txn.state in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
                 result = _C if txn.state is _S.PREPARE_COMMIT else _A
@@ -899,6 +903,13 @@ class TransactionCoordinator:
             ):
                 effects.append(self._append(_LogWrite(purpose=_Purpose.EXPIRE, record=txn.prepare_dead())))
         return effects
+
+    def in_progress(self) -> bool:
+        """Whether a transaction here is still to be resolved (Ongoing or Prepare*, or a transition pending), or
+        this broker does not serve the partition now, so whether one is cannot be told."""
+        return self._unavailable is not None or any(
+            txn.pending_state is not None or txn.state in (_S.ONGOING, _S.PREPARE_COMMIT, _S.PREPARE_ABORT)
+            for txn in self._txns.values())
 
     def metadata(self, transactional_id: str) -> TxnLogRecord | None:
         """A read-only snapshot of the metadata (without the pending state), or None if unknown."""
@@ -1278,4 +1289,5 @@ class TransactionCoordinator:
             new=new,
             producer_id=txn.producer_id,
             producer_epoch=txn.producer_epoch,
+            txn_timeout_ms=txn.txn_timeout_ms,
         )

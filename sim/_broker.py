@@ -166,6 +166,11 @@ class Broker:
             OffsetFetchRequest: group,
         }
         self.network.register(self.node, self._receive)
+        # The timers that decide how soon Kafka resolves a transaction on its own, for the oracle's liveness bound.
+        self._emit("broker.start", timers={
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms":
+                self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            "request.timeout.ms": INTER_BROKER_TIMEOUT_MS})
         self._start_timers()
 
     def _start_timers(self) -> None:
@@ -223,7 +228,7 @@ class Broker:
         if not self.up:
             raise RuntimeError(f"{self.node} is down: its coordinator cannot fail over")
         self.tc.resign()
-        self._emit("txn.resign", coordinator_epoch=self.tc.coordinator_epoch)
+        self._emit("txn.resign", coordinator_epoch=self.tc.coordinator_epoch, down_ms=down_ms)
         epoch = self._new_leader_epoch(TXN_STATE_PARTITION)
         self._later(down_ms, lambda: self._elect(epoch, load_ms))
 
@@ -239,7 +244,7 @@ class Broker:
             # must not take the coordinator epoch back, which would make the newer markers' epoch refused).
             return
         self.tc.elect(epoch)
-        self._emit("txn.elect", coordinator_epoch=epoch)
+        self._emit("txn.elect", coordinator_epoch=epoch, load_ms=load_ms)
         self._later(load_ms, lambda: self._apply(self.tc.load(self.txn_log, coordinator_epoch=epoch,
                                                               now=self.world.now)))
 
@@ -344,11 +349,11 @@ class Broker:
             elif isinstance(effect, TxnLoaded):
                 self._emit("txn.load", transactional_id=effect.transactional_id, state=effect.state.kafka_name,
                            producer_id=effect.producer_id, producer_epoch=effect.producer_epoch,
-                           coordinator_epoch=effect.coordinator_epoch)
+                           coordinator_epoch=effect.coordinator_epoch, txn_timeout_ms=effect.txn_timeout_ms)
             elif isinstance(effect, TxnStateChanged):
                 self._emit("txn.state", transactional_id=effect.transactional_id, old=effect.old.kafka_name,
                            new=effect.new.kafka_name, producer_id=effect.producer_id,
-                           producer_epoch=effect.producer_epoch)
+                           producer_epoch=effect.producer_epoch, txn_timeout_ms=effect.txn_timeout_ms)
             elif isinstance(effect, GroupStateChanged):
                 self._emit("group.generation", group_id=effect.group_id, state=str(effect.new),
                            generation_id=effect.generation_id, members=list(effect.members))

@@ -19,7 +19,7 @@ from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
 from eosim._checkers import Anomaly, CheckResult, combine
 from eosim._checkers.jepsen import check_history
-from eosim._checkers.oracle import check_trace, trace_kinds
+from eosim._checkers.oracle import check_trace, settle_deadline, trace_kinds
 from eosim._checkers.pipeline import check_pipeline
 from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaException
@@ -247,6 +247,15 @@ def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
     world.env.run(until=main | world.env.timeout(MAX_RUN_MS))
     completed = main.triggered
     world.env.run(until=faults.end() + SETTLE_MS)  # healed: the settle period is fault-free
+    # ... and lasts until Kafka's own timers have decided every open transaction (the oracle's liveness bound:
+    # transaction.timeout.ms and the abort sweep, the marker channel's request timeout), so it is judged, not
+    # left unknown; transaction.max.timeout.ms (15 min) caps those timers.
+    while cluster.broker_node.tc.in_progress():
+        until = settle_deadline(world.trace.dicts().of_kinds(_ORACLE_KINDS))
+        if until is None or until < world.now:
+            break
+        world.env.run(until=until + 1)
+    world.trace.emit("runner", "run.end")
     if main.triggered and not main.ok:
         raise main.value
     return Simulation(scenario, seed, world, cluster, interpreter, completed)

@@ -30,15 +30,36 @@ stale-marker               a marker carries the producer epoch of the Prepare* i
 torn-transaction           every marker of a transaction matches its PrepareCommit/PrepareAbort,
                            and a pid's offsets become visible only if it decided to commit
 lso-above-hw               LSO <= HW <= LEO
-unresolved-transaction     a transaction that went Ongoing completes within ``resolve_bound_ms``
-unresolved-at-end          (unknown, not invalid) the trace ended before that bound ran out
+unresolved-transaction     a transaction that went Ongoing completes by the time Kafka's own timers
+                           guarantee (see "Liveness" below)
+unresolved-at-end          (unknown, not invalid) the trace ended before that time: the message
+                           names the timer that leaves it undecided
 hanging-transaction        no partition keeps an open transaction that its coordinator has closed
 offsets-output-mismatch    a transaction's consumed offsets are committed iff its outputs are
 =========================  ==================================================================
+
+Liveness. Once the faults are over (the last ``fault.*`` event, delayed message or pause; the last
+coordinator election and load; a crashed broker's restart: the *quiet* time Q), Kafka resolves every
+transaction on its own, whatever its producer does:
+
+- an Ongoing transaction opened at t0 is aborted by the coordinator's sweep once transaction.timeout.ms
+  has passed (TransactionStateManager.timedOutTransactions: ``txnStartTimestamp + txnTimeoutMs < now``,
+  run every transaction.abort.timed.out.transaction.cleanup.interval.ms): it completes by
+  max(t0 + transaction.timeout.ms, Q) + interval;
+- a PrepareCommit/PrepareAbort transaction gets its markers; a WriteTxnMarkers request or answer that
+  was lost is sent again once the inter-broker request.timeout.ms has passed (TransactionMarkerChannel-
+  Manager's NetworkClient; TransactionMarkerRequestCompletionHandler re-enqueues a disconnected request):
+  it completes by max(t_prepare, Q) + request.timeout.ms.
+
+Each bound adds ``PROCESSING_SLACK_MS`` for the coordinator's own appends, loads and messages. The
+timers come from the trace (``broker.start``, each transaction's ``txn_timeout_ms``), Kafka's and
+librdkafka's defaults otherwise. A transaction still open past its bound is INVALID; one open when the
+trace ends before its bound is unknown, and the anomaly says which timer leaves it undecided.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from attrs import define, field
@@ -52,18 +73,44 @@ _PREPARE = {"PrepareCommit": "COMMIT", "PrepareAbort": "ABORT"}
 _COMPLETE = frozenset({"CompleteCommit", "CompleteAbort"})
 # Coordinator states in which markers for the pid are still to come.
 _RESOLVING = frozenset({"Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence"})
-DEFAULT_RESOLVE_BOUND_MS = 70_000  # transaction.timeout.ms 60 s + abort-timed-out interval 10 s
+# The timers of a trace without broker.start, and of a transaction without txn_timeout_ms: Kafka's defaults.
+DEFAULT_TIMERS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 10_000, "request.timeout.ms": 30_000}
+DEFAULT_TXN_TIMEOUT_MS = 60_000  # transaction.timeout.ms, librdkafka's and the Java producer's default
+# The coordinator's own work once a timer fired: txn-log appends, a load, marker round trips (a few ms each).
+PROCESSING_SLACK_MS = 1_000
+# Events after which the coordinator may still be catching up (faults, leadership moves); see "Liveness".
+_QUIET_KINDS = frozenset({"fault.drop", "fault.delay", "fault.disconnect", "fault.error", "fault.partition",
+                          "fault.clog", "fault.pause", "fault.resume", "fault.heal", "broker.restart", "txn.resign",
+                          "txn.elect", "txn.load"})
 
 
-def check_trace(events: list[Event], *, resolve_bound_ms: int = DEFAULT_RESOLVE_BOUND_MS) -> CheckResult:
-    oracle = _Oracle(resolve_bound_ms)
+def _run(events: list[Event]) -> tuple[_Oracle, int]:
+    oracle = _Oracle()
     ordered = sorted(events, key=lambda e: e["seq"])
     for event in ordered:
+        if event["kind"] in _QUIET_KINDS:
+            oracle.on_quiet_kind(event)
         handler = oracle.handlers.get(event["kind"])
         if handler is not None:
             handler(event)
-    oracle.finish(ordered[-1]["t"] if ordered else 0)
+    return oracle, ordered[-1]["t"] if ordered else 0
+
+
+def check_trace(events: list[Event]) -> CheckResult:
+    oracle, end = _run(events)
+    oracle.finish(end)
     return CheckResult.classify(oracle.found, unknown_types={"unresolved-at-end"})
+
+
+def settle_deadline(events: list[Event]) -> int | None:
+    """The time by which Kafka's timers resolve every transaction still open in ``events`` (a run's trace so far),
+    so a run can settle until its liveness is decided; None when none is open or none can be bounded (a broker
+    is down)."""
+    oracle, _end = _run(events)
+    deadlines = [oracle.deadline(tid)[0] for tid in oracle.open_since]
+    if not deadlines or math.inf in deadlines:
+        return None
+    return int(max(deadlines))
 
 
 def _seq_sorted(*events: Event | None) -> tuple[Event, ...]:
@@ -85,7 +132,6 @@ class _Txn:
 
 @define
 class _Oracle:
-    bound: int
     found: list[Anomaly] = field(factory=list)
     handlers: dict = field(init=False)
     incarnation: dict[str, int] = field(factory=dict)
@@ -106,6 +152,11 @@ class _Oracle:
     open_batch: dict[tuple[str, int], Event] = field(factory=dict)  # (tp, pid) -> first batch after a marker
     elected: dict[str, Event] = field(factory=dict)  # broker -> its latest txn.elect
     leader: dict[tuple[str, str], Event] = field(factory=dict)  # (broker, tp) -> its latest partition.leader
+    timers: dict[str, int] = field(factory=lambda: dict(DEFAULT_TIMERS))
+    quiet: int = 0  # Q: when the last fault or leadership move is over
+    down: dict[str, Event] = field(factory=dict)  # crashed broker -> its broker.crash
+    txn_timeout: dict[str, int] = field(factory=dict)  # tid -> transaction.timeout.ms the coordinator holds
+    prepared: dict[str, Event] = field(factory=dict)  # tid -> its open transaction's first Prepare*
     current: dict[str, _Txn] = field(factory=dict)  # tid -> transaction collecting outputs
     deciding: dict[str, _Txn] = field(factory=dict)  # tid -> transaction past Prepare*
 
@@ -117,6 +168,9 @@ class _Oracle:
             "txn.state": self.on_txn_state,
             "txn.load": self.on_txn_load,
             "txn.elect": self.on_txn_elect,
+            "broker.start": self.on_broker_start,
+            "broker.crash": self.on_broker_crash,
+            "broker.restart": self.on_broker_restart,
             "partition.leader": self.on_partition_leader,
             "log.append": self.on_append,
             "log.reject": self.on_reject,
@@ -201,6 +255,8 @@ class _Oracle:
             self.tc_epoch[(tid, pid)] = ev
         self.state[pid] = ev
         self.tid_of[pid] = tid
+        if "txn_timeout_ms" in d:
+            self.txn_timeout[tid] = d["txn_timeout_ms"]
 
         if new == "Ongoing" and d["old"] != "Ongoing":
             self.open_since.setdefault(tid, ev)
@@ -208,19 +264,70 @@ class _Oracle:
             self.current[tid] = _Txn(opened=ev)
         elif new in _PREPARE:
             self.prepare[pid] = ev
+            if tid in self.open_since and tid not in self.prepared:
+                due, why = self.deadline(tid)
+                if ev["t"] > due:
+                    self.report("unresolved-transaction",
+                                f"{tid!r} went Ongoing at t={self.open_since[tid]['t']} but was decided only at "
+                                f"t={ev['t']} ({d['new']}), after t={due}, by which Kafka decides it: {why}.",
+                                self.open_since[tid], ev)
+                self.prepared[tid] = ev
             txn = self.current.pop(tid, None)
             if txn is not None:
                 self._judge(tid)
                 txn.prepare = ev
                 self.deciding[tid] = txn
         elif new in _COMPLETE:
-            opened = self.open_since.pop(tid, None)
-            if opened is not None and ev["t"] - opened["t"] > self.bound:
-                self.report("unresolved-transaction",
-                            f"{tid!r} went Ongoing at t={opened['t']} but completed only at t={ev['t']}, "
-                            f"more than {self.bound} ms later.", opened, ev)
+            if tid in self.open_since:
+                due, why = self.deadline(tid)
+                opened = self.open_since.pop(tid)
+                self.prepared.pop(tid, None)
+                if ev["t"] > due:
+                    self.report("unresolved-transaction",
+                                f"{tid!r} went Ongoing at t={opened['t']} but completed only at t={ev['t']}, after "
+                                f"t={due}, by which Kafka resolves it: {why}.", opened, ev)
             if tid in self.deciding:
                 self.deciding[tid].completed = True
+
+    # -- liveness -------------------------------------------------------------------------------------------
+
+    def on_broker_start(self, ev: Event) -> None:
+        self.timers.update(ev["data"]["timers"])
+
+    def on_broker_crash(self, ev: Event) -> None:
+        self.down[ev["node"]] = ev
+
+    def on_broker_restart(self, ev: Event) -> None:
+        self.down.pop(ev["node"], None)
+
+    def on_quiet_kind(self, ev: Event) -> None:
+        d = ev["data"]
+        # a delayed message arrives, a paused actor wakes, an elected coordinator serves, `ms` later
+        extra = {"fault.delay": "ms", "fault.pause": "ms", "txn.resign": "down_ms", "txn.elect": "load_ms"}
+        self.quiet = max(self.quiet, ev["t"] + d.get(extra.get(ev["kind"], ""), 0))
+
+    def deadline(self, tid: str) -> tuple[float, str]:
+        """When Kafka's own timers have resolved ``tid``'s open transaction, as the trace stands, and why."""
+        if self.down:
+            broker, crash = min(self.down.items())
+            return math.inf, f"{broker} has been down since t={crash['t']}"
+        after = f" (after the faults, over at t={self.quiet})"
+        prepared = self.prepared.get(tid)
+        if prepared is not None:
+            timeout = self.timers["request.timeout.ms"]
+            start = max(prepared["t"], self.quiet)
+            return start + timeout + PROCESSING_SLACK_MS, (
+                f"its {prepared['data']['new']} at t={prepared['t']} gets its markers, a lost WriteTxnMarkers "
+                f"request or answer being sent again after the coordinator's inter-broker request.timeout.ms "
+                f"({timeout} ms){after if self.quiet > prepared['t'] else ''}")
+        opened = self.open_since[tid]
+        timeout = self.txn_timeout.get(tid, DEFAULT_TXN_TIMEOUT_MS)
+        interval = self.timers["transaction.abort.timed.out.transaction.cleanup.interval.ms"]
+        start = max(opened["t"] + timeout, self.quiet)
+        return start + interval + PROCESSING_SLACK_MS, (
+            f"the coordinator aborts it once transaction.timeout.ms ({timeout} ms) has passed, in its sweep every "
+            f"{interval} ms (transaction.abort.timed.out.transaction.cleanup.interval.ms)"
+            f"{after if self.quiet > opened['t'] + timeout else ''}")
 
     def on_txn_elect(self, ev: Event) -> None:
         # The coordinator epoch is the leader epoch of the coordinator's __transaction_state partition
@@ -397,14 +504,16 @@ class _Oracle:
         for tid in sorted(self.deciding):
             self._judge(tid)
         for tid, opened in sorted(self.open_since.items(), key=lambda kv: kv[1]["seq"]):
-            if end - opened["t"] > self.bound:
+            due, why = self.deadline(tid)
+            if end > due:
                 self.report("unresolved-transaction",
                             f"{tid!r} went Ongoing at t={opened['t']} and was still unresolved when the trace "
-                            f"ended at t={end}, more than {self.bound} ms later.", opened)
+                            f"ended at t={end}, though Kafka resolves it by t={due}: {why}.", opened)
             else:
+                until = "" if due == math.inf else f" until t={due}"
                 self.report("unresolved-at-end",
-                            f"{tid!r} went Ongoing at t={opened['t']}; the trace ended at t={end}, before "
-                            f"the {self.bound} ms bound, so whether it resolves is unknown.", opened)
+                            f"{tid!r} went Ongoing at t={opened['t']} and the trace ended at t={end}, undecided: "
+                            f"{why}{until}.", opened)
         for (tp, pid), ev in sorted(self.open_batch.items(), key=lambda kv: kv[1]["seq"]):
             st = self.state.get(pid)
             if st is None or st["data"]["new"] not in _RESOLVING:
@@ -418,4 +527,4 @@ class _Oracle:
 def trace_kinds() -> frozenset[str]:
     """The event kinds the oracle reads: a caller may hand it only those, plus the trace's last event
     (where the trace ends)."""
-    return frozenset(_Oracle(0).handlers)
+    return frozenset(_Oracle().handlers) | _QUIET_KINDS

@@ -149,8 +149,8 @@ def test_random_fault_rules_never_break_exactly_once(faults):
     scenario = scenario_from_dict(document, name="w", header="h")
     outcome = run_scenario(scenario)
     broken = [f"{a.name}: {a.description}" for a in outcome.result.anomalies]
-    # "unknown" is no violation: a lost WriteTxnMarkers leaves its transaction in Prepare* until the
-    # coordinator resends after the inter-broker request timeout (30 s), past the end of the run.
+    # "unknown" is no violation (a Kafka timer leaves something undecided); the run settles until the
+    # timers have decided every transaction, a lost WriteTxnMarkers included (resent after 30 s).
     assert outcome.result.valid is not False, broken
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from eosim._checkers import Anomaly, CheckResult, check_trace, combine, exit_code
+from eosim._checkers.oracle import settle_deadline
 
 TP, TP2, OFFSETS = "out-0", "out-1", "__consumer_offsets-0"
 TID, PID, GROUP = "tx-1", 7, "g"
@@ -401,32 +402,102 @@ def test_lso_above_hw_quiet():
 # -- liveness ----------------------------------------------------------------------------------------------
 
 
-def test_unresolved_transaction_fires_when_the_trace_outlives_the_bound():
+TIMERS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 500, "request.timeout.ms": 30_000}
+
+
+def timed(timeout_ms=5_000):
+    """A trace whose broker runs the test cluster's timers, with a transaction that went Ongoing at t=0."""
     tr = Trace()
-    opened = tr.state("Empty", "Ongoing")
-    tr.at(70_001).offsets(TP, leo=1, hw=1, lso=0)
+    tr.emit("b0", "broker.start", timers=TIMERS)
+    opened = tr.emit("b0", "txn.state", transactional_id=TID, old="Empty", new="Ongoing", producer_id=PID,
+                     producer_epoch=0, txn_timeout_ms=timeout_ms)
+    return tr, opened
+
+
+def test_unresolved_transaction_fires_when_the_trace_outlives_the_timeout_and_the_sweep():
+    tr, opened = timed(5_000)
+    tr.at(6_501).offsets(TP, leo=1, hw=1, lso=0)  # 5000 timeout + 500 sweep + 1000 processing slack
     result = check_trace(tr.events)
     [anomaly] = found(result, "unresolved-transaction")
     assert anomaly.witness == (opened,) and result.valid is False
+    assert "transaction.timeout.ms (5000 ms)" in anomaly.description
 
 
-def test_unresolved_transaction_fires_when_completion_comes_too_late():
-    tr = Trace()
-    opened = tr.state("Empty", "Ongoing")
-    tr.at(80_000).state("Ongoing", "PrepareAbort", 1)
-    late = tr.state("PrepareAbort", "CompleteAbort", 1)
+def test_an_open_transaction_with_a_long_timeout_is_unknown_and_names_the_timer():
+    """transaction.timeout.ms = 300000 legally keeps a crashed producer's transaction open past 70 s."""
+    tr, opened = timed(300_000)
+    tr.at(100_000).offsets(TP, leo=1, hw=1, lso=0)
+    result = check_trace(tr.events)
+    assert result.valid == "unknown"
+    [anomaly] = result.anomalies
+    assert anomaly.name == "unresolved-at-end" and anomaly.witness == (opened,)
+    assert "transaction.timeout.ms (300000 ms)" in anomaly.description and "until t=301500" in anomaly.description
+
+
+def test_a_transaction_decided_after_the_timeout_and_the_sweep_fires():
+    tr, opened = timed(5_000)
+    late = tr.at(6_600).state("Ongoing", "PrepareAbort", 1)
+    tr.state("PrepareAbort", "CompleteAbort", 1)
     [anomaly] = found(check_trace(tr.events), "unresolved-transaction")
     assert anomaly.witness == (opened, late)
 
 
-def test_unresolved_transaction_quiet_within_the_bound():
-    tr = Trace()
-    tr.txn()
-    tr.at(60_000).state("Empty", "Ongoing")
-    tr.at(65_000).state("Ongoing", "PrepareAbort", 1)
+def test_a_lost_marker_answer_retried_after_the_request_timeout_is_valid():
+    """PrepareCommit at 1 s, its WriteTxnMarkers answer lost: the coordinator sends again after the inter-broker
+    request.timeout.ms (30 s), so completing at 31 s is Kafka keeping its promise (the fixed 70 s bound called a
+    completion at 90 s INVALID when the timers allowed it)."""
+    tr, _opened = timed(60_000)
+    tr.at(1_000).state("Ongoing", "PrepareCommit")
+    tr.emit("nemesis", "fault.drop", rule="r", msg="WriteTxnMarkersResponse")
+    tr.at(31_010).state("PrepareCommit", "CompleteCommit")
+    assert check_trace(tr.events).valid is True
+
+
+def test_a_prepared_transaction_not_completed_by_the_marker_retry_fires():
+    tr, opened = timed(60_000)
+    tr.at(1_000).state("Ongoing", "PrepareCommit")
+    tr.at(32_001).offsets(TP, leo=1, hw=1, lso=0)  # 1000 + 30000 request timeout + 1000 slack
+    [anomaly] = found(check_trace(tr.events), "unresolved-transaction")
+    assert anomaly.witness == (opened,) and "request.timeout.ms (30000 ms)" in anomaly.description
+
+
+def test_the_bound_runs_from_the_end_of_the_faults():
+    """While faults last (here a coordinator failover whose election comes 20 s later) Kafka cannot be held to
+    its timers; the bound starts once they are over."""
+    tr, _opened = timed(5_000)
+    tr.at(1_000).emit("b0", "txn.resign", coordinator_epoch=0, down_ms=20_000)
+    tr.at(21_000).emit("b0", "txn.elect", coordinator_epoch=1, load_ms=10)
+    tr.at(21_400).state("Ongoing", "PrepareAbort", 1)
     tr.state("PrepareAbort", "CompleteAbort", 1)
-    tr.at(500_000).offsets(TP, leo=1, hw=1, lso=1)
-    assert check_trace(tr.events, resolve_bound_ms=10_000).valid is True
+    assert check_trace(tr.events).valid is True
+    tr2, _opened = timed(5_000)
+    tr2.at(1_000).emit("b0", "txn.resign", coordinator_epoch=0, down_ms=20_000)
+    tr2.at(21_000).emit("b0", "txn.elect", coordinator_epoch=1, load_ms=10)
+    tr2.at(22_600).offsets(TP, leo=1, hw=1, lso=0)  # 21010 + 500 + 1000 passed
+    assert found(check_trace(tr2.events), "unresolved-transaction")
+
+
+def test_while_the_broker_is_down_an_open_transaction_is_unknown():
+    tr, _opened = timed(5_000)
+    tr.at(1_000).emit("b0", "broker.crash")
+    tr.at(500_000).offsets(TP, leo=1, hw=1, lso=0)
+    result = check_trace(tr.events)
+    assert result.valid == "unknown" and "b0 has been down since t=1000" in result.anomalies[0].description
+
+
+def test_settle_deadline_is_when_the_timers_decide_every_open_transaction():
+    tr, _opened = timed(5_000)
+    assert settle_deadline(tr.events) == 6_500
+    tr.at(100).emit("b0", "txn.state", transactional_id="tx-2", old="Empty", new="Ongoing", producer_id=8,
+                    producer_epoch=0, txn_timeout_ms=300_000)
+    assert settle_deadline(tr.events) == 301_600
+    tr.at(200).state("Ongoing", "PrepareCommit")
+    tr.state("PrepareCommit", "CompleteCommit")
+    tr.emit("b0", "txn.state", transactional_id="tx-2", old="Ongoing", new="PrepareAbort", producer_id=8,
+            producer_epoch=0, txn_timeout_ms=300_000)
+    assert settle_deadline(tr.events) == 31_200
+    tr.emit("b0", "broker.crash")
+    assert settle_deadline(tr.events) is None
 
 
 def test_open_transaction_at_the_end_is_unknown_not_invalid():

@@ -163,7 +163,8 @@ def test_init_new_transactional_id_replies_after_the_log_write():
     assert meta(c).producer_epoch == -1  # cached at epoch -1 until the write completes
     effects = c.on_log_append(the_append(effects).write_id, NONE, 6)
     assert effects == [
-        TxnStateChanged(transactional_id=TID, old=S.EMPTY, new=S.EMPTY, producer_id=FIRST_PID, producer_epoch=0),
+        TxnStateChanged(transactional_id=TID, old=S.EMPTY, new=S.EMPTY, producer_id=FIRST_PID, producer_epoch=0,
+                        txn_timeout_ms=TIMEOUT),
         Respond(correlation_id=7, response=InitProducerIdResponse(error=NONE, producer_id=FIRST_PID,
                                                                   producer_epoch=0)),
     ]
@@ -552,7 +553,7 @@ def test_end_txn_tv2_empty_abort_completes_without_markers():
     assert the_response(effects) == EndTxnResponse(error=NONE, producer_id=pid, producer_epoch=e + 1)
     done = c.on_log_append(the_append(effects).write_id, NONE, 42)
     assert done == [TxnStateChanged(transactional_id=TID, old=S.PREPARE_ABORT, new=S.COMPLETE_ABORT,
-                                    producer_id=pid, producer_epoch=e + 1)]
+                                    producer_id=pid, producer_epoch=e + 1, txn_timeout_ms=TIMEOUT)]
 
 
 def test_end_txn_tv2_empty_commit_or_retry_epoch():
@@ -865,7 +866,8 @@ def test_expire_transactional_id_writes_a_dead_tombstone_and_forgets_it():
     record = the_append(effects).record
     assert (record.state, record.partitions) == (S.DEAD, ())
     assert c.on_log_append(the_append(effects).write_id, NONE, 0) == [TxnStateChanged(
-        transactional_id=TID, old=S.COMPLETE_COMMIT, new=S.DEAD, producer_id=pid, producer_epoch=e + 1)]
+        transactional_id=TID, old=S.COMPLETE_COMMIT, new=S.DEAD, producer_id=pid, producer_epoch=e + 1,
+        txn_timeout_ms=TIMEOUT)]
     assert c.metadata(TID) is None
     assert the_response(c.handle(1, add_req(pid, e + 1, P0), 0)).results == (
         (P0, Errors.INVALID_PRODUCER_ID_MAPPING),)

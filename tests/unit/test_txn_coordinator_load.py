@@ -130,7 +130,8 @@ def test_load_keeps_the_last_record_per_transactional_id_and_a_tombstone_removes
     assert c.tc.metadata("a") is None
     assert c.tc.metadata("b").state is S.ONGOING and c.tc.metadata("b").partitions == (P1,)
     assert of(loaded, TxnLoaded) == [TxnLoaded(transactional_id="b", state=S.ONGOING, producer_id=pid_b,
-                                               producer_epoch=epoch_b, coordinator_epoch=1)]
+                                               producer_epoch=epoch_b, coordinator_epoch=1,
+                                               txn_timeout_ms=TIMEOUT)]
 
 
 def test_load_forgets_what_the_log_value_does_not_hold():
