@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> the private module that defines it (one place each)
 _EXPORTS: dict[str, str] = {
+    # the simulation builder, its final-state readers and its checkers
+    "Simulation": "eosim._simulation",
+    "PartitionObservation": "eosim._observation",
+    "UsageError": "eosim._client.handle",
     # confluent-kafka's client API, simulated
-    "Producer": "eosim._client.producer",
-    "Consumer": "eosim._client.consumer",
+    "Producer": "eosim._simulation",
+    "Consumer": "eosim._simulation",
     "Message": "eosim._client.message",
     "TopicPartition": "eosim._client.message",
     "ConsumerGroupMetadata": "eosim._client.message",
@@ -66,8 +70,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
     )
     from eosim._runner import Outcome, run_scenario
     from eosim._scenario import Fault, Nemesis, Scenario, ScenarioError, load_scenario
-    from eosim._client.consumer import Consumer
-    from eosim._client.producer import Producer
+    from eosim._client.handle import UsageError
+    from eosim._observation import PartitionObservation
+    from eosim._simulation import Consumer, Producer, Simulation
 
     __version__: str
 

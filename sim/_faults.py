@@ -113,7 +113,13 @@ class FaultLayer:
 
     @classmethod
     def install(cls, world: World, network: Network, broker: Broker, scenario: sc.Scenario) -> FaultLayer:
-        layer = cls(world, network, scenario.faults, scenario.nemesis, tuple(scenario.actors), (broker.node,))
+        return cls.attach(world, network, broker, scenario.faults, scenario.nemesis, tuple(scenario.actors))
+
+    @classmethod
+    def attach(cls, world: World, network: Network, broker: Broker, rules: tuple[sc.Fault, ...] = (),
+               nemesis: sc.Nemesis | None = None, actors: tuple[str, ...] = ()) -> FaultLayer:
+        """A layer hooked into the network and the broker (a scenario's, or eosim.Simulation's)."""
+        layer = cls(world, network, rules, nemesis, actors, (broker.node,))
         network.route = layer.route
         network.asleep = layer.asleep
         broker.inject = layer.inject
@@ -214,6 +220,17 @@ class FaultLayer:
         # keep declaration order (a nemesis rule, armed at run time, comes last)
         order = {rule.name: i for i, rule in enumerate(self.rules)}
         self._armed.sort(key=lambda a: order.get(a.rule.name, len(order)))
+
+    def add_actor(self, actor: str) -> None:
+        """A client created while the layer runs (eosim.Simulation): linked to every node, as after a heal."""
+        if actor not in self.nodes:
+            self.actors = (*self.actors, actor)
+            self._links.add_edges_from((actor, node) for node in self.nodes if node != actor)
+
+    def arm(self, rule: sc.Fault) -> None:
+        """Arm ``rule`` now, after the rules already armed (eosim.Simulation.add_fault)."""
+        self._emit("arm", rule.name)
+        self._armed.append(_Armed(rule, None if rule.count == sc.UNTIL_HEALED else rule.count))
 
     def after_step(self, index: int) -> None:
         """Step ``index`` was performed: arm its rules, start or stop the random nemesis."""

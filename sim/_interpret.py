@@ -11,7 +11,8 @@ returned, so the two backends produce observations that can be compared field by
 What is recorded:
 - per step, ``ok`` or the error name, and the values it returned (delivery offsets, consumed records,
   offsets);
-- a history in the shape of Jepsen's Kafka workload (docs/design.md), for the checkers.
+- a history in the shape of Jepsen's Kafka workload (docs/design.md), for the checkers, through the
+  one recorder of histories (eosim._history), which the public API's clients use too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Callable, Generator, Protocol
 from attrs import define, field, frozen
 
 from eosim import _scenario as sc
+from eosim._history import History, Send, text
 
 OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED = -2, -1, -1000  # confluent_kafka.OFFSET_*
 ASSIGN_OFFSETS = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END, "stored": OFFSET_STORED}
@@ -74,53 +76,28 @@ class StepRecord:
 
 
 @define(eq=False)
-class _Txn:
-    """The open transaction of one producer, becoming one Jepsen ``txn`` op."""
-
-    invoke_index: int
-    sends: list[list[Any]] = field(factory=list)  # [["send", key, [offset, value]] ...], offsets filled on delivery
-
-
-@define(eq=False)
 class Interpreter:
     scenario: sc.Scenario
     backend: Backend
     clients: dict[str, Any] = field(factory=dict)
     steps: list[StepRecord] = field(factory=list)
-    history: list[dict[str, Any]] = field(factory=list)
-    _txns: dict[str, _Txn] = field(factory=dict)
+    recorder: History = field(init=False)
     _incarnations: dict[str, int] = field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.recorder = History(clock=self.backend.now)
 
     # -- history ----------------------------------------------------------------------------------
 
-    def _op(self, actor: str, type_: str, f: str, value: Any) -> dict[str, Any]:
-        # A restarted actor is a new client, so a new Jepsen process: its reads start afresh.
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.recorder.ops
+
+    def _process(self, actor: str) -> str:
+        """The actor's Jepsen process: a restarted actor is a new client, so a new process (its reads
+        start afresh)."""
         n = self._incarnations.get(actor, 1)
-        op = {"index": len(self.history), "time": self.backend.now(), "process": actor if n == 1 else f"{actor}#{n}",
-              "type": type_, "f": f, "value": value}
-        self.history.append(op)
-        return op
-
-    def _complete(self, actor: str, invoke: dict[str, Any], type_: str, value: Any) -> None:
-        """Complete an asynchronous send: unlike Jepsen's, one process may have several sends in flight, so
-        the completion names its invocation (``invoke_index``) and the checkers order sends by it."""
-        self._op(actor, type_, "send", value)["invoke_index"] = invoke["index"]
-
-    def _end_txn(self, actor: str, type_: str) -> None:
-        txn = self._txns.pop(actor, None)
-        if txn is None:
-            return
-        invoke = [["send", key, value[1]] for _f, key, value in txn.sends]
-        self.history[txn.invoke_index]["value"] = invoke
-        self._op(actor, type_, "txn", txn.sends)
-
-    def final_read(self, read_committed: dict[str, list[list[Any]]], complete: list[str]) -> None:
-        """A last poll of every partition by a fresh read_committed reader (Jepsen's final reads), so
-        lost, duplicated and aborted values show up even when no consumer step read them. ``complete``
-        names the partitions read to their end (LSO = HW: no transaction left open), where every
-        committed value must be among the records read."""
-        self._op("final-reader", "invoke", "poll", [["poll"]])
-        self._op("final-reader", "ok", "poll", [["poll", read_committed]])["complete"] = sorted(complete)
+        return actor if n == 1 else f"{actor}#{n}"
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -139,8 +116,7 @@ class Interpreter:
             yield from self._step(step, record)
             if faults:
                 self.backend.after_step(index)
-        for actor in list(self._txns):  # never committed: its outcome is unknown
-            self._end_txn(actor, "info")
+        self.recorder.close_open()  # a transaction never committed: its outcome is unknown
 
     def _step(self, step: sc.Step, record: StepRecord) -> Generator[Block, Any, None]:
         handler = getattr(self, f"_do_{step.op}")
@@ -179,9 +155,8 @@ class Interpreter:
         return _PENDING
 
     def _after_error(self, step: sc.Step, exc: BaseException) -> None:
-        """A failed commit/abort ends the txn op: aborted for sure only after a successful abort."""
-        if step.op == "commit_transaction" and not _requires_abort(exc):
-            self._end_txn(step.actor, "info")
+        if step.op == "commit_transaction":
+            self.recorder.commit_failed(self._process(step.actor), _requires_abort(exc))
 
     # -- producer ops -----------------------------------------------------------------------------
 
@@ -194,30 +169,18 @@ class Interpreter:
 
     def _do_begin_transaction(self, step: sc.BeginTransaction, record: StepRecord):
         self.clients[step.actor].begin_transaction()
-        self._txns[step.actor] = _Txn(invoke_index=self._op(step.actor, "invoke", "txn", [])["index"])
+        self.recorder.begin(self._process(step.actor))
 
     def _do_produce(self, step: sc.Produce, record: StepRecord):
-        txn = self._txns.get(step.actor)
-        send: list[Any] = ["send", None, [None, step.value]]
-        if txn is not None:
-            txn.sends.append(send)
-            op = None
-        else:
-            op = self._op(step.actor, "invoke", "send", [["send", None, step.value]])
+        send: Send = self.recorder.send(self._process(step.actor), step.value)
 
         def delivered(err: Any, msg: Any) -> None:
             if err is None:
-                key = f"{msg.topic()}-{msg.partition()}"
                 record.values["delivery"] = [msg.topic(), msg.partition(), msg.offset()]
-                # A report without an offset (librdkafka's implicit ack: -1001) leaves it unknown.
-                send[1], send[2] = key, [msg.offset() if msg.offset() >= 0 else None, step.value]
-                if op is not None:
-                    op["value"][0][1] = key
-                    self._complete(step.actor, op, "ok", [send])
+                send.delivered(msg.topic(), msg.partition(), msg.offset())
             else:
                 record.values["delivery_error"] = err.name()
-                if op is not None:
-                    self._complete(step.actor, op, "info", [["send", None, step.value]])
+                send.failed()
 
         kwargs: dict[str, Any] = {"value": step.value, "key": step.key, "on_delivery": delivered}
         if step.partition is not None:
@@ -248,13 +211,13 @@ class Interpreter:
     def _do_commit_transaction(self, step: sc.CommitTransaction, record: StepRecord):
         result = yield from self._block(step, record, lambda: self.clients[step.actor].commit_transaction(
             self._timeout(step)))
-        self._end_txn(step.actor, "ok")
+        self.recorder.end(self._process(step.actor), "ok")
         return result
 
     def _do_abort_transaction(self, step: sc.AbortTransaction, record: StepRecord):
         result = yield from self._block(step, record, lambda: self.clients[step.actor].abort_transaction(
             self._timeout(step)))
-        self._end_txn(step.actor, "fail")
+        self.recorder.end(self._process(step.actor), "fail")
         return result
 
     # -- consumer ops -----------------------------------------------------------------------------
@@ -265,19 +228,17 @@ class Interpreter:
                                                    else OFFSET_STORED)
                       for p in step.partitions]
         self.clients[step.actor].assign(partitions)
-        self._op(step.actor, "invoke", "assign", [f"{p.topic}-{p.partition}" for p in step.partitions])
-        self._op(step.actor, "ok", "assign", [f"{p.topic}-{p.partition}" for p in step.partitions])
+        self.recorder.assigned(self._process(step.actor), "assign", [f"{p.topic}-{p.partition}" for p in step.partitions])
 
     def _do_subscribe(self, step: sc.Subscribe, record: StepRecord):
         self.clients[step.actor].subscribe(list(step.topics))
-        self._op(step.actor, "invoke", "subscribe", list(step.topics))
-        self._op(step.actor, "ok", "subscribe", list(step.topics))
+        self.recorder.assigned(self._process(step.actor), "subscribe", list(step.topics))
 
     def _do_consume(self, step: sc.Consume, record: StepRecord):
         consumer = self.clients[step.actor]
         records: list[list[Any]] = []
         record.values["records"] = records
-        self._op(step.actor, "invoke", "poll", [["poll"]])
+        self.recorder.poll_invoke(self._process(step.actor))
         # The step reads for its whole time budget: right after an assign, librdkafka spends its first
         # second or so looking up offsets (rdkafka_partition.c), so an empty call proves nothing.
         deadline = self.backend.now() + step.timeout_ms
@@ -287,14 +248,11 @@ class Interpreter:
                 break
             want = 500 if step.max_records is None else min(step.max_records - len(records), 500)
             batch = yield Block(lambda: consumer.consume(want, remaining / 1000))
-            records.extend([m.topic(), m.partition(), m.offset(), _text(m.key()), _text(m.value())]
+            records.extend([m.topic(), m.partition(), m.offset(), text(m.key()), text(m.value())]
                            for m in batch if m.error() is None)
         # Kafka orders records within a partition only: record them in (topic, partition, offset) order.
         records.sort(key=lambda r: (r[0], r[1], r[2]))
-        polled: dict[str, list[list[Any]]] = {}
-        for topic, partition, offset, _key, value in records:
-            polled.setdefault(f"{topic}-{partition}", []).append([offset, value])
-        self._op(step.actor, "ok", "poll", [["poll", polled]])
+        self.recorder.poll_ok(self._process(step.actor), [(t, p, o, v) for t, p, o, _k, v in records])
         return records
 
     def _do_commit(self, step: sc.Commit, record: StepRecord):
@@ -338,8 +296,7 @@ class Interpreter:
 
     def _do_crash(self, step: sc.Crash, record: StepRecord):
         self.backend.crash(step.actor, self.clients[step.actor])
-        self._op(step.actor, "info", "crash", None)
-        self._end_txn(step.actor, "info")
+        self.recorder.crash(self._process(step.actor))
 
     def _do_restart(self, step: sc.Restart, record: StepRecord):
         self._incarnations[step.actor] = self._incarnations.get(step.actor, 1) + 1
@@ -352,7 +309,7 @@ class Interpreter:
     # Jepsen records nemesis ops as info ops of the :nemesis process; the checkers skip them.
 
     def _nemesis(self, step: sc.Step, **value: Any) -> None:
-        self._op(sc.NEMESIS, "info", step.op, value)
+        self.recorder.nemesis(step.op, value)
 
     def _do_partition(self, step: sc.Partition, record: StepRecord):
         self.backend.partition(step.nodes)
@@ -389,10 +346,6 @@ class Interpreter:
 
 
 _PENDING = object()  # a nowait step's result: its outcome arrives later
-
-
-def _text(value: Any) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _offsets(partitions: Any) -> list[list[Any]]:

@@ -29,6 +29,7 @@ from eosim._cluster import Cluster, cluster_config
 from eosim._diagram import mermaid
 from eosim._faults import FaultLayer
 from eosim._interpret import Block, Interpreter
+from eosim._history import text
 from eosim._observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
                              check_expectations)
 from eosim._trace import TraceView, dumps_lines
@@ -172,19 +173,24 @@ def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: 
 
 def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -> Observation:
     broker = cluster.broker_node
+    return observation_of(scenario, interpreter, observe_partitions(cluster),
+                          lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.gc.committed(g).items()])
+
+
+def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
+    """Every partition's final state, as fresh readers of each isolation level see it (keys and values as
+    text, a bytes one decoded, as the history holds them)."""
     partitions = []
-    for tp in sorted(broker.logs):
-        log = broker.logs[tp]
+    for tp, log in sorted(cluster.broker_node.logs.items()):
         views = {}
         for isolation in IsolationLevel:
             fetched = log.read(log.log_start_offset, isolation)
-            views[isolation] = [(o, r.key, r.value) for o, r in visible_records(fetched, isolation)]
+            views[isolation] = [(o, text(r.key), text(r.value)) for o, r in visible_records(fetched, isolation)]
         partitions.append(PartitionObservation(
             topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
             last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
             read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
-    return observation_of(scenario, interpreter, partitions,
-                          lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.gc.committed(g).items()])
+    return partitions
 
 
 _ORACLE_KINDS = trace_kinds()
@@ -200,10 +206,7 @@ def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Obs
                trace: Sequence[dict[str, Any]], completed: bool) -> Verdict:
     """Close the history with the final read of the observation, then run every checker, and hold
     the result against the scenario's own claims (its expectations and the anomalies it declares)."""
-    interpreter.final_read({f"{p.topic}-{p.partition}": [[o, v] for o, _k, v in p.read_committed]
-                            for p in observation.partitions},
-                           [f"{p.topic}-{p.partition}" for p in observation.partitions
-                            if p.last_stable_offset == p.high_watermark])
+    interpreter.recorder.final_read(observation.partitions)
     history = interpreter.history
     subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
     if isinstance(trace, TraceView):  # render only the events the oracle reads

@@ -604,6 +604,28 @@ def scenario_from_dict(document: Mapping[str, Any], *, name: str, header: str, f
         raise ScenarioError(file, err.location, err.reason) from None
 
 
+def check_parts(*, topics: Mapping[str, Any], cluster: Mapping[str, Any], actors: Mapping[str, Mapping[str, Any]],
+                faults: tuple[Fault, ...] = (), nemesis: Nemesis | None = None, what: str) -> None:
+    """Check the parts of a simulation built in Python (eosim.Simulation) exactly as the loader checks a
+    scenario's ``[[topics]]``, ``[cluster]``, ``[[faults]]`` and ``[nemesis]``: types and ranges, each fault
+    action's own fields, API and error names, references to the topics and to ``actors`` (client name ->
+    config). Raises ScenarioError(``what``, field path, reason)."""
+    try:
+        declared = tuple(_structure_table(Topic, {"name": name, "partitions": n}, f"topics[{i}]")
+                         for i, (name, n) in enumerate(topics.items()))
+        _check_unique([t.name for t in declared], "topics", ".name")
+        _check_cluster(cluster)
+        checked = tuple(_structure_table(Fault, _unstructure(f), f"faults[{i}]") for i, f in enumerate(faults))
+        spec = None if nemesis is None else _structure_table(Nemesis, _unstructure(nemesis), "nemesis")
+        _check_faults(Scenario(
+            header="", scenario=ScenarioInfo(name="python", description="", conformance=False), topics=declared,
+            actors={name: Actor(kind="producer" if "transactional.id" in config else "consumer", config=dict(config))
+                    for name, config in actors.items()},
+            steps=(), faults=checked, nemesis=spec))
+    except _Invalid as err:
+        raise ScenarioError(what, err.location, err.reason) from None
+
+
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """The document ``scenario_from_dict`` reads back into an equal scenario (the header excluded)."""
     return _unstructure(scenario)

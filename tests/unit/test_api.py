@@ -28,3 +28,204 @@ def test_import_eosim_is_light() -> None:
            "print(bad); sys.exit(1 if bad else 0)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- the Simulation builder ------------------------------------------------------------------------------
+
+from eosim import (  # noqa: E402
+    Consumer,
+    Fault,
+    KafkaException,
+    Producer,
+    Simulation,
+    TopicPartition,
+    UsageError,
+)
+
+
+def test_clients_need_an_active_simulation():
+    with pytest.raises(UsageError, match=r"joins the active Simulation.*with sim:"):
+        Producer({})
+    sim = Simulation(topics={"t": 1})
+    with sim:
+        assert Producer({}).name == "producer#1"
+    with pytest.raises(UsageError):
+        Consumer({"group.id": "g"})  # the with block is over
+
+
+def test_time_is_integer_milliseconds():
+    sim = Simulation(topics={"t": 1})
+    with pytest.raises(TypeError, match="integer milliseconds"):
+        sim.run(1.5)
+    with pytest.raises(ValueError, match=">= 0"):
+        sim.run(-1)
+    sim.run(250)
+    assert sim.now == 250
+
+
+def test_process_wants_a_generator():
+    sim = Simulation(topics={"t": 1})
+
+    def loop():
+        yield sim.sleep(1)
+
+    with pytest.raises(TypeError, match=r"such as loop\(\)"):
+        sim.process(loop)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"topics": {"t": 0}}, r"topics\[0\]\.partitions: must be >= 1"),
+    ({"topics": {"bad topic": 1}}, r"topics\[0\]\.name"),
+    ({"topics": {"t": 1}, "cluster": {"no.such.property": 1}}, r'cluster\."no.such.property": unknown broker'),
+    ({"topics": {"t": 1}, "seed": -1}, "seed must be an integer >= 0"),
+])
+def test_a_bad_simulation_is_refused_naming_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Simulation(**kwargs)
+
+
+def test_client_names_nodes_and_incarnations():
+    sim = Simulation(topics={"t": 1})
+    with sim:
+        first, second = Producer({"client.id": "app"}), Producer({"client.id": "app"})
+        other = Consumer({"group.id": "g"})
+        with pytest.raises(ValueError, match='client.id "a/b" cannot name'):
+            Producer({"client.id": "a/b"})
+    assert (first.name, second.name, other.name) == ("app#1", "app#2", "consumer#1")
+    assert (first._process, second._process) == ("app", "app#2")
+    sim.partition([second])  # a client stands for its node
+    with pytest.raises(ValueError, match='no node "nope"'):
+        sim.partition(["nope"])
+    with pytest.raises(TypeError, match="a list of nodes"):
+        sim.partition("app")
+
+
+def _transactions(sim, *, abort_second=False):
+    """Two transactions of one value each; the second is aborted when asked."""
+    def body():
+        producer = Producer({"client.id": "tx", "transactional.id": "tx"})
+        yield producer.init_transactions()
+        for value in ("one", "two"):
+            producer.begin_transaction()
+            producer.produce("t", value=value, key=b"k")
+            if value == "two" and abort_second:
+                yield producer.flush()  # on the broker first, or the abort purges it unsent
+                yield producer.abort_transaction()
+            else:
+                yield producer.commit_transaction()
+    return body()
+
+
+def test_the_final_state_readers():
+    sim = Simulation(topics={"t": 1})
+    sim.process(_transactions(sim, abort_second=True))
+
+    def commit_offset():
+        consumer = Consumer({"group.id": "g", "enable.auto.commit": False})
+        yield sim.sleep(3000)
+        yield consumer.commit(offsets=[TopicPartition("t", 0, 2)], asynchronous=False)
+
+    sim.process(commit_offset())
+    sim.run(5000)
+    state = sim.partition_state("t", 0)
+    # one, its commit marker, two, its abort marker
+    assert (state.high_watermark, state.last_stable_offset) == (4, 4)
+    assert state.read_committed == ((0, "k", "one"),)
+    assert state.read_uncommitted == ((0, "k", "one"), (2, "k", "two"))
+    assert sim.partitions() == [state]
+    assert sim.committed("g") == [TopicPartition("t", 0, 2)]
+    assert [tp.offset for tp in sim.committed("g")] == [2]
+    with pytest.raises(ValueError, match="no partition 3"):
+        sim.partition_state("t", 3)
+
+
+def test_the_history_records_transactions_sends_and_polls():
+    sim = Simulation(topics={"t": 1})
+    sim.process(_transactions(sim, abort_second=True))
+
+    def plain():
+        yield sim.sleep(2000)  # after both transactions
+        producer = Producer({"client.id": "plain"})
+        producer.produce("t", value=b"raw")
+        yield producer.flush()
+        consumer = Consumer({"client.id": "reader", "group.id": "g"})
+        consumer.assign([TopicPartition("t", 0, 0)])
+        yield sim.sleep(2000)
+        yield consumer.consume(10, 1.0)
+
+    sim.process(plain())
+    sim.run(6000)
+    ops = [(op["process"], op["type"], op["f"]) for op in sim.history()]
+    assert ops.count(("tx", "ok", "txn")) == 1 and ops.count(("tx", "fail", "txn")) == 1
+    assert ("plain", "ok", "send") in ops and ("reader", "ok", "assign") in ops
+    send_ok = next(op for op in sim.history() if op["process"] == "plain" and op["type"] == "ok")
+    assert send_ok["value"] == [["send", "t-0", [4, "raw"]]]  # after one, two and their markers
+    poll = next(op for op in sim.history() if op["process"] == "reader" and op["f"] == "poll" and op["type"] == "ok")
+    assert poll["value"] == [["poll", {"t-0": [[0, "one"], [4, "raw"]]}]]  # read_committed: two was aborted
+    assert sim.history()[-1]["process"] == "final-reader"
+    assert sim.check().valid is True
+
+
+def test_a_commit_that_fails_is_recorded_as_unknown_and_a_crash_ends_the_transaction():
+    sim = Simulation(topics={"t": 1})
+    sim.add_fault(Fault(name="lost", action="drop", message="EndTxn", direction="response"))
+    outcomes = []
+
+    def body():
+        producer = Producer({"client.id": "tx", "transactional.id": "tx"})
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="x")
+        try:
+            yield producer.commit_transaction(1.0)  # the response is lost: it times out, outcome unknown
+        except KafkaException as exc:
+            outcomes.append(exc.args[0].name())
+        second = Producer({"client.id": "tx2", "transactional.id": "tx2"})
+        yield second.init_transactions()
+        second.begin_transaction()
+        second.produce("t", value="y")
+        sim.crash(second)
+
+    sim.process(body())
+    sim.run(5000)
+    ends = {op["process"]: op["type"] for op in sim.history() if op["f"] == "txn" and op["type"] != "invoke"}
+    assert outcomes == ["_TIMED_OUT"] and ends == {"tx": "info", "tx2": "info"}
+    assert ("tx2", "info", "crash") in [(op["process"], op["type"], op["f"]) for op in sim.history()]
+
+
+def test_faults_arm_now_or_at_a_time_and_are_checked_against_the_clients():
+    sim = Simulation(topics={"t": 1})
+    with sim:
+        Producer({"client.id": "app", "transactional.id": "tid"})
+    sim.add_fault(Fault(name="later", action="drop", node="app", transactional_id="tid"), at_ms=700)
+    with pytest.raises(ValueError, match=r'no producer has transactional.id = "other"'):
+        sim.add_fault(Fault(name="x", action="drop", transactional_id="other"))
+    with pytest.raises(ValueError, match=r"faults\[1\]\.name.*"):
+        sim.add_fault(Fault(name="later", action="drop"))  # names are unique
+    with pytest.raises(ValueError, match="after_step is for scenario steps"):
+        sim.add_fault(Fault(name="step", action="drop", after_step=1))
+    with pytest.raises(ValueError, match=r"at_ms must be >= 0"):
+        sim.add_fault(Fault(name="past", action="drop"), at_ms=-5)
+    sim.run(1000)
+    arms = [(e["t"], e["data"]["rule"]) for e in sim.trace() if e["kind"] == "fault.arm"]
+    assert arms == [(700, "later")]
+
+
+def test_the_same_seed_and_program_give_the_same_trace():
+    def one_run():
+        sim = Simulation(topics={"t": 3}, seed=11)
+        sim.add_fault(Fault(name="slow", action="delay", message="Produce", ms=30, count=2))
+
+        def body():
+            producer = Producer({"enable.idempotence": True})
+            for i in range(20):
+                producer.produce("t", value=f"v{i}")  # null key: the sticky partitioner draws from the seed
+                yield sim.sleep(7)
+            yield producer.flush()
+
+        sim.process(body())
+        sim.run(3000)
+        return sim.trace()
+
+    first = one_run()
+    assert first == one_run() and len(first) > 50
