@@ -40,7 +40,7 @@ from typing import Any
 
 import simpy
 
-from eosim._runner import conclude, judge, observe, simulate
+from eosim._runner import conclude, simulate
 from eosim._scenario import load_scenario, scenario_from_dict
 
 HERE = Path(__file__).resolve().parent
@@ -203,15 +203,14 @@ def nemesis_runs(runs: int) -> dict[str, Any]:
 
 
 def checker_seconds(operations: int) -> dict[str, Any]:
-    """Seconds of every checker (judge: Jepsen history checks, trace oracle, expectations) on a
+    """CPU seconds of every checker (Jepsen history checks, trace oracle, expectations) on a
     transactional history of about ``operations`` operations."""
     txns = max(1, operations // 8)  # a transaction is two operations (invoke, complete), 4 producers
     scenario = transactional_scenario(random.Random(11), producers=4, txns=txns, records=2, nemesis=False)
     run = simulate(scenario)
-    observation = observe(run.scenario, run.cluster, run.interpreter)
     trace = run.world.trace.dicts()
     start = time.process_time()
-    judge(run.scenario, run.interpreter, observation, trace, run.completed)
+    conclude(run)
     wall = time.process_time() - start
     return {"operations": len(run.interpreter.history), "trace_events": len(trace), "seconds": wall}
 
