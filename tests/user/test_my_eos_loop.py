@@ -1,6 +1,6 @@
-"""A user's own test, as someone who installed eosim from a wheel would write it: it imports only
-``eosim`` (and pytest). It checks an exactly-once consume-transform-produce loop under faults with
-the Jepsen checker, and what porting a confluent-kafka program relies on."""
+"""A user's own test, as someone who installed eosim from a wheel would write it (.ci/wheel.sh runs it
+there): it imports only ``eosim`` (and pytest). It checks an exactly-once consume-transform-produce
+loop under faults with the Jepsen checker, and what porting a confluent-kafka program relies on."""
 
 import pytest
 
