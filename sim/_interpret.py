@@ -9,8 +9,8 @@ and sends the result back. Either way the same code decides what each step does 
 returned, so the two backends produce observations that can be compared field by field.
 
 What is recorded:
-- per step, ``ok`` or the error name, and the values it returned (delivery offsets, consumed records,
-  offsets);
+- per step, ``ok`` or the error name, and the values it returned (a produce's delivery report,
+  consumed records, offsets);
 - a history in the shape of Jepsen's Kafka workload (docs/design.md), for the checkers, through the
   one recorder of histories (eosim._history), which the public API's clients use too.
 """
@@ -179,7 +179,9 @@ class Interpreter:
                 record.values["delivery"] = [msg.topic(), msg.partition(), msg.offset()]
                 send.delivered(msg.topic(), msg.partition(), msg.offset())
             else:
-                record.values["delivery_error"] = err.name()
+                record.values["delivery_error"] = {"name": err.name(), "fatal": err.fatal(),
+                                                   "retriable": err.retriable(),
+                                                   "abortable": err.txn_requires_abort()}
                 send.failed()
 
         kwargs: dict[str, Any] = {"value": step.value, "key": step.key, "on_delivery": delivered}

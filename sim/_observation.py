@@ -12,8 +12,11 @@ A step's ``values`` are JSON data; the keys read here are the contract with the 
 - ``"records"`` (consume): ``[[topic, partition, offset, key, value], ...]`` in the order returned;
 - ``"offsets"`` (position, committed): ``[[topic, partition, offset], ...]``, a negative offset
   meaning none (confluent-kafka's OFFSET_INVALID, -1001);
-- ``"deliveries"`` (poll, flush, commit_transaction, close): ``[[topic, partition, offset], ...]``,
-  the delivery reports the call served (compared by ``diff`` only).
+- ``"delivery"`` (produce): ``[topic, partition, offset]`` of the record's delivery report, when it
+  reported success (a negative offset: librdkafka's implicit ack, offset unknown);
+- ``"delivery_error"`` (produce): ``{"name", "fatal", "retriable", "abortable"}`` of the report's
+  KafkaError (``abortable`` is ``txn_requires_abort()``), when it reported a failure. Neither key: no
+  report by the end of the run.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 import cattrs
 from attrs import field, frozen
 
-from eosim._scenario import Committed, Consume, ConsumedRecord, Position, Scenario
+from eosim._scenario import Committed, Consume, ConsumedRecord, ExpectedDelivery, Position, Produce, Scenario
 
 OK = "ok"
 
@@ -193,7 +196,8 @@ def _offset_matches(want: int | str, got: int | None) -> bool:
 
 def _check_step(index: int, step, got: StepObservation | None) -> list[str]:
     where = f"steps[{index}] ({step.op} by {step.actor})"
-    expects_values = any(getattr(step, name, None) is not None for name in ("expect_records", "expect_offsets"))
+    expects_values = any(getattr(step, name, None) is not None
+                         for name in ("expect_records", "expect_offsets", "expect_delivery"))
     if got is None:
         return [f"{where}: not observed"] if step.expect_error is not None or expects_values else []
     if (got.actor, got.op) != (step.actor, step.op):
@@ -218,7 +222,28 @@ def _check_step(index: int, step, got: StepObservation | None) -> list[str]:
             if not _offset_matches(want.offset, have):
                 problems.append(f"{where}: expected offset {want.offset} for {want.topic}-{want.partition}, "
                                 f"got {'none' if have is None or have < 0 else have}")
+    if isinstance(step, Produce) and step.expect_delivery is not None:
+        problems += _check_delivery(where, step.expect_delivery, got.values)
     return problems
+
+
+def _check_delivery(where: str, want: ExpectedDelivery, values: dict[str, Any]) -> list[str]:
+    delivered, failed = values.get("delivery"), values.get("delivery_error")
+    got = ("no delivery report" if delivered is None and failed is None
+           else f"delivery error {failed['name']}" if failed is not None
+           else f"delivery at offset {delivered[2]}")
+    if want.error not in (None, "NONE"):
+        if failed is None or failed["name"] != want.error:
+            return [f"{where}: expected delivery error {want.error}, got {got}"]
+        return [f"{where}: expected the delivery error's {flag} to be {str(value).lower()}, got "
+                f"{str(failed[flag]).lower()}"
+                for flag, value in (("fatal", want.fatal), ("retriable", want.retriable), ("abortable", want.abortable))
+                if value is not None and failed[flag] != value]
+    if delivered is None:
+        return [f"{where}: expected delivery{'' if want.offset is None else f' at offset {want.offset}'}, got {got}"]
+    if want.offset is not None and delivered[2] != want.offset:
+        return [f"{where}: expected delivery at offset {want.offset}, got {got}"]
+    return []
 
 
 def _record_matches(want: ConsumedRecord, have: list) -> bool:

@@ -117,6 +117,22 @@ class ExpectedOffset:
 
 
 @frozen(kw_only=True)
+class ExpectedDelivery:
+    title: ClassVar[str] = "expected delivery"
+
+    offset: int | None = _f("The offset the record must be delivered at; absent = not checked.", None, min=0)
+    error: str | None = _f(
+        '"NONE" = delivered without error; an error name as the delivery report\'s KafkaError.name() gives it '
+        '(e.g. "INVALID_PRODUCER_EPOCH", "_MSG_TIMED_OUT") = the report must carry it; absent = "NONE".',
+        None, pattern=ERROR_PATTERN)
+    fatal: bool | None = _f("With an error: what the error's fatal() must return; absent = not checked.", None)
+    retriable: bool | None = _f("With an error: what the error's retriable() must return; absent = not checked.",
+                                None)
+    abortable: bool | None = _f(
+        "With an error: what the error's txn_requires_abort() must return; absent = not checked.", None)
+
+
+@frozen(kw_only=True)
 class Record:
     title: ClassVar[str] = "record"
     # Besides a table, an array of the fields in this order (TOML has no null: use a table,
@@ -206,6 +222,8 @@ class Produce(Step):
     partition: int | None = _f("Partition; absent = librdkafka's partitioner.", None, min=0)
     key: str | None = _f("Record key; absent = null.", None)
     value: str | None = _f("Record value; absent = null.", None)
+    expect_delivery: ExpectedDelivery | None = _f(
+        "The record's delivery report by the end of the run; absent = not checked.", None)
 
 
 @_op("flush", PRODUCER)
@@ -954,6 +972,7 @@ def _check_step(s: Scenario, step: Step, location: str, alive: dict[str, str | N
         if s.scenario.conformance and step.partition is None and step.key is None and topic.partitions > 1:
             raise _Invalid(f"{location}.partition", "a record without key or partition goes to a random partition "
                                                     "of a multi-partition topic: give one, so runs compare")
+        _check_expected_delivery(step.expect_delivery, f"{location}.expect_delivery")
     elif isinstance(step, Subscribe):
         for j, topic in enumerate(step.topics):
             _check_partition(s, topic, None, f"{location}.topics[{j}]", topic_field="")
@@ -969,6 +988,17 @@ def _check_step(s: Scenario, step: Step, location: str, alive: dict[str, str | N
                 raise _Invalid(where, "give both topic and partition, or neither")
             if getattr(entry, "topic", None) is not None:
                 _check_partition(s, entry.topic, entry.partition, where)
+
+
+def _check_expected_delivery(want: ExpectedDelivery | None, location: str) -> None:
+    if want is None:
+        return
+    failed = want.error not in (None, "NONE")
+    if want.offset is not None and failed:
+        raise _Invalid(f"{location}.offset", "a failed delivery has no offset: give offset or error, not both")
+    for flag in ("fatal", "retriable", "abortable"):
+        if getattr(want, flag) is not None and not failed:
+            raise _Invalid(f"{location}.{flag}", "the flags describe a delivery error: give error too")
 
 
 def _check_nemesis_step(s: Scenario, step: Step, location: str, alive: dict[str, str | None]) -> None:

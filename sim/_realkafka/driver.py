@@ -137,8 +137,23 @@ def _actor_main(conn: Any, kind: str, config: dict[str, Any], log_path: str | No
 
     def on_delivery(token: _DeliveryToken) -> Callable[[Any, Any], None]:
         def delivered(err: Any, msg: Any) -> None:
+            fatal = None
+            try:
+                report = (token.id, _error_fields(err), (msg.topic(), msg.partition(), msg.offset()))
+            except SystemError as exc:
+                # Without an error_cb, confluent-kafka sets a fatal error (a fenced produce: _FENCED) as
+                # the pending exception, then serves the delivery reports of the same poll or flush with
+                # it still set: the first C call in here raises SystemError with it as the cause. The
+                # except has cleared it; take the report, and hand the fatal error back to the call
+                # that was to raise it (no lock may be taken before this point: it would stay held).
+                if not isinstance(exc.__cause__, ck.KafkaException):
+                    raise
+                fatal = exc.__cause__
+                report = (token.id, _error_fields(err), (msg.topic(), msg.partition(), msg.offset()))
             with lock:
-                reports.append((token.id, _error_fields(err), (msg.topic(), msg.partition(), msg.offset())))
+                reports.append(report)
+            if fatal is not None:
+                raise fatal
         return delivered
 
     def decode(value: Any) -> Any:

@@ -674,7 +674,8 @@ def test_docs_field_tables_match_the_json_schema():
 
 def test_docs_fault_rows_name_every_message_and_injectable_error():
     """The [[faults]] rows list what the loader takes: every API and TxnLogAppend, every injectable error."""
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(message|error)` \|(.*)$", DOC.read_text(), re.M)}
+    section = DOC.read_text().split("### `[[faults]]`")[1].split("\n### ")[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(message|error)` \|(.*)$", section, re.M)}
     assert set(re.findall(r"`([A-Z][a-zA-Z]+)`", rows["message"])) == {*API_NAMES, TXN_LOG_APPEND}
     errors = {e.name for table in (*INFRASTRUCTURE_ERRORS.values(), TXN_LOG_APPEND_ERRORS) for e in table}
     assert set(re.findall(r"`([A-Z_]+)`", rows["error"])) == errors
