@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import ctypes
 import fcntl
 import hashlib
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -50,6 +52,65 @@ class KafkaUnavailable(RuntimeError):
 
 class ToolMissing(KafkaUnavailable):
     """java or mvn is not installed: the one case a local test run may skip."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread inside ``cleanup_on_signals`` so that every
+    ``finally`` runs: the broker stops, its data dir goes, the actors are killed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_shield = threading.local()  # .depth: shielded() nesting; .pending: a signal that arrived inside
+
+
+@contextlib.contextmanager
+def cleanup_on_signals():
+    """Within it, SIGINT and SIGTERM raise ``Interrupted`` in the main thread (SIGTERM's default would
+    end the process at once, leaving the broker's data dir, the actors and multiprocessing's helper
+    processes behind). The first signal wins: later ones are ignored while the cleanup it started
+    runs (bounded: a broker gets STOP_TIMEOUT_S, an actor KILL_TIMEOUT_S). A no-op outside the main
+    thread, where Python cannot install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for other in previous:
+            signal.signal(other, signal.SIG_IGN)
+        if getattr(_shield, "depth", 0):
+            _shield.pending = signum  # raised when the shielded cleanup is done
+            return
+        raise Interrupted(signum)
+
+    for signum in previous:
+        signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def shielded():
+    """Cleanup that a signal must not cut in half: an ``Interrupted`` that arrives inside it (in the
+    main thread, where handlers run) is raised when it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _shield.depth = getattr(_shield, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _shield.depth -= 1
+        pending = getattr(_shield, "pending", None)
+        if pending is not None and _shield.depth == 0:
+            _shield.pending = None
+            raise Interrupted(pending)
 
 
 def cache_root() -> Path:
@@ -269,6 +330,17 @@ class KafkaBroker:
 
     def _start_once(self, java: str, libs: Path, transaction_version: int, timeout: float) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="eosim-kafka-"))
+        try:
+            self._format_and_start(java, libs, transaction_version, timeout)
+        except KafkaUnavailable:
+            raise  # the data dir stays, for its logs (the reason names it)
+        except BaseException:  # ^C, SIGTERM (Interrupted), a bug: nothing of this start may remain
+            with shielded():
+                self._kill()
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise
+
+    def _format_and_start(self, java: str, libs: Path, transaction_version: int, timeout: float) -> None:
         self.port, controller_port, self.proxied_port, self.proxy_port = _free_ports(4)
         props = server_properties(self.port, controller_port, self.data_dir / "data", self.overrides,
                                   self.proxied_port, self.proxy_port)
@@ -281,7 +353,7 @@ class KafkaBroker:
             rc = subprocess.run(
                 self._java_cmd(libs, java, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
                                "-c", str(config), "--feature", f"transaction.version={transaction_version}"),
-                stdout=out, stderr=subprocess.STDOUT,
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent(),
             ).returncode
         self.timings["format_s"] = time.monotonic() - t0
         if rc != 0:
@@ -297,7 +369,7 @@ class KafkaBroker:
         )
         try:
             self._wait_ready(t0 + timeout)
-        except BaseException:
+        except KafkaUnavailable:
             self._kill()
             raise
         self.timings["start_s"] = time.monotonic() - t0
@@ -347,18 +419,19 @@ class KafkaBroker:
         """SIGTERM (the broker's shutdown hook runs), SIGKILL after STOP_TIMEOUT_S."""
         if self._proc is None:
             return
-        t0 = time.monotonic()
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._kill()
-        self._kill()
-        self.timings["stop_s"] = time.monotonic() - t0
-        self._proc = None
-        if not keep_data and self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        with shielded():
+            t0 = time.monotonic()
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    pass
+            self._kill()
+            self.timings["stop_s"] = time.monotonic() - t0
+            self._proc = None
+            if not keep_data and self.data_dir is not None:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
 
     @property
     def pid(self) -> int | None:
@@ -391,28 +464,34 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--override", type=_parse_override, action="append", default=[],
                      metavar="KEY=VALUE", help="extra server property (repeatable)")
     args = parser.parse_args(argv)
+    with cleanup_on_signals():
+        try:
+            return _run_command(args)
+        except Interrupted as exc:
+            return 128 + exc.signum
+        except KafkaUnavailable as exc:
+            print(f"error: {exc.reason}", file=sys.stderr)
+            return 1
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.cmd == "fetch":
+        t0 = time.monotonic()
+        libs = ensure_jars(args.version)
+        print(f"{libs} ({len(list(libs.glob('*.jar')))} jars, {time.monotonic() - t0:.1f}s)")
+        return 0
+    broker = KafkaBroker(args.version, dict(args.override))
+    broker.start(transaction_version=args.transaction_version)
     try:
-        if args.cmd == "fetch":
-            t0 = time.monotonic()
-            libs = ensure_jars(args.version)
-            print(f"{libs} ({len(list(libs.glob('*.jar')))} jars, {time.monotonic() - t0:.1f}s)")
-            return 0
-        broker = KafkaBroker(args.version, dict(args.override))
-        broker.start(transaction_version=args.transaction_version)
-    except KafkaUnavailable as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
-        return 1
-    print(broker.bootstrap, flush=True)
-    print(f"data dir {broker.data_dir}, pid {broker.pid}, timings {broker.timings}", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    rc = 0
-    try:
-        rc = broker._proc.wait()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        print(broker.bootstrap, flush=True)
+        print(f"data dir {broker.data_dir}, pid {broker.pid}, timings {broker.timings}", file=sys.stderr, flush=True)
+        try:
+            broker._proc.wait()
+        except Interrupted:
+            return 0  # stopped as asked
+        return 1  # the broker died on its own (its data dir goes with it: rerun to reproduce)
     finally:
         broker.stop()
-    return rc
 
 
 if __name__ == "__main__":

@@ -4,12 +4,17 @@
 ``eosim conform``: run scenarios on the simulator and on a real Kafka broker and compare the two
 observations (docs/conformance.md). Each disagreement leaves ``sim.json``, ``kafka.json``,
 ``diff.txt`` and the actors' librdkafka logs in ``out_dir/<scenario>/``.
+
+The real clients (the ``conformance`` extra) are imported only once the command knows it can run:
+without them it says what to install.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
+import socket
 import sys
 import time
 import traceback
@@ -21,12 +26,15 @@ from rich.table import Table
 
 from eosim import _scenario as sc
 from eosim._observation import diff
-from eosim._realkafka.broker import DEFAULT_VERSION, KafkaBroker, KafkaUnavailable, bootstrap_from_env
-from eosim._realkafka.driver import BrokerMismatch, broker_requirements, for_transaction_version, run_on_kafka
+from eosim._realkafka.broker import (DEFAULT_VERSION, Interrupted, KafkaBroker, KafkaUnavailable, bootstrap_from_env,
+                                     cleanup_on_signals)
 from eosim._runner import run_scenario
 
 EXIT_AGREE, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 254
 TRANSACTION_VERSIONS = (0, 1, 2)  # the levels Kafka 4.1's transaction.version feature supports
+EXTRA_MODULES = ("confluent_kafka", "kafka")  # confluent-kafka drives the actors; kafka-python reads features
+INSTALL_HINT = "pip install 'eosim[conformance]'"
+PROBE_TIMEOUT_S = 3.0  # per step of the reachability probe: TCP connect, then a Metadata answer
 
 
 @frozen(kw_only=True)
@@ -83,6 +91,8 @@ def conform(paths: list[Path], *, bootstrap: str | None = None, start_kafka: boo
     """Run every scenario on both backends; ``transaction_version`` is the one of ``bootstrap`` (or
     of the broker started for scenarios that do not set their own)."""
     scenarios = [sc.load_scenario(path) for path in paths]
+    if bootstrap is not None:
+        probe(bootstrap)
     brokers = Brokers(bootstrap, start_kafka, kafka_version, transaction_version)
     try:
         return [_conform_one(scenario, brokers, out_dir) for scenario in scenarios]
@@ -90,7 +100,44 @@ def conform(paths: list[Path], *, bootstrap: str | None = None, start_kafka: boo
         brokers.stop()
 
 
+def missing_extra() -> str | None:
+    """None when the conformance extra imports, else which module does not (and why)."""
+    for module in EXTRA_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return f"{module} ({exc})"
+    return None
+
+
+def probe(bootstrap: str) -> None:
+    """Fail fast, in one sentence, when nothing at ``bootstrap`` answers as a Kafka broker: a TCP
+    connect to each address, then one Metadata request with librdkafka's logging off (left alone, a
+    client retries for its whole request timeout and logs every failed connect)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    reasons = []
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+            break
+        except (OSError, ValueError) as exc:
+            reasons.append(f"{address.strip()}: {getattr(exc, 'strerror', None) or exc}")
+    else:
+        raise KafkaUnavailable(f"nothing listens at {bootstrap} ({'; '.join(reasons)})")
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "reconnect.backoff.max.ms": 500})
+    try:
+        admin.list_topics(timeout=PROBE_TIMEOUT_S)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"no Kafka broker answered at {bootstrap} within {PROBE_TIMEOUT_S:g} s "
+                               f"({exc.args[0].str()})") from None
+
+
 def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path) -> Row:
+    from eosim._realkafka.driver import BrokerMismatch, broker_requirements, for_transaction_version, run_on_kafka
+
     out = out_dir / scenario.name
     if out.exists():
         shutil.rmtree(out)  # files of an earlier disagreement
@@ -167,9 +214,17 @@ def print_table(rows: list[Row], console: Console | None = None) -> None:
 def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: bool, kafka_version: str,
                     transaction_version: int, *, as_json: bool = False) -> int:
     """``eosim conform``: 0 when every scenario agrees (or is marked conformance = false), 1 when
-    one disagrees or could not run, 254 for bad input. ``as_json``: the rows as JSON on stdout."""
+    one disagrees or could not run (no broker at ``bootstrap`` included), 254 for bad input (and a
+    missing conformance extra), 128 + N when signal N (SIGINT, SIGTERM) stopped it: every broker it
+    started, actor process and temporary directory is gone by then. ``as_json``: the rows as JSON on
+    stdout."""
     from eosim._cli import BadInput, resolve_scenario, scenario_dir
 
+    missing = missing_extra()
+    if missing is not None:
+        print(f"eosim: conform runs real Kafka clients, and the conformance extra is not installed "
+              f"(cannot import {missing}): {INSTALL_HINT}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         paths = [resolve_scenario(p) for p in scenarios] or sorted(scenario_dir().glob("*.toml"))
         for path in paths:
@@ -183,11 +238,15 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
         print(f"eosim: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        rows = conform(paths, bootstrap=bootstrap, start_kafka=start_kafka, kafka_version=kafka_version,
-                       transaction_version=transaction_version)
+        with cleanup_on_signals():
+            rows = conform(paths, bootstrap=bootstrap, start_kafka=start_kafka, kafka_version=kafka_version,
+                           transaction_version=transaction_version)
     except KafkaUnavailable as exc:
         print(f"eosim: no broker: {exc.reason}", file=sys.stderr)
         return EXIT_DISAGREE
+    except Interrupted as exc:
+        print(f"eosim: {exc}: stopped; the brokers and actors it started are gone", file=sys.stderr)
+        return 128 + exc.signum
     if as_json:
         print(json.dumps([{"scenario": r.scenario, "sim": r.sim, "kafka": r.kafka, "agree": r.agree,
                            "differences": list(r.differences), "sim_s": round(r.sim_s, 3),

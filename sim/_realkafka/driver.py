@@ -44,7 +44,7 @@ from eosim._client.message import OFFSET_INVALID, Message, TopicPartition
 from eosim._cluster import cluster_config
 from eosim._interpret import Block, Interpreter, StepRecord
 from eosim._observation import Observation, PartitionObservation
-from eosim._realkafka.broker import PROXIED
+from eosim._realkafka.broker import PROXIED, shielded
 from eosim._realkafka.proxy import KafkaProxy, ProxyEvent, drop_rule, refusal
 from eosim._runner import SETTLE_MS, judge, observation_of
 
@@ -125,6 +125,9 @@ def _actor_main(conn: Any, kind: str, config: dict[str, Any], log_path: str | No
     """One real client. Each request runs in its own thread, so a nowait call and the next steps
     overlap as they would in one application; delivery reports fired during any call ship with the
     next reply."""
+    # The parent alone ends an actor (crash, end of run, its own cleanup on a signal): a ^C in the
+    # terminal reaches the whole process group, and must not kill a client mid-step.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if log_path is not None:  # librdkafka logs to stderr
         os.dup2(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
     lock = threading.Lock()  # one lock: a call's reply never overtakes the reports fired before it
@@ -262,8 +265,9 @@ class ActorProxy:
         except EOFError:
             self.kill()
             raise DriverError(f"actor {self.name} died while starting (exit code {self._process.exitcode})") from None
-        except DriverError:
-            self.kill()
+        except BaseException:  # DriverError, or a signal (Interrupted) while it starts
+            with shielded():
+                self.kill()
             raise
         if status != "ok":
             self.kill()
@@ -528,10 +532,12 @@ class KafkaBackend:
             raise self._failures[0]
 
     def close(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
-        for actor in self._actors:
-            actor.kill()
+        """Kill every actor, a paused (SIGSTOPped) one included: SIGKILL needs no SIGCONT."""
+        with shielded():
+            for timer in self._timers:
+                timer.cancel()
+            for actor in self._actors:
+                actor.kill()
         for thread in self._threads:
             thread.join(KILL_TIMEOUT_S)
 
@@ -808,18 +814,21 @@ def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: 
     namespace = Namespace.new(scenario.name)
     create_topics(admin, namespace, scenario.topics)
     proxy = start_proxy(scenario, admin)  # the actors go through it; the observers do not
-    backend = KafkaBackend(bootstrap if proxy is None else proxy.address, namespace, log_dir)
-    interpreter = Interpreter(scenario, backend)
     try:
-        _drive(backend, interpreter)
-        time.sleep(SETTLE_MS / 1000)
-        backend.run_callbacks()
-        backend.check_failures()
-        observation = observe(scenario, interpreter, admin, bootstrap, namespace)
+        backend = KafkaBackend(bootstrap if proxy is None else proxy.address, namespace, log_dir)
+        interpreter = Interpreter(scenario, backend)
+        try:
+            _drive(backend, interpreter)
+            time.sleep(SETTLE_MS / 1000)
+            backend.run_callbacks()
+            backend.check_failures()
+            observation = observe(scenario, interpreter, admin, bootstrap, namespace)
+        finally:
+            backend.close()
     finally:
-        backend.close()
         if proxy is not None:
-            proxy.close()
+            with shielded():
+                proxy.close()
     result = judge(scenario, interpreter, observation, [], True)
     return KafkaOutcome(scenario, bootstrap, namespace.prefix, transaction_version, tuple(interpreter.steps),
                         interpreter.history, observation, result, time.monotonic() - started,

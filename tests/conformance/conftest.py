@@ -7,6 +7,7 @@ them with the reason printed in the summary; any other failure still fails.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from eosim._realkafka.broker import KafkaBroker, KafkaUnavailable, ToolMissing, bootstrap_from_env
+from eosim._realkafka.broker import KafkaBroker, KafkaUnavailable, ToolMissing, bootstrap_from_env, cleanup_on_signals
 
 IN_CI = os.environ.get("CI") == "true"
 _skip_reasons: list[str] = []
@@ -35,6 +36,14 @@ elif not _missing_clients:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
         import kafka.admin  # noqa: F401
+
+
+def pytest_configure(config):
+    # SIGTERM unwinds like ^C: pytest tears the session down, so the broker fixture stops its broker
+    # and removes its data dir, and a running scenario kills its actors (paused ones included).
+    signals = contextlib.ExitStack()
+    signals.enter_context(cleanup_on_signals())
+    config.add_cleanup(signals.close)
 
 
 def pytest_collection_modifyitems(config, items):
