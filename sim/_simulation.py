@@ -40,7 +40,7 @@ from eosim._client.handle import UsageError
 from eosim._client.message import Message, TopicPartition
 from eosim._cluster import Cluster, cluster_config
 from eosim._faults import FaultLayer, node_of
-from eosim._history import History
+from eosim._history import History, Send
 from eosim._observation import PartitionObservation
 from eosim._runner import observe_partitions
 from eosim._world import World
@@ -80,14 +80,14 @@ class Simulation:
     topics: dict[str, int] = field(converter=dict)
     seed: int = 1
     cluster: dict[str, Any] = field(factory=dict, converter=dict)
-    _world: World = field(init=False)
-    _cluster: Cluster = field(init=False)
-    _faults: FaultLayer = field(init=False)
-    _history: History = field(init=False)
-    _clients: dict[str, dict[str, Any]] = field(init=False, factory=dict)  # node -> its first config
-    _incarnations: dict[str, int] = field(init=False, factory=dict)
-    _rules: list[sc.Fault] = field(init=False, factory=list)
-    _tokens: list[Token] = field(init=False, factory=list)
+    _world: World = field(init=False, repr=False)
+    _cluster: Cluster = field(init=False, repr=False)
+    _faults: FaultLayer = field(init=False, repr=False)
+    _history: History = field(init=False, repr=False)
+    _clients: dict[str, dict[str, Any]] = field(init=False, factory=dict, repr=False)  # node -> its first config
+    _incarnations: dict[str, int] = field(init=False, factory=dict, repr=False)
+    _rules: list[sc.Fault] = field(init=False, factory=list, repr=False)
+    _tokens: list[Token] = field(init=False, factory=list, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if type(self.seed) is not int or self.seed < 0:
@@ -173,6 +173,8 @@ class Simulation:
     def crash(self, client: Producer | Consumer) -> None:
         """Kill the client's process: no flush, no EndTxn, no LeaveGroup (docs/client.md). Make a new
         client with the same client.id to restart it."""
+        if client._crashed:
+            return
         client.crash()
         self._history.crash(client._process)
 
@@ -328,18 +330,19 @@ class Producer(_producer.Producer):
                 partition: int = -1, on_delivery: Callable[..., Any] | None = None,
                 callback: Callable[..., Any] | None = None) -> None:
         user = on_delivery or callback
-        sends = []
+        send: Send | None = None  # recorded once produce() accepted the record; reports come later
 
         def report(err: Any, msg: Message) -> None:
+            assert send is not None
             if err is None:
-                sends[0].delivered(msg.topic(), msg.partition(), msg.offset())
+                send.delivered(msg.topic(), msg.partition(), msg.offset())
             else:
-                sends[0].failed()
+                send.failed()
             if user is not None:
                 user(err, msg)
 
         super().produce(topic, value, key, partition, on_delivery=report)
-        sends.append(self._history.send(self._process, value))
+        send = self._history.send(self._process, value)
 
     def commit_transaction(self, timeout: float = -1) -> simpy.Process:
         process = super().commit_transaction(timeout)
