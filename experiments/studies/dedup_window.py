@@ -1,7 +1,11 @@
 """How often does a lost Produce response turn into a duplicate?
 
-Usage: python experiments/studies/dedup_window.py [--seeds N] [--out DIR]   (default: 200 seeds,
-runs/studies/dedup_window/)
+Claim (the idempotent producer): a producer that retries a batch whose acknowledgement was lost
+writes it twice unless the broker recognises the retry; the idempotent producer's sequence numbers
+let the leader recognise it among the last five batches of each producer, so with at most five
+requests in flight no retry is ever written twice.
+
+Usage: ``eosim study dedup_window [--seeds N]`` (default: 200 seeds per cell).
 
 One producer writes 20 single-record batches (``batch.num.messages = 1``) to one partition, in four
 bursts of five, each followed by a flush; up to five requests are in flight
@@ -54,13 +58,8 @@ Deterministic: seeds 1..N, simulated time only; the files hold no wall-clock tim
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import math
 import random
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -69,7 +68,6 @@ from eosim._scenario import Scenario, scenario_from_dict
 
 NAME = "dedup_window"
 DEFAULT_SEEDS = 200
-DEFAULT_OUT = Path("runs/studies") / NAME
 LOSS_RATES = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 RECORDS = 20
@@ -115,20 +113,22 @@ def loss_draws(seed: int) -> list[float]:
     return [rng.random() for _ in range(DECISIONS)]
 
 
-def loss_rules(draws: Sequence[float], p: float) -> list[dict[str, Any]]:
-    """``[[faults]]`` rules that lose the i-th Produce response to p1 iff ``draws[i] < p``."""
-    select = {"message": "Produce", "direction": "response", "node": PRODUCER}
+def loss_rules(draws: Sequence[float], p: float, direction: str = "response") -> list[dict[str, Any]]:
+    """``[[faults]]`` rules that lose the i-th Produce response (or request) of p1 iff ``draws[i] < p``."""
+    select = {"message": "Produce", "direction": direction, "node": PRODUCER}
+    prefix = "" if direction == "response" else f"{direction}-"
     rules: list[dict[str, Any]] = []
     kept = 0
     for u in draws:
         if u < p:
             if kept:
-                rules.append({"name": f"keep-{len(rules)}", "action": "delay", "ms": 1, "count": kept, **select})
-            rules.append({"name": f"lose-{len(rules)}", "action": "drop", "count": 1, **select})
+                rules.append({"name": f"{prefix}keep-{len(rules)}", "action": "delay", "ms": 1, "count": kept,
+                              **select})
+            rules.append({"name": f"{prefix}lose-{len(rules)}", "action": "drop", "count": 1, **select})
             kept = 0
         else:
             kept += 1
-    rules.append({"name": "keep-rest", "action": "delay", "ms": 1, "count": 10**6, **select})
+    rules.append({"name": f"{prefix}keep-rest", "action": "delay", "ms": 1, "count": 10**6, **select})
     return rules
 
 
@@ -185,7 +185,12 @@ def measure(outcome: Outcome, variant: str, p: float, seed: int) -> dict[str, An
     }
 
 
-def run_one(variant: str, p: float, seed: int) -> dict[str, Any]:
+def cells() -> list[tuple[str, float]]:
+    return [(variant, p) for variant in VARIANTS for p in LOSS_RATES]
+
+
+def run_one(cell: tuple[str, float], seed: int) -> dict[str, Any]:
+    variant, p = cell
     return measure(run_scenario(build_scenario(variant, p, seed), seed), variant, p, seed)
 
 
@@ -243,34 +248,6 @@ def markdown(summary: Sequence[dict[str, Any]], seeds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path: Path, fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-
-
-def run_study(seeds: int = DEFAULT_SEEDS, out: Path = DEFAULT_OUT, *,
-              loss_rates: Sequence[float] | None = None,
-              variants: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run every (variant, loss rate, seed 1..seeds) and write runs.csv, summary.csv and summary.md
-    into ``out`` (defaults: LOSS_RATES, every variant). Returns the rows, the summary, the Markdown and
-    the paths (no plotting here)."""
-    loss_rates = LOSS_RATES if loss_rates is None else loss_rates
-    variants = tuple(VARIANTS) if variants is None else variants
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [run_one(v, p, seed) for v in variants for p in loss_rates for seed in range(1, seeds + 1)]
-    summary = summarize(rows)
-    table = markdown(summary, seeds)
-    paths = {"runs": out / "runs.csv", "summary_csv": out / "summary.csv", "markdown": out / "summary.md"}
-    write_csv(paths["runs"], RUN_FIELDS, rows)
-    write_csv(paths["summary_csv"], SUMMARY_FIELDS, summary)
-    paths["markdown"].write_text(f"# {NAME}\n\n{table}", encoding="utf-8")
-    return {"rows": rows, "summary": summary, "markdown": table, "paths": paths, "seeds": seeds}
-
-
 # -- the plot (needs matplotlib: pip install -e '.[studies]') ----------------------------------------
 
 
@@ -284,7 +261,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def plot(summary: Sequence[dict[str, Any]], path: Path, seeds: int) -> Path:
+def plot(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], path: Path, seeds: int) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -349,25 +326,3 @@ def plot(summary: Sequence[dict[str, Any]], path: Path, seeds: int) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"seeds 1..N per cell (default {DEFAULT_SEEDS})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    result = run_study(args.seeds, args.out)
-    try:
-        png = plot(result["summary"], args.out / "plot.png", args.seeds)
-    except ImportError:
-        png = None
-        print("matplotlib is missing (pip install -e '.[studies]'): no plot written", file=sys.stderr)
-    print(result["markdown"], end="")
-    written = [*result["paths"].values(), *([png] if png else [])]
-    print(f"\nwrote {', '.join(map(str, written))} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

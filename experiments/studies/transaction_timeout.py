@@ -1,7 +1,10 @@
 """When does a paused transactional producer get fenced?
 
-Usage: python experiments/studies/transaction_timeout.py [--seeds N] [--out DIR]   (default: 200 seeds,
-runs/studies/transaction_timeout/)
+Claim (transactions fence zombies): a producer that stalls past ``transaction.timeout.ms`` has its
+transaction aborted by the coordinator, which bumps the epoch, so the stalled producer's commit fails
+and none of its data ever becomes visible to read_committed consumers.
+
+Usage: ``eosim study transaction_timeout [--seeds N]`` (default: 200 seeds per pause length).
 
 A transactional producer (``transaction.timeout.ms`` = 1000) begins a transaction, writes v1, flushes,
 and is paused (a stop-the-world pause: the nemesis op ``pause``, SIGSTOP/SIGCONT on Kafka) for a
@@ -32,13 +35,8 @@ Deterministic: seeds 1..N, simulated time only; the files hold no wall-clock tim
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import random
 import statistics
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -48,7 +46,6 @@ from eosim._scenario import Scenario, scenario_from_dict
 
 NAME = "transaction_timeout"
 DEFAULT_SEEDS = 200
-DEFAULT_OUT = Path("runs/studies") / NAME
 RATIOS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.75, 2.0, 3.0, 4.0)
 
 TIMEOUT_MS = 1000
@@ -132,6 +129,10 @@ def measure(outcome: Outcome, ratio: float, seed: int) -> dict[str, Any]:
     }
 
 
+def cells() -> list[float]:
+    return list(RATIOS)
+
+
 def run_one(ratio: float, seed: int) -> dict[str, Any]:
     return measure(run_scenario(build_scenario(ratio, seed), seed), ratio, seed)
 
@@ -174,32 +175,6 @@ def markdown(summary: Sequence[dict[str, Any]], seeds: int) -> str:
         lines.append(f"| {s['ratio']:g} | {s['pause_ms']} | {s['committed'] / n:.0%} | {s['fenced'] / n:.0%} "
                      f"| {s['other'] / n:.0%} | {s['zombie_visible']}/{n} | {delay} |")
     return "\n".join(lines) + "\n"
-
-
-def write_csv(path: Path, fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-
-
-def run_study(seeds: int = DEFAULT_SEEDS, out: Path = DEFAULT_OUT, *,
-              ratios: Sequence[float] | None = None) -> dict[str, Any]:
-    """Run every (pause ratio, seed 1..seeds) and write runs.csv, summary.csv and summary.md into
-    ``out`` (``ratios``: default RATIOS). Returns the rows, the summary, the Markdown and the paths (no
-    plotting here)."""
-    ratios = RATIOS if ratios is None else ratios
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [run_one(ratio, seed) for ratio in ratios for seed in range(1, seeds + 1)]
-    summary = summarize(rows)
-    table = markdown(summary, seeds)
-    paths = {"runs": out / "runs.csv", "summary_csv": out / "summary.csv", "markdown": out / "summary.md"}
-    write_csv(paths["runs"], RUN_FIELDS, rows)
-    write_csv(paths["summary_csv"], SUMMARY_FIELDS, summary)
-    paths["markdown"].write_text(f"# {NAME}\n\n{table}", encoding="utf-8")
-    return {"rows": rows, "summary": summary, "markdown": table, "paths": paths, "seeds": seeds}
 
 
 # -- the plot (needs matplotlib: pip install -e '.[studies]') ----------------------------------------
@@ -252,25 +227,3 @@ def plot(summary: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], path
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"seeds 1..N per point (default {DEFAULT_SEEDS})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    result = run_study(args.seeds, args.out)
-    try:
-        png = plot(result["summary"], result["rows"], args.out / "plot.png", args.seeds)
-    except ImportError:
-        png = None
-        print("matplotlib is missing (pip install -e '.[studies]'): no plot written", file=sys.stderr)
-    print(result["markdown"], end="")
-    written = [*result["paths"].values(), *([png] if png else [])]
-    print(f"\nwrote {', '.join(map(str, written))} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

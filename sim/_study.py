@@ -1,0 +1,150 @@
+"""eosim._study
+============
+
+The runner behind ``eosim study NAME``: runs a study of ``eosim.experiments.studies`` over seeds
+1..N on all cores, with a progress bar, and writes its tables and plot.
+
+A study is a module of ``eosim.experiments.studies`` whose docstring states the claim it tests and
+how it is measured, and which defines:
+
+- ``NAME`` and ``DEFAULT_SEEDS``;
+- ``cells()``: the sweep, a sequence of picklable parameter tuples;
+- ``run_one(cell, seed) -> dict``: one simulated run, one row of ``runs.csv`` (``RUN_FIELDS``);
+- ``summarize(rows) -> list[dict]``: one row of ``summary.csv`` (``SUMMARY_FIELDS``) per cell;
+- ``markdown(summary, seeds) -> str``: the table of ``summary.md``;
+- ``plot(summary, rows, path, seeds)``: ``plot.png`` (needs matplotlib, the ``studies`` extra).
+
+The runs are independent and each is decided by its cell and seed alone, so they go to a pool of
+processes and come back in task order: the same seeds give the same files, byte for byte, whatever
+the number of workers. The files hold no wall-clock time.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import os
+import pkgutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from attrs import frozen
+
+PACKAGE = "eosim.experiments.studies"
+CHUNK = 8  # runs per task sent to a worker: a run takes milliseconds, a round trip to a worker too
+
+Progress = Callable[[int], None]  # called with the number of runs just finished
+
+
+class StudyError(Exception):
+    """No such study."""
+
+
+def names() -> list[str]:
+    package = importlib.import_module(PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+
+
+def load(name: str) -> ModuleType:
+    """The study called ``name`` (``dedup-window`` and ``dedup_window`` are the same study)."""
+    module = name.replace("-", "_")
+    if module not in names():
+        raise StudyError(f"no study called {name!r}; the studies are: {', '.join(names())}")
+    return importlib.import_module(f"{PACKAGE}.{module}")
+
+
+def claim(study: ModuleType) -> str:
+    """The first line of the study's docstring: the question it answers."""
+    return (study.__doc__ or study.NAME).strip().splitlines()[0]
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@frozen
+class StudyResult:
+    name: str
+    seeds: int
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    markdown: str
+    paths: dict[str, Path]  # runs, summary_csv, markdown, and plot when one was drawn
+    plot_skipped: str | None  # why there is no plot
+
+
+def _run_chunk(name: str, tasks: list[tuple[Any, int]]) -> list[dict[str, Any]]:
+    study = load(name)
+    return [study.run_one(cell, seed) for cell, seed in tasks]
+
+
+def run_rows(study: ModuleType, tasks: list[tuple[Any, int]], workers: int,
+             progress: Progress | None = None) -> list[dict[str, Any]]:
+    """``run_one`` for every (cell, seed) task, in task order; ``workers`` > 1 runs them in that many
+    processes."""
+    chunks = [tasks[i:i + CHUNK] for i in range(0, len(tasks), CHUNK)]
+    if workers <= 1 or len(chunks) <= 1:
+        rows = []
+        for chunk in chunks:
+            rows += _run_chunk(study.NAME, chunk)
+            if progress:
+                progress(len(chunk))
+        return rows
+    done: dict[int, list[dict[str, Any]]] = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending = {pool.submit(_run_chunk, study.NAME, chunk): i for i, chunk in enumerate(chunks)}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = pending.pop(future)
+                done[i] = future.result()
+                if progress:
+                    progress(len(chunks[i]))
+    return [row for i in range(len(chunks)) for row in done[i]]
+
+
+def _csv(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def run_study(name: str, seeds: int | None = None, out: Path | None = None, *, workers: int | None = None,
+              cells: Sequence[Any] | None = None, progress: Progress | None = None,
+              plot: bool = True) -> StudyResult:
+    """Run study ``name`` for seeds 1..``seeds`` (default: the study's) on every cell (default: the
+    study's sweep) and write runs.csv, summary.csv, summary.md and plot.png into ``out`` (default
+    runs/studies/NAME)."""
+    study = load(name)
+    seeds = study.DEFAULT_SEEDS if seeds is None else seeds
+    if seeds < 1:
+        raise StudyError(f"--seeds must be at least 1, not {seeds}")
+    out = Path("runs/studies") / study.NAME if out is None else Path(out)
+    cells = study.cells() if cells is None else cells
+    tasks = [(cell, seed) for cell in cells for seed in range(1, seeds + 1)]
+    rows = run_rows(study, tasks, default_workers() if workers is None else workers, progress)
+    summary = study.summarize(rows)
+    table = study.markdown(summary, seeds)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"runs": out / "runs.csv", "summary_csv": out / "summary.csv", "markdown": out / "summary.md"}
+    paths["runs"].write_text(_csv(study.RUN_FIELDS, rows), encoding="utf-8")
+    paths["summary_csv"].write_text(_csv(study.SUMMARY_FIELDS, summary), encoding="utf-8")
+    paths["markdown"].write_text(
+        f"# {study.NAME}\n\n{claim(study)}\n\n{table}\nReproduce: `eosim study {study.NAME} --seeds {seeds}`\n",
+        encoding="utf-8")
+    skipped = None
+    if plot:
+        try:
+            study.plot(summary, rows, out / "plot.png", seeds)
+            paths["plot"] = out / "plot.png"
+        except ImportError:
+            skipped = "matplotlib is not installed (pip install 'eosim[studies]'): no plot"
+    else:
+        skipped = "plot not asked for"
+    return StudyResult(study.NAME, seeds, rows, summary, table, paths, skipped)
