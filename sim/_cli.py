@@ -255,32 +255,86 @@ def replay(run_dir: Path = typer.Argument(..., help="A run directory written by 
 @app.command()
 def diagram(run_dir: Path = typer.Argument(..., help="A run directory written by `eosim run`"),
             as_json: bool = JSON) -> None:
-    """Write diagram.mmd (a Mermaid sequenceDiagram) for a run directory and print it."""
+    """Write diagram.mmd (a Mermaid sequenceDiagram) and timeline.html for a run directory; print the diagram."""
 
     def go() -> int:
         from eosim import _rundir
         from eosim._diagram import mermaid
+        from eosim._timeline import timeline_html
 
         if not run_dir.is_dir():
             raise BadInput(f"{run_dir}: not a run directory")
         events = _rundir.read_events(run_dir / "trace.jsonl", "trace")
         try:  # the witnesses of results.json's anomalies, when it is there, are banded in red
-            anomalies = json.loads((run_dir / "results.json").read_text(encoding="utf-8")).get("anomalies")
-        except (OSError, ValueError, AttributeError):
-            anomalies = None
+            results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            results = {}
+        results = results if isinstance(results, dict) else {}
+        anomalies = results.get("anomalies")
+        anomalies = anomalies if isinstance(anomalies, dict) else None
         try:
-            text = mermaid(events, anomalies if isinstance(anomalies, dict) else None)
+            text = mermaid(events, anomalies)
+            page = timeline_html(events, {**results, "anomalies": anomalies or {}})
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
             raise BadInput(f"{run_dir}: not a run eosim recorded (the diagram failed on it: "
                            f"{type(err).__name__}: {err})") from None
         _rundir.add_file(run_dir, "diagram.mmd", text)
+        _rundir.add_file(run_dir, "timeline.html", page)
         if as_json:
-            _emit(True, {"diagram": str(run_dir / "diagram.mmd"), "mermaid": text}, "")
+            _emit(True, {"diagram": str(run_dir / "diagram.mmd"), "mermaid": text,
+                         "timeline": str(run_dir / "timeline.html")}, "")
         else:
             print(text, end="")
         return EXIT_VALID
 
     _guard(go)
+
+
+@app.command()
+def study(name: Optional[str] = typer.Argument(None, help="The study to run (omit it to list the studies)"),
+          seeds: Optional[int] = typer.Option(None, help="Seeds 1..N per point (default: the study's)"),
+          out: Optional[Path] = typer.Option(None, help="Output directory (default runs/studies/NAME)"),
+          workers: Optional[int] = typer.Option(None, help="Worker processes (default: every core)"),
+          as_json: bool = JSON) -> None:
+    """Run a study over seeds on every core: runs.csv, summary.csv, summary.md and plot.png."""
+
+    def go() -> int:
+        from eosim import _study
+
+        if name is None:
+            listing = [{"name": n, "claim": _study.claim(_study.load(n))} for n in _study.names()]
+            _emit(as_json, listing, "\n".join(f"{s['name']:22} {s['claim']}" for s in listing))
+            return EXIT_VALID
+        if workers is not None and workers < 1:
+            raise BadInput(f"--workers must be at least 1, not {workers}")
+        try:
+            module = _study.load(name)
+            total = len(module.cells()) * (module.DEFAULT_SEEDS if seeds is None else max(seeds, 0))
+            result = _run_study(module.NAME, total, seeds, out, workers, show=not as_json)
+        except _study.StudyError as err:
+            raise BadInput(str(err)) from None
+        if result.plot_skipped:
+            print(f"eosim: {result.plot_skipped}", file=sys.stderr)
+        files = {key: str(path) for key, path in result.paths.items()}
+        _emit(as_json, {"study": result.name, "seeds": result.seeds, "files": files, "summary": result.summary},
+              f"{result.markdown}\nwrote {', '.join(files.values())}")
+        return EXIT_VALID
+
+    _guard(go)
+
+
+def _run_study(name: str, total: int, seeds: Optional[int], out: Optional[Path], workers: Optional[int],
+               show: bool) -> Any:
+    """The study with a progress bar on stderr (only on a terminal)."""
+    from rich.console import Console
+    from eosim import _study
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=not (show and console.is_terminal)) as bar:
+        task = bar.add_task(f"{name} ({workers or _study.default_workers()} workers)", total=total)
+        return _study.run_study(name, seeds, out, workers=workers, progress=lambda n: bar.advance(task, n))
 
 
 # --- the library ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from eosim._client.message import TopicPartition
 from eosim._client.producer import Producer
 from eosim._cluster import Cluster, cluster_config
 from eosim._diagram import mermaid
+from eosim._timeline import timeline_html
 from eosim._faults import FaultLayer
 from eosim._interpret import Block, Interpreter
 from eosim._history import text
@@ -317,6 +318,7 @@ def run_dir_files(outcome: Outcome, scenario_text: str, results: dict[str, Any] 
         "observation.json": outcome.observation.to_json() + "\n",
         "results.json": json.dumps(results or outcome.results_json(), indent=2, sort_keys=True) + "\n",
         "diagram.mmd": mermaid(outcome.trace, outcome.result.to_json()["anomalies"]),
+        "timeline.html": timeline_html(outcome.trace, outcome.results_json()),
     }
 
 

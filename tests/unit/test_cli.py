@@ -19,7 +19,7 @@ from eosim._scenario import load_scenario
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 RUN_FILES = [".eosim-run", "diagram.mmd", "history.jsonl", "observation.json", "results.json", "scenario.toml",
-             "seed", "trace.jsonl"]
+             "seed", "timeline.html", "trace.jsonl"]
 
 
 def _bad_input(result, *words: str) -> None:
@@ -212,8 +212,10 @@ def test_check_and_diagram_read_a_run_directory(recorded: Path, tmp_path: Path) 
     assert check.exit_code == 0 and "valid" in check.output
     assert json.loads(runner.invoke(app, ["check", str(run), "--json"]).stdout)["valid"] is True
     (run / "diagram.mmd").unlink()
+    (run / "timeline.html").unlink()
     diagram = runner.invoke(app, ["diagram", str(run)])
     assert diagram.exit_code == 0 and "ABORT marker @ out-0:1" in (run / "diagram.mmd").read_text()
+    assert (run / "timeline.html").read_text().startswith("<!DOCTYPE html>")
     assert json.loads(runner.invoke(app, ["diagram", str(run), "--json"]).stdout)["mermaid"].startswith("sequence")
 
 
@@ -358,3 +360,38 @@ def test_a_run_that_never_finishes_is_unknown_exit_2(tmp_path: Path) -> None:
     results = json.loads(result.stdout)
     assert results["valid"] == "unknown" and results["completed"] is False
     assert results["anomaly-types"] == ["incomplete"] and results["verdict"] == "unknown"
+
+
+def load_study(name: str):
+    from eosim._study import load
+
+    return load(name)
+
+
+def test_study_lists_the_studies_with_their_claims() -> None:
+    result = runner.invoke(app, ["study", "--json"])
+    assert result.exit_code == 0
+    listing = {s["name"]: s["claim"] for s in json.loads(result.stdout)}
+    assert listing["transaction_timeout"] == "When does a paused transactional producer get fenced?"
+    assert {"dedup_window", "retries_duplicates", "transaction_cost"} <= set(listing)
+
+
+def test_study_writes_its_tables_and_prints_the_markdown(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    result = runner.invoke(app, ["study", "transaction_timeout", "--seeds", "1", "--workers", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| pause / timeout |" in result.stdout
+    assert {"runs.csv", "summary.csv", "summary.md"} <= {p.name for p in out.iterdir()}
+    again = runner.invoke(app, ["study", "transaction-timeout", "--seeds", "1", "--workers", "1", "--out", str(out),
+                                "--json"])
+    document = json.loads(again.stdout)
+    assert document["study"] == "transaction_timeout" and document["seeds"] == 1
+    assert len(document["summary"]) == len(load_study("transaction_timeout").cells())
+
+
+@pytest.mark.parametrize("args", [["study", "no_such_study"], ["study", "dedup_window", "--seeds", "0"],
+                                  ["study", "dedup_window", "--workers", "0"]])
+def test_study_bad_input_exits_254(args: list[str], tmp_path: Path) -> None:
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "s")])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "Traceback" not in result.output and not (tmp_path / "s").exists()
