@@ -309,6 +309,15 @@ class FaultLayer:
 
     # -- the random nemesis ----------------------------------------------------------------------------
 
+    def start_nemesis(self, spec: sc.Nemesis) -> None:
+        """Start the random nemesis ``spec`` now (eosim.Simulation.start_nemesis)."""
+        self.nemesis = spec
+        self._start_nemesis()
+
+    def stop_nemesis(self) -> None:
+        """Heal the random nemesis' current fault and stop it."""
+        self._stop_nemesis()
+
     def _start_nemesis(self) -> None:
         self._nemesis_on = True
         self.world.env.process(self._nemesis(self.nemesis))

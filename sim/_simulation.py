@@ -196,6 +196,29 @@ class Simulation:
             delay = _ms(at_ms, "at_ms", low=self.now) - self.now
             self._world.env.timeout(delay).callbacks.append(lambda _e: self._faults.arm(fault))
 
+    def start_nemesis(self, nemesis: sc.Nemesis) -> None:
+        """Start a seeded random nemesis now (docs/faults.md, ``[nemesis]``): quiet gaps and faults of its
+        ``kinds`` on random ``targets`` (clients already created; empty = all of them), each healed after
+        its duration, until ``stop_nemesis()``. It draws only from the seed's ``nemesis`` stream. One per
+        simulation."""
+        if not isinstance(nemesis, sc.Nemesis):
+            raise TypeError(f"start_nemesis() takes an eosim.Nemesis, got {nemesis!r}")
+        if nemesis.after_step is not None or nemesis.until_step is not None:
+            raise ValueError("Nemesis: after_step and until_step are for scenario steps; call start_nemesis() and "
+                             "stop_nemesis() when you want it")
+        if self._faults.nemesis is not None:
+            raise ValueError("a simulation runs one random nemesis: it was started already")
+        try:
+            sc.check_parts(topics=self.topics, cluster=self.cluster, actors=self._clients, nemesis=nemesis,
+                           what="Nemesis")
+        except sc.ScenarioError as err:
+            raise ValueError(str(err)) from None
+        self._faults.start_nemesis(nemesis)
+
+    def stop_nemesis(self) -> None:
+        """Heal the random nemesis' current fault and stop it."""
+        self._faults.stop_nemesis()
+
     def partition(self, nodes: Iterable[str | Producer | Consumer]) -> None:
         """Cut the links between ``nodes`` (clients, or node names) and every other node, until heal()."""
         names = self._nodes(nodes)

@@ -229,3 +229,40 @@ def test_the_same_seed_and_program_give_the_same_trace():
 
     first = one_run()
     assert first == one_run() and len(first) > 50
+
+
+def test_a_random_nemesis_strikes_the_clients_and_the_run_stays_valid():
+    from eosim import Nemesis
+
+    sim = Simulation(topics={"t": 1}, seed=5)
+
+    def body():
+        producer = Producer({"client.id": "app", "transactional.id": "app"})
+        yield producer.init_transactions()
+        for i in range(30):
+            producer.begin_transaction()
+            producer.produce("t", value=f"v{i}")
+            try:
+                yield producer.commit_transaction()
+            except KafkaException as exc:
+                if not exc.args[0].txn_requires_abort():
+                    raise
+                yield producer.abort_transaction()
+
+    with sim:
+        process = sim.process(body())
+        with pytest.raises(ValueError, match=r'nemesis\.targets\[0\]: no node "ghost"'):
+            sim.start_nemesis(Nemesis(targets=("ghost",)))
+    with pytest.raises(ValueError, match="after_step and until_step are for scenario steps"):
+        sim.start_nemesis(Nemesis(after_step=2))
+    sim.run(1)  # the app's client exists now
+    sim.start_nemesis(Nemesis(kinds=("pause", "disconnect", "delay"), interval_ms=300, duration_ms=200))
+    with pytest.raises(ValueError, match="one random nemesis"):
+        sim.start_nemesis(Nemesis())
+    sim.run(6000)
+    sim.stop_nemesis()
+    sim.run(60_000)
+    struck = {e["kind"] for e in sim.trace() if e["node"] == "nemesis" and e["data"].get("rule") == "nemesis"}
+    assert {"fault.pause", "fault.disconnect"} & struck
+    assert process.triggered and process.ok
+    assert sim.check().valid is True
