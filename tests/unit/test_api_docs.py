@@ -32,7 +32,7 @@ class _Unyield(ast.NodeTransformer):
 
 
 def test_the_page_has_its_examples():
-    assert set(examples()) == {"confluent", "eosim", "user-loop", "bad-fault", "check-file"}
+    assert set(examples()) == {"confluent", "eosim", "user-loop", "zombie", "bad-fault", "check-file"}
 
 
 def test_the_eosim_loop_is_the_confluent_kafka_loop_with_yields():
@@ -85,6 +85,11 @@ def test_the_same_checks_catch_a_broken_reader():
     sim.run(5000)
     result = sim.check()
     assert result.valid is False and "G1a" in result.anomaly_types
+
+
+def test_the_zombie_is_fenced_as_documented():
+    sim = run("zombie")["sim"]  # its own asserts: the zombie's commit is _FENCED, only the new data visible
+    assert any(e["kind"] == "fault.pause" for e in sim.trace())
 
 
 def test_the_bad_fault_example_raises_as_documented():
