@@ -125,6 +125,7 @@ class Broker:
     _requests: dict[int, Packet] = field(init=False, factory=dict)
     _muted: dict[str, deque[Packet]] = field(init=False, factory=dict)  # connection → requests read after the one in progress
     _answer_with: dict[int, Errors] = field(init=False, factory=dict)  # correlation id -> injected error
+    _refuse_append: dict[int, Errors] = field(init=False, factory=dict)  # Produce correlation id -> min-ISR error
     _gc_timers: set[int] = field(init=False, factory=set)
     _handlers: dict[type, Callable[[Packet, Any], None]] = field(init=False)
     # On disk: the __transaction_state partition's records, in append order (they survive a crash).
@@ -297,6 +298,12 @@ class Broker:
         injected = self.inject(packet)
         if injected is not None and injected.after_apply:
             self._answer_with[packet.correlation_id] = injected.error
+        elif injected is not None and isinstance(packet.payload, ProduceRequest) and \
+                injected.error is Errors.NOT_ENOUGH_REPLICAS:
+            # The min-ISR check is Partition.appendRecordsToLeader's, reached only after ReplicaManager
+            # .handleProduceAppend verified the batch (KIP-890): the verification entry, with its lowest
+            # sequence (KAFKA-14920), stays behind for the later batches of the same transaction.
+            self._refuse_append[packet.correlation_id] = injected.error
         elif injected is not None:
             self._reply(packet, error_response(packet.payload, injected.error))
             return
@@ -458,6 +465,7 @@ class Broker:
         self._spawn(self._produce_process(packet, request))
 
     def _produce_process(self, packet: Packet, request: ProduceRequest):
+        refused = self._refuse_append.pop(packet.correlation_id, None)
         responses = []
         for tp, batch in request.batches:
             log = self.logs.get(tp)
@@ -467,6 +475,8 @@ class Broker:
             error, guard = Errors.NONE, None
             if log.needs_verification(batch):
                 error, guard = yield from self._verify(log, batch, request.transactional_id)
+            if error is Errors.NONE and refused is not None:
+                error = refused
             if error is Errors.NONE:
                 result = log.append_as_leader(batch, self.world.now, verification_guard=guard)
             else:

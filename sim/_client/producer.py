@@ -994,7 +994,10 @@ class Producer(Handle):
         self._txn_err = code
         self._txn_errstr = reason
         self._txn_set_state(TxnState.ABORTABLE_ERROR)
-        self._purge(in_queue=True, in_flight=False, abort_txn=True)
+        # rd_kafka_purge(QUEUE | ABORT_TXN | NON_BLOCKING): the broker thread purges its queues when it
+        # serves the purge op, after the response being handled re-queued its retries, so they go too.
+        self._env.timeout(0).callbacks.append(
+            self._alive(lambda _e: self._purge(in_queue=True, in_flight=False, abort_txn=True)))
 
     def _txn_idemp_state_change(self, state: IdempState) -> None:
         """rd_kafka_txn_idemp_state_change."""

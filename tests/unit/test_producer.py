@@ -404,3 +404,52 @@ def test_a_fatal_error_is_raised_once_by_the_next_poll() -> None:
 
     world.env.run(until=world.env.process(script()))
     assert seen == [("_FENCED", True), ("_FENCED", True), "ok"]
+
+
+def refuse_first_produce(cluster, error):
+    """The broker's fault hook: the first Produce meets a shrunken ISR (``error`` before the append)."""
+    from eosim._broker import Injection
+    refused = []
+
+    def inject(packet):
+        if not refused and type(packet.payload).__name__ == "ProduceRequest":
+            refused.append(packet.correlation_id)
+            return Injection(error=error, after_apply=False)
+        return None
+    cluster.broker_node.inject = inject
+    return refused
+
+
+def test_not_enough_replicas_comes_after_verification_so_the_next_batch_is_out_of_order_not_appended():
+    """Issue 13: the first batch of a transaction is refused with NOT_ENOUGH_REPLICAS while the second is in
+    flight. Kafka checks min.insync.replicas in Partition.appendRecordsToLeader, after ReplicaManager verified the
+    batch (KIP-890), so the verification entry holds sequence 0 and the second batch (sequence 1) is refused as
+    out of order (KAFKA-14920) instead of being the pid's first append. librdkafka then bumps the epoch through
+    an abortable error ("skipped sequence numbers", rd_kafka_handle_idempotent_Produce_error) and purges both
+    messages; before the fix the second batch went in, 'a' was implicitly acked without an offset
+    (rd_kafka_dr_implicit_ack) and the commit lost it."""
+    cluster = make_cluster()
+    refused = refuse_first_produce(cluster, Errors.NOT_ENOUGH_REPLICAS)
+    producer = Producer({"transactional.id": "tx", "batch.num.messages": 1}, cluster=cluster, name="p")
+    reports = []
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        for value in ("a", "b"):
+            producer.produce("t", value=value, on_delivery=lambda e, m: reports.append((m.value(), e and e.name())))
+        with pytest.raises(KafkaException) as failed:
+            yield producer.commit_transaction()
+        yield producer.abort_transaction()
+        producer.begin_transaction()
+        producer.produce("t", value="c", on_delivery=lambda e, m: reports.append((m.value(), e and e.name())))
+        yield producer.commit_transaction()
+        return failed.value.args[0]
+    error = run(cluster, body)
+    assert refused
+    rejects = [(e.data["base_sequence"], e.data["error"]) for e in cluster.world.trace.events if e.kind == "log.reject"]
+    assert rejects == [(0, "NOT_ENOUGH_REPLICAS"), (1, "OUT_OF_ORDER_SEQUENCE_NUMBER")]
+    assert error.txn_requires_abort() and error.code() == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert reports == [("a", "_PURGE_QUEUE"), ("b", "_PURGE_QUEUE"), ("c", None)]
+    assert data_records(cluster) == [(1, "c")]  # after the abort marker at 0, at the bumped epoch
+    assert markers(cluster) == [(0, "ABORT"), (2, "COMMIT")]
