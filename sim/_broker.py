@@ -507,10 +507,13 @@ class Broker:
     def _trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
         common = dict(tp=log.tp, producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
                       base_sequence=batch.base_sequence)
+        # what a refused or deduplicated batch carried: the oracle tells a retry from new records (sequence-reuse)
+        sent = [[r.key, r.value] for r in batch.records]
         if result.error is not Errors.NONE:
-            self._emit("log.reject", error=result.error.name, **common)
+            self._emit("log.reject", error=result.error.name, records=sent, **common)
         elif result.duplicate:
-            self._emit("log.duplicate", base_offset=result.base_offset, last_offset=result.last_offset, **common)
+            self._emit("log.duplicate", base_offset=result.base_offset, last_offset=result.last_offset, records=sent,
+                       **common)
         else:
             self._emit("log.append", base_offset=result.base_offset, last_offset=result.last_offset,
                        transactional=batch.is_transactional,

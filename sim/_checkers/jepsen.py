@@ -215,8 +215,8 @@ class _Analysis:
             *self.duplicates(),
             *self.g1a(),
             *self.precommitted_reads(),
-            *self.lost_writes(),
-            *self.unplaced_lost_writes(),
+            *(lost := self.lost_writes()),
+            *self.unread_lost_writes({(a.witness[0]["key"], a.witness[0]["value"]) for a in lost}),
             *self.unseen(),
             *self.poll_scans(),
             *self.send_scans(),
@@ -317,23 +317,30 @@ class _Analysis:
                         witness=_witness({"key": k, "value": own[0], "op": op["index"]}, op)))
         return out
 
-    def unplaced_lost_writes(self) -> list[Anomaly]:
-        """eosim's final read is complete for a partition whose LSO reached its HW: a committed value with
-        no known offset (an acknowledgement without one, librdkafka's implicit ack) that it did not see is
-        lost, even though the version order cannot place it (``complete`` on the final poll)."""
+    def unread_lost_writes(self, reported: set[tuple[Any, Any]]) -> list[Anomaly]:
+        """eosim's final read is complete for a partition whose LSO reached its HW (``complete`` on the final
+        poll): a committed value it did not see is lost, wherever the version order puts it, and even when it
+        cannot place it (an acknowledgement without an offset: librdkafka's implicit ack; or at an offset that
+        holds another record: a batch the leader answered as a duplicate of an older one). Values Jepsen's
+        ``lost_writes`` already ``reported`` are not reported twice."""
         out = []
         for final in self.done:
             for k in final.get("complete", ()):
                 for writer in self.done:
                     for o, v in self.writes[writer["index"]].get(k, ()):
-                        if (o is None and v not in self.ok_reads.get(k, ())
-                                and v not in self.order(k).by_value and self._must_have_committed(writer)):
-                            out.append(Anomaly(
-                                name="lost-write",
-                                description=f"{_name(writer)} sent {v!r} to {k} and it was acknowledged without an "
-                                            f"offset; {_name(final)} read {k} to its end and never saw it.",
-                                witness=_witness({"key": k, "value": v, "writer": writer["index"],
-                                                  "final-read": final["index"]}, writer, final)))
+                        if ((k, v) in reported or v in self.ok_reads.get(k, ())
+                                or not self._must_have_committed(writer)):
+                            continue
+                        if o is None and v in self.order(k).by_value:
+                            continue  # the same value, sent again, was placed: lost_writes judges it
+                        reported.add((k, v))
+                        acked = "without an offset" if o is None else f"at offset {o}"
+                        out.append(Anomaly(
+                            name="lost-write",
+                            description=f"{_name(writer)} sent {v!r} to {k} and it was acknowledged {acked}; "
+                                        f"{_name(final)} read {k} to its end and never saw it.",
+                            witness=_witness({"key": k, "value": v, "offset": o, "writer": writer["index"],
+                                              "final-read": final["index"]}, writer, final)))
         return out
 
     def lost_writes(self) -> list[Anomaly]:

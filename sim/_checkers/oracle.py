@@ -22,6 +22,9 @@ shared-producer-epoch      two live client instances never hold the same (pid, e
 sequence-gap               a (pid, epoch)'s batches on a partition have contiguous sequences
 missed-duplicate           a retry of a batch the log holds is acked as a duplicate, never refused
                            as out of order (the dedup window, KAFKA-5494)
+sequence-reuse             a producer id and epoch never send other records at the sequence of a batch
+                           the log holds (librdkafka after an abort purged a sent batch): the leader
+                           answers them as its duplicate, so they are lost, or refuses them as out of order
 misreported-fencing        a write older than the producer epoch its partition holds is refused
                            with INVALID_PRODUCER_EPOCH, not as a transaction-state or sequence
                            error (KAFKA-19690)
@@ -174,6 +177,7 @@ class _Oracle:
             "partition.leader": self.on_partition_leader,
             "log.append": self.on_append,
             "log.reject": self.on_reject,
+            "log.duplicate": self.on_duplicate,
             "log.producer_expired": self.on_producer_expired,
             "log.marker": self.on_marker,
             "log.offsets": self.on_offsets,
@@ -403,13 +407,42 @@ class _Oracle:
                         held, ev)
         if d["error"] != "OUT_OF_ORDER_SEQUENCE_NUMBER":
             return
-        original = self.appended.get((ev["node"], d["tp"], d["producer_id"], d["producer_epoch"], d["base_sequence"]))
-        if original is not None:
+        original = self._logged_at_sequence(ev)
+        if original is None:
+            return
+        if self._other_records(original, ev):
+            self.report("sequence-reuse",
+                        f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} sent new records "
+                        f"at sequence {d['base_sequence']}, which the log holds at offset "
+                        f"{original['data']['base_offset']} for other records, and got OUT_OF_ORDER_SEQUENCE_NUMBER: "
+                        "the producer reused a sequence number.", original, ev)
+        else:
             self.report("missed-duplicate",
                         f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} retried the batch "
                         f"at sequence {d['base_sequence']}, which the log holds at offset "
                         f"{original['data']['base_offset']}, and got OUT_OF_ORDER_SEQUENCE_NUMBER instead of a "
                         "duplicate ack: the leader's dedup window had lost it.", original, ev)
+
+    def on_duplicate(self, ev: Event) -> None:
+        d = ev["data"]
+        original = self._logged_at_sequence(ev)
+        if original is not None and self._other_records(original, ev):
+            self.report("sequence-reuse",
+                        f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} sent new records "
+                        f"at sequence {d['base_sequence']}, and the leader answered them as a duplicate of the batch "
+                        f"it holds at offset {original['data']['base_offset']}: the producer reused a sequence "
+                        "number, and the new records were never written.", original, ev)
+
+    def _logged_at_sequence(self, ev: Event) -> Event | None:
+        d = ev["data"]
+        return self.appended.get((ev["node"], d["tp"], d["producer_id"], d["producer_epoch"], d["base_sequence"]))
+
+    @staticmethod
+    def _other_records(original: Event, ev: Event) -> bool:
+        # A retry is rebuilt from the same messages (rd_kafka_toppar_retry_msgq keeps their msgids); a trace
+        # without the records of the refused batch cannot tell, and counts it as a retry.
+        records = ev["data"].get("records")
+        return records is not None and records != [[k, v] for _, k, v in original["data"]["records"]]
 
     def on_producer_expired(self, ev: Event) -> None:
         # The broker forgot the pid on that partition: its next batch starts a fresh sequence run, and

@@ -256,6 +256,38 @@ def test_missed_duplicate_quiet_for_new_data_other_errors_epochs_partitions_and_
     assert "missed-duplicate" not in names(check_trace(tr.events))
 
 
+def _refused(tr, tp, seq, values, kind="log.reject", epoch=0):
+    extra = {"error": "OUT_OF_ORDER_SEQUENCE_NUMBER"} if kind == "log.reject" else {"base_offset": 0, "last_offset": 0}
+    return tr.emit("b0", kind, tp=tp, producer_id=PID, producer_epoch=epoch, base_sequence=seq,
+                   records=[[None, v] for v in values], **extra)
+
+
+def test_sequence_reuse_fires_for_new_records_at_a_logged_sequence_deduplicated_or_refused():
+    """Issue 13: librdkafka reused an aborted batch's sequence (experiments/scenarios/txn-abort-sequence-reuse.toml).
+    The same records are a retry (missed-duplicate when refused, nothing when deduplicated); other records are
+    a reused sequence, whether the leader deduplicates them (they are lost) or refuses them."""
+    tr = Trace()
+    first = tr.append(TP, 0, seq=0)  # v0
+    dedup = _refused(tr, TP, 0, ["b"], kind="log.duplicate")
+    refused = _refused(tr, TP, 0, ["b", "c"])
+    found_ = found(check_trace(tr.events), "sequence-reuse")
+    assert [a.witness for a in found_] == [(first, dedup), (first, refused)]
+    assert "answered them as a duplicate of the batch it holds at offset 0" in found_[0].description
+    assert "missed-duplicate" not in names(check_trace(tr.events))
+
+
+def test_sequence_reuse_quiet_for_retries_of_the_same_records():
+    tr = Trace()
+    tr.append(TP, 0, seq=0)
+    _refused(tr, TP, 0, ["v0"], kind="log.duplicate")  # a retry the leader recognised
+    _refused(tr, TP, 5, ["new"], kind="log.duplicate")  # nothing logged at that sequence
+    _refused(tr, TP, 0, ["other"], kind="log.duplicate", epoch=1)  # another epoch restarts its sequences
+    assert "sequence-reuse" not in names(check_trace(tr.events))
+    _refused(tr, TP, 0, ["v0"])  # the same records refused: the dedup window lost them, not a reuse
+    assert "sequence-reuse" not in names(check_trace(tr.events))
+    assert "missed-duplicate" in names(check_trace(tr.events))
+
+
 def test_misreported_fencing_fires_for_a_stale_epoch_refused_as_a_state_or_sequence_error():
     tr = Trace()
     tr.append(TP, 0, epoch=0)
