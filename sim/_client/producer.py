@@ -58,7 +58,7 @@ from eosim._client.errors import (
 )
 from eosim._client.handle import LEADER, TXN_COORDINATOR, Handle
 from eosim._client.message import TIMESTAMP_CREATE_TIME, ConsumerGroupMetadata, Message, TopicPartition
-from eosim._net import Failure
+from eosim._net import DISCONNECTED, Failure
 
 IDEMP_MAX_INFLIGHT = 5  # RD_KAFKA_IDEMP_MAX_INFLIGHT (rdkafka_idempotence.h): the broker's dedup window
 PID_RETRY_MS = 500  # rd_kafka_idemp_pid_timer_restart: non-immediate = 500 ms
@@ -271,6 +271,7 @@ class _Batch:
     pid: tuple[int, int]
     first_seq: int
     purged: bool = False
+    reply: simpy.Event | None = None
 
 
 @define(eq=False)
@@ -527,7 +528,7 @@ class Producer(Handle):
         may_send = self._may_send()
         for tp in sorted(self._partitions):
             part = self._partitions[tp]
-            if may_send:
+            if may_send and not self._leader_down():
                 self._serve_partition(part, now)
         pending = [p for p in self._partitions.values() if p.queue]
         if pending:
@@ -573,7 +574,7 @@ class Producer(Handle):
         first = part.queue[0]
         ready = (self._flushing > 0 or now >= first.timestamp + math.ceil(self.config.linger_ms)
                  or len(part.queue) >= self.config.batch_num_messages)
-        while ready and max_requests > 0 and part.queue:
+        while ready and max_requests > 0 and part.queue and not self._leader_down():
             batch = self._make_batch(part, now)
             if batch is None:
                 break
@@ -612,13 +613,21 @@ class Producer(Handle):
         if first.timeout_at is not None:
             remaining = first.timeout_at - self._env.now
             timeout = min(timeout, remaining if remaining > 0 else 100)
-        reply = self._request(request, timeout, LEADER)
+        reply = batch.reply = self._request(request, timeout, LEADER)
         if self.config.acks == 0:  # no response expected: delivered once sent
             part.inflight.remove(batch)
             for msg in batch.msgs:
                 self._deliver(msg, 0, -1)
             return
         reply.callbacks.append(self._alive(lambda e: self._on_produce_reply(part, batch, e.value)))
+
+    def _leader_down(self) -> bool:
+        """The leader connection failed under a request (DISCONNECTED) and the client has not handled that yet:
+        librdkafka's broker thread is then DOWN, rd_kafka_broker_fail failed every request queued or waiting on
+        it with _TRANSPORT, and nothing more is sent before that is handled; a later batch must not overtake
+        the failed ones on a fresh connection."""
+        return any(b.reply is not None and b.reply.triggered and not b.reply.processed
+                   and b.reply.value is DISCONNECTED for p in self._partitions.values() for b in p.inflight)
 
     def _request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
         """Send on one of the handle's connections (eosim._client.handle: the leader's or a coordinator's)."""

@@ -453,3 +453,35 @@ def test_not_enough_replicas_comes_after_verification_so_the_next_batch_is_out_o
     assert reports == [("a", "_PURGE_QUEUE"), ("b", "_PURGE_QUEUE"), ("c", None)]
     assert data_records(cluster) == [(1, "c")]  # after the abort marker at 0, at the bumped epoch
     assert markers(cluster) == [(0, "ABORT"), (2, "COMMIT")]
+
+
+def test_a_connection_cut_under_the_first_batch_fails_the_later_one_with_it_and_order_holds():
+    """Issue 13: the connection closes as the first of two batches is sent. librdkafka's broker thread is then
+    DOWN: rd_kafka_broker_fail fails what it queued or sent on that socket (_TRANSPORT), and nothing is sent
+    before the failure is handled. Before the fix the second batch went out on a fresh connection at once,
+    was the pid's first append on the partition (any sequence goes for a pid with no state, KIP-360), and its
+    success implicitly acked the first (rd_kafka_dr_implicit_ack): a committed record without an offset,
+    never written."""
+    cluster = make_cluster()
+    cut = []
+
+    def route(packet):
+        if not cut and type(packet.payload).__name__ == "ProduceRequest":
+            cut.append(packet.correlation_id)
+            cluster.network.close(lambda s, d: (s, d) == (packet.src, packet.dst))
+            return None
+        return 0
+    cluster.network.route = route
+    producer = Producer({"transactional.id": "tx", "batch.num.messages": 1}, cluster=cluster, name="p")
+    reports = []
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        for value in ("a", "b"):
+            producer.produce("t", value=value, on_delivery=lambda e, m: reports.append((m.value(), e, m.offset())))
+        yield producer.commit_transaction()
+    run(cluster, body)
+    assert cut
+    assert reports == [("a", None, 0), ("b", None, 1)]
+    assert data_records(cluster) == [(0, "a"), (1, "b")]
