@@ -65,6 +65,7 @@ def test_random_workloads_keep_kafkas_guarantees(scenario, seed) -> None:
     committed: Counter = Counter()
     for actor in {s.actor for s in steps}:
         txn_values: list[str] = []
+        dead = False
         for step, spec in zip(steps, scenario.steps):
             if step.actor != actor:
                 continue
@@ -73,10 +74,16 @@ def test_random_workloads_keep_kafkas_guarantees(scenario, seed) -> None:
                 if actor == "idem":
                     committed[spec.value] += 1
             elif spec.op == "commit_transaction":
-                assert step.outcome == "ok"
-                committed.update(txn_values)
+                # only a producer killed by librdkafka#4849 (below) fails to commit
+                assert step.outcome == "ok" or dead, step
+                if step.outcome == "ok":
+                    committed.update(txn_values)
                 txn_values = []
             elif spec.op == "abort_transaction":
+                # real librdkafka: an abort right after a commit may send EndTxn before its AddPartitionsToTxn
+                # was answered and die with INVALID_TXN_STATE (experiments/scenarios/txn-abort-after-commit-fatal)
+                assert step.outcome in ("ok", "INVALID_TXN_STATE") or dead, step
+                dead = dead or step.outcome != "ok"
                 txn_values = []
     visible = Counter(value for p in outcome.observation.partitions for _o, _k, value in p.read_committed)
     assert visible == committed

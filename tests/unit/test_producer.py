@@ -450,7 +450,7 @@ def test_not_enough_replicas_comes_after_verification_so_the_next_batch_is_out_o
     rejects = [(e.data["base_sequence"], e.data["error"]) for e in cluster.world.trace.events if e.kind == "log.reject"]
     assert rejects == [(0, "NOT_ENOUGH_REPLICAS"), (1, "OUT_OF_ORDER_SEQUENCE_NUMBER")]
     assert error.txn_requires_abort() and error.code() == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
-    assert reports == [("a", "_PURGE_QUEUE"), ("b", "_PURGE_QUEUE"), ("c", None)]
+    assert reports == [(b"a", "_PURGE_QUEUE"), (b"b", "_PURGE_QUEUE"), (b"c", None)]
     assert data_records(cluster) == [(1, "c")]  # after the abort marker at 0, at the bumped epoch
     assert markers(cluster) == [(0, "ABORT"), (2, "COMMIT")]
 
@@ -483,5 +483,5 @@ def test_a_connection_cut_under_the_first_batch_fails_the_later_one_with_it_and_
         yield producer.commit_transaction()
     run(cluster, body)
     assert cut
-    assert reports == [("a", None, 0), ("b", None, 1)]
+    assert reports == [(b"a", None, 0), (b"b", None, 1)]
     assert data_records(cluster) == [(0, "a"), (1, "b")]
