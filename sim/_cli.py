@@ -390,7 +390,14 @@ def resolve_scenario(arg: Path) -> Path:
     raise BadInput(f"{arg}: no such scenario file or built-in scenario (see `eosim scenarios`)")
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: a run directory being written removes its temporary dir
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except BrokenPipeError:  # `eosim ... | head`: the reader left; not an error of ours

@@ -130,15 +130,20 @@ def link_latest(run_dir: Path) -> None:
 
 
 def add_file(run_dir: Path, name: str, text: str) -> None:
-    """Write one more file into an existing run directory (atomically) and list it in the marker,
-    so that replacing the directory later may delete it."""
-    _atomic_text(run_dir / name, text)
+    """Write one more file into a run directory (atomically) and list it in the marker, so that
+    replacing the directory later may delete it. Without a marker (a directory eosim did not mark,
+    or one from before markers) an existing file of that name is not eosim's to overwrite."""
     try:
         marker = json.loads((run_dir / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # not an eosim-marked directory: the file is written, there is no marker to update
-    marker["files"] = sorted(set(marker.get("files", [])) | {name})
-    _atomic_text(run_dir / MARKER, json.dumps(marker, sort_keys=True) + "\n")
+        listed = set(marker["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        marker = None
+    if marker is None and (run_dir / name).exists():
+        raise RunDirError(f"{run_dir}: not an eosim run directory (no {MARKER} marker); not overwriting {name}")
+    _atomic_text(run_dir / name, text)
+    if marker is not None and name not in listed:
+        marker["files"] = sorted(listed | {name})
+        _atomic_text(run_dir / MARKER, json.dumps(marker, sort_keys=True) + "\n")
 
 
 def _atomic_text(path: Path, text: str) -> None:

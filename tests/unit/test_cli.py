@@ -166,6 +166,29 @@ def test_a_failed_write_leaves_neither_a_half_written_run_nor_a_temporary_dir(tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_diagram_does_not_overwrite_a_file_in_a_directory_eosim_did_not_mark(recorded: Path, tmp_path: Path) -> None:
+    run = _copy(recorded, tmp_path / "run")
+    (run / ".eosim-run").unlink()
+    (run / "diagram.mmd").write_text("my own drawing")
+    _bad_input(runner.invoke(app, ["diagram", str(run)]), "no .eosim-run marker", "not overwriting diagram.mmd")
+    assert (run / "diagram.mmd").read_text() == "my own drawing"
+    (run / "diagram.mmd").unlink()
+    assert runner.invoke(app, ["diagram", str(run)]).exit_code == 0  # a new file is fine
+
+
+def test_sigterm_while_writing_leaves_no_temporary_directory(tmp_path: Path, monkeypatch) -> None:
+    """main() turns SIGTERM into SystemExit, which unwinds through the write."""
+    from eosim import _cli
+
+    def killed(self, *args, **kwargs):
+        _cli._terminate(15, None)
+
+    monkeypatch.setattr(Path, "write_text", killed)
+    with pytest.raises(SystemExit) as exit_info:
+        _rundir.write(tmp_path / "run", {"a.txt": "x"}, scenario="s", seed=1, replace=True)
+    assert exit_info.value.code == 143 and list(tmp_path.iterdir()) == []
+
+
 def test_bad_scenario_exits_254_naming_file_and_field_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "zombie-fencing.toml"
     bad.write_text((ROOT / "experiments/scenarios/zombie-fencing.toml").read_text().replace(
