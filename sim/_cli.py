@@ -26,6 +26,9 @@ from typer.core import TyperGroup
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 254, 255
 RUNS = Path("runs")  # the default store of run directories, relative to the working directory
+# click's error base class (UsageError, BadParameter, NoSuchOption, ...): vendored by recent typer,
+# a dependency of older ones; typer.BadParameter derives from it in both.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class _Eosim(TyperGroup):
@@ -35,9 +38,8 @@ class _Eosim(TyperGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             code = super().main(args, prog_name or "eosim", complete_var, standalone_mode=False, **extra)
-        except typer.TyperException as err:  # click's UsageError, BadParameter, NoSuchOption, ...
-            show = getattr(err, "show", None)
-            show() if show else print(f"eosim: {err.format_message()}", file=sys.stderr)
+        except _CLICK_ERROR as err:
+            err.show()  # "Usage: ...", "Try 'eosim run -h' for help.", "Error: ..."
             code = EXIT_BAD_INPUT
         except typer.Abort:
             code = 130
