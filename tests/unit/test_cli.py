@@ -172,8 +172,9 @@ def test_diagram_does_not_overwrite_a_file_in_a_directory_eosim_did_not_mark(rec
     (run / "diagram.mmd").write_text("my own drawing")
     _bad_input(runner.invoke(app, ["diagram", str(run)]), "no .eosim-run marker", "not overwriting diagram.mmd")
     assert (run / "diagram.mmd").read_text() == "my own drawing"
-    (run / "diagram.mmd").unlink()
-    assert runner.invoke(app, ["diagram", str(run)]).exit_code == 0  # a new file is fine
+    for drawn in ("diagram.mmd", "timeline.html"):
+        (run / drawn).unlink()
+    assert runner.invoke(app, ["diagram", str(run)]).exit_code == 0  # new files are fine
 
 
 def test_sigterm_while_writing_leaves_no_temporary_directory(tmp_path: Path, monkeypatch) -> None:
