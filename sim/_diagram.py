@@ -211,6 +211,10 @@ def witness_marks(events: list[dict[str, Any]], anomalies: Anomalies) -> dict[in
                 for rec in data.get("result") or () if data["op"] == "consume" else ():
                     tp = f"{rec['topic']}-{rec['partition']}"
                     hit = hit or (tp, rec["offset"]) in offsets or (tp, str(rec["value"])) in values
+                if data["op"] in ("produce", "delivery"):  # the witness' record, sent and reported
+                    args, result = data["args"], data.get("result") or {}
+                    partition = args.get("partition", result.get("partition"))
+                    hit = hit or (f"{args['topic']}-{partition}", str(args["value"])) in values
             elif kind == "log.append":
                 hit = hit or any((data["tp"], o) in offsets or (data["tp"], str(v)) in values
                                  for o, _k, v in data["records"])
@@ -233,9 +237,10 @@ _ESCAPES = str.maketrans({"#": "#35;", ";": "#59;"})
 
 
 def _text(value: Any) -> str:
-    """Mermaid message text: ``;`` and ``#`` are syntax, and a bare ``end`` closes a block."""
+    """Mermaid message text: ``;`` and ``#`` are syntax, and older Mermaids read a bare ``end`` as the
+    end of a block (its entity code shows the same word)."""
     text = str(value).translate(_ESCAPES)
-    return " ".join("(end)" if word == "end" else word for word in text.split(" "))
+    return " ".join("#101;nd" if word == "end" else word for word in text.split(" "))
 
 
 def _id(lane: str) -> str:
