@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import importlib
 import io
+import multiprocessing
 import os
 import pkgutil
 from collections.abc import Callable, Sequence
@@ -95,7 +96,9 @@ def run_rows(study: ModuleType, tasks: list[tuple[Any, int]], workers: int,
                 progress(len(chunk))
         return rows
     done: dict[int, list[dict[str, Any]]] = {}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver, not fork: the parent may run threads (the progress bar's refresh) that a forked
+    # child would inherit mid-lock
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         pending = {pool.submit(_run_chunk, study.NAME, chunk): i for i, chunk in enumerate(chunks)}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
