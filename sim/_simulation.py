@@ -39,10 +39,12 @@ from eosim._client.errors import KafkaException
 from eosim._client.handle import UsageError
 from eosim._client.message import Message, TopicPartition
 from eosim._cluster import Cluster, cluster_config
+from eosim._diagram import mermaid
 from eosim._faults import FaultLayer, node_of
 from eosim._history import History, Send
 from eosim._observation import PartitionObservation
 from eosim._runner import observe_partitions
+from eosim._timeline import timeline_html
 from eosim._world import World
 
 _ACTIVE: ContextVar[Simulation | None] = ContextVar("eosim.simulation", default=None)
@@ -325,6 +327,17 @@ class Simulation:
                     raise ValueError(f'pipeline names no topic "{topic}" (topics: {", ".join(self.topics)})')
             result = combine(result, check_pipeline(self._committed_values(source), self._committed_values(sink)))
         return result
+
+    def diagram(self, result: CheckResult | None = None) -> str:
+        """The run as a Mermaid sequence diagram (docs/pictures.md); with ``result`` (from ``check()``),
+        each anomaly's witness is banded in red."""
+        return mermaid(self._world.trace.dicts(), None if result is None else result.to_json()["anomalies"])
+
+    def timeline(self, result: CheckResult | None = None, *, title: str = "simulation") -> str:
+        """The run as a self-contained HTML timeline (docs/pictures.md): a lane per client and broker,
+        faults shaded, and with ``result`` its anomalies' witnesses outlined."""
+        results = {"scenario": title, "seed": self.seed, **({} if result is None else result.to_json())}
+        return timeline_html(self._world.trace.dicts(), results)
 
     def _committed_values(self, topic: str) -> list[tuple[str, int, Any]]:
         return [(f"{p.topic}-{p.partition}", offset, value)

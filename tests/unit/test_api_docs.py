@@ -85,6 +85,10 @@ def test_the_same_checks_catch_a_broken_reader():
     sim.run(5000)
     result = sim.check()
     assert result.valid is False and "G1a" in result.anomaly_types
+    # the pictures of the run mark the witness
+    assert "G1a" in sim.diagram(result) and "sequenceDiagram" in sim.diagram()
+    page = sim.timeline(result, title="aborted read")
+    assert page.startswith("<!DOCTYPE html>") and "G1a" in page and "aborted read" in page
 
 
 def test_the_zombie_is_fenced_as_documented():
