@@ -20,7 +20,7 @@ import shutil
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from attrs import frozen
 
@@ -76,7 +76,7 @@ def _marker_files(run_dir: Path) -> set[str] | None:
         return None
 
 
-def write(out: Path, files: dict[str, str], *, scenario: str, seed: int, replace: bool) -> Path:
+def write(out: Path, files: Mapping[str, str | Iterable[str]], *, scenario: str, seed: int, replace: bool) -> Path:
     """Write a run directory atomically and return where it went. A default-place ``out`` that
     already exists (two runs in one millisecond) gets a ``-2``, ``-3``... suffix (``replace=False``)."""
     if replace:
@@ -86,7 +86,8 @@ def write(out: Path, files: dict[str, str], *, scenario: str, seed: int, replace
     tmp.mkdir()
     try:
         for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+            with open(tmp / name, "w", encoding="utf-8") as f:
+                f.writelines([text] if isinstance(text, str) else text)  # a long trace streams line by line
         marker = {"format": FORMAT, "scenario": scenario, "seed": seed, "files": sorted(files)}
         (tmp / MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
         if not replace:

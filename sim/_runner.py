@@ -12,7 +12,7 @@ import contextlib
 import gc
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from attrs import define, field, frozen
 
@@ -35,7 +35,7 @@ from eosim._interpret import Block, Interpreter
 from eosim._history import text
 from eosim._observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
                              check_expectations)
-from eosim._trace import TraceView, dumps_lines
+from eosim._trace import TraceView, dumps_lines, jsonl_lines
 from eosim._verdict import Verdict
 from eosim._world import World
 
@@ -307,14 +307,15 @@ def run_file(path: Path, seed: int | None = None) -> Outcome:
     return run_scenario(sc.load_scenario(path), seed)
 
 
-def run_dir_files(outcome: Outcome, scenario_text: str, results: dict[str, Any] | None = None) -> dict[str, str]:
+def run_dir_files(outcome: Outcome, scenario_text: str,
+                  results: dict[str, Any] | None = None) -> dict[str, str | Iterable[str]]:
     """The files of a run directory (docs/cli.md); ``results`` (default ``outcome.results_json()``)
-    becomes results.json."""
+    becomes results.json. The trace and the history are their lines, rendered as they are written."""
     return {
         "scenario.toml": scenario_text,
         "seed": f"{outcome.seed}\n",
-        "trace.jsonl": dumps_lines(outcome.trace),
-        "history.jsonl": dumps_lines(outcome.history),
+        "trace.jsonl": jsonl_lines(outcome.trace),
+        "history.jsonl": jsonl_lines(outcome.history),
         "observation.json": outcome.observation.to_json() + "\n",
         "results.json": json.dumps(results or outcome.results_json(), indent=2, sort_keys=True) + "\n",
         "diagram.mmd": mermaid(outcome.trace, outcome.result.to_json()["anomalies"]),
