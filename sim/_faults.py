@@ -10,7 +10,7 @@ own answer, and its ``inject_txn_log`` hook, which fails the transaction coordin
 - the scenario's ``[[faults]]`` rules (``eosim._scenario.Fault``): a selector in the spirit of kfake's fault
   API (message, node, topic/partition, transactional.id, direction), an action (drop, delay,
   disconnect, error), a count (N times, or until healed) and an arming point (the start, or a step);
-- the links between the nodes, a networkx graph that ``partition`` cuts and ``heal`` restores;
+- the links between the nodes, which ``partition`` cuts and ``heal`` restores;
 - clogs (extra latency on a node's links) and pauses (a client's process stops until it wakes);
 - the seeded random nemesis of ``[nemesis]``, whose only randomness is ``world.rng("nemesis")``.
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-import networkx as nx
 from attrs import define, field, frozen
 
 from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, api_name, injectable_errors
@@ -96,7 +95,8 @@ class FaultLayer:
     nemesis: sc.Nemesis | None = None
     actors: tuple[str, ...] = ()
     brokers: tuple[str, ...] = ()
-    _links: nx.Graph = field(init=False)
+    _linked: set[str] = field(init=False, factory=set)  # the nodes; all linked but for the cuts
+    _cuts: set[tuple[str, str]] = field(init=False, factory=set)  # cut links, both ways
     _armed: list[_Armed] = field(init=False, factory=list)  # in declaration order
     _clogs: dict[str, int] = field(init=False, factory=dict)  # node -> extra latency of its links
     _paused: dict[str, int] = field(init=False, factory=dict)  # actor -> when it wakes
@@ -106,7 +106,7 @@ class FaultLayer:
     _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
 
     def __attrs_post_init__(self) -> None:
-        self._links = nx.complete_graph(self.nodes)  # one vertex per actor and broker
+        self._linked = set(self.nodes)
         self._arm(rule for rule in self.rules if rule.after_step is None)
         if self.nemesis is not None and self.nemesis.after_step is None:
             self._start_nemesis()
@@ -148,7 +148,7 @@ class FaultLayer:
         else:
             request = self._requests[cid] = packet.payload
         src, dst = node_of(packet.src), node_of(packet.dst)
-        if src != dst and not self._links.has_edge(src, dst):
+        if src != dst and ((src, dst) in self._cuts or src not in self._linked or dst not in self._linked):
             self._emit("drop", "partition", packet)
             return None
         extra = 0
@@ -225,7 +225,7 @@ class FaultLayer:
         """A client created while the layer runs (eosim.Simulation): linked to every node, as after a heal."""
         if actor not in self.nodes:
             self.actors = (*self.actors, actor)
-            self._links.add_edges_from((actor, node) for node in self.nodes if node != actor)
+            self._linked.add(actor)
 
     def arm(self, rule: sc.Fault) -> None:
         """Arm ``rule`` now, after the rules already armed (eosim.Simulation.add_fault)."""
@@ -257,7 +257,7 @@ class FaultLayer:
     def partition(self, nodes: Iterable[str], *, rule: str = "partition") -> None:
         """Cut every link between ``nodes`` and the other nodes, until a heal."""
         side = set(nodes)
-        self._links.remove_edges_from([(a, b) for a, b in self._links.edges if (a in side) != (b in side)])
+        self._cuts.update((a, b) for a in self._linked for b in self._linked if (a in side) != (b in side))
         self._emit("partition", rule, nodes=sorted(side))
 
     def clog(self, nodes: Iterable[str], ms: int, *, rule: str = "clog") -> None:
@@ -298,14 +298,13 @@ class FaultLayer:
 
     def heal(self, *, rule: str = "heal") -> None:
         """Restore every link, unclog every node, end every until-healed rule and the nemesis' rules."""
-        self._links.add_edges_from(nx.complete_graph(self.nodes).edges)
+        self._cuts.clear()
         self._clogs.clear()
         self._armed = [a for a in self._armed if a.left is not None and a.rule.name != NEMESIS]
         self._emit("heal", rule)
 
     def _cut(self) -> bool:
-        n = len(self.nodes)
-        return self._links.number_of_edges() < n * (n - 1) // 2
+        return bool(self._cuts)
 
     # -- the random nemesis ----------------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ import gc
 import itertools
 from typing import Any
 
-import networkx as nx
 
 from eosim._checkers.anomaly import Anomaly, CheckResult
 
@@ -629,6 +628,10 @@ class _Analysis:
     def cycles(self, *, ww_deps: bool) -> list[Anomaly]:
         edges = self.graph(ww_deps=ww_deps)
         core = _trim(edges)
+        if not core:  # acyclic: no component to look into
+            return []
+        import networkx as nx  # only now: importing it is a tenth of a second of every CLI start
+
         g = nx.DiGraph()
         g.add_nodes_from(core)
         g.add_edges_from((a, b) for a in core for b in edges[a] if b in core)
@@ -710,6 +713,8 @@ def _find_cycle(scc: list[int], succ: dict[int, list[tuple[int, int]]], usable: 
     """A short simple cycle inside ``scc`` using only ``usable`` edges and at least one edge of each
     ``required`` kind, or None. Components of the projected graph first, then BFS back from a few
     start edges, keeping the shortest (Elle: SCCs, then BFS)."""
+    import networkx as nx
+
     h = nx.DiGraph()
     h.add_nodes_from(scc)
     h.add_edges_from((u, v) for u in scc for v, m in succ[u] if m & usable)
