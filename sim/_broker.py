@@ -186,7 +186,8 @@ class Broker:
     def crash(self) -> None:
         """The process dies: nothing more is received or sent, timers and internal requests are abandoned, and
         the in-memory state (producer states, coordinators, queued requests) is lost; the logs stay. Clients
-        get no answer: their requests time out (a crashed host; no connection reset is modelled)."""
+        get no answer while it is down (a crashed host: no reset); their requests time out, or fail when the
+        restart resets their connections."""
         if not self.up:
             raise RuntimeError(f"{self.node} is down already")
         self.up = False
@@ -212,6 +213,11 @@ class Broker:
         offsets_log.recover(now=now)
         self.up = True
         self._emit("broker.restart")
+        # A new process never serves its predecessor's connections: a client's retransmission reaches the
+        # restarted host and is answered with a reset, so what still waits on an old connection fails
+        # (librdkafka: _TRANSPORT) and the next request opens a new one. Served as before, a later batch could
+        # land ahead of an earlier one still waiting on the same connection.
+        self.network.close(lambda _src, dst: dst == self.node)
         self.tc = TransactionCoordinator(self.config, first_producer_id=first_producer_id_after_restart(
             self.tc.first_producer_id, self.tc.next_producer_id))
         for tp in self.leader_epochs:
