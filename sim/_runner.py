@@ -262,6 +262,19 @@ def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
         return _simulate(scenario, seed)
 
 
+def settle(world: World, cluster: Cluster, faults: FaultLayer) -> None:
+    """Heal every fault, then run SETTLE_MS (the settle period is fault-free) and on until Kafka's own timers
+    have decided every open transaction (the oracle's liveness bound: transaction.timeout.ms and the abort
+    sweep, the marker channel's request timeout), so it is judged, not left unknown;
+    transaction.max.timeout.ms (15 min) caps those timers."""
+    world.env.run(until=faults.end() + SETTLE_MS)
+    while cluster.broker_node.tc.in_progress():
+        until = settle_deadline(world.trace.dicts().of_kinds(_ORACLE_KINDS))
+        if until is None or until < world.now:
+            break
+        world.env.run(until=until + 1)
+
+
 def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     seed = scenario.seed if seed is None else seed
     world = World(seed)
@@ -271,15 +284,7 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     main = world.env.process(_drive(world, interpreter))
     world.env.run(until=main | world.env.timeout(MAX_RUN_MS))
     completed = main.triggered
-    world.env.run(until=faults.end() + SETTLE_MS)  # healed: the settle period is fault-free
-    # ... and lasts until Kafka's own timers have decided every open transaction (the oracle's liveness bound:
-    # transaction.timeout.ms and the abort sweep, the marker channel's request timeout), so it is judged, not
-    # left unknown; transaction.max.timeout.ms (15 min) caps those timers.
-    while cluster.broker_node.tc.in_progress():
-        until = settle_deadline(world.trace.dicts().of_kinds(_ORACLE_KINDS))
-        if until is None or until < world.now:
-            break
-        world.env.run(until=until + 1)
+    settle(world, cluster, faults)
     world.trace.emit("runner", "run.end")
     if main.triggered and not main.ok:
         raise main.value

@@ -43,7 +43,7 @@ from eosim._diagram import mermaid
 from eosim._faults import FaultLayer, node_of
 from eosim._history import History, Send
 from eosim._observation import PartitionObservation
-from eosim._runner import observe_partitions
+from eosim._runner import observe_partitions, settle as settle_run
 from eosim._timeline import timeline_html
 from eosim._world import World
 
@@ -155,6 +155,14 @@ class Simulation:
         until = self.now + _ms(ms, "run(ms)")
         with self:
             self._world.env.run(until=until)
+
+    def settle(self) -> None:
+        """End the faults and let Kafka finish, as a scenario run does after its steps: heal everything,
+        disarm the fault rules, stop the random nemesis, then run a fault-free second and on until Kafka's
+        own timers (transaction.timeout.ms, the abort sweep, the markers' retries) have decided every
+        transaction still open, so ``check()`` can judge it rather than call it unknown."""
+        with self:
+            settle_run(self._world, self._cluster, self._faults)
 
     # -- clients --------------------------------------------------------------------------------------
 

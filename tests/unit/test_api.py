@@ -266,3 +266,25 @@ def test_a_random_nemesis_strikes_the_clients_and_the_run_stays_valid():
     assert {"fault.pause", "fault.disconnect"} & struck
     assert process.triggered and process.ok
     assert sim.check().valid is True
+
+
+def test_settle_lets_kafka_decide_a_crashed_producers_transaction():
+    sim = Simulation(topics={"t": 1})
+
+    def body():
+        producer = Producer({"client.id": "app", "transactional.id": "app"})
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="orphan")
+        yield producer.flush()
+        sim.crash(producer)  # killed in the middle of its transaction
+
+    sim.process(body())
+    sim.run(2000)
+    assert sim.check().valid == "unknown"  # still open: Kafka's timeout has not run yet
+    assert sim.partition_state("t").last_stable_offset == 0
+    sim.settle()
+    state = sim.partition_state("t")
+    assert state.last_stable_offset == state.high_watermark == 2  # aborted by the transaction timeout
+    assert state.read_committed == () and sim.now >= 60_000
+    assert sim.check().valid is True
