@@ -259,7 +259,7 @@ def server_properties(port: int, controller_port: int, log_dir: Path, overrides:
     return props
 
 
-def _die_with_parent():
+def die_with_parent():
     """preexec_fn so the JVM cannot outlive the Python process (killed pytest, ^C).
 
     Linux sends the signal when the *thread* that started the broker exits: start
@@ -353,7 +353,7 @@ class KafkaBroker:
             rc = subprocess.run(
                 self._java_cmd(libs, java, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
                                "-c", str(config), "--feature", f"transaction.version={transaction_version}"),
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent(),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
             ).returncode
         self.timings["format_s"] = time.monotonic() - t0
         if rc != 0:
@@ -365,7 +365,7 @@ class KafkaBroker:
         self._proc = subprocess.Popen(
             self._java_cmd(libs, java, "kafka.Kafka", str(config)),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
         try:
             self._wait_ready(t0 + timeout)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import queue
 import signal
@@ -44,7 +45,7 @@ from eosim._client.message import OFFSET_INVALID, Message, TopicPartition
 from eosim._cluster import cluster_config
 from eosim._interpret import Block, Interpreter, StepRecord
 from eosim._observation import Observation, PartitionObservation
-from eosim._realkafka.broker import PROXIED, shielded
+from eosim._realkafka.broker import PROXIED, die_with_parent, shielded
 from eosim._realkafka.proxy import KafkaProxy, ProxyEvent, drop_rule, refusal
 from eosim._runner import SETTLE_MS, judge, observation_of
 
@@ -128,6 +129,7 @@ def _actor_main(conn: Any, kind: str, config: dict[str, Any], log_path: str | No
     # The parent alone ends an actor (crash, end of run, its own cleanup on a signal): a ^C in the
     # terminal reaches the whole process group, and must not kill a client mid-step.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_forkserver()
     if log_path is not None:  # librdkafka logs to stderr
         os.dup2(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
     lock = threading.Lock()  # one lock: a call's reply never overtakes the reports fired before it
@@ -190,6 +192,22 @@ def _actor_main(conn: Any, kind: str, config: dict[str, Any], log_path: str | No
         except (EOFError, OSError):
             os._exit(0)  # the parent is done with us: skip librdkafka's destructors
         threading.Thread(target=run, args=(client, call_id, method, args, kwargs), daemon=True).start()
+
+
+def _die_with_forkserver() -> None:
+    """Let a killed driver (SIGKILL: no cleanup runs) take its actors along, paused ones included.
+    multiprocessing hands every forkserver child the pipe that keeps the forkserver alive, so it
+    can start processes of its own; an actor starts none and drops it. The forkserver then ends
+    with the driver, and the kernel kills the actor (PR_SET_PDEATHSIG), which no SIGSTOP stops."""
+    server = multiprocessing.forkserver._forkserver
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+    arm = die_with_parent()
+    if arm is not None:
+        arm()
+        if os.getppid() == 1:  # the forkserver was gone before the signal was armed
+            os._exit(0)
 
 
 def _encode_result(value: Any) -> Any:
