@@ -141,7 +141,10 @@ def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built
         target = Path(out) if out is not None else _rundir.default_path(RUNS, name, outcome.seed)
         written = _rundir.write(target, files, scenario=name, seed=outcome.seed, replace=out is not None)
         if out is None:
-            _rundir.link_latest(written)
+            try:
+                _rundir.link_latest(written)
+            except _rundir.RunDirError as err:  # the run is written; only the link is not ours to replace
+                print(f"eosim: warning: {err}", file=sys.stderr)
         _emit(as_json, {**results, "run-directory": str(written)},
               f"{summary(outcome, found)}\n  run directory: {written}")
         return outcome.exit_code

@@ -62,6 +62,16 @@ def test_default_run_directories_keep_history_with_a_latest_link(tmp_path: Path,
     assert (store / runs[0] / "trace.jsonl").read_bytes() == (store / runs[1] / "trace.jsonl").read_bytes()
 
 
+def test_a_latest_that_is_not_a_symlink_is_left_alone(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "runs" / "zombie-fencing"
+    store.mkdir(parents=True)
+    (store / "latest").write_text("my file")
+    result = runner.invoke(app, ["run", "zombie-fencing"])
+    assert result.exit_code == 0 and "warning" in result.stderr and "not a symlink" in result.stderr
+    assert (store / "latest").read_text() == "my file" and len(list(store.iterdir())) == 2
+
+
 def test_run_json_prints_results(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "zombie-fencing", "--out", str(tmp_path / "r"), "--json"])
     results = json.loads(result.stdout)
