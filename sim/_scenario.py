@@ -449,6 +449,9 @@ class Fault:
     count: int | Literal["until-healed"] = _f('How many messages it strikes, or "until-healed".', 1, min=1)
     after_step: int | None = _f("Armed once this step was performed; absent = from the start.", None, min=0)
 
+    def __attrs_post_init__(self) -> None:
+        _check_own_fields(self)
+
 
 @frozen(kw_only=True)
 class Nemesis:
@@ -464,6 +467,9 @@ class Nemesis:
     duration_ms: int = _f("Mean duration of each fault, in ms.", 1000, min=2)
     after_step: int | None = _f("Starts once this step was performed; absent = with the first step.", None, min=0)
     until_step: int | None = _f("Heals and stops before this step; absent = when the steps end.", None, min=1)
+
+    def __attrs_post_init__(self) -> None:
+        _check_own_fields(self)
 
 
 @frozen(kw_only=True)
@@ -805,6 +811,18 @@ def _structure_table(cls: type, value: Any, location: str, derived: Mapping[str,
             continue
         kwargs[name] = _constrain(f, _structure(_hints(cls)[name], value[name], where), where)
     return cls(**kwargs)
+
+
+def _check_own_fields(value: Any) -> None:
+    """A ``Fault`` or ``Nemesis`` built in Python (eosim.Fault) checks its fields' types and ranges at once, as the
+    loader checks the keys of its table; what depends on the rest of a simulation (topics, clients, which fields an
+    action takes) is checked where it is installed (``check_parts``)."""
+    cls = type(value)
+    for f in _fields(cls):
+        try:
+            _constrain(f, _structure(_hints(cls)[f.name], _unstructure(getattr(value, f.name)), f.name), f.name)
+        except _Invalid as err:
+            raise ValueError(f"{cls.__name__}.{err.location}: {err.reason}") from None
 
 
 def _constrain(f: attrs.Attribute, value: Any, location: str) -> Any:

@@ -288,3 +288,16 @@ def test_settle_lets_kafka_decide_a_crashed_producers_transaction():
     assert state.last_stable_offset == state.high_watermark == 2  # aborted by the transaction timeout
     assert state.read_committed == () and sim.now >= 60_000
     assert sim.check().valid is True
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: Fault(name="x", action="dorp"), r'Fault.action: expected one of "drop"'),
+    (lambda: Fault(name="x", action="delay", ms=0), "Fault.ms: must be >= 1"),
+    (lambda: Fault(name="x", action="drop", message=3), "Fault.message: expected a string"),
+    (lambda: eosim.Nemesis(kinds=("explode",)), r"Nemesis.kinds\[0\]: expected one of"),
+])
+def test_fault_values_check_their_fields_when_built(build, message):
+    """What a field alone decides fails where the value is written; what depends on the simulation (the
+    action's own fields, topics, clients) fails at add_fault (test_faults_arm_now_or_at_a_time...)."""
+    with pytest.raises(ValueError, match=message):
+        build()
