@@ -17,7 +17,8 @@ Ops are dicts ``{index, time, process, type, f, value}``:
   invocation (``invoke_index``);
 - ``poll``: ``[["poll", {"topic-p": [[offset, value], ...]}]]``, records in (topic, partition, offset)
   order, as Kafka orders records within a partition only;
-- ``assign``/``subscribe`` (invoke + ok), ``crash`` (info), the nemesis' ops (info, process "nemesis"),
+- ``assign``/``subscribe`` (invoke + ok), ``seek`` and ``crash`` (info), the nemesis' ops (info, process
+  "nemesis"),
   and the final read of a fresh read_committed reader (``final_read``).
 
 Values are text: a bytes key or value is decoded (UTF-8), as the checkers compare values for equality.
@@ -132,6 +133,11 @@ class History:
         """assign or subscribe: they return at once, so the invocation and its completion coincide."""
         self.op(process, "invoke", f, value)
         self.op(process, "ok", f, value)
+
+    def seek(self, process: str, partition: str, offset: int) -> None:
+        """seek() moves a position on purpose (a rewind after an abort): an info op, which ends the
+        process's poll scan (eosim._checkers.jepsen), so the reads after it are not a nonmonotonic poll."""
+        self.op(process, "info", "seek", [partition, offset])
 
     def poll_invoke(self, process: str) -> None:
         self.op(process, "invoke", "poll", [["poll"]])

@@ -426,6 +426,10 @@ class Consumer(_consumer.Consumer):
         super().subscribe(topics, on_assign, on_revoke)
         self._history.assigned(self._process, "subscribe", list(topics))
 
+    def seek(self, partition: TopicPartition) -> None:
+        super().seek(partition)
+        self._history.seek(self._process, f"{partition.topic}-{partition.partition}", partition.offset)
+
     def poll(self, timeout: float = -1) -> simpy.Process:
         return self._recorded(super().poll(timeout), lambda value: [] if value is None else [value])
 

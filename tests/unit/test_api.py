@@ -301,3 +301,25 @@ def test_fault_values_check_their_fields_when_built(build, message):
     action's own fields, topics, clients) fails at add_fault (test_faults_arm_now_or_at_a_time...)."""
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_a_rewind_by_seek_is_not_a_nonmonotonic_poll():
+    sim = Simulation(topics={"t": 1})
+
+    def body():
+        producer = Producer({})
+        for value in ("a", "b", "c"):
+            producer.produce("t", value=value)
+        yield producer.flush()
+        consumer = Consumer({"client.id": "reader", "group.id": "g"})
+        consumer.assign([TopicPartition("t", 0, 0)])
+        first = yield consumer.consume(10, 1.0)
+        consumer.seek(TopicPartition("t", 0, 0))  # read it all again, on purpose
+        again = yield consumer.consume(10, 1.0)
+        return [m.value() for m in first], [m.value() for m in again]
+
+    process = sim.process(body())
+    sim.run(5000)
+    assert process.value == ([b"a", b"b", b"c"], [b"a", b"b", b"c"])
+    assert ("reader", "info", "seek") in [(op["process"], op["type"], op["f"]) for op in sim.history()]
+    assert sim.check().valid is True
