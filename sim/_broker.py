@@ -125,7 +125,9 @@ class Broker:
     _requests: dict[int, Packet] = field(init=False, factory=dict)
     _muted: dict[str, deque[Packet]] = field(init=False, factory=dict)  # connection → requests read after the one in progress
     _answer_with: dict[int, Errors] = field(init=False, factory=dict)  # correlation id -> injected error
-    _refuse_append: dict[int, Errors] = field(init=False, factory=dict)  # Produce correlation id -> min-ISR error
+    _refuse_produce: dict[int, Errors] = field(init=False, factory=dict)  # Produce correlation id -> injected error
+    # (connection, partition) -> (the partition-state error a Produce was refused with, when): see _partition_state
+    _refusing: dict[tuple[str, TopicPartition], tuple[Errors, int]] = field(init=False, factory=dict)
     _gc_timers: set[int] = field(init=False, factory=set)
     _handlers: dict[type, Callable[[Packet, Any], None]] = field(init=False)
     # On disk: the __transaction_state partition's records, in append order (they survive a crash).
@@ -195,6 +197,8 @@ class Broker:
         self._requests.clear()
         self._muted.clear()
         self._answer_with.clear()
+        self._refuse_produce.clear()
+        self._refusing.clear()
         self._gc_timers.clear()
         self._emit("broker.crash")
 
@@ -304,12 +308,9 @@ class Broker:
         injected = self.inject(packet)
         if injected is not None and injected.after_apply:
             self._answer_with[packet.correlation_id] = injected.error
-        elif injected is not None and isinstance(packet.payload, ProduceRequest) and \
-                injected.error is Errors.NOT_ENOUGH_REPLICAS:
-            # The min-ISR check is Partition.appendRecordsToLeader's, reached only after ReplicaManager
-            # .handleProduceAppend verified the batch (KIP-890): the verification entry, with its lowest
-            # sequence (KAFKA-14920), stays behind for the later batches of the same transaction.
-            self._refuse_append[packet.correlation_id] = injected.error
+        elif injected is not None and isinstance(packet.payload, ProduceRequest):
+            # a partition's state (min ISR, leadership, log directory): _produce_process refuses where Kafka does
+            self._refuse_produce[packet.correlation_id] = injected.error
         elif injected is not None:
             self._reply(packet, error_response(packet.payload, injected.error))
             return
@@ -471,18 +472,26 @@ class Broker:
         self._spawn(self._produce_process(packet, request))
 
     def _produce_process(self, packet: Packet, request: ProduceRequest):
-        refused = self._refuse_append.pop(packet.correlation_id, None)
+        injected = self._refuse_produce.pop(packet.correlation_id, None)
         responses = []
         for tp, batch in request.batches:
             log = self.logs.get(tp)
             if log is None:
                 responses.append(PartitionProduceResponse(partition=tp, error=Errors.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
+            refused = injected or self._partition_state(packet, tp)
             error, guard = Errors.NONE, None
-            if log.needs_verification(batch):
+            if refused is not None and refused is not Errors.NOT_ENOUGH_REPLICAS:
+                error = refused  # ReplicaManager.getPartitionOrException: not the leader, or its log dir offline
+            elif log.needs_verification(batch):
                 error, guard = yield from self._verify(log, batch, request.transactional_id)
             if error is Errors.NONE and refused is not None:
+                # The min-ISR check is Partition.appendRecordsToLeader's, reached only after ReplicaManager
+                # .handleProduceAppend verified the batch (KIP-890): the verification entry, with its lowest
+                # sequence (KAFKA-14920), stays behind for the later batches of the same transaction.
                 error = refused
+            if refused is not None:
+                self._refusing[(packet.src, tp)] = (refused, self.world.now)
             if error is Errors.NONE:
                 result = log.append_as_leader(batch, self.world.now, verification_guard=guard)
             else:
@@ -493,6 +502,15 @@ class Broker:
             responses.append(PartitionProduceResponse(partition=tp, error=result.error, base_offset=result.base_offset,
                                                       log_start_offset=log.log_start_offset))
         self._reply(packet, ProduceResponse(responses=tuple(responses)))
+
+    def _partition_state(self, packet: Packet, tp: TopicPartition) -> Errors | None:
+        """An injected refusal stands for the partition's state, which Kafka reads afresh for every request but
+        which cannot change between two requests it handles back to back: a Produce for the same partition that
+        the client sent before the refusal was answered meets the same state. Without this, a one-shot fault
+        lets the batch behind the refused one in: a producer id with no state on the partition takes it at any
+        sequence (KIP-360), and librdkafka acks the refused batch implicitly (rd_kafka_dr_implicit_ack)."""
+        held = self._refusing.get((packet.src, tp))
+        return held[0] if held is not None and packet.sent_at <= held[1] else None
 
     def _verify(self, log: PartitionLog, batch: RecordBatch, transactional_id: str | None):
         """KIP-890 part 1: ask the coordinator whether the partition is in the producer's ongoing txn.

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS
-from eosim.models.errors import Errors
 from eosim._runner import run_file, run_scenario
 from eosim._scenario import load_scenario_text, scenario_from_dict, scenario_to_dict
 from eosim._trace import dumps_lines
@@ -247,17 +246,13 @@ op = "consume"
 @st.composite
 def produce_rules(draw, index: int) -> dict:
     """A fault on Produce: an infrastructure error before or after the append, or a lost, delayed or cut
-    request or response; now and then on the coordinator's APIs instead. Leader and disk errors are left
-    out on Produce: a leader or log directory lost for one request only, the next request on the same
-    connection served by the same leader again, is no condition Kafka has (every request to that leader
-    fails until the client refreshes its metadata)."""
+    request or response; now and then on the coordinator's APIs instead."""
     rule: dict = {"name": f"r{index}", "count": draw(st.integers(1, 3)), "after_step": draw(st.integers(0, 10))}
     message = draw(st.sampled_from(["Produce"] * 4 + ["AddPartitionsToTxn", "EndTxn", "WriteTxnMarkers"]))
     action = draw(st.sampled_from(["error", "drop", "delay", "disconnect"]))
     rule |= {"action": action, "message": message}
     if action == "error":
-        lasting = {Errors.NOT_LEADER_OR_FOLLOWER, Errors.KAFKA_STORAGE_ERROR} if message == "Produce" else set()
-        rule["error"] = draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[message] if e not in lasting)))
+        rule["error"] = draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[message])))
     else:
         rule["direction"] = draw(st.sampled_from(["request", "response"]))
     if action == "delay":
