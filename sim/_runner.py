@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import simpy
 from attrs import define, field, frozen
 
 from eosim.models.fetch import visible_records
@@ -40,7 +41,9 @@ from eosim._verdict import Verdict
 from eosim._world import World
 
 SETTLE_MS = 1_000  # after the last step: markers and commits in flight land before the observation
-MAX_RUN_MS = 3_600_000  # a run still blocked after an hour of simulated time ends as "unknown"
+# A run ends as "unknown" when its steps have not finished, or it has not settled, within the format's
+# limits (docs/scenario-format.md): sc.MAX_SIM_MS of simulated time, settle included, and sc.MAX_EVENTS
+# SimPy events, so that every run ends whatever the scenario.
 
 
 @define(eq=False)
@@ -105,6 +108,28 @@ class SimBackend:
 
     def coordinator_failover(self, down_ms: int, load_ms: int) -> None:
         self.cluster.broker_node.coordinator_failover(down_ms, load_ms)
+
+
+@define(eq=False)
+class _EventBudget:
+    """Stops ``env.run`` (with StopSimulation, as its ``until`` does) before the event past sc.MAX_EVENTS."""
+
+    step: Callable[[], None]
+    left: int
+    spent: bool = False
+
+    @classmethod
+    def install(cls, env: simpy.Environment) -> _EventBudget:
+        budget = cls(env.step, sc.MAX_EVENTS)
+        env.step = budget  # env.run calls self.step() for every event
+        return budget
+
+    def __call__(self) -> None:
+        if self.left == 0:
+            self.spent = True
+            raise simpy.core.StopSimulation(None)
+        self.left -= 1
+        self.step()
 
 
 def _drive(world: World, interpreter: Interpreter):
@@ -220,7 +245,8 @@ def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Obs
                                                 _committed(observation, scenario.scenario.pipeline.output)))
     if not completed:  # Jepsen's "unknown": a run that did not finish cannot vouch for anything
         stuck = Anomaly(name="incomplete", witness=(),
-                        description=f"the steps had not finished after {MAX_RUN_MS} ms of simulated time")
+                        description=f"the run had not finished and settled within the limits of {sc.MAX_SIM_MS} ms "
+                                    f"of simulated time and {sc.MAX_EVENTS} events")
         result = combine(result, CheckResult(valid="unknown", anomalies=(stuck,), allowed=()))
     return Verdict(result, scenario.scenario.expect_anomalies, tuple(check_expectations(scenario, observation)))
 
@@ -262,17 +288,23 @@ def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
         return _simulate(scenario, seed)
 
 
-def settle(world: World, cluster: Cluster, faults: FaultLayer) -> None:
+def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None,
+           budget: _EventBudget | None = None) -> bool:
     """Heal every fault, then run SETTLE_MS (the settle period is fault-free) and on until Kafka's own timers
     have decided every open transaction (the oracle's liveness bound: transaction.timeout.ms and the abort
     sweep, the marker channel's request timeout), so it is judged, not left unknown;
-    transaction.max.timeout.ms (15 min) caps those timers."""
-    world.env.run(until=faults.end() + SETTLE_MS)
-    while cluster.broker_node.tc.in_progress():
+    transaction.max.timeout.ms (15 min) caps those timers. A run's settle period also stops at the simulated
+    time ``limit`` and when the event ``budget`` is spent: returns whether it got past SETTLE_MS within them."""
+    settled = faults.end() + SETTLE_MS
+    world.env.run(until=settled if limit is None else min(settled, limit))
+    spent = budget is not None and budget.spent
+    while cluster.broker_node.tc.in_progress() and not spent and (limit is None or world.now < limit):
         until = settle_deadline(world.trace.dicts().of_kinds(_ORACLE_KINDS))
         if until is None or until < world.now:
             break
-        world.env.run(until=until + 1)
+        world.env.run(until=until + 1 if limit is None else min(until + 1, limit))
+        spent = budget is not None and budget.spent
+    return (limit is None or settled <= limit) and not spent
 
 
 def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
@@ -282,10 +314,12 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario)
     interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
     main = world.env.process(_drive(world, interpreter))
-    world.env.run(until=main | world.env.timeout(MAX_RUN_MS))
+    budget = _EventBudget.install(world.env)
+    world.env.run(until=main | world.env.timeout(sc.MAX_SIM_MS - SETTLE_MS))
     completed = main.triggered
-    settle(world, cluster, faults)
+    settled = settle(world, cluster, faults, sc.MAX_SIM_MS, budget)
     world.trace.emit("runner", "run.end")
+    completed = completed and settled
     if main.triggered and not main.ok:
         raise main.value
     return Simulation(scenario, seed, world, cluster, interpreter, completed)

@@ -11,6 +11,11 @@ field (its ``doc`` and constraints in the field metadata), and the op table ``OP
 unknown keys, missing fields and wrong types with the field path; ``_check`` then verifies what
 types cannot (references, partition ranges, client and broker configs, actor lifecycle). The JSON
 Schema (``scenario_json_schema``) is derived from the same classes.
+
+Whatever the input, the loader raises nothing but ``ScenarioError``, and it refuses what would make a
+run blow up in memory or time: the resource limits below (docs/scenario-format.md, "Limits") bound
+the file, its arrays, strings, integers and durations; the runner bounds the simulated time and the
+number of events of a run (``MAX_SIM_MS``, ``MAX_EVENTS``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import re
 import tomllib
 import types
@@ -58,6 +64,24 @@ class _Invalid(Exception):
         self.reason = reason
 
 
+# --- resource limits (docs/scenario-format.md, "Limits"): each is far above what the library and the
+# studies use, and each is refused at its field with the value and the limit.
+MAX_FILE_BYTES = 1_000_000  # a scenario file (the library's largest is under 6 kB)
+MAX_ITEMS = 10_000  # items of any array: steps, records, offsets, nodes, ...
+MAX_STRING = 10_000  # characters of any string: a record's key and value, a note, a name
+MAX_TOPICS = 100
+MAX_PARTITIONS = 1_000  # partitions of all topics together
+MAX_ACTORS = 100
+MAX_FAULTS = 100  # [[faults]] rules: every message is matched against each armed rule
+MAX_MS = 3_600_000  # any one duration or timeout (ms, timeout_ms, down_ms, load_ms, interval_ms, duration_ms)
+MAX_COUNT = 1_000_000  # a fault's count, a consume step's max_records
+MAX_INT = 2**63 - 1  # any other integer (offsets, the seed): Kafka's int64
+MAX_SIM_MS = 3_600_000  # simulated time of a run, settle included: the runner stops there (unknown verdict)
+MAX_EVENTS = 500_000  # simulation events of a run: the runner stops there (unknown verdict)
+# TOML's own shape: arrays and inline tables nested deeper than tomllib's recursion allows, and integer
+# literals longer than Python converts (sys.get_int_max_str_digits), are refused before any field is read.
+MAX_INT_DIGITS = 4_300
+
 # (regex, what it means): string fields that must match, with the words an error uses.
 NAME_PATTERN = (r"^[a-z0-9][a-z0-9_-]*$", "lowercase letters, digits, - and _")
 ACTOR_PATTERN = (r"^[A-Za-z][A-Za-z0-9_-]*$", "a letter, then letters, digits, - and _")
@@ -69,10 +93,11 @@ Scalar = Union[str, int, float, bool]  # a TOML scalar: the values of client and
 BrokerValue = Union[Scalar, tuple[Scalar, ...]]  # broker properties also take arrays (eosim.reintroduce)
 
 
-def _f(doc: str, default: Any = NOTHING, *, min: int | None = None, pattern: tuple[str, str] | None = None,
-       nonempty: bool = False, derived: bool = False, **kwargs: Any) -> Any:
-    """A documented field; ``derived`` fields are not keys of the document."""
-    meta = {"doc": doc, "min": min, "pattern": pattern, "nonempty": nonempty, "derived": derived}
+def _f(doc: str, default: Any = NOTHING, *, min: int | None = None, max: int | None = None,
+       pattern: tuple[str, str] | None = None, nonempty: bool = False, derived: bool = False, **kwargs: Any) -> Any:
+    """A documented field; ``derived`` fields are not keys of the document. An integer field without
+    ``max`` takes up to ``MAX_INT``."""
+    meta = {"doc": doc, "min": min, "max": max, "pattern": pattern, "nonempty": nonempty, "derived": derived}
     return field(default=default, metadata=meta, **kwargs)
 
 
@@ -84,7 +109,7 @@ class PartitionRef:
     title: ClassVar[str] = "partition entry"
 
     topic: str = _f("Topic name, declared in [[topics]].")
-    partition: int = _f("Partition number.", min=0)
+    partition: int = _f("Partition number.", min=0, max=MAX_PARTITIONS - 1)
 
 
 @frozen(kw_only=True)
@@ -92,7 +117,7 @@ class PartitionOffset:
     title: ClassVar[str] = "offset entry"
 
     topic: str = _f("Topic name, declared in [[topics]].")
-    partition: int = _f("Partition number.", min=0)
+    partition: int = _f("Partition number.", min=0, max=MAX_PARTITIONS - 1)
     offset: int = _f("The next offset to consume (last processed offset + 1).", min=0)
 
 
@@ -101,7 +126,7 @@ class AssignEntry:
     title: ClassVar[str] = "assignment entry"
 
     topic: str = _f("Topic name, declared in [[topics]].")
-    partition: int = _f("Partition number.", min=0)
+    partition: int = _f("Partition number.", min=0, max=MAX_PARTITIONS - 1)
     offset: int | Literal["beginning", "end", "stored"] = _f(
         'Start offset, or "beginning", "end", or "stored" (the committed offset, else auto.offset.reset).',
         "stored", min=0)
@@ -112,7 +137,7 @@ class ExpectedOffset:
     title: ClassVar[str] = "expected offset"
 
     topic: str = _f("Topic name, declared in [[topics]].")
-    partition: int = _f("Partition number.", min=0)
+    partition: int = _f("Partition number.", min=0, max=MAX_PARTITIONS - 1)
     offset: int | Literal["none"] = _f('The expected offset, or "none" for no offset.', min=0)
 
 
@@ -151,7 +176,7 @@ class ConsumedRecord:
         ("offset", "key", "value"), ("topic", "partition", "offset", "key", "value"))
 
     topic: str | None = _f("Topic of the record; absent = not compared.", None)
-    partition: int | None = _f("Partition of the record; absent = not compared.", None, min=0)
+    partition: int | None = _f("Partition of the record; absent = not compared.", None, min=0, max=MAX_PARTITIONS - 1)
     offset: int = _f("Offset of the record.", min=0)
     key: str | None = _f("Record key; absent = null.", None)
     value: str | None = _f("Record value; absent = null.", None)
@@ -198,7 +223,7 @@ class Step:
 
 @frozen(kw_only=True)
 class _Blocking(Step):
-    timeout_ms: int | None = _f("Timeout passed to the call; absent = the client's default.", None, min=0)
+    timeout_ms: int | None = _f("Timeout passed to the call; absent = the client's default.", None, min=0, max=MAX_MS)
 
 
 @_op("init_transactions", PRODUCER)
@@ -219,7 +244,7 @@ class Produce(Step):
     """Producer.produce(): queues one record (delivery is reported by poll, flush or commit)."""
 
     topic: str = _f("Topic name, declared in [[topics]].")
-    partition: int | None = _f("Partition; absent = librdkafka's partitioner.", None, min=0)
+    partition: int | None = _f("Partition; absent = librdkafka's partitioner.", None, min=0, max=MAX_PARTITIONS - 1)
     key: str | None = _f("Record key; absent = null.", None)
     value: str | None = _f("Record value; absent = null.", None)
     expect_delivery: ExpectedDelivery | None = _f(
@@ -259,7 +284,7 @@ class AbortTransaction(_Blocking):
 class Poll(Step):
     """Producer.poll(): serves delivery reports."""
 
-    timeout_ms: int = _f("How long to wait for an event.", 0, min=0)
+    timeout_ms: int = _f("How long to wait for an event.", 0, min=0, max=MAX_MS)
 
 
 @_op("assign", CONSUMER)
@@ -283,8 +308,9 @@ class Subscribe(Step):
 class Consume(Step):
     """Calls Consumer.consume() for timeout_ms, or until max_records records arrived."""
 
-    max_records: int | None = _f("Stop after this many records; absent = read for the whole timeout.", None, min=1)
-    timeout_ms: int = _f("How long the step reads.", 2000, min=0)
+    max_records: int | None = _f("Stop after this many records; absent = read for the whole timeout.", None, min=1,
+                                 max=MAX_COUNT)
+    timeout_ms: int = _f("How long the step reads.", 2000, min=0, max=MAX_MS)
     expect_records: tuple[ConsumedRecord, ...] | None = _f(
         "The records the step must return, in order; absent = not checked.", None)
 
@@ -339,7 +365,7 @@ class Restart(Step):
 class Sleep(Step):
     """The actor does nothing for ms milliseconds (simulated time; wall time against Kafka)."""
 
-    ms: int = _f("How long.", min=0)
+    ms: int = _f("How long.", min=0, max=MAX_MS)
 
 
 # Nemesis ops (actor = "nemesis"): each takes effect at once, and the next step starts.
@@ -359,7 +385,7 @@ class Clog(Step):
     """Every message on these nodes' links takes ms longer, until a heal (simulator only)."""
 
     nodes: tuple[str, ...] = _f('Actors, or "broker-1", whose links are slowed.', nonempty=True)
-    ms: int = _f("Extra latency of each message, in ms.", min=1)
+    ms: int = _f("Extra latency of each message, in ms.", min=1, max=MAX_MS)
 
 
 @_op("disconnect", (NEMESIS,))
@@ -384,7 +410,7 @@ class Pause(Step):
     then SIGCONT against Kafka). Their next steps wait until they wake."""
 
     nodes: tuple[str, ...] = _f("Actors to pause.", nonempty=True)
-    ms: int = _f("How long, in ms.", min=1)
+    ms: int = _f("How long, in ms.", min=1, max=MAX_MS)
 
 
 @_op("crash_broker", (NEMESIS,))
@@ -401,7 +427,7 @@ class RestartBroker(Step):
     producer), and its coordinators load at a new epoch (simulator only)."""
 
     load_ms: int = _f("How long the coordinators load (COORDINATOR_LOAD_IN_PROGRESS meanwhile).", COORDINATOR_LOAD_MS,
-                      min=0)
+                      min=0, max=MAX_MS)
 
 
 @_op("coordinator_failover", (NEMESIS,))
@@ -410,9 +436,9 @@ class CoordinatorFailover(Step):
     """The transaction coordinator moves away and back at the next coordinator epoch, without a crash; it re-sends
     the markers of every PrepareCommit/PrepareAbort transaction (simulator only)."""
 
-    down_ms: int = _f("How long no broker is the coordinator (NOT_COORDINATOR meanwhile).", 0, min=0)
+    down_ms: int = _f("How long no broker is the coordinator (NOT_COORDINATOR meanwhile).", 0, min=0, max=MAX_MS)
     load_ms: int = _f("How long it then loads the transaction log (COORDINATOR_LOAD_IN_PROGRESS meanwhile).",
-                      COORDINATOR_LOAD_MS, min=0)
+                      COORDINATOR_LOAD_MS, min=0, max=MAX_MS)
 
 
 NETWORK_OPS = ("partition", "clog", "disconnect", "heal")
@@ -442,12 +468,15 @@ class Fault:
     direction: Literal["request", "response"] | None = _f("Only requests, or only responses; absent = both.", None)
     node: str | None = _f('An actor, or "broker-1", at either end of the connection; absent = any.', None)
     topic: str | None = _f("Messages about this topic; absent = any.", None)
-    partition: int | None = _f("With topic: messages about this partition; absent = any.", None, min=0)
+    partition: int | None = _f("With topic: messages about this partition; absent = any.", None, min=0,
+                               max=MAX_PARTITIONS - 1)
     transactional_id: str | None = _f("Messages that carry this transactional.id; absent = any.", None)
-    ms: int | None = _f("delay only: how long, in ms.", None, min=1)
+    ms: int | None = _f("delay only: how long, in ms.", None, min=1, max=MAX_MS)
     error: str | None = _f("error only: the Kafka error name the broker answers with.", None)
-    count: int | Literal["until-healed"] = _f('How many messages it strikes, or "until-healed".', 1, min=1)
-    after_step: int | None = _f("Armed once this step was performed; absent = from the start.", None, min=0)
+    count: int | Literal["until-healed"] = _f('How many messages it strikes, or "until-healed".', 1, min=1,
+                                              max=MAX_COUNT)
+    after_step: int | None = _f("Armed once this step was performed; absent = from the start.", None, min=0,
+                                max=MAX_ITEMS - 1)
 
     def __attrs_post_init__(self) -> None:
         _check_own_fields(self)
@@ -463,10 +492,12 @@ class Nemesis:
     kinds: tuple[Literal["partition", "clog", "pause", "disconnect", "drop", "delay", "error"], ...] = _f(
         "Which faults it draws from.", NEMESIS_KINDS, nonempty=True)
     targets: tuple[str, ...] = _f("Actors it strikes; empty = every actor.", ())
-    interval_ms: int = _f("Mean quiet gap before each fault, in ms.", 1000, min=2)
-    duration_ms: int = _f("Mean duration of each fault, in ms.", 1000, min=2)
-    after_step: int | None = _f("Starts once this step was performed; absent = with the first step.", None, min=0)
-    until_step: int | None = _f("Heals and stops before this step; absent = when the steps end.", None, min=1)
+    interval_ms: int = _f("Mean quiet gap before each fault, in ms.", 1000, min=2, max=MAX_MS)
+    duration_ms: int = _f("Mean duration of each fault, in ms.", 1000, min=2, max=MAX_MS)
+    after_step: int | None = _f("Starts once this step was performed; absent = with the first step.", None, min=0,
+                                max=MAX_ITEMS - 1)
+    until_step: int | None = _f("Heals and stops before this step; absent = when the steps end.", None, min=1,
+                                max=MAX_ITEMS - 1)
 
     def __attrs_post_init__(self) -> None:
         _check_own_fields(self)
@@ -501,7 +532,7 @@ class Topic:
     title: ClassVar[str] = "[[topics]]"
 
     name: str = _f("Topic name (Kafka's legal characters: letters, digits, . _ -).", pattern=TOPIC_PATTERN)
-    partitions: int = _f("Number of partitions.", 1, min=1)
+    partitions: int = _f("Number of partitions.", 1, min=1, max=MAX_PARTITIONS)
 
 
 @frozen(kw_only=True)
@@ -523,7 +554,7 @@ class PartitionExpectation:
     title: ClassVar[str] = "[[expect.partitions]]"
 
     topic: str = _f("Topic name, declared in [[topics]].")
-    partition: int = _f("Partition number.", min=0)
+    partition: int = _f("Partition number.", min=0, max=MAX_PARTITIONS - 1)
     high_watermark: int | None = _f("Expected high watermark; absent = not checked.", None, min=0)
     last_stable_offset: int | None = _f("Expected last stable offset; absent = not checked.", None, min=0)
     read_committed: tuple[Record, ...] | None = _f(
@@ -538,7 +569,7 @@ class CommittedExpectation:
 
     group: str = _f("Consumer group id (the group.id of a consumer actor).")
     topic: str = _f("Topic name, declared in [[topics]].")
-    partition: int = _f("Partition number.", min=0)
+    partition: int = _f("Partition number.", min=0, max=MAX_PARTITIONS - 1)
     offset: int | Literal["none"] = _f('The committed offset a fresh reader sees, or "none".', min=0)
 
 
@@ -559,10 +590,11 @@ class Scenario:
     cluster: dict[str, BrokerValue] = _f(
         "Broker configuration overrides, by Kafka's dotted names (eosim.models.config.BrokerConfig).",
         attrs.Factory(dict), hash=False)
-    topics: tuple[Topic, ...] = _f("Topics created before the first step.", ())
-    actors: dict[str, Actor] = _f("The clients, by name.", attrs.Factory(dict), hash=False)
+    topics: tuple[Topic, ...] = _f("Topics created before the first step.", (), max=MAX_TOPICS)
+    actors: dict[str, Actor] = _f("The clients, by name.", attrs.Factory(dict), max=MAX_ACTORS, hash=False)
     steps: tuple[Step, ...] = _f("The operations, in their global order.", nonempty=True)
-    faults: tuple[Fault, ...] = _f("Fault rules, tried in this order (simulator only, but for plain drops).", ())
+    faults: tuple[Fault, ...] = _f("Fault rules, tried in this order (simulator only, but for plain drops).", (),
+                                   max=MAX_FAULTS)
     nemesis: Nemesis | None = _f("A seeded random nemesis (simulator only).", None)
     expect: Expect = _f("Expectations on the final state.", attrs.Factory(Expect))
 
@@ -593,9 +625,14 @@ def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file; the scenario's name must equal the file's stem."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ScenarioError(str(path), "file", f"cannot read it: {err.strerror or err}") from None
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        raise ScenarioError(str(path), "file", f"cannot read it: {getattr(err, 'strerror', None) or err}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(str(path), "file", f"larger than the limit of {MAX_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ScenarioError(str(path), "file", f"not UTF-8: {err.reason} at byte {err.start}") from None
     return load_scenario_text(text, path.stem, file=str(path))
@@ -609,11 +646,13 @@ def load_scenario_text(text: str, name: str, *, file: str | None = None) -> Scen
     except tomllib.TOMLDecodeError as err:
         location, reason = _toml_error(str(err))
         raise ScenarioError(file, location, reason) from None
-    header = _header(text)
-    if not header:
-        raise ScenarioError(file, "line 1", "the file must start with a comment block (# ...) saying what the "
-                                            "scenario teaches")
-    return scenario_from_dict(document, name=name, header=header, file=file)
+    except RecursionError:  # tomllib recurses once per level of arrays and inline tables
+        raise ScenarioError(file, _nesting_location(text), "arrays or inline tables nested too deeply "
+                                                           "(the format nests at most 3 deep)") from None
+    except ValueError:  # int() refuses a literal longer than sys.get_int_max_str_digits()
+        raise ScenarioError(file, _long_number_location(text),
+                            f"an integer of more than {MAX_INT_DIGITS} digits (no field takes one)") from None
+    return scenario_from_dict(document, name=name, header=_header(text), file=file)
 
 
 def scenario_from_dict(document: Mapping[str, Any], *, name: str, header: str, file: str = "<dict>") -> Scenario:
@@ -663,6 +702,44 @@ def _toml_error(message: str) -> tuple[str, str]:
     return match.group(2), f"TOML syntax: {match.group(1)}"
 
 
+def _line_column(text: str, index: int) -> str:
+    line = text.count("\n", 0, index) + 1
+    return f"line {line}, column {index - (text.rfind(chr(10), 0, index) + 1) + 1}"
+
+
+def _nesting_location(text: str, limit: int = 100) -> str:
+    """Where brackets and braces outside strings and comments first nest ``limit`` deep (a rough TOML
+    lexer, good enough to point at the place)."""
+    depth, i, quote = 0, 0, ""
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\" and quote in ('"', '"""'):
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif c == "#":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif c in "\"'":
+            quote = c * 3 if text.startswith(c * 3, i) else c
+            i += len(quote) - 1
+        elif c in "[{":
+            depth += 1
+            if depth >= limit:
+                return _line_column(text, i)
+        elif c in "]}":
+            depth -= 1
+        i += 1
+    return "document"
+
+
+def _long_number_location(text: str) -> str:
+    match = re.search(rf"[0-9][0-9_]{{{MAX_INT_DIGITS},}}", text)
+    return _line_column(text, match.start()) if match else "document"
+
+
 def _header(text: str) -> str:
     """The comment lines before the first statement, without their '#'; blank lines inside are kept."""
     lines: list[str] = []
@@ -693,16 +770,22 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, int):
-        return f"the integer {value}"
+        # a huge one (a hex literal has no digit limit) by its size: str() of it could be refused, or be huge
+        return f"the integer {value}" if value.bit_length() <= 128 else f"an integer of {value.bit_length()} bits"
     if isinstance(value, float):
         return f"the float {value}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {_shown(value)}"
     if isinstance(value, (list, tuple)):
         return "an array"
     if isinstance(value, Mapping):
         return "a table"
     return f"a {type(value).__name__}"
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A string as an error message quotes it: repr, cut after ``limit`` characters."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _expected(tp: Any) -> str:
@@ -724,8 +807,13 @@ def _expected(tp: Any) -> str:
     return "a table"
 
 
+MAX_KEY = 60  # characters of a key shown in a location
+
+
 def _key(location: str, name: str, *, quote: bool = False) -> str:
     """A field path like TOML writes keys: ``actors.p1.config."linger.ms"``."""
+    if len(name) > MAX_KEY:
+        name = f"{name[:MAX_KEY]}..."
     if quote or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         name = json.dumps(name, ensure_ascii=False)  # a TOML basic string: quotes and control characters escaped
     return f"{location}.{name}" if location else name
@@ -756,11 +844,13 @@ def _structure(tp: Any, value: Any, location: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list):
             raise _Invalid(location, f"expected an array, got {_describe(value)}")
+        _check_size(value, MAX_ITEMS, location)
         return tuple(_structure(typing.get_args(tp)[0], item, f"{location}[{i}]") for i, item in enumerate(value))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise _Invalid(location, f"expected a table, got {_describe(value)}")
         item_type = typing.get_args(tp)[1]
+        _check_size(value, MAX_ITEMS, location)
         for k in value:
             if not isinstance(k, str):
                 raise _Invalid(location, f"keys are strings, got {_describe(k)}")
@@ -769,7 +859,20 @@ def _structure(tp: Any, value: Any, location: str) -> Any:
         return {k: _structure(item_type, v, _key(location, str(k), quote=quote)) for k, v in value.items()}
     if not _accepts(tp, value):
         raise _Invalid(location, f"expected {_expected(tp)}, got {_describe(value)}")
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise _Invalid(location, f"a string of {len(value)} characters, more than the limit of {MAX_STRING}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT - 1 <= value <= MAX_INT:
+        raise _Invalid(location, f"{_describe(value)} is out of range: integers are 64-bit "
+                                 f"({-MAX_INT - 1}..{MAX_INT})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Invalid(location, f"expected a finite number, got {_describe(value)}")
     return value
+
+
+def _check_size(value: Any, limit: int, location: str) -> None:
+    if len(value) > limit:
+        items = "entries" if isinstance(value, Mapping) else "items"
+        raise _Invalid(location, f"{len(value)} {items}, more than the limit of {limit}")
 
 
 def _accepts(tp: Any, value: Any) -> bool:
@@ -828,10 +931,15 @@ def _check_own_fields(value: Any) -> None:
 def _constrain(f: attrs.Attribute, value: Any, location: str) -> Any:
     meta = f.metadata
     items = list(enumerate(value)) if isinstance(value, tuple) and meta["pattern"] else [(None, value)]
+    if meta["max"] is not None and isinstance(value, (tuple, dict)):
+        _check_size(value, meta["max"], location)
     for i, item in items:
         where = location if i is None else f"{location}[{i}]"
         if meta["min"] is not None and _accepts(int, item) and item < meta["min"]:
             raise _Invalid(where, f"must be >= {meta['min']}, got {item}")
+        limit = MAX_INT if meta["max"] is None else meta["max"]
+        if _accepts(int, item) and item > limit:
+            raise _Invalid(where, f"must be <= {limit}, got {item}")
         if meta["pattern"] and isinstance(item, str) and not re.fullmatch(meta["pattern"][0], item):
             raise _Invalid(where, f"expected {meta['pattern'][1]}, got {_describe(item)}")
     if meta["nonempty"] and not value:
@@ -879,6 +987,8 @@ def _check(s: Scenario, stem: str) -> None:
     _check_unique(s.scenario.expect_anomalies, "scenario.expect_anomalies")
     _check_cluster(s.cluster)
     _check_unique([t.name for t in s.topics], "topics", ".name")
+    if (total := sum(t.partitions for t in s.topics)) > MAX_PARTITIONS:
+        raise _Invalid("topics", f"{total} partitions in all, more than the limit of {MAX_PARTITIONS}")
     if s.scenario.pipeline is not None:
         for end in ("input", "output"):
             if s.topic(getattr(s.scenario.pipeline, end)) is None:
@@ -908,6 +1018,27 @@ def _check_unique(values: Any, location: str, suffix: str = "") -> None:
         seen.add(value)
 
 
+INT32 = (-(2**31), 2**31 - 1)
+# Kafka's validators of the broker properties (ConfigDef ranges in TransactionLogConfig,
+# TransactionStateManagerConfig, ProducerStateManagerConfig, GroupCoordinatorConfig; every one an INT); the
+# dedup window's bound is the simulator's own (Kafka hard-codes 5).
+BROKER_RANGES: dict[str, tuple[int, int]] = {
+    "transaction.version": (0, 2),  # TransactionVersion's feature levels
+    "transaction.max.timeout.ms": (1, INT32[1]),
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": (1, INT32[1]),
+    "transactional.id.expiration.ms": (1, INT32[1]),
+    "transaction.remove.expired.transaction.cleanup.interval.ms": (1, INT32[1]),
+    "transaction.state.log.num.partitions": (1, INT32[1]),
+    "producer.id.expiration.ms": (1, INT32[1]),
+    "producer.id.expiration.check.interval.ms": (1, INT32[1]),
+    "offsets.topic.num.partitions": (1, INT32[1]),
+    "group.initial.rebalance.delay.ms": (0, INT32[1]),  # Kafka has no validator here: a delay is >= 0
+    "group.min.session.timeout.ms": INT32,
+    "group.max.session.timeout.ms": INT32,
+    "eosim.num.batches.to.retain": (1, 1000),
+}
+
+
 def _check_cluster(cluster: Mapping[str, Any]) -> None:
     hints = _hints(BrokerConfig)
     for key, value in cluster.items():
@@ -921,6 +1052,9 @@ def _check_cluster(cluster: Mapping[str, Any]) -> None:
         if not _accepts(wanted, raw):
             raise _Invalid(location, f"expected {_expected(wanted)}, got {_describe(value)}")
         _structure(wanted, raw, location)  # the items of an array
+        low, high = BROKER_RANGES.get(key, (None, None))
+        if low is not None and _accepts(int, value) and not low <= value <= high:
+            raise _Invalid(location, f"must be in {low}..{high}, got {value}")
         try:
             BrokerConfig.from_kafka({key: value})
         except ValueError as err:  # a value the config itself refuses (eosim.reintroduce: not a bug id)
@@ -1167,8 +1301,8 @@ def scenario_json_schema() -> dict[str, Any]:
     partition ranges and configs are checked by the loader only."""
     schema = _schema(Scenario)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["description"] = ("An eosim scenario (docs/scenario-format.md). The file must also start with a "
-                             "comment block, kept as the scenario's header.")
+    schema["description"] = ("An eosim scenario (docs/scenario-format.md). A leading comment block of the file "
+                             "is kept as the scenario's header.")
     return schema
 
 
@@ -1183,6 +1317,9 @@ def _schema(tp: Any) -> dict[str, Any]:
             prop = {**_schema(_hints(tp)[f.name]), "description": f.metadata["doc"]}
             if f.metadata["min"] is not None:
                 prop["minimum"] = f.metadata["min"]  # applies to the number branch of a union only
+            if f.metadata["max"] is not None:  # the value of an integer, the size of an array or a table
+                limit = {"array": "maxItems", "object": "maxProperties"}.get(prop.get("type"), "maximum")
+                prop[limit] = f.metadata["max"]
             if f.metadata["pattern"]:
                 (prop["items"] if "items" in prop else prop)["pattern"] = f.metadata["pattern"][0]
             if f.metadata["nonempty"]:
@@ -1204,9 +1341,13 @@ def _schema(tp: Any) -> dict[str, Any]:
         members = [_schema(a) for a in typing.get_args(tp) if a is not type(None)]
         return members[0] if len(members) == 1 else {"anyOf": members}
     if origin is tuple:
-        return {"type": "array", "items": _schema(typing.get_args(tp)[0])}
+        return {"type": "array", "items": _schema(typing.get_args(tp)[0]), "maxItems": MAX_ITEMS}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _schema(typing.get_args(tp)[1])}
+        return {"type": "object", "additionalProperties": _schema(typing.get_args(tp)[1]), "maxProperties": MAX_ITEMS}
     if origin is Literal:
         return {"enum": list(typing.get_args(tp))}
-    return {"type": {str: "string", int: "integer", bool: "boolean", float: "number"}[tp]}
+    if tp is int:
+        return {"type": "integer", "minimum": -MAX_INT - 1, "maximum": MAX_INT}
+    if tp is str:
+        return {"type": "string", "maxLength": MAX_STRING}
+    return {"type": {bool: "boolean", float: "number"}[tp]}

@@ -11,10 +11,14 @@ and comes out as it says it does:
 Scenarios are run in-process, one simulator run each; the whole library takes well under a few
 seconds. A failure prints every anomaly the run found and each step's outcome.
 
-The library's hygiene rules for conformance scenarios are checked here too: every produce names its
-partition (the conformance suite replays the file against a real broker, where a keyless record on a
-random partition would make the observation differ), and a broken-pattern scenario says so in its
-header.
+The library's hygiene rules are checked here too (rules of the library, not of the format: a user's own
+file may do without them): every scenario starts with a comment block saying what it teaches; in a
+conformance scenario every produce names its partition (the conformance suite replays the file against
+a real broker, where a keyless record on a random partition would make the observation differ), and a
+broken-pattern scenario says so in its header.
+
+And the library stays far within the format's resource limits (docs/scenario-format.md, "Limits"):
+each scenario runs to completion with a tenth of the simulated time and a hundredth of the events.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from eosim import _scenario as sc
 from eosim._cli import scenario_dir
 from eosim._runner import Outcome, run_scenario
 from eosim._scenario import Produce, load_scenario
@@ -65,3 +70,23 @@ def test_conformance_scenario_hygiene(path: Path) -> None:
     if scenario.scenario.expect_anomalies:
         assert "broken pattern" in scenario.header.lower(), \
             f"{path.name}: expects anomalies, so its header must say it shows a broken pattern and why"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_every_scenario_has_a_teaching_header(path: Path) -> None:
+    assert load_scenario(path).header, f"{path.name}: start the file with a comment block (# ...) saying what " \
+                                       "the scenario teaches"
+
+
+def test_the_library_is_far_within_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    scenarios = [load_scenario(path) for path in PATHS]
+    assert max(path.stat().st_size for path in PATHS) * 10 <= sc.MAX_FILE_BYTES
+    assert max(len(s.steps) for s in scenarios) * 10 <= sc.MAX_ITEMS
+    assert max(len(s.actors) for s in scenarios) * 10 <= sc.MAX_ACTORS
+    assert max(sum(t.partitions for t in s.topics) for s in scenarios) * 10 <= sc.MAX_PARTITIONS
+    assert max(len(s.faults) for s in scenarios) * 10 <= sc.MAX_FAULTS
+    monkeypatch.setattr(sc, "MAX_SIM_MS", sc.MAX_SIM_MS // 10)
+    monkeypatch.setattr(sc, "MAX_EVENTS", sc.MAX_EVENTS // 100)
+    for scenario in scenarios:
+        outcome = run_scenario(scenario)
+        assert outcome.completed, _explain(outcome)

@@ -384,11 +384,11 @@ def test_scenarios_lists_the_library_with_descriptions() -> None:
 
 
 def test_a_run_that_never_finishes_is_unknown_exit_2(tmp_path: Path) -> None:
-    """Jepsen's exit code 2: the steps were still running after eosim._runner.MAX_RUN_MS of simulated time."""
+    """Jepsen's exit code 2: the steps were still running after eosim._scenario.MAX_SIM_MS of simulated time."""
     text = (ROOT / "experiments/scenarios/zombie-fencing.toml").read_text()
     stuck = tmp_path / "zombie-fencing.toml"
-    stuck.write_text(text.replace('[[expect.partitions]]', '[[steps]]\nactor = "p2"\nop = "sleep"\nms = 4000000\n\n'
-                                                             '[[expect.partitions]]', 1))
+    sleep = '[[steps]]\nactor = "p2"\nop = "sleep"\nms = 3000000\n\n'  # two, each within the limit
+    stuck.write_text(text.replace('[[expect.partitions]]', 2 * sleep + '[[expect.partitions]]', 1))
     result = runner.invoke(app, ["run", str(stuck), "--out", str(tmp_path / "r"), "--json"])
     assert result.exit_code == 2, result.output
     results = json.loads(result.stdout)

@@ -5,9 +5,11 @@ import json
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS
+from eosim import _scenario as sc
 from eosim._client.config import ProducerConfig
 from eosim._scenario import (
     OPS,
@@ -150,6 +152,12 @@ def test_the_base_scenario_loads_with_its_header_and_defaults():
         ConsumedRecord(topic="in", partition=1, offset=2, key="c", value="d"))
     assert s.expect.partitions[0].read_uncommitted == (Record(offset=0, key="k1", value="v1"),)
     assert s.expect.committed[0].offset == "none"
+
+
+def test_a_users_file_needs_no_header():
+    """The leading comment block is a rule of the library (tests/golden/test_library.py), not of the format."""
+    s = load(BASE[BASE.index("[scenario]"):])
+    assert s.header == "" and s == attrs.evolve(load(), header="")
 
 
 def test_a_valid_scenario_round_trips_through_its_document():
@@ -379,10 +387,9 @@ def faults(tables: str, more: str = "") -> str:
     return mutate("[scenario]\n", "[scenario]\nconformance = false\n") + tables + more
 
 REFUSALS = [
-    # TOML and the header
+    # TOML
     ("syntax", mutate("[cluster]", "[cluster"), "line 11, column 9", "TOML syntax: Expected ']'"),
     ("syntax at the end", BASE + "x =", "end of document", "TOML syntax: "),
-    ("no header", BASE[BASE.index("[scenario]"):], "line 1", "must start with a comment block"),
     # unknown keys, missing fields, types
     ("top-level key", BASE + "[stepz]\n", "stepz", 'unknown key; did you mean "steps"?'),
     ("scenario key", mutate("seed = 7", "seeds = 7"), "scenario.seeds", 'did you mean "seed"?'),
@@ -694,3 +701,89 @@ def test_the_json_schema_is_valid_and_accepts_what_the_loader_accepts():
     bad["steps"][0]["partiton"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+# --- resource limits: each refused at its field with the value and the limit -----------------------------
+
+PAUSE = '[[steps]]\nactor = "nemesis"\nop = "pause"\nnodes = ["p1"]\nms = {ms}\n'
+PARTITIONS = '[[topics]]\nname = "t{i}"\npartitions = {n}\n'
+ACTOR = '[actors.x{i}]\nkind = "producer"\n'
+DROP = '[[faults]]\nname = "f{i}"\naction = "drop"\n'
+LIMITS = [
+    ("deep nesting", mutate('note = "fences p1"', "note = " + "[" * 5000 + "]" * 5000),
+     "line 57, column 107", "nested too deeply"),
+    ("5000-digit integer", mutate("seed = 7", "seed = " + "1" * 5000), "line 8, column 8",
+     f"an integer of more than {sc.MAX_INT_DIGITS} digits"),
+    ("huge hex integer", mutate("seed = 7", "seed = 0x" + "f" * 5000), "scenario.seed",
+     "an integer of 20000 bits is out of range: integers are 64-bit"),
+    ("65-bit integer", mutate("seed = 7", f"seed = {2**64}"), "scenario.seed",
+     f"the integer {2**64} is out of range: integers are 64-bit (-9223372036854775808..9223372036854775807)"),
+    ("1e400", mutate("op = \"init_transactions\"\n\n[[steps]]\nactor = \"p1\"\nop = \"begin",
+                     "op = \"init_transactions\"\ntimeout_ms = 1e400\n\n[[steps]]\nactor = \"p1\"\nop = \"begin"),
+     "steps[0].timeout_ms", "expected an integer, got the float inf"),
+    ("nan in a config", mutate('"linger.ms" = 0', '"linger.ms" = nan'), 'actors.p2.config."linger.ms"',
+     "expected a finite number, got the float nan"),
+    ("inf in the cluster", mutate('"transaction.version" = 2', '"transaction.max.timeout.ms" = -inf'),
+     'cluster."transaction.max.timeout.ms"', "expected a finite number, got the float -inf"),
+    ("broker range", mutate('"transaction.version" = 2', '"transaction.state.log.num.partitions" = 0'),
+     'cluster."transaction.state.log.num.partitions"', "must be in 1..2147483647, got 0"),
+    ("transaction.version", mutate('"transaction.version" = 2', '"transaction.version" = 3'),
+     'cluster."transaction.version"', "must be in 0..2, got 3"),
+    ("dedup window", faults("").replace('"transaction.version" = 2', '"eosim.num.batches.to.retain" = 1001'),
+     'cluster."eosim.num.batches.to.retain"', "must be in 1..1000, got 1001"),
+    ("pause", faults("", PAUSE.format(ms=10**9)), "steps[7].ms", f"must be <= {sc.MAX_MS}, got 1000000000"),
+    ("timeout", mutate('op = "consume"\n', 'op = "consume"\ntimeout_ms = 3600001\n'), "steps[6].timeout_ms",
+     "must be <= 3600000, got 3600001"),
+    ("delay", faults(DROP.format(i=0).replace('"drop"', '"delay"') + f"ms = {sc.MAX_MS + 1}\n"), "faults[0].ms",
+     "must be <= 3600000"),
+    ("nemesis interval", faults("[nemesis]\ninterval_ms = 3600001\n"), "nemesis.interval_ms", "must be <= 3600000"),
+    ("fault count", faults(DROP.format(i=0) + "count = 1000001\n"), "faults[0].count", "must be <= 1000000"),
+    ("partitions of a topic", mutate("partitions = 2", "partitions = 100000000"), "topics[0].partitions",
+     f"must be <= {sc.MAX_PARTITIONS}, got 100000000"),
+    ("partitions in all", BASE + "".join(PARTITIONS.format(i=i, n=500) for i in range(2)), "topics",
+     f"1003 partitions in all, more than the limit of {sc.MAX_PARTITIONS}"),
+    ("topics", BASE + "".join(PARTITIONS.format(i=i, n=1) for i in range(sc.MAX_TOPICS)), "topics",
+     f"102 items, more than the limit of {sc.MAX_TOPICS}"),
+    ("actors", BASE + "".join(ACTOR.format(i=i) for i in range(sc.MAX_ACTORS)), "actors",
+     f"103 entries, more than the limit of {sc.MAX_ACTORS}"),
+    ("faults", faults("".join(DROP.format(i=i) for i in range(sc.MAX_FAULTS + 1))), "faults",
+     f"101 items, more than the limit of {sc.MAX_FAULTS}"),
+    ("a record value", mutate('value = "v1"', f'value = "{"v" * (sc.MAX_STRING + 1)}"'), "steps[2].value",
+     f"a string of 10001 characters, more than the limit of {sc.MAX_STRING}"),
+    ("a long unknown key is cut short", BASE + "[expect]\n" + "x" * 1000 + " = 1\n",
+     'expect."' + "x" * sc.MAX_KEY + '..."', "unknown key"),
+]
+
+
+@pytest.mark.parametrize("text, location, reason", [case[1:] for case in LIMITS], ids=[c[0] for c in LIMITS])
+def test_limits_are_refused_with_the_value_and_the_limit(text, location, reason):
+    err = refusal(text)
+    assert err.location == location
+    assert reason in err.reason
+
+
+def test_arrays_hold_at_most_max_items():
+    document = scenario_to_dict(load())
+    document["steps"] = document["steps"] * (sc.MAX_ITEMS // len(document["steps"]) + 1)
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(document, name="base", header="h")
+    assert info.value.location == "steps"
+    assert info.value.reason == f"{len(document['steps'])} items, more than the limit of {sc.MAX_ITEMS}"
+
+
+def test_a_file_over_the_size_limit_is_not_read(tmp_path):
+    big = tmp_path / "base.toml"
+    big.write_text(BASE + "#" * sc.MAX_FILE_BYTES)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(big)
+    assert (info.value.location, info.value.reason) == ("file", f"larger than the limit of {sc.MAX_FILE_BYTES} bytes")
+
+
+def test_the_json_schema_states_the_limits():
+    schema = scenario_json_schema()
+    assert schema["properties"]["steps"]["maxItems"] == sc.MAX_ITEMS
+    assert schema["properties"]["actors"]["maxProperties"] == sc.MAX_ACTORS
+    assert schema["properties"]["faults"]["maxItems"] == sc.MAX_FAULTS
+    topic = schema["properties"]["topics"]["items"]["properties"]
+    assert topic["partitions"]["maximum"] == sc.MAX_PARTITIONS and topic["name"]["maxLength"] == sc.MAX_STRING
+    assert schema["properties"]["scenario"]["properties"]["seed"]["maximum"] == sc.MAX_INT
