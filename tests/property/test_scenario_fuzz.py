@@ -1,12 +1,15 @@
-"""The scenario loader on hostile input: random TOML-ish text and random mutations of a valid
-scenario raise nothing but ScenarioError; generated valid scenarios load; whatever loads
-round-trips and satisfies the JSON Schema."""
+"""The scenario loader on hostile input: random TOML-ish text, random mutations of a valid scenario,
+documents drawn from the scenario's own JSON Schema (hypothesis-jsonschema) and TOML text made hostile
+(deep nesting, huge integers, 1e400, NaN, wrong types, unicode, truncation) raise nothing but
+ScenarioError; generated valid scenarios load; whatever loads round-trips and satisfies the JSON Schema.
+experiments/fuzz_cli.py runs the same kinds of input, many more of them, through the CLI."""
 
 import copy
 import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
 
 from eosim._client.config import CONSUMER_SETTINGS, PRODUCER_SETTINGS
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS
@@ -408,3 +411,86 @@ def test_generated_valid_scenarios_load(text):
     scenario = load_scenario_text(text, "gen")
     assert scenario.header == "Generated."
     accepts(lambda: scenario)
+
+
+# --- documents from the JSON Schema (hypothesis-jsonschema) --------------------------------------------
+# Drawn table by table (a strategy for the whole schema spends seconds per document merging its oneOfs),
+# then either assembled into a document or spliced into the valid one, so that the checks beyond the
+# schema (references, ranges, lifecycle) see near-valid input too.
+
+PROPERTIES = scenario_json_schema()["properties"]
+steps_from_schema = st.one_of([from_schema(step) for step in PROPERTIES["steps"]["items"]["oneOf"]])
+SECTIONS = {
+    "scenario": from_schema(PROPERTIES["scenario"]),
+    "cluster": from_schema(PROPERTIES["cluster"]),
+    "topics": st.lists(from_schema(PROPERTIES["topics"]["items"]), max_size=3),
+    "actors": st.dictionaries(st.sampled_from(["p1", "c1", "x"]) | st.text(max_size=4),
+                              from_schema(PROPERTIES["actors"]["additionalProperties"]), max_size=3),
+    "steps": st.lists(steps_from_schema, min_size=1, max_size=4),
+    "faults": st.lists(from_schema(PROPERTIES["faults"]["items"]), max_size=2),
+    "nemesis": from_schema(PROPERTIES["nemesis"]),
+    "expect": from_schema(PROPERTIES["expect"]),
+}
+
+
+@st.composite
+def schema_documents(draw) -> dict:
+    if draw(st.booleans()):  # a whole document, every section drawn from the schema
+        doc = {name: draw(strategy) for name, strategy in SECTIONS.items()
+               if name in ("scenario", "steps") or draw(st.booleans())}
+    else:  # the valid document with one to three parts drawn from the schema
+        doc = copy.deepcopy(VALID_DOC)
+        for _ in range(draw(st.integers(1, 3))):
+            name = draw(st.sampled_from(sorted(SECTIONS)))
+            if name == "steps":
+                doc["steps"][draw(st.integers(0, len(doc["steps"]) - 1))] = draw(steps_from_schema)
+            else:
+                doc[name] = draw(SECTIONS[name])
+    if draw(st.booleans()):
+        doc["scenario"]["name"] = "fuzz"  # else the name rarely matches the file's
+    return doc
+
+
+@settings(FUZZ, max_examples=80)  # a schema draw costs more than the others
+@given(schema_documents())
+def test_documents_from_the_json_schema_raise_only_scenario_errors(doc):
+    accepts(lambda: scenario_from_dict(doc, name="fuzz", header=HEADER))
+    accepts(lambda: load_scenario_text(toml_document(doc), "fuzz"))
+
+
+# --- hostile TOML text ------------------------------------------------------------------------------------
+
+HOSTILE_VALUES = [
+    *("[" * n + "]" * n for n in (30, 400, 5000)), "{ a = " * 3000 + "1" + " }" * 3000,
+    "1" * 5000, "-" + "9" * 4301, "0x" + "f" * 5000, "9223372036854775808", "-9223372036854775809",
+    "18446744073709551616", "1e400", "-1e400", "1e-400", "nan", "+inf", "-inf", "-0.0", "0.1", "1_000",
+    "1979-05-27T07:32:00Z", "07:32:00", "1979-05-27", "true", "[]", "{}", '[1, "a", 2.5]', "{ x = 1 }",
+    '"' + "v" * 20_000 + '"', r'"\u0000"', '"\u202e\U0001F600"', '"é"', "'''a\nb'''", '""', '"NONE"',
+]
+
+
+@st.composite
+def hostile_texts(draw) -> str:
+    lines = VALID.splitlines()
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        edit = draw(st.sampled_from(["value", "insert", "unicode", "truncate"]))
+        if edit == "value" and " = " in lines[i]:
+            lines[i] = lines[i].split(" = ")[0] + " = " + draw(st.sampled_from(HOSTILE_VALUES))
+        elif edit == "insert":
+            key = draw(st.sampled_from(WORDS).map(lambda w: json.dumps(w) if "." in w or not w else w))
+            lines.insert(i, f"{key} = {draw(st.sampled_from(HOSTILE_VALUES))}")
+        elif edit == "unicode":
+            at = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:at] + draw(st.text(st.characters(codec="utf-8"), min_size=1, max_size=3)) \
+                + lines[i][at:]
+        elif edit == "truncate":
+            text = "\n".join(lines)
+            lines = text[:draw(st.integers(0, len(text)))].splitlines() or [""]
+    return "\n".join(lines)
+
+
+@FUZZ
+@given(hostile_texts())
+def test_hostile_toml_text_raises_only_scenario_errors(text):
+    accepts(lambda: load_scenario_text(text, "fuzz"))
