@@ -9,9 +9,9 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis_jsonschema import from_schema
 
 from eosim._client.config import CONSUMER_SETTINGS, PRODUCER_SETTINGS
+from eosim.experiments.fuzz_cli import HOSTILE_LITERALS, schema_documents, toml, toml_document
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS
 from eosim._scenario import (
     NEMESIS_KINDS,
@@ -229,23 +229,6 @@ def test_mutated_documents_raise_only_scenario_errors(doc):
     accepts(lambda: scenario_from_dict(doc, name="fuzz", header=HEADER))
 
 
-def toml(value) -> str:
-    """A TOML value, tables inline (strings and keys quoted as basic strings; None dropped)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)  # TOML spells floats as Python does, inf included
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML forbids a raw DEL
-    if isinstance(value, list):
-        return "[" + ", ".join(toml(v) for v in value if v is not None) + "]"
-    return "{" + ", ".join(f"{toml(k)} = {toml(v)}" for k, v in value.items() if v is not None) + "}"
-
-
-def toml_document(doc: dict, header: str = "# h\n") -> str:
-    return header + "".join(f"{toml(k)} = {toml(v)}\n" for k, v in doc.items() if v is not None)
-
-
 def test_the_emitter_writes_the_valid_document():
     assert scenario_to_dict(load_scenario_text(toml_document(VALID_DOC), "fuzz")) == VALID_DOC
 
@@ -414,59 +397,18 @@ def test_generated_valid_scenarios_load(text):
 
 
 # --- documents from the JSON Schema (hypothesis-jsonschema) --------------------------------------------
-# Drawn table by table (a strategy for the whole schema spends seconds per document merging its oneOfs),
-# then either assembled into a document or spliced into the valid one, so that the checks beyond the
-# schema (references, ranges, lifecycle) see near-valid input too.
-
-PROPERTIES = scenario_json_schema()["properties"]
-steps_from_schema = st.one_of([from_schema(step) for step in PROPERTIES["steps"]["items"]["oneOf"]])
-SECTIONS = {
-    "scenario": from_schema(PROPERTIES["scenario"]),
-    "cluster": from_schema(PROPERTIES["cluster"]),
-    "topics": st.lists(from_schema(PROPERTIES["topics"]["items"]), max_size=3),
-    "actors": st.dictionaries(st.sampled_from(["p1", "c1", "x"]) | st.text(max_size=4),
-                              from_schema(PROPERTIES["actors"]["additionalProperties"]), max_size=3),
-    "steps": st.lists(steps_from_schema, min_size=1, max_size=4),
-    "faults": st.lists(from_schema(PROPERTIES["faults"]["items"]), max_size=2),
-    "nemesis": from_schema(PROPERTIES["nemesis"]),
-    "expect": from_schema(PROPERTIES["expect"]),
-}
-
-
-@st.composite
-def schema_documents(draw) -> dict:
-    if draw(st.booleans()):  # a whole document, every section drawn from the schema
-        doc = {name: draw(strategy) for name, strategy in SECTIONS.items()
-               if name in ("scenario", "steps") or draw(st.booleans())}
-    else:  # the valid document with one to three parts drawn from the schema
-        doc = copy.deepcopy(VALID_DOC)
-        for _ in range(draw(st.integers(1, 3))):
-            name = draw(st.sampled_from(sorted(SECTIONS)))
-            if name == "steps":
-                doc["steps"][draw(st.integers(0, len(doc["steps"]) - 1))] = draw(steps_from_schema)
-            else:
-                doc[name] = draw(SECTIONS[name])
-    if draw(st.booleans()):
-        doc["scenario"]["name"] = "fuzz"  # else the name rarely matches the file's
-    return doc
+# experiments/fuzz_cli.py draws them table by table, whole or spliced into the valid document, so that
+# the checks beyond the schema (references, ranges, lifecycle) see near-valid input too.
 
 
 @settings(FUZZ, max_examples=80)  # a schema draw costs more than the others
-@given(schema_documents())
+@given(schema_documents(VALID_DOC, "fuzz"))
 def test_documents_from_the_json_schema_raise_only_scenario_errors(doc):
     accepts(lambda: scenario_from_dict(doc, name="fuzz", header=HEADER))
     accepts(lambda: load_scenario_text(toml_document(doc), "fuzz"))
 
 
 # --- hostile TOML text ------------------------------------------------------------------------------------
-
-HOSTILE_VALUES = [
-    *("[" * n + "]" * n for n in (30, 400, 5000)), "{ a = " * 3000 + "1" + " }" * 3000,
-    "1" * 5000, "-" + "9" * 4301, "0x" + "f" * 5000, "9223372036854775808", "-9223372036854775809",
-    "18446744073709551616", "1e400", "-1e400", "1e-400", "nan", "+inf", "-inf", "-0.0", "0.1", "1_000",
-    "1979-05-27T07:32:00Z", "07:32:00", "1979-05-27", "true", "[]", "{}", '[1, "a", 2.5]', "{ x = 1 }",
-    '"' + "v" * 20_000 + '"', r'"\u0000"', '"\u202e\U0001F600"', '"é"', "'''a\nb'''", '""', '"NONE"',
-]
 
 
 @st.composite
@@ -476,10 +418,10 @@ def hostile_texts(draw) -> str:
         i = draw(st.integers(0, len(lines) - 1))
         edit = draw(st.sampled_from(["value", "insert", "unicode", "truncate"]))
         if edit == "value" and " = " in lines[i]:
-            lines[i] = lines[i].split(" = ")[0] + " = " + draw(st.sampled_from(HOSTILE_VALUES))
+            lines[i] = lines[i].split(" = ")[0] + " = " + draw(st.sampled_from(HOSTILE_LITERALS))
         elif edit == "insert":
             key = draw(st.sampled_from(WORDS).map(lambda w: json.dumps(w) if "." in w or not w else w))
-            lines.insert(i, f"{key} = {draw(st.sampled_from(HOSTILE_VALUES))}")
+            lines.insert(i, f"{key} = {draw(st.sampled_from(HOSTILE_LITERALS))}")
         elif edit == "unicode":
             at = draw(st.integers(0, len(lines[i])))
             lines[i] = lines[i][:at] + draw(st.text(st.characters(codec="utf-8"), min_size=1, max_size=3)) \
