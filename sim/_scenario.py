@@ -676,7 +676,7 @@ def check_parts(*, topics: Mapping[str, Any], cluster: Mapping[str, Any], actors
     try:
         declared = tuple(_structure_table(Topic, {"name": name, "partitions": n}, f"topics[{i}]")
                          for i, (name, n) in enumerate(topics.items()))
-        _check_unique([t.name for t in declared], "topics", ".name")
+        _check_topics(declared)
         _check_cluster(cluster)
         checked = tuple(_structure_table(Fault, _unstructure(f), f"faults[{i}]") for i, f in enumerate(faults))
         spec = None if nemesis is None else _structure_table(Nemesis, _unstructure(nemesis), "nemesis")
@@ -986,9 +986,7 @@ def _check(s: Scenario, stem: str) -> None:
         raise _Invalid("scenario.description", "must be one line")
     _check_unique(s.scenario.expect_anomalies, "scenario.expect_anomalies")
     _check_cluster(s.cluster)
-    _check_unique([t.name for t in s.topics], "topics", ".name")
-    if (total := sum(t.partitions for t in s.topics)) > MAX_PARTITIONS:
-        raise _Invalid("topics", f"{total} partitions in all, more than the limit of {MAX_PARTITIONS}")
+    _check_topics(s.topics)
     if s.scenario.pipeline is not None:
         for end in ("input", "output"):
             if s.topic(getattr(s.scenario.pipeline, end)) is None:
@@ -1008,6 +1006,13 @@ def _check(s: Scenario, stem: str) -> None:
             raise _Invalid(alive[broker], f"{broker} stays down: restart it, the final observation reads it")
     _check_faults(s)
     _check_expectations(s)
+
+
+def _check_topics(topics: tuple[Topic, ...]) -> None:
+    _check_size(topics, MAX_TOPICS, "topics")
+    _check_unique([t.name for t in topics], "topics", ".name")
+    if (total := sum(t.partitions for t in topics)) > MAX_PARTITIONS:
+        raise _Invalid("topics", f"{total} partitions in all, more than the limit of {MAX_PARTITIONS}")
 
 
 def _check_unique(values: Any, location: str, suffix: str = "") -> None:

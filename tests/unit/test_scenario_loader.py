@@ -787,3 +787,10 @@ def test_the_json_schema_states_the_limits():
     topic = schema["properties"]["topics"]["items"]["properties"]
     assert topic["partitions"]["maximum"] == sc.MAX_PARTITIONS and topic["name"]["maxLength"] == sc.MAX_STRING
     assert schema["properties"]["scenario"]["properties"]["seed"]["maximum"] == sc.MAX_INT
+
+
+def test_the_python_api_parts_meet_the_same_limits():
+    with pytest.raises(ScenarioError) as info:
+        sc.check_parts(topics={"a": 600, "b": 600}, cluster={}, actors={}, what="Simulation")
+    assert (info.value.location, info.value.reason) == ("topics", "1200 partitions in all, more than the limit of "
+                                                                  f"{sc.MAX_PARTITIONS}")
