@@ -72,7 +72,8 @@ MAX_STRING = 10_000  # characters of any string: a record's key and value, a not
 MAX_TOPICS = 100
 MAX_PARTITIONS = 1_000  # partitions of all topics together
 MAX_ACTORS = 100
-MAX_FAULTS = 1_000  # [[faults]] rules: every message is matched against each armed rule (the dedup-window study writes up to 801)
+# [[faults]] rules: every message is matched against each armed rule (the dedup-window study writes up to 801)
+MAX_FAULTS = 1_000
 MAX_MS = 3_600_000  # any one duration or timeout (ms, timeout_ms, down_ms, load_ms, interval_ms, duration_ms)
 MAX_COUNT = 1_000_000_000  # a fault's count, a consume step's max_records
 MAX_INT = 2**63 - 1  # any other integer (offsets, the seed): Kafka's int64
