@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             outcomes[outcome] += 1
             by_kind[kind, outcome] += 1
             if outcome not in ("254 located", "ran, exit 0", "ran, exit 1", "ran, exit 2"):
-                keep = args.out / "escapes" / f"{i}-{stem}.toml"
+                keep = args.out / "escapes" / str(i) / f"{stem}.toml"  # the name the scenario must have
                 keep.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, keep)
                 last = (stderr or result.output).strip().splitlines()[-1:] if code is not None else ["hang"]

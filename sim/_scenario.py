@@ -49,10 +49,17 @@ class ScenarioError(Exception):
     ``steps[3].partition``, or ``line 12, column 5``) and ``reason``."""
 
     def __init__(self, file: str, location: str, reason: str) -> None:
+        # one line, whatever the file holds: a value quoted in the message has its newlines and other
+        # control or formatting characters (a terminal's escape sequences, U+202E) escaped
+        location, reason = _printable(location), _printable(reason)
         super().__init__(f"{file}: {location}: {reason}")
         self.file = file
         self.location = location
         self.reason = reason
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class _Invalid(Exception):

@@ -795,3 +795,11 @@ def test_the_python_api_parts_meet_the_same_limits():
         sc.check_parts(topics={"a": 600, "b": 600}, cluster={}, actors={}, what="Simulation")
     assert (info.value.location, info.value.reason) == ("topics", "1200 partitions in all, more than the limit of "
                                                                   f"{sc.MAX_PARTITIONS}")
+
+
+def test_a_message_is_one_line_whatever_the_value_it_quotes():
+    """A value quoted in a reason has its newlines and control or formatting characters escaped, so the CLI's
+    message stays one line and a terminal's escape sequences stay text."""
+    err = refusal(mutate('actor = "c1"\nop = "assign"', 'actor = "c\\n1\\u001b[31m\\u202e"\nop = "assign"'))
+    assert err.location == "steps[3].actor"
+    assert err.reason.startswith('no actor "c\\n1\\x1b[31m\\u202e" in [actors]') and str(err).isprintable()
