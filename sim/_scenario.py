@@ -85,7 +85,7 @@ MAX_MS = 3_600_000  # any one duration or timeout (ms, timeout_ms, down_ms, load
 MAX_COUNT = 1_000_000_000  # a fault's count, a consume step's max_records
 MAX_INT = 2**63 - 1  # any other integer (offsets, the seed): Kafka's int64
 MAX_SIM_MS = 3_600_000  # simulated time of a run, settle included: the runner stops there (unknown verdict)
-MAX_EVENTS = 500_000  # simulation events of a run: the runner stops there (unknown verdict)
+MAX_EVENTS = 200_000  # simulation events of a run: the runner stops there (unknown verdict)
 # TOML's own shape: arrays and inline tables nested deeper than tomllib's recursion allows, and integer
 # literals longer than Python converts (sys.get_int_max_str_digits), are refused before any field is read.
 MAX_INT_DIGITS = 4_300
