@@ -9,7 +9,8 @@ own answer, and its ``inject_txn_log`` hook, which fails the transaction coordin
 
 - the scenario's ``[[faults]]`` rules (``eosim._scenario.Fault``): a selector in the spirit of kfake's fault
   API (message, node, topic/partition, transactional.id, direction), an action (drop, delay,
-  disconnect, error), a count (N times, or until healed) and an arming point (the start, or a step);
+  disconnect, error), a count (N times, or until healed) and an arming point (the start, a step, or the
+  k-th request of an API);
 - the links between the nodes, which ``partition`` cuts and ``heal`` restores;
 - clogs (extra latency on a node's links) and pauses (a client's process stops until it wakes);
 - the seeded random nemesis of ``[nemesis]``, whose only randomness is ``world.rng("nemesis")``.
@@ -101,13 +102,14 @@ class FaultLayer:
     _clogs: dict[str, int] = field(init=False, factory=dict)  # node -> extra latency of its links
     _paused: dict[str, int] = field(init=False, factory=dict)  # actor -> when it wakes
     _requests: dict[int, Any] = field(init=False, factory=dict)  # correlation id -> request payload
+    _sent: dict[str, int] = field(init=False, factory=dict)  # API -> requests of it routed so far
     _calm_at: int = field(init=False, default=0)  # the last delayed packet's arrival
     _nemesis_on: bool = field(init=False, default=False)
     _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
 
     def __attrs_post_init__(self) -> None:
         self._linked = set(self.nodes)
-        self._arm(rule for rule in self.rules if rule.after_step is None)
+        self._arm(rule for rule in self.rules if rule.after_step is None and rule.after_message is None)
         if self.nemesis is not None and self.nemesis.after_step is None:
             self._start_nemesis()
 
@@ -141,7 +143,19 @@ class FaultLayer:
     # -- the hooks ---------------------------------------------------------------------------------
 
     def route(self, packet: Packet) -> int | None:
-        """The network's route: extra delay in ms, or None to drop the packet."""
+        """The network's route: extra delay in ms, or None to drop the packet. A request arms the rules
+        triggered by it (``after_message``/``after_count``) once it is routed: they strike later messages."""
+        extra = self._route(packet)
+        if not packet.is_response and any(rule.after_message is not None for rule in self.rules):
+            api = api_name(packet.payload)
+            n = self._sent[api] = self._sent.get(api, 0) + 1
+            rules = [rule for rule in self.rules if rule.after_message == api and rule.after_count == n]
+            for rule in rules:
+                self._emit("arm", rule.name, msg=api, count=n)
+            self._arm(rules)
+        return extra
+
+    def _route(self, packet: Packet) -> int | None:
         cid = packet.correlation_id
         if packet.is_response:
             request = self._requests.pop(cid, None)

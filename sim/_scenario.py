@@ -485,6 +485,10 @@ class Fault:
                                               max=MAX_COUNT)
     after_step: int | None = _f("Armed once this step was performed; absent = from the start.", None, min=0,
                                 max=MAX_ITEMS - 1)
+    after_message: str | None = _f("Armed once the after_count-th request of this Kafka API was sent (not by a "
+                                   "step); absent = not armed by a message.", None)
+    after_count: int = _f("With after_message: which request of that API arms the rule (1 = the first).", 1, min=1,
+                          max=MAX_COUNT)
 
     def __attrs_post_init__(self) -> None:
         _check_own_fields(self)
@@ -1204,6 +1208,9 @@ def _check_step_index(index: int | None, s: Scenario, location: str) -> None:
 def _check_faults(s: Scenario) -> None:
     if s.scenario.conformance:  # on Kafka, a proxy drops messages (sim/_realkafka/proxy.py); nothing else
         for i, fault in enumerate(s.faults):
+            if fault.after_message is not None:
+                raise _Invalid(f"faults[{i}].after_message", "the conformance suite's proxy arms its drops from the "
+                                                             "start: set scenario.conformance = false")
             if (reason := proxy_refusal(fault)) is not None:
                 raise _Invalid(f"faults[{i}]", f"the conformance suite's proxy cannot do this rule ({reason}): "
                                               "set scenario.conformance = false")
@@ -1238,6 +1245,7 @@ def _check_faults(s: Scenario) -> None:
             if fault.direction == "response":
                 raise _Invalid(f"{location}.direction", "the broker answers requests with errors: not responses")
         _check_step_index(fault.after_step, s, f"{location}.after_step")
+        _check_trigger(fault, location)
     nemesis = s.nemesis
     if nemesis is None:
         return
@@ -1253,6 +1261,18 @@ def _check_faults(s: Scenario) -> None:
     _check_step_index(nemesis.until_step, s, "nemesis.until_step")
     if None not in (nemesis.after_step, nemesis.until_step) and nemesis.until_step <= nemesis.after_step:
         raise _Invalid("nemesis.until_step", f"must come after after_step ({nemesis.after_step})")
+
+
+def _check_trigger(fault: Fault, location: str) -> None:
+    """A rule is armed from the start, after a step, or after the k-th request of an API; never two of these."""
+    if fault.after_message is None:
+        if fault.after_count != 1:
+            raise _Invalid(f"{location}.after_count", "only with after_message")
+        return
+    if fault.after_message not in API_NAMES:
+        raise _Invalid(f"{location}.after_message", f'no API "{fault.after_message}" (APIs: {", ".join(API_NAMES)})')
+    if fault.after_step is not None:
+        raise _Invalid(f"{location}.after_message", "give after_step or after_message, not both")
 
 
 def _check_txn_log_append(fault: Fault, location: str) -> None:
