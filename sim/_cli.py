@@ -342,6 +342,59 @@ def _run_study(name: str, total: int, seeds: Optional[int], out: Optional[Path],
         return _study.run_study(name, seeds, out, workers=workers, progress=lambda n: bar.advance(task, n))
 
 
+# --- explore ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around this scenario's workload "
+                                                                  "(default: draw workloads too)"),
+            reintroduce: Optional[list[str]] = typer.Option(None, "--reintroduce", help="Historical bug to switch "
+                                                            "back on, e.g. KAFKA-6119 (repeatable)"),
+            budget: float = typer.Option(60.0, min=0.1, help="Seconds of search per job (shrinking gets as many)"),
+            seed: int = typer.Option(0, min=0, help="Hypothesis seed (job j uses seed + j), also the runs' seed"),
+            jobs: int = typer.Option(1, min=1, help="Campaigns in parallel processes"),
+            out: Optional[str] = typer.Option(None, help="Where finding-N/ run directories go (default "
+                                                         "runs/explore/<timestamp>-seed-N); must be new or empty"),
+            as_json: bool = JSON) -> None:
+    """Search fault schedules for runs the checkers call INVALID; shrink and write each finding."""
+
+    def go() -> int:
+        from eosim import _explore, _rundir
+        from eosim._scenario import load_scenario
+
+        bugs = tuple(reintroduce or ())
+        try:
+            _explore.check_bugs(bugs)
+        except ValueError as err:
+            raise BadInput(f"--reintroduce: {err}") from None
+        if out is not None:
+            _rundir.check_target(out, replace=False)
+        base = _explore.base_document(load_scenario(resolve_scenario(scenario))) if scenario is not None else None
+        show = not as_json and sys.stderr.isatty()
+
+        def progress(runs: int, seconds: float) -> None:
+            print(f"\rexploring: {runs} runs, {runs / max(seconds, 1e-9):.1f} runs/s, {seconds:.0f}/{budget:.0f} s",
+                  end="", file=sys.stderr, flush=True)
+
+        campaigns = _explore.explore(base=base, reintroduce=bugs, budget=budget, seed=seed, jobs=jobs,
+                                     progress=progress if show else None)
+        if show:
+            print(file=sys.stderr)
+        findings = [c.finding for c in campaigns if c.finding is not None]
+        target = Path(out) if out is not None else _rundir.default_path(RUNS, "explore", seed)
+        written = _explore.write_findings(target, findings, bugs) if findings else []
+        runs = sum(c.runs for c in campaigns)
+        lines = [f.line(n) for n, f in enumerate(findings, 1)]
+        lines.append(f"{len(findings)} finding(s) in {runs} runs" + (f": {target}" if findings else ""))
+        _emit(as_json, {"runs": runs, "reintroduce": list(bugs), "seed": seed, "jobs": jobs, "findings": [
+            {"anomalies": list(f.anomalies), "steps_found": f.steps_found, "steps_shrunk": f.steps_shrunk,
+             "seconds_to_find": round(f.seconds_to_find, 3), "seconds_to_shrink": round(f.seconds_to_shrink, 3),
+             "run-directory": str(w)} for f, w in zip(findings, written)]}, "\n".join(lines))
+        return EXIT_INVALID if findings else EXIT_VALID
+
+    _guard(go)
+
+
 # --- the library ------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,302 @@
+"""eosim._explore
+=============
+
+``eosim explore`` (docs/exploration.md): search workloads and fault schedules (eosim.strategies) for
+runs the checkers call INVALID, with Hypothesis's own engine: ``@given`` generates, ``hypothesis.target``
+steers towards runs with more LSO lag, producer-id/epoch changes, rejected appends and transaction
+transitions, and Hypothesis shrinks what fails. Nothing here shrinks by hand.
+
+With ``--reintroduce KAFKA-N`` a run counts as a finding only when the same scenario and seed are clean
+(valid) with the switch off, and the shrinker keeps that comparison: every smaller candidate is judged the
+same way. Without a switch every INVALID is a finding (a false alarm of the simulator, or a real
+finding about Kafka).
+
+A campaign stops at its first finding, shrinks it, and writes it as a normal run directory
+``OUT/finding-N/`` whose scenario.toml ``eosim run`` reproduces (exit 1). ``jobs`` campaigns run in
+processes, each with its own Hypothesis seed (``seed + job``), all with the same budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from attrs import evolve, frozen
+
+from eosim.models.bugs import HISTORICAL_BUGS, cluster_switch
+from eosim import strategies
+
+SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
+    "pid-or-epoch-changes": frozenset({"client.pid"}),
+    "coordinator-transitions": frozenset({"txn.state"}),
+    "rejected-appends": frozenset({"log.reject", "log.reject_marker", "log.duplicate"}),
+}
+VERIFICATION = "transaction.partition.verification.enable"
+
+
+class _BudgetSpent(BaseException):
+    """Ends a Hypothesis run from inside the test (a BaseException: Hypothesis does not take it for a failure)."""
+
+
+class _Found(Exception):
+    """The test's failure: the run is INVALID (and clean with the switch off)."""
+
+
+@frozen
+class Finding:
+    anomalies: tuple[str, ...]
+    document: dict[str, Any]  # the shrunk scenario document
+    steps_found: int  # steps + fault rules of the first failing example
+    steps_shrunk: int
+    seconds_to_find: float
+    seconds_to_shrink: float
+    runs: int
+
+    def line(self, index: int) -> str:
+        return (f"finding-{index}: {', '.join(self.anomalies)}: {self.steps_shrunk} steps (from {self.steps_found}), "
+                f"found in {self.seconds_to_find:.1f} s, shrunk in {self.seconds_to_shrink:.1f} s")
+
+
+@frozen
+class Campaign:
+    seed: int
+    runs: int
+    seconds: float
+    finding: Finding | None
+
+
+def size(document: dict[str, Any]) -> int:
+    """A scenario's size as the benchmark counts it: its steps plus its fault rules."""
+    return len(document["steps"]) + len(document.get("faults", ()))
+
+
+def switched(document: dict[str, Any], reintroduce: Sequence[str]) -> dict[str, Any]:
+    """``document`` with the historical bugs ``reintroduce`` switched on in its [cluster]."""
+    cluster = dict(document["cluster"])
+    ids = [b for b in reintroduce if HISTORICAL_BUGS[b].kafka_switch is None]
+    if ids:
+        cluster["eosim.reintroduce"] = ids
+    for bug in reintroduce:
+        if HISTORICAL_BUGS[bug].kafka_switch is not None:
+            key, value = cluster_switch(bug)
+            cluster[key] = value
+    return {**document, "cluster": cluster}
+
+
+def check_bugs(reintroduce: Sequence[str]) -> None:
+    """Refuse unknown or repeated ids (ValueError naming the known ones)."""
+    for bug in reintroduce:
+        if bug not in HISTORICAL_BUGS:
+            raise ValueError(f"unknown historical bug {bug!r} (known: {', '.join(HISTORICAL_BUGS)})")
+    if len(set(reintroduce)) != len(reintroduce):
+        raise ValueError("a bug is listed twice in --reintroduce")
+
+
+def _run(document: dict[str, Any]) -> Any:
+    from eosim._runner import run_scenario
+    from eosim._scenario import scenario_from_dict
+
+    scenario = scenario_from_dict(document, name=document["scenario"]["name"], header="eosim explore")
+    return run_scenario(scenario, document["scenario"].get("seed", 1))
+
+
+def _signals(outcome: Any) -> dict[str, float]:
+    counts = {label: 0 for label in SIGNALS}
+    kinds = frozenset().union(*SIGNALS.values())
+    for event in outcome.trace.of_kinds(kinds):
+        for label, wanted in SIGNALS.items():
+            if event["kind"] in wanted:
+                counts[label] += 1
+    lag = sum(p.high_watermark - p.last_stable_offset for p in outcome.observation.partitions)
+    return {"lso-lag": float(lag), **{k: float(v) for k, v in counts.items()}}
+
+
+def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int) -> Any:
+    """The strategy a campaign searches: fresh scenarios, or ``base`` (a scenario document) with a drawn
+    fault schedule and cluster config. Without a bug switch the search looks for broken promises of
+    correct Kafka, so it leaves out what is Kafka's documented behaviour: KIP-890 verification stays on
+    (turning it off brings KAFKA-12671 back, eosim.models.bugs) and there are no plain producers (their
+    retries duplicate, at-least-once). With a switch they are in, and the comparison with the switch off
+    filters them out."""
+    from hypothesis import strategies as st
+
+    clusters = strategies.cluster_configs()
+    producers = strategies.PRODUCER_KINDS
+    if not reintroduce:
+        clusters = clusters.map(lambda c: {k: v for k, v in c.items() if k != VERIFICATION})
+        producers = tuple(k for k in producers if k != "plain")
+
+    @st.composite
+    def around(draw: Any) -> dict[str, Any]:
+        if base is None:
+            workload = draw(strategies.workloads(producers=producers))
+        else:
+            workload = strategies.Workload({t["name"]: t.get("partitions", 1) for t in base.get("topics", ())},
+                                           dict(base.get("actors", {})), {"": list(base["steps"])})
+        schedule = draw(strategies.fault_schedules(workload))
+        cluster = {**draw(clusters), **(base or {}).get("cluster", {})}
+        document = strategies.compose(draw, workload, schedule, cluster, name="scenario",
+                                      description="a run eosim explore found")
+        if base is not None:
+            document["faults"] = [*base.get("faults", ()), *document.get("faults", ())]
+            if not document["faults"]:
+                del document["faults"]
+        document["scenario"]["seed"] = seed
+        return document
+
+    return around()
+
+
+def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] = (), budget: float = 60.0,
+             seed: int = 0, shrink_budget: float | None = None,
+             progress: Callable[[int, float], None] | None = None) -> Campaign:
+    """Search until the first finding (then shrink it) or until ``budget`` seconds have passed. Shrinking
+    gets ``shrink_budget`` seconds more (default: ``budget``); if it runs out, the smallest failing example
+    seen so far is the finding."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, seed as hseed, settings, target
+
+    started = time.perf_counter()
+    shrink_budget = budget if shrink_budget is None else shrink_budget
+    state: dict[str, Any] = {"runs": 0, "first": None, "found_at": None, "best": None, "last": None}
+
+    def judge(document: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if state["found_at"] is None and now - started > budget:
+            raise _BudgetSpent
+        if state["found_at"] is not None and now - state["found_at"] > shrink_budget:
+            raise _BudgetSpent
+        state["runs"] += 1
+        if progress is not None:
+            progress(state["runs"], now - started)
+        outcome = _run(switched(document, reintroduce))
+        for label, value in _signals(outcome).items():
+            target(value, label=label)
+        if outcome.verdict.checks.valid is not False:
+            return
+        if reintroduce and _run(document).verdict.checks.valid is not True:
+            return  # not the switch's doing: the same run is not clean without it
+        anomalies = tuple(outcome.verdict.checks.anomaly_types)
+        if state["found_at"] is None:
+            state["found_at"], state["first"] = time.perf_counter(), document
+        if state["best"] is None or size(document) < size(state["best"][0]):
+            state["best"] = (document, anomalies)
+        state["last"] = (document, anomalies)
+        raise _Found(", ".join(anomalies))
+
+    test = settings(max_examples=10**9, deadline=None, database=None, derandomize=False,
+                    suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, report_multiple_bugs=False,
+                    phases=(Phase.generate, Phase.target, Phase.shrink))(
+        hseed(seed)(given(documents(base, reintroduce, seed))(judge)))
+    completed = True
+    try:
+        test()
+    except _Found:
+        pass
+    except _BudgetSpent:
+        completed = False
+    seconds = time.perf_counter() - started
+    if state["found_at"] is None:
+        return Campaign(seed, state["runs"], seconds, None)
+    document, anomalies = state["last"] if completed else state["best"]
+    finding = Finding(anomalies=anomalies, document=document, steps_found=size(state["first"]),
+                      steps_shrunk=size(document), seconds_to_find=state["found_at"] - started,
+                      seconds_to_shrink=time.perf_counter() - state["found_at"], runs=state["runs"])
+    return Campaign(seed, state["runs"], seconds, finding)
+
+
+def _campaign_job(kwargs: dict[str, Any]) -> Campaign:
+    return campaign(**kwargs)
+
+
+def explore(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] = (), budget: float = 60.0,
+            seed: int = 0, jobs: int = 1, progress: Callable[[int, float], None] | None = None) -> list[Campaign]:
+    """``jobs`` campaigns, seeds ``seed .. seed + jobs - 1``; with one job, in this process."""
+    check_bugs(reintroduce)
+    kwargs = [dict(base=base, reintroduce=tuple(reintroduce), budget=budget, seed=seed + j) for j in range(jobs)]
+    if jobs == 1:
+        return [campaign(**kwargs[0], progress=progress)]
+    with ProcessPoolExecutor(jobs) as pool:
+        return list(pool.map(_campaign_job, kwargs))
+
+
+# -- findings as run directories ------------------------------------------------------------------------
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, str)):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def scenario_toml(document: dict[str, Any], header: str) -> str:
+    """The scenario file of a document: ``header`` as its leading comment block, then its tables."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()] + [""]
+
+    def table(title: str, body: dict[str, Any]) -> None:
+        lines.append(title)
+        lines.extend(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in body.items())
+        lines.append("")
+
+    table("[scenario]", document["scenario"])
+    table("[cluster]", document.get("cluster", {}))
+    for topic in document.get("topics", ()):
+        table("[[topics]]", topic)
+    for name, actor in document.get("actors", {}).items():
+        table(f"[actors.{name}]", actor)
+    for rule in document.get("faults", ()):
+        table("[[faults]]", rule)
+    for step in document["steps"]:
+        table("[[steps]]", step)
+    return "\n".join(lines)
+
+
+def finding_files(finding: Finding, reintroduce: Sequence[str]) -> tuple[str, Any]:
+    """The scenario text of a finding (the bugs switched on, as found) and its outcome when run."""
+    from eosim._runner import run_scenario
+    from eosim._scenario import load_scenario_text
+
+    document = switched(finding.document, reintroduce)
+    bugs = f" with {', '.join(reintroduce)} switched back on; clean without" if reintroduce else ""
+    header = (f"Found by eosim explore{bugs}: the checkers call this run INVALID ({', '.join(finding.anomalies)}).\n"
+              f"Shrunk by Hypothesis from {finding.steps_found} to {finding.steps_shrunk} steps and fault rules.")
+    document = {**document, "scenario": {**document["scenario"],
+                                         "description": f"eosim explore finding: {', '.join(finding.anomalies)}"}}
+    text = scenario_toml(document, header)
+    scenario = load_scenario_text(text, "scenario")
+    return text, run_scenario(scenario, scenario.seed)
+
+
+def write_findings(out: Path, findings: Sequence[Finding], reintroduce: Sequence[str]) -> list[Path]:
+    """``out/finding-N/`` for each finding: a run directory (docs/cli.md) that ``eosim run`` reproduces."""
+    from eosim import _rundir
+    from eosim._runner import run_dir_files
+
+    written = []
+    for n, finding in enumerate(findings, 1):
+        text, outcome = finding_files(finding, reintroduce)
+        target = out / f"finding-{n}"
+        _rundir.check_target(target, replace=False)
+        written.append(_rundir.write(target, run_dir_files(outcome, text), scenario="scenario", seed=outcome.seed,
+                                     replace=False))
+    return written
+
+
+def base_document(scenario: Any) -> dict[str, Any]:
+    """A loaded scenario as the base of a search: its claims dropped (a finding is the checkers' call)."""
+    from eosim._scenario import scenario_to_dict
+
+    scenario = evolve(scenario, scenario=evolve(scenario.scenario, expect_anomalies=(), conformance=False),
+                      expect=type(scenario.expect)())
+    document = scenario_to_dict(scenario)
+    document.pop("nemesis", None)  # the explorer draws its own schedule: no in-run randomness
+    # bugs are switched on by --reintroduce only, so that the comparison with the switch off holds
+    document["cluster"] = {k: v for k, v in document.get("cluster", {}).items() if k != "eosim.reintroduce"}
+    return document

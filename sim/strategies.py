@@ -1,0 +1,349 @@
+"""eosim.strategies
+================
+
+Hypothesis strategies for eosim scenarios (docs/exploration.md): workloads, fault schedules and
+broker/client configurations, composed into scenario documents (the loader's tables, as TOML gives
+them) that ``eosim._scenario.scenario_from_dict`` reads and the runner runs. Every random choice is a
+Hypothesis draw made before the run, so a schedule is data: it is written into the scenario file,
+``eosim run`` replays it exactly, and Hypothesis shrinks it. The simulator's own seeded randomness (the
+``[nemesis]`` table) is never used here.
+
+- :func:`cluster_configs`: ``transaction.version`` 1/2, KIP-890 verification on/off, producer-id expiry.
+- :func:`workloads`: transactional, idempotent and plain producers (several may share a
+  ``transactional.id``: a replacement fences the other), consume-transform-produce, consumers of
+  both isolation levels, one to three partitions, crashes and restarts, sleeps past the timeouts.
+- :func:`fault_schedules`: swarm testing (a random subset of the fault kinds per example) over every
+  fault kind the simulator has: drops, delays, disconnects and injected errors of any API (rules armed
+  from the start, after a step, or after the k-th request of an API), failed ``__transaction_state``
+  appends, network partitions, clogs, disconnects, pauses longer than the timeouts, broker crash and
+  restart, coordinator failovers (overlapping ones too).
+- :func:`scenario_documents` / :func:`scenarios`: all of it, interleaved into one global step order.
+
+Example::
+
+    from hypothesis import given
+    from eosim import strategies
+    from eosim._runner import run_scenario
+
+    @given(strategies.scenarios())
+    def test_kafka_keeps_its_promises(scenario):
+        assert run_scenario(scenario).result.valid is not False
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from attrs import frozen
+from hypothesis import strategies as st
+
+from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND_ERRORS
+
+BROKER = "broker-1"
+OUT = "out"
+# Values that straddle the clients' and the coordinator's timers: some waits outlast them.
+SLEEPS_MS = (0, 100, 1_000, 3_000, 8_000, 20_000, 70_000)
+PAUSES_MS = (500, 3_000, 12_000, 65_000)
+TXN_TIMEOUTS_MS = (60_000, 2_000, 5_000, 10_000, 300_000)
+DELAYS_MS = (10, 500, 3_000, 40_000)
+PRODUCER_KINDS = ("transactional", "idempotent", "plain")
+# The fault kinds of a schedule; swarm testing draws a subset of them per example.
+RULE_KINDS = ("drop", "delay", "disconnect", "error", "txn-log")
+OP_KINDS = ("partition", "clog", "pause", "disconnect-nodes", "broker-restart", "coordinator-failover")
+FAULT_KINDS = RULE_KINDS + OP_KINDS
+# The exactly-once APIs: half of the message faults aim at one of them, the other half at any API.
+EOS_APIS = ("Produce", "InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers",
+            "TxnOffsetCommit")
+
+
+@frozen
+class Workload:
+    """Topics (name -> partitions), actors (name -> actor table) and each actor's program (op tables in
+    its own order; an op naming another ``actor`` is that actor's, run at this point of the program)."""
+
+    topics: dict[str, int]
+    actors: dict[str, dict[str, Any]]
+    programs: dict[str, list[dict[str, Any]]]
+
+
+@frozen
+class Schedule:
+    """Fault rules (``[[faults]]`` tables, an ``after_step`` of ``-k`` meaning "the k-th step from the
+    end of the workload", resolved when the steps are interleaved) and groups of nemesis ops, each group
+    kept together in the global order (a heal after its cut)."""
+
+    rules: list[dict[str, Any]]
+    groups: list[list[dict[str, Any]]]
+
+
+# -- configurations -------------------------------------------------------------------------------------
+
+def cluster_configs() -> st.SearchStrategy[dict[str, Any]]:
+    """``[cluster]`` tables: TV1 or TV2, with or without KIP-890 verification, with a short producer-id
+    expiry (and a fast expiry check) or Kafka's default."""
+    return st.builds(
+        lambda tv, verification, expiry: {"transaction.version": tv,
+                                           **({} if verification else
+                                              {"transaction.partition.verification.enable": False}),
+                                           **({} if expiry is None else
+                                              {"producer.id.expiration.ms": expiry,
+                                               "producer.id.expiration.check.interval.ms": 100})},
+        st.sampled_from((2, 1)), st.booleans().map(lambda b: not b), st.sampled_from((None, 2_000, 10_000)))
+
+
+def producer_configs(kind: str, transactional_id: str | None = None) -> st.SearchStrategy[dict[str, Any]]:
+    """librdkafka configurations of a ``transactional``, ``idempotent`` or ``plain`` producer."""
+    base: dict[str, Any] = ({"transactional.id": transactional_id} if kind == "transactional"
+                            else {"enable.idempotence": kind == "idempotent"})
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "socket.timeout.ms": st.sampled_from((1_000, 5_000)),
+        "batch.num.messages": st.just(1),
+    }
+    if kind == "transactional":
+        optional["transaction.timeout.ms"] = st.sampled_from(TXN_TIMEOUTS_MS)
+    return st.fixed_dictionaries({}, optional=optional).map(lambda extra: _consistent({**base, **extra}))
+
+
+def _consistent(config: dict[str, Any]) -> dict[str, Any]:
+    """librdkafka refuses socket.timeout.ms > transaction.timeout.ms + 100: the request timeout then goes."""
+    if config.get("socket.timeout.ms", 0) > config.get("transaction.timeout.ms", 60_000) + 100:
+        del config["socket.timeout.ms"]
+    return config
+
+
+# -- workloads -----------------------------------------------------------------------------------------
+
+@st.composite
+def _transactions(draw: Any, actor: str, partitions: int, consumer: str | None) -> list[dict[str, Any]]:
+    """init_transactions, then 1-4 transactions that commit or abort, with sleeps, flushes, and maybe a
+    crash (then a restart and a new init, or never again)."""
+    ops: list[dict[str, Any]] = [{"op": "init_transactions"}]
+    incarnation = 1
+    for t in range(draw(st.integers(1, 4))):
+        ops.append({"op": "begin_transaction"})
+        if consumer is not None:
+            ops.append({"actor": consumer, "op": "consume", "max_records": draw(st.integers(1, 3)),
+                        "timeout_ms": 500})
+        body: list[dict[str, Any]] = []
+        for r in range(draw(st.integers(1, 4))):
+            body.append({"op": "produce", "topic": OUT, "partition": draw(st.integers(0, partitions - 1)),
+                         "value": f"{actor}.{incarnation}-{t}-{r}"})
+            extra = draw(st.sampled_from(("", "flush", "sleep")))
+            if extra == "flush":
+                body.append({"op": "flush"})
+            elif extra == "sleep":
+                body.append({"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))})
+        if consumer is not None:
+            body.append({"op": "send_offsets_to_transaction", "consumer": consumer})
+        ending = draw(st.sampled_from(("commit", "abort", "crash")))
+        if ending == "crash":
+            ops += body[:draw(st.integers(0, len(body)))] + [{"op": "crash"}]
+            if not draw(st.booleans()):
+                return ops  # never restarted: the coordinator's timeout ends the transaction
+            incarnation += 1
+            ops += [{"op": "restart"}, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS))},
+                    {"op": "init_transactions"}]
+            continue
+        ops += body + [{"op": f"{ending}_transaction"}]
+    return ops
+
+
+@st.composite
+def _sends(draw: Any, actor: str, topic: str, partitions: int) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = []
+    for r in range(draw(st.integers(1, 6))):
+        ops.append({"op": "produce", "topic": topic, "partition": draw(st.integers(0, partitions - 1)),
+                    "value": f"{actor}-{r}"})
+        extra = draw(st.sampled_from(("", "flush", "sleep")))
+        if extra == "flush":
+            ops.append({"op": "flush"})
+        elif extra == "sleep":
+            ops.append({"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))})
+    return ops + [{"op": "flush"}]
+
+
+@st.composite
+def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS) -> Workload:
+    """1 to ``max_producers`` producers of the ``producers`` kinds (transactional, idempotent, plain), maybe a
+    consume-transform-produce application, maybe readers of either isolation level, on a topic of 1-3
+    partitions."""
+    partitions = draw(st.integers(1, 3))
+    kinds = draw(st.lists(st.sampled_from(tuple(producers)), min_size=1, max_size=max_producers))
+    topics = {OUT: partitions}
+    actors: dict[str, dict[str, Any]] = {}
+    programs: dict[str, list[dict[str, Any]]] = {}
+    ctp = "transactional" in kinds and draw(st.booleans())
+    for i, kind in enumerate(kinds, 1):
+        actor = f"p{i}"
+        # two producers may share a transactional.id: the later init fences the earlier one
+        tid = f"tx-{draw(st.integers(1, i))}" if kind == "transactional" else None
+        actors[actor] = {"kind": "producer", "config": draw(producer_configs(kind, tid))}
+        if kind != "transactional":
+            programs[actor] = draw(_sends(actor, OUT, partitions))
+            continue
+        consumer = None
+        if ctp:
+            ctp, consumer = False, "app"
+            topics["in"] = 1
+            actors["app"] = {"kind": "consumer", "config": {"group.id": "app", "isolation.level": "read_committed",
+                                                            "auto.offset.reset": "earliest",
+                                                            "enable.auto.commit": False}}
+            actors["source"] = {"kind": "producer", "config": {"enable.idempotence": True}}
+            programs["source"] = draw(_sends("source", "in", 1))
+            programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}]}]
+        programs[actor] = draw(_transactions(actor, partitions, consumer))
+    for isolation in draw(st.lists(st.sampled_from(("read_committed", "read_uncommitted")), max_size=2,
+                                   unique=True)):
+        reader = f"r{len([a for a in actors if a.startswith('r')]) + 1}"
+        actors[reader] = {"kind": "consumer", "config": {"group.id": reader, "isolation.level": isolation,
+                                                         "enable.auto.commit": False}}
+        programs[reader] = [{"op": "assign", "partitions": [{"topic": OUT, "partition": p, "offset": "beginning"}
+                                                            for p in range(partitions)]}]
+        programs[reader] += [{"op": "consume", "timeout_ms": draw(st.sampled_from((300, 2_000)))}
+                             for _ in range(draw(st.integers(1, 3)))]
+    return Workload(topics, actors, programs)
+
+
+# -- fault schedules -----------------------------------------------------------------------------------
+
+def _transactional_ids(workload: Workload) -> list[str]:
+    return sorted({a["config"]["transactional.id"] for a in workload.actors.values()
+                   if "transactional.id" in a["config"]})
+
+
+@st.composite
+def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequence[str]) -> dict[str, Any]:
+    rule: dict[str, Any] = {"count": draw(st.sampled_from((1, 2, 3, "until-healed")))}
+    if kind == "txn-log":  # the coordinator's own write to __transaction_state fails
+        rule |= {"action": "error", "message": "TxnLogAppend",
+                 "error": draw(st.sampled_from(sorted(e.name for e in TXN_LOG_APPEND_ERRORS)))}
+        if rule["count"] == "until-healed":
+            rule["count"] = 3
+        if transactional_ids and draw(st.booleans()):
+            rule["transactional_id"] = draw(st.sampled_from(transactional_ids))
+        return rule
+    rule["action"] = kind
+    if kind == "error":
+        apis = sorted(INFRASTRUCTURE_ERRORS)
+        api = draw(st.sampled_from([a for a in EOS_APIS if a in INFRASTRUCTURE_ERRORS]) | st.sampled_from(apis))
+        rule |= {"message": api, "error": draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))}
+    else:
+        rule |= {"message": draw(st.sampled_from(EOS_APIS) | st.sampled_from(API_NAMES)),
+                 "direction": draw(st.sampled_from(("response", "request")))}
+        if kind == "delay":
+            rule["ms"] = draw(st.sampled_from(DELAYS_MS))
+    if draw(st.booleans()):
+        rule["node"] = draw(st.sampled_from([*nodes, BROKER]))
+    return rule
+
+
+@st.composite
+def _group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str]) -> list[dict[str, Any]]:
+    sleep = {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))}
+    if kind == "coordinator-failover":
+        first = {"op": "coordinator_failover", "down_ms": draw(st.sampled_from((0, 100, 3_000))),
+                 "load_ms": draw(st.sampled_from((10, 300)))}
+        if not draw(st.booleans()):
+            return [first]
+        # a second one, maybe while the first is still down
+        return [first, {"op": "sleep", "ms": draw(st.integers(0, 4_000))},
+                {"op": "coordinator_failover", "down_ms": draw(st.sampled_from((0, 100, 5_000))),
+                 "load_ms": draw(st.sampled_from((10, 300)))}]
+    if kind == "broker-restart":
+        return [{"op": "crash_broker"}, sleep, {"op": "restart_broker", "load_ms": draw(st.sampled_from((10, 300)))}]
+    if kind == "pause":
+        return [{"op": "pause", "nodes": [draw(st.sampled_from(transactional or actors))],
+                 "ms": draw(st.sampled_from(PAUSES_MS))}]
+    nodes = [draw(st.sampled_from([*actors, BROKER]))]
+    if kind == "disconnect-nodes":
+        return [{"op": "disconnect", "nodes": nodes}]
+    cut: dict[str, Any] = {"op": kind, "nodes": nodes}
+    if kind == "clog":
+        cut["ms"] = draw(st.sampled_from((100, 1_500, 6_000)))
+    return [cut, sleep, {"op": "heal"}]
+
+
+def _trigger(max_step: int) -> st.SearchStrategy[dict[str, Any]]:
+    """When a rule is armed: from the start, after a step, or after the k-th request of an API."""
+    return st.one_of(
+        st.just({}),
+        st.integers(1, max(max_step, 1)).map(lambda k: {"after_step": -k}),
+        st.builds(lambda api, k: {"after_message": api, "after_count": k},
+                  st.sampled_from(EOS_APIS) | st.sampled_from(API_NAMES), st.integers(1, 4)))
+
+
+@st.composite
+def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
+                    max_faults: int = 3) -> Schedule:
+    """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
+    to ``max_faults`` rules and nemesis op groups of those kinds."""
+    enabled = draw(st.lists(st.sampled_from(tuple(kinds)), unique=True, max_size=len(kinds)))
+    if not enabled:
+        return Schedule([], [])
+    actors = sorted(workload.actors)
+    producers = [a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]]
+    steps = sum(len(p) for p in workload.programs.values())
+    rules, groups = [], []
+    for kind in draw(st.lists(st.sampled_from(enabled), max_size=max_faults)):
+        if kind in RULE_KINDS:
+            rule = draw(_rule(kind, actors, _transactional_ids(workload)))
+            rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(steps))})
+        else:
+            groups.append(draw(_group(kind, actors, producers)))
+    return Schedule(rules, groups)
+
+
+# -- scenarios -----------------------------------------------------------------------------------------
+
+def compose(draw: Any, workload: Workload, schedule: Schedule, cluster: dict[str, Any], *,
+            name: str = "explored", description: str = "a workload and fault schedule drawn by eosim.strategies"
+            ) -> dict[str, Any]:
+    """The scenario document: the programs interleaved op by op (each choice a draw), the nemesis groups
+    inserted at drawn points, rules' relative ``after_step`` resolved."""
+    queues = {actor: list(ops) for actor, ops in workload.programs.items() if ops}
+    setup = [a for a in ("source", "app") if a in queues]  # consume-transform-produce input first
+    steps: list[dict[str, Any]] = [{"actor": a, **op} for a in setup for op in queues.pop(a)]
+    while queues:
+        actor = draw(st.sampled_from(sorted(queues)))
+        op = queues[actor].pop(0)
+        if not queues[actor]:
+            del queues[actor]
+        steps.append(op if "actor" in op else {"actor": actor, **op})
+    for group in schedule.groups:
+        at = draw(st.integers(0, len(steps)))
+        steps[at:at] = [{"actor": "nemesis", **op} for op in group]
+    # a broker may not stay down at the end: every crash_broker is followed by its restart (same group)
+    rules = []
+    for rule in schedule.rules:
+        rule = dict(rule)
+        if "after_step" in rule:
+            rule["after_step"] = max(len(steps) + rule["after_step"], 0)
+        rules.append(rule)
+    document: dict[str, Any] = {
+        "scenario": {"name": name, "description": description, "conformance": False},
+        "cluster": cluster,
+        "topics": [{"name": t, "partitions": n} for t, n in workload.topics.items()],
+        "actors": workload.actors,
+        "steps": steps,
+    }
+    if rules:
+        document["faults"] = rules
+    return document
+
+
+@st.composite
+def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3,
+                       cluster: st.SearchStrategy[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Scenario documents (the loader's tables) of a workload, a fault schedule and a cluster config."""
+    workload = draw(workloads(max_producers))
+    schedule = draw(fault_schedules(workload, kinds))
+    config = draw(cluster if cluster is not None else cluster_configs())
+    return compose(draw, workload, schedule, config)
+
+
+def scenarios(kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3) -> st.SearchStrategy[Any]:
+    """Loaded scenarios (``eosim._scenario.Scenario``), ready for ``eosim._runner.run_scenario``."""
+    from eosim._scenario import scenario_from_dict
+
+    return scenario_documents(kinds, max_producers).map(
+        lambda doc: scenario_from_dict(doc, name=doc["scenario"]["name"], header="drawn by eosim.strategies"))

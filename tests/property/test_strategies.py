@@ -1,0 +1,39 @@
+"""eosim.strategies: every drawn scenario loads, survives its TOML file, and (a small sample) runs."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+
+from eosim import strategies
+from eosim._explore import documents, scenario_toml, size
+from eosim._runner import run_scenario
+from eosim._scenario import load_scenario_text, scenario_from_dict
+
+FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+@FAST
+@given(strategies.scenario_documents())
+def test_every_drawn_document_loads_and_round_trips_through_its_scenario_file(document: dict) -> None:
+    scenario = scenario_from_dict(document, name=document["scenario"]["name"], header="drawn")
+    again = load_scenario_text(scenario_toml(document, "drawn"), document["scenario"]["name"])
+    assert again == scenario
+    assert size(document) == len(scenario.steps) + len(scenario.faults)
+
+
+@FAST
+@given(strategies.workloads(), strategies.cluster_configs())
+def test_workloads_use_every_producer_kind_and_known_configs(workload: strategies.Workload, cluster: dict) -> None:
+    for actor, spec in workload.actors.items():
+        assert spec["kind"] in ("producer", "consumer")
+        assert workload.programs.get(actor) or actor == "app" or spec["kind"] == "consumer"
+    assert set(cluster) <= {"transaction.version", "transaction.partition.verification.enable",
+                            "producer.id.expiration.ms", "producer.id.expiration.check.interval.ms"}
+
+
+@settings(max_examples=12, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(documents(None, (), seed=1))
+def test_a_sample_of_explored_runs_on_correct_kafka_is_never_invalid(document: dict) -> None:
+    """What `eosim explore` with no switch searches: correct Kafka (verification on) under fault schedules."""
+    outcome = run_scenario(scenario_from_dict(document, name="scenario", header="drawn"), 1)
+    assert outcome.verdict.checks.valid is not False, outcome.verdict.checks.anomaly_types

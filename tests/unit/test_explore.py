@@ -1,0 +1,136 @@
+"""eosim explore (sim/_explore.py) and the fault rules armed by the k-th request of an API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eosim import _explore
+from eosim._cli import EXIT_BAD_INPUT, EXIT_INVALID, app, scenario_dir
+from eosim._runner import run_file, run_scenario
+from eosim._scenario import ScenarioError, load_scenario, load_scenario_text
+
+runner = CliRunner()
+
+TRIGGERED = """# Armed once the second Produce request is sent, the rule drops that request's response: the plain
+# producer's retry writes b twice.
+[scenario]
+name = "triggered"
+description = "a rule armed by a message count"
+conformance = false
+
+[[topics]]
+name = "out"
+
+[actors.p1]
+kind = "producer"
+config = { "enable.idempotence" = false, "socket.timeout.ms" = 1000 }
+
+[[faults]]
+name = "lose"
+action = "drop"
+message = "Produce"
+direction = "response"
+after_message = "Produce"
+after_count = 2
+{extra}
+[[steps]]
+actor = "p1"
+op = "produce"
+topic = "out"
+partition = 0
+value = "a"
+
+[[steps]]
+actor = "p1"
+op = "flush"
+
+[[steps]]
+actor = "p1"
+op = "produce"
+topic = "out"
+partition = 0
+value = "b"
+
+[[steps]]
+actor = "p1"
+op = "flush"
+"""
+
+
+def test_a_rule_armed_by_the_kth_request_strikes_only_after_it() -> None:
+    outcome = run_scenario(load_scenario_text(TRIGGERED.replace("{extra}", ""), "triggered"))
+    faults = [e for e in outcome.trace if e["kind"].startswith("fault.")]
+    assert [(e["kind"], e["data"].get("count")) for e in faults][:1] == [("fault.arm", 2)]
+    drops = [e for e in faults if e["kind"] == "fault.drop"]
+    assert len(drops) == 1 and drops[0]["t"] > faults[0]["t"]
+    # the plain producer retries the batch whose response was lost: "b" twice, "a" once
+    values = [v for p in outcome.observation.partitions for _o, _k, v in p.read_uncommitted]
+    assert values == ["a", "b", "b"]
+    assert "duplicate" in outcome.result.anomaly_types
+
+
+@pytest.mark.parametrize("extra, location", [
+    ("after_step = 1", "faults[0].after_message"),
+    ('after_message_typo = 1', "faults[0]"),
+])
+def test_the_loader_refuses_a_rule_with_two_arming_points(extra: str, location: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_text(TRIGGERED.replace("{extra}", extra), "triggered")
+    assert err.value.location.startswith(location)
+
+
+def test_the_loader_refuses_an_unknown_trigger_api_and_a_lone_count() -> None:
+    with pytest.raises(ScenarioError, match="no API"):
+        load_scenario_text(TRIGGERED.replace('after_message = "Produce"', 'after_message = "Nope"')
+                           .replace("{extra}", ""), "triggered")
+    with pytest.raises(ScenarioError, match="only with after_message"):
+        load_scenario_text(TRIGGERED.replace('after_message = "Produce"\n', "").replace("{extra}", ""), "triggered")
+
+
+def _base(name: str) -> dict:
+    return _explore.base_document(load_scenario(scenario_dir() / f"{name}.toml"))
+
+
+def test_a_finding_counts_only_when_the_run_is_clean_with_the_switch_off(tmp_path: Path) -> None:
+    """Around the KAFKA-6119 scenario's workload the switch makes runs INVALID; written out, the finding
+    is a run directory that `eosim run` reproduces with exit 1, and the same scenario without the switch
+    is valid."""
+    found = _explore.campaign(base=_base("bug-kafka-6119"), reintroduce=("KAFKA-6119",), budget=20, seed=0)
+    assert found.finding is not None
+    assert "hanging-transaction" in found.finding.anomalies
+    assert found.finding.steps_shrunk <= found.finding.steps_found
+    (written,) = _explore.write_findings(tmp_path / "out", [found.finding], ("KAFKA-6119",))
+    again = run_file(written / "scenario.toml")
+    assert again.exit_code == EXIT_INVALID
+    assert json.loads((written / "results.json").read_text())["valid"] is False
+    assert run_scenario(load_scenario_text(_explore.scenario_toml(found.finding.document, "no switch"),
+                                           "scenario")).verdict.checks.valid is True
+
+
+def test_without_a_switch_the_bug_scenarios_workload_is_clean_for_a_short_search() -> None:
+    result = _explore.campaign(base=_base("bug-kafka-6119"), budget=3, seed=1)
+    assert result.finding is None and result.runs > 0
+
+
+def test_cli_explore_writes_finding_directories_and_exits_1(tmp_path: Path) -> None:
+    out = tmp_path / "found"
+    result = runner.invoke(app, ["explore", "bug-kafka-6119", "--reintroduce", "KAFKA-6119", "--budget", "20",
+                                 "--out", str(out), "--json"])
+    assert result.exit_code == EXIT_INVALID, result.output
+    report = json.loads(result.stdout)
+    assert report["findings"][0]["anomalies"] == ["hanging-transaction"]
+    again = runner.invoke(app, ["run", str(out / "finding-1" / "scenario.toml"), "--out", str(tmp_path / "again")])
+    assert again.exit_code == EXIT_INVALID, again.output
+
+
+def test_cli_explore_refuses_an_unknown_bug_and_an_occupied_out(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["explore", "--reintroduce", "KAFKA-1", "--budget", "1"])
+    assert result.exit_code == EXIT_BAD_INPUT and "KAFKA-1" in result.stderr
+    (tmp_path / "mine.txt").write_text("keep me")
+    result = runner.invoke(app, ["explore", "--budget", "1", "--out", str(tmp_path)])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
