@@ -34,7 +34,6 @@ SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
     "coordinator-transitions": frozenset({"txn.state"}),
     "rejected-appends": frozenset({"log.reject", "log.reject_marker", "log.duplicate"}),
 }
-VERIFICATION = "transaction.partition.verification.enable"
 
 
 class _BudgetSpent(BaseException):
@@ -118,21 +117,20 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
     """The strategy a campaign searches: fresh scenarios, or ``base`` (a scenario document) with a drawn
     fault schedule and cluster config. Without a bug switch the search looks for broken promises of
     correct Kafka, so it leaves out what is Kafka's documented behaviour: KIP-890 verification stays on
-    (turning it off brings KAFKA-12671 back, eosim.models.bugs) and there are no plain producers (their
-    retries duplicate, at-least-once). With a switch they are in, and the comparison with the switch off
+    (turning it off brings KAFKA-12671 back, eosim.models.bugs), there are no plain producers (their
+    retries duplicate, at-least-once) and no read_uncommitted readers (they read aborted records, which
+    the Jepsen checker calls G1a). With a switch they are in, and the comparison with the switch off
     filters them out."""
     from hypothesis import strategies as st
 
-    clusters = strategies.cluster_configs()
-    producers = strategies.PRODUCER_KINDS
-    if not reintroduce:
-        clusters = clusters.map(lambda c: {k: v for k, v in c.items() if k != VERIFICATION})
-        producers = tuple(k for k in producers if k != "plain")
+    clusters = strategies.cluster_configs(verification=(True, False) if reintroduce else (True,))
+    producers = strategies.PRODUCER_KINDS if reintroduce else ("transactional", "idempotent")
+    readers = strategies.ISOLATION_LEVELS if reintroduce else ("read_committed",)
 
     @st.composite
     def around(draw: Any) -> dict[str, Any]:
         if base is None:
-            workload = draw(strategies.workloads(producers=producers))
+            workload = draw(strategies.workloads(producers=producers, readers=readers))
         else:
             workload = strategies.Workload({t["name"]: t.get("partitions", 1) for t in base.get("topics", ())},
                                            dict(base.get("actors", {})), {"": list(base["steps"])})

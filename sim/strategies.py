@@ -25,9 +25,10 @@ Example::
     from eosim import strategies
     from eosim._runner import run_scenario
 
-    @given(strategies.scenarios())
+    @given(strategies.scenarios(producers=("transactional", "idempotent"), readers=("read_committed",),
+                                cluster=strategies.cluster_configs(verification=(True,))))
     def test_kafka_keeps_its_promises(scenario):
-        assert run_scenario(scenario).result.valid is not False
+        assert run_scenario(scenario).verdict.checks.valid is not False
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ PAUSES_MS = (500, 3_000, 12_000, 65_000)
 TXN_TIMEOUTS_MS = (60_000, 2_000, 5_000, 10_000, 300_000)
 DELAYS_MS = (10, 500, 3_000, 40_000)
 PRODUCER_KINDS = ("transactional", "idempotent", "plain")
+ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
 # The fault kinds of a schedule; swarm testing draws a subset of them per example.
 RULE_KINDS = ("drop", "delay", "disconnect", "error", "txn-log")
 OP_KINDS = ("partition", "clog", "pause", "disconnect-nodes", "broker-restart", "coordinator-failover")
@@ -78,9 +80,9 @@ class Schedule:
 
 # -- configurations -------------------------------------------------------------------------------------
 
-def cluster_configs() -> st.SearchStrategy[dict[str, Any]]:
-    """``[cluster]`` tables: TV1 or TV2, with or without KIP-890 verification, with a short producer-id
-    expiry (and a fast expiry check) or Kafka's default."""
+def cluster_configs(verification: Sequence[bool] = (True, False)) -> st.SearchStrategy[dict[str, Any]]:
+    """``[cluster]`` tables: TV1 or TV2, KIP-890 verification among ``verification`` (off is KAFKA-12671's
+    switch), a short producer-id expiry (and a fast expiry check) or Kafka's default."""
     return st.builds(
         lambda tv, verification, expiry: {"transaction.version": tv,
                                            **({} if verification else
@@ -88,7 +90,7 @@ def cluster_configs() -> st.SearchStrategy[dict[str, Any]]:
                                            **({} if expiry is None else
                                               {"producer.id.expiration.ms": expiry,
                                                "producer.id.expiration.check.interval.ms": 100})},
-        st.sampled_from((2, 1)), st.booleans().map(lambda b: not b), st.sampled_from((None, 2_000, 10_000)))
+        st.sampled_from((2, 1)), st.sampled_from(tuple(verification)), st.sampled_from((None, 2_000, 10_000)))
 
 
 def producer_configs(kind: str, transactional_id: str | None = None) -> st.SearchStrategy[dict[str, Any]]:
@@ -163,10 +165,11 @@ def _sends(draw: Any, actor: str, topic: str, partitions: int) -> list[dict[str,
 
 
 @st.composite
-def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS) -> Workload:
+def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,
+              readers: Sequence[str] = ISOLATION_LEVELS) -> Workload:
     """1 to ``max_producers`` producers of the ``producers`` kinds (transactional, idempotent, plain), maybe a
-    consume-transform-produce application, maybe readers of either isolation level, on a topic of 1-3
-    partitions."""
+    consume-transform-produce application, maybe readers of the ``readers`` isolation levels, on a topic of
+    1-3 partitions."""
     partitions = draw(st.integers(1, 3))
     kinds = draw(st.lists(st.sampled_from(tuple(producers)), min_size=1, max_size=max_producers))
     topics = {OUT: partitions}
@@ -192,8 +195,7 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
             programs["source"] = draw(_sends("source", "in", 1))
             programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}]}]
         programs[actor] = draw(_transactions(actor, partitions, consumer))
-    for isolation in draw(st.lists(st.sampled_from(("read_committed", "read_uncommitted")), max_size=2,
-                                   unique=True)):
+    for isolation in draw(st.lists(st.sampled_from(tuple(readers)), max_size=len(readers), unique=True)):
         reader = f"r{len([a for a in actors if a.startswith('r')]) + 1}"
         actors[reader] = {"kind": "consumer", "config": {"group.id": reader, "isolation.level": isolation,
                                                          "enable.auto.commit": False}}
@@ -333,17 +335,20 @@ def compose(draw: Any, workload: Workload, schedule: Schedule, cluster: dict[str
 
 @st.composite
 def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3,
+                       producers: Sequence[str] = PRODUCER_KINDS, readers: Sequence[str] = ISOLATION_LEVELS,
                        cluster: st.SearchStrategy[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Scenario documents (the loader's tables) of a workload, a fault schedule and a cluster config."""
-    workload = draw(workloads(max_producers))
+    workload = draw(workloads(max_producers, producers, readers))
     schedule = draw(fault_schedules(workload, kinds))
     config = draw(cluster if cluster is not None else cluster_configs())
     return compose(draw, workload, schedule, config)
 
 
-def scenarios(kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3) -> st.SearchStrategy[Any]:
+def scenarios(kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,
+              readers: Sequence[str] = ISOLATION_LEVELS,
+              cluster: st.SearchStrategy[dict[str, Any]] | None = None) -> st.SearchStrategy[Any]:
     """Loaded scenarios (``eosim._scenario.Scenario``), ready for ``eosim._runner.run_scenario``."""
     from eosim._scenario import scenario_from_dict
 
-    return scenario_documents(kinds, max_producers).map(
+    return scenario_documents(kinds, max_producers, producers, readers, cluster).map(
         lambda doc: scenario_from_dict(doc, name=doc["scenario"]["name"], header="drawn by eosim.strategies"))

@@ -111,8 +111,8 @@ def test_a_finding_counts_only_when_the_run_is_clean_with_the_switch_off(tmp_pat
                                            "scenario")).verdict.checks.valid is True
 
 
-def test_without_a_switch_the_bug_scenarios_workload_is_clean_for_a_short_search() -> None:
-    result = _explore.campaign(base=_base("bug-kafka-6119"), budget=3, seed=1)
+def test_without_a_switch_a_correct_workload_is_clean_for_a_short_search() -> None:
+    result = _explore.campaign(base=_base("zombie-fencing"), budget=3, seed=1)
     assert result.finding is None and result.runs > 0
 
 
