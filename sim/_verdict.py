@@ -43,8 +43,10 @@ class Verdict:
 
     @property
     def as_expected(self) -> bool | Literal["unknown"]:
-        if self.checks.valid == "unknown":  # an unfinished run cannot vouch for anything
-            return "unknown"
+        if self.checks.valid == "unknown" and self.unexpected:
+            return "unknown"  # undecided anomalies the scenario does not declare
+        if "incomplete" in self.checks.anomaly_types:  # an unfinished run cannot vouch for anything ...
+            return False if self.unexpected else "unknown"  # ... but a definite undeclared anomaly stands
         return not (self.unexpected or self.missing or self.mismatches)
 
     @property
