@@ -239,7 +239,8 @@ _ESCAPES = str.maketrans({"#": "#35;", ";": "#59;"})
 def _text(value: Any) -> str:
     """Mermaid message text: ``;`` and ``#`` are syntax, and older Mermaids read a bare ``end`` as the
     end of a block (its entity code shows the same word)."""
-    text = str(value).translate(_ESCAPES)
+    # bytes that are not UTF-8 (lone surrogates, eosim._history) shown as \xff escapes: printable text
+    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_ESCAPES)
     return " ".join("#101;nd" if word == "end" else word for word in text.split(" "))
 
 

@@ -21,7 +21,11 @@ Ops are dicts ``{index, time, process, type, f, value}``:
   "nemesis"),
   and the final read of a fresh read_committed reader (``final_read``).
 
-Values are text: a bytes key or value is decoded (UTF-8), as the checkers compare values for equality.
+Values are text, as the checkers compare values for equality and the history is JSON: a key or value
+is the text of its bytes on the wire, so a str and its UTF-8 bytes are the same value. Bytes that are not
+UTF-8 are decoded with ``surrogateescape`` (PEP 383): each undecodable byte becomes a lone surrogate
+(``b"\\xff"`` -> ``"\\udcff"``), which no str a producer accepts can hold, so distinct bytes stay distinct
+values (JSON writes them as ``\\udcff`` escapes and reads them back the same).
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ FINAL_READER = "final-reader"
 
 
 def text(value: Any) -> Any:
-    """A key or value as the history holds it: text (bytes are decoded)."""
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+    """A key or value as the history holds it: text (bytes decoded, one-to-one; see above)."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 @define(eq=False)

@@ -88,6 +88,7 @@ class Simulation:
     _history: History = field(init=False, repr=False)
     _clients: dict[str, dict[str, Any]] = field(init=False, factory=dict, repr=False)  # node -> its first config
     _incarnations: dict[str, int] = field(init=False, factory=dict, repr=False)
+    _members: dict[str, Producer | Consumer] = field(init=False, factory=dict, repr=False)  # node -> latest client
     _rules: list[sc.Fault] = field(init=False, factory=list, repr=False)
     _tokens: list[Token] = field(init=False, factory=list, repr=False)
 
@@ -180,13 +181,18 @@ class Simulation:
         self._faults.add_actor(node)
         return node if n == 1 else f"{node}#{n}"
 
-    def crash(self, client: Producer | Consumer) -> None:
-        """Kill the client's process: no flush, no EndTxn, no LeaveGroup (docs/client.md). Make a new
-        client with the same client.id to restart it."""
-        if client._crashed:
-            return
+    def crash(self, client: str | Producer | Consumer) -> None:
+        """Kill the client's process (a client, or its node name: its latest incarnation): no flush, no
+        EndTxn, no LeaveGroup (docs/client.md). The same as ``client.crash()``. Make a new client with the
+        same client.id to restart it."""
+        if isinstance(client, str):
+            (name,) = self._nodes([client])
+            if name not in self._members:
+                raise ValueError(f"crash() kills a client, not the broker {name}: use crash_broker()")
+            client = self._members[name]
+        elif not isinstance(client, (Producer, Consumer)):
+            raise TypeError(f"crash() takes an eosim.Producer or eosim.Consumer or its client.id, got {client!r}")
         client.crash()
-        self._history.crash(client._process)
 
     # -- faults ---------------------------------------------------------------------------------------
 
@@ -355,6 +361,33 @@ class Simulation:
 # -- the public clients: the simulated clients, joined to the active simulation, recording history ------
 
 
+def _check_payload(topic: Any, value: Any, key: Any) -> None:
+    """Refuse at produce() what confluent-kafka refuses there (Producer_produce parses its arguments as
+    "s|z#z#..."): a topic that is not str, a key or value that is not str, bytes or None (a writable
+    buffer such as bytearray or memoryview too), a str that UTF-8 cannot encode; its messages."""
+    if not isinstance(topic, str):
+        raise TypeError(f"argument 1 must be str, not {type(topic).__name__}")
+    for position, payload in ((2, value), (3, key)):
+        if payload is None or isinstance(payload, bytes):
+            continue
+        if isinstance(payload, str):
+            payload.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, as it does in confluent-kafka
+            continue
+        try:
+            memoryview(payload)
+        except TypeError:
+            raise TypeError(f"a bytes-like object is required, not '{type(payload).__name__}'") from None
+        raise TypeError(f"argument {position} must be read-only bytes-like object, not {type(payload).__name__}")
+
+
+def _crash(client: Producer | Consumer, crash: Callable[[], None]) -> None:
+    """Kill a public client and record the crash in the history, once (one place for sim.crash too)."""
+    if client._crashed:
+        return
+    crash()
+    client._history.crash(client._process)
+
+
 class Producer(_producer.Producer):
     """confluent_kafka.Producer in the active Simulation (docs/api.md). Blocking calls return a SimPy
     event to yield: ``yield producer.init_transactions()``."""
@@ -365,6 +398,7 @@ class Producer(_producer.Producer):
         self._history = sim._history
         self._process = sim._join("producer", config,
                                   lambda name: super(Producer, self).__init__(config, cluster=sim._cluster, name=name))
+        sim._members[node_of(self.name)] = self
 
     def begin_transaction(self) -> None:
         super().begin_transaction()
@@ -385,8 +419,13 @@ class Producer(_producer.Producer):
             if user is not None:
                 user(err, msg)
 
+        _check_payload(topic, value, key)
         super().produce(topic, value, key, partition, on_delivery=report)
         send = self._history.send(self._process, value)
+
+    def crash(self) -> None:
+        """Kill the process (``Simulation.crash``): no flush, no EndTxn; the history records the crash."""
+        _crash(self, super().crash)
 
     def commit_transaction(self, timeout: float = -1) -> simpy.Process:
         process = super().commit_transaction(timeout)
@@ -415,6 +454,7 @@ class Consumer(_consumer.Consumer):
         self._history = sim._history
         self._process = sim._join("consumer", config,
                                   lambda name: super(Consumer, self).__init__(config, cluster=sim._cluster, name=name))
+        sim._members[node_of(self.name)] = self
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         partitions = list(partitions)
@@ -425,6 +465,11 @@ class Consumer(_consumer.Consumer):
                   on_revoke: Callable[..., Any] | None = None) -> None:
         super().subscribe(topics, on_assign, on_revoke)
         self._history.assigned(self._process, "subscribe", list(topics))
+
+    def crash(self) -> None:
+        """Kill the process (``Simulation.crash``): no final commit, no LeaveGroup; the history records
+        the crash."""
+        _crash(self, super().crash)
 
     def seek(self, partition: TopicPartition) -> None:
         super().seek(partition)

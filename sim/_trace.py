@@ -50,8 +50,8 @@ def plain(value: Any) -> Any:
         return value
     if kind is TopicPartition:
         return str(value)
-    if kind is bytes:  # a key or value produced as bytes: JSON has no bytes, show its text
-        return value.decode("utf-8", "backslashreplace")
+    if kind is bytes:  # a key or value produced as bytes: JSON has no bytes; one-to-one as in eosim._history
+        return value.decode("utf-8", "surrogateescape")
     if kind is dict:
         return {str(plain(k)): plain(v) for k, v in value.items()}
     if kind is list or kind is tuple:

@@ -1,6 +1,7 @@
 """The public facade: everything public lives in ``eosim.*`` (an explicit ``__all__``), loads lazily,
 and keeps ``import eosim`` free of SimPy (docs/api.md)."""
 
+import json
 import subprocess
 import sys
 
@@ -323,3 +324,82 @@ def test_a_rewind_by_seek_is_not_a_nonmonotonic_poll():
     assert process.value == ([b"a", b"b", b"c"], [b"a", b"b", b"c"])
     assert ("reader", "info", "seek") in [(op["process"], op["type"], op["f"]) for op in sim.history()]
     assert sim.check().valid is True
+
+
+@pytest.mark.parametrize("value, message", [
+    (123, "a bytes-like object is required, not 'int'"),
+    (1.5, "a bytes-like object is required, not 'float'"),
+    (["a"], "a bytes-like object is required, not 'list'"),
+    (bytearray(b"x"), "argument 2 must be read-only bytes-like object, not bytearray"),
+    (memoryview(b"x"), "argument 2 must be read-only bytes-like object, not memoryview"),
+])
+def test_produce_refuses_what_confluent_kafka_refuses_at_the_call(value, message):
+    # confluent-kafka 2.16.1's Producer.produce raises these TypeErrors before anything is queued
+    sim = Simulation(topics={"t": 1})
+    with sim:
+        producer = Producer({})
+        with pytest.raises(TypeError) as value_error:
+            producer.produce("t", value=value)
+        with pytest.raises(TypeError) as key_error:
+            producer.produce("t", value="v", key=value)
+        with pytest.raises(TypeError, match="argument 1 must be str, not int"):
+            producer.produce(1, value="v")
+        with pytest.raises(UnicodeEncodeError):
+            producer.produce("t", value="\udcff")
+    assert str(value_error.value) == message
+    assert str(key_error.value) == message.replace("argument 2", "argument 3")
+    sim.run(1000)
+    assert len(producer) == 0 and sim.partitions()[0].high_watermark == 0
+    assert not [op for op in sim.history() if op["f"] == "send"]
+
+
+def test_bytes_that_are_not_utf8_are_distinct_values_in_the_history_and_trace():
+    sim = Simulation(topics={"t": 1})
+
+    def body():
+        producer = Producer({})
+        producer.produce("t", value=b"\xff", key=b"\xfe")
+        producer.produce("t", value="\\xff", key="\\xfe")  # the text backslashreplace used to make of b"\xff"
+        producer.produce("t", value=b"ok")  # UTF-8 bytes: the text of the same str
+        yield producer.flush()
+
+    sim.process(body())
+    sim.run(1000)
+    committed = sim.partitions()[0].read_committed
+    assert committed == ((0, "\udcfe", "\udcff"), (1, "\\xfe", "\\xff"), (2, None, "ok"))
+    assert committed[0][2].encode("utf-8", "surrogateescape") == b"\xff"
+    result = sim.check()
+    assert result.valid is True, result.anomaly_types
+    values = [v for _f, _k, (_o, v) in [m for op in sim.history() if op["f"] == "send" and op["type"] == "ok"
+                                         for m in op["value"]]]
+    assert values == ["\udcff", "\\xff", "ok"]
+    appended = [v for e in sim.trace() if e["kind"] == "log.append" for _o, _k, v in e["data"]["records"]]
+    assert "\udcff" in appended and "\\xff" in appended
+    assert json.loads(json.dumps(sim.history())) == sim.history()  # JSON keeps them apart too
+    assert "\\xff" in sim.diagram()  # pictures show the bytes as escapes, printable
+
+
+def test_crash_by_client_or_name_or_directly_records_one_crash():
+    for how in ("object", "name", "direct"):
+        sim = Simulation(topics={"t": 1})
+
+        def body():
+            producer = Producer({"client.id": "w", "transactional.id": "tx"})
+            yield producer.init_transactions()
+            producer.begin_transaction()
+            producer.produce("t", value="a")
+            yield producer.flush()
+            {"object": lambda: sim.crash(producer), "name": lambda: sim.crash("w"), "direct": producer.crash}[how]()
+            sim.crash(producer)  # a second crash does nothing
+            producer.crash()
+
+        sim.process(body())
+        sim.run(1000)
+        ops = [(op["process"], op["type"], op["f"]) for op in sim.history() if op["f"] in ("txn", "crash")]
+        assert ops == [("w", "invoke", "txn"), ("w", "info", "crash"), ("w", "info", "txn")], how
+    with pytest.raises(ValueError, match='no node "nobody"'):
+        sim.crash("nobody")
+    with pytest.raises(ValueError, match="crash_broker"):
+        sim.crash("broker-1")
+    with pytest.raises(TypeError, match="crash\\(\\) takes"):
+        sim.crash(3)
