@@ -11,8 +11,8 @@ and of the runtime until a name that needs them is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
 # public name -> the private module that defines it (one place each)
 _EXPORTS: dict[str, str] = {
@@ -49,11 +49,12 @@ _EXPORTS: dict[str, str] = {
     "load_scenario": "eosim._scenario",
     "run_scenario": "eosim._runner",
     "Outcome": "eosim._runner",
+    "Verdict": "eosim._verdict",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
-if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
+if _TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
     from eosim._checkers import Anomaly, CheckResult, check_history, check_trace
     from eosim._client.config import ConfigError
     from eosim._client.errors import KafkaError, KafkaException
@@ -73,22 +74,40 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
     from eosim._client.handle import UsageError
     from eosim._observation import PartitionObservation
     from eosim._simulation import Consumer, Producer, Simulation
+    from eosim._verdict import Verdict
 
     __version__: str
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name == "__version__":
         from importlib.metadata import version
 
-        value: Any = version("eosim")
+        globals()[name] = version("eosim")
     elif name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        _publish(_EXPORTS[name])
     else:
         raise AttributeError(f"module 'eosim' has no attribute {name!r}")
-    globals()[name] = value  # later look-ups skip this function
-    return value
+    return globals()[name]  # later look-ups skip this function
+
+
+def _publish(module_name: str) -> None:
+    """Bind every name ``module_name`` exports, all at once. A class that declares no annotations of
+    its own is renamed ``eosim.X`` (reprs, help(), tracebacks; pickle finds ``eosim.X``, the same
+    class). An annotated one (the attrs value classes) keeps its module: ``typing.get_type_hints``
+    resolves a class's annotations in the globals of its ``__module__``, and the scenario loader and
+    users' tools rely on it; their reprs are ``Name(...)`` anyway."""
+    module = _importlib.import_module(module_name)
+    for name, home in _EXPORTS.items():
+        if home == module_name:
+            value = getattr(module, name)
+            if isinstance(value, type) and "__annotations__" not in vars(value):
+                value.__module__ = __name__
+            globals()[name] = value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})
+
+
+del annotations  # the __future__ feature's binding: not part of the API

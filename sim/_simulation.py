@@ -68,6 +68,12 @@ def _ms(value: Any, what: str, *, low: int = 0) -> int:
     return value
 
 
+def _mapping(value: Any, what: str, shape: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"Simulation({what}=...) is a dict of {shape}, got {value!r}")
+    return dict(value)
+
+
 @define(eq=False)
 class Simulation:
     """One simulated Kafka cluster and the applications that run against it.
@@ -79,9 +85,10 @@ class Simulation:
             the test profile the scenarios use (docs/api.md).
     """
 
-    topics: dict[str, int] = field(converter=dict)
+    topics: dict[str, int] = field(converter=lambda v: _mapping(v, "topics", "topic name -> partition count"))
     seed: int = 1
-    cluster: dict[str, Any] = field(factory=dict, converter=dict)
+    cluster: dict[str, Any] = field(factory=dict,
+                                    converter=lambda v: _mapping(v, "cluster", "broker property -> value"))
     _world: World = field(init=False, repr=False)
     _cluster: Cluster = field(init=False, repr=False)
     _faults: FaultLayer = field(init=False, repr=False)
@@ -380,6 +387,11 @@ def _check_payload(topic: Any, value: Any, key: Any) -> None:
         raise TypeError(f"argument {position} must be read-only bytes-like object, not {type(payload).__name__}")
 
 
+def _not_simulated(method: str, instead: str = "") -> None:
+    raise NotImplementedError(f"{method}() is not simulated by eosim{': ' + instead if instead else ''} "
+                              f'(docs/api.md, "Not simulated")')
+
+
 def _crash(client: Producer | Consumer, crash: Callable[[], None]) -> None:
     """Kill a public client and record the crash in the history, once (one place for sim.crash too)."""
     if client._crashed:
@@ -422,6 +434,9 @@ class Producer(_producer.Producer):
         _check_payload(topic, value, key)
         super().produce(topic, value, key, partition, on_delivery=report)
         send = self._history.send(self._process, value)
+
+    def list_topics(self, *args: Any, **kwargs: Any) -> None:
+        _not_simulated("Producer.list_topics")
 
     def crash(self) -> None:
         """Kill the process (``Simulation.crash``): no flush, no EndTxn; the history records the crash."""
@@ -470,6 +485,31 @@ class Consumer(_consumer.Consumer):
         """Kill the process (``Simulation.crash``): no final commit, no LeaveGroup; the history records
         the crash."""
         _crash(self, super().crash)
+
+    # confluent_kafka.Consumer's calls eosim does not simulate: refused by name (docs/api.md)
+    def unsubscribe(self) -> None:
+        _not_simulated("Consumer.unsubscribe")
+
+    def pause(self, partitions: Any) -> None:
+        _not_simulated("Consumer.pause")
+
+    def resume(self, partitions: Any) -> None:
+        _not_simulated("Consumer.resume")
+
+    def get_watermark_offsets(self, *args: Any, **kwargs: Any) -> None:
+        _not_simulated("Consumer.get_watermark_offsets", "sim.partition_state(topic, p) gives HW and LSO")
+
+    def list_topics(self, *args: Any, **kwargs: Any) -> None:
+        _not_simulated("Consumer.list_topics")
+
+    def incremental_assign(self, partitions: Any) -> None:
+        _not_simulated("Consumer.incremental_assign")
+
+    def incremental_unassign(self, partitions: Any) -> None:
+        _not_simulated("Consumer.incremental_unassign")
+
+    def offsets_for_times(self, *args: Any, **kwargs: Any) -> None:
+        _not_simulated("Consumer.offsets_for_times")
 
     def seek(self, partition: TopicPartition) -> None:
         super().seek(partition)

@@ -80,6 +80,9 @@ def allowed_types(*, subscribe_used: bool, ww_deps: bool) -> frozenset[str]:
 
 
 def check_history(history: list[Op], *, subscribe_used: bool = False, ww_deps: bool = True) -> CheckResult:
+    """Jepsen's Kafka checker on ``history``, a list of op dicts (docs/api.md). A history of another
+    shape raises TypeError or ValueError naming the op and the field."""
+    _check_shape(history)
     with _gc_paused():
         found = _Analysis(history).all_anomalies(ww_deps=ww_deps)
     return CheckResult.classify(found, allowed_types=allowed_types(subscribe_used=subscribe_used, ww_deps=ww_deps))
@@ -96,6 +99,54 @@ def _gc_paused():
     finally:
         if enabled:
             gc.enable()
+
+
+_TYPES = frozenset({"invoke", "ok", "fail", "info"})
+
+
+def _check_shape(history: Any) -> None:
+    """What the analysis reads of each op, checked first, so bad input is an error that names it."""
+    if not isinstance(history, (list, tuple)):
+        raise TypeError(f"check_history() takes a list of op dicts (a Jepsen history), got {type(history).__name__}")
+    for position, op in enumerate(history):
+        if not isinstance(op, dict):
+            raise TypeError(f"history[{position}] is not an op dict: {op!r}")
+        for name, ok, want in (("index", lambda v: type(v) is int, "an integer"),
+                               ("type", lambda v: v in _TYPES, "one of invoke, ok, fail, info"),
+                               ("f", lambda v: isinstance(v, str), "a string")):
+            if name not in op:
+                raise ValueError(f'history[{position}] has no "{name}" field: {op!r}')
+            if not ok(op[name]):
+                raise ValueError(f'history[{position}] field "{name}" must be {want}, got {op[name]!r}')
+        if op["f"] in _CLIENT_FS and op["type"] != "invoke":
+            _check_mops(position, op.get("value"))
+
+
+def _check_mops(position: int, mops: Any) -> None:
+    where = f'history[{position}] field "value"'
+    if mops is None:
+        return
+    if not isinstance(mops, (list, tuple)):
+        raise ValueError(f"{where} must be a list of micro-ops, got {mops!r}")
+    for mop in mops:
+        if not isinstance(mop, (list, tuple)) or not mop or mop[0] not in ("send", "poll"):
+            raise ValueError(f'{where}: a micro-op is ["send", key, [offset, value]] or ["poll", {{key: '
+                             f"[[offset, value], ...]}}], got {mop!r}")
+        if mop[0] == "send":
+            if len(mop) != 3:
+                raise ValueError(f'{where}: a send is ["send", key, [offset, value]], got {mop!r}')
+            pairs = [mop[2]] if isinstance(mop[2], (list, tuple)) else [[None, mop[2]]]
+        elif len(mop) == 1:
+            continue
+        elif len(mop) != 2 or not isinstance(mop[1], dict):
+            raise ValueError(f'{where}: a poll is ["poll", {{key: [[offset, value], ...]}}], got {mop!r}')
+        else:
+            pairs = [pair for read in mop[1].values() for pair in (read if isinstance(read, (list, tuple)) else [read])]
+        for pair in pairs:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2 or isinstance(pair[1], (list, dict, set)) \
+                    or not (pair[0] is None or type(pair[0]) is int):
+                raise ValueError(f"{where}: [offset, value] must be an integer or null and a str, number or "
+                                 f"null, got {pair!r} in {mop!r}")
 
 
 # -- helpers -----------------------------------------------------------------------------------------

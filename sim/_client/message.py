@@ -102,6 +102,10 @@ class Message:
     def timestamp(self) -> tuple[int, int]:
         return self._timestamp
 
+    def headers(self) -> None:
+        """None: eosim's records carry no headers, and librdkafka gives None for a message without any."""
+        return None
+
     def set_error(self, error: KafkaError | None) -> None:
         self._error = error
 

@@ -403,3 +403,79 @@ def test_crash_by_client_or_name_or_directly_records_one_crash():
         sim.crash("broker-1")
     with pytest.raises(TypeError, match="crash\\(\\) takes"):
         sim.crash(3)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"topics": ["t"]}, r"Simulation\(topics=...\) is a dict of topic name -> partition count, got \['t'\]"),
+    ({"topics": {"t": 1}, "cluster": [("a", 1)]}, r"Simulation\(cluster=...\) is a dict of broker property"),
+])
+def test_a_simulation_of_the_wrong_shape_is_a_type_error_naming_the_argument(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        Simulation(**kwargs)
+
+
+@pytest.mark.parametrize(("history", "error", "message"), [
+    ("x", TypeError, r"check_history\(\) takes a list of op dicts .*got str"),
+    ([1], TypeError, r"history\[0\] is not an op dict"),
+    ([{"bogus": 1}], ValueError, r'history\[0\] has no "index" field'),
+    ([{"index": 0, "type": "done", "f": "send"}], ValueError, r'history\[0\] field "type" must be one of'),
+    ([{"index": 0, "type": "ok", "f": "send", "value": "v"}], ValueError, r'field "value" must be a list of micro'),
+    ([{"index": 0, "type": "ok", "f": "send", "value": [["send", "t-0", [0, ["a"]]]]}], ValueError,
+     r"\[offset, value\] must be"),
+    ([{"index": 0, "type": "ok", "f": "poll", "value": [["poll", ["t-0"]]]}], ValueError, r"a poll is"),
+])
+def test_check_history_names_what_is_wrong_with_a_bad_history(history, error, message):
+    with pytest.raises(error, match=message):
+        eosim.check_history(history)
+
+
+def test_the_module_namespace_is_the_api_and_classes_show_their_public_name():
+    import pickle
+    import typing
+
+    assert not {"Any", "TYPE_CHECKING", "annotations", "importlib"} & set(dir(eosim))
+    assert {n for n in dir(eosim) if not n.startswith("__")} == set(eosim.__all__) - {"__version__"}
+    assert repr(eosim.Producer) == "<class 'eosim.Producer'>" and eosim.UsageError.__module__ == "eosim"
+    assert isinstance(eosim.Verdict, type)
+    for name in eosim.__all__:
+        value = getattr(eosim, name)
+        if isinstance(value, type):
+            typing.get_type_hints(value)  # annotations still resolve where the class lives
+    values = [eosim.TopicPartition("t", 0, 5), eosim.KafkaException(eosim.KafkaError(1))]
+    code = "import pickle, sys; print(repr(pickle.loads(sys.stdin.buffer.read())))"
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(values), capture_output=True, check=True)
+    assert out.stdout.decode().strip() == repr(values)  # a fresh process (a study's pool) finds eosim.X
+
+
+@pytest.mark.parametrize("method", ["unsubscribe", "pause", "resume", "get_watermark_offsets", "list_topics",
+                                    "incremental_assign", "incremental_unassign", "offsets_for_times"])
+def test_consumer_calls_not_simulated_say_so_by_name(method):
+    with Simulation(topics={"t": 1}):
+        consumer = Consumer({"group.id": "g"})
+    with pytest.raises(NotImplementedError, match=f"Consumer.{method}\\(\\) is not simulated"):
+        getattr(consumer, method)(*([] if method == "unsubscribe" else [[TopicPartition("t", 0)]]))
+
+
+@pytest.mark.parametrize("key", ["error_cb", "stats_cb", "on_delivery", "logger"])
+def test_confluent_kafka_callback_keys_are_refused_by_name(key):
+    with Simulation(topics={"t": 1}), pytest.raises(eosim.ConfigError, match=f'"{key}" is a confluent-kafka'):
+        Producer({key: print})
+
+
+def test_a_message_has_no_headers():
+    sim = Simulation(topics={"t": 1})
+    got = []
+
+    def body():
+        producer = Producer({})
+        producer.produce("t", value="v", on_delivery=lambda err, msg: got.append(msg))
+        yield producer.flush()
+
+    sim.process(body())
+    sim.run(1000)
+    assert got[0].headers() is None
+
+
+def test_run_scenario_wants_a_scenario():
+    with pytest.raises(TypeError, match="run_scenario\\(\\) takes an eosim.Scenario"):
+        eosim.run_scenario("zombie-fencing")
