@@ -35,7 +35,7 @@ from eosim._checkers.jepsen import check_history
 from eosim._checkers.oracle import check_trace, trace_kinds
 from eosim._checkers.pipeline import check_pipeline
 from eosim._client import consumer as _consumer, producer as _producer
-from eosim._client.errors import KafkaException
+from eosim._client.errors import KafkaError, KafkaException
 from eosim._client.handle import UsageError
 from eosim._client.message import Message, TopicPartition
 from eosim._cluster import Cluster, cluster_config
@@ -387,6 +387,13 @@ def _check_payload(topic: Any, value: Any, key: Any) -> None:
         raise TypeError(f"argument {position} must be read-only bytes-like object, not {type(payload).__name__}")
 
 
+def _python_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """confluent-kafka's ``logger`` key, taken out: accepted (a logging.Logger, as there), and given
+    nothing, since eosim's clients write no librdkafka log lines (their trace is the log)."""
+    config.pop("logger", None)
+    return config
+
+
 def _not_simulated(method: str, instead: str = "") -> None:
     raise NotImplementedError(f"{method}() is not simulated by eosim{': ' + instead if instead else ''} "
                               f'(docs/api.md, "Not simulated")')
@@ -406,7 +413,11 @@ class Producer(_producer.Producer):
 
     def __init__(self, config: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         sim = _active("Producer")
-        config = {**(config or {}), **kwargs}  # confluent-kafka merges keyword properties into the dict
+        config = _python_keys({**(config or {}), **kwargs})  # confluent-kafka merges keyword properties
+        default_report = config.pop("on_delivery", None)  # confluent-kafka: the default delivery callback
+        if default_report is not None and not callable(default_report):
+            raise KafkaException(KafkaError(KafkaError._INVALID_ARG, "on_delivery requires a callable object"))
+        self._default_report = default_report
         self._history = sim._history
         self._process = sim._join("producer", config,
                                   lambda name: super(Producer, self).__init__(config, cluster=sim._cluster, name=name))
@@ -419,7 +430,7 @@ class Producer(_producer.Producer):
     def produce(self, topic: str, value: str | bytes | None = None, key: str | bytes | None = None,
                 partition: int = -1, on_delivery: Callable[..., Any] | None = None,
                 callback: Callable[..., Any] | None = None) -> None:
-        user = on_delivery or callback
+        user = on_delivery or callback or self._default_report
         send: Send | None = None  # recorded once produce() accepted the record; reports come later
 
         def report(err: Any, msg: Message) -> None:
@@ -465,7 +476,7 @@ class Consumer(_consumer.Consumer):
 
     def __init__(self, config: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         sim = _active("Consumer")
-        config = {**(config or {}), **kwargs}
+        config = _python_keys({**(config or {}), **kwargs})
         self._history = sim._history
         self._process = sim._join("consumer", config,
                                   lambda name: super(Consumer, self).__init__(config, cluster=sim._cluster, name=name))

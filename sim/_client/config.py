@@ -268,8 +268,8 @@ def _in_range(setting: Setting, key: str, number: int | float) -> int | float:
 # confluent-kafka's Python-side config keys (confluent_kafka.c, common_conf_setup): real keys eosim refuses
 # by name rather than as unknown (docs/api.md)
 NOT_SIMULATED = {"error_cb": "callback", "stats_cb": "callback", "throttle_cb": "callback", "oauth_cb": "callback",
-                 "on_delivery": "default delivery callback (give on_delivery= to produce())",
-                 "logger": "logger (eosim's clients log nothing: the trace is their log)"}
+                 "on_delivery": "default delivery callback (eosim.Producer takes it)",
+                 "logger": "logger (eosim.Producer and eosim.Consumer take it)"}
 
 
 def validate_config(kind: Literal["producer", "consumer"], config: Mapping[str, Any]) -> ClientConfig:

@@ -456,10 +456,33 @@ def test_consumer_calls_not_simulated_say_so_by_name(method):
         getattr(consumer, method)(*([] if method == "unsubscribe" else [[TopicPartition("t", 0)]]))
 
 
-@pytest.mark.parametrize("key", ["error_cb", "stats_cb", "on_delivery", "logger"])
-def test_confluent_kafka_callback_keys_are_refused_by_name(key):
+@pytest.mark.parametrize("key", ["error_cb", "stats_cb"])
+def test_confluent_kafka_callback_keys_not_simulated_are_refused_by_name(key):
     with Simulation(topics={"t": 1}), pytest.raises(eosim.ConfigError, match=f'"{key}" is a confluent-kafka'):
         Producer({key: print})
+
+
+def test_the_on_delivery_key_is_the_default_delivery_callback_and_logger_is_accepted():
+    import logging
+
+    sim = Simulation(topics={"t": 1})
+    default, own = [], []
+
+    def body():
+        producer = Producer({"on_delivery": lambda err, msg: default.append(msg.value()),
+                             "logger": logging.getLogger("app")})
+        Consumer({"group.id": "g", "logger": logging.getLogger("app")})
+        producer.produce("t", value="a")
+        producer.produce("t", value="b", on_delivery=lambda err, msg: own.append(msg.value()))  # overrides it
+        yield producer.flush()
+
+    sim.process(body())
+    sim.run(1000)
+    assert (default, own) == ([b"a"], [b"b"])
+    with sim, pytest.raises(eosim.KafkaException) as refused:
+        Producer({"on_delivery": 1})
+    assert refused.value.args[0].name() == "_INVALID_ARG"  # confluent-kafka 2.16.1's error
+    assert refused.value.args[0].str() == "on_delivery requires a callable object"
 
 
 def test_a_message_has_no_headers():
