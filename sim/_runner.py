@@ -340,7 +340,7 @@ def _conclude(run: Simulation) -> Outcome:
 
 def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
     if not isinstance(scenario, sc.Scenario):
-        raise TypeError(f"run_scenario() takes an eosim.Scenario, as load_scenario(name or path) returns, "
+        raise TypeError(f"run_scenario() takes an eosim.Scenario, as load_scenario(path) returns, "
                         f"got {scenario!r}")
     return conclude(simulate(scenario, seed))
 

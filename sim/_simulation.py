@@ -303,7 +303,7 @@ class Simulation:
     def partitions(self) -> list[PartitionObservation]:
         """Every partition's state now, as fresh readers see it: high watermark, last stable offset, and
         the (offset, key, value) records of a read_committed and of a read_uncommitted reader (data
-        records only; keys and values as text, a bytes one decoded from UTF-8)."""
+        records only; keys and values as text, as the history holds them: eosim._history)."""
         return observe_partitions(self._cluster)
 
     def partition_state(self, topic: str, partition: int = 0) -> PartitionObservation:
