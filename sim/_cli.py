@@ -156,13 +156,9 @@ def summary(outcome: Any, hints: list[Any] = ()) -> str:
     """The verdict for a person: the headline, then the guarantees and the scenario's expectation apart."""
     verdict = outcome.verdict
     checks = verdict.checks
-    lines = [f"{outcome.scenario.name} (seed {outcome.seed}): {verdict.status}"]
-    broken = [t for t in checks.anomaly_types if t != "incomplete"]
-    held = {True: "held", False: "broken", "unknown": "undecided"}[checks.valid]
-    lines.append(f"  guarantees: {held}" + (f" ({', '.join(broken)})" if broken else ""))
-    declared = f"declares {', '.join(verdict.expected)}" if verdict.expected else "expects none broken"
-    answer = {True: "yes", False: "NO", "unknown": "cannot tell"}[verdict.as_expected]
-    lines.append(f"  as this scenario expects: {answer} (it {declared})")
+    status, guarantees, expectation = verdict.words()
+    lines = [f"{outcome.scenario.name} (seed {outcome.seed}): {status}", f"  guarantees: {guarantees}",
+             f"  as this scenario expects: {expectation}"]
     lines += [f"    - {claim}" for claim in verdict.claims()]
     for anomaly in checks.anomalies:
         lines.append(f"  ✗ {anomaly.name}: {anomaly.description}")

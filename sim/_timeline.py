@@ -20,12 +20,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eosim._diagram import CHATTY, DETAIL, Line, describe, is_broker, lane_of, message_fates, witness_marks
+from eosim._verdict import words
 
 _STYLE = """
 body { font: 13px/1.35 system-ui, sans-serif; margin: 0; color: #222; }
 header { padding: 10px 16px; border-bottom: 1px solid #ccc; }
 h1 { font-size: 17px; margin: 0 0 6px; }
-.valid-true { color: #1a7f37; } .valid-false { color: #c62828; } .valid-unknown { color: #b26a00; }
+.as-expected { color: #1a7f37; } .not-as-expected { color: #c62828; } .undecided { color: #b26a00; }
+#verdict { margin: 0 0 6px; } #verdict b { font-weight: 600; }
 #anomalies { margin: 6px 0; padding: 0; list-style: none; }
 #anomalies li { margin: 2px 0; padding: 3px 8px; background: #ffebee; border-left: 4px solid #c62828; }
 #anomalies a { color: #c62828; font-weight: 600; }
@@ -118,7 +120,7 @@ def _classes(line: Line, ev: dict[str, Any]) -> list[str]:
 
 def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) -> str:
     """The page for a run: ``events`` its trace, ``results`` its results.json (scenario, seed,
-    valid and anomalies)."""
+    anomalies and the verdict's fields, eosim._verdict)."""
     events = list(events)  # a TraceView renders each event when read: once is enough
     anomalies = results.get("anomalies", {})
     fates = message_fates(events)
@@ -169,8 +171,13 @@ def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) 
             link = (f'<a href="#e{first_witness[name]}">{_e(name)}</a>' if name in first_witness
                     else f"<b>{_e(name)}</b>")
             items.append(f"<li>{link}: {_e(instance['description'])}</li>")
-    valid = results.get("valid")
-    verdict = {True: "valid", False: "INVALID"}.get(valid, str(valid))
+    if "verdict" in results:  # as `eosim run` says it: the guarantees and the scenario's expectation apart
+        status, guarantees, expectation = words(results)
+        tone = {True: "as-expected", False: "not-as-expected"}.get(results["as-expected"], "undecided")
+        verdict = (f'<p id="verdict">guarantees: <b>{_e(guarantees)}</b> · as this scenario expects: '
+                   f'<b class="{tone}">{_e(expectation)}</b></p>')
+    else:  # `eosim diagram` of a run directory without a readable results.json
+        status, tone, verdict = "verdict not recorded", "undecided", ""
     title = f"{results.get('scenario', 'run')} (seed {results.get('seed', '?')})"
     grid = f"grid-template-columns: 5em repeat({len(lanes)}, minmax(14em, 1fr))"
     return "\n".join([
@@ -179,7 +186,8 @@ def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) 
         f"<title>eosim timeline: {_e(title)}</title>",
         f"<style>{_STYLE}</style></head>",
         "<body><header>",
-        f'<h1>{_e(title)}: <span class="valid-{str(valid).lower()}">{_e(verdict)}</span></h1>',
+        f'<h1>{_e(title)}: <span class="{tone}">{_e(status)}</span></h1>',
+        verdict,
         f'<ul id="anomalies">{"".join(items)}</ul>' if items else '<p id="anomalies">No anomalies.</p>',
         '<div class="legend"><span class="op">client call</span><span class="op fail">failed call</span>'
         '<span class="msg">→ request / ⇠ response</span><span class="msg lost">lost message</span>'

@@ -15,6 +15,7 @@ exits 1. A run that did not finish (or a checker that cannot tell) is "unknown",
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from attrs import frozen
@@ -25,6 +26,8 @@ EXIT_AS_EXPECTED, EXIT_NOT_AS_EXPECTED, EXIT_UNKNOWN = 0, 1, 2
 MISMATCH = "expectation-mismatch"  # the anomaly name of a failed scenario claim in a combined result
 
 Status = Literal["valid", "broken as expected", "INVALID", "unknown"]
+_GUARANTEES = {True: "held", False: "broken", "unknown": "undecided"}
+_ANSWER = {True: "yes", False: "NO", "unknown": "cannot tell"}
 
 
 @frozen
@@ -86,3 +89,16 @@ class Verdict:
                 "expectation-mismatches": list(self.mismatches),
                 "as-expected": self.as_expected,
                 "verdict": self.status}
+
+    def words(self) -> tuple[Status, str, str]:
+        return words(self.to_json())
+
+
+def words(results: Mapping[str, Any]) -> tuple[Status, str, str]:
+    """A verdict in words from its results.json fields, as `eosim run` prints it and timeline.html
+    heads it: the status, the guarantees ("broken (G1a)") and the expectation ("yes (it declares G1a)")."""
+    broken = [name for name in results["anomaly-types"] if name != "incomplete"]
+    guarantees = _GUARANTEES[results["valid"]] + (f" ({', '.join(broken)})" if broken else "")
+    expected = results["expected-anomaly-types"]
+    declared = f"declares {', '.join(expected)}" if expected else "expects none broken"
+    return results["verdict"], guarantees, f"{_ANSWER[results['as-expected']]} (it {declared})"

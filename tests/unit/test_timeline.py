@@ -60,6 +60,37 @@ def test_chatty_protocol_is_hidden_until_asked_for() -> None:
     assert 'id="chatty"' in html
 
 
+def heading(html: str) -> tuple[str, str, str]:
+    """The verdict the page heads with: (status, its tone, the guarantees and expectation line)."""
+    (found,) = re.findall(r'<h1>[^<]*: <span class="([^"]+)">([^<]+)</span></h1>\n<p id="verdict">(.*?)</p>', html)
+    tone, status, line = found
+    return status, tone, re.sub(r"<[^>]+>", "", line)
+
+
+def test_a_broken_pattern_showing_its_anomaly_is_headed_broken_as_expected_as_eosim_run_says() -> None:
+    out, html = page("read-uncommitted-dirty-read")
+    assert out.exit_code == 0
+    assert heading(html) == ("broken as expected", "as-expected",
+                             "guarantees: broken (G1a) · as this scenario expects: yes (it declares G1a)")
+    assert "INVALID" not in html
+
+
+def test_a_valid_run_not_as_the_scenario_expects_is_headed_invalid(tmp_path: Path) -> None:
+    copy = tmp_path / "zombie-fencing.toml"
+    text = (SCENARIOS / "zombie-fencing.toml").read_text(encoding="utf-8")
+    copy.write_text(text.replace('name = "zombie-fencing"\n', 'name = "zombie-fencing"\nexpect_anomalies = ["duplicate"]\n', 1), encoding="utf-8")
+    out = run_file(copy)
+    assert out.exit_code == 1 and out.verdict.checks.valid is True
+    assert heading(timeline_html(out.trace, out.results_json())) == (
+        "INVALID", "not-as-expected", "guarantees: held · as this scenario expects: NO (it declares duplicate)")
+
+
+def test_without_a_recorded_verdict_the_page_says_so() -> None:
+    out = run_file(SCENARIOS / "zombie-fencing.toml")
+    html = timeline_html(out.trace, {"anomalies": {}})
+    assert '<span class="undecided">verdict not recorded</span>' in html and 'id="verdict"' not in html
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
