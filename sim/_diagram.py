@@ -291,7 +291,7 @@ def _fault_note(what: str, data: Mapping[str, Any], note) -> Line | None:
     if "correlation_id" in data or what == "arm":
         return None  # on the message's arrow; arming a rule changes nothing yet
     if what in ("pause", "resume"):
-        sign = f"⏸ paused {data['ms']} ms" if what == "pause" else "▶ wakes"
+        sign = f"‖ paused {data['ms']} ms" if what == "pause" else "▶ wakes"
         return note(f"{sign} ({rule})", data["nodes"][0], data["nodes"][-1], timed=True)
     parts = [what if rule == what else f"{what} ({rule})", data.get("action"), ", ".join(data.get("nodes", ())),
              f"{data['ms']} ms" if "ms" in data else None]
@@ -342,7 +342,7 @@ def describe(ev: dict[str, Any], fates: Mapping[int, str]) -> Line | None:
         return note(f"{data['transactional_id']}: {data['old']} → {data['new']}"
                     f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")
     if kind == "txn.timeout":
-        return note(f"⏱ {data['transactional_id']} timed out: the coordinator "
+        return note(f"{data['transactional_id']} timed out: the coordinator "
                     f"fences (epoch {data['producer_epoch']}) and aborts it")
     if kind == "log.marker":
         return note(f"{data['control']} marker @ {data['tp']}:{data['offset']}"
@@ -374,7 +374,7 @@ def describe(ev: dict[str, Any], fates: Mapping[int, str]) -> Line | None:
     if kind == "client.pid":
         return note(f"uses pid {data['producer_id']} epoch {data['producer_epoch']}", level=DETAIL)
     if kind in ("broker.crash", "broker.restart"):
-        return note("💥 crashed" if kind == "broker.crash" else "restarted", timed=True)
+        return note("✖ crashed" if kind == "broker.crash" else "restarted", timed=True)
     if kind in ("txn.resign", "txn.elect"):
         what = "gives up" if kind == "txn.resign" else "elected at"
         return note(f"txn coordinator {what} epoch {data['coordinator_epoch']}", timed=True)

@@ -134,3 +134,20 @@ def test_the_timeline_renders_in_chromium_without_errors_and_shows_the_witness(t
             browser.close()
     assert errors == []
     assert requests == [path.as_uri()]  # nothing fetched from anywhere else
+
+
+def test_every_glyph_the_pictures_draw_is_in_an_installed_font() -> None:
+    """An emoji (⏸, 💥) shows as an empty box in Debian's chromium, which has no emoji font: the pictures
+    use only characters some installed font has (DejaVu's, on Debian)."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        pytest.skip("fontconfig's fc-list is not installed: cannot ask which fonts cover a character")
+    import subprocess
+
+    sources = [SCENARIOS.parents[1] / "sim" / name for name in ("_diagram.py", "_timeline.py", "_verdict.py")]
+    glyphs = sorted({ch for path in sources for ch in path.read_text(encoding="utf-8") if ord(ch) > 0x7f})
+    assert "→" in glyphs
+    uncovered = [ch for ch in glyphs
+                 if not subprocess.run([fc_list, f":charset={ord(ch):x}", "family"], capture_output=True,
+                                       text=True, check=True).stdout.strip()]
+    assert uncovered == []
