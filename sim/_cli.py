@@ -49,7 +49,7 @@ class _Eosim(TyperGroup):
         return code
 
 
-app = typer.Typer(cls=_Eosim, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=_Eosim, add_completion=False, rich_markup_mode=None, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Deterministic simulator of Kafka's exactly-once machinery.")
 
@@ -175,8 +175,10 @@ def summary(outcome: Any, hints: list[Any] = ()) -> str:
 def explain(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built-in scenario name"),
             seed: Optional[int] = typer.Option(None, min=0, help="Seed, >= 0 (default: the scenario's)"),
             as_json: bool = JSON) -> None:
-    """Print a scenario's teaching header, run it, and tell what happened step by step. Writes no
-    run directory (use `eosim run` to keep one); exits as `eosim run` would."""
+    """Tell a scenario's story: its header, then a run step by step.
+
+    Prints the scenario's teaching header, runs it and narrates what happened from the trace. Writes
+    no run directory (use `eosim run` to keep one); exits as `eosim run` would."""
 
     def go() -> int:
         from eosim._explain import narrate
@@ -204,8 +206,10 @@ def explain(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or b
 @app.command()
 def check(path: Path = typer.Argument(..., help="A run directory, or the trace.jsonl of one"),
           as_json: bool = JSON) -> None:
-    """Check a recorded run again: the trace oracle over trace.jsonl and Jepsen's checker over the
-    history.jsonl beside it. Exit 0 guarantees held, 1 broken, 2 unknown."""
+    """Check a recorded run again with the checkers.
+
+    The trace oracle over trace.jsonl and Jepsen's checker over the history.jsonl beside it. Exit 0
+    guarantees held, 1 broken, 2 unknown."""
 
     def go() -> int:
         from eosim import _rundir
@@ -235,7 +239,9 @@ def check(path: Path = typer.Argument(..., help="A run directory, or the trace.j
 @app.command()
 def replay(run_dir: Path = typer.Argument(..., help="A run directory written by `eosim run`"),
            as_json: bool = JSON) -> None:
-    """Run again from the run directory's scenario and seed; verify the trace is byte-identical."""
+    """Rerun a run directory; verify the trace is byte-identical.
+
+    Runs the run directory's scenario.toml with its seed again and compares the traces."""
 
     def go() -> int:
         from eosim import _rundir
@@ -256,7 +262,10 @@ def replay(run_dir: Path = typer.Argument(..., help="A run directory written by 
 @app.command()
 def diagram(run_dir: Path = typer.Argument(..., help="A run directory written by `eosim run`"),
             as_json: bool = JSON) -> None:
-    """Write diagram.mmd (a Mermaid sequenceDiagram) and timeline.html for a run directory; print the diagram."""
+    """Redraw a run directory's diagram.mmd and timeline.html.
+
+    Writes diagram.mmd (a Mermaid sequenceDiagram) and timeline.html into the run directory and prints
+    the diagram."""
 
     def go() -> int:
         from eosim import _rundir
@@ -297,7 +306,10 @@ def study(name: Optional[str] = typer.Argument(None, help="The study to run (omi
           out: Optional[Path] = typer.Option(None, help="Output directory (default runs/studies/NAME)"),
           workers: Optional[int] = typer.Option(None, help="Worker processes (default: every core)"),
           as_json: bool = JSON) -> None:
-    """Run a study over seeds on every core: runs.csv, summary.csv, summary.md and plot.png."""
+    """Run a study over seeds on every core; list the studies.
+
+    Writes runs.csv, summary.csv, summary.md and plot.png into a new directory
+    (runs/studies/NAME/<timestamp>, with a latest link) and prints the summary."""
 
     def go() -> int:
         from eosim import _study
@@ -418,7 +430,9 @@ def conform(scenarios: Optional[list[Path]] = typer.Argument(None, help="Scenari
             kafka_version: str = typer.Option("4.1.2", help="Kafka version for --start-kafka"),
             transaction_version: int = typer.Option(2, help="transaction.version the broker is formatted with"),
             as_json: bool = JSON) -> None:
-    """Replay scenarios on the simulator and on a real Kafka broker; print whether they agree."""
+    """Run scenarios on the simulator and on real Kafka; compare.
+
+    Replays each scenario on the simulator and on a real Kafka broker and prints whether they agree."""
 
     def go() -> int:
         from eosim._realkafka.conform import conform_command

@@ -429,3 +429,14 @@ def test_study_bad_input_exits_254(args: list[str], tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "s")])
     assert result.exit_code == EXIT_BAD_INPUT
     assert "Traceback" not in result.output and not (tmp_path / "s").exists()
+
+
+def test_help_shows_no_type_on_flags_and_one_line_per_command() -> None:
+    top = runner.invoke(app, ["--help"], terminal_width=100)
+    assert top.exit_code == 0
+    commands = top.stdout.split("Commands:\n", 1)[1].splitlines()
+    names = [line.split()[0] for line in commands if line.strip()]
+    assert names == ["run", "explain", "check", "replay", "diagram", "study", "scenarios", "conform"]
+    assert not any(line.rstrip().endswith("...") for line in commands)  # each summary whole, on its line
+    for args in (["--help"], ["run", "--help"], ["explain", "--help"]):
+        assert "<bool>" not in runner.invoke(app, args, terminal_width=100).stdout
