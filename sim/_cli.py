@@ -90,6 +90,11 @@ def _emit(as_json: bool, data: Any, text: str) -> None:
         print(text)
 
 
+def _warn(warning: Optional[str]) -> None:
+    if warning:
+        print(f"eosim: warning: {warning}", file=sys.stderr)
+
+
 def _guard(fn: Callable[[], int]) -> None:
     """Run a command body and exit with its code; bad input is one line on stderr and exit 254, any
     other exception is a bug of eosim's: traceback and exit 255."""
@@ -138,13 +143,9 @@ def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built
         results = {**outcome.results_json(), "hints": [h.to_json() for h in found]}
         files = run_dir_files(outcome, path.read_text(encoding="utf-8"), results)
         name = outcome.scenario.name
-        target = Path(out) if out is not None else _rundir.default_path(RUNS, name, outcome.seed)
-        written = _rundir.write(target, files, scenario=name, seed=outcome.seed, replace=out is not None)
-        if out is None:
-            try:
-                _rundir.link_latest(written)
-            except _rundir.RunDirError as err:  # the run is written; only the link is not ours to replace
-                print(f"eosim: warning: {err}", file=sys.stderr)
+        written, warning = _rundir.store(files, out=out, default=_rundir.default_path(RUNS, name, outcome.seed),
+                                         scenario=name, seed=outcome.seed)
+        _warn(warning)
         _emit(as_json, {**results, "run-directory": str(written)},
               f"{summary(outcome, found)}\n  run directory: {written}")
         return outcome.exit_code
@@ -303,7 +304,8 @@ def diagram(run_dir: Path = typer.Argument(..., help="A run directory written by
 @app.command()
 def study(name: Optional[str] = typer.Argument(None, help="The study to run (omit it to list the studies)"),
           seeds: Optional[int] = typer.Option(None, help="Seeds 1..N per point (default: the study's)"),
-          out: Optional[Path] = typer.Option(None, help="Output directory (default runs/studies/NAME)"),
+          out: Optional[str] = typer.Option(None, help="Run directory (default runs/studies/NAME/<timestamp>); "
+                                                        "replaces only an earlier eosim run directory"),
           workers: Optional[int] = typer.Option(None, help="Worker processes (default: every core)"),
           as_json: bool = JSON) -> None:
     """Run a study over seeds on every core; list the studies.
@@ -328,15 +330,17 @@ def study(name: Optional[str] = typer.Argument(None, help="The study to run (omi
             raise BadInput(str(err)) from None
         if result.plot_skipped:
             print(f"eosim: {result.plot_skipped}", file=sys.stderr)
+        _warn(result.warning)
         files = {key: str(path) for key, path in result.paths.items()}
-        _emit(as_json, {"study": result.name, "seeds": result.seeds, "files": files, "summary": result.summary},
-              f"{result.markdown}\nwrote {', '.join(files.values())}")
+        _emit(as_json, {"study": result.name, "seeds": result.seeds, "files": files, "summary": result.summary,
+                        "run-directory": str(result.directory)},
+              f"{result.markdown}\n  run directory: {result.directory}")
         return EXIT_VALID
 
     _guard(go)
 
 
-def _run_study(name: str, total: int, seeds: Optional[int], out: Optional[Path], workers: Optional[int],
+def _run_study(name: str, total: int, seeds: Optional[int], out: Optional[str], workers: Optional[int],
                show: bool) -> Any:
     """The study with a progress bar on stderr (only on a terminal)."""
     from rich.console import Console
@@ -364,7 +368,9 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
             out: Optional[str] = typer.Option(None, help="Where finding-N/ run directories go (default "
                                                          "runs/explore/<timestamp>-seed-N); must be new or empty"),
             as_json: bool = JSON) -> None:
-    """Search fault schedules for runs the checkers call INVALID; shrink and write each finding."""
+    """Search fault schedules for runs the checkers call INVALID.
+
+    Shrinks each finding and writes it as a run directory."""
 
     def go() -> int:
         from eosim import _explore, _rundir

@@ -1,13 +1,14 @@
 """eosim._rundir
 ============
 
-Run directories (docs/cli.md): where ``eosim run`` writes a run, how eosim recognises one, and
-reading one back with a clear one-line error for anything that is not what eosim wrote.
+Run directories (docs/cli.md): where ``eosim run`` writes a run (and ``eosim study`` a study), how
+eosim recognises one, and reading one back with a clear one-line error for anything that is not what
+eosim wrote.
 
-- Default place: ``runs/NAME/<UTC timestamp>-seed-N``, plus a ``runs/NAME/latest`` symlink, as
-  Jepsen's store does. The wall clock names the directory only; it never reaches the simulation.
-- A run directory holds a marker file, ``.eosim-run`` (JSON: the format, the scenario, the seed and
-  the names of the files eosim wrote). eosim replaces a directory only when the marker is there and
+- Default place: ``runs/NAME/<UTC timestamp>-seed-N`` (a study: ``runs/studies/NAME/<UTC timestamp>``),
+  plus a ``latest`` symlink beside it, as Jepsen's store does. The wall clock names the directory only; it never reaches the simulation.
+- A run directory holds a marker file, ``.eosim-run`` (JSON: the format, what ran (the scenario and
+  seed, or the study and its seeds) and the names of the files eosim wrote). eosim replaces a directory only when the marker is there and
   every file in the directory is one the marker lists: it never deletes what it did not create.
 - Writes are atomic: every file goes into a temporary sibling, which is then renamed into place.
 """
@@ -20,7 +21,7 @@ import shutil
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Union
 
 from attrs import frozen
 
@@ -33,10 +34,16 @@ class RunDirError(Exception):
     """A run directory (or a place for one) that eosim must refuse: printed as one line, exit 254."""
 
 
-def default_path(root: Path, scenario: str, seed: int) -> Path:
-    """``root/scenario/<UTC timestamp>-seed-N``; sorts chronologically, like Jepsen's store."""
+# A file's contents: text, its lines (a long trace streams), bytes, or a function writing the file at
+# the path it is given (a plot)
+Contents = Union[str, bytes, Iterable[str], Callable[[Path], Any]]
+
+
+def default_path(root: Path, scenario: str, seed: int | None = None) -> Path:
+    """``root/scenario/<UTC timestamp>-seed-N`` (no seed: ``root/scenario/<UTC timestamp>``); sorts
+    chronologically, like Jepsen's store."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
-    return root / scenario / f"{stamp}-seed-{seed}"
+    return root / scenario / (stamp if seed is None else f"{stamp}-seed-{seed}")
 
 
 def check_target(where: str | Path, *, replace: bool) -> None:
@@ -76,9 +83,10 @@ def _marker_files(run_dir: Path) -> set[str] | None:
         return None
 
 
-def write(out: Path, files: Mapping[str, str | Iterable[str]], *, scenario: str, seed: int, replace: bool) -> Path:
-    """Write a run directory atomically and return where it went. A default-place ``out`` that
-    already exists (two runs in one millisecond) gets a ``-2``, ``-3``... suffix (``replace=False``)."""
+def write(out: Path, files: Mapping[str, Contents], *, replace: bool, **about: Any) -> Path:
+    """Write a run directory atomically and return where it went; ``about`` (what ran: scenario and
+    seed, or study and seeds) goes into the marker. A default-place ``out`` that already exists (two
+    runs in one millisecond) gets a ``-2``, ``-3``... suffix (``replace=False``)."""
     if replace:
         check_target(out, replace=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -86,9 +94,14 @@ def write(out: Path, files: Mapping[str, str | Iterable[str]], *, scenario: str,
     tmp.mkdir()
     try:
         for name, text in files.items():
-            with open(tmp / name, "w", encoding="utf-8") as f:
-                f.writelines([text] if isinstance(text, str) else text)  # a long trace streams line by line
-        marker = {"format": FORMAT, "scenario": scenario, "seed": seed, "files": sorted(files)}
+            if callable(text):
+                text(tmp / name)
+            elif isinstance(text, bytes):
+                (tmp / name).write_bytes(text)
+            else:
+                with open(tmp / name, "w", encoding="utf-8") as f:
+                    f.writelines([text] if isinstance(text, str) else text)  # a long trace streams line by line
+        marker = {"format": FORMAT, **about, "files": sorted(files)}
         (tmp / MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
         if not replace:
             out = _free_name(out)
@@ -97,6 +110,20 @@ def write(out: Path, files: Mapping[str, str | Iterable[str]], *, scenario: str,
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def store(files: Mapping[str, Contents], *, out: str | Path | None, default: Path, **about: Any) -> tuple[Path, str | None]:
+    """Write a run directory to ``out`` (replacing only an earlier eosim run directory there) or, with
+    no ``out``, to the ``default`` place with ``latest`` beside it pointing at it. Returns where it
+    went and, when ``latest`` is not eosim's to replace, a warning (the run is written all the same)."""
+    written = write(Path(out) if out is not None else default, files, replace=out is not None, **about)
+    if out is not None:
+        return written, None
+    try:
+        link_latest(written)
+    except RunDirError as err:
+        return written, str(err)
+    return written, None
 
 
 def _free_name(out: Path) -> Path:

