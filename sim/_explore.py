@@ -2,8 +2,9 @@
 =============
 
 ``eosim explore`` (docs/exploration.md): search workloads and fault schedules (eosim.strategies) for
-runs the checkers call INVALID, with Hypothesis's own engine: ``@given`` generates, ``hypothesis.target``
-steers towards runs with more LSO lag, producer-id/epoch changes, rejected appends and transaction
+runs the checkers call INVALID, with Hypothesis's own engine: ``@given`` generates (in rounds of ``ROUND_EXAMPLES``, each
+with its own seed, so that the targeted phase starts half-way through each), ``hypothesis.target`` steers
+towards runs with more LSO lag, producer-id/epoch changes, rejected appends and transaction
 transitions, and Hypothesis shrinks what fails. Nothing here shrinks by hand.
 
 With ``--reintroduce KAFKA-N`` a run counts as a finding only when the same scenario and seed are clean
@@ -18,6 +19,7 @@ processes, each with its own Hypothesis seed (``seed + job``), all with the same
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +31,7 @@ from attrs import evolve, frozen
 from eosim.models.bugs import HISTORICAL_BUGS, cluster_switch
 from eosim import strategies
 
+ROUND_EXAMPLES = 100
 SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
     "pid-or-epoch-changes": frozenset({"client.pid"}),
     "coordinator-transitions": frozenset({"txn.state"}),
@@ -184,17 +187,22 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
         state["last"] = (document, anomalies)
         raise _Found(", ".join(anomalies))
 
-    test = settings(max_examples=10**9, deadline=None, database=None, derandomize=False,
-                    suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, report_multiple_bugs=False,
-                    phases=(Phase.generate, Phase.target, Phase.shrink))(
-        hseed(seed)(given(documents(base, reintroduce, seed))(judge)))
+    strategy = documents(base, reintroduce, seed)
     completed = True
-    try:
-        test()
-    except _Found:
-        pass
-    except _BudgetSpent:
-        completed = False
+    for round_ in itertools.count():
+        # Rounds of ROUND_EXAMPLES: Hypothesis climbs the targets from half-way through a round on (a run
+        # with max_examples unbounded would never get there); each round has its own seed.
+        test = settings(max_examples=ROUND_EXAMPLES, deadline=None, database=None, derandomize=False,
+                        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                        report_multiple_bugs=False, phases=(Phase.generate, Phase.target, Phase.shrink))(
+            hseed(seed * 100_000 + round_)(given(strategy)(judge)))
+        try:
+            test()
+        except _Found:
+            break
+        except _BudgetSpent:
+            completed = False
+            break
     seconds = time.perf_counter() - started
     if state["found_at"] is None:
         return Campaign(seed, state["runs"], seconds, None)
