@@ -142,7 +142,11 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
         document = strategies.compose(draw, workload, schedule, cluster, name="scenario",
                                       description="a run eosim explore found")
         if base is not None:
-            document["faults"] = [*base.get("faults", ()), *document.get("faults", ())]
+            # the base's own rules keep their step: its steps moved where nemesis groups were inserted
+            moved = {id(step): i for i, step in enumerate(document["steps"])}
+            own = [{**rule, "after_step": moved[id(base["steps"][rule["after_step"]])]} if "after_step" in rule
+                   else rule for rule in base.get("faults", ())]
+            document["faults"] = [*own, *document.get("faults", ())]
             if not document["faults"]:
                 del document["faults"]
         document["scenario"]["seed"] = seed

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from eosim import _explore
@@ -134,3 +135,15 @@ def test_cli_explore_refuses_an_unknown_bug_and_an_occupied_out(tmp_path: Path) 
     result = runner.invoke(app, ["explore", "--budget", "1", "--out", str(tmp_path)])
     assert result.exit_code == EXIT_BAD_INPUT
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+BASE_14920 = _explore.base_document(load_scenario(scenario_dir() / "bug-kafka-14920.toml"))
+
+
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(_explore.documents(BASE_14920, ("KAFKA-14920",), seed=0))
+def test_around_a_scenario_its_steps_stay_in_order_and_its_rules_keep_their_step(document: dict) -> None:
+    own = [s for s in document["steps"] if s["actor"] != "nemesis"]
+    assert own == BASE_14920["steps"]
+    (rule,) = [r for r in document["faults"] if r["name"] == "verification-fails"]
+    assert document["steps"][rule["after_step"]] == BASE_14920["steps"][4]
