@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -218,7 +219,10 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
 
 
 def _campaign_job(kwargs: dict[str, Any]) -> Campaign:
-    return campaign(**kwargs)
+    try:
+        return campaign(**kwargs)
+    except Exception:  # noqa: BLE001 - an exception may not survive pickling back: its traceback as text does
+        raise RuntimeError(f"campaign {kwargs['seed']} failed:\n{traceback.format_exc()}") from None
 
 
 def explore(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] = (), budget: float = 60.0,

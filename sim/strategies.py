@@ -311,9 +311,11 @@ def compose(draw: Any, workload: Workload, schedule: Schedule, cluster: dict[str
         if not queues[actor]:
             del queues[actor]
         steps.append(op if "actor" in op else {"actor": actor, **op})
+    # each group goes before a drawn workload step (or at the end), never inside another group
+    slots: list[list[dict[str, Any]]] = [[] for _ in range(len(steps) + 1)]
     for group in schedule.groups:
-        at = draw(st.integers(0, len(steps)))
-        steps[at:at] = [{"actor": "nemesis", **op} for op in group]
+        slots[draw(st.integers(0, len(steps)))] += [{"actor": "nemesis", **op} for op in group]
+    steps = [step for i, slot in enumerate(slots) for step in (*slot, *steps[i:i + 1])]
     # a broker may not stay down at the end: every crash_broker is followed by its restart (same group)
     rules = []
     for rule in schedule.rules:

@@ -12,7 +12,7 @@ from eosim._scenario import load_scenario_text, scenario_from_dict
 FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
-@FAST
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(strategies.scenario_documents())
 def test_every_drawn_document_loads_and_round_trips_through_its_scenario_file(document: dict) -> None:
     scenario = scenario_from_dict(document, name=document["scenario"]["name"], header="drawn")
