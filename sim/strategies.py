@@ -26,7 +26,7 @@ Example::
     from eosim._runner import run_scenario
 
     @given(strategies.scenarios(producers=("transactional", "idempotent"), readers=("read_committed",),
-                                cluster=strategies.cluster_configs(verification=(True,))))
+                                cluster=strategies.cluster_configs(verification=(True,), expiry=(None,))))
     def test_kafka_keeps_its_promises(scenario):
         assert run_scenario(scenario).verdict.checks.valid is not False
 """
@@ -80,9 +80,11 @@ class Schedule:
 
 # -- configurations -------------------------------------------------------------------------------------
 
-def cluster_configs(verification: Sequence[bool] = (True, False)) -> st.SearchStrategy[dict[str, Any]]:
+def cluster_configs(verification: Sequence[bool] = (True, False),
+                    expiry: Sequence[int | None] = (None, 2_000, 10_000)) -> st.SearchStrategy[dict[str, Any]]:
     """``[cluster]`` tables: TV1 or TV2, KIP-890 verification among ``verification`` (off is KAFKA-12671's
-    switch), a short producer-id expiry (and a fast expiry check) or Kafka's default."""
+    switch), ``producer.id.expiration.ms`` among ``expiry`` (None: Kafka's default; a short one gets a fast
+    expiry check too, and a retry after it is a duplicate, as on Kafka)."""
     return st.builds(
         lambda tv, verification, expiry: {"transaction.version": tv,
                                            **({} if verification else
@@ -90,7 +92,7 @@ def cluster_configs(verification: Sequence[bool] = (True, False)) -> st.SearchSt
                                            **({} if expiry is None else
                                               {"producer.id.expiration.ms": expiry,
                                                "producer.id.expiration.check.interval.ms": 100})},
-        st.sampled_from((2, 1)), st.sampled_from(tuple(verification)), st.sampled_from((None, 2_000, 10_000)))
+        st.sampled_from((2, 1)), st.sampled_from(tuple(verification)), st.sampled_from(tuple(expiry)))
 
 
 def producer_configs(kind: str, transactional_id: str | None = None) -> st.SearchStrategy[dict[str, Any]]:

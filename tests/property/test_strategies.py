@@ -41,7 +41,7 @@ def test_a_sample_of_explored_runs_on_correct_kafka_is_never_invalid(document: d
 
 @settings(max_examples=8, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(strategies.scenarios(kinds=("drop", "txn-log", "coordinator-failover"), producers=("transactional", "idempotent"),
-                            readers=("read_committed",), cluster=strategies.cluster_configs(verification=(True,))))
+                            readers=("read_committed",), cluster=strategies.cluster_configs(verification=(True,), expiry=(None,))))
 def test_the_documented_example_kafka_keeps_its_promises(scenario) -> None:
     """docs/exploration.md's example, as written there."""
     assert run_scenario(scenario).verdict.checks.valid is not False
