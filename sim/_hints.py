@@ -70,7 +70,8 @@ class _Run:
         return validate_config(spec.kind, spec.config)
 
     def messages(self, msg: str) -> Iterator[dict[str, Any]]:
-        return (e for e in self.trace if e["kind"].startswith("net.") and e["data"].get("msg") == msg)
+        """The requests or responses ``msg`` that were sent, with their fields (a net.drop names one without)."""
+        return (e for e in self.trace if e["kind"] in ("net.request", "net.response") and e["data"].get("msg") == msg)
 
     def read_by(self, actor: str, tp: str) -> int:
         """How many records ``actor``'s consume/poll calls returned from ``tp``."""

@@ -77,6 +77,17 @@ def test_reset_latest_explains_why_a_consumer_read_nothing() -> None:
     assert "auto.offset.reset unset (its default is latest)" in default
 
 
+def test_a_dropped_request_is_no_message_read() -> None:
+    """A net.drop names the message it drops without its fields (found by experiments/fuzz_cli.py: KeyError)."""
+    drop = ('\n[[faults]]\nname = "lost"\naction = "drop"\nmessage = "ListOffsets"\ndirection = "request"\n'
+            "count = 1\n")
+    scenario = load_scenario_text(LATE_READER.replace("RESET", '"auto.offset.reset" = "latest", ') + drop,
+                                  "late-reader")
+    outcome = run_scenario(scenario)
+    assert any(e["kind"] == "net.drop" and e["data"]["msg"] == "ListOffsetsRequest" for e in outcome.trace)
+    assert all(h.kind == "reset-latest" for h in hints(outcome))  # read, without a KeyError
+
+
 def test_reset_latest_stays_quiet_when_the_consumer_starts_at_the_beginning() -> None:
     assert _hints_of("late-reader", '"auto.offset.reset" = "earliest", ') == {}
 
