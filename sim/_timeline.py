@@ -14,6 +14,7 @@ No network: the style and the one small script are inline, so the file opens any
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 from collections.abc import Mapping, Sequence
@@ -88,7 +89,7 @@ def _windows(events: list[dict[str, Any]]) -> list[tuple[int, int, str, tuple[st
     windows = []
     for i, ev in enumerate(events):
         kind, data = ev["kind"], ev["data"]
-        later = events[i + 1:]
+        later = (events[j] for j in range(i + 1, len(events)))  # not a copy per event: quadratic on a long run
         if kind in ("fault.partition", "fault.clog"):
             heal = next((e["t"] for e in later if e["kind"] == "fault.heal"), end_t)
             what = kind.removeprefix("fault.")
@@ -160,7 +161,7 @@ def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) 
                      f'{body}{badge}</div>')
     for opened, end, kind, band_lanes, label in _windows(events):
         first = row_of_seq[opened]
-        last = max([first] + [i + 2 for i, t in enumerate(rows_t) if t <= end])
+        last = max(first, bisect.bisect_right(rows_t, end) + 1)  # rows_t is in time order
         for lane in sorted({lane for lane in band_lanes if lane in column}, key=column.get):
             cells.append(f'<div class="band {kind}" style="grid-row:{first} / {last + 1};'
                          f'grid-column:{column[lane]}" title="{_e(label)} until t={end}"></div>')
