@@ -10,7 +10,10 @@ restart, pauses, long transaction timeouts. No historical-bug switch is ever set
 hold: "valid" or "unknown" (a Kafka timer leaves something undecided) are fine, INVALID is a false alarm
 of the simulator or a real Kafka/librdkafka finding to document.
 
-The report counts the verdicts and anomaly types. Every INVALID, unknown or crashed run is written to
+An INVALID run whose every anomaly is explained by a documented finding (``FINDINGS``: real behaviour with a
+library scenario and the source lines that show it) is counted as that finding; any other INVALID run is a
+false alarm. The report counts the verdicts, findings, false alarms and anomaly types; the exit code is 1 when
+a run is a false alarm or crashed. Every INVALID, unknown or crashed run is written to
 ``DIR/soak-SEED.toml`` (the scenario, with its seed) and can be replayed with ``eosim run DIR/soak-SEED.toml``.
 Speed is reported, never asserted (docs/verdicts.md has the numbers).
 """
@@ -27,7 +30,9 @@ import traceback
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
+
+from attrs import frozen
 
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS
 from eosim._runner import run_scenario
@@ -259,23 +264,101 @@ def to_toml(document: dict[str, Any], comment: str = "") -> str:
     return "\n".join(lines)
 
 
+# -- findings: real behaviour, documented, not false alarms ---------------------------------------------
+
+Event = dict[str, Any]
+
+
+@frozen
+class Finding:
+    """Real Kafka or librdkafka behaviour that a correct workload can run into. ``explains`` returns the
+    indices of the anomalies (of one run, given its trace) that this behaviour accounts for; it must be
+    strict: an anomaly it cannot tie to the documented mechanism stays a false alarm."""
+
+    name: str
+    scenario: str  # the library scenario that documents it (conformance = true: replayed on Kafka)
+    source: str
+    explains: Callable[[Sequence[Any], Sequence[Event]], set[int]]
+
+
+def _abort_sequence_reuse(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``sequence-reuse`` whose reused batch (the witness's ``log.append``) was transactional and aborted:
+    the first marker after it for that producer id on that partition is an ABORT, written before the new
+    records came; and ``lost-write`` of a record that such a reuse got deduplicated (``log.duplicate``)."""
+    markers = [e for e in trace if e["kind"] == "log.marker"]
+    explained: set[int] = set()
+    deduplicated: set[tuple[str, Any]] = set()
+    for i, a in enumerate(anomalies):
+        if a.name != "sequence-reuse" or len(a.witness) != 2:
+            continue
+        original, reuse = a.witness
+        od, rd = original["data"], reuse.get("data", {})
+        if (original["kind"] != "log.append" or not od.get("transactional")
+                or reuse["kind"] not in ("log.duplicate", "log.reject")
+                or (reuse["node"], rd.get("tp"), rd.get("producer_id"), rd.get("producer_epoch"))
+                != (original["node"], od["tp"], od["producer_id"], od["producer_epoch"])):
+            continue
+        after = next((m for m in markers if m["seq"] > original["seq"] and m["node"] == original["node"]
+                      and m["data"]["tp"] == od["tp"] and m["data"]["producer_id"] == od["producer_id"]), None)
+        if after is None or after["data"]["control"] != "ABORT" or after["seq"] > reuse["seq"]:
+            continue
+        explained.add(i)
+        if reuse["kind"] == "log.duplicate":
+            deduplicated |= {(rd["tp"], value) for _, value in rd["records"]}
+    for i, a in enumerate(anomalies):
+        facts = a.witness[0] if a.witness else {}
+        if a.name == "lost-write" and (facts.get("key"), facts.get("value")) in deduplicated:
+            explained.add(i)
+    return explained
+
+
+FINDINGS = (
+    Finding(name="txn-abort-sequence-reuse",
+            scenario="experiments/scenarios/txn-abort-sequence-reuse.toml",
+            source="librdkafka rdkafka_partition.c rd_kafka_toppar_purge_queues (RD_KAFKA_PURGE_F_ABORT_TXN advances "
+                   "the epoch base msgid past a sent batch); Kafka UnifiedLog.analyzeAndValidateProducerState "
+                   "(findDuplicateBatch), ProducerStateEntry.maybeUpdateProducerEpoch (a TV1 marker at the same "
+                   "epoch keeps the cached batches); docs/client.md, \"Sequence reuse after an abort\"",
+            explains=_abort_sequence_reuse),
+)
+
+
+def classify(anomalies: Sequence[Any], trace: Sequence[Event]) -> list[str] | None:
+    """The findings that explain every one of an INVALID run's anomalies, or None: a false alarm."""
+    explained: set[int] = set()
+    names = []
+    for finding in FINDINGS:
+        mine = finding.explains(anomalies, trace)
+        if mine - explained:
+            names.append(finding.name)
+        explained |= mine
+    return names if anomalies and explained == set(range(len(anomalies))) else None
+
+
 # -- running -------------------------------------------------------------------------------------------
 
 def run_one(seed: int) -> dict[str, Any]:
-    """Generate and run soak scenario ``seed``: its verdict, anomaly types and (when not valid) descriptions."""
+    """Generate and run soak scenario ``seed``: its verdict, anomaly types, (when not valid) descriptions, and
+    (when INVALID) ``findings``: the documented findings that explain it, or None for a false alarm."""
     document = generate(seed)
     started = time.perf_counter()
     try:
         scenario = scenario_from_dict(document, name=document["scenario"]["name"], header=HEADER)
         outcome = run_scenario(scenario, seed)
     except Exception:  # noqa: BLE001 - an internal error is a finding, reported with its scenario
-        return {"seed": seed, "verdict": "crash", "types": [], "details": [traceback.format_exc()],
+        return {"seed": seed, "verdict": "crash", "types": [], "details": [traceback.format_exc()], "findings": None,
                 "wall": time.perf_counter() - started}
     result = outcome.result
     verdict = {True: "valid", False: "INVALID"}.get(result.valid, "unknown")
     details = [f"{a.name}: {a.description}" for a in result.anomalies] if verdict != "valid" else []
-    return {"seed": seed, "verdict": verdict, "types": result.anomaly_types, "details": details,
+    findings = classify(result.anomalies, outcome.trace) if verdict == "INVALID" else None
+    return {"seed": seed, "verdict": verdict, "types": result.anomaly_types, "details": details, "findings": findings,
             "wall": time.perf_counter() - started, "sim_ms": outcome.trace[-1]["t"] if outcome.trace else 0}
+
+
+def false_alarm(result: dict[str, Any]) -> bool:
+    """An INVALID run no documented finding explains, or a crash: the simulator's fault, never acceptable."""
+    return result["verdict"] == "crash" or (result["verdict"] == "INVALID" and not result["findings"])
 
 
 def soak(seeds: range, jobs: int = 1) -> list[dict[str, Any]]:
@@ -300,8 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     types = Counter((r["verdict"], t) for r in results for t in r["types"])
     print(f"{len(results)} runs (seeds {args.start}..{args.start + args.runs - 1}) in {wall:.1f} s "
           f"({len(results) / wall:.0f} runs/s, {args.jobs} jobs)")
+    found = Counter(" + ".join(r["findings"]) for r in results if r["verdict"] == "INVALID" and r["findings"])
+    alarms = [r for r in results if false_alarm(r)]
     for verdict in ("valid", "unknown", "INVALID", "crash"):
         print(f"  {verdict:8} {verdicts.get(verdict, 0)}")
+        if verdict == "INVALID":
+            for name, n in sorted(found.items()):
+                print(f"    finding (real librdkafka behaviour: {name}) {n}")
+            print(f"    false alarm {sum(r['verdict'] == 'INVALID' for r in alarms)}")
+    print(f"  false alarms (INVALID not explained by a finding, or crash): {len(alarms)}")
     for (verdict, name), n in sorted(types.items()):
         print(f"    {verdict:8} {name:28} {n}")
     failing = [r for r in results if r["verdict"] != "valid"]
@@ -311,10 +401,12 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"soak-{r['seed']}.toml"
         path.write_text(to_toml(generate(r["seed"]), f"verdict: {r['verdict']} {' '.join(r['types'])}"),
                         encoding="utf-8")
-        print(f"\n{r['verdict']} seed {r['seed']}: eosim run {path}")
+        kind = ("finding: " + " + ".join(r["findings"]) if r["findings"]
+                else "FALSE ALARM" if false_alarm(r) else r["verdict"])
+        print(f"\n{r['verdict']} seed {r['seed']} ({kind}): eosim run {path}")
         for line in r["details"]:
             print(f"  {line[:600]}")
-    return 1 if verdicts.get("INVALID") or verdicts.get("crash") else 0
+    return 1 if alarms else 0
 
 
 if __name__ == "__main__":
