@@ -634,7 +634,7 @@ class Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Load and validate a scenario file; the scenario's name must equal the file's stem."""
+    """Load and validate a scenario file (errors name it)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -651,7 +651,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def load_scenario_text(text: str, name: str, *, file: str | None = None) -> Scenario:
-    """Load a scenario from TOML text; ``name`` plays the file stem's part, ``file`` names it in errors."""
+    """Load a scenario from TOML text; errors name ``file``, else ``<name>``."""
     file = file if file is not None else f"<{name}>"
     try:
         document = tomllib.loads(text)
@@ -667,13 +667,15 @@ def load_scenario_text(text: str, name: str, *, file: str | None = None) -> Scen
     return scenario_from_dict(document, name=name, header=_header(text), file=file)
 
 
-def scenario_from_dict(document: Mapping[str, Any], *, name: str, header: str, file: str = "<dict>") -> Scenario:
-    """Build and validate a scenario from a parsed document (the TOML's tables as dicts)."""
+def scenario_from_dict(document: Mapping[str, Any], *, name: str, header: str, file: str | None = None) -> Scenario:
+    """Build and validate a scenario from a parsed document (the TOML's tables as dicts); errors name
+    ``file``, else ``<name>``."""
+    file = file if file is not None else f"<{name}>"
     try:
         if not isinstance(document, Mapping):
             raise _Invalid("document", f"expected a table, got {_describe(document)}")
         scenario = _structure_table(Scenario, document, "", derived={"header": header})
-        _check(scenario, name)
+        _check(scenario)
         return scenario
     except _Invalid as err:
         raise ScenarioError(file, err.location, err.reason) from None
@@ -991,9 +993,7 @@ def _unstructure(value: Any) -> Any:
 # --- checks beyond types -----------------------------------------------------------------------------
 
 
-def _check(s: Scenario, stem: str) -> None:
-    if s.scenario.name != stem:
-        raise _Invalid("scenario.name", f'"{s.scenario.name}" must equal the file name without .toml ("{stem}")')
+def _check(s: Scenario) -> None:
     if "\n" in s.scenario.description:
         raise _Invalid("scenario.description", "must be one line")
     _check_unique(s.scenario.expect_anomalies, "scenario.expect_anomalies")

@@ -73,6 +73,12 @@ def test_conformance_scenario_hygiene(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_every_scenario_is_named_after_its_file(path: Path) -> None:
+    # A library lint (eosim run NAME finds the file by it); a user's own files may be named anything.
+    assert load_scenario(path).scenario.name == path.stem
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
 def test_every_scenario_has_a_teaching_header(path: Path) -> None:
     assert load_scenario(path).header, f"{path.name}: start the file with a comment block (# ...) saying what " \
                                        "the scenario teaches"
