@@ -145,6 +145,8 @@ def message_fates(events: list[dict[str, Any]]) -> dict[int, str]:
             fates[seq] = f"lost: dropped by {rule}"
         elif what == "disconnect":
             fates[seq] = f"lost: {rule} closes the connection"
+        elif what == "hold":
+            fates[seq] = f"held by {rule} until the heal"
         elif what == "error":
             done = "applied, then " if data.get("after_apply") else ""
             fates[seq] = f"{rule}: {done}answered {data['error']}"

@@ -317,6 +317,7 @@ _KINDS: dict[str, Callable[[_Story, Event, dict[str, Any]], None]] = {
     "net.drop": _net_drop,
     "fault.drop": _fault_drop,
     "fault.delay": _fault("delays the {msg} from {src} to {dst} by {ms} ms"),
+    "fault.hold": _fault("holds the {msg} from {src} to {dst} on a cut link until the heal"),
     "fault.error": _fault("answers the {msg} from {src} with {error}"),
     "fault.disconnect": _fault("cuts the connection of {dst} at the {msg}"),
     "fault.clog": _fault("clogs {nodes} for {ms} ms"),

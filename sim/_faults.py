@@ -11,7 +11,8 @@ own answer, and its ``inject_txn_log`` hook, which fails the transaction coordin
   API (message, node, topic/partition, transactional.id, direction), an action (drop, delay,
   disconnect, error), a count (N times, or until healed) and an arming point (the start, a step, or the
   k-th request of an API);
-- the links between the nodes, which ``partition`` cuts and ``heal`` restores;
+- the links between the nodes, which ``partition`` cuts and ``heal`` restores (a message on a cut link
+  is held, and delivered in order after the heal: TCP retransmits it on its live connection);
 - clogs (extra latency on a node's links) and pauses (a client's process stops until it wakes);
 - the seeded random nemesis of ``[nemesis]``, whose only randomness is ``world.rng("nemesis")``.
 
@@ -33,7 +34,7 @@ from eosim.models.errors import Errors
 from eosim import _scenario as sc
 from eosim.models.txn_coordinator import AppendTxnLog
 from eosim._broker import Broker, Injection
-from eosim._net import Network, Packet
+from eosim._net import HOLD, Network, Packet
 from eosim._world import World
 
 NEMESIS = "nemesis"  # the node of fault events, the actor of nemesis steps, the random nemesis' rule name
@@ -162,9 +163,12 @@ class FaultLayer:
         else:
             request = self._requests[cid] = packet.payload
         src, dst = node_of(packet.src), node_of(packet.dst)
-        if src != dst and ((src, dst) in self._cuts or src not in self._linked or dst not in self._linked):
+        if src != dst and (src not in self._linked or dst not in self._linked):
             self._emit("drop", "partition", packet)
             return None
+        if src != dst and (src, dst) in self._cuts:  # TCP keeps retransmitting it: delivered after the heal
+            self._emit("hold", "partition", packet)
+            return HOLD
         extra = 0
         rule = self._match_packet(packet, request, NETWORK_ACTIONS)
         if rule is not None and rule.action == "drop":
@@ -316,6 +320,7 @@ class FaultLayer:
         self._clogs.clear()
         self._armed = [a for a in self._armed if a.left is not None and a.rule.name != NEMESIS]
         self._emit("heal", rule)
+        self._calm_at = max(self._calm_at, self.network.release())
 
     def _cut(self) -> bool:
         return bool(self._cuts)

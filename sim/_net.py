@@ -3,8 +3,10 @@
 
 The simulated network: named nodes, per-link latency, and FIFO delivery per connection (a connection
 is one direction between two nodes, like one TCP stream). Every packet passes the ``route`` hook, the
-single place where faults decide to deliver, delay or drop it; a delay holds back the later packets of
-the same connection too, so connections stay FIFO while packets on different connections reorder.
+single place where faults decide to deliver, delay, hold or drop it; a delay holds back the later packets
+of the same connection too, so connections stay FIFO while packets on different connections reorder. A
+packet on a cut link is held until ``release`` (the heal), as TCP retransmits it: a live connection never
+loses one message and delivers the next.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class Failure:
 TIMED_OUT = Failure("TIMED_OUT")  # no response within the request's timeout
 DISCONNECTED = Failure("DISCONNECTED")  # its connection closed first (librdkafka's _TRANSPORT)
 
-# route(packet) -> extra delay in ms (0 = deliver normally) or None (drop).
+HOLD = -1  # route's answer for a packet on a cut link: kept until release()
+# route(packet) -> extra delay in ms (0 = deliver normally), HOLD, or None (drop).
 Route = Callable[[Packet], "int | None"]
 
 
@@ -68,6 +71,7 @@ class Network:
     _fifo_tail: dict[tuple[str, str], int] = field(factory=dict)
     _waiting: dict[int, tuple[tuple[str, str], simpy.Event]] = field(factory=dict)  # cid -> (connection, reply)
     _connections: dict[tuple[str, str], int] = field(factory=dict)  # (requester, responder) -> incarnation
+    _held: list[Packet] = field(factory=list)  # sent over a cut link, in send order
     _next_correlation_id: int = 0
 
     def register(self, node: str, handler: Callable[[Packet], None]) -> None:
@@ -139,12 +143,26 @@ class Network:
         if extra is None:
             trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id,
                        msg=type(packet.payload).__name__)
-            return
+        elif extra == HOLD:
+            self._held.append(packet)
+        else:
+            self._schedule(packet, extra)
+
+    def _schedule(self, packet: Packet, extra: int) -> int:
         conn = (packet.src, packet.dst)
         now = self.world.now
         at = max(now + self._latency.get(conn, self.default_latency_ms) + extra, self._fifo_tail.get(conn, 0))
         self._fifo_tail[conn] = at
         self.world.env.timeout(at - now).callbacks.append(lambda _e: self._deliver(packet))
+        return at
+
+    def release(self) -> int:
+        """The cut links carry packets again: the held ones are delivered in the order they were sent, so
+        each connection stays FIFO (TCP retransmits what the cut swallowed; a request or answer whose
+        connection was closed meanwhile is lost with it, and one its requester gave up on is discarded).
+        The clients' own timeouts fired as usual. Returns the last arrival time (now if none)."""
+        held, self._held = self._held, []
+        return max((self._schedule(packet, 0) for packet in held), default=self.world.now)
 
     def _deliver(self, packet: Packet) -> None:
         if packet.is_response:

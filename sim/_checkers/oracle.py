@@ -82,7 +82,7 @@ DEFAULT_TXN_TIMEOUT_MS = 60_000  # transaction.timeout.ms, librdkafka's and the 
 # The coordinator's own work once a timer fired: txn-log appends, a load, marker round trips (a few ms each).
 PROCESSING_SLACK_MS = 1_000
 # Events after which the coordinator may still be catching up (faults, leadership moves); see "Liveness".
-_QUIET_KINDS = frozenset({"fault.drop", "fault.delay", "fault.disconnect", "fault.error", "fault.partition",
+_QUIET_KINDS = frozenset({"fault.drop", "fault.hold", "fault.delay", "fault.disconnect", "fault.error", "fault.partition",
                           "fault.clog", "fault.pause", "fault.resume", "fault.heal", "broker.restart", "txn.resign",
                           "txn.elect", "txn.load"})
 

@@ -362,7 +362,48 @@ def test_partition_cuts_only_links_across_the_cut():
     world.env.run(until=200)
     assert replies["p1#1/txn"] is TIMED_OUT and replies["p2#1/txn"].error is Errors.NONE
     layer.heal()
-    assert layer.end() == world.now  # nothing in force, nothing held
+    assert layer.end() == world.now + 1  # nothing in force; the held request arrives after the heal
+
+
+def _held_run(close_before_heal: bool):
+    """p1 sends two InitProducerId over a cut link on one connection; both time out; then the heal."""
+    world = World(1)
+    cluster = Cluster(world, cluster_config({}), {"out": 1})
+    layer = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario(PRODUCE_AND_FLUSH))
+    layer.partition(["p1"])
+    replies = []
+
+    def send(tid: str):
+        replies.append((yield cluster.network.request(
+            "p1#1/txn", cluster.broker, InitProducerIdRequest(transactional_id=tid, transaction_timeout_ms=60_000), 100)))
+
+    world.env.process(send("first"))
+    world.env.process(send("second"))
+    world.env.run(until=200)
+    if close_before_heal:
+        layer.disconnect(["p1"])
+    layer.heal()
+    world.env.run(until=300)
+    handled = [e["data"]["transactional_id"] for e in world.trace.dicts() if e["kind"] == "txn.state"]
+    return world, replies, handled
+
+
+def test_a_message_on_a_cut_link_is_held_and_delivered_in_order_after_the_heal():
+    """TCP on a live connection: a partition does not lose one message and deliver the next. Both requests
+    are held (fault.hold), the client's own timeouts fire as before, and after the heal the broker gets them
+    in the order they were sent."""
+    world, replies, handled = _held_run(close_before_heal=False)
+    assert replies == [TIMED_OUT, TIMED_OUT]
+    holds = [e for e in world.trace.dicts() if e["kind"] == "fault.hold"]
+    assert [(e["data"]["rule"], e["data"]["msg"]) for e in holds] == [("partition", "InitProducerIdRequest")] * 2
+    assert not any(e["kind"] in ("fault.drop", "net.drop") for e in world.trace.dicts())
+    assert handled[:1] == ["first"] and "second" in handled and handled.index("second") > handled.index("first")
+
+
+def test_a_held_message_is_lost_with_its_connection():
+    world, replies, handled = _held_run(close_before_heal=True)
+    assert replies == [TIMED_OUT, TIMED_OUT] and handled == []
+    assert [e["data"]["closed"] for e in world.trace.dicts() if e["kind"] == "net.drop"] == [True, True]
 
 
 def test_clog_slows_every_message_on_the_node_links():
