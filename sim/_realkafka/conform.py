@@ -11,8 +11,10 @@ without them it says what to install.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
+import os
 import shutil
 import socket
 import sys
@@ -215,8 +217,8 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
                     transaction_version: int, *, as_json: bool = False) -> int:
     """``eosim conform``: 0 when every scenario agrees (or is marked conformance = false), 1 when
     one disagrees or could not run (no broker at ``bootstrap`` included), 254 for bad input (and a
-    missing conformance extra), 128 + N when signal N (SIGINT, SIGTERM) stopped it: every broker it
-    started, actor process and temporary directory is gone by then. ``as_json``: the rows as JSON on
+    missing conformance extra); when signal N (SIGINT, SIGTERM) stops it, the process exits 128 + N
+    once every broker it started, actor process and temporary directory is gone. ``as_json``: the rows as JSON on
     stdout."""
     from eosim._cli import BadInput, resolve_scenario, scenario_dir
 
@@ -246,7 +248,14 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
         return EXIT_DISAGREE
     except Interrupted as exc:
         print(f"eosim: {exc}: stopped; the brokers and actors it started are gone", file=sys.stderr)
-        return 128 + exc.signum
+        # Everything it started is gone by now. Run the exit hooks (multiprocessing removes its socket
+        # directory there), then skip the interpreter's teardown: destroying a half-used librdkafka
+        # client while its threads still run can crash the process (a rare SIGSEGV seen in
+        # tests/conformance/test_harness_signals.py), which would hide this exit code.
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + exc.signum)
     if as_json:
         print(json.dumps([{"scenario": r.scenario, "sim": r.sim, "kafka": r.kafka, "agree": r.agree,
                            "differences": list(r.differences), "sim_s": round(r.sim_s, 3),
