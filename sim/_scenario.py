@@ -968,7 +968,8 @@ def _structure_step(value: Any, location: str) -> Step:
     if op is None:
         raise _Invalid(_key(location, "op"), "missing required field")
     if not isinstance(op, str) or op not in OPS:
-        close = difflib.get_close_matches(str(op), list(OPS), n=1)
+        # A hint only for a misspelt name: str() of another value can fail (a 5,000-digit integer).
+        close = difflib.get_close_matches(op, list(OPS), n=1) if isinstance(op, str) else []
         hint = f'; did you mean "{close[0]}"?' if close else ""
         shown = f'"{op}"' if isinstance(op, str) else _describe(op)
         raise _Invalid(_key(location, "op"), f"unknown op {shown}{hint} (ops: {', '.join(OPS)})")
