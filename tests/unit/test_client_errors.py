@@ -30,7 +30,8 @@ from eosim._client.errors import (
     api_error,
     normalize,
 )
-from eosim._client.producer import MsgStatus, produce_outcome, retry_backoff_ms
+from eosim._client.delivery import MsgStatus
+from eosim._client.sender import produce_outcome, retry_backoff_ms
 
 TP = TopicPartition("t", 0)
 

@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from eosim.models.errors import IllegalTransition
-from eosim._client.producer import TXN_TRANSITIONS, TxnState, txn_transition
+from eosim._client.txnmgr import TXN_TRANSITIONS, TxnState, txn_transition
 
 PAIRS = list(itertools.product(TxnState, TxnState))
 

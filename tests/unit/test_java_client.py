@@ -29,7 +29,8 @@ from eosim._client.errors import (
 )
 from eosim._client.consumer import Consumer
 from eosim._client.message import OFFSET_BEGINNING, TopicPartition
-from eosim._client.producer import Producer, produce_outcome
+from eosim._client.producer import Producer
+from eosim._client.sender import produce_outcome
 from eosim._cluster import Cluster, cluster_config
 from eosim._net import deliver_all
 from eosim._world import World

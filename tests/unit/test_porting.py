@@ -12,7 +12,8 @@ from eosim._client.config import ConfigError
 from eosim._client.consumer import Consumer
 from eosim._client.handle import UsageError
 from eosim._client.message import TopicPartition
-from eosim._client.producer import Producer, partition_for_key
+from eosim._client.producer import Producer
+from eosim._client.sender import partition_for_key
 from eosim._cluster import Cluster, cluster_config
 from eosim._world import World
 
