@@ -22,7 +22,7 @@ COORDINATOR_LOAD_IN_PROGRESS.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Generator, Iterable
+from typing import Any, Callable, Generator, Iterable, Mapping
 
 from attrs import define, field, frozen
 
@@ -71,11 +71,11 @@ from eosim.models.txn_coordinator import (
 )
 from eosim._net import Failure, Network, Packet
 from eosim._world import World
+from eosim._worktime import WORK_MS, WorkTime
 
 # The one partition of each internal topic on the test cluster (TEST_CLUSTER_PROFILE in sim/_cluster.py).
 OFFSETS_PARTITION = TopicPartition(CONSUMER_OFFSETS_TOPIC, 0)
 TXN_STATE_PARTITION = TopicPartition(TRANSACTION_STATE_TOPIC, 0)
-TXN_LOG_APPEND_MS = 1  # a replicated write to __transaction_state on a one-node cluster
 INTER_BROKER_TIMEOUT_MS = 30_000  # request.timeout.ms of the broker's own clients
 # How long a coordinator takes to load its partition after an election (TSM.loadTransactionsForTxnTopicPartition,
 # CoordinatorRuntime's loader: a scheduled read of the whole partition; a few ms for the logs of a scenario).
@@ -119,6 +119,9 @@ class Broker:
     inject: Callable[[Packet], Injection | None] = no_injection
     # Its hook for the transaction coordinator's own appends to __transaction_state (node, append).
     inject_txn_log: Callable[[str, AppendTxnLog], Injection | None] = no_injection
+    # How long internal work takes: (fewest, most) ms per kind, drawn from the stream "<node>/work" (sim/_worktime.py).
+    work_ms: Mapping[str, tuple[int, int]] = WORK_MS
+    _work: WorkTime = field(init=False)
     logs: dict[TopicPartition, PartitionLog] = field(init=False)
     tc: TransactionCoordinator = field(init=False)
     gc: GroupCoordinator = field(init=False)
@@ -141,6 +144,7 @@ class Broker:
     _gc_loading: bool = field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
+        self._work = WorkTime(self.world.rng(f"{self.node}/work"), self.work_ms)
         self.logs = {
             TopicPartition(topic, p): PartitionLog(TopicPartition(topic, p), self.config)
             for topic, count in self.topics.items()
@@ -302,7 +306,7 @@ class Broker:
             waiting.append(packet)
             return
         self._muted[packet.src] = deque()
-        self._handle(packet)
+        self._after_work("request", lambda: self._handle(packet))  # a request handler thread picks it up
 
     def _handle(self, packet: Packet) -> None:
         injected = self.inject(packet)
@@ -329,7 +333,15 @@ class Broker:
             return
         following = waiting.popleft()
         # Unmuted: the next request is read in a later event, never inside this handler's call stack.
-        self._later(0, lambda: self._handle(following))
+        self._later(self._work.draw("request"), lambda: self._handle(following))
+
+    def _after_work(self, kind: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once a piece of work of this kind has taken its drawn time: at once when it takes 0 ms."""
+        delay = self._work.draw(kind)
+        if delay == 0:
+            action()
+        else:
+            self._later(delay, action)
 
     def _every(self, interval_ms: int, task: Callable[[int], None]):
         while True:
@@ -356,8 +368,8 @@ class Broker:
                     self.txn_log.append(effect.record)
                 error = Errors.NONE if failed is None else failed.error
                 tc = self.tc
-                self._later(TXN_LOG_APPEND_MS,
-                            lambda w=effect.write_id, e=error: self._apply(tc.on_log_append(w, e, self.world.now)))
+                self._after_work("txn.log.append",
+                                 lambda w=effect.write_id, e=error: self._apply(tc.on_log_append(w, e, self.world.now)))
             elif isinstance(effect, SendTxnMarkers):
                 self._spawn(self._send_markers(self.tc, effect.entry))
             elif isinstance(effect, TxnLoaded):
@@ -417,7 +429,12 @@ class Broker:
 
     def _send_markers(self, tc: TransactionCoordinator, entry):
         """The coordinator's marker channel (TransactionMarkerChannelManager); the answer goes to the coordinator
-        that sent the request (TMRCH): per partition, or, with none, the entry again unless the partition moved."""
+        that sent the request (TMRCH): per partition, or, with none, the entry again unless the partition moved.
+        The markers wait in the channel's queue first: EndTxn was answered already (TransactionCoordinator
+        .endTransaction answers once PrepareCommit/PrepareAbort is durable, then hands the markers over)."""
+        delay = self._work.draw("markers")
+        if delay:
+            yield self.world.env.timeout(delay)
         response = yield self.network.request(f"{self.node}/markers", self.node,
                                               WriteTxnMarkersRequest(entry=entry), INTER_BROKER_TIMEOUT_MS)
         if isinstance(response, Failure):
@@ -493,6 +510,9 @@ class Broker:
             if refused is not None:
                 self._refusing[(packet.src, tp)] = (refused, self.world.now)
             if error is Errors.NONE:
+                delay = self._work.draw("log.append")
+                if delay:
+                    yield self.world.env.timeout(delay)
                 result = log.append_as_leader(batch, self.world.now, verification_guard=guard)
             else:
                 result = AppendResult(error=error)

@@ -15,6 +15,7 @@ from eosim.models.config import BrokerConfig
 from eosim._broker import Broker
 from eosim._net import Network
 from eosim._world import World
+from eosim._worktime import WORK_MS
 
 
 # The cluster every scenario runs on unless its [cluster] table overrides a key: Kafka's defaults plus
@@ -42,12 +43,14 @@ class Cluster:
     world: World
     broker_config: BrokerConfig
     topics: dict[str, int]
+    work_ms: Mapping[str, tuple[int, int]] = WORK_MS  # how long the broker's internal work takes (sim/_worktime.py)
     network: Network = field(init=False)
     broker_node: Broker = field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.network = Network(self.world)
-        self.broker_node = Broker(self.world, self.network, self.broker_config, dict(self.topics), node=BROKERS[0])
+        self.broker_node = Broker(self.world, self.network, self.broker_config, dict(self.topics), node=BROKERS[0],
+                                  work_ms=self.work_ms)
 
     @property
     def broker(self) -> str:

@@ -22,7 +22,7 @@ A step's ``values`` are JSON data; the keys read here are the contract with the 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Sequence
 
 import cattrs
 from attrs import field, frozen
@@ -107,6 +107,16 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def nearest(allowed: Sequence[Observation], observed: Observation) -> tuple[int, list[str]]:
+    """The allowed observation closest to ``observed`` (fewest differences; the first on a tie), as (its index,
+    ``diff(allowed[i], observed)``): the differences are empty when ``observed`` is one of them."""
+    if not allowed:
+        raise ValueError("no allowed observation to compare with")
+    scored = [(len(lines), i, lines) for i, lines in enumerate(diff(a, observed) for a in allowed)]
+    _count, index, lines = min(scored, key=lambda t: t[:2])
+    return index, lines
 
 
 def diff(a: Observation, b: Observation, *, labels: tuple[str, str] = ("sim", "kafka")) -> list[str]:

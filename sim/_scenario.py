@@ -534,6 +534,10 @@ class ScenarioInfo:
         "Anomaly names the checkers must report (a broken-pattern scenario); empty = the run must be valid.", (),
         pattern=ANOMALY_PATTERN)
     conformance: bool = _f("Replay against a real Kafka broker in the conformance suite.", True)
+    racy_seeds: int = _f(
+        "0 = the observation is deterministic: Kafka must observe what the simulator observes with `seed`. "
+        "N > 0 = it is racy: the allowed observations are those the simulator reaches with seeds "
+        "`seed` .. `seed` + N - 1, and Kafka's must be one of them.", 0, min=0, max=1000)
     pipeline: Pipeline | None = _f(
         "A consume-transform-produce application to check end to end: every committed input value must "
         "appear exactly once among the committed output values.", None)

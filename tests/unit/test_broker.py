@@ -8,6 +8,7 @@ from eosim.models.records import TopicPartition
 from eosim.models.txn_coordinator import AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest
 from eosim._cluster import Cluster
 from eosim._world import World
+from eosim._worktime import FIXED_WORK_MS
 
 TP = TopicPartition("out", 0)
 
@@ -15,7 +16,8 @@ TP = TopicPartition("out", 0)
 def _second_add_while_first_writes(second_src: str) -> Errors:
     """AddOffsetsToTxn starts a txn-log write; AddPartitionsToTxn follows at once from ``second_src``."""
     world = World(1)
-    cluster = Cluster(world, BrokerConfig(), {"out": 1})
+    # fixed work times: the second request must arrive during the first one's 1 ms txn-log write
+    cluster = Cluster(world, BrokerConfig(), {"out": 1}, work_ms=FIXED_WORK_MS)
     net, broker = cluster.network, cluster.broker
     result = {}
 

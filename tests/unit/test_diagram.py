@@ -56,7 +56,7 @@ def test_the_witness_of_an_anomaly_is_highlighted_and_the_anomaly_named() -> Non
     band = text.split("    rect rgb(255, 205, 210)\n", 2)[1].split("    end\n")[0]
     assert "p1->>broker_1: Produce out-0 [v1] ⚠ duplicate" in band
     assert "broker_1-->>p1: Produce out-0 @1 ⚠ duplicate" in band
-    assert "Note over p1: t=1110 delivery v1 @out-0:1 ⚠ duplicate" in band
+    assert "Note over p1: t=1111 delivery v1 @out-0:1 ⚠ duplicate" in band
     assert "⚠ duplicate: Value 'v1' appears 2 times in out-0, at offsets 0, 1" in text
     assert "flush ⚠" not in text
 
@@ -109,8 +109,8 @@ def test_participants_with_hyphens_get_an_id_mermaid_cannot_misread() -> None:
 
 def test_a_lost_write_marks_the_record_from_produce_call_to_delivery_report() -> None:
     text = diagram("bug-kafka-14920")
-    for line in ("Note over p1: t=3 produce v0 to out-0 ⚠ lost-write",
+    for line in ("Note over p1: t=4 produce v0 to out-0 ⚠ lost-write",
                  "p1->>broker_1: Produce out-0 [v0] pid 0 epoch 0 seq 0 txn ⚠ lost-write",
-                 "Note over p1: t=1012 delivery v0: PERSISTED, no offset ⚠ lost-write"):
+                 "Note over p1: t=1014 delivery v0: PERSISTED, no offset ⚠ lost-write"):
         assert line in text
     assert "produce v1 to out-0 ⚠" not in text

@@ -46,7 +46,7 @@ def test_explain_json() -> None:
     result = runner.invoke(app, ["explain", "zombie-fencing", "--json"])
     data = json.loads(result.stdout)
     assert data["header"].startswith("Zombie fencing") and data["seed"] == 1
-    assert {"t": 518, "who": "p1", "text": "commit_transaction() fails: _FENCED (fatal)"} in data["narration"]
+    assert {"t": 522, "who": "p1", "text": "commit_transaction() fails: _FENCED (fatal)"} in data["narration"]
     assert data["results"]["verdict"] == "valid" and data["results"]["hints"][0]["kind"] == "fenced"
 
 

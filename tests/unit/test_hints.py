@@ -101,7 +101,7 @@ def test_open_transaction_names_the_producer_pinning_the_lso() -> None:
 def test_fenced_says_who_fenced_the_zombie() -> None:
     [by_producer] = _hints_of("zombie-fencing")["fenced"]
     assert by_producer.startswith("p1 got _FENCED on commit_transaction: p2 called init_transactions with the same "
-                                  "transactional.id at t=516 ms and got epoch 2")
+                                  "transactional.id at t=519 ms and got epoch 2")
     [by_timeout] = _hints_of("transaction-timeout-abort")["fenced"]
     assert "the coordinator aborted its transaction at t=1500 ms after transaction.timeout.ms" in by_timeout
 

@@ -448,6 +448,7 @@ def test_not_enough_replicas_refuses_after_verification_and_holds_for_the_batch_
                               ("net.request", None, None), ("log.reject", 1, "NOT_ENOUGH_REPLICAS")]
     assert reports == [(b"a", None, 0), (b"b", None, 1)]
     assert data_records(cluster) == [(0, "a"), (1, "b")]
+    cluster.world.env.run(until=cluster.world.env.now + 50)  # the marker is written after the commit returns
     assert markers(cluster) == [(2, "COMMIT")]
 
 

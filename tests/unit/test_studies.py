@@ -224,6 +224,7 @@ def test_larger_transactions_are_faster_and_later_visible(cost) -> None:
     throughput = [s["records_per_s_mean"] for s in sizes]
     assert throughput == sorted(throughput) and throughput[-1] < cell(cost.summary, size=0)["records_per_s_mean"]
     lag = [s["lso_lag_mean_ms"] for s in sizes]
-    assert lag == sorted(lag) and lag[-1] > 10 * lag[0]
+    # each lag includes the marker queue's few ms after the commit (sim/_worktime.py): a floor for size 1
+    assert lag == sorted(lag) and lag[-1] > 5 * lag[0]
     assert cell(cost.summary, size=0)["lso_lag_max_ms"] == 0
     assert not any(r["anomalies"] for r in cost.rows)
