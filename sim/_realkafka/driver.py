@@ -53,6 +53,11 @@ CALL_GRACE_S = 60.0  # how long past a call's own timeout the driver waits befor
 START_TIMEOUT_S = 30.0  # an actor process up with its client constructed
 ADMIN_TIMEOUT_S = 30.0  # one admin request, topic leaders, a fresh reader reaching the end
 KILL_TIMEOUT_S = 5.0
+# The client methods that never wait for the network (they queue work for librdkafka's threads, or read local
+# state): an actor runs them on its receiving thread; every other call gets a thread, so it can block while
+# the next step (after a nowait one) runs.
+RETURNS_AT_ONCE = frozenset({"produce", "begin_transaction", "assign", "subscribe", "position", "assignment",
+                             "consumer_group_metadata"})
 
 # Actors are forked from a clean single-threaded server process (forking the parent, which runs
 # librdkafka threads, is unsafe); preloading confluent_kafka makes each actor start in milliseconds.
@@ -191,7 +196,10 @@ def _actor_main(conn: Any, kind: str, config: dict[str, Any], log_path: str | No
             call_id, method, args, kwargs = conn.recv()
         except (EOFError, OSError):
             os._exit(0)  # the parent is done with us: skip librdkafka's destructors
-        threading.Thread(target=run, args=(client, call_id, method, args, kwargs), daemon=True).start()
+        if method in RETURNS_AT_ONCE:  # in order, on this thread: no thread start between two steps
+            run(client, call_id, method, args, kwargs)
+        else:
+            threading.Thread(target=run, args=(client, call_id, method, args, kwargs), daemon=True).start()
 
 
 def _die_with_forkserver() -> None:
