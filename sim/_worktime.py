@@ -40,12 +40,14 @@ FIXED_WORK_MS: Mapping[str, tuple[int, int]] = {kind: (low, low) for kind, (low,
 
 
 def check_bounds(bounds: Mapping[str, tuple[int, int]]) -> None:
-    """Raise ValueError unless ``bounds`` gives every kind of work 0 <= fewest <= most."""
+    """Raise ValueError unless ``bounds`` gives every kind of work 0 <= fewest <= most (1 for txn-log writes)."""
     if set(bounds) != set(WORK_MS):
         raise ValueError(f"work-time bounds must name exactly {sorted(WORK_MS)}, got {sorted(bounds)}")
     for kind, (low, high) in sorted(bounds.items()):
         if not 0 <= low <= high:
             raise ValueError(f"work-time bounds of {kind!r}: need 0 <= fewest <= most, got ({low}, {high})")
+    if bounds["txn.log.append"][0] < 1:  # the coordinator learns of its write in a later event, never inside it
+        raise ValueError("work-time bounds of 'txn.log.append': the fewest ms must be at least 1")
 
 
 @define(eq=False)

@@ -62,3 +62,20 @@ def test_a_scenario_not_declared_racy_observes_the_same_on_other_seeds(name: str
     expected = run_scenario(scenario).observation.to_json()
     for seed in (scenario.seed + 1, scenario.seed + 2, scenario.seed + 3):
         assert run_scenario(scenario, seed).observation.to_json() == expected, f"seed {seed}"
+
+
+def test_work_time_bounds_are_checked() -> None:
+    from random import Random
+
+    from eosim._worktime import FIXED_WORK_MS, WORK_MS, WorkTime
+
+    with pytest.raises(ValueError, match="must name exactly"):
+        WorkTime(Random(1), {"request": (0, 1)})
+    with pytest.raises(ValueError, match="fewest <= most"):
+        WorkTime(Random(1), {**WORK_MS, "markers": (3, 2)})
+    with pytest.raises(ValueError, match="at least 1"):
+        WorkTime(Random(1), {**WORK_MS, "txn.log.append": (0, 2)})
+    fixed = WorkTime(Random(1), FIXED_WORK_MS)
+    assert [fixed.draw(kind) for kind in sorted(WORK_MS)] == [0, 0, 0, 1]
+    drawn = WorkTime(Random(1))
+    assert all(0 <= drawn.draw("markers") <= 10 for _ in range(200))
