@@ -79,3 +79,9 @@ def test_work_time_bounds_are_checked() -> None:
     assert [fixed.draw(kind) for kind in sorted(WORK_MS)] == [0, 0, 0, 1]
     drawn = WorkTime(Random(1))
     assert all(0 <= drawn.draw("markers") <= 10 for _ in range(200))
+
+
+def test_a_scenario_not_declared_racy_is_compared_with_its_own_seed_alone() -> None:
+    scenario = load_scenario(SCENARIOS / "zombie-fencing.toml")
+    [outcome] = reachable(scenario)
+    assert outcome.seed == scenario.seed

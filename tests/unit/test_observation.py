@@ -9,6 +9,7 @@ from eosim._observation import (
     StepObservation,
     check_expectations,
     diff,
+    nearest,
 )
 from eosim._scenario import load_scenario_text
 
@@ -207,3 +208,25 @@ def test_mismatched_observations_are_reported():
         "steps[0] (init_transactions by p1): the observation at this index is flush by p1",
         "partition out-0: not observed",
     ]
+
+
+def test_nearest_finds_the_allowed_observation_that_equals_kafkas():
+    """A racy scenario's allowed observations (docs/conformance.md): Kafka's matches one, not the first."""
+    obs = satisfying()
+    other = attrs.evolve(obs, groups=[GroupObservation(group="g1", committed=[("in", 0, 1)])])
+    assert nearest([other, obs], obs) == (1, [])
+
+
+def test_nearest_reports_the_differences_to_the_closest_allowed_observation():
+    obs = satisfying()
+    far = attrs.evolve(obs, groups=[], partitions=[])
+    close = attrs.evolve(obs, groups=[GroupObservation(group="g1", committed=[("in", 0, 1)])])
+    index, lines = nearest([far, close], obs)
+    assert index == 1 and lines == diff(close, obs) and len(lines) == 1
+
+
+def test_nearest_needs_an_allowed_observation():
+    import pytest
+
+    with pytest.raises(ValueError):
+        nearest([], satisfying())
