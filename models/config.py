@@ -71,3 +71,38 @@ class BrokerConfig:
 
     def to_kafka(self) -> dict[str, Any]:
         return {k.replace("_", "."): v for k, v in attrs.asdict(self).items()}
+
+
+@frozen(kw_only=True)
+class ReplicationConfig:
+    """Replication settings of one topic on a cluster, with Kafka 4.1's defaults (``eosim.models.partition`` and
+    ``eosim.models.replication_control`` read them). Field names are Kafka's keys with dots replaced by
+    underscores; ``from_kafka`` takes the dotted names."""
+
+    # Topic configs (TopicConfig / ServerLogConfigs): the ISR size acks=all needs, and whether the controller may
+    # elect a replica outside the ISR (and the ELR) when none is left.
+    min_insync_replicas: int = 1
+    unclean_leader_election_enable: bool = False
+    # ReplicationConfigs: a follower that has not caught up for this long leaves the ISR.
+    replica_lag_time_max_ms: int = 30_000
+    # KRaftConfigs: a broker without a heartbeat for this long is fenced by the controller.
+    broker_session_timeout_ms: int = 9_000
+    # The finalized `eligible.leader.replicas.version` feature (EligibleLeaderReplicasVersion): 1 (KIP-966 on) for
+    # clusters formatted with 4.1+, 0 for 4.0 and clusters upgraded without enabling it.
+    eligible_leader_replicas_version: int = 1
+
+    @property
+    def eligible_leader_replicas_enabled(self) -> bool:
+        return self.eligible_leader_replicas_version >= 1
+
+    @classmethod
+    def from_kafka(cls, props: Mapping[str, Any]) -> "ReplicationConfig":
+        """Build from Kafka's dotted property names; an unknown name raises ``KeyError`` naming it."""
+        known = {f.name for f in attrs.fields(cls)}
+        kwargs = {}
+        for key, value in props.items():
+            name = key.replace(".", "_")
+            if name not in known:
+                raise KeyError(key)
+            kwargs[name] = value
+        return cls(**kwargs)
