@@ -156,9 +156,9 @@ class ReplicaLog:
     """The replica's log as replication sees it: entries, high watermark and leader-epoch cache (UL). Log start
     offset 0 (no retention)."""
 
-    _entries: list[LogEntry] = field(factory=list)
-    high_watermark: int = 0
-    epoch_cache: LeaderEpochFileCache = field(factory=LeaderEpochFileCache)
+    _entries: list[LogEntry] = field(factory=list, init=False)
+    high_watermark: int = field(default=0, init=False)
+    epoch_cache: LeaderEpochFileCache = field(factory=LeaderEpochFileCache, init=False)
 
     @property
     def log_end_offset(self) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from attrs import define, field
 from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from eosim.models.config import ReplicationConfig
 from eosim.models.effects import Respond
