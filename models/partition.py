@@ -210,10 +210,15 @@ class ReplicaLog:
 # --- requests, responses, effects -------------------------------------------------------------------------
 
 
+def _non_empty(_instance, _attribute, value: tuple) -> None:
+    if not value:
+        raise ValueError("a produce request carries at least one record")
+
+
 @frozen(kw_only=True)
 class ProduceRequest:
     acks: Acks
-    records: tuple[object, ...]
+    records: tuple[object, ...] = field(validator=_non_empty)
     timeout_ms: int = 30_000  # the producer's request.timeout.ms, sent as the request's timeout
 
 

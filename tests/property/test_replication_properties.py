@@ -15,7 +15,7 @@ Counterexamples Hypothesis must find (``find``):
 from __future__ import annotations
 
 from attrs import define, field
-from hypothesis import HealthCheck, find, settings
+from hypothesis import HealthCheck, find, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -169,6 +169,13 @@ class Cluster:
         self.broker_effects(part.leader_id, effects)
         self.broker_effects(b, part.on_fetch_response(request, respond.response, self.now))
 
+    def replicate(self, rounds: int) -> None:
+        """Every follower fetches ``rounds`` times in broker order (the leader learns a follower's position from
+        its next fetch, so two rounds commit what was written before)."""
+        for _ in range(rounds):
+            for b in BROKERS:
+                self.fetch(b)
+
     def tick(self, ms: int) -> None:
         """Time passes: running brokers heartbeat, the controller fences expired sessions, leaders run their
         ISR-expiration and purgatory timers."""
@@ -230,6 +237,7 @@ def actions(acks: st.SearchStrategy[Acks]) -> st.SearchStrategy[tuple[str, objec
     return st.one_of(
         st.tuples(st.just("produce"), acks),
         st.tuples(st.just("fetch"), broker),
+        st.tuples(st.just("replicate"), st.integers(1, 2)),
         st.tuples(st.just("tick"), tick_ms),
         st.tuples(st.just("crash"), broker),
         st.tuples(st.just("restart"), broker),
@@ -254,6 +262,10 @@ class ReplicationMachine(RuleBasedStateMachine):
     def fetch(self, b):
         self.cluster.fetch(b)
 
+    @rule(rounds=st.integers(1, 2))
+    def replicate(self, rounds):
+        self.cluster.replicate(rounds)
+
     @rule(ms=tick_ms)
     def tick(self, ms):
         self.cluster.tick(ms)
@@ -273,6 +285,11 @@ class ReplicationMachine(RuleBasedStateMachine):
         # replica crashed (KIP-966 balanced recovery, which Kafka counts as unclean): a killed process keeps its
         # log, so that leader has everything committed.
         assert self.cluster.lost_committed() == []
+
+    def teardown(self):
+        # Hypothesis' targeted search: runs that acknowledge acks=all records and truncate logs test more
+        target(float(sum(a is Acks.ALL for _, a in self.cluster.acked.values())), label="acked acks=all")
+        target(float(len(self.cluster.truncated)), label="truncations")
 
     @invariant()
     def hw_is_at_most_every_isr_members_log_end(self):

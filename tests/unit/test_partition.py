@@ -324,6 +324,11 @@ def test_a_crash_keeps_the_log_and_forgets_the_rest():
     assert (part.role, part.broker_epoch, part.leader_epoch) == (Role.NONE, 21, -1)
 
 
+def test_an_empty_produce_request_cannot_be_built():
+    with pytest.raises(ValueError):
+        ProduceRequest(acks=Acks.ONE, records=())
+
+
 def test_a_broker_that_is_not_a_replica_is_a_model_error():
     with pytest.raises(ModelError):
         Partition(TP, 9, ReplicationConfig()).apply_registration(registration(), 0)
