@@ -37,6 +37,7 @@ from attrs import frozen
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS
 from eosim._runner import run_scenario
 from eosim._scenario import scenario_from_dict
+from eosim._trace import TraceEvent
 
 BROKER = "broker-1"
 TIMEOUTS = (5_000, 10_000, 60_000, 300_000)  # transaction.timeout.ms: short enough to expire, and long ones
@@ -266,7 +267,7 @@ def to_toml(document: dict[str, Any], comment: str = "") -> str:
 
 # -- findings: real behaviour, documented, not false alarms ---------------------------------------------
 
-Event = dict[str, Any]
+Event = TraceEvent
 
 
 @frozen
@@ -285,7 +286,7 @@ def _abort_sequence_reuse(anomalies: Sequence[Any], trace: Sequence[Event]) -> s
     """``sequence-reuse`` whose reused batch (the witness's ``log.append``) was transactional and aborted:
     the first marker after it for that producer id on that partition is an ABORT, written before the new
     records came; and ``lost-write`` of a record that such a reuse got deduplicated (``log.duplicate``)."""
-    markers = [e for e in trace if e["kind"] == "log.marker"]
+    markers = [e for e in trace if e.kind == "log.marker"]
     explained: set[int] = set()
     deduplicated: set[tuple[str, Any]] = set()
     for i, a in enumerate(anomalies):
@@ -298,9 +299,9 @@ def _abort_sequence_reuse(anomalies: Sequence[Any], trace: Sequence[Event]) -> s
                 or (reuse["node"], rd.get("tp"), rd.get("producer_id"), rd.get("producer_epoch"))
                 != (original["node"], od["tp"], od["producer_id"], od["producer_epoch"])):
             continue
-        after = next((m for m in markers if m["seq"] > original["seq"] and m["node"] == original["node"]
-                      and m["data"]["tp"] == od["tp"] and m["data"]["producer_id"] == od["producer_id"]), None)
-        if after is None or after["data"]["control"] != "ABORT" or after["seq"] > reuse["seq"]:
+        after = next((m for m in markers if m.seq > original["seq"] and m.node == original["node"]
+                      and str(m.tp) == od["tp"] and m.producer_id == od["producer_id"]), None)
+        if after is None or after.control != "ABORT" or after.seq > reuse["seq"]:
             continue
         explained.add(i)
         if reuse["kind"] == "log.duplicate":
@@ -353,7 +354,7 @@ def run_one(seed: int) -> dict[str, Any]:
     details = [f"{a.name}: {a.description}" for a in result.anomalies] if verdict != "valid" else []
     findings = classify(result.anomalies, outcome.trace) if verdict == "INVALID" else None
     return {"seed": seed, "verdict": verdict, "types": result.anomaly_types, "details": details, "findings": findings,
-            "wall": time.perf_counter() - started, "sim_ms": outcome.trace[-1]["t"] if outcome.trace else 0}
+            "wall": time.perf_counter() - started, "sim_ms": outcome.trace[-1].t if outcome.trace else 0}
 
 
 def false_alarm(result: dict[str, Any]) -> bool:

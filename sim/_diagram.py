@@ -14,10 +14,12 @@ anomaly (:func:`witness_marks`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import frozen
+
+from eosim._trace import ABSENT, ClientOp, TraceEvent, plain
 
 # Chatty protocol rounds that would drown the picture: consumers show what they read in their
 # client ops, and heartbeats only say "still here".
@@ -117,30 +119,31 @@ def _key(node: str, dst: str, correlation_id: int, msg: str) -> tuple[str, str, 
     return node, dst, correlation_id, msg
 
 
-def message_fates(events: list[dict[str, Any]]) -> dict[int, str]:
+def message_fates(events: list[TraceEvent]) -> dict[int, str]:
     """``seq`` of each message a fault touched -> what happened to it ("dropped by rule X",
     "delayed 200 ms by ...", "lost: broker down", ...). A message is lost when its ``fate`` starts
     with ``lost``."""
     last: dict[tuple[str, str, int, str], int] = {}
     fates: dict[int, str] = {}
     for ev in events:
-        kind, data = ev["kind"], ev["data"]
+        kind = ev.kind
         if kind in ("net.request", "net.response"):
-            last[_key(ev["node"], data["dst"], data["correlation_id"], data["msg"])] = ev["seq"]
+            last[_key(ev.node, ev.dst, ev.correlation_id, ev.msg)] = ev.seq
             continue
         if kind == "net.drop":
-            seq = last.get(_key(ev["node"], data["dst"], data["correlation_id"], data["msg"]))
-            why = "broker down" if data.get("down") else "connection closed" if data.get("closed") else "dropped"
+            seq = last.get(_key(ev.node, ev.dst, ev.correlation_id, ev.msg))
+            why = "broker down" if ev.down else "connection closed" if ev.closed else "dropped"
             if seq is not None and seq not in fates:
                 fates[seq] = f"lost: {why}"
             continue
-        if not kind.startswith("fault.") or "correlation_id" not in data:
+        # a fault on one message (fault.arm and the faults on nodes name none)
+        if kind not in _MESSAGE_FAULTS or ev.correlation_id is ABSENT:
             continue
-        seq = last.get(_key(data["src"], data["dst"], data["correlation_id"], data["msg"]))
+        seq = last.get(_key(ev.src, ev.dst, ev.correlation_id, ev.msg))
         if seq is None:
             continue
         what = kind.removeprefix("fault.")
-        rule = data["rule"]
+        rule = ev.rule
         if what == "drop":
             fates[seq] = f"lost: dropped by {rule}"
         elif what == "disconnect":
@@ -148,11 +151,14 @@ def message_fates(events: list[dict[str, Any]]) -> dict[int, str]:
         elif what == "hold":
             fates[seq] = f"held by {rule} until the heal"
         elif what == "error":
-            done = "applied, then " if data.get("after_apply") else ""
-            fates[seq] = f"{rule}: {done}answered {data['error']}"
+            done = "applied, then " if ev.after_apply else ""
+            fates[seq] = f"{rule}: {done}answered {ev.error}"
         elif what == "delay" and rule not in ("clog", "pause"):  # clogs and pauses show as their windows
-            fates[seq] = f"delayed {data['ms']} ms by {rule}"
+            fates[seq] = f"delayed {ev.ms} ms by {rule}"
     return fates
+
+
+_MESSAGE_FAULTS = frozenset({"fault.drop", "fault.hold", "fault.delay", "fault.disconnect", "fault.error"})
 
 
 # -- anomalies and their witnesses ------------------------------------------------------------------
@@ -178,7 +184,7 @@ def _records(facts: Mapping[str, Any]) -> tuple[set[tuple[str, int]], set[tuple[
     return offsets, values
 
 
-def witness_marks(events: list[dict[str, Any]], anomalies: Anomalies) -> dict[int, list[str]]:
+def witness_marks(events: list[TraceEvent], anomalies: Anomalies) -> dict[int, list[str]]:
     """``seq`` -> the names of the anomalies whose witness the event is part of: trace events a
     witness names (the oracle's), the client ops of the history ops it names (by process and
     time), and the appends, produce responses, markers and reads of the records its facts name."""
@@ -206,29 +212,29 @@ def witness_marks(events: list[dict[str, Any]], anomalies: Anomalies) -> dict[in
                     offsets |= o
                     values |= v
         for ev in events:
-            kind, data = ev["kind"], ev["data"]
-            hit = ev["seq"] in seqs
+            kind = ev.kind
+            hit = ev.seq in seqs
             if kind == "client.op":
-                hit = hit or (actor(ev["node"]), ev["t"], data["op"]) in ops
-                for rec in data.get("result") or () if data["op"] == "consume" else ():
+                hit = hit or (actor(ev.node), ev.t, ev.op) in ops
+                args, result = ev.call()
+                for rec in result or () if ev.op == "consume" else ():
                     tp = f"{rec['topic']}-{rec['partition']}"
                     hit = hit or (tp, rec["offset"]) in offsets or (tp, str(rec["value"])) in values
-                if data["op"] in ("produce", "delivery"):  # the witness' record, sent and reported
-                    args, result = data["args"], data.get("result") or {}
-                    partition = args.get("partition", result.get("partition"))
+                if ev.op in ("produce", "delivery"):  # the witness' record, sent and reported
+                    partition = args.get("partition", (result or {}).get("partition"))
                     hit = hit or (f"{args['topic']}-{partition}", str(args["value"])) in values
             elif kind == "log.append":
-                hit = hit or any((data["tp"], o) in offsets or (data["tp"], str(v)) in values
-                                 for o, _k, v in data["records"])
+                tp = str(ev.tp)
+                hit = hit or any((tp, o) in offsets or (tp, str(v)) in values for o, _k, v in plain(ev.records))
             elif kind == "log.marker":
-                hit = hit or (data["tp"], data["offset"]) in offsets
-            elif kind == "net.response" and data["msg"] == "ProduceResponse":
-                hit = hit or any((r["partition"], r["base_offset"]) in offsets for r in data["fields"]["responses"])
-            elif kind == "net.request" and data["msg"] == "ProduceRequest":
+                hit = hit or (str(ev.tp), ev.offset) in offsets
+            elif kind == "net.response" and ev.msg == "ProduceResponse":
+                hit = hit or any((r["partition"], r["base_offset"]) in offsets for r in plain(ev.fields)["responses"])
+            elif kind == "net.request" and ev.msg == "ProduceRequest":
                 hit = hit or any((tp, str(r["value"])) in values
-                                 for tp, batch in data["fields"]["batches"] for r in batch["records"])
+                                 for tp, batch in plain(ev.fields)["batches"] for r in batch["records"])
             if hit:
-                mark(ev["seq"], name)
+                mark(ev.seq, name)
     return marks
 
 
@@ -256,11 +262,11 @@ def _span(a: str, b: str) -> str:
     return a if a == b else f"{a},{b}"
 
 
-def _op(data: Mapping[str, Any]) -> str | None:
+def _op(ev: ClientOp) -> str | None:
     """A client op as a learner reads it, or None for an op that says nothing."""
-    op, args, result = data["op"], data.get("args", {}), data.get("result")
-    if "error" in data:
-        return f"{op} → {data['error']}"
+    op, (args, result) = ev.op, ev.call()
+    if ev.error is not ABSENT:
+        return f"{op} → {ev.error}"
     if op in QUIET_OPS:
         return None
     if op == "produce":
@@ -283,20 +289,20 @@ def _op(data: Mapping[str, Any]) -> str | None:
     return op
 
 
-def _fault_note(what: str, data: Mapping[str, Any], note) -> Line | None:
+def _fault_note(what: str, ev: Any, note) -> Line | None:
     """Fault events that are not about one message: ⚡ on the lanes they strike, or the nemesis'."""
-    rule = data["rule"]
-    if "write_id" in data:  # the transaction coordinator's own append to __transaction_state
-        done = " after appending it" if data["after_apply"] else ""
-        return note(f"⚡ {rule}: {data['transactional_id']}'s {data['msg']} failed {data['error']}{done}",
-                    data["broker"])
-    if "correlation_id" in data or what == "arm":
+    rule = ev.rule
+    if what in ("arm", "drop", "hold", "delay") or (what in ("disconnect", "error") and ev.correlation_id is not ABSENT):
         return None  # on the message's arrow; arming a rule changes nothing yet
+    if what == "error":  # the transaction coordinator's own append to __transaction_state
+        done = " after appending it" if ev.after_apply else ""
+        return note(f"⚡ {rule}: {ev.transactional_id}'s {ev.msg} failed {ev.error}{done}", ev.broker)
     if what in ("pause", "resume"):
-        sign = f"‖ paused {data['ms']} ms" if what == "pause" else "▶ wakes"
-        return note(f"{sign} ({rule})", data["nodes"][0], data["nodes"][-1], timed=True)
-    parts = [what if rule == what else f"{what} ({rule})", data.get("action"), ", ".join(data.get("nodes", ())),
-             f"{data['ms']} ms" if "ms" in data else None]
+        sign = f"‖ paused {ev.ms} ms" if what == "pause" else "▶ wakes"
+        return note(f"{sign} ({rule})", ev.nodes[0], ev.nodes[-1], timed=True)
+    # partition, clog, disconnect (of nodes), heal
+    parts = [what if rule == what else f"{what} ({rule})", "" if what == "heal" else ", ".join(ev.nodes),
+             f"{ev.ms} ms" if what == "clog" else None]
     return note(f"⚡ {' '.join(str(p) for p in parts if p)}", timed=True)
 
 
@@ -320,70 +326,66 @@ class Line:
     level: int = LEARN
 
 
-def describe(ev: dict[str, Any], fates: Mapping[int, str]) -> Line | None:
+def describe(ev: Any, fates: Mapping[int, str]) -> Line | None:
     """The picture's line for a trace event (None: no picture shows it)."""
-    kind, data, node, t = ev["kind"], ev["data"], ev["node"], ev["t"]
+    kind, node, t = ev.kind, ev.node, ev.t
 
     def note(text: str, *nodes: str, timed: bool = False, level: int = LEARN) -> Line:
-        return Line(ev["seq"], t, nodes or (node,), text, timed=timed, level=level)
+        return Line(ev.seq, t, nodes or (node,), text, timed=timed, level=level)
 
     if kind == "client.op":
-        text = _op(data)
-        return note(data["op"], timed=True, level=CHATTY) if text is None else note(text, timed=True)
+        text = _op(ev)
+        return note(ev.op, timed=True, level=CHATTY) if text is None else note(text, timed=True)
     if kind in ("net.request", "net.response"):
-        fate = fates.get(ev["seq"])
+        fate = fates.get(ev.seq)
         lost = fate is not None and fate.startswith("lost")
-        text = message_label(data["msg"], data["fields"]) + (f" ✗ {fate}" if lost else f" ⚡ {fate}" if fate else "")
-        return Line(ev["seq"], t, (node, data["dst"]), text, message=kind.removeprefix("net."), lost=lost,
-                    level=CHATTY if data["msg"] in QUIET_MESSAGES else LEARN)
+        text = message_label(ev.msg, plain(ev.fields)) + (f" ✗ {fate}" if lost else f" ⚡ {fate}" if fate else "")
+        return Line(ev.seq, t, (node, ev.dst), text, message=kind.removeprefix("net."), lost=lost,
+                    level=CHATTY if ev.msg in QUIET_MESSAGES else LEARN)
     if kind.startswith("fault."):
-        return _fault_note(kind.removeprefix("fault."), data, note)
+        return _fault_note(kind.removeprefix("fault."), ev, note)
     if kind == "net.close":
-        return note(f"connection closed, {len(data['failed'])} request(s) fail", node, data["dst"])
+        return note(f"connection closed, {len(ev.failed)} request(s) fail", node, ev.dst)
     if kind == "txn.state":
-        return note(f"{data['transactional_id']}: {data['old']} → {data['new']}"
-                    f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")
+        return note(f"{ev.transactional_id}: {ev.old} → {ev.new} (pid {ev.producer_id}, epoch {ev.producer_epoch})")
     if kind == "txn.timeout":
-        return note(f"{data['transactional_id']} timed out: the coordinator "
-                    f"fences (epoch {data['producer_epoch']}) and aborts it")
+        return note(f"{ev.transactional_id} timed out: the coordinator "
+                    f"fences (epoch {ev.producer_epoch}) and aborts it")
     if kind == "log.marker":
-        return note(f"{data['control']} marker @ {data['tp']}:{data['offset']}"
-                    f" (pid {data['producer_id']}, epoch {data['producer_epoch']})")
+        return note(f"{ev.control} marker @ {ev.tp}:{ev.offset} (pid {ev.producer_id}, epoch {ev.producer_epoch})")
     if kind == "log.append":
-        first, last = data["base_offset"], data["last_offset"]
+        first, last = ev.base_offset, ev.last_offset
         where = f"@{first}" if first == last else f"@{first}..{last}"
-        seq = f" seq {data['base_sequence']}" if data["base_sequence"] >= 0 else ""
-        pid = f" pid {data['producer_id']} epoch {data['producer_epoch']}" if data["producer_id"] >= 0 else ""
-        values = _values({"value": v} for _o, _k, v in data["records"])
-        return note(f"append {data['tp']} {where} {values}{pid}{seq}", level=DETAIL)
+        seq = f" seq {ev.base_sequence}" if ev.base_sequence >= 0 else ""
+        pid = f" pid {ev.producer_id} epoch {ev.producer_epoch}" if ev.producer_id >= 0 else ""
+        values = _values({"value": v} for _o, _k, v in plain(ev.records))
+        return note(f"append {ev.tp} {where} {values}{pid}{seq}", level=DETAIL)
     if kind == "log.offsets":
-        return note(f"{data['tp']} HW {data['high_watermark']} LSO {data['last_stable_offset']}", level=CHATTY)
+        return note(f"{ev.tp} HW {ev.high_watermark} LSO {ev.last_stable_offset}", level=CHATTY)
     if kind == "log.duplicate":
-        return note(f"{data['tp']} seq {data['base_sequence']} is a retry: "
-                    f"already at @{data['base_offset']}, not written again")
+        return note(f"{ev.tp} seq {ev.base_sequence} is a retry: already at @{ev.base_offset}, not written again")
     if kind == "log.reject":
-        return note(f"{data['tp']} refuses seq {data['base_sequence']} "
-                    f"(pid {data['producer_id']}, epoch {data['producer_epoch']}): {data['error']}")
+        return note(f"{ev.tp} refuses seq {ev.base_sequence} "
+                    f"(pid {ev.producer_id}, epoch {ev.producer_epoch}): {ev.error}")
     if kind == "log.producer_expired":
-        return note(f"{data['tp']} forgets producer {data['producer_id']} (expired)")
+        return note(f"{ev.tp} forgets producer {ev.producer_id} (expired)")
     if kind == "group.offsets":
-        return note(f"offsets {data['group_id']} {data['tp']} → {data['offset']}")
+        return note(f"offsets {ev.group_id} {ev.tp} → {ev.offset}")
     if kind == "group.pending":
-        return note(f"pending offsets {data['group_id']} {data['tp']} → {data['offset']}", level=DETAIL)
+        return note(f"pending offsets {ev.group_id} {ev.tp} → {ev.offset}", level=DETAIL)
     if kind == "group.generation":
-        return note(f"{data['group_id']} generation {data['generation_id']}: {', '.join(data['members'])}",
-                    level=DETAIL)
+        return note(f"{ev.group_id} generation {ev.generation_id}: {', '.join(ev.members)}", level=DETAIL)
     if kind == "client.pid":
-        return note(f"uses pid {data['producer_id']} epoch {data['producer_epoch']}", level=DETAIL)
+        return note(f"uses pid {ev.producer_id} epoch {ev.producer_epoch}", level=DETAIL)
     if kind in ("broker.crash", "broker.restart"):
         return note("✖ crashed" if kind == "broker.crash" else "restarted", timed=True)
     if kind in ("txn.resign", "txn.elect"):
         what = "gives up" if kind == "txn.resign" else "elected at"
-        return note(f"txn coordinator {what} epoch {data['coordinator_epoch']}", timed=True)
+        return note(f"txn coordinator {what} epoch {ev.coordinator_epoch}", timed=True)
     if kind == "txn.load":
-        return note(f"loaded {data['transactional_id']}: {data['state']} (coordinator epoch {data['coordinator_epoch']})")
+        return note(f"loaded {ev.transactional_id}: {ev.state} (coordinator epoch {ev.coordinator_epoch})")
     if kind == "txn.log":
-        return note(f"__transaction_state ← {data['transactional_id']} {data['state']}", level=CHATTY)
+        return note(f"__transaction_state ← {ev.transactional_id} {ev.state}", level=CHATTY)
     return None
 
 
@@ -392,10 +394,10 @@ def lane_of(node: str) -> str:
     return node.split("/", 1)[0] if is_broker(node) else actor(node)
 
 
-def mermaid(events: Sequence[dict[str, Any]], anomalies: Anomalies | None = None) -> str:
+def mermaid(events: Iterable[TraceEvent], anomalies: Anomalies | None = None) -> str:
     """The run as a Mermaid sequenceDiagram. ``anomalies`` (results.json's ``anomalies``) puts the
     lines of each witness in a red band and lists the anomalies at the end."""
-    events = list(events)  # a TraceView renders each event when read: once is enough
+    events = list(events)  # read twice more: a TraceView reads spilled events back on each pass
     anomalies = anomalies or {}
     lanes: list[str] = []
 
@@ -421,7 +423,7 @@ def mermaid(events: Sequence[dict[str, Any]], anomalies: Anomalies | None = None
             head = f"{_id(src)}{arrow}{_id(dst)}"
         else:
             head = f"Note over {_span(_id(lane(line.nodes[0])), _id(lane(line.nodes[-1])))}"
-        names = marks.get(ev["seq"])
+        names = marks.get(ev.seq)
         if names and not in_band:
             body.append("    rect rgb(255, 205, 210)")
         elif not names and in_band:

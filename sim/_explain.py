@@ -16,8 +16,9 @@ from typing import Any
 from attrs import frozen
 
 from eosim._hints import actor_of
+from eosim._trace import ABSENT, TraceEvent, plain
 
-Event = dict[str, Any]
+Event = Any  # a TraceEvent of the kind its handler is for
 
 
 @frozen
@@ -33,7 +34,7 @@ class Line:
         return f"{self.t:>7} ms  {self.who:<12} {self.text}"
 
 
-def narrate(trace: Iterable[Event]) -> list[Line]:
+def narrate(trace: Iterable[TraceEvent]) -> list[Line]:
     """The run's story, in trace order."""
     story = _Story()
     for event in trace:
@@ -70,33 +71,32 @@ class _Story:
         self.sent: set[tuple[Any, ...]] = set()  # (node, partition, values, sequence) of each batch sent
 
     def say(self, event: Event, text: str, who: str | None = None) -> None:
-        self.lines.append(Line(event["t"], who or _who(event["node"]), text))
+        self.lines.append(Line(event.t, who or _who(event.node), text))
 
     def tell(self, event: Event) -> None:
-        kind, data = event["kind"], event["data"]
+        kind = event.kind
         if kind in ("net.request", "net.response"):
-            handler = _MESSAGES.get(data.get("msg", ""))
+            handler = _MESSAGES.get(event.msg)
             if handler is not None:
-                handler(self, event, data.get("fields", {}))
+                handler(self, event, plain(event.fields))
             return
-        handler = _KINDS.get(kind)
-        if handler is not None:
-            handler(self, event, data)
+        teller = _KINDS.get(kind)
+        if teller is not None:
+            teller(self, event)
 
 
-# --- the application's calls and the clients ----------------------------------------------------------
+# --- the application's calls and the clients
 
-def _client_op(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    op, args = d["op"], d.get("args") or {}
+def _client_op(story: _Story, e: Event) -> None:
+    op, (args, result) = e.op, e.call()
     if op == "delivery":
-        if d.get("error"):
-            story.say(e, f"gets a delivery report for {args.get('value')!r}: {d['error']}")
+        if e.error:
+            story.say(e, f"gets a delivery report for {args.get('value')!r}: {e.error}")
         return  # a successful delivery repeats the broker's append
     if op in ("consume", "poll"):
-        records = d.get("result")
-        records = [records] if isinstance(records, dict) else (records or [])
-        if d.get("error"):
-            story.say(e, f"{op}() fails: {d['error']}")
+        records = [result] if isinstance(result, dict) else (result or [])
+        if e.error:
+            story.say(e, f"{op}() fails: {e.error}")
         elif records:
             by_tp: dict[str, list[Any]] = {}
             for r in records:
@@ -108,16 +108,16 @@ def _client_op(story: _Story, e: Event, d: dict[str, Any]) -> None:
         return
     shown = {k: v for k, v in args.items() if k not in ("timeout", "num_messages")}
     call = f"{op}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-    if d.get("error"):  # the trace records a call when it returns
-        fatal = " (fatal)" if d.get("fatal") else ""
-        story.say(e, f"{call} fails: {d['error']}{fatal}")
+    if e.error:  # the trace records a call when it returns
+        fatal = " (fatal)" if e.fatal else ""
+        story.say(e, f"{call} fails: {e.error}{fatal}")
     else:
         story.say(e, f"{call} returns")
 
 
-def _client_pid(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    story.say(e, f"now holds producer id {d['producer_id']}, epoch {d['producer_epoch']}"
-                 + (f" for transactional.id {d['transactional_id']!r}" if d.get("transactional_id") else ""))
+def _client_pid(story: _Story, e: Event) -> None:
+    story.say(e, f"now holds producer id {e.producer_id}, epoch {e.producer_epoch}"
+                 + (f" for transactional.id {e.transactional_id!r}" if e.transactional_id else ""))
 
 
 # --- requests and responses worth telling -------------------------------------------------------------
@@ -129,7 +129,7 @@ def _init_pid_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
 
 def _init_pid_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     if _error(f):
-        story.say(e, f"refuses {_who(e['data']['dst'])}'s InitProducerId: {f['error']}")
+        story.say(e, f"refuses {_who(e.dst)}'s InitProducerId: {f['error']}")
 
 
 def _add_partitions_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
@@ -144,7 +144,7 @@ def _add_partitions_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
 def _results_errors(story: _Story, e: Event, f: dict[str, Any], what: str) -> None:
     errors = [f"{tp}: {err}" for tp, err, *_ in f.get("results", ()) if err not in ("NONE", None)]
     if errors or _error(f):
-        story.say(e, f"answers {_who(e['data']['dst'])}'s {what} with " + ", ".join(errors or [f["error"]]))
+        story.say(e, f"answers {_who(e.dst)}'s {what} with " + ", ".join(errors or [f["error"]]))
 
 
 def _produce_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
@@ -154,7 +154,7 @@ def _produce_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
             ids = (f" (producer id {batch['producer_id']}, epoch {batch.get('producer_epoch')}, "
                    f"sequence {batch.get('base_sequence')})")
         values = _values(batch.get("records", ()))
-        key = (e["node"], tp, values, batch.get("base_sequence"))
+        key = (e.node, tp, values, batch.get("base_sequence"))
         again = " again (a retry)" if key in story.sent else ""
         story.sent.add(key)
         story.say(e, f"sends {values} to {tp}{again}{ids}")
@@ -163,7 +163,7 @@ def _produce_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
 def _produce_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     for r in f.get("responses", ()):
         if r.get("error") not in ("NONE", None):
-            story.say(e, f"answers {_who(e['data']['dst'])}'s produce to {r.get('partition')} with {r['error']}")
+            story.say(e, f"answers {_who(e.dst)}'s produce to {r.get('partition')} with {r['error']}")
 
 
 def _end_txn_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
@@ -172,13 +172,13 @@ def _end_txn_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
 
 def _end_txn_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     if _error(f):
-        story.say(e, f"answers {_who(e['data']['dst'])}'s EndTxn with {f['error']}")
+        story.say(e, f"answers {_who(e.dst)}'s EndTxn with {f['error']}")
 
 
 def _offset_fetch_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     for tp, offset, err in f.get("results", ()):
         found = f"committed offset {offset}" if offset >= 0 else "no committed offset"
-        story.say(e, f"tells {_who(e['data']['dst'])} its group has {found} for {tp}"
+        story.say(e, f"tells {_who(e.dst)} its group has {found} for {tp}"
                      + (f" ({err})" if err not in ("NONE", None) else ""))
 
 
@@ -192,12 +192,12 @@ def _list_offsets_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
 def _list_offsets_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     for tp, err, offset in f.get("responses", ()):
         if err == "NONE":
-            story.say(e, f"{_who(e['data']['dst'])} starts reading {tp} at offset {offset}", who=_who(e["node"]))
+            story.say(e, f"{_who(e.dst)} starts reading {tp} at offset {offset}", who=_who(e.node))
 
 
 def _commit_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
     offsets = ", ".join(f"{tp} at {o}" for tp, o in f.get("offsets", ()))
-    txn = " inside its transaction" if e["data"]["msg"] == "TxnOffsetCommitRequest" else ""
+    txn = " inside its transaction" if e.msg == "TxnOffsetCommitRequest" else ""
     story.say(e, f"commits offsets {offsets} for group {f.get('group_id')!r}{txn}")
 
 
@@ -207,15 +207,15 @@ def _add_offsets_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
 
 def _join_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     if _error(f):
-        story.say(e, f"refuses {_who(e['data']['dst'])}'s JoinGroup: {f['error']}")
+        story.say(e, f"refuses {_who(e.dst)}'s JoinGroup: {f['error']}")
     else:
-        story.say(e, f"{_who(e['data']['dst'])} joins the group (generation {f.get('generation_id')}), "
+        story.say(e, f"{_who(e.dst)} joins the group (generation {f.get('generation_id')}), "
                      f"assigned {', '.join(f.get('assignment') or ()) or 'nothing'}")
 
 
 def _heartbeat_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     if _error(f):
-        story.say(e, f"answers {_who(e['data']['dst'])}'s heartbeat with {f['error']}")
+        story.say(e, f"answers {_who(e.dst)}'s heartbeat with {f['error']}")
 
 
 _MESSAGES: dict[str, Callable[[_Story, Event, dict[str, Any]], None]] = {
@@ -244,86 +244,91 @@ _MESSAGES: dict[str, Callable[[_Story, Event, dict[str, Any]], None]] = {
 
 # --- the broker, the coordinator, the network and the faults -----------------------------------------
 
-def _append(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    records = d.get("records") or ()
-    txn = "transactional " if d.get("transactional") else ""
-    span = _span(d["base_offset"], d["last_offset"])
-    story.say(e, f"appends {txn}{', '.join(repr(r[2]) for r in records)} to {d['tp']} at {span}"
-                 + (f" (producer id {d['producer_id']})" if d.get("producer_id", -1) >= 0 else ""))
+def _append(story: _Story, e: Event) -> None:
+    records = plain(e.records)
+    txn = "transactional " if e.transactional else ""
+    span = _span(e.base_offset, e.last_offset)
+    story.say(e, f"appends {txn}{', '.join(repr(r[2]) for r in records)} to {e.tp} at {span}"
+                 + (f" (producer id {e.producer_id})" if e.producer_id >= 0 else ""))
 
 
-def _duplicate(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    story.say(e, f"recognises producer id {d['producer_id']}'s batch at sequence {d['base_sequence']} on {d['tp']} as "
-                 f"a retry of {_span(d['base_offset'], d['last_offset'])}: acks it without appending again")
+def _duplicate(story: _Story, e: Event) -> None:
+    story.say(e, f"recognises producer id {e.producer_id}'s batch at sequence {e.base_sequence} on {e.tp} as "
+                 f"a retry of {_span(e.base_offset, e.last_offset)}: acks it without appending again")
 
 
-def _reject(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    story.say(e, f"rejects producer id {d.get('producer_id')}'s batch at sequence {d.get('base_sequence')} "
-                 f"on {d['tp']}: {d['error']}")
+def _reject(story: _Story, e: Event) -> None:
+    story.say(e, f"rejects producer id {e.producer_id}'s batch at sequence {e.base_sequence} "
+                 f"on {e.tp}: {e.error}")
 
 
-def _marker(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    article = "an" if d["control"][:1] in "AEIOU" else "a"
-    story.say(e, f"writes {article} {d['control']} marker for producer id {d['producer_id']} into {d['tp']} at offset "
-                 f"{d['offset']}")
+def _marker(story: _Story, e: Event) -> None:
+    article = "an" if e.control[:1] in "AEIOU" else "a"
+    story.say(e, f"writes {article} {e.control} marker for producer id {e.producer_id} into {e.tp} at offset "
+                 f"{e.offset}")
 
 
-def _txn_state(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    if d["old"] != d["new"]:
-        story.say(e, f"coordinator: transaction {d['transactional_id']!r} (epoch {d['producer_epoch']}) goes "
-                     f"{d['old']} -> {d['new']}")
+def _txn_state(story: _Story, e: Event) -> None:
+    if e.old != e.new:
+        story.say(e, f"coordinator: transaction {e.transactional_id!r} (epoch {e.producer_epoch}) goes "
+                     f"{e.old} -> {e.new}")
 
 
-def _fault(what: str) -> Callable[[_Story, Event, dict[str, Any]], None]:
-    def tell(story: _Story, e: Event, d: dict[str, Any]) -> None:
-        nodes = ", ".join(d.get("nodes") or ())
-        text = what.format(nodes=nodes, ms=d.get("ms"), msg=d.get("msg"), dst=_who(d.get("dst", "")),
-                           src=_who(d.get("src", "")), error=d.get("error"))
-        story.say(e, f"FAULT {d.get('rule')!r}: {text}", who="nemesis")
+def _fault(what: Callable[[Event], str]) -> Callable[[_Story, Event], None]:
+    def tell(story: _Story, e: Event) -> None:
+        story.say(e, f"FAULT {e.rule!r}: {what(e)}", who="nemesis")
     return tell
 
 
-def _fault_drop(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    story.dropped_by[(d.get("dst", ""), d.get("correlation_id", -1))] = str(d.get("rule"))
+def _disconnect(e: Event) -> str:
+    if e.correlation_id is ABSENT:
+        return f"closes every connection of {', '.join(e.nodes)}"
+    return f"cuts the connection of {_who(e.dst)} at the {e.msg}"
 
 
-def _net_drop(story: _Story, e: Event, d: dict[str, Any]) -> None:
-    rule = story.dropped_by.pop((d.get("dst", ""), d.get("correlation_id", -1)), None)
+def _fault_drop(story: _Story, e: Event) -> None:
+    story.dropped_by[(e.dst, e.correlation_id)] = e.rule
+
+
+def _net_drop(story: _Story, e: Event) -> None:
+    rule = story.dropped_by.pop((e.dst, e.correlation_id), None)
     why = f"FAULT {rule!r}" if rule else "the network"
-    story.say(e, f"{why}: the {d.get('msg')} to {_who(d.get('dst', ''))} is lost", who="nemesis" if rule else "network")
+    story.say(e, f"{why}: the {e.msg} to {_who(e.dst)} is lost", who="nemesis" if rule else "network")
 
 
-_KINDS: dict[str, Callable[[_Story, Event, dict[str, Any]], None]] = {
+_KINDS: dict[str, Callable[[_Story, Event], None]] = {
     "client.op": _client_op,
     "client.pid": _client_pid,
     "log.append": _append,
     "log.duplicate": _duplicate,
     "log.reject": _reject,
     "log.marker": _marker,
-    "log.producer_expired": lambda s, e, d: s.say(e, f"forgets producer id {d['producer_id']} on {d['tp']} "
+    "log.producer_expired": lambda s, e: s.say(e, f"forgets producer id {e.producer_id} on {e.tp} "
                                                      f"(producer state expired)"),
     "txn.state": _txn_state,
-    "txn.timeout": lambda s, e, d: s.say(e, f"coordinator: transaction {d['transactional_id']!r} timed out "
+    "txn.timeout": lambda s, e: s.say(e, f"coordinator: transaction {e.transactional_id!r} timed out "
                                             f"(transaction.timeout.ms); it aborts it and bumps the epoch"),
-    "txn.elect": lambda s, e, d: s.say(e, f"becomes transaction coordinator (coordinator epoch "
-                                          f"{d['coordinator_epoch']})"),
-    "txn.resign": lambda s, e, d: s.say(e, f"resigns as transaction coordinator (coordinator epoch "
-                                           f"{d['coordinator_epoch']})"),
-    "txn.load": lambda s, e, d: s.say(e, f"coordinator loads transaction {d['transactional_id']!r} in state "
-                                         f"{d['state']}"),
-    "broker.crash": lambda s, e, d: s.say(e, "CRASHES"),
-    "broker.restart": lambda s, e, d: s.say(e, "restarts"),
-    "net.close": lambda s, e, d: s.say(e, f"loses its connection to {_who(d.get('dst', ''))}"),
+    "txn.elect": lambda s, e: s.say(e, f"becomes transaction coordinator (coordinator epoch "
+                                          f"{e.coordinator_epoch})"),
+    "txn.resign": lambda s, e: s.say(e, f"resigns as transaction coordinator (coordinator epoch "
+                                           f"{e.coordinator_epoch})"),
+    "txn.load": lambda s, e: s.say(e, f"coordinator loads transaction {e.transactional_id!r} in state "
+                                         f"{e.state}"),
+    "broker.crash": lambda s, e: s.say(e, "CRASHES"),
+    "broker.restart": lambda s, e: s.say(e, "restarts"),
+    "net.close": lambda s, e: s.say(e, f"loses its connection to {_who(e.dst)}"),
     "net.drop": _net_drop,
     "fault.drop": _fault_drop,
-    "fault.delay": _fault("delays the {msg} from {src} to {dst} by {ms} ms"),
-    "fault.hold": _fault("holds the {msg} from {src} to {dst} on a cut link until the heal"),
-    "fault.error": _fault("answers the {msg} from {src} with {error}"),
-    "fault.disconnect": _fault("cuts the connection of {dst} at the {msg}"),
-    "fault.clog": _fault("clogs {nodes} for {ms} ms"),
-    "fault.partition": _fault("cuts {nodes} off the network"),
-    "fault.pause": _fault("pauses {nodes} for {ms} ms"),
-    "fault.resume": _fault("resumes {nodes}"),
-    "fault.heal": _fault("heals the network"),
-    "fault.arm": _fault("is armed"),
+    "fault.delay": _fault(lambda e: f"delays the {e.msg} from {_who(e.src)} to {_who(e.dst)} by {e.ms} ms"),
+    "fault.hold": _fault(lambda e: f"holds the {e.msg} from {_who(e.src)} to {_who(e.dst)} on a cut link until "
+                                   "the heal"),
+    # a txn-log append has no sender
+    "fault.error": _fault(lambda e: f"answers the {e.msg} from {_who(e.src or '')} with {e.error}"),
+    "fault.disconnect": _fault(_disconnect),
+    "fault.clog": _fault(lambda e: f"clogs {', '.join(e.nodes)} for {e.ms} ms"),
+    "fault.partition": _fault(lambda e: f"cuts {', '.join(e.nodes)} off the network"),
+    "fault.pause": _fault(lambda e: f"pauses {', '.join(e.nodes)} for {e.ms} ms"),
+    "fault.resume": _fault(lambda e: f"resumes {', '.join(e.nodes)}"),
+    "fault.heal": _fault(lambda e: "heals the network"),
+    "fault.arm": _fault(lambda e: "is armed"),
 }

@@ -111,7 +111,7 @@ def _signals(outcome: Any) -> dict[str, float]:
     kinds = frozenset().union(*SIGNALS.values())
     for event in outcome.trace.of_kinds(kinds):
         for label, wanted in SIGNALS.items():
-            if event["kind"] in wanted:
+            if event.kind in wanted:
                 counts[label] += 1
     lag = sum(p.high_watermark - p.last_stable_offset for p in outcome.observation.partitions)
     return {"lso-lag": float(lag), **{k: float(v) for k, v in counts.items()}}

@@ -23,6 +23,8 @@ from typing import Any
 
 from attrs import frozen
 
+from eosim._trace import TraceEvent, plain
+
 LATEST_TIMESTAMP = -1  # ListOffsets' "latest" (Kafka's ListOffsetsRequest.LATEST_TIMESTAMP)
 FENCED = ("_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH")
 
@@ -52,7 +54,7 @@ class _Run:
 
     def __init__(self, outcome: Any) -> None:
         self.scenario = outcome.scenario
-        self.trace = list(outcome.trace)
+        self.trace: list[TraceEvent] = list(outcome.trace)
         self.history = outcome.history
         self.observation = outcome.observation
         self.checks = outcome.verdict.checks
@@ -69,15 +71,15 @@ class _Run:
         spec = self.scenario.actors[actor]
         return validate_config(spec.kind, spec.config)
 
-    def messages(self, msg: str) -> Iterator[dict[str, Any]]:
-        """The requests or responses ``msg`` that were sent, with their fields (a net.drop names one without)."""
-        return (e for e in self.trace if e["kind"] in ("net.request", "net.response") and e["data"].get("msg") == msg)
+    def messages(self, msg: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """The requests or responses ``msg`` that were sent, each with its fields as JSON has them."""
+        return ((e, plain(e.fields)) for e in self.trace if e.kind in ("net.request", "net.response") and e.msg == msg)
 
     def read_by(self, actor: str, tp: str) -> int:
         """How many records ``actor``'s consume/poll calls returned from ``tp``."""
-        return sum(1 for e in self.trace if e["kind"] == "client.op" and actor_of(e["node"]) == actor
-                   and e["data"]["op"] in ("consume", "poll")
-                   for r in _records(e["data"].get("result")) if f"{r.get('topic')}-{r.get('partition')}" == tp)
+        return sum(1 for e in self.trace if e.kind == "client.op" and actor_of(e.node) == actor
+                   and e.op in ("consume", "poll")
+                   for r in _records(e.call()[1]) if f"{r.get('topic')}-{r.get('partition')}" == tp)
 
 
 def _records(result: Any) -> list[dict[str, Any]]:
@@ -87,17 +89,17 @@ def _records(result: Any) -> list[dict[str, Any]]:
 
 
 def _reset_latest(run: _Run) -> Iterator[Hint]:
-    no_offset = {(actor_of(e["data"]["dst"]), tp) for e in run.messages("OffsetFetchResponse")
-                 for tp, offset, _err in e["data"]["fields"].get("results", ()) if offset < 0}
-    asked = {(e["node"], e["data"]["correlation_id"]): tp for e in run.messages("ListOffsetsRequest")
-             for tp, timestamp in e["data"]["fields"]["partitions"] if timestamp == LATEST_TIMESTAMP}
+    no_offset = {(actor_of(e.dst), tp) for e, fields in run.messages("OffsetFetchResponse")
+                 for tp, offset, _err in fields["results"] if offset < 0}
+    asked = {(e.node, e.correlation_id): tp for e, fields in run.messages("ListOffsetsRequest")
+             for tp, timestamp in fields["partitions"] if timestamp == LATEST_TIMESTAMP}
     seen = set()
-    for e in run.messages("ListOffsetsResponse"):
-        tp = asked.get((e["data"]["dst"], e["data"]["correlation_id"]))
-        actor = actor_of(e["data"]["dst"])
+    for e, fields in run.messages("ListOffsetsResponse"):
+        tp = asked.get((e.dst, e.correlation_id))
+        actor = actor_of(e.dst)
         if tp is None or (actor, tp) not in no_offset or (actor, tp) in seen:
             continue
-        start = next((offset for t, err, offset in e["data"]["fields"]["responses"] if t == tp and err == "NONE"), 0)
+        start = next((offset for t, err, offset in fields["responses"] if t == tp and err == "NONE"), 0)
         if start <= 0:
             continue  # nothing was there to skip
         seen.add((actor, tp))
@@ -117,15 +119,15 @@ def _reset_latest(run: _Run) -> Iterator[Hint]:
 def _open_transaction(run: _Run) -> Iterator[Hint]:
     pid_owner = {}
     for e in run.trace:
-        if e["kind"] == "client.pid":
-            pid_owner[e["data"]["producer_id"]] = (actor_of(e["node"]), e["data"].get("transactional_id"))
+        if e.kind == "client.pid":
+            pid_owner[e.producer_id] = (actor_of(e.node), e.transactional_id)
     for part in run.observation.partitions:
         if part.last_stable_offset >= part.high_watermark:
             continue
         tp = f"{part.topic}-{part.partition}"
         lso = part.last_stable_offset
-        pid = next((e["data"]["producer_id"] for e in run.trace if e["kind"] == "log.append"
-                    and e["data"]["tp"] == tp and e["data"]["base_offset"] <= lso <= e["data"]["last_offset"]), None)
+        pid = next((e.producer_id for e in run.trace if e.kind == "log.append"
+                    and str(e.tp) == tp and e.base_offset <= lso <= e.last_offset), None)
         actor, tid = pid_owner.get(pid, ("a producer", None))
         owner = f"{actor}'s transaction (transactional.id {tid!r}, producer id {pid})" if tid else \
             f"the transaction of producer id {pid}"
@@ -160,28 +162,27 @@ def _read_uncommitted(run: _Run) -> Iterator[Hint]:
 def _fenced(run: _Run) -> Iterator[Hint]:
     seen = set()
     for e in run.trace:
-        if e["kind"] != "client.op" or e["data"].get("error") not in FENCED:
+        if e.kind != "client.op" or e.error not in FENCED:
             continue
-        actor = actor_of(e["node"])
+        actor = actor_of(e.node)
         tid = run.config(actor).get("transactional.id")
         if tid is None or actor in seen:
             continue
         seen.add(actor)
         why = None
         for other in run.trace:
-            if other["seq"] > e["seq"]:
+            if other.seq > e.seq:
                 break
-            if other["kind"] == "client.pid" and other["data"].get("transactional_id") == tid \
-                    and other["node"] != e["node"]:
-                why = (f"{actor_of(other['node'])} called init_transactions with the same transactional.id at "
-                       f"t={other['t']} ms and got epoch {other['data']['producer_epoch']}")
-            elif other["kind"] == "txn.timeout" and other["data"].get("transactional_id") == tid:
-                why = (f"the coordinator aborted its transaction at t={other['t']} ms after transaction.timeout.ms "
-                       f"and bumped the epoch to {other['data']['producer_epoch']}")
+            if other.kind == "client.pid" and other.transactional_id == tid and other.node != e.node:
+                why = (f"{actor_of(other.node)} called init_transactions with the same transactional.id at "
+                       f"t={other.t} ms and got epoch {other.producer_epoch}")
+            elif other.kind == "txn.timeout" and other.transactional_id == tid:
+                why = (f"the coordinator aborted its transaction at t={other.t} ms after transaction.timeout.ms "
+                       f"and bumped the epoch to {other.producer_epoch}")
         if why is None:
             continue
         yield Hint("fenced",
-                   f"{actor} got {e['data']['error']} on {e['data']['op']}: {why}, so {actor} (transactional.id "
+                   f"{actor} got {e.error} on {e.op}: {why}, so {actor} (transactional.id "
                    f"{tid!r}) is a zombie. A fenced producer cannot go on: close it. This is fencing working "
                    f"as designed.")
 
@@ -204,8 +205,7 @@ def _duplicate_retry(run: _Run) -> Iterator[Hint]:
         if actor not in run.scenario.actors or run.effective(actor).enable_idempotence:
             continue  # idempotent: the duplicate has another cause (the anomaly's description says which)
         seen.add(actor)
-        lost = sorted({ev["data"]["msg"] for ev in run.trace if ev["kind"] == "net.drop"
-                       and actor_of(ev["data"].get("dst", "")) == actor})
+        lost = sorted({ev.msg for ev in run.trace if ev.kind == "net.drop" and actor_of(ev.dst) == actor})
         cause = f" after its {', '.join(lost)} was lost" if lost else ""
         yield Hint("duplicate-retry",
                    f"{facts.get('value')!r} is in {facts.get('key')} {facts.get('count')} times (offsets "

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable, Mapping, Union
 
 from attrs import frozen
 
+from eosim._trace import TraceSchemaError, from_dict
+
 MARKER = ".eosim-run"
 FORMAT = 1
 LATEST = "latest"
@@ -208,9 +210,9 @@ def read_text(path: Path) -> str:
         raise RunDirError(f"{path}: cannot read it ({err.strerror})") from None
 
 
-def read_events(path: Path, what: str) -> list[dict[str, Any]]:
-    """A JSON-lines file of trace events (``what="trace"``) or history ops (``what="history"``),
-    each line checked for the fields the checkers read."""
+def read_events(path: Path, what: str) -> list[Any]:
+    """A JSON-lines file of trace events (``what="trace"``: typed events, each line checked against its
+    kind's class) or history ops (``what="history"``: dicts, each checked for the fields the checkers read)."""
     text = read_text(path)
     keys = _TRACE_KEYS if what == "trace" else _HISTORY_KEYS
     events = []
@@ -228,6 +230,11 @@ def read_events(path: Path, what: str) -> list[dict[str, Any]]:
                 raise RunDirError(f"{path}:{number}: field {key!r} must be {_KIND[kind]}, got {event.get(key)!r:.40}")
         if what == "history" and event["type"] not in _HISTORY_TYPES:
             raise RunDirError(f"{path}:{number}: type must be one of {', '.join(_HISTORY_TYPES)}, got {event['type']!r:.40}")
+        if what == "trace":
+            try:
+                event = from_dict(event)
+            except (TraceSchemaError, ValueError) as err:  # ValueError: a negative partition
+                raise RunDirError(f"{path}:{number}: {err}") from None
         events.append(event)
     if not events:
         raise RunDirError(f"{path}: empty; a run's {what} has at least one {'event' if what == 'trace' else 'operation'}")

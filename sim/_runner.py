@@ -36,7 +36,7 @@ from eosim._interpret import Block, Interpreter
 from eosim._history import text
 from eosim._observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
                              check_expectations)
-from eosim._trace import TraceView, dumps_lines, jsonl_lines
+from eosim._trace import TraceEvent, TraceView, dumps_lines, jsonl_lines
 from eosim._verdict import Verdict
 from eosim._world import World
 
@@ -165,7 +165,7 @@ def _background(block: Block):
 class Outcome:
     scenario: sc.Scenario
     seed: int
-    trace: Sequence[dict[str, Any]]  # a TraceView: rendered when read
+    trace: TraceView  # the run's typed events, held once (by the run's Trace)
     history: list[dict[str, Any]]
     observation: Observation
     verdict: Verdict
@@ -225,19 +225,19 @@ _ORACLE_KINDS = trace_kinds()
 
 
 def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
-          trace: Sequence[dict[str, Any]], completed: bool) -> CheckResult:
+          trace: Sequence[TraceEvent], completed: bool) -> CheckResult:
     """The checkers and the scenario's unmet claims as one result (see :func:`verdict_of`)."""
     return verdict_of(scenario, interpreter, observation, trace, completed).combined()
 
 
 def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
-               trace: Sequence[dict[str, Any]], completed: bool) -> Verdict:
+               trace: Sequence[TraceEvent], completed: bool) -> Verdict:
     """Close the history with the final read of the observation, then run every checker, and hold
     the result against the scenario's own claims (its expectations and the anomalies it declares)."""
     interpreter.recorder.final_read(observation.partitions)
     history = interpreter.history
     subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
-    if isinstance(trace, TraceView):  # render only the events the oracle reads
+    if isinstance(trace, TraceView):  # a spilled trace reads back only the events the oracle reads
         trace = trace.of_kinds(_ORACLE_KINDS)
     result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
     if scenario.scenario.pipeline is not None:
@@ -299,7 +299,7 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
     world.env.run(until=settled if limit is None else min(settled, limit))
     spent = budget is not None and budget.spent
     while cluster.broker_node.tc.in_progress() and not spent and (limit is None or world.now < limit):
-        until = settle_deadline(world.trace.dicts().of_kinds(_ORACLE_KINDS))
+        until = settle_deadline(world.trace.view().of_kinds(_ORACLE_KINDS))
         if until is None or until < world.now:
             break
         world.env.run(until=until + 1 if limit is None else min(until + 1, limit))
@@ -332,7 +332,7 @@ def conclude(run: Simulation) -> Outcome:
 
 
 def _conclude(run: Simulation) -> Outcome:
-    trace = run.world.trace.dicts()
+    trace = run.world.trace.view()
     observation = observe(run.scenario, run.cluster, run.interpreter)
     verdict = verdict_of(run.scenario, run.interpreter, observation, trace, run.completed)
     return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, verdict, run.completed)

@@ -323,7 +323,7 @@ class Simulation:
 
     def trace(self) -> list[dict[str, Any]]:
         """The trace so far: every request, response, state transition, client op and fault (docs/design.md)."""
-        return list(self._world.trace.dicts())
+        return self._world.trace.dicts()
 
     def history(self) -> list[dict[str, Any]]:
         """The Jepsen history as of now, closed: a transaction still open is ``info`` (unknown), and a
@@ -340,7 +340,7 @@ class Simulation:
         history = self.history()
         subscribe_used = any(op["f"] == "subscribe" for op in history)
         result = combine(check_history(history, subscribe_used=subscribe_used),
-                         check_trace(self._world.trace.dicts().of_kinds(_ORACLE_KINDS)))
+                         check_trace(self._world.trace.view().of_kinds(_ORACLE_KINDS)))
         if pipeline is not None:
             source, sink = pipeline
             for topic in pipeline:
@@ -352,13 +352,13 @@ class Simulation:
     def diagram(self, result: CheckResult | None = None) -> str:
         """The run as a Mermaid sequence diagram (docs/pictures.md); with ``result`` (from ``check()``),
         each anomaly's witness is banded in red."""
-        return mermaid(self._world.trace.dicts(), None if result is None else result.to_json()["anomalies"])
+        return mermaid(self._world.trace.view(), None if result is None else result.to_json()["anomalies"])
 
     def timeline(self, result: CheckResult | None = None, *, title: str = "simulation") -> str:
         """The run as a self-contained HTML timeline (docs/pictures.md): a lane per client and broker,
         faults shaded, and with ``result`` its anomalies' witnesses outlined."""
         results = {"scenario": title, "seed": self.seed, **({} if result is None else result.to_json())}
-        return timeline_html(self._world.trace.dicts(), results)
+        return timeline_html(self._world.trace.view(), results)
 
     def _committed_values(self, topic: str) -> list[tuple[str, int, Any]]:
         return [(f"{p.topic}-{p.partition}", offset, value)

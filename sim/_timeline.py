@@ -17,9 +17,10 @@ from __future__ import annotations
 import bisect
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from eosim._trace import ABSENT, TraceEvent
 from eosim._diagram import CHATTY, DETAIL, Line, describe, is_broker, lane_of, message_fates, witness_marks
 from eosim._verdict import words
 
@@ -82,34 +83,33 @@ def _lanes(lines: list[Line]) -> list[str]:
     return sorted(seen, key=lambda lane: (lane == "nemesis", rank[is_broker(lane)]))
 
 
-def _windows(events: list[dict[str, Any]]) -> list[tuple[int, int, str, tuple[str, ...], str]]:
+def _windows(events: list[Any]) -> list[tuple[int, int, str, tuple[str, ...], str]]:
     """Fault windows as (the seq that opens it, end t, kind, lanes, label): a partition or clog
     until the next heal, a pause until its resume, a crashed broker until its restart."""
-    end_t = events[-1]["t"] if events else 0
+    end_t = events[-1].t if events else 0
     windows = []
     for i, ev in enumerate(events):
-        kind, data = ev["kind"], ev["data"]
+        kind = ev.kind
         later = (events[j] for j in range(i + 1, len(events)))  # not a copy per event: quadratic on a long run
         if kind in ("fault.partition", "fault.clog"):
-            heal = next((e["t"] for e in later if e["kind"] == "fault.heal"), end_t)
+            heal = next((e.t for e in later if e.kind == "fault.heal"), end_t)
             what = kind.removeprefix("fault.")
-            windows.append((ev["seq"], heal, what, tuple(lane_of(n) for n in data["nodes"]), f"{what} ({data['rule']})"))
+            windows.append((ev.seq, heal, what, tuple(lane_of(n) for n in ev.nodes), f"{what} ({ev.rule})"))
         elif kind == "fault.pause":
-            wake = next((e["t"] for e in later if e["kind"] == "fault.resume" and e["data"]["nodes"] == data["nodes"]),
-                        ev["t"] + data["ms"])
-            windows.append((ev["seq"], wake, "pause", tuple(lane_of(n) for n in data["nodes"]), f"paused {data['ms']} ms"))
+            wake = next((e.t for e in later if e.kind == "fault.resume" and e.nodes == ev.nodes), ev.t + ev.ms)
+            windows.append((ev.seq, wake, "pause", tuple(lane_of(n) for n in ev.nodes), f"paused {ev.ms} ms"))
         elif kind == "broker.crash":
-            up = next((e["t"] for e in later if e["kind"] == "broker.restart" and e["node"] == ev["node"]), end_t)
-            windows.append((ev["seq"], up, "down", (lane_of(ev["node"]),), "crashed"))
+            up = next((e.t for e in later if e.kind == "broker.restart" and e.node == ev.node), end_t)
+            windows.append((ev.seq, up, "down", (lane_of(ev.node),), "crashed"))
     return windows
 
 
-def _classes(line: Line, ev: dict[str, Any]) -> list[str]:
-    kind = ev["kind"]
+def _classes(line: Line, ev: Any) -> list[str]:
+    kind = ev.kind
     if line.message:
         classes = ["msg", line.message] + (["lost"] if line.lost else [])
     elif kind == "client.op":
-        classes = ["op"] + (["fail"] if "error" in ev["data"] else [])
+        classes = ["op"] + (["fail"] if ev.error is not ABSENT else [])
     elif kind.startswith("fault."):
         classes = ["fault"]
     else:
@@ -119,10 +119,10 @@ def _classes(line: Line, ev: dict[str, Any]) -> list[str]:
     return classes
 
 
-def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) -> str:
+def timeline_html(events: Iterable[TraceEvent], results: Mapping[str, Any]) -> str:
     """The page for a run: ``events`` its trace, ``results`` its results.json (scenario, seed,
     anomalies and the verdict's fields, eosim._verdict)."""
-    events = list(events)  # a TraceView renders each event when read: once is enough
+    events = list(events)  # read more than once: a TraceView reads spilled events back on each pass
     anomalies = results.get("anomalies", {})
     fates = message_fates(events)
     marks = witness_marks(events, anomalies)
@@ -137,12 +137,12 @@ def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) 
     rows_t: list[int] = []
     for i, (ev, line) in enumerate(drawn):
         row = i + 2
-        row_of_seq[ev["seq"]] = row
-        rows_t.append(ev["t"])
+        row_of_seq[ev.seq] = row
+        rows_t.append(ev.t)
         chatty = " chatty" if line.level == CHATTY else ""
-        names = marks.get(ev["seq"], [])
+        names = marks.get(ev.seq, [])
         for name in names:
-            first_witness.setdefault(name, ev["seq"])
+            first_witness.setdefault(name, ev.seq)
         classes = _classes(line, ev) + (["witness"] if names else [])
         lane = lane_of(line.nodes[0])
         text = line.text
@@ -154,9 +154,9 @@ def timeline_html(events: Sequence[dict[str, Any]], results: Mapping[str, Any]) 
         what, lost, fate = text.partition(" ✗ ")
         body = f'<span class="what">{_e(what)}</span>' + (f" ✗ {_e(fate)}" if lost else "")
         badge = f' <span class="badge">⚠ {_e(", ".join(names))}</span>' if names else ""
-        record = json.dumps(ev, sort_keys=True)
-        cells.append(f'<div class="time{chatty}" style="grid-row:{row};grid-column:1">{ev["t"]}</div>')
-        cells.append(f'<div id="e{ev["seq"]}" class="ev {" ".join(classes)}{chatty}" '
+        record = json.dumps(ev.to_dict(), sort_keys=True)
+        cells.append(f'<div class="time{chatty}" style="grid-row:{row};grid-column:1">{ev.t}</div>')
+        cells.append(f'<div id="e{ev.seq}" class="ev {" ".join(classes)}{chatty}" '
                      f'style="grid-row:{row};grid-column:{column[lane]}" title="{_e(record)}">'
                      f'{body}{badge}</div>')
     for opened, end, kind, band_lanes, label in _windows(events):

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from array import array
-from typing import IO, Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import IO, Any, Callable, ClassVar, Iterable, Iterator, Sequence, overload
 
 import attrs
 from attrs import define, field, frozen
@@ -21,23 +21,429 @@ from attrs import define, field, frozen
 from eosim.models.records import TopicPartition
 
 
+class Absent(enum.Enum):
+    """A field an event of this kind may leave out (``None`` is a value: it renders as ``null``)."""
+
+    ABSENT = 0
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = Absent.ABSENT
+
+
+class TraceSchemaError(TypeError):
+    """An event that does not fit its kind's class: an unknown kind, a missing or unknown field."""
+
+
 @frozen
 class TraceEvent:
-    """One trace event, kept as the values it was emitted with; ``data`` renders them as JSON-ready
-    values only when read, so a run pays for rendering only what it writes or checks."""
+    """One trace event: a subclass per kind (``KINDS``), whose fields are the event's data, kept as the
+    values it was emitted with. ``data`` renders them as JSON-ready values only when read, so a run pays
+    for rendering only what it writes or checks; a field an event left out (``ABSENT``) is not rendered."""
+
+    kind: ClassVar[str]
+    _fields: ClassVar[tuple[str, ...]]  # the data fields, in declaration order
+    _tps: ClassVar[frozenset[str]]  # fields holding a TopicPartition ("topic-p" in JSON)
 
     seq: int
     t: int
     node: str
-    kind: str
-    fields: dict[str, Any]  # as emitted: model values, rendered by ``plain``
 
     @property
     def data(self) -> dict[str, Any]:
-        return {str(k): plain(v) for k, v in self.fields.items()}
+        out = {}
+        for name in self._fields:
+            value = getattr(self, name)
+            if value is not ABSENT:
+                out[name] = plain(value)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "t": self.t, "node": self.node, "kind": self.kind, "data": self.data}
+
+
+KINDS: dict[str, type[TraceEvent]] = {}
+
+
+def _kind(name: str) -> Callable[[type], type[TraceEvent]]:
+    """Register a trace event class for the kind ``name`` (frozen, slots)."""
+    def register(cls: type) -> type[TraceEvent]:
+        typed_cls = frozen(cls)
+        typed_cls.kind = name
+        own = attrs.fields(typed_cls)[len(attrs.fields(TraceEvent)):]
+        typed_cls._fields = tuple(f.name for f in own)
+        typed_cls._tps = frozenset(f.name for f in own if f.type in ("TopicPartition", TopicPartition))
+        KINDS[name] = typed_cls
+        return typed_cls
+    return register
+
+
+def event(seq: int, t: int, node: str, kind: str, fields: dict[str, Any]) -> TraceEvent:
+    """The typed event of ``kind`` (what ``Trace.emit`` builds): an unknown kind, a missing or unknown
+    field raises ``TraceSchemaError``."""
+    try:
+        return KINDS[kind](seq, t, node, **fields)
+    except (KeyError, TypeError):
+        raise _schema_error(kind, fields) from None
+
+
+def from_dict(row: dict[str, Any]) -> TraceEvent:
+    """The typed event of a JSON trace line (``to_dict``'s inverse): topic-partitions come back as
+    ``TopicPartition``; the rest stays as JSON has it (the payloads of messages and calls)."""
+    kind, data = row["kind"], row["data"]
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise _schema_error(kind, data)
+    fields = {name: _topic_partition(kind, name, v) if name in cls._tps else v for name, v in data.items()}
+    return event(row["seq"], row["t"], row["node"], kind, fields)
+
+
+def _topic_partition(kind: str, name: str, value: Any) -> TopicPartition:
+    topic, _, partition = value.rpartition("-") if isinstance(value, str) else ("", "", "")
+    if not topic or not partition.isdigit():
+        raise TraceSchemaError(f"trace event {kind!r}: field {name!r} must be \"topic-partition\", got {value!r:.40}")
+    return TopicPartition(topic, int(partition))
+
+
+def typed(events: Iterable[TraceEvent | dict[str, Any]]) -> Iterator[TraceEvent]:
+    """Typed events from typed events or JSON trace rows (``eosim.check_trace`` takes either)."""
+    return (e if isinstance(e, TraceEvent) else from_dict(e) for e in events)
+
+
+# -- the event kinds (docs/design.md, "Trace event kinds") -------------------------------------------
+
+@_kind("net.request")
+class NetRequest(TraceEvent):
+    dst: str
+    correlation_id: int
+    msg: str  # the payload's type name
+    fields: Any  # the payload: a request of eosim.models (a JSON object when read from a file)
+
+
+@_kind("net.response")
+class NetResponse(TraceEvent):
+    dst: str
+    correlation_id: int
+    msg: str
+    fields: Any
+
+
+@_kind("net.drop")
+class NetDrop(TraceEvent):
+    dst: str
+    correlation_id: int
+    msg: str
+    closed: bool | Absent = ABSENT  # lost with its connection
+    down: bool | Absent = ABSENT  # its broker was crashed
+
+
+@_kind("net.close")
+class NetClose(TraceEvent):
+    dst: str
+    failed: list[int]  # correlation ids failed with DISCONNECTED
+
+
+@_kind("fault.arm")
+class FaultArm(TraceEvent):
+    rule: str
+    msg: str | Absent = ABSENT  # the message whose count armed it (after_message)
+    count: int | Absent = ABSENT
+    action: str | Absent = ABSENT  # the random nemesis's strike
+    nodes: list[str] | Absent = ABSENT
+    ms: int | Absent = ABSENT
+    error: str | Absent = ABSENT
+
+
+@_kind("fault.drop")
+class FaultDrop(TraceEvent):
+    rule: str
+    correlation_id: int
+    msg: str
+    src: str
+    dst: str
+
+
+@_kind("fault.hold")
+class FaultHold(TraceEvent):
+    rule: str
+    correlation_id: int
+    msg: str
+    src: str
+    dst: str
+
+
+@_kind("fault.delay")
+class FaultDelay(TraceEvent):
+    rule: str
+    correlation_id: int
+    msg: str
+    src: str
+    dst: str
+    ms: int
+
+
+@_kind("fault.disconnect")
+class FaultDisconnect(TraceEvent):
+    """A message's connection closed (``correlation_id, msg, src, dst``), or nodes cut off (``nodes``)."""
+
+    rule: str
+    correlation_id: int | Absent = ABSENT
+    msg: str | Absent = ABSENT
+    src: str | Absent = ABSENT
+    dst: str | Absent = ABSENT
+    nodes: list[str] | Absent = ABSENT
+
+
+@_kind("fault.error")
+class FaultError(TraceEvent):
+    """An injected error: on a message (``correlation_id, src, dst``) or on a txn-log append (``msg``
+    "TxnLogAppend", ``broker, write_id, transactional_id``)."""
+
+    rule: str
+    msg: str
+    error: str
+    after_apply: bool
+    correlation_id: int | Absent = ABSENT
+    src: str | Absent = ABSENT
+    dst: str | Absent = ABSENT
+    broker: str | Absent = ABSENT
+    write_id: int | Absent = ABSENT
+    transactional_id: str | Absent = ABSENT
+
+
+@_kind("fault.partition")
+class FaultPartition(TraceEvent):
+    rule: str
+    nodes: list[str]
+
+
+@_kind("fault.clog")
+class FaultClog(TraceEvent):
+    rule: str
+    nodes: list[str]
+    ms: int
+
+
+@_kind("fault.pause")
+class FaultPause(TraceEvent):
+    rule: str
+    nodes: list[str]
+    ms: int
+
+
+@_kind("fault.resume")
+class FaultResume(TraceEvent):
+    rule: str
+    nodes: list[str]
+
+
+@_kind("fault.heal")
+class FaultHeal(TraceEvent):
+    rule: str
+
+
+@_kind("log.append")
+class LogAppend(TraceEvent):
+    tp: TopicPartition
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    base_offset: int
+    last_offset: int
+    transactional: bool
+    records: list  # [[offset, key, value], ...]
+
+
+@_kind("log.duplicate")
+class LogDuplicate(TraceEvent):
+    tp: TopicPartition
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    base_offset: int
+    last_offset: int
+    records: list  # [[key, value], ...] sent
+
+
+@_kind("log.reject")
+class LogReject(TraceEvent):
+    tp: TopicPartition
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    error: str
+    records: list  # [[key, value], ...] sent
+
+
+@_kind("log.marker")
+class LogMarker(TraceEvent):
+    tp: TopicPartition
+    offset: int
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    control: str  # "COMMIT" or "ABORT"
+
+
+@_kind("log.reject_marker")
+class LogRejectMarker(TraceEvent):
+    tp: TopicPartition
+    producer_id: int
+    producer_epoch: int
+    error: str
+
+
+@_kind("log.offsets")
+class LogOffsets(TraceEvent):
+    tp: TopicPartition
+    log_end_offset: int
+    high_watermark: int
+    last_stable_offset: int
+
+
+@_kind("log.producer_expired")
+class LogProducerExpired(TraceEvent):
+    tp: TopicPartition
+    producer_id: int
+
+
+@_kind("txn.log")
+class TxnLog(TraceEvent):
+    write_id: int
+    transactional_id: str
+    state: str
+    producer_id: int
+    producer_epoch: int
+
+
+@_kind("txn.state")
+class TxnState(TraceEvent):
+    transactional_id: str
+    old: str  # states by Kafka name, e.g. PrepareCommit
+    new: str
+    producer_id: int
+    producer_epoch: int
+    txn_timeout_ms: int
+
+
+@_kind("txn.load")
+class TxnLoad(TraceEvent):
+    transactional_id: str
+    state: str
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    txn_timeout_ms: int
+
+    @property
+    def new(self) -> str:
+        """The state the coordinator holds the transaction in from now (as ``TxnState.new``)."""
+        return self.state
+
+
+@_kind("txn.timeout")
+class TxnTimeout(TraceEvent):
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+
+
+@_kind("txn.resign")
+class TxnResign(TraceEvent):
+    coordinator_epoch: int  # the one given up
+    down_ms: int  # until the election
+
+
+@_kind("txn.elect")
+class TxnElect(TraceEvent):
+    coordinator_epoch: int
+    load_ms: int  # until it serves
+
+
+@_kind("partition.leader")
+class PartitionLeader(TraceEvent):
+    tp: TopicPartition
+    leader_epoch: int
+
+
+@_kind("broker.start")
+class BrokerStart(TraceEvent):
+    timers: dict[str, int]
+
+
+@_kind("broker.crash")
+class BrokerCrash(TraceEvent):
+    pass
+
+
+@_kind("broker.restart")
+class BrokerRestart(TraceEvent):
+    pass
+
+
+@_kind("group.load")
+class GroupLoad(TraceEvent):
+    pass
+
+
+@_kind("group.offsets")
+class GroupOffsets(TraceEvent):
+    group_id: str
+    tp: TopicPartition
+    offset: int
+    producer_id: int  # -1 for a plain commit
+
+
+@_kind("group.pending")
+class GroupPending(TraceEvent):
+    group_id: str
+    tp: TopicPartition
+    offset: int
+    producer_id: int
+    producer_epoch: int
+
+
+@_kind("group.generation")
+class GroupGeneration(TraceEvent):
+    group_id: str
+    state: str
+    generation_id: int
+    members: list[str]
+
+
+@_kind("client.op")
+class ClientOp(TraceEvent):
+    """A client call, traced when it returns: its ``result``, or its ``error`` (a KafkaError's name and
+    flags; a failed delivery keeps its result too)."""
+
+    op: str
+    args: dict[str, Any]
+    result: Any = ABSENT
+    error: str | Absent = ABSENT
+    fatal: bool | Absent = ABSENT
+    retriable: bool | Absent = ABSENT
+    txn_requires_abort: bool | Absent = ABSENT
+
+    def call(self) -> tuple[dict[str, Any], Any]:
+        """The call's arguments and result as JSON has them (result None: it returned none)."""
+        return plain(self.args), None if self.result is ABSENT else plain(self.result)
+
+
+@_kind("client.pid")
+class ClientPid(TraceEvent):
+    transactional_id: str | None
+    producer_id: int
+    producer_epoch: int
+
+
+@_kind("run.end")
+class RunEnd(TraceEvent):
+    pass
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -69,9 +475,9 @@ def _attrs_fields(kind: type) -> tuple[str, ...] | None:
     return tuple(f.name for f in attrs.fields(kind)) if attrs.has(kind) else None
 
 
-class TraceView(Sequence[dict[str, Any]]):
-    """The events of a trace as JSON-ready dicts, rendered (or read back from the spill file) on each
-    access and never stored. ``kinds`` narrows it to events of those kinds, plus the last event (its
+class TraceView(Sequence[TraceEvent]):
+    """The events of a trace, typed; a spilled one is read back from the spill file on each access, so
+    the view holds nothing. ``kinds`` narrows it to events of those kinds, plus the last event (its
     time is where the trace ends)."""
 
     seq_ordered = True  # readers may stream it rather than sort it
@@ -85,23 +491,24 @@ class TraceView(Sequence[dict[str, Any]]):
         return sum(1 for _ in self)
 
     @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    def __getitem__(self, index: int) -> TraceEvent: ...
     @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: slice) -> list[TraceEvent]: ...
 
     def __getitem__(self, index: int | slice) -> Any:
         if self._kinds is not None:
             return list(self)[index]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        return self._trace.event_dict(index)
+        return self._trace.event_at(index)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (row if type(row) is dict else json.loads(row) for row in self._trace.rows(self._kinds))
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return (row if type(row) is not bytes else from_dict(json.loads(row)) for row in self._trace.rows(self._kinds))
 
     def lines(self) -> Iterator[str]:
         """The JSON lines of the events (``jsonl_lines``), spilled ones copied as written."""
-        return (_encode(row) + "\n" if type(row) is dict else row.decode() for row in self._trace.rows(self._kinds))
+        return (row.decode() if type(row) is bytes else _encode(row.to_dict()) + "\n"
+                for row in self._trace.rows(self._kinds))
 
     def of_kinds(self, kinds: frozenset[str]) -> TraceView:
         return TraceView(self._trace, kinds)
@@ -127,13 +534,15 @@ class Trace:
     _size: int = field(default=0, init=False)  # bytes spilled
 
     def emit(self, node: str, kind: str, **fields: Any) -> TraceEvent:
+        """Trace an event of ``kind`` (a class of ``KINDS``): an unknown kind, a missing or unknown field
+        raises ``TraceSchemaError`` here, at the emit site."""
         # Emitted values must not change afterwards (frozen model values, fresh lists): they are
         # rendered when the trace is read or spilled, not now.
-        event = TraceEvent(self._spilled + len(self.events), self.clock(), node, kind, fields)
-        self.events.append(event)
+        ev = event(self._spilled + len(self.events), self.clock(), node, kind, fields)
+        self.events.append(ev)
         if len(self.events) >= SPILL_EVENTS:
             self._spill_events()
-        return event
+        return ev
 
     def __len__(self) -> int:
         return self._spilled + len(self.events)
@@ -143,31 +552,31 @@ class Trace:
             self._spill = tempfile.TemporaryFile()
         for start in range(0, len(self.events), 10_000):  # rendered a block at a time
             lines = []
-            for event in self.events[start:start + 10_000]:
-                line = (_encode(event.to_dict()) + "\n").encode()
+            for ev in self.events[start:start + 10_000]:
+                line = (_encode(ev.to_dict()) + "\n").encode()
                 self._offsets.append(self._size)
-                self._kind_ids.append(self._kinds.setdefault(event.kind, len(self._kinds)))
+                self._kind_ids.append(self._kinds.setdefault(ev.kind, len(self._kinds)))
                 self._size += len(line)
                 lines.append(line)
             self._spill.writelines(lines)
         self._spilled += len(self.events)
         self.events = []
 
-    def event_dict(self, index: int) -> dict[str, Any]:
+    def event_at(self, index: int) -> TraceEvent:
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(index)
         if index >= self._spilled:
-            return self.events[index - self._spilled].to_dict()
+            return self.events[index - self._spilled]
         assert self._spill is not None
         self._spill.flush()
         end = self._offsets[index + 1] if index + 1 < self._spilled else self._size
-        return json.loads(os.pread(self._spill.fileno(), end - self._offsets[index], self._offsets[index]))
+        return from_dict(json.loads(os.pread(self._spill.fileno(), end - self._offsets[index], self._offsets[index])))
 
-    def rows(self, kinds: frozenset[str] | None = None) -> Iterator[dict[str, Any] | bytes]:
-        """The events in seq order: a dict for each event in memory, the JSON line (bytes) of each
-        spilled one; with ``kinds``, only those of these kinds and the last event."""
+    def rows(self, kinds: frozenset[str] | None = None) -> Iterator[TraceEvent | bytes]:
+        """The events in seq order: each event in memory, the JSON line (bytes) of each spilled one;
+        with ``kinds``, only those of these kinds and the last event."""
         spilled, size, events = self._spilled, self._size, list(self.events)
         last = spilled + len(events) - 1
         wanted = None if kinds is None else {i for k, i in self._kinds.items() if k in kinds}
@@ -184,15 +593,31 @@ class Trace:
                     if wanted is None or self._kind_ids[index] in wanted or index == last:
                         yield line + b"\n"
                     index += 1
-        for event in events:
-            if kinds is None or event.kind in kinds or event.seq == last:
-                yield event.to_dict()
+        for ev in events:
+            if kinds is None or ev.kind in kinds or ev.seq == last:
+                yield ev
 
-    def dicts(self) -> TraceView:
+    def view(self) -> TraceView:
         return TraceView(self)
 
+    def dicts(self) -> list[dict[str, Any]]:
+        """Every event rendered as a JSON-ready dict (as ``trace.jsonl`` has it)."""
+        return [ev.to_dict() for ev in self.view()]
+
     def to_jsonl(self) -> str:
-        return dumps_lines(self.dicts())
+        return dumps_lines(self.view())
+
+
+def _schema_error(kind: str, fields: dict[str, Any]) -> TraceSchemaError:
+    cls = KINDS.get(kind)
+    if cls is None:
+        return TraceSchemaError(f"unknown trace event kind {kind!r} (eosim._trace.KINDS)")
+    unknown = sorted(set(fields) - set(cls._fields))
+    if unknown:
+        return TraceSchemaError(f"trace event {kind!r} has no field {unknown[0]!r} ({cls.__name__})")
+    missing = [f.name for f in attrs.fields(cls)[3:] if f.default is attrs.NOTHING and f.name not in fields]
+    return TraceSchemaError(f"trace event {kind!r} lacks field {missing[0]!r} ({cls.__name__})" if missing
+                            else f"trace event {kind!r}: cannot build {cls.__name__} from {sorted(fields)}")
 
 
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode

@@ -160,8 +160,8 @@ def build_scenario(variant: str, p: float, seed: int) -> Scenario:
 def measure(outcome: Outcome, variant: str, p: float, seed: int) -> dict[str, Any]:
     """One CSV row: what the run's trace, steps and checkers say."""
     responses = sum(1 for e in outcome.trace
-                    if e["kind"] == "net.response" and e["data"]["msg"] == "ProduceResponse")
-    lost = sum(1 for e in outcome.trace if e["kind"] == "fault.drop" and e["data"]["msg"] == "ProduceResponse")
+                    if e.kind == "net.response" and e.msg == "ProduceResponse")
+    lost = sum(1 for e in outcome.trace if e.kind == "fault.drop" and e.msg == "ProduceResponse")
     duplicates = [a for a in outcome.result.anomalies if a.name == "duplicate"]
     # the ground truth: how many times each value is in the log (no transactions: every record counts)
     copies: dict[str, int] = {}

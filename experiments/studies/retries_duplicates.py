@@ -80,13 +80,12 @@ def build_scenario(retries: int, p: float, seed: int) -> Scenario:
 
 
 def measure(outcome: Outcome, retries: int, p: float, seed: int) -> dict[str, Any]:
-    dropped = [e["data"]["msg"] for e in outcome.trace if e["kind"] == "fault.drop"]
+    dropped = [e.msg for e in outcome.trace if e.kind == "fault.drop"]
     copies = {f"v{i}": 0 for i in range(RECORDS)}
     for part in outcome.observation.partitions:
         for _offset, _key, value in part.read_uncommitted:
             copies[value] += 1
-    failed = [e["data"]["args"]["value"] for e in outcome.trace
-              if e["kind"] == "client.op" and e["data"]["op"] == "delivery" and "error" in e["data"]]
+    failed = [e.args["value"] for e in outcome.trace if e.kind == "client.op" and e.op == "delivery" and e.error]
     return {
         "retries": retries, "loss_rate": p, "seed": seed,
         "requests_lost": dropped.count("ProduceRequest"), "responses_lost": dropped.count("ProduceResponse"),

@@ -99,29 +99,28 @@ def build_scenario(size: int, seed: int) -> Scenario:
 
 def measure(outcome: Outcome, size: int, seed: int) -> dict[str, Any]:
     trace = list(outcome.trace)
-    ops = [e for e in trace if e["kind"] == "client.op" and e["node"].startswith(PRODUCER)]
-    start = next(e["t"] for e in ops if e["data"]["op"] == "produce")
-    end = [e["t"] for e in ops if e["data"]["op"] in ("commit_transaction", "flush")][-1]
-    produced = {e["data"]["args"]["value"]: e["t"] for e in ops if e["data"]["op"] == "produce"}
-    requests = [e["data"]["msg"] for e in trace if e["kind"] == "net.request" and e["node"].startswith(PRODUCER)]
+    ops = [e for e in trace if e.kind == "client.op" and e.node.startswith(PRODUCER)]
+    start = next(e.t for e in ops if e.op == "produce")
+    end = [e.t for e in ops if e.op in ("commit_transaction", "flush")][-1]
+    produced = {e.args["value"]: e.t for e in ops if e.op == "produce"}
+    requests = [e.msg for e in trace if e.kind == "net.request" and e.node.startswith(PRODUCER)]
     # when each record was appended, and when the LSO first passed its offset
     appended: dict[int, tuple[int, str]] = {}
     lags, visible_after = [], []
     for e in trace:
-        data = e["data"]
-        if e["kind"] == "log.append" and data["tp"] == TP:
-            appended.update({offset: (e["t"], value) for offset, _key, value in data["records"]})
-        elif e["kind"] == "log.offsets" and data["tp"] == TP:
-            for offset in [o for o in appended if o < data["last_stable_offset"]]:
+        if e.kind == "log.append" and str(e.tp) == TP:
+            appended.update({offset: (e.t, value) for offset, _key, value in e.records})
+        elif e.kind == "log.offsets" and str(e.tp) == TP:
+            for offset in [o for o in appended if o < e.last_stable_offset]:
                 t, value = appended.pop(offset)
-                lags.append(e["t"] - t)
-                visible_after.append(e["t"] - produced[value])
+                lags.append(e.t - t)
+                visible_after.append(e.t - produced[value])
     log = next(p for p in outcome.observation.partitions if p.topic == TOPIC)
     elapsed = end - start
     return {
         "size": size, "seed": seed, "transactions": RECORDS // size if size else 0,
         "elapsed_ms": elapsed, "records_per_s": round(RECORDS * 1000 / elapsed, 1),
-        "markers": sum(1 for e in trace if e["kind"] == "log.marker"),
+        "markers": sum(1 for e in trace if e.kind == "log.marker"),
         "log_offsets": log.high_watermark,
         "coordinator_requests": sum(requests.count(m) for m in COORDINATOR_REQUESTS),
         "produce_requests": requests.count("ProduceRequest"),

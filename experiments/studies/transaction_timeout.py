@@ -101,9 +101,8 @@ def build_scenario(ratio: float, seed: int) -> Scenario:
 # -- one run -----------------------------------------------------------------------------------------
 
 
-def _first(trace: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any] | None:
-    return next((e for e in trace if e["kind"] == kind and all(e["data"].get(k) == v for k, v in match.items())),
-                None)
+def _first(trace: Iterable[Any], kind: str, **match: Any) -> Any:
+    return next((e for e in trace if e.kind == kind and all(getattr(e, k) == v for k, v in match.items())), None)
 
 
 def measure(outcome: Outcome, ratio: float, seed: int) -> dict[str, Any]:
@@ -116,7 +115,7 @@ def measure(outcome: Outcome, ratio: float, seed: int) -> dict[str, Any]:
     started = _first(trace, "txn.state", transactional_id=TRANSACTIONAL_ID, new="Ongoing")
     aborted = _first(trace, "txn.state", transactional_id=TRANSACTIONAL_ID, new="PrepareAbort")
     woke = _first(trace, "fault.resume", nodes=[PRODUCER])
-    after_start = aborted["t"] - started["t"] if aborted and started else None
+    after_start = aborted.t - started.t if aborted and started else None
     return {
         "ratio": ratio, "pause_ms": pause_ms(ratio), "seed": seed, "phase_ms": phase(seed),
         "outcome": kind, "commit_error": "" if commit.outcome == "ok" else commit.outcome,
@@ -124,7 +123,7 @@ def measure(outcome: Outcome, ratio: float, seed: int) -> dict[str, Any]:
         "coordinator_abort": int(aborted is not None),
         "abort_after_start_ms": "" if after_start is None else after_start,
         "timeout_to_abort_ms": "" if after_start is None else after_start - TIMEOUT_MS,
-        "wake_after_start_ms": woke["t"] - started["t"] if woke and started else "",
+        "wake_after_start_ms": woke.t - started.t if woke and started else "",
         "anomalies": ";".join(outcome.result.anomaly_types),
     }
 

@@ -69,46 +69,52 @@ from attrs import define, field
 
 from eosim.models.records import increment_sequence
 from eosim._checkers.anomaly import Anomaly, CheckResult
+from eosim._trace import (ClientOp, ClientPid, GroupOffsets, GroupPending, LogAppend, LogDuplicate, LogMarker,
+                          LogOffsets, LogProducerExpired, LogReject, PartitionLeader, TraceEvent, TxnElect, TxnLoad,
+                          TxnLog, TxnState, typed)
 
-Event = dict[str, Any]
+Event = TraceEvent
 
 _PREPARE = {"PrepareCommit": "COMMIT", "PrepareAbort": "ABORT"}
 _COMPLETE = frozenset({"CompleteCommit", "CompleteAbort"})
 # Coordinator states in which markers for the pid are still to come.
 _RESOLVING = frozenset({"Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence"})
-# The timers of a trace without broker.start, and of a transaction without txn_timeout_ms: Kafka's defaults.
+# The timers of a trace without broker.start: Kafka's defaults.
 DEFAULT_TIMERS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 10_000, "request.timeout.ms": 30_000}
-DEFAULT_TXN_TIMEOUT_MS = 60_000  # transaction.timeout.ms, librdkafka's and the Java producer's default
 # The coordinator's own work once a timer fired: txn-log appends, a load, marker round trips (a few ms each).
 PROCESSING_SLACK_MS = 1_000
 # Events after which the coordinator may still be catching up (faults, leadership moves); see "Liveness".
 _QUIET_KINDS = frozenset({"fault.drop", "fault.hold", "fault.delay", "fault.disconnect", "fault.error", "fault.partition",
                           "fault.clog", "fault.pause", "fault.resume", "fault.heal", "broker.restart", "txn.resign",
                           "txn.elect", "txn.load"})
+# the field of a quiet kind's event that says how much longer it lasts (a delay, a pause, an election, a load)
+_QUIET_EXTRA = {"fault.delay": "ms", "fault.pause": "ms", "txn.resign": "down_ms", "txn.elect": "load_ms"}
 
 
-def _run(events: Iterable[Event]) -> tuple[_Oracle, int]:
+def _run(events: Iterable[Event | dict[str, Any]]) -> tuple[_Oracle, int]:
     oracle = _Oracle()
-    # A run's trace (a TraceView) comes in seq order, rendered event by event: not held all at once.
-    ordered = events if getattr(events, "seq_ordered", False) else sorted(events, key=lambda e: e["seq"])
+    # A run's trace (a TraceView) comes in seq order, event by event: not held all at once. JSON rows (a
+    # trace.jsonl read back, eosim.Simulation.trace) become typed events first.
+    ordered = (events if getattr(events, "seq_ordered", False)
+               else sorted(typed(events), key=lambda e: e.seq))
     end = 0
     for event in ordered:
-        if event["kind"] in _QUIET_KINDS:
+        if event.kind in _QUIET_KINDS:
             oracle.on_quiet_kind(event)
-        handler = oracle.handlers.get(event["kind"])
+        handler = oracle.handlers.get(event.kind)
         if handler is not None:
             handler(event)
-        end = event["t"]
+        end = event.t
     return oracle, end
 
 
-def check_trace(events: list[Event]) -> CheckResult:
+def check_trace(events: Iterable[Event | dict[str, Any]]) -> CheckResult:
     oracle, end = _run(events)
     oracle.finish(end)
     return CheckResult.classify(oracle.found, unknown_types={"unresolved-at-end"})
 
 
-def settle_deadline(events: list[Event]) -> int | None:
+def settle_deadline(events: Iterable[Event]) -> int | None:
     """The time by which Kafka's timers resolve every transaction still open in ``events`` (a run's trace so far),
     so a run can settle until its liveness is decided; None when none is open or none can be bounded (a broker
     is down)."""
@@ -120,7 +126,7 @@ def settle_deadline(events: list[Event]) -> int | None:
 
 
 def _seq_sorted(*events: Event | None) -> tuple[Event, ...]:
-    return tuple(sorted((e for e in events if e is not None), key=lambda e: e["seq"]))
+    return tuple(sorted((e for e in events if e is not None), key=lambda e: e.seq))
 
 
 @define
@@ -189,13 +195,14 @@ class _Oracle:
         }
 
     def report(self, name: str, description: str, *events: Event | None) -> None:
-        self.found.append(Anomaly(name=name, description=description, witness=_seq_sorted(*events)))
+        witness = tuple(e.to_dict() for e in _seq_sorted(*events))
+        self.found.append(Anomaly(name=name, description=description, witness=witness))
 
     # -- clients ----------------------------------------------------------------------------------------
 
-    def on_client_op(self, ev: Event) -> None:
-        if ev["data"].get("op") in ("crash", "restart"):
-            actor = ev["node"]
+    def on_client_op(self, ev: ClientOp) -> None:
+        if ev.op in ("crash", "restart"):
+            actor = ev.node
             self._release((actor, self.incarnation.get(actor, 0)))
             self.incarnation[actor] = self.incarnation.get(actor, 0) + 1
 
@@ -204,17 +211,16 @@ class _Oracle:
         if held is not None and self.holder.get(held, (None,))[0] == instance:
             del self.holder[held]
 
-    def on_client_pid(self, ev: Event) -> None:
-        d = ev["data"]
-        pid, epoch, tid = d["producer_id"], d["producer_epoch"], d.get("transactional_id")
+    def on_client_pid(self, ev: ClientPid) -> None:
+        pid, epoch, tid = ev.producer_id, ev.producer_epoch, ev.transactional_id
         if pid < 0:
             return
-        instance = (ev["node"], self.incarnation.get(ev["node"], 0))
+        instance = (ev.node, self.incarnation.get(ev.node, 0))
         key = (*instance, tid, pid)
         prev = self.client_epoch.get(key)
-        if prev is not None and epoch < prev["data"]["producer_epoch"]:
+        if prev is not None and epoch < prev.producer_epoch:
             self.report("epoch-regression",
-                        f"Client {ev['node']} went back from epoch {prev['data']['producer_epoch']} to {epoch} "
+                        f"Client {ev.node} went back from epoch {prev.producer_epoch} to {epoch} "
                         f"for producer id {pid} within one instance.", prev, ev)
         else:
             self.client_epoch[key] = ev
@@ -229,43 +235,43 @@ class _Oracle:
 
     # -- transaction coordinator --------------------------------------------------------------------
 
-    def on_txn_log(self, ev: Event) -> None:
+    def on_txn_log(self, ev: TxnLog) -> None:
         # The appended record carries the coordinator's in-memory epoch. Every durable transition moves the
         # epoch by one at most (an InitProducerId bump, a fence, a TV2 Prepare*), and the one in-memory change
         # before a write is the TV1 fence's bump (TransactionCoordinator.endTransactionWithTV1), which a failed
         # write must not repeat (hasFailedEpochFence). A failed after-append write is no durable baseline: the
         # coordinator resets its pending state and writes the same epoch again.
-        d = ev["data"]
-        key = (d["transactional_id"], d["producer_id"])
+        key = (ev.transactional_id, ev.producer_id)
         durable = self.durable.get(key)
-        if durable is None or self.skipped.get(key) == durable["seq"]:
+        if durable is None or self.skipped.get(key) == durable.seq:
             return
-        base = durable["data"]["producer_epoch"]
-        if d["producer_epoch"] > base + 1:
-            self.skipped[key] = durable["seq"]
+        base = durable.producer_epoch
+        if ev.producer_epoch > base + 1:
+            self.skipped[key] = durable.seq
             self.report("epoch-skip",
-                        f"The coordinator appended {d['state']} for {key[0]!r} (producer id {key[1]}) at epoch "
-                        f"{d['producer_epoch']}, {d['producer_epoch'] - base} above its durable epoch {base}: the "
+                        f"The coordinator appended {ev.state} for {key[0]!r} (producer id {key[1]}) at epoch "
+                        f"{ev.producer_epoch}, {ev.producer_epoch - base} above its durable epoch {base}: the "
                         "in-memory epoch ran ahead of __transaction_state by more than one bump (a fence whose "
                         "write failed must not be bumped again, KAFKA-9666).", durable, ev)
 
-    def on_txn_state(self, ev: Event) -> None:
-        d = ev["data"]
-        tid, pid, epoch, new = d["transactional_id"], d["producer_id"], d["producer_epoch"], d["new"]
+    def on_txn_state(self, ev: TxnState) -> None:
+        self._transition(ev, ev.old)
+
+    def _transition(self, ev: TxnState | TxnLoad, old: str) -> None:
+        tid, pid, epoch, new = ev.transactional_id, ev.producer_id, ev.producer_epoch, ev.new
         self.durable[(tid, pid)] = ev
         prev = self.tc_epoch.get((tid, pid))
-        if prev is not None and epoch < prev["data"]["producer_epoch"]:
+        if prev is not None and epoch < prev.producer_epoch:
             self.report("epoch-regression",
                         f"The coordinator moved {tid!r} (producer id {pid}) from epoch "
-                        f"{prev['data']['producer_epoch']} back to {epoch}.", prev, ev)
+                        f"{prev.producer_epoch} back to {epoch}.", prev, ev)
         else:
             self.tc_epoch[(tid, pid)] = ev
         self.state[pid] = ev
         self.tid_of[pid] = tid
-        if "txn_timeout_ms" in d:
-            self.txn_timeout[tid] = d["txn_timeout_ms"]
+        self.txn_timeout[tid] = ev.txn_timeout_ms
 
-        if new == "Ongoing" and d["old"] != "Ongoing":
+        if new == "Ongoing" and old != "Ongoing":
             self.open_since.setdefault(tid, ev)
             self._judge(tid)
             self.current[tid] = _Txn(opened=ev)
@@ -273,10 +279,10 @@ class _Oracle:
             self.prepare[pid] = ev
             if tid in self.open_since and tid not in self.prepared:
                 due, why = self.deadline(tid)
-                if ev["t"] > due:
+                if ev.t > due:
                     self.report("unresolved-transaction",
-                                f"{tid!r} went Ongoing at t={self.open_since[tid]['t']} but was decided only at "
-                                f"t={ev['t']} ({d['new']}), after t={due}, by which Kafka decides it: {why}.",
+                                f"{tid!r} went Ongoing at t={self.open_since[tid].t} but was decided only at "
+                                f"t={ev.t} ({ev.new}), after t={due}, by which Kafka decides it: {why}.",
                                 self.open_since[tid], ev)
                 self.prepared[tid] = ev
             txn = self.current.pop(tid, None)
@@ -289,9 +295,9 @@ class _Oracle:
                 due, why = self.deadline(tid)
                 opened = self.open_since.pop(tid)
                 self.prepared.pop(tid, None)
-                if ev["t"] > due:
+                if ev.t > due:
                     self.report("unresolved-transaction",
-                                f"{tid!r} went Ongoing at t={opened['t']} but completed only at t={ev['t']}, after "
+                                f"{tid!r} went Ongoing at t={opened.t} but completed only at t={ev.t}, after "
                                 f"t={due}, by which Kafka resolves it: {why}.", opened, ev)
             if tid in self.deciding:
                 self.deciding[tid].completed = True
@@ -299,173 +305,165 @@ class _Oracle:
     # -- liveness -------------------------------------------------------------------------------------------
 
     def on_broker_start(self, ev: Event) -> None:
-        self.timers.update(ev["data"]["timers"])
+        self.timers.update(ev.timers)
 
     def on_broker_crash(self, ev: Event) -> None:
-        self.down[ev["node"]] = ev
+        self.down[ev.node] = ev
 
     def on_broker_restart(self, ev: Event) -> None:
-        self.down.pop(ev["node"], None)
+        self.down.pop(ev.node, None)
 
     def on_quiet_kind(self, ev: Event) -> None:
-        d = ev["data"]
         # a delayed message arrives, a paused actor wakes, an elected coordinator serves, `ms` later
-        extra = {"fault.delay": "ms", "fault.pause": "ms", "txn.resign": "down_ms", "txn.elect": "load_ms"}
-        self.quiet = max(self.quiet, ev["t"] + d.get(extra.get(ev["kind"], ""), 0))
+        extra = _QUIET_EXTRA.get(ev.kind)
+        self.quiet = max(self.quiet, ev.t + (0 if extra is None else getattr(ev, extra)))
 
     def deadline(self, tid: str) -> tuple[float, str]:
         """When Kafka's own timers have resolved ``tid``'s open transaction, as the trace stands, and why."""
         if self.down:
             broker, crash = min(self.down.items())
-            return math.inf, f"{broker} has been down since t={crash['t']}"
+            return math.inf, f"{broker} has been down since t={crash.t}"
         after = f" (after the faults, over at t={self.quiet})"
         prepared = self.prepared.get(tid)
         if prepared is not None:
             timeout = self.timers["request.timeout.ms"]
-            start = max(prepared["t"], self.quiet)
+            start = max(prepared.t, self.quiet)
             return start + timeout + PROCESSING_SLACK_MS, (
-                f"its {prepared['data']['new']} at t={prepared['t']} gets its markers, a lost WriteTxnMarkers "
+                f"its {prepared.new} at t={prepared.t} gets its markers, a lost WriteTxnMarkers "
                 f"request or answer being sent again after the coordinator's inter-broker request.timeout.ms "
-                f"({timeout} ms){after if self.quiet > prepared['t'] else ''}")
+                f"({timeout} ms){after if self.quiet > prepared.t else ''}")
         opened = self.open_since[tid]
-        timeout = self.txn_timeout.get(tid, DEFAULT_TXN_TIMEOUT_MS)
+        timeout = self.txn_timeout[tid]
         interval = self.timers["transaction.abort.timed.out.transaction.cleanup.interval.ms"]
-        start = max(opened["t"] + timeout, self.quiet)
+        start = max(opened.t + timeout, self.quiet)
         return start + interval + PROCESSING_SLACK_MS, (
             f"the coordinator aborts it once transaction.timeout.ms ({timeout} ms) has passed, in its sweep every "
             f"{interval} ms (transaction.abort.timed.out.transaction.cleanup.interval.ms)"
-            f"{after if self.quiet > opened['t'] + timeout else ''}")
+            f"{after if self.quiet > opened.t + timeout else ''}")
 
-    def on_txn_elect(self, ev: Event) -> None:
+    def on_txn_elect(self, ev: TxnElect) -> None:
         # The coordinator epoch is the leader epoch of the coordinator's __transaction_state partition
         # (BrokerMetadataPublisher: txnCoordinator.onElection(partition, leaderEpoch)); partitions refuse markers
         # of a coordinator epoch older than one they saw (ProducerStateManager), so going back hangs transactions.
-        prev = self.elected.get(ev["node"])
-        if prev is not None and ev["data"]["coordinator_epoch"] <= prev["data"]["coordinator_epoch"]:
+        prev = self.elected.get(ev.node)
+        if prev is not None and ev.coordinator_epoch <= prev.coordinator_epoch:
             self.report("coordinator-epoch-regression",
-                        f"{ev['node']} became transaction coordinator at coordinator epoch "
-                        f"{ev['data']['coordinator_epoch']}, not above the {prev['data']['coordinator_epoch']} it was "
+                        f"{ev.node} became transaction coordinator at coordinator epoch "
+                        f"{ev.coordinator_epoch}, not above the {prev.coordinator_epoch} it was "
                         "elected at before: markers of the newer epoch are refused and transactions hang.", prev, ev)
-        self.elected[ev["node"]] = ev
+        self.elected[ev.node] = ev
 
-    def on_partition_leader(self, ev: Event) -> None:
-        key = (ev["node"], str(ev["data"]["tp"]))
+    def on_partition_leader(self, ev: PartitionLeader) -> None:
+        key = (ev.node, str(ev.tp))
         prev = self.leader.get(key)
-        if prev is not None and ev["data"]["leader_epoch"] <= prev["data"]["leader_epoch"]:
+        if prev is not None and ev.leader_epoch <= prev.leader_epoch:
             self.report("leader-epoch-regression",
-                        f"{ev['data']['tp']} got leader epoch {ev['data']['leader_epoch']} on {ev['node']}, not above "
-                        f"its previous {prev['data']['leader_epoch']}: leader epochs only grow (the controller "
+                        f"{ev.tp} got leader epoch {ev.leader_epoch} on {ev.node}, not above "
+                        f"its previous {prev.leader_epoch}: leader epochs only grow (the controller "
                         "bumps them on every leader change).", prev, ev)
         self.leader[key] = ev
 
-    def on_txn_load(self, ev: Event) -> None:
+    def on_txn_load(self, ev: TxnLoad) -> None:
         # A coordinator that loads its log (after a failover or a restart) is in the state the log holds,
         # which can be one the trace never showed: a transition whose write landed while the coordinator
         # moved is answered NOT_COORDINATOR and never traced as txn.state.
-        d = ev["data"]
-        seen = self.state.get(d["producer_id"])
-        old = d["state"] if seen is None else seen["data"]["new"]
-        if old != d["state"] or seen is None:
-            self.on_txn_state({**ev, "data": {**d, "old": old, "new": d["state"]}})
-        self.durable[(d["transactional_id"], d["producer_id"])] = ev  # also a record that failed after its append
+        seen = self.state.get(ev.producer_id)
+        old = ev.state if seen is None else seen.new
+        if old != ev.state or seen is None:
+            self._transition(ev, old)
+        self.durable[(ev.transactional_id, ev.producer_id)] = ev  # also a record that failed after its append
 
     # -- partition logs ---------------------------------------------------------------------------------
 
-    def on_append(self, ev: Event) -> None:
-        d = ev["data"]
-        pid, epoch, tp, base_seq = d["producer_id"], d["producer_epoch"], d["tp"], d["base_sequence"]
+    def on_append(self, ev: LogAppend) -> None:
+        pid, epoch, tp, base_seq = ev.producer_id, ev.producer_epoch, ev.tp, ev.base_sequence
         if pid < 0:
             return
         self._hold_epoch(ev)
         if base_seq >= 0:
-            key = (ev["node"], tp, pid, epoch)
+            key = (ev.node, tp, pid, epoch)
             prev = self.last_batch.get(key)
             if prev is not None and base_seq != increment_sequence(prev[0], 1):
                 self.report("sequence-gap",
                             f"On {tp}, producer id {pid} epoch {epoch} appended a batch at sequence {base_seq} "
                             f"right after one ending at sequence {prev[0]}.", prev[1], ev)
-            self.last_batch[key] = (increment_sequence(base_seq, d["last_offset"] - d["base_offset"]), ev)
+            self.last_batch[key] = (increment_sequence(base_seq, ev.last_offset - ev.base_offset), ev)
             self.appended[(*key, base_seq)] = ev
-        if d["transactional"]:
+        if ev.transactional:
             self.open_batch.setdefault((tp, pid), ev)
             txn = self.current.get(self.tid_of.get(pid, ""))
             if txn is not None:
                 txn.outputs.setdefault(tp, ev)
 
     def _hold_epoch(self, ev: Event) -> None:
-        key = (ev["node"], ev["data"]["tp"], ev["data"]["producer_id"])
+        key = (ev.node, ev.tp, ev.producer_id)
         held = self.held_epoch.get(key)
-        if held is None or ev["data"]["producer_epoch"] > held["data"]["producer_epoch"]:
+        if held is None or ev.producer_epoch > held.producer_epoch:
             self.held_epoch[key] = ev
 
-    def on_reject(self, ev: Event) -> None:
-        d = ev["data"]
-        held = self.held_epoch.get((ev["node"], d["tp"], d["producer_id"]))
-        if (d["error"] in ("INVALID_TXN_STATE", "OUT_OF_ORDER_SEQUENCE_NUMBER") and held is not None
-                and d["producer_epoch"] < held["data"]["producer_epoch"]):
+    def on_reject(self, ev: LogReject) -> None:
+        held = self.held_epoch.get((ev.node, ev.tp, ev.producer_id))
+        if (ev.error in ("INVALID_TXN_STATE", "OUT_OF_ORDER_SEQUENCE_NUMBER") and held is not None
+                and ev.producer_epoch < held.producer_epoch):
             self.report("misreported-fencing",
-                        f"On {d['tp']}, a write of producer id {d['producer_id']} at epoch {d['producer_epoch']}, "
-                        f"older than the epoch {held['data']['producer_epoch']} the partition holds for it, got "
-                        f"{d['error']} instead of INVALID_PRODUCER_EPOCH: the producer is not told it was fenced.",
+                        f"On {ev.tp}, a write of producer id {ev.producer_id} at epoch {ev.producer_epoch}, "
+                        f"older than the epoch {held.producer_epoch} the partition holds for it, got "
+                        f"{ev.error} instead of INVALID_PRODUCER_EPOCH: the producer is not told it was fenced.",
                         held, ev)
-        if d["error"] != "OUT_OF_ORDER_SEQUENCE_NUMBER":
+        if ev.error != "OUT_OF_ORDER_SEQUENCE_NUMBER":
             return
         original = self._logged_at_sequence(ev)
         if original is None:
             return
         if self._other_records(original, ev):
             self.report("sequence-reuse",
-                        f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} sent new records "
-                        f"at sequence {d['base_sequence']}, which the log holds at offset "
-                        f"{original['data']['base_offset']} for other records, and got OUT_OF_ORDER_SEQUENCE_NUMBER: "
+                        f"On {ev.tp}, producer id {ev.producer_id} epoch {ev.producer_epoch} sent new records "
+                        f"at sequence {ev.base_sequence}, which the log holds at offset "
+                        f"{original.base_offset} for other records, and got OUT_OF_ORDER_SEQUENCE_NUMBER: "
                         "the producer reused a sequence number.", original, ev)
         else:
             self.report("missed-duplicate",
-                        f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} retried the batch "
-                        f"at sequence {d['base_sequence']}, which the log holds at offset "
-                        f"{original['data']['base_offset']}, and got OUT_OF_ORDER_SEQUENCE_NUMBER instead of a "
+                        f"On {ev.tp}, producer id {ev.producer_id} epoch {ev.producer_epoch} retried the batch "
+                        f"at sequence {ev.base_sequence}, which the log holds at offset "
+                        f"{original.base_offset}, and got OUT_OF_ORDER_SEQUENCE_NUMBER instead of a "
                         "duplicate ack: the leader's dedup window had lost it.", original, ev)
 
-    def on_duplicate(self, ev: Event) -> None:
-        d = ev["data"]
+    def on_duplicate(self, ev: LogDuplicate) -> None:
         original = self._logged_at_sequence(ev)
         if original is not None and self._other_records(original, ev):
             self.report("sequence-reuse",
-                        f"On {d['tp']}, producer id {d['producer_id']} epoch {d['producer_epoch']} sent new records "
-                        f"at sequence {d['base_sequence']}, and the leader answered them as a duplicate of the batch "
-                        f"it holds at offset {original['data']['base_offset']}: the producer reused a sequence "
+                        f"On {ev.tp}, producer id {ev.producer_id} epoch {ev.producer_epoch} sent new records "
+                        f"at sequence {ev.base_sequence}, and the leader answered them as a duplicate of the batch "
+                        f"it holds at offset {original.base_offset}: the producer reused a sequence "
                         "number, and the new records were never written.", original, ev)
 
     def _logged_at_sequence(self, ev: Event) -> Event | None:
-        d = ev["data"]
-        return self.appended.get((ev["node"], d["tp"], d["producer_id"], d["producer_epoch"], d["base_sequence"]))
+        return self.appended.get((ev.node, ev.tp, ev.producer_id, ev.producer_epoch, ev.base_sequence))
 
     @staticmethod
     def _other_records(original: Event, ev: Event) -> bool:
         # A retry is rebuilt from the same messages (rd_kafka_toppar_retry_msgq keeps their msgids); a trace
         # without the records of the refused batch cannot tell, and counts it as a retry.
-        records = ev["data"].get("records")
-        return records is not None and records != [[k, v] for _, k, v in original["data"]["records"]]
+        return ev.records != [[k, v] for _, k, v in original.records]
 
-    def on_producer_expired(self, ev: Event) -> None:
+    def on_producer_expired(self, ev: LogProducerExpired) -> None:
         # The broker forgot the pid on that partition: its next batch starts a fresh sequence run, and
         # nothing before can be recognised as a duplicate any more.
-        tp, pid = ev["data"]["tp"], ev["data"]["producer_id"]
-        self.held_epoch.pop((ev["node"], tp, pid), None)
+        tp, pid = ev.tp, ev.producer_id
+        self.held_epoch.pop((ev.node, tp, pid), None)
         for table in (self.last_batch, self.appended):
-            for key in [k for k in table if k[:3] == (ev["node"], tp, pid)]:
+            for key in [k for k in table if k[:3] == (ev.node, tp, pid)]:
                 del table[key]
 
-    def on_marker(self, ev: Event) -> None:
-        d = ev["data"]
-        tp, pid, epoch, control = d["tp"], d["producer_id"], d["producer_epoch"], d["control"]
+    def on_marker(self, ev: LogMarker) -> None:
+        tp, pid, epoch, control = ev.tp, ev.producer_id, ev.producer_epoch, ev.control
         self._hold_epoch(ev)
         self.open_batch.pop((tp, pid), None)
         newest = self.marker_epoch.get((tp, pid))
-        if newest is not None and d["coordinator_epoch"] < newest["data"]["coordinator_epoch"]:
+        if newest is not None and ev.coordinator_epoch < newest.coordinator_epoch:
             self.report("stale-marker",
                         f"A {control} marker for producer id {pid} on {tp} has coordinator epoch "
-                        f"{d['coordinator_epoch']}, older than the {newest['data']['coordinator_epoch']} this "
+                        f"{ev.coordinator_epoch}, older than the {newest.coordinator_epoch} this "
                         "partition already saw: a deposed coordinator wrote it.", newest, ev)
         else:
             self.marker_epoch[(tp, pid)] = ev
@@ -474,41 +472,40 @@ class _Oracle:
             self.report("stale-marker",
                         f"A {control} marker for producer id {pid} landed on {tp} though the coordinator never "
                         "decided to commit or abort for that pid.", ev)
-        elif prep["data"]["producer_epoch"] != epoch:
+        elif prep.producer_epoch != epoch:
             self.report("stale-marker",
                         f"A {control} marker on {tp} carries producer epoch {epoch}, but the transaction being "
-                        f"completed ({prep['data']['new']}) has epoch {prep['data']['producer_epoch']}.", prep, ev)
-        elif control != _PREPARE[prep["data"]["new"]]:
+                        f"completed ({prep.new}) has epoch {prep.producer_epoch}.", prep, ev)
+        elif control != _PREPARE[prep.new]:
             self.report("torn-transaction",
-                        f"The coordinator decided {prep['data']['new']} for producer id {pid}, but {tp} got a "
+                        f"The coordinator decided {prep.new} for producer id {pid}, but {tp} got a "
                         f"{control} marker.", prep, ev)
         txn = self.deciding.get(self.tid_of.get(pid, ""))
         if txn is not None and tp in txn.outputs:
             txn.markers.append(ev)
 
-    def on_offsets(self, ev: Event) -> None:
-        d = ev["data"]
-        if not d["last_stable_offset"] <= d["high_watermark"] <= d["log_end_offset"]:
+    def on_offsets(self, ev: LogOffsets) -> None:
+        if not ev.last_stable_offset <= ev.high_watermark <= ev.log_end_offset:
             self.report("lso-above-hw",
-                        f"On {d['tp']}: LSO {d['last_stable_offset']}, HW {d['high_watermark']}, "
-                        f"LEO {d['log_end_offset']} break LSO <= HW <= LEO.", ev)
+                        f"On {ev.tp}: LSO {ev.last_stable_offset}, HW {ev.high_watermark}, "
+                        f"LEO {ev.log_end_offset} break LSO <= HW <= LEO.", ev)
 
     # -- group coordinator ------------------------------------------------------------------------------
 
-    def on_pending(self, ev: Event) -> None:
-        txn = self.current.get(self.tid_of.get(ev["data"]["producer_id"], ""))
+    def on_pending(self, ev: GroupPending) -> None:
+        txn = self.current.get(self.tid_of.get(ev.producer_id, ""))
         if txn is not None:
             txn.pending.append(ev)
 
-    def on_visible_offsets(self, ev: Event) -> None:
-        pid = ev["data"]["producer_id"]
+    def on_visible_offsets(self, ev: GroupOffsets) -> None:
+        pid = ev.producer_id
         if pid < 0:
             return
         prep = self.prepare.get(pid)
-        if prep is None or prep["data"]["new"] != "PrepareCommit":
+        if prep is None or prep.new != "PrepareCommit":
             self.report("torn-transaction",
-                        f"Offsets of producer id {pid} for {ev['data']['tp']} became visible in group "
-                        f"{ev['data']['group_id']!r} though its transaction did not decide to commit.", prep, ev)
+                        f"Offsets of producer id {pid} for {ev.tp} became visible in group "
+                        f"{ev.group_id!r} though its transaction did not decide to commit.", prep, ev)
         txn = self.deciding.get(self.tid_of.get(pid, ""))
         if txn is not None:
             txn.visible.append(ev)
@@ -519,18 +516,18 @@ class _Oracle:
         txn = self.deciding.pop(tid, None)
         if txn is None or not txn.completed or not txn.outputs or not txn.pending:
             return
-        wanted = {(p["data"]["group_id"], p["data"]["tp"]) for p in txn.pending}
-        offsets_in = [v for v in txn.visible if (v["data"]["group_id"], v["data"]["tp"]) in wanted]
-        outputs_in = [m for m in txn.markers if m["data"]["control"] == "COMMIT"]
+        wanted = {(p.group_id, p.tp) for p in txn.pending}
+        offsets_in = [v for v in txn.visible if (v.group_id, v.tp) in wanted]
+        outputs_in = [m for m in txn.markers if m.control == "COMMIT"]
         if bool(offsets_in) == bool(outputs_in):
             return
         first_output = txn.outputs[min(txn.outputs)]
         if outputs_in:
-            what = (f"its output on {outputs_in[0]['data']['tp']} was committed but its consumed offsets never "
+            what = (f"its output on {outputs_in[0].tp} was committed but its consumed offsets never "
                     "became visible")
             evidence = outputs_in[0]
         else:
-            what = (f"its consumed offsets became visible but its output on {first_output['data']['tp']} was not "
+            what = (f"its consumed offsets became visible but its output on {first_output.tp} was not "
                     "committed")
             evidence = offsets_in[0]
         self.report("offsets-output-mismatch", f"Transaction of {tid!r}: {what}.",
@@ -539,24 +536,24 @@ class _Oracle:
     def finish(self, end: int) -> None:
         for tid in sorted(self.deciding):
             self._judge(tid)
-        for tid, opened in sorted(self.open_since.items(), key=lambda kv: kv[1]["seq"]):
+        for tid, opened in sorted(self.open_since.items(), key=lambda kv: kv[1].seq):
             due, why = self.deadline(tid)
             if end > due:
                 self.report("unresolved-transaction",
-                            f"{tid!r} went Ongoing at t={opened['t']} and was still unresolved when the trace "
+                            f"{tid!r} went Ongoing at t={opened.t} and was still unresolved when the trace "
                             f"ended at t={end}, though Kafka resolves it by t={due}: {why}.", opened)
             else:
                 until = "" if due == math.inf else f" until t={due}"
                 self.report("unresolved-at-end",
-                            f"{tid!r} went Ongoing at t={opened['t']} and the trace ended at t={end}, undecided: "
+                            f"{tid!r} went Ongoing at t={opened.t} and the trace ended at t={end}, undecided: "
                             f"{why}{until}.", opened)
-        for (tp, pid), ev in sorted(self.open_batch.items(), key=lambda kv: kv[1]["seq"]):
+        for (tp, pid), ev in sorted(self.open_batch.items(), key=lambda kv: kv[1].seq):
             st = self.state.get(pid)
-            if st is None or st["data"]["new"] not in _RESOLVING:
-                where = "has no transaction for it" if st is None else f"is in {st['data']['new']}"
+            if st is None or st.new not in _RESOLVING:
+                where = "has no transaction for it" if st is None else f"is in {st.new}"
                 self.report("hanging-transaction",
                             f"{tp} holds an open transaction of producer id {pid} from offset "
-                            f"{ev['data']['base_offset']}, with no marker to come: its coordinator {where}.",
+                            f"{ev.base_offset}, with no marker to come: its coordinator {where}.",
                             ev, st)
 
 

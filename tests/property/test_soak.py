@@ -48,7 +48,7 @@ def test_the_classifier_hides_nothing_else():
     """Strict: without the abort that causes it, a sequence reuse is a false alarm; so is a lost write that no
     deduplicated reuse explains, and a run with any other anomaly besides the finding."""
     anomalies, trace = _documented_run()
-    no_abort = [e for e in trace if not (e["kind"] == "log.marker" and e["data"]["control"] == "ABORT")]
+    no_abort = [e for e in trace if not (e.kind == "log.marker" and e.control == "ABORT")]
     assert classify(anomalies, no_abort) is None
     lost = [a for a in anomalies if a.name == "lost-write"]
     assert classify(lost, trace) is None

@@ -20,7 +20,7 @@ def test_the_nemesis_workload_strikes_and_stays_valid():
     scenario = transactional_scenario(random.Random(7), producers=2, txns=10, records=1, nemesis=True)
     outcome = conclude(simulate(scenario, seed=1))
     assert outcome.result.valid is True
-    assert any(event["kind"].startswith("fault.") and event["kind"] != "fault.heal" for event in outcome.trace)
+    assert any(event.kind.startswith("fault.") and event.kind != "fault.heal" for event in outcome.trace)
 
 
 def test_the_bare_round_trip_runs():

@@ -51,8 +51,8 @@ def test_a_timed_out_transaction_is_traced_before_its_fencing_write() -> None:
     from eosim._runner import run_file
 
     outcome = run_file(Path(__file__).resolve().parents[2] / "experiments/scenarios/transaction-timeout-abort.toml")
-    kinds = [(e["kind"], e["data"].get("producer_epoch")) for e in outcome.trace
-             if e["kind"] in ("txn.timeout", "txn.log") and e["data"].get("transactional_id") == "slowpoke"]
+    kinds = [(e.kind, e.producer_epoch) for e in outcome.trace
+             if e.kind in ("txn.timeout", "txn.log") and e.transactional_id == "slowpoke"]
     timeout = kinds.index(("txn.timeout", 1))
     assert kinds[timeout + 1] == ("txn.log", 1)
 
@@ -63,8 +63,8 @@ def test_a_fenced_librdkafka_endtxn_gets_invalid_producer_epoch_on_the_wire() ->
     from eosim._runner import run_file
 
     outcome = run_file(Path(__file__).resolve().parents[2] / "experiments/scenarios/zombie-fencing.toml")
-    [response] = [e["data"]["fields"] for e in outcome.trace
-                  if e["kind"] == "net.response" and e["data"]["msg"] == "EndTxnResponse"
-                  and e["data"]["fields"]["error"] != "NONE"]
+    [response] = [e.data["fields"] for e in outcome.trace
+                  if e.kind == "net.response" and e.msg == "EndTxnResponse"
+                  and e.data["fields"]["error"] != "NONE"]
     assert response["error"] == "INVALID_PRODUCER_EPOCH"
     assert outcome.observation.steps[5].outcome == "_FENCED"

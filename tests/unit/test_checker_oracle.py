@@ -18,6 +18,7 @@ class Trace:
     def __init__(self):
         self.events = []
         self.t = 0
+        self.txn_timeout_ms = 60_000  # the transaction.timeout.ms every txn.state carries
 
     def at(self, t):
         self.t = t
@@ -30,7 +31,7 @@ class Trace:
 
     def state(self, old, new, epoch=0, pid=PID, tid=TID):
         return self.emit("b0", "txn.state", transactional_id=tid, old=old, new=new, producer_id=pid,
-                         producer_epoch=epoch)
+                         producer_epoch=epoch, txn_timeout_ms=self.txn_timeout_ms)
 
     def log(self, state, epoch=0, pid=PID, tid=TID):
         """The coordinator appends this record to __transaction_state (durable only with a txn.state)."""
@@ -66,7 +67,7 @@ class Trace:
         return self.emit(actor, "client.pid", transactional_id=tid, producer_id=pid, producer_epoch=epoch)
 
     def client_op(self, actor, op):
-        return self.emit(actor, "client.op", op=op, args=[], result=None)
+        return self.emit(actor, "client.op", op=op, args={}, result=None)
 
     def txn(self, tp=TP, offset=0, commit=True, epoch=0, seq=0, consumed=None):
         """One whole, correct transaction: Ongoing, a data batch, Prepare*, marker, Complete*."""
@@ -190,7 +191,7 @@ def test_epoch_skip_quiet_for_one_bump_per_durable_write_rotations_and_loads():
     tr.write("CompleteAbort", "Empty", 2)
     tr.log("Empty", 3)  # fails after its append: in the log, not durable for the coordinator
     tr.emit("b0", "txn.load", transactional_id=TID, state="Empty", producer_id=PID, producer_epoch=3,
-            coordinator_epoch=1)  # a failover loads it: the same state at the next epoch
+            coordinator_epoch=1, txn_timeout_ms=60_000)  # a failover loads it: the same state at the next epoch
     tr.write("Empty", "Empty", 4)
     tr.write("Empty", "Ongoing", 4)  # TV2: every Prepare* bumps once
     tr.write("Ongoing", "PrepareCommit", 5)
@@ -231,7 +232,8 @@ def test_sequence_gap_quiet_for_contiguous_wrapping_new_epoch_and_expired_produc
 
 
 def _reject(tr, tp, seq, epoch=0, error="OUT_OF_ORDER_SEQUENCE_NUMBER"):
-    return tr.emit("b0", "log.reject", tp=tp, producer_id=PID, producer_epoch=epoch, base_sequence=seq, error=error)
+    return tr.emit("b0", "log.reject", tp=tp, producer_id=PID, producer_epoch=epoch, base_sequence=seq, error=error,
+                   records=[[None, f"v{seq}"]])
 
 
 def test_missed_duplicate_fires_when_a_retry_of_an_appended_batch_is_out_of_order():
@@ -362,7 +364,7 @@ def test_a_decision_seen_only_in_a_coordinator_load_counts():
     tr.state("Empty", "Ongoing")
     tr.append(TP, 0)
     tr.emit("b0", "txn.load", transactional_id=TID, state="PrepareCommit", producer_id=PID, producer_epoch=0,
-            coordinator_epoch=1)
+            coordinator_epoch=1, txn_timeout_ms=60_000)
     tr.marker(TP, 1, "COMMIT", coordinator_epoch=1)
     tr.state("PrepareCommit", "CompleteCommit")
     assert check_trace(tr.events).valid is True
@@ -373,7 +375,7 @@ def test_a_load_contradicted_by_a_marker_is_a_torn_transaction():
     tr.state("Empty", "Ongoing")
     tr.state("Ongoing", "PrepareCommit")
     tr.emit("b0", "txn.load", transactional_id=TID, state="PrepareCommit", producer_id=PID, producer_epoch=0,
-            coordinator_epoch=1)  # the state the trace already showed: nothing new
+            coordinator_epoch=1, txn_timeout_ms=60_000)  # the state the trace already showed: nothing new
     wrong = tr.marker(TP, 1, "ABORT", coordinator_epoch=1)
     [anomaly] = found(check_trace(tr.events), "torn-transaction")
     assert anomaly.witness[-1] == wrong
@@ -440,6 +442,7 @@ TIMERS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 500, "r
 def timed(timeout_ms=5_000):
     """A trace whose broker runs the test cluster's timers, with a transaction that went Ongoing at t=0."""
     tr = Trace()
+    tr.txn_timeout_ms = timeout_ms
     tr.emit("b0", "broker.start", timers=TIMERS)
     opened = tr.emit("b0", "txn.state", transactional_id=TID, old="Empty", new="Ongoing", producer_id=PID,
                      producer_epoch=0, txn_timeout_ms=timeout_ms)
@@ -480,7 +483,8 @@ def test_a_lost_marker_answer_retried_after_the_request_timeout_is_valid():
     completion at 90 s INVALID when the timers allowed it)."""
     tr, _opened = timed(60_000)
     tr.at(1_000).state("Ongoing", "PrepareCommit")
-    tr.emit("nemesis", "fault.drop", rule="r", msg="WriteTxnMarkersResponse")
+    tr.emit("nemesis", "fault.drop", rule="r", msg="WriteTxnMarkersResponse", correlation_id=9, src="b0/markers",
+            dst="b0")
     tr.at(31_010).state("PrepareCommit", "CompleteCommit")
     assert check_trace(tr.events).valid is True
 
@@ -654,9 +658,9 @@ def test_combine_and_exit_codes():
 
 def test_coordinator_epoch_regression_fires_when_an_election_goes_back():
     tr = Trace()
-    tr.emit("b0", "txn.elect", coordinator_epoch=1)
-    newer = tr.emit("b0", "txn.elect", coordinator_epoch=2)
-    older = tr.emit("b0", "txn.elect", coordinator_epoch=1)
+    tr.emit("b0", "txn.elect", coordinator_epoch=1, load_ms=0)
+    newer = tr.emit("b0", "txn.elect", coordinator_epoch=2, load_ms=0)
+    older = tr.emit("b0", "txn.elect", coordinator_epoch=1, load_ms=0)
     [anomaly] = found(check_trace(tr.events), "coordinator-epoch-regression")
     assert anomaly.witness == (newer, older)
 
@@ -664,8 +668,8 @@ def test_coordinator_epoch_regression_fires_when_an_election_goes_back():
 def test_coordinator_epoch_regression_quiet_when_elections_go_up():
     tr = Trace()
     for epoch in (1, 2, 5):
-        tr.emit("b0", "txn.elect", coordinator_epoch=epoch)
-    tr.emit("b1", "txn.elect", coordinator_epoch=1)  # another broker's own coordinator
+        tr.emit("b0", "txn.elect", coordinator_epoch=epoch, load_ms=0)
+    tr.emit("b1", "txn.elect", coordinator_epoch=1, load_ms=0)  # another broker's own coordinator
     assert check_trace(tr.events).valid is True
 
 

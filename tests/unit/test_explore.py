@@ -64,10 +64,10 @@ op = "flush"
 
 def test_a_rule_armed_by_the_kth_request_strikes_only_after_it() -> None:
     outcome = run_scenario(load_scenario_text(TRIGGERED.replace("{extra}", ""), "triggered"))
-    faults = [e for e in outcome.trace if e["kind"].startswith("fault.")]
-    assert [(e["kind"], e["data"].get("count")) for e in faults][:1] == [("fault.arm", 2)]
-    drops = [e for e in faults if e["kind"] == "fault.drop"]
-    assert len(drops) == 1 and drops[0]["t"] > faults[0]["t"]
+    faults = [e for e in outcome.trace if e.kind.startswith("fault.")]
+    assert [(e.kind, e.count) for e in faults[:1]] == [("fault.arm", 2)]
+    drops = [e for e in faults if e.kind == "fault.drop"]
+    assert len(drops) == 1 and drops[0].t > faults[0].t
     # the plain producer retries the batch whose response was lost: "b" twice, "a" once
     values = [v for p in outcome.observation.partitions for _o, _k, v in p.read_uncommitted]
     assert values == ["a", "b", "b"]

@@ -64,12 +64,12 @@ def run(tail: str = PRODUCE_AND_FLUSH, seed: int | None = None, head: str = HEAD
     return run_scenario(scenario(tail, head), seed)
 
 
-def kinds(outcome, prefix: str = "fault.") -> list[dict]:
-    return [e for e in outcome.trace if e["kind"].startswith(prefix)]
+def kinds(outcome, prefix: str = "fault.") -> list:
+    return [e for e in outcome.trace if e.kind.startswith(prefix)]
 
 
 def appends(outcome) -> list[list]:
-    return [r for e in outcome.trace if e["kind"] == "log.append" for r in e["data"]["records"]]
+    return [r for e in outcome.trace if e.kind == "log.append" for r in e.data["records"]]
 
 
 def rule(**fields) -> str:
@@ -112,14 +112,14 @@ def test_every_api_has_an_error_response_naming_its_partitions():
 
 def test_drop_a_response_after_the_broker_applied_the_request():
     out = run(rule(name="r", action="drop", message="Produce", direction="response") + PRODUCE_AND_FLUSH)
-    assert [e["data"]["rule"] for e in kinds(out)] == ["r"]
+    assert [e.rule for e in kinds(out)] == ["r"]
     assert [r[2] for r in appends(out)] == ["v1", "v1"]  # the plain producer's retry is appended again
     assert "duplicate" in {a.name for a in out.result.anomalies}
 
 
 def test_drop_a_request_is_retried_once_and_applied_once():
     out = run(rule(name="r", action="drop", message="Produce", direction="request") + PRODUCE_AND_FLUSH)
-    assert [e["kind"] for e in kinds(out)] == ["fault.drop"]
+    assert [e.kind for e in kinds(out)] == ["fault.drop"]
     assert [r[2] for r in appends(out)] == ["v1"]
     assert out.exit_code == 0
 
@@ -160,28 +160,28 @@ def test_disconnect_fails_every_request_in_flight_and_loses_what_the_broker_has_
     world.env.process(send("b"))
     world.env.run(until=100)
     assert replies == [("a", DISCONNECTED), ("b", DISCONNECTED)]
-    trace = world.trace.dicts()
-    assert [e["data"]["failed"] for e in trace if e["kind"] == "net.close"] == [[1, 2]]
-    handled = [e for e in trace if e["kind"] == "txn.state"]
-    assert {e["data"]["transactional_id"] for e in handled} == {"a"}  # b was unread: gone with the socket
-    assert any(e["kind"] == "net.drop" and e["data"].get("closed") for e in trace)
+    trace = world.trace.view()
+    assert [e.failed for e in trace if e.kind == "net.close"] == [[1, 2]]
+    handled = [e for e in trace if e.kind == "txn.state"]
+    assert {e.transactional_id for e in handled} == {"a"}  # b was unread: gone with the socket
+    assert any(e.kind == "net.drop" and e.closed for e in trace)
 
 
 def test_a_disconnect_is_a_transport_error_the_producer_retries():
     out = run(rule(name="cut", action="disconnect", message="Produce", direction="request") + PRODUCE_AND_FLUSH)
     assert [r[2] for r in appends(out)] == ["v1"]
     assert out.observation.steps[1].outcome == "ok"
-    assert [e["data"]["failed"] for e in out.trace if e["kind"] == "net.close"] == [[1]]
+    assert [e.failed for e in out.trace if e.kind == "net.close"] == [[1]]
 
 
 @pytest.mark.parametrize("error, after, copies", [("NOT_ENOUGH_REPLICAS", False, 1), ("REQUEST_TIMED_OUT", True, 2)])
 def test_broker_errors_before_or_after_applying(error, after, copies):
     out = run(rule(name="e", action="error", message="Produce", error=error) + PRODUCE_AND_FLUSH)
     (event,) = kinds(out)
-    assert (event["kind"], event["data"]["error"], event["data"]["after_apply"]) == ("fault.error", error, after)
+    assert (event.kind, event.error, event.after_apply) == ("fault.error", error, after)
     assert [r[2] for r in appends(out)] == ["v1"] * copies
-    response = next(e for e in out.trace if e["kind"] == "net.response" and e["data"]["msg"] == "ProduceResponse")
-    assert response["data"]["fields"]["responses"][0]["error"] == error
+    response = next(e for e in out.trace if e.kind == "net.response" and e.msg == "ProduceResponse")
+    assert response.data["fields"]["responses"][0]["error"] == error
 
 
 def test_an_error_strikes_only_apis_that_can_answer_it():
@@ -203,7 +203,7 @@ def test_an_error_strikes_only_apis_that_can_answer_it():
         timeout_ms = 1200
         expect_error = "COORDINATOR_LOAD_IN_PROGRESS"
         """)
-    assert {e["data"]["msg"] for e in kinds(out, "fault.error")} == {"InitProducerIdRequest"}
+    assert {e.msg for e in kinds(out, "fault.error")} == {"InitProducerIdRequest"}
     assert [r[2] for r in appends(out)] == ["v1"]
     assert out.exit_code == 0
 
@@ -256,10 +256,10 @@ def test_txn_log_append_rules_select_by_transactional_id_and_count_down():
         expect_error = "NONE"
         """, head=head)
     faults = kinds(out, "fault.error")
-    assert [(e["data"]["rule"], e["data"]["msg"], e["data"]["transactional_id"]) for e in faults] == \
+    assert [(e.rule, e.msg, e.transactional_id) for e in faults] == \
         [("isr", "TxnLogAppend", "tx-3")] * 2
-    answers = [e["data"]["fields"]["error"] for e in out.trace
-               if e["kind"] == "net.response" and e["data"]["msg"] == "InitProducerIdResponse"]
+    answers = [e.data["fields"]["error"] for e in out.trace
+               if e.kind == "net.response" and e.msg == "InitProducerIdResponse"]
     assert answers == ["NONE", "COORDINATOR_NOT_AVAILABLE", "COORDINATOR_NOT_AVAILABLE", "NONE"]
     assert out.exit_code == 0
     assert "⚡ isr: tx-3's TxnLogAppend failed NOT_ENOUGH_REPLICAS" in mermaid(out.trace)
@@ -282,7 +282,7 @@ def test_selectors_are_anded(selector, hits):
 def test_the_first_matching_rule_acts_and_counts_go_down_in_event_order():
     out = run(rule(name="first", action="delay", message="Produce", ms=5, count=1)
               + rule(name="second", action="delay", node="p1", ms=7, count=2) + PRODUCE_AND_FLUSH)
-    assert [(e["data"]["rule"], e["data"]["msg"]) for e in kinds(out)] == [
+    assert [(e.rule, e.msg) for e in kinds(out)] == [
         ("first", "ProduceRequest"), ("second", "ProduceResponse")]
 
 
@@ -300,9 +300,9 @@ def test_a_rule_armed_after_a_step_ignores_earlier_messages():
         op = "flush"
         """
     out = run(tail)
-    assert [e["kind"] for e in kinds(out)] == ["fault.arm", "fault.drop"]
-    assert kinds(out)[1]["data"]["correlation_id"] > max(e["data"]["correlation_id"] for e in out.trace
-                                                        if e["kind"] == "net.request" and e["t"] < kinds(out)[0]["t"])
+    assert [e.kind for e in kinds(out)] == ["fault.arm", "fault.drop"]
+    assert kinds(out)[1].correlation_id > max(e.correlation_id for e in out.trace
+                                                        if e.kind == "net.request" and e.t < kinds(out)[0].t)
 
 
 def test_heal_ends_an_until_healed_rule_and_restores_cut_links():
@@ -340,8 +340,8 @@ def test_heal_ends_an_until_healed_rule_and_restores_cut_links():
     out = run(tail)
     assert out.exit_code == 0
     drops = kinds(out, "fault.drop")
-    heal = next(e for e in out.trace if e["kind"] == "fault.heal")
-    assert drops and all(e["seq"] < heal["seq"] for e in drops)
+    heal = next(e for e in out.trace if e.kind == "fault.heal")
+    assert drops and all(e.seq < heal.seq for e in drops)
     assert [r[2] for r in appends(out)] == ["v1"]
 
 
@@ -415,9 +415,9 @@ def test_clog_slows_every_message_on_the_node_links():
         ms = 300
         """ + PRODUCE_AND_FLUSH)
     delays = kinds(out, "fault.delay")
-    assert [(e["data"]["rule"], e["data"]["ms"]) for e in delays] == [("clog", 300)] * 2
-    flush = next(e for e in out.trace if e["kind"] == "client.op" and e["data"]["op"] == "flush")
-    assert flush["t"] >= 600
+    assert [(e.rule, e.ms) for e in delays] == [("clog", 300)] * 2
+    flush = next(e for e in out.trace if e.kind == "client.op" and e.op == "flush")
+    assert flush.t >= 600
 
 
 # --- pause -----------------------------------------------------------------------------------------------
@@ -450,13 +450,13 @@ def test_a_paused_actor_runs_nothing_and_its_next_step_waits():
         actor = "p2"
         op = "begin_transaction"
         """)
-    pause = next(e for e in out.trace if e["kind"] == "fault.pause")
-    resume = next(e for e in out.trace if e["kind"] == "fault.resume")
-    assert resume["t"] == pause["t"] + 3000
-    p1_flush = next(e for e in out.trace if e["kind"] == "client.op" and e["data"]["op"] == "flush")
-    p2_begin = next(e for e in out.trace if e["kind"] == "client.op" and e["data"]["op"] == "begin_transaction")
-    assert p1_flush["t"] < resume["t"] <= p2_begin["t"]  # others go on; the paused actor's step waits
-    assert not [e for e in out.trace if e["node"].startswith("p2") and pause["t"] < e["t"] < resume["t"]]
+    pause = next(e for e in out.trace if e.kind == "fault.pause")
+    resume = next(e for e in out.trace if e.kind == "fault.resume")
+    assert resume.t == pause.t + 3000
+    p1_flush = next(e for e in out.trace if e.kind == "client.op" and e.op == "flush")
+    p2_begin = next(e for e in out.trace if e.kind == "client.op" and e.op == "begin_transaction")
+    assert p1_flush.t < resume.t <= p2_begin.t  # others go on; the paused actor's step waits
+    assert not [e for e in out.trace if e.node.startswith("p2") and pause.t < e.t < resume.t]
 
 
 @pytest.mark.parametrize("pause_ms, expected", [(0, "TIMED_OUT"), (500, "NONE")])
@@ -517,13 +517,13 @@ op = "commit_transaction"
 def test_the_random_nemesis_strikes_heals_and_stops_with_the_steps():
     out = run(NEMESIS_TAIL, seed=3)
     events = kinds(out)
-    assert events and all(e["data"]["rule"] == "nemesis" for e in events)
-    strikes = [e for e in events if e["kind"] in ("fault.partition", "fault.clog", "fault.pause", "fault.disconnect",
+    assert events and all(e.rule == "nemesis" for e in events)
+    strikes = [e for e in events if e.kind in ("fault.partition", "fault.clog", "fault.pause", "fault.disconnect",
                                                   "fault.arm")]
-    heals = [e for e in events if e["kind"] == "fault.heal"]
+    heals = [e for e in events if e.kind == "fault.heal"]
     assert len(strikes) >= 3 and len(heals) >= len(strikes) - 1
-    last_step = max(e["t"] for e in out.trace if e["kind"] == "client.op" and e["data"]["op"] == "commit_transaction")
-    assert all(e["t"] <= last_step for e in strikes)
+    last_step = max(e.t for e in out.trace if e.kind == "client.op" and e.op == "commit_transaction")
+    assert all(e.t <= last_step for e in strikes)
     assert out.exit_code == 0
 
 
@@ -554,7 +554,7 @@ def test_end_heals_and_the_settle_waits_for_held_back_messages():
         partition = 0
         value = "v1"
         """)
-    assert next(e for e in out.trace if e["kind"] == "fault.heal")["data"]["rule"] == "end"
+    assert next(e for e in out.trace if e.kind == "fault.heal").rule == "end"
     assert [r[2] for r in appends(out)] == ["v1"]  # delivered after the steps, before the observation
 
 

@@ -50,7 +50,7 @@ def test_the_settle_phase_is_within_the_simulated_time_limit():
     """The steps end at 3,000 s, but the paused producer wakes only at 6,000 s: the settle phase stops at
     the limit instead of running on (it used to run until the last actor woke, however late)."""
     outcome = run_scenario(load_scenario_text(SCENARIO + sleep(3_000_000) + pause(3_000_000), "limits"))
-    assert max(event["t"] for event in outcome.trace) <= sc.MAX_SIM_MS
+    assert max(event.t for event in outcome.trace) <= sc.MAX_SIM_MS
     assert_incomplete(outcome)
 
 
@@ -60,5 +60,5 @@ def test_a_run_stops_after_max_events(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(sc, "MAX_EVENTS", 2_000)
     nemesis = "[nemesis]\ninterval_ms = 2\nduration_ms = 2\n"
     outcome = run_scenario(load_scenario_text(SCENARIO + sleep(600_000) + nemesis, "limits"))
-    assert max(event["t"] for event in outcome.trace) < 600_000
+    assert max(event.t for event in outcome.trace) < 600_000
     assert_incomplete(outcome)

@@ -1,19 +1,33 @@
-"""The trace: rendered when read, and a long run's trace spilled to a temporary file reads back exactly
-as the events held in memory (the same JSON lines, events, kinds and verdict)."""
+"""The trace: typed events, rendered when read, and a long run's trace spilled to a temporary file reads
+back exactly as the events held in memory (the same JSON lines, events, kinds and verdict)."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
+import attrs
 import pytest
 
 from eosim import _trace
+from eosim._checkers import check_trace
 from eosim._cli import scenario_dir
 from eosim._runner import _ORACLE_KINDS, run_scenario
 from eosim._scenario import load_scenario
-from eosim._trace import Trace, dumps_lines
+from eosim._trace import ABSENT, LogOffsets, NetDrop, Trace, TraceSchemaError, dumps_lines, from_dict
+from eosim.models.records import TopicPartition
+
+TP = TopicPartition("out", 0)
+DESIGN = Path(__file__).parents[2] / "docs" / "design.md"
 
 
 def _run(name: str, seed: int = 1):
     return run_scenario(load_scenario(scenario_dir() / f"{name}.toml"), seed)
+
+
+def _dicts(events):
+    return [e.to_dict() for e in events]
 
 
 @pytest.mark.parametrize("name", ["fault-random-nemesis", "zombie-fencing"])
@@ -23,17 +37,73 @@ def test_a_spilled_trace_reads_back_as_the_one_in_memory(name, monkeypatch):
     spilled = _run(name)
     assert dumps_lines(spilled.trace) == dumps_lines(held.trace)
     assert len(spilled.trace) == len(held.trace)
-    assert [spilled.trace[i] for i in (0, 36, 37, 60, -1)] == [held.trace[i] for i in (0, 36, 37, 60, -1)]
-    assert spilled.trace[3:40] == held.trace[3:40]
-    assert list(spilled.trace.of_kinds(_ORACLE_KINDS)) == list(held.trace.of_kinds(_ORACLE_KINDS))
+    assert _dicts(spilled.trace[i] for i in (0, 36, 37, 60, -1)) == _dicts(held.trace[i] for i in (0, 36, 37, 60, -1))
+    assert _dicts(spilled.trace[3:40]) == _dicts(held.trace[3:40])
+    assert _dicts(spilled.trace.of_kinds(_ORACLE_KINDS)) == _dicts(held.trace.of_kinds(_ORACLE_KINDS))
     assert spilled.results_json() == held.results_json()
 
 
-def test_events_render_the_values_they_were_emitted_with():
+def test_events_are_typed_and_render_the_values_they_were_emitted_with():
     trace = Trace(clock=lambda: 5)
-    event = trace.emit("b0", "log.offsets", tp=("out", 0), failed=[1, 2])
-    assert event.fields == {"tp": ("out", 0), "failed": [1, 2]}
-    assert trace.dicts()[0] == {"seq": 0, "t": 5, "node": "b0", "kind": "log.offsets",
-                                "data": {"tp": ["out", 0], "failed": [1, 2]}}
+    event = trace.emit("b0", "log.offsets", tp=TP, log_end_offset=3, high_watermark=2, last_stable_offset=1)
+    assert type(event) is LogOffsets and event.tp is TP and event.high_watermark == 2
+    assert trace.dicts() == [{"seq": 0, "t": 5, "node": "b0", "kind": "log.offsets",
+                              "data": {"tp": "out-0", "log_end_offset": 3, "high_watermark": 2,
+                                       "last_stable_offset": 1}}]
     with pytest.raises(IndexError):
-        trace.dicts()[1]
+        trace.view()[1]
+
+
+def test_a_field_left_out_is_absent_and_not_rendered_while_none_is_a_value():
+    trace = Trace(clock=lambda: 0)
+    drop = trace.emit("p1", "net.drop", dst="b0", correlation_id=4, msg="ProduceRequest")
+    assert type(drop) is NetDrop and drop.closed is ABSENT and not drop.closed
+    assert drop.data == {"dst": "b0", "correlation_id": 4, "msg": "ProduceRequest"}
+    pid = trace.emit("p1", "client.pid", transactional_id=None, producer_id=1, producer_epoch=0)
+    assert pid.data == {"transactional_id": None, "producer_id": 1, "producer_epoch": 0}
+
+
+def test_a_misspelt_field_fails_loudly_at_the_emit_site_and_in_every_reader():
+    """A renamed field is an error where it is emitted, read or parsed, never an invariant silently off."""
+    trace = Trace(clock=lambda: 0)
+    with pytest.raises(TraceSchemaError, match="'log.offsets' has no field 'high_watermak'"):
+        trace.emit("b0", "log.offsets", tp=TP, log_end_offset=1, high_watermak=1, last_stable_offset=1)
+    with pytest.raises(TraceSchemaError, match="'log.offsets' lacks field 'high_watermark'"):
+        trace.emit("b0", "log.offsets", tp=TP, log_end_offset=1, last_stable_offset=1)
+    with pytest.raises(TraceSchemaError, match="unknown trace event kind 'log.ofsets'"):
+        trace.emit("b0", "log.ofsets")
+    assert len(trace) == 0
+    event = trace.emit("b0", "log.offsets", tp=TP, log_end_offset=1, high_watermark=2, last_stable_offset=1)
+    with pytest.raises(AttributeError):
+        event.high_watermak  # noqa: B018 - a consumer reading a misspelt field
+    with pytest.raises(AttributeError):
+        event.high_watermark = 3  # frozen: emitted values never change
+    # a trace read back (eosim check, the oracle given JSON rows): the same check, by kind
+    row = {**event.to_dict(), "data": {**event.data, "high_watermak": 2}}
+    with pytest.raises(TraceSchemaError, match="no field 'high_watermak'"):
+        from_dict(row)
+    with pytest.raises(TraceSchemaError, match="no field 'high_watermak'"):
+        check_trace([row])
+
+
+def test_a_json_row_reads_back_as_the_typed_event_it_was():
+    trace = Trace(clock=lambda: 7)
+    trace.emit("b0", "log.offsets", tp=TopicPartition("my-topic", 12), log_end_offset=1, high_watermark=1,
+               last_stable_offset=1)
+    [line] = trace.to_jsonl().splitlines()
+    event = from_dict(json.loads(line))
+    assert event == trace.events[0] and event.tp == TopicPartition("my-topic", 12)
+    with pytest.raises(TraceSchemaError, match="'tp' must be \"topic-partition\""):
+        from_dict({**event.to_dict(), "data": {**event.data, "tp": "no-partition"}})
+
+
+def test_every_kind_is_a_slotted_class_and_documented():
+    table = DESIGN.read_text().split("### Trace event kinds")[1].split("\n## ")[0]
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| `")]
+    documented = {kind for row in rows for kind in re.findall(r"`([^`]+)`", row[1])}
+    fault_kinds = {kind for row in rows if "`fault.*`" in row[1] for kind in re.findall(r"`([a-z]+)`", row[3])}
+    kinds = {k for k in _trace.KINDS if not k.startswith("fault.")}
+    assert kinds == documented - {"fault.*"}
+    assert {k.removeprefix("fault.") for k in _trace.KINDS if k.startswith("fault.")} <= fault_kinds
+    for kind, cls in _trace.KINDS.items():
+        assert cls.kind == kind and "__slots__" in vars(cls) and attrs.has(cls)
