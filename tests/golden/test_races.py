@@ -30,7 +30,7 @@ def test_the_commit_marker_race_is_reached_in_both_orders() -> None:
     orders = {y_offset(o) for o in outcomes}
     assert orders == {2, 3}
     assert all(o.result.valid is True and o.exit_code == 0 for o in outcomes)  # both orders are correct Kafka
-    marker = {o.seed: [e["data"]["offset"] for e in o.trace if e["kind"] == "log.marker"] for o in outcomes}
+    marker = {o.seed: [e.offset for e in o.trace if e.kind == "log.marker"] for o in outcomes}
     assert all(marker[o.seed] == [5 - y_offset(o)] for o in outcomes)  # the marker takes the other slot
 
 
