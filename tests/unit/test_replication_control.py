@@ -24,6 +24,10 @@ from eosim.models.replication_control import (
     PartitionChange,
     RegisterBrokerRequest,
     ReplicationControl,
+    PartitionRegistration,
+    _build,
+    _Election,
+    _NO_CHANGE,
 )
 
 TP = TopicPartition("t", 0)
@@ -237,3 +241,48 @@ def test_every_broker_event_in_every_state_follows_the_table(state, event):
     assert rc.broker_state(1) is state
     drive(rc, 1, event, now + SESSION + 1)  # past the session, so a registration and a fence are allowed
     assert rc.broker_state(1) is BROKER_TRANSITIONS.get((state, event), state)
+
+
+# --- Kafka's own PartitionChangeBuilderTest cases (4.1.2, ELR on, useLastKnownLeaderInBalancedRecovery=true) ------
+
+_NO = object()  # the field is absent from the expected PartitionChangeRecord
+
+
+@pytest.mark.parametrize("name, part, target_isr, acceptable, unclean_shutdown, expected", [
+    ("IsrShrinkBelowMinISR",
+     dict(isr=(1, 2, 3, 4), leader=1), (1, 2), lambda r: r != 3, (),
+     dict(leader=_NO, isr=(1, 2), elr=(3, 4), last_known_elr=_NO)),
+    ("lastKnownElrShouldBePopulatedWhenNoLeader",
+     dict(isr=(1,), elr=(2,), leader=1), (1,), lambda r: False, (),
+     dict(leader=NO_LEADER, isr=_NO, elr=_NO, last_known_elr=(1,))),
+    ("ElrCanBeElected",
+     dict(isr=(1,), elr=(3,), leader=1), (), lambda r: r != 1, (),
+     dict(leader=3, isr=(3,), elr=(1,), last_known_elr=_NO)),
+    ("IsrCanShrinkToZero",
+     dict(isr=(1, 2, 3, 4), leader=1), (), lambda r: False, (),
+     dict(leader=NO_LEADER, isr=(), elr=(1, 2, 3, 4), last_known_elr=(1,))),
+    ("IsrCanShrinkToZero, then an unclean shutdown",
+     dict(isr=(), elr=(1, 2, 3, 4), last_known_elr=(1,), leader=NO_LEADER), (), lambda r: False, (2,),
+     dict(leader=_NO, isr=_NO, elr=(1, 3, 4), last_known_elr=_NO)),
+    ("ElectLastKnownLeader",
+     dict(isr=(), last_known_elr=(1,), leader=NO_LEADER), (), lambda r: True, (),
+     dict(leader=1, isr=(1,), elr=_NO, last_known_elr=(), leader_recovery_state=LeaderRecoveryState.RECOVERING)),
+    ("ElectLastKnownLeaderShouldFail",
+     dict(isr=(), elr=(3,), last_known_elr=(1,), leader=NO_LEADER), (), lambda r: r != 3, (), None),
+    ("NotEligibleLastKnownLeader",
+     dict(isr=(), last_known_elr=(1,), leader=NO_LEADER), (), lambda r: False, (), None),
+    ("NotEligibleLastKnownLeader, unclean election",
+     dict(isr=(), last_known_elr=(1,), leader=NO_LEADER), (), lambda r: False, (), None),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_kafkas_partition_change_builder_cases(name, part, target_isr, acceptable, unclean_shutdown, expected):
+    unclean_election = name.endswith("unclean election")
+    registration = PartitionRegistration(replicas=(1, 2, 3, 4), leader_epoch=100, partition_epoch=200, **part)
+    record = _build(registration, target_isr=target_isr, is_acceptable_leader=acceptable, min_isr=3,
+                    elr_enabled=True, election=_Election.UNCLEAN if unclean_election else _Election.ONLINE,
+                    unclean_shutdown_replicas=unclean_shutdown)
+    if expected is None:
+        assert record is None
+        return
+    for field_name, value in expected.items():
+        got = getattr(record, field_name)
+        assert (got is _NO_CHANGE) if value is _NO else (got == value), (field_name, got)
