@@ -25,6 +25,7 @@ A run without faults emits none and routes every packet as the bare network does
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable
 
 from attrs import define, field, frozen
@@ -42,6 +43,7 @@ NETWORK_ACTIONS = frozenset({"drop", "delay", "disconnect"})
 NEMESIS_MAX_COUNT = 3  # a random message fault strikes 1..3 packets
 
 
+@functools.lru_cache(maxsize=4096)  # a run has a few endpoints; each packet asks for two
 def node_of(endpoint: str) -> str:
     """The scenario's name for a connection end: ``p1#2/txn`` is ``p1``, ``broker-1/markers`` is ``broker-1``."""
     return endpoint.split("/", 1)[0].split("#", 1)[0]
@@ -102,14 +104,15 @@ class FaultLayer:
     _armed: list[_Armed] = field(init=False, factory=list)  # in declaration order
     _clogs: dict[str, int] = field(init=False, factory=dict)  # node -> extra latency of its links
     _paused: dict[str, int] = field(init=False, factory=dict)  # actor -> when it wakes
-    _requests: dict[int, Any] = field(init=False, factory=dict)  # correlation id -> request payload
     _sent: dict[str, int] = field(init=False, factory=dict)  # API -> requests of it routed so far
     _calm_at: int = field(init=False, default=0)  # the last delayed packet's arrival
     _nemesis_on: bool = field(init=False, default=False)
     _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
+    _counting: bool = field(init=False, default=False)  # a rule is armed by the k-th request of an API
 
     def __attrs_post_init__(self) -> None:
         self._linked = set(self.nodes)
+        self._counting = any(rule.after_message is not None for rule in self.rules)
         self._arm(rule for rule in self.rules if rule.after_step is None and rule.after_message is None)
         if self.nemesis is not None and self.nemesis.after_step is None:
             self._start_nemesis()
@@ -147,7 +150,7 @@ class FaultLayer:
         """The network's route: extra delay in ms, or None to drop the packet. A request arms the rules
         triggered by it (``after_message``/``after_count``) once it is routed: they strike later messages."""
         extra = self._route(packet)
-        if not packet.is_response and any(rule.after_message is not None for rule in self.rules):
+        if self._counting and not packet.is_response:
             api = api_name(packet.payload)
             n = self._sent[api] = self._sent.get(api, 0) + 1
             rules = [rule for rule in self.rules if rule.after_message == api and rule.after_count == n]
@@ -157,20 +160,19 @@ class FaultLayer:
         return extra
 
     def _route(self, packet: Packet) -> int | None:
-        cid = packet.correlation_id
-        if packet.is_response:
-            request = self._requests.pop(cid, None)
-        else:
-            request = self._requests[cid] = packet.payload
+        # Each check costs only when its fault is there: most packets of most runs meet none.
         src, dst = node_of(packet.src), node_of(packet.dst)
-        if src != dst and (src not in self._linked or dst not in self._linked):
+        if src == dst:
+            pass  # a broker's request to itself (markers, verification) never crosses a link
+        elif src not in self._linked or dst not in self._linked:
             self._emit("drop", "partition", packet)
             return None
-        if src != dst and (src, dst) in self._cuts:  # TCP keeps retransmitting it: delivered after the heal
+        elif self._cuts and (src, dst) in self._cuts:  # TCP keeps retransmitting it: delivered after the heal
             self._emit("hold", "partition", packet)
             return HOLD
         extra = 0
-        rule = self._match_packet(packet, request, NETWORK_ACTIONS)
+        rule = self._match_packet(packet, packet.request if packet.is_response else packet.payload,
+                                  NETWORK_ACTIONS) if self._armed else None
         if rule is not None and rule.action == "drop":
             self._emit("drop", rule.name, packet)
             return None
@@ -182,11 +184,13 @@ class FaultLayer:
         if rule is not None:
             extra += rule.ms
             self._emit("delay", rule.name, packet, ms=rule.ms)
-        clog = max(self._clogs.get(src, 0), self._clogs.get(dst, 0))
-        if clog:
-            extra += clog
-            self._emit("delay", "clog", packet, ms=clog)
-        self._calm_at = max(self._calm_at, self.world.now + extra)
+        if self._clogs:
+            clog = max(self._clogs.get(src, 0), self._clogs.get(dst, 0))
+            if clog:
+                extra += clog
+                self._emit("delay", "clog", packet, ms=clog)
+        if extra:
+            self._calm_at = max(self._calm_at, self.world.now + extra)
         return extra
 
     def inject(self, packet: Packet) -> Injection | None:
@@ -214,7 +218,7 @@ class FaultLayer:
         return Injection(error=error, after_apply=after)
 
     def _match_packet(self, packet: Packet, request: Any, actions: frozenset[str]) -> sc.Fault | None:
-        if request is None or not self._armed:  # no request seen (sent before the layer): nothing to judge
+        if not self._armed:
             return None
         f = facts(request)
         return self._match(lambda r: r.action in actions and selects(r, packet, f))
@@ -233,6 +237,9 @@ class FaultLayer:
     # -- arming ----------------------------------------------------------------------------------------
 
     def _arm(self, rules: Iterable[sc.Fault]) -> None:
+        rules = list(rules)
+        if not rules:
+            return
         for rule in rules:
             self._armed.append(_Armed(rule, None if rule.count == sc.UNTIL_HEALED else rule.count))
         # keep declaration order (a nemesis rule, armed at run time, comes last)

@@ -11,6 +11,7 @@ loses one message and delivers the next.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any, Callable
 
 import simpy
@@ -30,6 +31,7 @@ class Packet:
     is_response: bool
     sent_at: int
     incarnation: int = 0  # of its connection: closing a connection loses the packets still on it
+    request: Any = None  # a response's request payload (faults judge a response by its request)
 
 
 class Failure:
@@ -72,6 +74,11 @@ class Network:
     _waiting: dict[int, tuple[tuple[str, str], simpy.Event]] = field(factory=dict)  # cid -> (connection, reply)
     _connections: dict[tuple[str, str], int] = field(factory=dict)  # (requester, responder) -> incarnation
     _held: list[Packet] = field(factory=list)  # sent over a cut link, in send order
+    # The request timeouts: (deadline, cid) of the waiting requests (and of answered ones not yet at the head),
+    # served by one timer at the earliest deadline instead of one SimPy timer per request, which would almost
+    # always fire for a request answered long before.
+    _deadlines: list[tuple[int, int]] = field(factory=list)
+    _timers: set[int] = field(factory=set)  # when the pending timers fire
     _next_correlation_id: int = 0
 
     def register(self, node: str, handler: Callable[[Packet], None]) -> None:
@@ -91,8 +98,28 @@ class Network:
         incarnation = self._connections.setdefault((src, dst), 0)
         self._send(Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
                           sent_at=self.world.now, incarnation=incarnation))
-        self.world.env.timeout(timeout_ms).callbacks.append(lambda _e: self._time_out(cid))
+        heapq.heappush(self._deadlines, (self.world.now + timeout_ms, cid))
+        self._set_timer()
         return reply
+
+    def _set_timer(self) -> None:
+        """A timer at the earliest deadline of a waiting request, unless one fires by then."""
+        deadlines, waiting = self._deadlines, self._waiting
+        while deadlines and deadlines[0][1] not in waiting:  # answered
+            heapq.heappop(deadlines)
+        if deadlines and (not self._timers or min(self._timers) > deadlines[0][0]):
+            at = deadlines[0][0]
+            self._timers.add(at)
+            self.world.env.timeout(at - self.world.now).callbacks.append(self._expire)
+
+    def _expire(self, _event: simpy.Event) -> None:
+        """The requests whose deadline came time out, in the order they were sent."""
+        now = self.world.now
+        self._timers.discard(now)
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            self._time_out(heapq.heappop(deadlines)[1])
+        self._set_timer()
 
     def _time_out(self, correlation_id: int) -> None:
         waiting = self._waiting.get(correlation_id)
@@ -132,7 +159,7 @@ class Network:
 
     def respond(self, request: Packet, payload: Any) -> None:
         self._send(Packet(src=request.dst, dst=request.src, correlation_id=request.correlation_id,
-                          payload=payload, is_response=True, sent_at=self.world.now))
+                          payload=payload, is_response=True, sent_at=self.world.now, request=request.payload))
 
     def _send(self, packet: Packet) -> None:
         trace = self.world.trace
@@ -169,6 +196,9 @@ class Network:
             waiting = self._waiting.pop(packet.correlation_id, None)
             if waiting is not None:
                 waiting[1].succeed(packet.payload)
+                deadlines = self._deadlines
+                while deadlines and deadlines[0][1] not in self._waiting:  # keeps the heap to the waiting ones
+                    heapq.heappop(deadlines)
             return
         handler = self._handlers.get(packet.dst)
         if handler is not None and self.live(packet):  # a crashed node or a closed connection: lost

@@ -16,6 +16,7 @@ import simpy
 from attrs import define, field
 
 from eosim._client.errors import KafkaError, KafkaException
+from eosim._client.handle import first_of
 from eosim._client.message import TIMESTAMP_CREATE_TIME, Message
 from eosim.models.records import TopicPartition as TP
 
@@ -111,7 +112,7 @@ class DeliveryReports:
             waits = [self._wait()]
             if deadline is not None:
                 waits.append(env.timeout(deadline - env.now))
-            yield env.any_of(waits)
+            yield first_of(env, waits)
             served = self.serve()
         return served
 
@@ -132,7 +133,7 @@ class DeliveryReports:
                 waits = [self._wait()]
                 if deadline is not None:
                     waits.append(env.timeout(deadline - env.now))
-                yield env.any_of(waits)
+                yield first_of(env, waits)
         finally:
             self.flushing -= 1
 

@@ -184,6 +184,12 @@ class Handle:
         return self._cluster.network.asleep(self.name)
 
 
+def first_of(env: simpy.Environment, waits: list[simpy.Event]) -> simpy.Event:
+    """An event that fires with the first of ``waits``: one event is waited for itself (an AnyOf
+    of it would cost another SimPy event, and fire after it)."""
+    return waits[0] if len(waits) == 1 else env.any_of(waits)
+
+
 def _waited(process: simpy.Process | None) -> bool:
     return process is not None and any(not isinstance(cb, _Watch) for cb in process.callbacks or ())
 

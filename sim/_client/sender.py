@@ -207,8 +207,10 @@ class Sender:
         rk.dr.outstanding += 1
         if rk.transactional_id is not None:
             rk.txn.add_partition(part)
-        self._wake_at(now + math.ceil(rk.config.linger_ms))
-        self.kick()
+        linger = math.ceil(rk.config.linger_ms)
+        if linger:
+            self._wake_at(now + linger)
+        self.kick()  # serves now: with linger.ms=0 that is the wake-up
 
     def _choose_partition(self, topic: str, key: str | None, count: int) -> int:
         if key:  # consistent_random (librdkafka's default partitioner)
@@ -403,7 +405,7 @@ class Sender:
                 self._produce_failed(part, batch, int(response.error))
         if not part.inflight:
             self.rk.idemp.check_drain_done()
-        self.kick()
+        self._serve()  # as librdkafka's broker thread serves its partitions after handling a response
 
     def _produce_succeeded(self, part: _Partition, batch: _Batch, base_offset: int) -> None:
         if self.rk.idempotent:

@@ -32,7 +32,7 @@ from eosim._client.errors import (
     failure_code,
     normalize,
 )
-from eosim._client.handle import LEADER, TXN_COORDINATOR
+from eosim._client.handle import LEADER, TXN_COORDINATOR, first_of
 from eosim._client.idempotence import IdempState
 from eosim._client.message import ConsumerGroupMetadata, TopicPartition
 from eosim._client.reaction import is_fatal
@@ -235,7 +235,7 @@ class TransactionManager:
                 waits = [api.wake]
                 if deadline is not None:
                     waits.append(env.timeout(max(deadline - env.now, 0)))
-                yield env.any_of(waits)
+                yield first_of(env, waits)
         if not api.has_result:
             return KafkaError(KafkaError._TIMED_OUT, "Timed out waiting for operation to finish, retry call to resume",  # type: ignore[attr-defined]
                               retriable=True)
