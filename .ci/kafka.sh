@@ -14,3 +14,7 @@ if ! "$PY" -m eosim._realkafka.broker fetch; then
   echo "kafka.sh: could not get the Kafka broker jars (reason above)" >&2
   exit 1
 fi
+if ! "$PY" -m eosim._realkafka.java build; then
+  echo "kafka.sh: could not build the Java conformance actor (reason above)" >&2
+  exit 1
+fi

@@ -435,6 +435,9 @@ def conform(scenarios: Optional[list[Path]] = typer.Argument(None, help="Scenari
             start_kafka: bool = typer.Option(False, "--start-kafka", help="Start a broker from the Maven jars"),
             kafka_version: str = typer.Option("4.1.2", help="Kafka version for --start-kafka"),
             transaction_version: int = typer.Option(2, help="transaction.version the broker is formatted with"),
+            client: Optional[str] = typer.Option(
+                None, help="Run every actor on this client: librdkafka (confluent-kafka) or java (kafka-clients "
+                "in a JVM; the simulator as eosim.client = \"java\"). Default: each actor's own eosim.client"),
             as_json: bool = JSON) -> None:
     """Run scenarios on the simulator and on real Kafka; compare.
 
@@ -444,7 +447,7 @@ def conform(scenarios: Optional[list[Path]] = typer.Argument(None, help="Scenari
         from eosim._realkafka.conform import conform_command
 
         return conform_command(scenarios or [], bootstrap, start_kafka, kafka_version, transaction_version,
-                               as_json=as_json)
+                               client=client, as_json=as_json)
 
     _guard(go)
 

@@ -35,7 +35,7 @@ import attrs
 from attrs import NOTHING, field, frozen
 
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, injectable_errors
-from eosim.models.config import SIMULATOR_ONLY_PREFIX, BrokerConfig
+from eosim.models.config import BrokerConfig
 from eosim.models.errors import Errors
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from eosim._client.config import ClientConfig, ConfigError, find_setting, validate_config
@@ -1013,7 +1013,7 @@ def _check(s: Scenario) -> None:
         if topic.name in (".", "..") or topic.name in (CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC):
             raise _Invalid(f"topics[{i}].name", f'"{topic.name}" is not a topic a scenario may create')
     for name, actor in s.actors.items():
-        _check_actor(name, actor, s.scenario.conformance)
+        _check_actor(name, actor)
     # actor or broker -> None, or the location of its close/crash
     alive: dict[str, str | None] = {name: None for name in (*s.actors, *BROKERS)}
     for i, step in enumerate(s.steps):
@@ -1083,7 +1083,7 @@ def _check_cluster(cluster: Mapping[str, Any]) -> None:
             raise _Invalid(location, str(err)) from None
 
 
-def _check_actor(name: str, actor: Actor, conformance: bool) -> None:
+def _check_actor(name: str, actor: Actor) -> None:
     location = _key("actors", name)
     if not re.fullmatch(ACTOR_PATTERN[0], name):
         raise _Invalid(location, f"an actor name is {ACTOR_PATTERN[1]}")
@@ -1094,10 +1094,6 @@ def _check_actor(name: str, actor: Actor, conformance: bool) -> None:
         if setting is not None and setting.key == "bootstrap.servers":
             raise _Invalid(_key(f"{location}.config", key, quote=True),
                            "set by the runner (the simulator or the conformance suite's broker), not the scenario")
-        # The conformance suite hands the config to confluent-kafka, which runs librdkafka and knows no eosim. key.
-        if setting is not None and setting.key.startswith(SIMULATOR_ONLY_PREFIX) and conformance:
-            raise _Invalid(_key(f"{location}.config", key, quote=True),
-                           "simulator-only (the conformance suite runs librdkafka): set scenario.conformance = false")
     try:
         actor.client_config
     except ConfigError as err:

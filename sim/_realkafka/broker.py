@@ -184,6 +184,7 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
 def _copy_dependencies(mvn: str, version: str, dest: Path) -> None:
     cmd = [
         mvn, "-B", "-q", "-f", str(RUNTIME_DIR / "pom.xml"), f"-Dkafka.version={version}",
+        *(["-Pkafka-4.0"] if version.startswith("4.0.") else []),
         "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={dest}",
     ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -36,6 +36,7 @@ EXIT_AGREE, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 254
 TRANSACTION_VERSIONS = (0, 1, 2)  # the levels Kafka 4.1's transaction.version feature supports
 EXTRA_MODULES = ("confluent_kafka", "kafka")  # confluent-kafka drives the actors; kafka-python reads features
 INSTALL_HINT = "pip install 'eosim[conformance]'"
+CLIENTS = ("librdkafka", "java")  # eosim._realkafka.driver.CLIENTS, without importing confluent-kafka
 PROBE_TIMEOUT_S = 3.0  # per step of the reachability probe: TCP connect, then a Metadata answer
 
 
@@ -96,11 +97,14 @@ class Brokers:
 
 
 def conform(paths: list[Path], *, bootstrap: str | None = None, start_kafka: bool = False,
-            kafka_version: str = DEFAULT_VERSION, transaction_version: int = 2,
+            kafka_version: str = DEFAULT_VERSION, transaction_version: int = 2, client: str | None = None,
             out_dir: Path = Path("runs/conform")) -> list[Row]:
     """Run every scenario on both backends; ``transaction_version`` is the one of ``bootstrap`` (or
-    of the broker started for scenarios that do not set their own)."""
-    scenarios = [sc.load_scenario(path) for path in paths]
+    of the broker started for scenarios that do not set their own); ``client`` puts every actor on
+    that client (eosim._realkafka.driver.on_client)."""
+    from eosim._realkafka.driver import on_client
+
+    scenarios = [on_client(sc.load_scenario(path), client) for path in paths]
     if bootstrap is not None:
         probe(bootstrap)
     brokers = Brokers(bootstrap, start_kafka, kafka_version, transaction_version)
@@ -226,7 +230,7 @@ def print_table(rows: list[Row], console: Console | None = None) -> None:
 
 
 def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: bool, kafka_version: str,
-                    transaction_version: int, *, as_json: bool = False) -> int:
+                    transaction_version: int, *, client: str | None = None, as_json: bool = False) -> int:
     """``eosim conform``: 0 when every scenario agrees (or is marked conformance = false), 1 when
     one disagrees or could not run (no broker at ``bootstrap`` included), 254 for bad input (and a
     missing conformance extra); when signal N (SIGINT, SIGTERM) stops it, the process exits 128 + N
@@ -248,13 +252,15 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
             raise BadInput("give --bootstrap HOST:PORT (or set EOSIM_KAFKA_BOOTSTRAP), or --start-kafka")
         if transaction_version not in TRANSACTION_VERSIONS:
             raise BadInput(f"--transaction-version must be one of {TRANSACTION_VERSIONS}")
+        if client is not None and client not in CLIENTS:
+            raise BadInput(f"--client must be one of {', '.join(CLIENTS)}")
     except (BadInput, sc.ScenarioError) as err:
         print(f"eosim: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         with cleanup_on_signals():
             rows = conform(paths, bootstrap=bootstrap, start_kafka=start_kafka, kafka_version=kafka_version,
-                           transaction_version=transaction_version)
+                           transaction_version=transaction_version, client=client)
     except KafkaUnavailable as exc:
         print(f"eosim: no broker: {exc.reason}", file=sys.stderr)
         return EXIT_DISAGREE

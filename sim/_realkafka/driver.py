@@ -58,6 +58,7 @@ KILL_TIMEOUT_S = 5.0
 # the next step (after a nowait one) runs.
 RETURNS_AT_ONCE = frozenset({"produce", "begin_transaction", "assign", "subscribe", "position", "assignment",
                              "consumer_group_metadata"})
+CLIENT_KEY = "eosim.client"  # which real client runs an actor: librdkafka (confluent-kafka) or java
 
 # Actors are forked from a clean single-threaded server process (forking the parent, which runs
 # librdkafka threads, is unsafe); preloading confluent_kafka makes each actor start in milliseconds.
@@ -309,7 +310,7 @@ class ActorProxy:
                 raise self._gone
             call_id = next(self._ids)
             self._pending[call_id] = future
-            self._conn.send((call_id, method, list(args), kwargs))
+            self._send(call_id, method, list(args), kwargs)
         _call_started()
         limit = CALL_GRACE_S + max(timeout or 0, 0)
         try:
@@ -321,11 +322,26 @@ class ActorProxy:
             _raise(status, result)
         return self._decode(result)
 
+    def _send(self, call_id: int, method: str, args: list, kwargs: dict) -> None:
+        self._conn.send((call_id, method, args, kwargs))
+
+    def _receive(self) -> tuple[int, str, Any, list]:
+        return self._conn.recv()
+
+    def _reap(self) -> int | None:
+        self._process.join(KILL_TIMEOUT_S)
+        return self._process.exitcode
+
+    def _terminate(self) -> None:
+        self._process.kill()
+        self._process.join(KILL_TIMEOUT_S)
+        self._conn.close()
+
     def _read(self) -> None:
         while True:
             try:
-                call_id, status, result, reports = self._conn.recv()
-            except (EOFError, OSError):
+                call_id, status, result, reports = self._receive()
+            except (EOFError, OSError, ValueError):
                 break
             for token, err, (topic, partition, offset) in reports:  # before the result: see KafkaBackend.later
                 callback = self._callbacks.pop(token)
@@ -334,10 +350,10 @@ class ActorProxy:
             with self._lock:
                 future = self._pending.pop(call_id)
             future.set_result((status, result))
-        self._process.join(KILL_TIMEOUT_S)
+        exitcode = self._reap()
         with self._lock:
             self._gone = _ActorKilled() if self._killed else DriverError(
-                f"actor {self.name} died (exit code {self._process.exitcode}); see {self.log_path}")
+                f"actor {self.name} died (exit code {exitcode}); see {self.log_path}")
             pending, self._pending = list(self._pending.values()), {}
         for future in pending:
             future.set_exception(self._gone)
@@ -367,9 +383,7 @@ class ActorProxy:
         with self._lock:
             self._killed = True
             self._gone = _ActorKilled()
-        self._process.kill()
-        self._process.join(KILL_TIMEOUT_S)
-        self._conn.close()
+        self._terminate()
 
     # -- producer ---------------------------------------------------------------------------------
 
@@ -477,10 +491,17 @@ class KafkaBackend:
     def new_client(self, actor: str, spec: sc.Actor) -> ActorProxy:
         n = self._incarnations[actor] = self._incarnations.get(actor, 0) + 1
         config = {**self.namespace.config(dict(spec.config)), "bootstrap.servers": self.bootstrap}
-        if os.environ.get("EOSIM_KAFKA_DEBUG"):  # librdkafka's debug contexts, to diagnose a disagreement
-            config["debug"] = os.environ["EOSIM_KAFKA_DEBUG"]
+        client = str(config.pop(CLIENT_KEY, "librdkafka")).lower()
         log_path = None if self.log_dir is None else self.log_dir / f"{actor}#{n}.log"
-        proxy = ActorProxy(self, f"{actor}#{n}", spec.kind, config, log_path)
+        if client == "java":  # the real Java client in a JVM (sim/_realkafka/java.py)
+            from eosim._realkafka.java import JavaActorProxy, ensure_actor
+
+            proxy: ActorProxy = JavaActorProxy(self, f"{actor}#{n}", spec.kind, config, log_path,
+                                               classpath=ensure_actor())
+        else:
+            if os.environ.get("EOSIM_KAFKA_DEBUG"):  # librdkafka's debug contexts, to diagnose a disagreement
+                config["debug"] = os.environ["EOSIM_KAFKA_DEBUG"]
+            proxy = ActorProxy(self, f"{actor}#{n}", spec.kind, config, log_path)
         self._actors.append(proxy)
         self._current[actor] = proxy
         return proxy
@@ -611,6 +632,16 @@ def for_transaction_version(scenario: sc.Scenario, tv: int) -> sc.Scenario:
     if "transaction.version" in scenario.cluster:
         return scenario
     return attrs.evolve(scenario, cluster={**scenario.cluster, "transaction.version": tv})
+
+
+def on_client(scenario: sc.Scenario, client: str | None) -> sc.Scenario:
+    """The scenario with every actor on ``client`` (``eosim.client``, on both backends); None keeps
+    each actor's own."""
+    if client is None:
+        return scenario
+    actors = {name: attrs.evolve(actor, config={**actor.config, CLIENT_KEY: client})
+              for name, actor in scenario.actors.items()}
+    return attrs.evolve(scenario, actors=actors)
 
 
 def _property(value: Any) -> str:

@@ -1,7 +1,8 @@
 """Every library scenario with ``[scenario] conformance = true``, on the simulator and on a real
-Kafka broker through confluent-kafka: Kafka's observation must be the simulator's, or for a racy
-scenario (``racy_seeds``) one of the observations the simulator reaches across its seeds
-(docs/conformance.md).
+Kafka broker, on two lanes (docs/conformance.md): as written (confluent-kafka, and kafka-clients in
+a JVM for an actor with ``eosim.client = "java"``), and with every actor on the Java client
+(``eosim conform --client java``). Kafka's observation must be the simulator's, or for a racy
+scenario (``racy_seeds``) one of the observations the simulator reaches across its seeds.
 
 A scenario runs on the session broker (``kafka_broker``) unless its [cluster] table needs another
 configuration; then it gets its own broker, one per (transaction.version, overrides), stopped at
@@ -15,15 +16,17 @@ import pytest
 from eosim._cli import scenario_dir
 from eosim._observation import nearest
 from eosim._realkafka.broker import KafkaBroker, KafkaUnavailable
-from eosim._realkafka.driver import broker_requirements, for_transaction_version, run_on_kafka
+from eosim._realkafka.driver import broker_requirements, for_transaction_version, on_client, run_on_kafka
 from eosim._runner import reachable
 from eosim._scenario import load_scenario
 
 SCENARIOS = sorted(p for p in scenario_dir().glob("*.toml") if load_scenario(p).scenario.conformance)
 
-# Differences kept on purpose: scenario -> {diff path prefix: why the model may differ}. Each is also
-# listed in docs/fidelity.md; an entry that no longer shows up fails the test, so the list stays true.
-KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {}
+LANES = (None, "java")  # None: each actor's own client; "java": every actor on the Java client
+
+# Differences kept on purpose: (lane, scenario) -> {diff path prefix: why the model may differ}. Each is
+# also listed in docs/fidelity.md; an entry that no longer shows up fails the test, so the list stays true.
+KNOWN_DIFFERENCES: dict[tuple[str | None, str], dict[str, str]] = {}
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +52,9 @@ def broker_for(kafka_broker):
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
-def test_simulator_and_kafka_observe_the_same(path, kafka_broker, broker_for, tmp_path, record_property):
-    scenario = load_scenario(path)
+@pytest.mark.parametrize("lane", LANES, ids=lambda lane: lane or "as-written")
+def test_simulator_and_kafka_observe_the_same(lane, path, kafka_broker, broker_for, tmp_path, record_property):
+    scenario = on_client(load_scenario(path), lane)
     tv, overrides = broker_requirements(scenario, kafka_broker.transaction_version)
     allowed = reachable(for_transaction_version(scenario, tv))
     kafka = run_on_kafka(scenario, broker_for(tv, overrides), transaction_version=tv, log_dir=tmp_path)
@@ -59,7 +63,7 @@ def test_simulator_and_kafka_observe_the_same(path, kafka_broker, broker_for, tm
 
     index, lines = nearest([outcome.observation for outcome in allowed], kafka.observation)
     sim = allowed[index]
-    known = KNOWN_DIFFERENCES.get(scenario.name, {})
+    known = KNOWN_DIFFERENCES.get((lane, scenario.name), {})
     unexplained = [line for line in lines if not any(line.startswith(prefix) for prefix in known)]
     stale = [prefix for prefix in known if not any(line.startswith(prefix) for line in lines)]
     (tmp_path / f"sim-seed-{sim.seed}.json").write_text(sim.observation.to_json())

@@ -10,7 +10,7 @@ import pytest
 
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS
 from eosim import _scenario as sc
-from eosim._client.config import ProducerConfig
+from eosim._client.config import Client, ProducerConfig
 from eosim._scenario import (
     OPS,
     Assign,
@@ -335,6 +335,13 @@ until_step = 5
 """
 
 
+def test_a_java_actor_stays_a_conformance_scenario():
+    # The conformance suite runs it on the real Java client (sim/_realkafka/java.py).
+    s = load_scenario_text(mutate('"linger.ms" = 0', '"eosim.client" = "java"'), "base")
+    assert s.scenario.conformance
+    assert s.actors["p2"].client_config.eosim_client is Client.JAVA
+
+
 def test_every_op_loads_and_round_trips():
     s = load(ALL_OPS, "all-ops")
     assert {step.op for step in s.steps} == set(OPS)
@@ -452,8 +459,6 @@ REFUSALS = [
      "set by the runner"),
     ("bootstrap alias", mutate('"linger.ms" = 0', '"metadata.broker.list" = "b:9092"'),
      'actors.p2.config."metadata.broker.list"', "set by the runner"),
-    ("java client on conformance", mutate('"linger.ms" = 0', '"eosim.client" = "java"'),
-     'actors.p2.config."eosim.client"', "simulator-only (the conformance suite runs librdkafka): set scenario."),
     ("unknown client", faults("").replace('"linger.ms" = 0', '"eosim.client" = "jvm"'),
      'actors.p2.config."eosim.client"', 'Invalid value "jvm" for configuration property "eosim.client"'),
     # [[steps]]
