@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -89,9 +90,11 @@ def _digest(version: str) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
 def ensure_actor(version: str = DEFAULT_VERSION) -> str:
     """The actor's classpath, building it with Maven on first use: one build per (client release,
-    sources), cached under ~/.cache/eosim/java (a changed source builds anew)."""
+    sources), cached under ~/.cache/eosim/java (a changed source builds anew; a process keeps the
+    build it started with)."""
     home = cache_root().parent / "java" / f"{version}-{_digest(version)}"
     marker = home / "eosim-complete"
     classpath = f"{home / 'classes'}:{home / 'libs'}/*"

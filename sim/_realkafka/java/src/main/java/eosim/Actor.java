@@ -76,11 +76,13 @@ public final class Actor {
     }
 
     void serve(BufferedReader in) throws Exception {
-        String first = in.readLine(); // a spare JVM waits here, classes loaded, until it gets its client
+        warmUp();
+        String first = in.readLine(); // a spare JVM waits here, warmed up, until it gets its client
         if (first == null) return;
         JsonNode start = json.readTree(first);
-        if (start.hasNonNull("log")) { // read by slf4j-simple when the client makes its first logger
-            System.setProperty("org.slf4j.simpleLogger.logFile", start.get("log").asText());
+        if (start.hasNonNull("log")) { // slf4j-simple writes to whatever System.err is at the time
+            System.setErr(new PrintStream(new java.io.FileOutputStream(start.get("log").asText(), true), true,
+                    StandardCharsets.UTF_8));
         }
         Properties props = new Properties();
         start.get("config").fields().forEachRemaining(e -> props.put(e.getKey(), e.getValue().asText()));
@@ -105,6 +107,19 @@ public final class Actor {
             else new Thread(run).start();
         }
         Runtime.getRuntime().halt(0); // the driver is done with us: no close, as after a crash
+    }
+
+    /** Build and close a producer and a consumer while the JVM waits as a spare: loading and compiling
+     * their classes (~1 s on a loaded machine) would otherwise delay the actor's first calls. */
+    static void warmUp() {
+        Properties props = new Properties();
+        props.put("bootstrap.servers", "127.0.0.1:9");
+        props.put("client.id", "eosim-warm-up");
+        props.put("group.id", "eosim-warm-up");
+        props.put("transactional.id", "eosim-warm-up");
+        new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer()).close(Duration.ZERO);
+        props.remove("transactional.id");
+        new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer()).close(Duration.ZERO);
     }
 
     void handle(int id, String method, JsonNode args) {
