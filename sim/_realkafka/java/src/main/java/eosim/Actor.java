@@ -98,12 +98,16 @@ public final class Actor {
         }
         reply(0, "ok", null, false);
         // KafkaConsumer is single-threaded: its calls run in order on one thread. KafkaProducer is
-        // thread-safe: each call gets a thread, so a nowait commit and the next steps overlap.
+        // thread-safe: produce and begin_transaction run in order on this thread (as the confluent actor
+        // runs its RETURNS_AT_ONCE calls), every other call gets a thread, so a nowait commit and the
+        // next steps overlap.
         ExecutorService consumerThread = Executors.newSingleThreadExecutor();
         for (String line; (line = in.readLine()) != null; ) {
             JsonNode call = json.readTree(line);
-            Runnable run = () -> handle(call.get("id").asInt(), call.get("method").asText(), call.get("args"));
+            String method = call.get("method").asText();
+            Runnable run = () -> handle(call.get("id").asInt(), method, call.get("args"));
             if (consumer != null) consumerThread.execute(run);
+            else if (method.equals("produce") || method.equals("begin_transaction")) run.run();
             else new Thread(run).start();
         }
         Runtime.getRuntime().halt(0); // the driver is done with us: no close, as after a crash
