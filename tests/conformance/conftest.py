@@ -93,6 +93,23 @@ def kafka_broker():
 
 
 @pytest.fixture(scope="session")
+def java_actor():
+    """The Java lane's actor, built once with Maven (sim/_realkafka/java.py): its classpath. Without
+    java or mvn it skips, or with CI=true fails, like the broker."""
+    from eosim._realkafka.java import ensure_actor
+
+    try:
+        return ensure_actor()
+    except ToolMissing as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and no Java actor: {exc.reason}", pytrace=False)
+        _skip_reasons.append(f"Java lane skipped, {exc.reason}")
+        pytest.skip(exc.reason)
+    except KafkaUnavailable as exc:
+        pytest.fail(f"no Java actor: {exc.reason}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def kafka_admin(kafka_broker):
     from confluent_kafka.admin import AdminClient
 

@@ -94,8 +94,11 @@ def broker_for(kafka_broker):
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("lane", LANES, ids=lambda lane: lane or "as-written")
-def test_simulator_and_kafka_observe_the_same(lane, path, kafka_broker, broker_for, tmp_path, record_property):
+def test_simulator_and_kafka_observe_the_same(lane, path, kafka_broker, broker_for, tmp_path, record_property,
+                                              request):
     scenario = on_client(load_scenario(path), lane)
+    if any(str(actor.config.get("eosim.client", "")).lower() == "java" for actor in scenario.actors.values()):
+        request.getfixturevalue("java_actor")  # built once; skips or fails without java/mvn
     tv, overrides = broker_requirements(scenario, kafka_broker.transaction_version)
     allowed = reachable(for_transaction_version(scenario, tv))
     kafka = run_on_kafka(scenario, broker_for(tv, overrides), transaction_version=tv, log_dir=tmp_path)

@@ -56,6 +56,7 @@ public final class Actor {
     static final int NOT_CONFIGURED = -145; // librdkafka _NOT_CONFIGURED: a transactional call without transactional.id
     static final int TIMED_OUT = -185; // librdkafka _TIMED_OUT: a call's own deadline passed
     static final long OFFSET_INVALID = -1001;
+    static final Set<String> SERVES_REPORTS = Set.of("poll", "flush", "commit_transaction", "abort_transaction");
 
     final ObjectMapper json = new ObjectMapper();
     final PrintStream out;
@@ -127,7 +128,7 @@ public final class Actor {
     }
 
     void handle(int id, String method, JsonNode args) {
-        boolean serves = Set.of("poll", "flush", "commit_transaction", "abort_transaction").contains(method);
+        boolean serves = SERVES_REPORTS.contains(method);
         try {
             reply(id, "ok", call(method, args), serves);
         } catch (KafkaException | IllegalStateException e) {
