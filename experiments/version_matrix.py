@@ -4,8 +4,11 @@ and newest 4.x on Maven Central and the pinned release, on each client lane.
 Usage: python experiments/version_matrix.py [--versions 4.0.0,4.1.2,4.4.0] [--clients librdkafka,java]
                                             [--transaction-version 2] [--out docs/version-matrix.md]
 
-For every (release, client) it runs ``eosim conform --start-kafka --kafka-version V --client C``
-(eosim._realkafka.conform.conform) over the library's conformance scenarios, then writes a table of
+For every release it starts one broker (sim/_realkafka/broker.py), and for every client it runs
+``eosim conform --bootstrap B --start-kafka --kafka-version V --client C --json`` over the library's
+conformance scenarios, a few scenarios per process: librdkafka 2.16 now and then crashes a process
+with SIGSEGV (seen in `rdk:main`, in this lane and others), which then costs one chunk, tried again
+(up to 3 times). Then it writes a table of
 scenario x (release, client) into ``--out``, with what each disagreement differed in. The broker of
 each release is started from its Maven jars (docs/real-kafka.md); the Java client stays the pinned
 release's, so a column differs from the pinned one only by the broker. Exit code 0 when every cell
@@ -15,25 +18,56 @@ agrees, 1 otherwise. docs/version-matrix.md holds its recorded output.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from eosim._cli import scenario_dir
-from eosim._realkafka.broker import DEFAULT_VERSION, cleanup_on_signals
-from eosim._realkafka.conform import Row, conform
+from eosim._realkafka.broker import DEFAULT_VERSION, KafkaBroker, cleanup_on_signals
 from eosim._scenario import load_scenario
 
 OLDEST, NEWEST = "4.0.0", "4.4.0"  # the 4.x releases on Maven Central (kafka_2.13 maven-metadata.xml, Dec 2026)
 
 
-def _cell(row: Row) -> str:
+def _cell(row: SimpleNamespace) -> str:
     if row.agree:
         return "agree"
+    if row.known:
+        return "known"  # a kept difference of that lane (eosim._realkafka.known, docs/fidelity.md)
     if row.agree is None:
         return row.kafka.split(":")[0]  # skipped / not run / error
     return "**differs**"
+
+
+def _ok(row: SimpleNamespace) -> bool:
+    return bool(row.agree or row.known) or row.kafka.startswith("skipped")
+
+
+CHUNK = 6  # scenarios per eosim conform process
+ATTEMPTS = 3
+
+
+def _column(paths: list[Path], bootstrap: str, version: str, client: str,
+            transaction_version: int) -> list[SimpleNamespace]:
+    rows: list[SimpleNamespace] = []
+    for start in range(0, len(paths), CHUNK):
+        command = [sys.executable, "-m", "eosim", "conform", *map(str, paths[start:start + CHUNK]),
+                   "--bootstrap", bootstrap, "--start-kafka", "--kafka-version", version, "--client", client,
+                   "--transaction-version", str(transaction_version), "--json"]
+        for attempt in range(1, ATTEMPTS + 1):
+            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            if proc.returncode in (0, 1) and proc.stdout.strip():
+                rows += [SimpleNamespace(**row) for row in json.loads(proc.stdout)]
+                break
+            print(f"{version} {client}: eosim conform exited {proc.returncode} (attempt {attempt})", file=sys.stderr)
+        else:
+            raise SystemExit(f"{version} {client}: eosim conform failed {ATTEMPTS} times: {' '.join(command)}")
+    return rows
 
 
 def main() -> int:
@@ -46,28 +80,33 @@ def main() -> int:
     versions, clients = args.versions.split(","), args.clients.split(",")
     paths = sorted(p for p in scenario_dir().glob("*.toml") if load_scenario(p).scenario.conformance)
     columns = [(v, c) for v in versions for c in clients]
-    results: dict[tuple[str, str], dict[str, Row]] = {}
+    results: dict[tuple[str, str], dict[str, SimpleNamespace]] = {}
     seconds: dict[tuple[str, str], float] = {}
     with cleanup_on_signals():
-        for version, client in columns:
-            started = time.monotonic()
-            rows = conform(paths, start_kafka=True, kafka_version=version, client=client,
-                           transaction_version=args.transaction_version,
-                           out_dir=Path("runs/version-matrix") / f"{version}-{client}")
-            seconds[(version, client)] = time.monotonic() - started
-            results[(version, client)] = {row.scenario: row for row in rows}
-            agreeing = sum(bool(r.agree) for r in rows)
-            print(f"{version} {client}: {agreeing}/{len(rows)} agree ({seconds[(version, client)]:.0f} s)",
-                  file=sys.stderr)
+        for version in versions:
+            broker = KafkaBroker(version).start(transaction_version=args.transaction_version)
+            try:
+                for client in clients:
+                    started = time.monotonic()
+                    rows = _column(paths, broker.bootstrap, version, client, args.transaction_version)
+                    seconds[(version, client)] = time.monotonic() - started
+                    results[(version, client)] = {row.scenario: row for row in rows}
+                    agreeing, known = sum(bool(r.agree) for r in rows), sum(r.known for r in rows)
+                    print(f"{version} {client}: {agreeing}/{len(rows)} agree, {known} known "
+                          f"({seconds[(version, client)]:.0f} s)", file=sys.stderr)
+            finally:
+                broker.stop()
 
     lines = [
         "# Version matrix: the conformance library on each Kafka release",
         "",
         f"Recorded by `python experiments/version_matrix.py` (transaction.version={args.transaction_version}) on "
-        f"{platform.node() or 'a machine'} ({platform.machine()}, Python {platform.python_version()}). "
+        f"{os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}). "
         f"Each column starts a broker of that release from its Maven jars; the clients are confluent-kafka "
         f"(librdkafka) and kafka-clients {DEFAULT_VERSION} in a JVM (java). \"agree\": the simulator's "
-        "observation equals Kafka's. Rerun it after a change to the model or the library.",
+        "observation equals Kafka's; \"known\": it differs exactly where sim/_realkafka/known.py says it does "
+        "(on the Java lane, where the simulated Java client is not the real one yet: docs/fidelity.md). "
+        "Rerun it after a change to the model or the library.",
         "",
         "| scenario | " + " | ".join(f"{v} {c}" for v, c in columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -76,11 +115,15 @@ def main() -> int:
         name = load_scenario(path).name
         lines.append(f"| {name} | " + " | ".join(_cell(results[col][name]) for col in columns) + " |")
     totals = [f"{sum(bool(r.agree) for r in results[col].values())}/{len(paths)}" for col in columns]
+    agree_or_known = [f"{sum(bool(r.agree or r.known) for r in results[col].values())}/{len(paths)}"
+                      for col in columns]
     lines.append("| **agree** | " + " | ".join(totals) + " |")
+    lines.append("| agree or known | " + " | ".join(agree_or_known) + " |")
     lines.append("| seconds | " + " | ".join(f"{seconds[col]:.0f}" for col in columns) + " |")
     details = [f"* {name}, {v} {c}: " + "; ".join(row.differences or (row.kafka,))
-               for (v, c) in columns for name, row in results[(v, c)].items() if not row.ok]
-    lines += ["", "## Differences", ""] + (details or ["None: every scenario agrees on every release."])
+               for (v, c) in columns for name, row in results[(v, c)].items() if not _ok(row)]
+    lines += ["", "## Unexplained differences", ""] + (details or ["None: on every release each scenario agrees "
+                                                                 "or differs only where it is known to."])
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if not details else 1

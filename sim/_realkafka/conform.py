@@ -30,6 +30,7 @@ from eosim import _scenario as sc
 from eosim._observation import nearest
 from eosim._realkafka.broker import (DEFAULT_VERSION, Interrupted, KafkaBroker, KafkaUnavailable, bootstrap_from_env,
                                      cleanup_on_signals)
+from eosim._realkafka.known import explain
 from eosim._runner import reachable
 
 EXIT_AGREE, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 254
@@ -51,10 +52,11 @@ class Row:
     kafka_s: float = 0.0
     out: Path | None = None  # where the disagreement's files are
     allowed: int = 1  # the observations the simulator reaches: more than one for a racy scenario (racy_seeds)
+    known: bool = False  # every difference is a kept one (eosim._realkafka.known)
 
     @property
     def ok(self) -> bool:
-        return bool(self.agree) or self.kafka.startswith("skipped")
+        return bool(self.agree) or self.known or self.kafka.startswith("skipped")
 
 
 def _verdict(valid: bool | str) -> str:
@@ -109,7 +111,7 @@ def conform(paths: list[Path], *, bootstrap: str | None = None, start_kafka: boo
         probe(bootstrap)
     brokers = Brokers(bootstrap, start_kafka, kafka_version, transaction_version)
     try:
-        return [_conform_one(scenario, brokers, out_dir) for scenario in scenarios]
+        return [_conform_one(scenario, brokers, out_dir, client) for scenario in scenarios]
     finally:
         brokers.stop()
 
@@ -149,7 +151,7 @@ def probe(bootstrap: str) -> None:
                                f"({exc.args[0].str()})") from None
 
 
-def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path) -> Row:
+def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path, client: str | None = None) -> Row:
     from eosim._realkafka.driver import BrokerMismatch, broker_requirements, for_transaction_version, run_on_kafka
 
     out = out_dir / scenario.name
@@ -201,9 +203,10 @@ def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path) -> Row:
     elif out.exists():
         shutil.rmtree(out)
     agree = None if sim is None or kafka is None else not differences
+    unexplained, _stale = explain(client, scenario.name, tv, differences)
     return Row(scenario=scenario.name, sim=sim_verdict, kafka=kafka_verdict, agree=agree,
                differences=tuple(differences), sim_s=sim_s, kafka_s=kafka_s, out=out if files else None,
-               allowed=max(len(allowed), 1))
+               allowed=max(len(allowed), 1), known=bool(differences) and not unexplained)
 
 
 def _write(out: Path, files: dict[str, str]) -> None:
@@ -219,7 +222,8 @@ def print_table(rows: list[Row], console: Console | None = None) -> None:
                             ("sim s", "right"), ("kafka s", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        agree = {True: "[green]yes[/]", False: "[red]NO[/]"}.get(row.agree, "-")  # type: ignore[arg-type]
+        agree = ("[yellow]known[/]" if row.known else
+                 {True: "[green]yes[/]", False: "[red]NO[/]"}.get(row.agree, "-"))  # type: ignore[arg-type]
         table.add_row(row.scenario, row.sim, row.kafka, agree, f"{row.sim_s:.1f}", f"{row.kafka_s:.1f}")
     console.print(table)
     for row in rows:
@@ -275,7 +279,7 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
         sys.stderr.flush()
         os._exit(128 + exc.signum)
     if as_json:
-        print(json.dumps([{"scenario": r.scenario, "sim": r.sim, "kafka": r.kafka, "agree": r.agree,
+        print(json.dumps([{"scenario": r.scenario, "sim": r.sim, "kafka": r.kafka, "agree": r.agree, "known": r.known,
                            "differences": list(r.differences), "sim_s": round(r.sim_s, 3),
                            "kafka_s": round(r.kafka_s, 3), "out": None if r.out is None else str(r.out),
                            "allowed": r.allowed}
