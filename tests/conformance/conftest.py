@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from eosim._realkafka.broker import KafkaBroker, KafkaUnavailable, ToolMissing, bootstrap_from_env, cleanup_on_signals
+from eosim._realkafka.cluster import KafkaCluster
 
 IN_CI = os.environ.get("CI") == "true"
 _skip_reasons: list[str] = []
@@ -139,3 +140,37 @@ def new_topic(kafka_admin, request):
         raise TimeoutError(f"topic {name} has no leaders after 30 s")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster_session():
+    """One 3-broker cluster (a controller and brokers 1-3, sim/_realkafka/cluster.py) per session, started only
+    when a test asks for it. Replication does not depend on transaction.version, so it runs in the TV2 pass only:
+    CI's second pass (EOSIM_KAFKA_TV=1) skips it rather than pay for a second cluster."""
+    tv = int(os.environ.get("EOSIM_KAFKA_TV", "2"))
+    if tv != 2:
+        pytest.skip("the 3-broker tests run in the transaction.version=2 pass")
+    cluster = KafkaCluster()
+    try:
+        cluster.start(transaction_version=tv)
+    except ToolMissing as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and no cluster: {exc.reason}", pytrace=False)
+        _skip_reasons.append(f"skipped, {exc.reason}")
+        pytest.skip(exc.reason)
+    except KafkaUnavailable as exc:
+        pytest.fail(f"no cluster: {exc.reason}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def kafka_cluster(kafka_cluster_session):
+    """The session's cluster; a broker a test killed is started again afterwards, so the next test finds all
+    three running."""
+    yield kafka_cluster_session
+    for node_id in kafka_cluster_session.broker_ids:
+        if not kafka_cluster_session.is_running(node_id):
+            kafka_cluster_session.restart(node_id)

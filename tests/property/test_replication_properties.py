@@ -58,6 +58,7 @@ class Cluster:
     _next_cid: int = 0
     _produces: dict[int, tuple[str, Acks]] = field(factory=dict)  # correlation id -> (value, acks)
     acked: dict[str, tuple[int, Acks]] = field(factory=dict)  # value -> (offset, acks) answered NONE
+    answers: dict[str, ProduceResponse] = field(factory=dict)  # value -> the leader's answer, whatever its error
     committed: dict[int, str] = field(factory=dict)  # offset -> value, below some leader's HW
     unclean: bool = False
     truncated: list[LogTruncated] = field(factory=list)
@@ -108,6 +109,7 @@ class Cluster:
                     self.truncated.append(effect)
                 case Respond(correlation_id=cid, response=ProduceResponse(error=error, base_offset=offset)):
                     value, acks = self._produces.pop(cid)
+                    self.answers[value] = effect.response
                     if error is Errors.NONE:
                         self.acked[value] = (offset, acks)
                 case _:
@@ -143,7 +145,7 @@ class Cluster:
         leader = self.controller.partition(TP).leader
         return leader if leader != NO_LEADER and leader in self.alive else None
 
-    def produce(self, acks: Acks) -> None:
+    def produce(self, acks: Acks, timeout_ms: int = 30_000) -> None:
         leader = self.leader()
         if leader is None:
             return
@@ -151,7 +153,8 @@ class Cluster:
         value = f"v{self._values}"
         cid = self.cid()
         self._produces[cid] = (value, acks)
-        effects = self.parts[leader].produce(cid, ProduceRequest(acks=acks, records=(value,)), self.now)
+        effects = self.parts[leader].produce(
+            cid, ProduceRequest(acks=acks, records=(value,), timeout_ms=timeout_ms), self.now)
         if acks is Acks.ZERO:
             del self._produces[cid]
         self.broker_effects(leader, effects)

@@ -1,0 +1,287 @@
+"""Replication facts of a real 3-broker Kafka 4.1.2 cluster, each compared with what the pure replication model
+(``eosim.models.partition`` + ``eosim.models.replication_control``) says for the same sequence.
+
+The model side is the property tests' synchronous wiring (``Cluster`` in tests/property/test_replication_properties.py)
+driven through the same steps: produce, followers fetch (``replicate``), a broker killed, time passing past the
+controller's session timeout (``tick``), a restart. Every topic is assigned to replicas [1, 2, 3] as the model's
+partition is, so both elect the same brokers. The cluster (sim/_realkafka/cluster.py) is shared by the session; a
+test that kills a broker gets it restarted by the ``kafka_cluster`` fixture. Findings: docs/real-kafka.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from kafka.errors import for_code
+from kafka.net.compat import KafkaNetClient
+from kafka.protocol.producer import ProduceRequest
+from kafka.record.memory_records import MemoryRecordsBuilder
+
+from eosim._realkafka.cluster import SESSION_TIMEOUT_MS
+from eosim.models.config import ReplicationConfig
+from eosim.models.errors import Errors
+from eosim.models.partition import Acks
+
+TIMEOUT = 60.0
+REPLICAS = [1, 2, 3]
+
+
+def _load_model_cluster():
+    # The property tests' wiring of three Partitions and the controller, the one place it is defined.
+    path = Path(__file__).resolve().parents[1] / "property" / "test_replication_properties.py"
+    spec = importlib.util.spec_from_file_location("_replication_model_wiring", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Cluster, module.TP
+
+
+ModelCluster, MODEL_TP = _load_model_cluster()
+
+
+def model(min_isr: int) -> ModelCluster:
+    return ModelCluster(ReplicationConfig(min_insync_replicas=min_isr, broker_session_timeout_ms=SESSION_TIMEOUT_MS))
+
+
+def model_fence(m: ModelCluster) -> None:
+    """Time passes until the controller has fenced a killed broker, as the tests wait for on the real cluster."""
+    m.tick(SESSION_TIMEOUT_MS + 100)
+
+
+def model_leader_log(m: ModelCluster) -> list[tuple[int, str, int]]:
+    leader = m.controller.partition(MODEL_TP).leader
+    return [(e.offset, e.value, e.leader_epoch) for e in m.parts[leader].log.entries]
+
+
+# --- the real side --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def admin(kafka_cluster_session):
+    return AdminClient({"bootstrap.servers": kafka_cluster_session.bootstrap, "reconnect.backoff.max.ms": 250})
+
+
+@pytest.fixture
+def topic(admin, request):
+    """Factory: topic(min_isr) -> a fresh 1-partition topic on replicas [1, 2, 3], leader 1, full ISR."""
+
+    def make(min_isr: int) -> str:
+        name = f"{re.sub(r'[^A-Za-z0-9._-]', '-', request.node.name)[:80]}-{uuid.uuid4().hex[:8]}"
+        futures = admin.create_topics([NewTopic(name, 1, replica_assignment=[REPLICAS],
+                                                config={"min.insync.replicas": str(min_isr)})])
+        futures[name].result(timeout=TIMEOUT)
+        wait_partition(admin, name, lambda leader, isr: leader == 1 and isr == REPLICAS)
+        return name
+
+    return make
+
+
+def partition_state(admin, topic: str) -> tuple[int, list[int]]:
+    """(leader, sorted ISR) of partition 0 in a broker's metadata; (-1, []) while that broker does not know it yet."""
+    part = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(0)
+    return (-1, []) if part is None else (part.leader, sorted(part.isrs))
+
+
+def wait_partition(admin, topic: str, ok) -> tuple[int, list[int]]:
+    deadline = time.monotonic() + TIMEOUT
+    while not ok(*(state := partition_state(admin, topic))):
+        assert time.monotonic() < deadline, f"{topic}: (leader, ISR) stuck at {state}"
+        time.sleep(0.1)
+    return state
+
+
+def produce(cluster, topic: str, value: str, acks: str, **conf) -> tuple[str, int]:
+    """(error name or "NONE", offset) of one record, with no client retries: the broker's first answer."""
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": acks, "retries": 0,
+                         "reconnect.backoff.max.ms": 250, **conf})
+    results = []
+    producer.produce(topic, value.encode(), partition=0,
+                     on_delivery=lambda err, msg: results.append((err.name(), None) if err else ("NONE", msg.offset())))
+    producer.flush(TIMEOUT)
+    assert len(results) == 1, f"no delivery report for {value} within {TIMEOUT}s"
+    return results[0]
+
+
+def high_watermark(admin, topic: str) -> tuple[int, int]:
+    """(HW, leader epoch) from the leader: ListOffsets LATEST, read_uncommitted."""
+    tp = TopicPartition(topic, 0)
+    info = admin.list_offsets({tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_UNCOMMITTED,
+                              request_timeout=TIMEOUT)[tp].result()
+    return info.offset, info.leader_epoch
+
+
+def consume(cluster, topic: str) -> list[tuple[int, str, int]]:
+    """(offset, value, leader epoch of its batch) of every record below the HW."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": topic, "enable.auto.commit": False,
+                         "enable.partition.eof": True, "isolation.level": "read_uncommitted"})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        records = []
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error() is None:
+                records.append((msg.offset(), msg.value().decode(), msg.leader_epoch()))
+            elif msg.error().code() == KafkaError._PARTITION_EOF:
+                return records
+            else:
+                raise KafkaException(msg.error())
+        raise AssertionError(f"no end of partition on {topic} within {TIMEOUT}s; got {records}")
+    finally:
+        consumer.close()
+
+
+def raw_produce(cluster, node_id: int, topic: str, value: str, timeout_ms: int) -> str:
+    """One acks=all Produce (v9, kafka-python's protocol layer) sent to ``node_id``; the broker's error name. The
+    client waits well past ``timeout_ms``, so the answer is the broker's, not a client-side timeout."""
+    client = KafkaNetClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        client.check_version()  # bootstraps the client's metadata
+        builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+        builder.append(timestamp=None, key=None, value=value.encode())
+        builder.close()
+        data = ProduceRequest.TopicProduceData
+        request = ProduceRequest(
+            transactional_id=None, acks=-1, timeout_ms=timeout_ms, min_version=9, max_version=9,
+            topic_data=[data(name=topic, partition_data=[data.PartitionProduceData(index=0,
+                                                                                    records=builder.buffer())])])
+        response = client.send_and_receive(node_id, request, timeout_ms=timeout_ms + 30_000)
+        error_code = response.responses[0].partition_responses[0].error_code
+        return "NONE" if error_code == 0 else for_code(error_code).message
+    finally:
+        client.close()
+
+
+def model_answers(m: ModelCluster) -> dict[str, tuple[str, int | None]]:
+    """value -> (error name, offset); an error has no offset (confluent-kafka reports -1001, the model -1)."""
+    return {v: (r.error.name, r.base_offset if r.error is Errors.NONE else None) for v, r in m.answers.items()}
+
+
+# --- the facts ----------------------------------------------------------------------------------------------
+
+
+def test_min_isr_3_with_one_of_three_down_refuses_acks_all_and_the_restarted_broker_rejoins(kafka_cluster, admin,
+                                                                                             topic):
+    m = model(3)
+    m.produce(Acks.ALL)
+    m.replicate(2)
+    m.crash(3)
+    model_fence(m)
+    m.produce(Acks.ALL)
+    m.produce(Acks.ONE)
+    m.replicate(2)
+    model_isr_down = sorted(m.controller.partition(MODEL_TP).isr)
+    model_hw_down = m.parts[1].high_watermark
+    m.restart(3)
+    m.replicate(3)
+    model_isr_back = sorted(m.controller.partition(MODEL_TP).isr)
+    m.produce(Acks.ALL)
+    m.replicate(2)
+    answers = model_answers(m)
+
+    name = topic(3)
+    real = {"v1": produce(kafka_cluster, name, "v1", "all")}
+    kafka_cluster.kill(3)
+    real_isr_down = wait_partition(admin, name, lambda leader, isr: isr != REPLICAS)[1]
+    real["v2"] = produce(kafka_cluster, name, "v2", "all")
+    real["v3"] = produce(kafka_cluster, name, "v3", "1")
+    time.sleep(1.0)  # a follower fetch round (replica.fetch.wait.max.ms 500): the HW would move now if it could
+    real_hw_down = high_watermark(admin, name)[0]
+    kafka_cluster.restart(3)
+    real_isr_back = wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)[1]
+    real["v4"] = produce(kafka_cluster, name, "v4", "all")
+
+    assert model_isr_down == real_isr_down == [1, 2]
+    # acks=all is refused before the append; acks=1 is not subject to min.insync.replicas
+    assert answers == real == {"v1": ("NONE", 0), "v2": ("NOT_ENOUGH_REPLICAS", None), "v3": ("NONE", 1),
+                                     "v4": ("NONE", 2)}, (answers, real)
+    # the strict min-ISR rule: the acks=1 record is not committed while the ISR is below min.insync.replicas
+    assert model_hw_down == real_hw_down == 1
+    assert model_isr_back == real_isr_back == REPLICAS
+
+
+def test_acks_all_min_isr_2_survives_killing_the_leader(kafka_cluster, admin, topic):
+    m = model(2)
+    m.produce(Acks.ALL)
+    m.replicate(2)
+    m.crash(1)
+    model_fence(m)
+    registration = m.controller.partition(MODEL_TP)
+    model_state = (registration.leader, sorted(registration.isr))
+    m.produce(Acks.ALL)
+    m.replicate(2)
+    answers = model_answers(m)
+    model_log = model_leader_log(m)
+    model_epoch = m.controller.partition(MODEL_TP).leader_epoch
+    m.restart(1)
+    m.replicate(3)
+    model_isr_back = sorted(m.controller.partition(MODEL_TP).isr)
+
+    name = topic(2)
+    real = {"v1": produce(kafka_cluster, name, "v1", "all")}
+    kafka_cluster.kill(1)
+    real_state = wait_partition(admin, name, lambda leader, isr: leader not in (1, -1))
+    real["v2"] = produce(kafka_cluster, name, "v2", "all")
+    real_log = consume(kafka_cluster, name)
+    real_epoch = high_watermark(admin, name)[1]
+    kafka_cluster.restart(1)
+    real_isr_back = wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)[1]
+
+    # the controller elects the first replica of the ISR in assignment order; the dead broker leaves the ISR
+    assert model_state == real_state == (2, [2, 3])
+    assert answers == real == {"v1": ("NONE", 0), "v2": ("NONE", 1)}
+    # the acknowledged record is on the new leader; the new leader's batches carry the bumped epoch
+    assert model_log == real_log == [(0, "v1", 0), (1, "v2", 1)]
+    assert model_epoch == real_epoch == 1
+    # the old leader comes back as a follower and rejoins the ISR
+    assert model_isr_back == real_isr_back == REPLICAS
+
+
+def test_hw_does_not_advance_below_min_isr_so_acks_all_times_out(kafka_cluster, admin, topic):
+    """KIP-966's strict min-ISR rule: an acks=all request appended while the ISR was full waits; once the ISR drops
+    below min.insync.replicas the HW stays, so the request times out (REQUEST_TIMED_OUT) instead of being answered
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND as before 4.0. The record stays in the log and is committed once the ISR is
+    back."""
+    request_timeout_ms = 3 * SESSION_TIMEOUT_MS  # the controller fences the killed follower well within it
+    m = model(3)
+    m.produce(Acks.ALL)
+    m.replicate(2)
+    m.crash(3)
+    m.produce(Acks.ALL, timeout_ms=request_timeout_ms)
+    m.replicate(2)
+    model_fence(m)
+    model_isr_down = sorted(m.controller.partition(MODEL_TP).isr)
+    m.tick(request_timeout_ms)
+    model_hw_down = m.parts[1].high_watermark
+    answers = {v: error for v, (error, _) in model_answers(m).items()}
+    m.restart(3)
+    m.replicate(3)
+    model_hw_back = m.parts[1].high_watermark
+    model_log = [(o, v) for o, v, _ in model_leader_log(m)]
+
+    name = topic(3)
+    real = {"v1": produce(kafka_cluster, name, "v1", "all")[0]}
+    kafka_cluster.kill(3)
+    real["v2"] = raw_produce(kafka_cluster, 1, name, "v2", request_timeout_ms)
+    real_isr_down = partition_state(admin, name)[1]
+    real_hw_down = high_watermark(admin, name)[0]
+    kafka_cluster.restart(3)
+    wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)
+    deadline = time.monotonic() + TIMEOUT
+    while (real_hw_back := high_watermark(admin, name)[0]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    real_log = [(o, v) for o, v, _ in consume(kafka_cluster, name)]
+
+    assert model_isr_down == real_isr_down == [1, 2]
+    assert answers == real == {"v1": "NONE", "v2": "REQUEST_TIMED_OUT"}, (answers, real)
+    assert model_hw_down == real_hw_down == 1
+    assert model_hw_back == real_hw_back == 2
+    assert model_log == real_log == [(0, "v1"), (1, "v2")]
