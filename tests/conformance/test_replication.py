@@ -10,6 +10,7 @@ test that kills a broker gets it restarted by the ``kafka_cluster`` fixture. Fin
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from kafka.admin import KafkaAdminClient
 from kafka.errors import for_code
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.producer import ProduceRequest
@@ -54,6 +56,13 @@ def model_fence(m: ModelCluster) -> None:
     m.tick(SESSION_TIMEOUT_MS + 100)
 
 
+def model_partition(m: ModelCluster) -> dict[str, object]:
+    """The controller's registration of the partition, in ``describe_partition``'s shape."""
+    r = m.controller.partition(MODEL_TP)
+    return {"leader": r.leader, "leader_epoch": r.leader_epoch, "isr": sorted(r.isr), "elr": sorted(r.elr),
+            "last_known_elr": sorted(r.last_known_elr)}
+
+
 def model_leader_log(m: ModelCluster) -> list[tuple[int, str, int]]:
     leader = m.controller.partition(MODEL_TP).leader
     return [(e.offset, e.value, e.leader_epoch) for e in m.parts[leader].log.entries]
@@ -65,6 +74,13 @@ def model_leader_log(m: ModelCluster) -> list[tuple[int, str, int]]:
 @pytest.fixture(scope="module")
 def admin(kafka_cluster_session):
     return AdminClient({"bootstrap.servers": kafka_cluster_session.bootstrap, "reconnect.backoff.max.ms": 250})
+
+
+@pytest.fixture(scope="module")
+def kp_admin(kafka_cluster_session):
+    admin = KafkaAdminClient(bootstrap_servers=kafka_cluster_session.bootstrap)
+    yield admin
+    admin.close()
 
 
 @pytest.fixture
@@ -86,6 +102,15 @@ def partition_state(admin, topic: str) -> tuple[int, list[int]]:
     """(leader, sorted ISR) of partition 0 in a broker's metadata; (-1, []) while that broker does not know it yet."""
     part = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(0)
     return (-1, []) if part is None else (part.leader, sorted(part.isrs))
+
+
+def describe_partition(kp_admin, topic: str) -> dict[str, object]:
+    """The controller's registration of partition 0 as a broker's metadata has it (DescribeTopicPartitions, the
+    KIP-966 API that carries the ELR)."""
+    (part,) = kp_admin.describe_topic_partitions([topic])["topics"][0]["partitions"]
+    return {"leader": part["leader_id"], "leader_epoch": part["leader_epoch"], "isr": sorted(part["isr_nodes"]),
+            "elr": sorted(part["eligible_leader_replicas"] or ()),
+            "last_known_elr": sorted(part["last_known_elr"] or ())}
 
 
 def wait_partition(admin, topic: str, ok) -> tuple[int, list[int]]:
@@ -139,25 +164,31 @@ def consume(cluster, topic: str) -> list[tuple[int, str, int]]:
         consumer.close()
 
 
-def raw_produce(cluster, node_id: int, topic: str, value: str, timeout_ms: int) -> str:
-    """One acks=all Produce (v9, kafka-python's protocol layer) sent to ``node_id``; the broker's error name. The
-    client waits well past ``timeout_ms``, so the answer is the broker's, not a client-side timeout."""
+@contextlib.contextmanager
+def raw_client(cluster, node_id: int):
+    """kafka-python's protocol-level client, already connected to ``node_id``."""
     client = KafkaNetClient(bootstrap_servers=cluster.bootstrap)
     try:
         client.check_version()  # bootstraps the client's metadata
-        builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
-        builder.append(timestamp=None, key=None, value=value.encode())
-        builder.close()
-        data = ProduceRequest.TopicProduceData
-        request = ProduceRequest(
-            transactional_id=None, acks=-1, timeout_ms=timeout_ms, min_version=9, max_version=9,
-            topic_data=[data(name=topic, partition_data=[data.PartitionProduceData(index=0,
-                                                                                    records=builder.buffer())])])
-        response = client.send_and_receive(node_id, request, timeout_ms=timeout_ms + 30_000)
-        error_code = response.responses[0].partition_responses[0].error_code
-        return "NONE" if error_code == 0 else for_code(error_code).message
+        client.await_ready(node_id, timeout_ms=int(TIMEOUT * 1000))
+        yield client
     finally:
         client.close()
+
+
+def raw_produce(client, node_id: int, topic: str, value: str, timeout_ms: int) -> str:
+    """One acks=all Produce v9 sent to ``node_id``; the broker's error name. The client waits well past
+    ``timeout_ms``, so the answer is the broker's, not a client-side timeout."""
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+    builder.append(timestamp=None, key=None, value=value.encode())
+    builder.close()
+    data = ProduceRequest.TopicProduceData
+    request = ProduceRequest(
+        transactional_id=None, acks=-1, timeout_ms=timeout_ms, min_version=9, max_version=9,
+        topic_data=[data(name=topic, partition_data=[data.PartitionProduceData(index=0, records=builder.buffer())])])
+    response = client.send_and_receive(node_id, request, timeout_ms=timeout_ms + 30_000)
+    error_code = response.responses[0].partition_responses[0].error_code
+    return "NONE" if error_code == 0 else for_code(error_code).message
 
 
 def model_answers(m: ModelCluster) -> dict[str, tuple[str, int | None]]:
@@ -168,21 +199,21 @@ def model_answers(m: ModelCluster) -> dict[str, tuple[str, int | None]]:
 # --- the facts ----------------------------------------------------------------------------------------------
 
 
-def test_min_isr_3_with_one_of_three_down_refuses_acks_all_and_the_restarted_broker_rejoins(kafka_cluster, admin,
-                                                                                             topic):
+def test_min_isr_3_with_one_of_three_down_refuses_acks_all_and_the_restarted_broker_rejoins(
+        kafka_cluster, admin, kp_admin, topic):
     m = model(3)
     m.produce(Acks.ALL)
     m.replicate(2)
     m.crash(3)
     model_fence(m)
+    model_down = model_partition(m)
     m.produce(Acks.ALL)
     m.produce(Acks.ONE)
     m.replicate(2)
-    model_isr_down = sorted(m.controller.partition(MODEL_TP).isr)
     model_hw_down = m.parts[1].high_watermark
     m.restart(3)
     m.replicate(3)
-    model_isr_back = sorted(m.controller.partition(MODEL_TP).isr)
+    model_back = model_partition(m)
     m.produce(Acks.ALL)
     m.replicate(2)
     answers = model_answers(m)
@@ -190,62 +221,69 @@ def test_min_isr_3_with_one_of_three_down_refuses_acks_all_and_the_restarted_bro
     name = topic(3)
     real = {"v1": produce(kafka_cluster, name, "v1", "all")}
     kafka_cluster.kill(3)
-    real_isr_down = wait_partition(admin, name, lambda leader, isr: isr != REPLICAS)[1]
+    wait_partition(admin, name, lambda leader, isr: isr != REPLICAS)
+    real_down = describe_partition(kp_admin, name)
     real["v2"] = produce(kafka_cluster, name, "v2", "all")
     real["v3"] = produce(kafka_cluster, name, "v3", "1")
     time.sleep(1.0)  # a follower fetch round (replica.fetch.wait.max.ms 500): the HW would move now if it could
     real_hw_down = high_watermark(admin, name)[0]
     kafka_cluster.restart(3)
-    real_isr_back = wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)[1]
+    wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)
+    real_back = describe_partition(kp_admin, name)
     real["v4"] = produce(kafka_cluster, name, "v4", "all")
 
-    assert model_isr_down == real_isr_down == [1, 2]
+    # the fenced broker leaves the ISR for the ELR (KIP-966: the ISR fell below min.insync.replicas)
+    assert model_down == real_down == {"leader": 1, "leader_epoch": 0, "isr": [1, 2], "elr": [3],
+                                       "last_known_elr": []}, (model_down, real_down)
     # acks=all is refused before the append; acks=1 is not subject to min.insync.replicas
     assert answers == real == {"v1": ("NONE", 0), "v2": ("NOT_ENOUGH_REPLICAS", None), "v3": ("NONE", 1),
-                                     "v4": ("NONE", 2)}, (answers, real)
+                               "v4": ("NONE", 2)}, (answers, real)
     # the strict min-ISR rule: the acks=1 record is not committed while the ISR is below min.insync.replicas
     assert model_hw_down == real_hw_down == 1
-    assert model_isr_back == real_isr_back == REPLICAS
+    # the restarted broker catches up and rejoins the ISR, which empties the ELR; no election happened
+    assert model_back == real_back == {"leader": 1, "leader_epoch": 0, "isr": REPLICAS, "elr": [],
+                                       "last_known_elr": []}, (model_back, real_back)
 
 
-def test_acks_all_min_isr_2_survives_killing_the_leader(kafka_cluster, admin, topic):
+def test_acks_all_min_isr_2_survives_killing_the_leader(kafka_cluster, admin, kp_admin, topic):
     m = model(2)
     m.produce(Acks.ALL)
     m.replicate(2)
     m.crash(1)
     model_fence(m)
-    registration = m.controller.partition(MODEL_TP)
-    model_state = (registration.leader, sorted(registration.isr))
+    model_failover = model_partition(m)
     m.produce(Acks.ALL)
     m.replicate(2)
     answers = model_answers(m)
     model_log = model_leader_log(m)
-    model_epoch = m.controller.partition(MODEL_TP).leader_epoch
     m.restart(1)
     m.replicate(3)
-    model_isr_back = sorted(m.controller.partition(MODEL_TP).isr)
+    model_back = model_partition(m)
 
     name = topic(2)
     real = {"v1": produce(kafka_cluster, name, "v1", "all")}
     kafka_cluster.kill(1)
-    real_state = wait_partition(admin, name, lambda leader, isr: leader not in (1, -1))
+    wait_partition(admin, name, lambda leader, isr: leader not in (1, -1))
+    real_failover = describe_partition(kp_admin, name)
     real["v2"] = produce(kafka_cluster, name, "v2", "all")
     real_log = consume(kafka_cluster, name)
-    real_epoch = high_watermark(admin, name)[1]
     kafka_cluster.restart(1)
-    real_isr_back = wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)[1]
+    wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)
+    real_back = describe_partition(kp_admin, name)
 
-    # the controller elects the first replica of the ISR in assignment order; the dead broker leaves the ISR
-    assert model_state == real_state == (2, [2, 3])
+    # the controller elects the first replica of the ISR in assignment order, at a new leader epoch; the dead
+    # broker leaves the ISR, and the ELR stays empty (the ISR is still at min.insync.replicas)
+    assert model_failover == real_failover == {"leader": 2, "leader_epoch": 1, "isr": [2, 3], "elr": [],
+                                               "last_known_elr": []}, (model_failover, real_failover)
     assert answers == real == {"v1": ("NONE", 0), "v2": ("NONE", 1)}
     # the acknowledged record is on the new leader; the new leader's batches carry the bumped epoch
     assert model_log == real_log == [(0, "v1", 0), (1, "v2", 1)]
-    assert model_epoch == real_epoch == 1
-    # the old leader comes back as a follower and rejoins the ISR
-    assert model_isr_back == real_isr_back == REPLICAS
+    # the old leader comes back as a follower and rejoins the ISR; leadership stays where it is
+    assert model_back == real_back == {"leader": 2, "leader_epoch": 1, "isr": REPLICAS, "elr": [],
+                                       "last_known_elr": []}, (model_back, real_back)
 
 
-def test_hw_does_not_advance_below_min_isr_so_acks_all_times_out(kafka_cluster, admin, topic):
+def test_hw_does_not_advance_below_min_isr_so_acks_all_times_out(kafka_cluster, admin, kp_admin, topic):
     """KIP-966's strict min-ISR rule: an acks=all request appended while the ISR was full waits; once the ISR drops
     below min.insync.replicas the HW stays, so the request times out (REQUEST_TIMED_OUT) instead of being answered
     NOT_ENOUGH_REPLICAS_AFTER_APPEND as before 4.0. The record stays in the log and is committed once the ISR is
@@ -258,8 +296,8 @@ def test_hw_does_not_advance_below_min_isr_so_acks_all_times_out(kafka_cluster, 
     m.produce(Acks.ALL, timeout_ms=request_timeout_ms)
     m.replicate(2)
     model_fence(m)
-    model_isr_down = sorted(m.controller.partition(MODEL_TP).isr)
     m.tick(request_timeout_ms)
+    model_down = model_partition(m)
     model_hw_down = m.parts[1].high_watermark
     answers = {v: error for v, (error, _) in model_answers(m).items()}
     m.restart(3)
@@ -269,9 +307,11 @@ def test_hw_does_not_advance_below_min_isr_so_acks_all_times_out(kafka_cluster, 
 
     name = topic(3)
     real = {"v1": produce(kafka_cluster, name, "v1", "all")[0]}
-    kafka_cluster.kill(3)
-    real["v2"] = raw_produce(kafka_cluster, 1, name, "v2", request_timeout_ms)
-    real_isr_down = partition_state(admin, name)[1]
+    with raw_client(kafka_cluster, 1) as client:
+        kafka_cluster.kill(3)
+        # sent at once: the leader appends it while the killed follower is still in the ISR
+        real["v2"] = raw_produce(client, 1, name, "v2", request_timeout_ms)
+    real_down = describe_partition(kp_admin, name)
     real_hw_down = high_watermark(admin, name)[0]
     kafka_cluster.restart(3)
     wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)
@@ -280,7 +320,8 @@ def test_hw_does_not_advance_below_min_isr_so_acks_all_times_out(kafka_cluster, 
         time.sleep(0.1)
     real_log = [(o, v) for o, v, _ in consume(kafka_cluster, name)]
 
-    assert model_isr_down == real_isr_down == [1, 2]
+    assert model_down == real_down == {"leader": 1, "leader_epoch": 0, "isr": [1, 2], "elr": [3],
+                                       "last_known_elr": []}, (model_down, real_down)
     assert answers == real == {"v1": "NONE", "v2": "REQUEST_TIMED_OUT"}, (answers, real)
     assert model_hw_down == real_hw_down == 1
     assert model_hw_back == real_hw_back == 2
