@@ -292,7 +292,8 @@ def _op(ev: ClientOp) -> str | None:
 def _fault_note(what: str, ev: Any, note) -> Line | None:
     """Fault events that are not about one message: ⚡ on the lanes they strike, or the nemesis'."""
     rule = ev.rule
-    if what in ("arm", "drop", "hold", "delay") or (what in ("disconnect", "error") and ev.correlation_id is not ABSENT):
+    on_a_message = what in ("drop", "hold", "delay") or (what in ("disconnect", "error") and ev.correlation_id is not ABSENT)
+    if what == "arm" or on_a_message:
         return None  # on the message's arrow; arming a rule changes nothing yet
     if what == "error":  # the transaction coordinator's own append to __transaction_state
         done = " after appending it" if ev.after_apply else ""

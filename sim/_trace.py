@@ -40,7 +40,7 @@ class TraceSchemaError(TypeError):
     """An event that does not fit its kind's class: an unknown kind, a missing or unknown field."""
 
 
-@frozen
+@frozen(weakref_slot=False)  # a long run holds millions: not a byte more than its fields
 class TraceEvent:
     """One trace event: a subclass per kind (``KINDS``), whose fields are the event's data, kept as the
     values it was emitted with. ``data`` renders them as JSON-ready values only when read, so a run pays
@@ -73,7 +73,7 @@ KINDS: dict[str, type[TraceEvent]] = {}
 def _kind(name: str) -> Callable[[type], type[TraceEvent]]:
     """Register a trace event class for the kind ``name`` (frozen, slots)."""
     def register(cls: type) -> type[TraceEvent]:
-        typed_cls = frozen(cls)
+        typed_cls = frozen(cls, weakref_slot=False)
         typed_cls.kind = name
         own = attrs.fields(typed_cls)[len(attrs.fields(TraceEvent)):]
         typed_cls._fields = tuple(f.name for f in own)
