@@ -197,6 +197,9 @@ class TxnOffsetCommitRequest:
     generation_id: int = -1
     member_id: str = ""
     offsets: tuple[tuple[TopicPartition, int], ...]
+    # v5+ (TV2): the broker adds the offsets partition to the transaction first (KafkaApis
+    # .handleTxnOffsetCommitRequest); librdkafka sends v3.
+    api_version: int = 3
 
 
 @frozen(kw_only=True)

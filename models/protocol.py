@@ -12,6 +12,8 @@ from attrs import frozen
 from eosim.models.errors import Errors
 from eosim.models.records import IsolationLevel, RecordBatch, TopicPartition
 
+TV2_PRODUCE_VERSION = 12  # ProduceRequest.LAST_BEFORE_TRANSACTION_V2_VERSION (11) + 1
+TRANSACTION_ABORTABLE_PRODUCE_VERSION = 11  # KAFKA-16314: older versions get INVALID_TXN_STATE instead
 LATEST_TIMESTAMP = -1  # ListOffsetsRequest.LATEST_TIMESTAMP
 EARLIEST_TIMESTAMP = -2
 
@@ -22,6 +24,10 @@ class ProduceRequest:
     acks: int
     # One batch per partition, as the clients send (ReplicaManager rejects several txn pids: one pid here).
     batches: tuple[tuple[TopicPartition, RecordBatch], ...]
+    # The version decides KIP-890's leader side (ReplicaManager.handleProduceAppend, AddPartitionsToTxnManager):
+    # v11+ gets TRANSACTION_ABORTABLE for a failed verification, v12+ (TV2, supports_epoch_bump) has the leader
+    # add the partition to the transaction. librdkafka sends at most v10.
+    api_version: int = 10
 
 
 @frozen(kw_only=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Generator, Iterable, Mapping
 
+import attrs
 from attrs import define, field, frozen
 
 from eosim.models.api import as_sent, error_response
@@ -50,12 +51,20 @@ from eosim.models.protocol import (
     ListOffsetsRequest,
     ListOffsetsResponse,
     PartitionProduceResponse,
+    TRANSACTION_ABORTABLE_PRODUCE_VERSION,
+    TV2_PRODUCE_VERSION,
     ProduceRequest,
     ProduceResponse,
     WriteTxnMarkersRequest,
     WriteTxnMarkersResponse,
 )
-from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, RecordBatch, TopicPartition
+from eosim.models.records import (
+    CONSUMER_OFFSETS_TOPIC,
+    TRANSACTION_STATE_TOPIC,
+    RecordBatch,
+    TopicPartition,
+    partition_for,
+)
 from eosim.models.txn_coordinator import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
@@ -93,6 +102,21 @@ VERIFICATION_ERROR_FOR_OLD_PRODUCE = {
     Errors.NOT_COORDINATOR: Errors.NOT_ENOUGH_REPLICAS,
     Errors.CONCURRENT_TRANSACTIONS: Errors.NOT_ENOUGH_REPLICAS,
 }
+# TV2's implicit add (Produce v12+): the broker retries CONCURRENT_TRANSACTIONS every
+# add.partitions.to.txn.retry.backoff.ms until add.partitions.to.txn.retry.backoff.max.ms passed (reference §3.4).
+ADD_PARTITIONS_RETRY_BACKOFF_MS = 20
+ADD_PARTITIONS_RETRY_BACKOFF_MAX_MS = 100
+TV2_TXN_OFFSET_COMMIT_VERSION = 5  # TxnOffsetCommitRequest.LAST_STABLE_VERSION_BEFORE_TRANSACTION_V2 (4) + 1
+
+
+def verification_error_for(error: Errors, api_version: int) -> Errors:
+    """The coordinator's answer as a Produce of ``api_version`` reports it: v11+ keeps TRANSACTION_ABORTABLE
+    (KAFKA-16314), v12+ (TV2) keeps CONCURRENT_TRANSACTIONS, which the client retries."""
+    if api_version >= TRANSACTION_ABORTABLE_PRODUCE_VERSION and error is Errors.TRANSACTION_ABORTABLE:
+        return error
+    if api_version >= TV2_PRODUCE_VERSION and error is Errors.CONCURRENT_TRANSACTIONS:
+        return error
+    return VERIFICATION_ERROR_FOR_OLD_PRODUCE.get(error, error)
 
 
 @frozen(kw_only=True)
@@ -425,6 +449,38 @@ class Broker:
         if self._gc_loading:  # CoordinatorRuntime: a partition still loading refuses every operation
             self._reply(packet, error_response(request, Errors.COORDINATOR_LOAD_IN_PROGRESS))
             return
+        if isinstance(request, TxnOffsetCommitRequest) and request.api_version >= TV2_TXN_OFFSET_COMMIT_VERSION:
+            self._spawn(self._txn_offset_commit_tv2(packet, request))
+            return
+        self._to_gc(packet, request)
+
+    def _txn_offset_commit_tv2(self, packet: Packet, request: TxnOffsetCommitRequest):
+        """KafkaApis.handleTxnOffsetCommitRequest v5+ (TV2): the offsets partition joins the transaction through
+        the broker's AddPartitionsToTxn v5 (what AddOffsetsToTxn did for the client before), then the commit."""
+        offsets = TopicPartition(CONSUMER_OFFSETS_TOPIC,
+                                 partition_for(request.group_id, self.config.offsets_topic_num_partitions))
+        add = AddPartitionsToTxnRequest(transactional_id=request.transactional_id, producer_id=request.producer_id,
+                                        producer_epoch=request.producer_epoch, partitions=(offsets,),
+                                        transaction_version=2, api_version=5)
+        error = yield from self._add_partition_tv2(add, offsets)
+        if error is not Errors.NONE:
+            self._reply(packet, error_response(request, error))
+            return
+        self._to_gc(packet, request)
+
+    def _add_partition_tv2(self, request: AddPartitionsToTxnRequest, tp: TopicPartition):
+        """AddPartitionsToTxnManager for TV2: CONCURRENT_TRANSACTIONS is retried every
+        add.partitions.to.txn.retry.backoff.ms until add.partitions.to.txn.retry.backoff.max.ms passed."""
+        give_up_at = self.world.now + ADD_PARTITIONS_RETRY_BACKOFF_MAX_MS
+        while True:
+            verdict = yield self.network.request(f"{self.node}/verification", self.node, request,
+                                                 INTER_BROKER_TIMEOUT_MS)
+            error = Errors.NETWORK_EXCEPTION if isinstance(verdict, Failure) else dict(verdict.results)[tp]
+            if error is not Errors.CONCURRENT_TRANSACTIONS or self.world.now >= give_up_at:
+                return error
+            yield self.world.env.timeout(ADD_PARTITIONS_RETRY_BACKOFF_MS)
+
+    def _to_gc(self, packet: Packet, request: Any) -> None:
         self._requests[packet.correlation_id] = packet
         self._apply(self.gc.handle(packet.correlation_id, request, self.world.now))
         self._schedule_gc_timer()
@@ -514,8 +570,8 @@ class Broker:
             error, guard = Errors.NONE, None
             if refused is not None and refused is not Errors.NOT_ENOUGH_REPLICAS:
                 error = refused  # ReplicaManager.getPartitionOrException: not the leader, or its log dir offline
-            elif log.needs_verification(batch):
-                error, guard = yield from self._verify(log, batch, request.transactional_id)
+            elif log.needs_verification(batch, supports_epoch_bump=request.api_version >= TV2_PRODUCE_VERSION):
+                error, guard = yield from self._verify(log, batch, request.transactional_id, request.api_version)
             if error is Errors.NONE and refused is not None:
                 # The min-ISR check is Partition.appendRecordsToLeader's, reached only after ReplicaManager
                 # .handleProduceAppend verified the batch (KIP-890): the verification entry, with its lowest
@@ -546,21 +602,28 @@ class Broker:
         held = self._refusing.get((packet.src, tp))
         return held[0] if held is not None and packet.sent_at <= held[1] else None
 
-    def _verify(self, log: PartitionLog, batch: RecordBatch, transactional_id: str | None):
-        """KIP-890 part 1: ask the coordinator whether the partition is in the producer's ongoing txn.
-        Returns (error as the produce response reports it, the guard the append must present)."""
+    def _verify(self, log: PartitionLog, batch: RecordBatch, transactional_id: str | None, api_version: int):
+        """KIP-890: ask the coordinator whether the partition is in the producer's ongoing txn (part 1), or, for a
+        TV2 produce (v12+, part 2), have it add the partition (AddPartitionsToTxn v5, not verify-only; the broker
+        retries CONCURRENT_TRANSACTIONS itself for a while). Returns (error as the produce response of this version
+        reports it, the guard the append must present)."""
         early = log.verification_epoch_error(batch.producer_id, batch.producer_epoch)
         if early is not Errors.NONE:  # a stale epoch is refused before any coordinator round trip
             return early, None
+        tv2 = api_version >= TV2_PRODUCE_VERSION
         guard = log.start_verification(batch.producer_id, batch.producer_epoch, batch.base_sequence,
-                                       now=self.world.now)
-        verdict = yield self.network.request(
-            f"{self.node}/verification", self.node,
-            AddPartitionsToTxnRequest(transactional_id=transactional_id, producer_id=batch.producer_id,
-                                      producer_epoch=batch.producer_epoch, partitions=(log.tp,), verify_only=True),
-            INTER_BROKER_TIMEOUT_MS)
-        error = Errors.NETWORK_EXCEPTION if isinstance(verdict, Failure) else dict(verdict.results)[log.tp]
-        return VERIFICATION_ERROR_FOR_OLD_PRODUCE.get(error, error), guard
+                                       supports_epoch_bump=tv2, now=self.world.now)
+        request = AddPartitionsToTxnRequest(transactional_id=transactional_id, producer_id=batch.producer_id,
+                                            producer_epoch=batch.producer_epoch, partitions=(log.tp,),
+                                            verify_only=not tv2)
+        if tv2:
+            error = yield from self._add_partition_tv2(attrs.evolve(request, transaction_version=2, api_version=5),
+                                                       log.tp)
+        else:
+            verdict = yield self.network.request(f"{self.node}/verification", self.node, request,
+                                                 INTER_BROKER_TIMEOUT_MS)
+            error = Errors.NETWORK_EXCEPTION if isinstance(verdict, Failure) else dict(verdict.results)[log.tp]
+        return verification_error_for(error, api_version), guard
 
     def _trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
         common = dict(tp=log.tp, producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,

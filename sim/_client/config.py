@@ -37,7 +37,7 @@ class Client(enum.Enum):
     """Whose behaviour a simulated client reproduces (the simulator-only key ``eosim.client``)."""
 
     LIBRDKAFKA = "librdkafka"  # confluent-kafka 2.16 over librdkafka: what the conformance suite runs
-    JAVA = "java"  # the Java client 4.1 (org.apache.kafka.clients), speaking the TV1 protocol
+    JAVA = "java"  # the Java client 4.1 (org.apache.kafka.clients): TV2 on a TV2 broker, else TV1
 
 
 SAME = object()  # Setting.java_default: the Java client's default is librdkafka's

@@ -483,8 +483,8 @@ JAVA_REACTIONS: dict[Context, dict[Errors, Action]] = {
         E.INVALID_TXN_STATE: _a(R.FATAL),
         E.INVALID_PRODUCER_ID_MAPPING: _a(R.FATAL),  # librdkafka: abortable with bump
         E.UNKNOWN_PRODUCER_ID: _a(R.ABORTABLE_BUMP),
-        # abortable for a commit; an abort that gets it fails fatally in Java (not modelled: a TV1
-        # coordinator never answers EndTxn with it)
+        # abortable for a commit; an abort that gets it fails fatally in Java (not modelled: the model's
+        # coordinator never answers EndTxn with it, TV1 or TV2)
         E.TRANSACTION_ABORTABLE: _a(R.ABORTABLE),
     },
     Context.OFFSET_FETCH: REACTIONS[Context.OFFSET_FETCH],
@@ -560,10 +560,19 @@ def api_error(code: int, reaction: Reaction, reason: str | None = None,
 
 
 # The versions each client sends, which decide the error codes it receives (eosim.models.api.as_sent: KIP-588
-# turns PRODUCER_FENCED into INVALID_PRODUCER_EPOCH below the version that knows it). librdkafka:
-# InitProducerId v4, AddPartitionsToTxn v0, AddOffsetsToTxn v0, EndTxn v1 (rdkafka_request.c). The Java
-# client sends the latest versions it has on the TV1 protocol: v5, v3, v4 and v4.
+# turns PRODUCER_FENCED into INVALID_PRODUCER_EPOCH below the version that knows it) and, for Produce, how the
+# leader verifies a transactional batch (eosim._broker: v11+ gets TRANSACTION_ABORTABLE, v12+ is TV2).
+# librdkafka: InitProducerId v4, AddPartitionsToTxn v0, AddOffsetsToTxn v0, EndTxn v1, Produce v10
+# (rdkafka_request.c; reference §6.4). The Java client sends the latest versions it has on the TV1 protocol:
+# v5, v3, v4, v4 and Produce v11 (ProduceRequest.LAST_BEFORE_TRANSACTION_V2_VERSION: Sender.sendProduceRequest
+# caps it while TV2 is off).
 API_VERSIONS: dict[Client, dict[str, int]] = {
-    Client.LIBRDKAFKA: {"InitProducerId": 4, "AddPartitionsToTxn": 0, "AddOffsetsToTxn": 0, "EndTxn": 1},
-    Client.JAVA: {"InitProducerId": 5, "AddPartitionsToTxn": 3, "AddOffsetsToTxn": 4, "EndTxn": 4},
+    Client.LIBRDKAFKA: {"InitProducerId": 4, "AddPartitionsToTxn": 0, "AddOffsetsToTxn": 0, "EndTxn": 1,
+                        "Produce": 10, "TxnOffsetCommit": 3},
+    Client.JAVA: {"InitProducerId": 5, "AddPartitionsToTxn": 3, "AddOffsetsToTxn": 4, "EndTxn": 4, "Produce": 11,
+                  "TxnOffsetCommit": 4},
 }
+# The Java client once the broker finalized transaction.version >= 2 (TM.isTransactionV2Enabled): EndTxn v5
+# (the response carries the bumped pid/epoch), Produce v12 and TxnOffsetCommit v5 (the broker adds the
+# partition to the transaction); no AddPartitionsToTxn or AddOffsetsToTxn from the client.
+JAVA_TV2_VERSIONS: dict[str, int] = {**API_VERSIONS[Client.JAVA], "EndTxn": 5, "Produce": 12, "TxnOffsetCommit": 5}

@@ -58,6 +58,9 @@ class IdempEvent(enum.Enum):
     DRAINED_LOCAL_BUMP = "rd_kafka_idemp_drain_done(idempotent)"  # rd_kafka_pid_bump: the epoch + 1, locally
     DRAINED_REQUEST_PID = "rd_kafka_idemp_drain_done(transactional)"  # the coordinator bumps (KIP-360)
     FATAL = "rd_kafka_idemp_set_fatal_error"
+    # Java, TV2: EndTxn v5 answers the bumped (pid, epoch) and the producer takes it (TM.EndTxnHandler); an abort
+    # that waited for a bump (WAIT_TXN_ABORT) needs no InitProducerId any more
+    END_TXN_BUMPED = "TM.EndTxnHandler"
 
 
 S = IdempState
@@ -80,6 +83,8 @@ IDEMP_TRANSITIONS: dict[tuple[IdempState, IdempEvent], IdempState] = {
     (S.FATAL_ERROR, E.DRAIN_BUMP): S.DRAIN_BUMP,
     (S.DRAIN_BUMP, E.DRAINED_LOCAL_BUMP): S.ASSIGNED,
     (S.DRAIN_BUMP, E.DRAINED_REQUEST_PID): S.REQ_PID,
+    (S.ASSIGNED, E.END_TXN_BUMPED): S.ASSIGNED,
+    (S.WAIT_TXN_ABORT, E.END_TXN_BUMPED): S.ASSIGNED,
     **{(state, E.FATAL): S.FATAL_ERROR for state in IdempState},
 }
 # rd_kafka_idemp_set_state: the states a fatal error does not deny
@@ -163,6 +168,12 @@ class Idempotence:
         self.adopt_pid((reply.producer_id, reply.producer_epoch))
         self._set(IdempEvent.PID_RECEIVED)
         self.rk.sender.kick()
+
+    def end_txn_bumped(self, pid: tuple[int, int]) -> None:
+        """TM.EndTxnHandler (TV2): take the (pid, epoch) EndTxn v5 answered; the sender restarts every partition's
+        sequences at 0 (TM.resetSequenceNumbers) as it adopts the new epoch."""
+        self.adopt_pid(pid)
+        self._set(IdempEvent.END_TXN_BUMPED)
 
     def adopt_pid(self, pid: tuple[int, int]) -> None:
         rk = self.rk

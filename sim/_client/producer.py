@@ -25,9 +25,9 @@ from typing import Any, Callable, Generator, Iterable
 
 import simpy
 
-from eosim._client.config import ProducerConfig
+from eosim._client.config import Client, ProducerConfig
 from eosim._client.delivery import DeliveryReports
-from eosim._client.errors import API_VERSIONS, KafkaError, KafkaException, Reaction, normalize
+from eosim._client.errors import API_VERSIONS, JAVA_TV2_VERSIONS, KafkaError, KafkaException, Reaction, normalize
 from eosim._client.handle import Handle
 from eosim._client.idempotence import Idempotence
 from eosim._client.message import ConsumerGroupMetadata, Message, TopicPartition
@@ -170,6 +170,11 @@ class Producer(Handle):
         return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
 
     def api_version(self, api: str) -> int:
+        """The version this client sends: the Java client caps Produce at v11 for a transactional producer
+        while TV2 is off (Sender.sendProduceRequest: useTransactionV1Version), a non-transactional one sends
+        the latest."""
+        if self._client is Client.JAVA and (self.txn.tv2 or (api == "Produce" and self.transactional_id is None)):
+            return JAVA_TV2_VERSIONS[api]
         return API_VERSIONS[self._client][api]
 
     def backoff(self, retries: int) -> int:

@@ -32,6 +32,7 @@ from eosim._client.delivery import Msg, MsgStatus
 from eosim._client.errors import Context, KafkaError, KafkaException, Reaction, action, failure_code, normalize
 from eosim._client.handle import LEADER
 from eosim._client.idempotence import NO_PID, IdempState
+from eosim._client.reaction import is_fatal
 from eosim._net import DISCONNECTED, Failure
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def produce_outcome(error: int, context: Context, *, pid_matches: bool, first_se
         return ProduceOutcome(verdict="fail", error=error, status=MsgStatus.POSSIBLY_PERSISTED, fatal=error)
     if reaction is Reaction.ABORTABLE_BUMP:  # transactional UNKNOWN_PRODUCER_ID; Java: any failed batch (TV1)
         return ProduceOutcome(verdict="fail", error=error, bump=True)
-    if reaction is Reaction.FENCED:  # transactional INVALID_PRODUCER_EPOCH (librdkafka); PRODUCER_FENCED (Java)
+    if is_fatal(reaction):  # librdkafka: a fenced transactional produce; Java: PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING
         return ProduceOutcome(verdict="fail", error=error, status=status, fatal=normalize(error, client))
     if reaction is Reaction.ABORTABLE:
         return ProduceOutcome(verdict="fail", error=error, status=status, abortable=True)
@@ -269,7 +270,12 @@ class Sender:
 
     def _serve(self) -> None:
         """rd_kafka_broker_produce_toppars / rd_kafka_toppar_producer_serve, for every partition."""
-        now = self.rk._env.now
+        rk = self.rk
+        now = rk._env.now
+        if rk._client is Client.JAVA and rk.transactional_id is not None and rk.txn.aborting():
+            # Sender.maybeSendAndPollTransactionalRequest: while aborting, batches not yet drained (retries
+            # included) fail at once (RecordAccumulator.abortUndrainedBatches), so the abort does not wait for them
+            self.purge(in_queue=True, in_flight=False, abort_txn=True)
         if now >= self._next_scan and any(p.queue for p in self.partitions.values()):
             self._next_scan = now + TIMEOUT_SCAN_MS
             self._scan_timeouts(now)
@@ -358,7 +364,7 @@ class Sender:
         record_batch = RecordBatch(records=records, producer_id=batch.pid[0], producer_epoch=batch.pid[1],
                                    base_sequence=batch.first_seq, is_transactional=rk.transactional_id is not None)
         request = ProduceRequest(transactional_id=rk.transactional_id, acks=rk.config.acks,
-                                 batches=((part.tp, record_batch),))
+                                 batches=((part.tp, record_batch),), api_version=rk.api_version("Produce"))
         # rd_kafka_ProduceRequest: the first message's remaining message.timeout.ms (100 ms if already
         # expired), capped by socket.timeout.ms (rd_kafka_buf_calc_timeout)
         timeout = rk.config.socket_timeout_ms

@@ -20,8 +20,9 @@ from attrs import define, field
 
 from eosim.models.errors import Errors, IllegalTransition
 from eosim.models.group_coordinator import TxnOffsetCommitRequest
-from eosim.models.records import TopicPartition as TP
+from eosim.models.records import NO_PRODUCER_ID, TopicPartition as TP
 from eosim.models.txn_coordinator import AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest
+from eosim._client.config import Client
 from eosim._client.errors import (
     Context,
     KafkaError,
@@ -122,6 +123,9 @@ class TransactionManager:
     req_cnt: int = 0  # requests sent in this transaction: abort sends EndTxn only when non-zero
     dr_fails: int = 0  # failed deliveries in this transaction: commit then fails abortably
     init_err: int = 0  # the last InitProducerId error, raised when init_transactions times out
+    # The Java client speaks transaction version 2 (KIP-890 part 2) once init_transactions found the broker's
+    # finalized transaction.version >= 2 (TM.maybeUpdateTransactionV2Enabled, read from ApiVersions)
+    tv2: bool = False
     pending_tps: list[TP] = field(factory=list)  # txn_pending_rktps
     waitresp_tps: list[TP] = field(factory=list)  # txn_waitresp_rktps
     _register_scheduled: bool = False
@@ -136,6 +140,9 @@ class TransactionManager:
         if state is TxnState.ABORTABLE_ERROR and current in ABORTABLE_IGNORED_IN:
             return
         self.state = txn_transition(current, state)
+
+    def aborting(self) -> bool:
+        return self.state in (TxnState.BEGIN_ABORT, TxnState.ABORTING_TRANSACTION)
 
     def may_send(self) -> bool:
         """rd_kafka_txn_may_send_msg."""
@@ -166,7 +173,7 @@ class TransactionManager:
         rk = self.rk
         if rk.fatal_error is not None or rk.transactional_id is None:
             return
-        if requires_bump:
+        if requires_bump and not self.tv2:  # TM.needToTriggerEpochBumpFromClient: TV2's EndTxn bumps anyway
             self.requires_epoch_bump = True
         if self.err:
             return
@@ -276,9 +283,12 @@ class TransactionManager:
             self.rk.idemp.start(immediate=True)
 
     def _op_ack_init_transactions(self) -> None:
+        rk = self.rk
         error = self.require_states(TxnState.READY_NOT_ACKED)
         if error is None:
             self.set_state(TxnState.READY)
+            # KafkaProducer.initTransactions: maybeUpdateTransactionV2Enabled(true) once the producer id is there
+            self.tv2 = rk._client is Client.JAVA and rk._cluster.broker_config.transaction_version >= 2
         self.api_set_result(error)
 
     # -- begin_transaction ------------------------------------------------------------------------
@@ -302,6 +312,12 @@ class TransactionManager:
     def add_partition(self, part: _Partition) -> None:
         """rd_kafka_txn_add_partition: pending until AddPartitionsToTxn registers it."""
         if part.pending_txn or part.in_txn:
+            return
+        if self.tv2:
+            # TM.maybeAddPartition (TV2): no AddPartitionsToTxn, the leader adds the partition on the first
+            # Produce v12; the transaction counts as started (transactionStarted), so EndTxn is sent
+            part.in_txn = True
+            self.req_cnt += 1
             return
         part.pending_txn = True
         schedule = not self.pending_tps
@@ -411,6 +427,11 @@ class TransactionManager:
             self.api_set_result(error)
             return
         self.req_cnt += 1
+        if self.tv2:
+            # TM.sendOffsetsToTransaction (TV2): TxnOffsetCommit v5 at once, the group coordinator's broker adds
+            # the offsets partition to the transaction
+            rk._spawn(self._txn_offset_commit(offsets, cgmd, deadline))
+            return
         pid = rk.idemp.pid
         request = AddOffsetsToTxnRequest(transactional_id=rk.transactional_id, producer_id=pid[0],
                                          producer_epoch=pid[1], group_id=cgmd.group_id,
@@ -468,7 +489,8 @@ class TransactionManager:
             request = TxnOffsetCommitRequest(transactional_id=rk.transactional_id, group_id=cgmd.group_id,
                                              producer_id=pid[0], producer_epoch=pid[1],
                                              generation_id=cgmd.generation_id, member_id=cgmd.member_id,
-                                             offsets=tuple((p.model(), p.offset) for p in offsets))
+                                             offsets=tuple((p.model(), p.offset) for p in offsets),
+                                             api_version=rk.api_version("TxnOffsetCommit"))
             remaining = deadline - env.now
             # rd_kafka_coord_req: to the group coordinator's node broker, not a logical broker
             reply = yield rk.request(request, min(max(remaining, 1), rk.config.socket_timeout_ms), LEADER)
@@ -605,7 +627,7 @@ class TransactionManager:
         rk = self.rk
         pid = rk.idemp.pid
         request = EndTxnRequest(transactional_id=rk.transactional_id, producer_id=pid[0],
-                                producer_epoch=pid[1], committed=commit, transaction_version=1,
+                                producer_epoch=pid[1], committed=commit, transaction_version=2 if self.tv2 else 1,
                                 api_version=rk.api_version("EndTxn"))
         rk._spawn(self._end_txn(request))
 
@@ -618,6 +640,9 @@ class TransactionManager:
             reply = yield rk.request(request, rk.config.socket_timeout_ms, TXN_COORDINATOR)
             code = (failure_code(reply) if isinstance(reply, Failure)
                     else int(reply.error))
+            if not code and reply.producer_id != NO_PRODUCER_ID:
+                # EndTxn v5 (TV2): the bumped pid/epoch, or a new pid at epoch 0 after an exhausted epoch
+                rk.idemp.end_txn_bumped((reply.producer_id, reply.producer_epoch))
             retry = self._on_end_txn(request.committed, code)
             if not retry:
                 return

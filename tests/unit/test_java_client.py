@@ -28,7 +28,7 @@ from eosim._client.errors import (
     normalize,
 )
 from eosim._client.consumer import Consumer
-from eosim._client.message import OFFSET_BEGINNING, TopicPartition
+from eosim._client.message import OFFSET_BEGINNING, ConsumerGroupMetadata, TopicPartition
 from eosim._client.producer import Producer
 from eosim._client.sender import produce_outcome
 from eosim._cluster import Cluster, cluster_config
@@ -416,3 +416,207 @@ def test_the_default_consumer_sees_an_open_transaction_only_in_java():
     run(cluster, body)
     # librdkafka reads up to the LSO (read_committed), Java up to the high watermark (read_uncommitted)
     assert seen == {Client.LIBRDKAFKA: [], Client.JAVA: ["open"]}
+
+
+# --- transaction version 2 (KIP-890 part 2): what the Java client speaks against a TV2 broker --------------
+
+
+def requests_of(cluster, *names):
+    return [(e.node, e.data["msg"], e.data["fields"].get("api_version"))
+            for e in cluster.world.trace.events if e.kind == "net.request" and e.data["msg"] in names]
+
+
+def epochs(cluster, node=None):
+    return [e.data["producer_epoch"] for e in cluster.world.trace.events
+            if e.kind == "client.pid" and (node is None or e.node == node)]
+
+
+def three_transactions(tv, client=Client.JAVA):
+    """commit, abort, commit; the last one also commits consumed offsets."""
+    cluster = make_cluster(**{"transaction.version": tv})
+    producer = Producer({"transactional.id": "tx", "eosim.client": client.value}, cluster=cluster, name="p")
+    group = Consumer({"group.id": "g"}, cluster=cluster, name="c")
+    committed = []
+
+    def body():
+        yield producer.init_transactions()
+        for i, commit in enumerate((True, False, True)):
+            producer.begin_transaction()
+            producer.produce("t", value=f"v{i}", key="k")
+            yield producer.flush()
+            if i == 2:
+                yield producer.send_offsets_to_transaction([TopicPartition("t", 0, 7)],
+                                                           ConsumerGroupMetadata(group_id="g"))
+            yield producer.commit_transaction() if commit else producer.abort_transaction()
+        committed.extend((yield group.committed([TopicPartition("t", 0)], 5)))
+    run(cluster, body)
+    return cluster, [tp.offset for tp in committed]
+
+
+def test_the_java_client_negotiates_the_transaction_version_with_the_broker():
+    # TM.maybeUpdateTransactionV2Enabled after initTransactions: TV2 when the broker finalized it
+    cluster, _ = three_transactions(2)
+    sent = requests_of(cluster, "ProduceRequest", "EndTxnRequest", "AddPartitionsToTxnRequest",
+                       "AddOffsetsToTxnRequest", "TxnOffsetCommitRequest")
+    assert {(msg, v) for node, msg, v in sent if node == "p" or node.startswith("p/")} == {
+        ("ProduceRequest", 12), ("EndTxnRequest", 5), ("TxnOffsetCommitRequest", 5)}
+    # the partitions (out and the offsets partition) join through the leader's AddPartitionsToTxn v5
+    assert {(node, v) for node, msg, v in sent if msg == "AddPartitionsToTxnRequest"} == {("broker-1/verification", 5)}
+    cluster, _ = three_transactions(1)
+    sent = requests_of(cluster, "ProduceRequest", "EndTxnRequest", "AddPartitionsToTxnRequest",
+                       "AddOffsetsToTxnRequest", "TxnOffsetCommitRequest")
+    assert {(msg, v) for node, msg, v in sent if node == "p" or node.startswith("p/")} == {
+        ("ProduceRequest", 11), ("EndTxnRequest", 4), ("AddPartitionsToTxnRequest", 3), ("AddOffsetsToTxnRequest", 4),
+        ("TxnOffsetCommitRequest", 4)}
+    # librdkafka speaks TV1 whatever the broker finalized
+    cluster, _ = three_transactions(2, Client.LIBRDKAFKA)
+    assert {msg for _, msg, _ in requests_of(cluster, "EndTxnRequest", "AddPartitionsToTxnRequest")
+            if True} == {"EndTxnRequest", "AddPartitionsToTxnRequest"}
+    assert {v for _, msg, v in requests_of(cluster, "EndTxnRequest")} == {1}
+
+
+def test_tv2_bumps_the_epoch_with_every_transaction_and_restarts_sequences():
+    cluster, committed = three_transactions(2)
+    # EndTxnHandler: the (pid, epoch) of every EndTxn v5 answer, commit or abort
+    assert epochs(cluster, "p") == [0, 1, 2, 3]
+    appends = [(e.data["producer_epoch"], e.data["base_sequence"]) for e in cluster.world.trace.events
+               if e.kind == "log.append" and str(e.data["tp"]) == "t-0"]
+    assert appends == [(0, 0), (1, 0), (2, 0)]
+    assert committed == [7]  # the offsets joined the transaction through TxnOffsetCommit v5
+    assert data_records(cluster) == [(0, "v0"), (2, "v1"), (4, "v2")]
+    # TV1: one epoch for the session, sequences go on
+    cluster, committed = three_transactions(1)
+    assert epochs(cluster, "p") == [0]
+    assert [(e.data["producer_epoch"], e.data["base_sequence"]) for e in cluster.world.trace.events
+            if e.kind == "log.append" and str(e.data["tp"]) == "t-0"] == [(0, 0), (0, 1), (0, 2)]
+    assert committed == [7]
+
+
+def timed_out_then_abort(tv):
+    cluster = make_cluster(**{"transaction.version": tv})
+    producer = Producer({"transactional.id": "tx", "transaction.timeout.ms": 1000, "eosim.client": "java"},
+                        cluster=cluster, name="slow")
+    outcomes = []
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="s1", key="k")
+        yield producer.flush()
+        yield cluster.world.env.timeout(3000)  # the coordinator fences and aborts it
+        producer.produce("t", value="s2", key="k")
+        yield from attempt(outcomes, "flush", producer.flush)
+        yield from attempt(outcomes, "commit", producer.commit_transaction)
+        yield from attempt(outcomes, "abort", producer.abort_transaction)
+        if not producer.txn.state.name == "FATAL_ERROR":
+            producer.begin_transaction()
+            producer.produce("t", value="s3", key="k")
+            yield from attempt(outcomes, "commit", producer.commit_transaction)
+    run(cluster, body)
+    return cluster, outcomes
+
+
+def test_a_timed_out_tv2_producer_aborts_and_carries_on():
+    # KIP-890: the late write is an abortable INVALID_PRODUCER_EPOCH; the abort's EndTxn v5 one epoch behind
+    # is a retry of the timeout's abort (retryOnEpochBump) and answers the current epoch, which the client
+    # adopts: no InitProducerId, no fencing (needToTriggerEpochBumpFromClient is false on TV2)
+    cluster, outcomes = timed_out_then_abort(2)
+    assert outcomes == [("flush", None), ("commit", "INVALID_PRODUCER_EPOCH", "abortable"), ("abort", None),
+                        ("commit", None)]
+    assert epochs(cluster) == [0, 1, 2]
+    assert len(requests_of(cluster, "InitProducerIdRequest")) == 1
+    assert data_records(cluster) == [(0, "s1"), (2, "s3")]
+    # TV1: the abort's EndTxn v4 with the old epoch is fenced
+    _, outcomes = timed_out_then_abort(1)
+    assert outcomes == [("flush", None), ("commit", "INVALID_PRODUCER_EPOCH", "abortable"),
+                        ("abort", "PRODUCER_FENCED", "fatal")]
+
+
+def fence_during_completion(bugs):
+    """KAFKA-18464's steps: abort with the epoch the coordinator returned while its commit completes."""
+    cluster = make_cluster(**{"eosim.reintroduce": bugs})
+    producer = Producer({"transactional.id": "tx", "eosim.client": "java"}, cluster=cluster, name="p")
+    outcomes = []
+
+    def body():
+        yield producer.init_transactions()
+        producer.begin_transaction()
+        producer.produce("t", value="a1", key="k")
+        cluster.network.route = lambda packet: 300 if type(packet.payload).__name__ == "WriteTxnMarkersResponse" else 0
+        yield from attempt(outcomes, "commit", producer.commit_transaction)
+        producer.begin_transaction()
+        producer.produce("t", value="b1", key="k")
+        yield cluster.world.env.timeout(20)
+        yield from attempt(outcomes, "abort", producer.abort_transaction)
+    run(cluster, body)
+    ends = [e.data["fields"]["error"] for e in cluster.world.trace.events
+            if e.kind == "net.response" and e.data["msg"] == "EndTxnResponse"]
+    return outcomes, ends, epochs(cluster)
+
+
+def test_kafka_18464_a_tv2_abort_while_the_commit_completes():
+    # fixed (4.0.0): pending first, CONCURRENT_TRANSACTIONS is retried, then an empty abort bumps to 2
+    assert fence_during_completion(()) == ([("commit", None), ("abort", None)],
+                                           ["NONE", "CONCURRENT_TRANSACTIONS", "CONCURRENT_TRANSACTIONS", "NONE"],
+                                           [0, 1, 2])
+    # the bug: the epoch check first, the producer is fenced with the epoch the coordinator gave it
+    assert fence_during_completion(("KAFKA-18464",)) == ([("commit", None), ("abort", "PRODUCER_FENCED", "fatal")],
+                                                         ["NONE", "PRODUCER_FENCED"], [0, 1])
+
+
+def test_kafka_19367_a_tv2_fence_abort_bumps_once():
+    for bugs, successor in (((), [2, 3]), (("KAFKA-19367",), [3, 4])):
+        cluster = make_cluster(**{"eosim.reintroduce": bugs})
+        config = {"transactional.id": "tx", "eosim.client": "java"}
+        zombie = Producer(config, cluster=cluster, name="zombie")
+        new = Producer(config, cluster=cluster, name="new")
+
+        def body():
+            yield zombie.init_transactions()
+            zombie.begin_transaction()
+            zombie.produce("t", value="z1", key="k")
+            yield zombie.flush()
+            yield new.init_transactions()
+            new.begin_transaction()
+            new.produce("t", value="n1", key="k")
+            yield new.commit_transaction()
+        run(cluster, body)
+        assert epochs(cluster, "new") == successor, bugs
+
+
+def test_kafka_18660_an_exhausted_epoch_moves_to_the_producer_id_endtxn_returns():
+    """EndTxn v5 at epoch 32766 completes the transaction on a new producer id at epoch 0, which the client
+    adopts (EndTxnHandler: "If the epoch overflows, a new producerId is returned with epoch set to 0"); before
+    the fix it answered the old (pid, 32767) and the next transaction was refused. The epoch is set near the
+    end by hand (32766 transactions are too many for a test): in the coordinator and in the client alike."""
+    for bugs, expected in (((), ["ok", "ok"]), (("KAFKA-18660",), ["ok", "INVALID_PRODUCER_ID_MAPPING"])):
+        cluster = make_cluster(**{"eosim.reintroduce": bugs})
+        producer = Producer({"transactional.id": "tx", "eosim.client": "java"}, cluster=cluster, name="p")
+        outcomes = []
+
+        def body():
+            yield producer.init_transactions()
+            cluster.broker_node.tc._txns["tx"].producer_epoch = 32766
+            producer.idemp.pid = (0, 32766)
+            for value in ("a", "b"):
+                producer.begin_transaction()
+                producer.produce("t", value=value, key="k")
+                try:
+                    yield producer.commit_transaction()
+                    outcomes.append("ok")
+                except KafkaException as exc:
+                    outcomes.append(exc.args[0].name())
+                    return
+        run(cluster, body)
+        assert outcomes == expected, bugs
+        pids = [(e.data["producer_id"], e.data["producer_epoch"]) for e in cluster.world.trace.events
+                if e.kind == "client.pid"]
+        assert pids[1] == ((1, 0) if not bugs else (0, 32767)), bugs
+
+
+def test_a_fatal_produce_error_makes_the_java_producer_fatal():
+    # TM.maybeTransitionToErrorState: InvalidPidMappingException (4.0, KAFKA-18019) and ProducerFencedException
+    # from a batch are fatal, whatever request they came from
+    for error in (Errors.INVALID_PRODUCER_ID_MAPPING, Errors.PRODUCER_FENCED):
+        java = outcome(error, Context.PRODUCE_TRANSACTIONAL, Client.JAVA)
+        assert (java.verdict, java.fatal, java.abortable) == ("fail", int(normalize(int(error), Client.JAVA)), False)
