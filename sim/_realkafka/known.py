@@ -38,9 +38,6 @@ _JAVA_CLIENT_GAPS: dict[str, tuple[tuple[int, ...], dict[str, str]]] = {
     }),
 }
 
-# Differences kept on purpose: (lane, scenario, transaction.version) -> {diff path prefix: why the model
-# may differ}. Each is also listed in docs/fidelity.md; an entry that no longer shows up fails the test,
-# so the list stays true.
 # On TV1 only: there the simulated Java client keeps its epoch after a clean abort (on TV2 its EndTxn v5 bumps it,
 # as the real client's does, so b is not deduplicated away there either).
 _JAVA_TV1_GAPS: dict[str, dict[str, str]] = {
@@ -51,6 +48,10 @@ _JAVA_TV1_GAPS: dict[str, dict[str, str]] = {
         "partitions[out-0]": "b committed at offset 2",
     },
 }
+
+# Differences kept on purpose: (lane, scenario, transaction.version) -> {diff path prefix: why the model
+# may differ}. Each is also listed in docs/fidelity.md; an entry that no longer shows up fails the test,
+# so the list stays true.
 KNOWN_DIFFERENCES: dict[tuple[str | None, str, int], dict[str, str]] = {
     ("java", name, tv): {**prefixes, **(_JAVA_TV1_GAPS.get(name, {}) if tv == 1 else {})}
     for name, (tvs, prefixes) in _JAVA_CLIENT_GAPS.items() for tv in tvs}
