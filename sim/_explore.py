@@ -269,6 +269,12 @@ def scenario_toml(document: dict[str, Any], header: str) -> str:
         table(f"[actors.{name}]", actor)
     for rule in document.get("faults", ()):
         table("[[faults]]", rule)
+    if "nemesis" in document:
+        nemesis = dict(document["nemesis"])
+        strikes = nemesis.pop("strikes", ())
+        table("[nemesis]", nemesis)
+        for strike in strikes:
+            table("[[nemesis.strikes]]", strike)
     for step in document["steps"]:
         table("[[steps]]", step)
     return "\n".join(lines)

@@ -26,11 +26,11 @@ A run without faults emits none and routes every packet as the bare network does
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from attrs import define, field, frozen
 
-from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, api_name, injectable_errors
+from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS, api_name, injectable_errors
 from eosim.models.errors import Errors
 from eosim import _scenario as sc
 from eosim.models.txn_coordinator import AppendTxnLog
@@ -99,6 +99,7 @@ class FaultLayer:
     nemesis: sc.Nemesis | None = None
     actors: tuple[str, ...] = ()
     brokers: tuple[str, ...] = ()
+    broker: Broker | None = None  # the nemesis' broker strikes crash it and fail its coordinator over
     _linked: set[str] = field(init=False, factory=set)  # the nodes; all linked but for the cuts
     _cuts: set[tuple[str, str]] = field(init=False, factory=set)  # cut links, both ways
     _armed: list[_Armed] = field(init=False, factory=list)  # in declaration order
@@ -109,6 +110,7 @@ class FaultLayer:
     _nemesis_on: bool = field(init=False, default=False)
     _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
     _counting: bool = field(init=False, default=False)  # a rule is armed by the k-th request of an API
+    _striking: sc.Strike | None = field(init=False, default=None)  # and that fault
 
     def __attrs_post_init__(self) -> None:
         self._linked = set(self.nodes)
@@ -125,7 +127,7 @@ class FaultLayer:
     def attach(cls, world: World, network: Network, broker: Broker, rules: tuple[sc.Fault, ...] = (),
                nemesis: sc.Nemesis | None = None, actors: tuple[str, ...] = ()) -> FaultLayer:
         """A layer hooked into the network and the broker (a scenario's, or eosim.Simulation's)."""
-        layer = cls(world, network, rules, nemesis, actors, (broker.node,))
+        layer = cls(world, network, rules, nemesis, actors, (broker.node,), broker)
         network.route = layer.route
         network.asleep = layer.asleep
         broker.inject = layer.inject
@@ -352,46 +354,84 @@ class FaultLayer:
             self._nemesis_on = False
             if self._window:
                 self._window = 0
-                self.heal(rule=NEMESIS)
+                self._unstrike(self._striking)
 
     def _nemesis(self, spec: sc.Nemesis):
-        """Quiet gap, one fault on one target for a while, heal; again until stopped. Gaps and durations
-        are drawn from half to one and a half times ``interval_ms`` and ``duration_ms``."""
-        rng = self.world.rng(NEMESIS)
-        targets = spec.targets or self.actors
+        """Execution: each strike at its time (once the previous one has healed), healed after its
+        duration, until stopped. The strikes are the spec's schedule, or drawn by ``draw_strikes``."""
+        strikes = iter(spec.strikes) if spec.strikes else draw_strikes(spec, self.world.rng(NEMESIS), self.actors)
+        start = self.world.now
         window = 0
-        while True:
-            yield self.world.env.timeout(rng.randint(spec.interval_ms // 2, spec.interval_ms * 3 // 2))
+        for strike in strikes:
+            yield self.world.env.timeout(max(start + strike.at_ms - self.world.now, 0))
             if not self._nemesis_on:
                 return
-            kind, target = rng.choice(spec.kinds), rng.choice(targets)
-            duration = max(rng.randint(spec.duration_ms // 2, spec.duration_ms * 3 // 2), 1)
             window += 1
-            self._window = window
-            self._strike(kind, target, duration, rng)
-            yield self.world.env.timeout(duration)
+            self._window, self._striking = window, strike
+            self._strike(strike)
+            yield self.world.env.timeout(strike.duration_ms)
             if self._window != window:
                 return  # stopped (and healed) meanwhile
             self._window = 0
-            self.heal(rule=NEMESIS)
+            self._unstrike(strike)
 
-    def _strike(self, kind: str, target: str, duration: int, rng: Any) -> None:
+    def _strike(self, strike: sc.Strike) -> None:
+        kind, target = strike.kind, strike.target
         if kind == "partition":
             self.partition([target], rule=NEMESIS)
         elif kind == "clog":
-            self.clog([target], rng.randint(1, duration), rule=NEMESIS)
+            self.clog([target], strike.ms, rule=NEMESIS)
         elif kind == "pause":
-            self.pause(target, duration, rule=NEMESIS)
+            self.pause(target, strike.duration_ms, rule=NEMESIS)
         elif kind == "disconnect":
             self.disconnect([target], rule=NEMESIS)
-        else:  # a message fault on the target's next few packets
-            count = rng.randint(1, NEMESIS_MAX_COUNT)
+        elif kind == "broker-restart":
+            if self.broker is not None and self.broker.up:
+                self.broker.crash()
+        elif kind == "coordinator-failover":
+            if self.broker is not None and self.broker.up:
+                self.broker.coordinator_failover(strike.duration_ms)
+        else:  # a rule on the target's next few packets, or on the coordinator's next txn-log appends
             extra: dict[str, Any] = {}
+            if strike.ms is not None:
+                extra["ms"] = strike.ms
+            if strike.error is not None:
+                extra["error"] = strike.error
+            fields = ({"action": "error", "message": TXN_LOG_APPEND} if kind == "txn-log"
+                      else {"action": kind, "node": target})
+            rule = sc.Fault(name=NEMESIS, count=strike.count, **fields, **extra)
+            self._armed.append(_Armed(rule, strike.count))
+            self._emit("arm", NEMESIS, action=rule.action, nodes=[target] if target else [], count=strike.count,
+                       **({"message": TXN_LOG_APPEND} if kind == "txn-log" else {}), **extra)
+
+    def _unstrike(self, strike: sc.Strike | None) -> None:
+        if strike is not None and strike.kind == "broker-restart" and self.broker is not None and not self.broker.up:
+            self.broker.restart()
+        self.heal(rule=NEMESIS)
+
+
+def draw_strikes(spec: sc.Nemesis, rng: Any, actors: tuple[str, ...]) -> Iterator[sc.Strike]:
+    """Generation: the random nemesis' choices as a schedule, one strike after another, forever (the
+    executor stops taking them when the nemesis stops). Gaps and durations are drawn from half to one and
+    a half times ``interval_ms`` and ``duration_ms``; only ``rng`` (the seed's nemesis stream) is used."""
+    targets = spec.targets or actors
+    at = 0
+    while True:
+        at += rng.randint(spec.interval_ms // 2, spec.interval_ms * 3 // 2)
+        kind, target = rng.choice(spec.kinds), rng.choice(targets)
+        duration = max(rng.randint(spec.duration_ms // 2, spec.duration_ms * 3 // 2), 1)
+        extra: dict[str, Any] = {}
+        if kind == "clog":
+            extra["ms"] = rng.randint(1, duration)
+        elif kind in ("drop", "delay", "error", "txn-log"):
+            extra["count"] = rng.randint(1, NEMESIS_MAX_COUNT)
             if kind == "delay":
                 extra["ms"] = rng.randint(1, duration)
             elif kind == "error":
                 extra["error"] = rng.choice(sorted({e.name for errors in INFRASTRUCTURE_ERRORS.values()
                                                     for e in errors}))
-            rule = sc.Fault(name=NEMESIS, action=kind, node=target, count=count, **extra)
-            self._armed.append(_Armed(rule, count))
-            self._emit("arm", NEMESIS, action=kind, nodes=[target], count=count, **extra)
+            elif kind == "txn-log":
+                extra["error"] = rng.choice(sorted(e.name for e in TXN_LOG_APPEND_ERRORS))
+        yield sc.Strike(at_ms=at, kind=kind, target=None if kind in sc.NEMESIS_BROKER_KINDS else target,
+                        duration_ms=duration, **extra)
+        at += duration

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal, Mapping, Union
 import attrs
 from attrs import NOTHING, field, frozen
 
-from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, injectable_errors
+from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS, injectable_errors
 from eosim.models.config import BrokerConfig
 from eosim.models.errors import Errors
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
@@ -458,6 +458,10 @@ SIMULATOR_OPS = (*NETWORK_OPS, "crash_broker", "restart_broker", "coordinator_fa
 
 UNTIL_HEALED = "until-healed"
 NEMESIS_KINDS = ("partition", "clog", "pause", "disconnect", "drop", "delay", "error")
+# kinds a nemesis may also draw, not by default: they strike the broker, not an actor (target unused)
+NEMESIS_BROKER_KINDS = ("txn-log", "coordinator-failover", "broker-restart")
+NemesisKind = Literal["partition", "clog", "pause", "disconnect", "drop", "delay", "error", "txn-log",
+                      "coordinator-failover", "broker-restart"]
 
 
 @frozen(kw_only=True)
@@ -495,13 +499,35 @@ class Fault:
 
 
 @frozen(kw_only=True)
+class Strike:
+    """One fault of a nemesis schedule: what, on whom, when and for how long. The random nemesis draws
+    these from its seed; a schedule written out replays them exactly (docs/faults.md)."""
+
+    title: ClassVar[str] = "[[nemesis.strikes]]"
+
+    at_ms: int = _f("When it strikes, in ms after the nemesis started; after the previous strike has healed.",
+                    min=0, max=MAX_MS)
+    kind: NemesisKind = _f("The fault (the kinds of [nemesis]).")
+    target: str | None = _f("The actor it strikes; absent for the broker kinds.", None)
+    duration_ms: int = _f("How long until the heal (for broker-restart: until the restart; for coordinator-failover: "
+                          "how long the coordinator is away).", min=1, max=MAX_MS)
+    count: int | None = _f("drop, delay, error, txn-log: how many messages (or appends) it strikes.", None, min=1,
+                           max=MAX_COUNT)
+    ms: int | None = _f("clog: the extra latency; delay: the delay, in ms.", None, min=1, max=MAX_MS)
+    error: str | None = _f("error, txn-log: the Kafka error.", None)
+
+    def __attrs_post_init__(self) -> None:
+        _check_own_fields(self)
+
+
+@frozen(kw_only=True)
 class Nemesis:
     """A seeded random nemesis: quiet gaps and faults on random targets, each fault healed after its
-    duration, all healed when it stops (simulator only)."""
+    duration, all healed when it stops (simulator only). With ``strikes`` it draws nothing: it replays them."""
 
     title: ClassVar[str] = "[nemesis]"
 
-    kinds: tuple[Literal["partition", "clog", "pause", "disconnect", "drop", "delay", "error"], ...] = _f(
+    kinds: tuple[NemesisKind, ...] = _f(
         "Which faults it draws from.", NEMESIS_KINDS, nonempty=True)
     targets: tuple[str, ...] = _f("Actors it strikes; empty = every actor.", ())
     interval_ms: int = _f("Mean quiet gap before each fault, in ms.", 1000, min=2, max=MAX_MS)
@@ -510,6 +536,8 @@ class Nemesis:
                                 max=MAX_ITEMS - 1)
     until_step: int | None = _f("Heals and stops before this step; absent = when the steps end.", None, min=1,
                                 max=MAX_ITEMS - 1)
+    strikes: tuple[Strike, ...] = _f("A schedule to replay instead of random draws (kinds, targets, interval_ms "
+                                     "and duration_ms then unused); empty = draw at random.", ())
 
     def __attrs_post_init__(self) -> None:
         _check_own_fields(self)
@@ -1262,6 +1290,35 @@ def _check_faults(s: Scenario) -> None:
     _check_step_index(nemesis.until_step, s, "nemesis.until_step")
     if None not in (nemesis.after_step, nemesis.until_step) and nemesis.until_step <= nemesis.after_step:
         raise _Invalid("nemesis.until_step", f"must come after after_step ({nemesis.after_step})")
+    for j, strike in enumerate(nemesis.strikes):
+        _check_strike(strike, tuple(s.actors), f"nemesis.strikes[{j}]")
+
+
+# which optional Strike fields each kind takes (and needs)
+_STRIKE_FIELDS = {"clog": ("ms",), "drop": ("count",), "delay": ("count", "ms"), "error": ("count", "error"),
+                  "txn-log": ("count", "error")}
+
+
+def _check_strike(strike: Strike, actors: tuple[str, ...], location: str) -> None:
+    if strike.kind in NEMESIS_BROKER_KINDS:
+        if strike.target is not None:
+            raise _Invalid(f"{location}.target", f"a {strike.kind} strikes the broker: no target")
+    elif strike.target is None:
+        raise _Invalid(f"{location}.target", f"a {strike.kind} needs the actor it strikes")
+    else:
+        _check_node(strike.target, actors, f"{location}.target")
+    takes = _STRIKE_FIELDS.get(strike.kind, ())
+    for name in ("count", "ms", "error"):
+        given = getattr(strike, name) is not None
+        if given != (name in takes):
+            raise _Invalid(f"{location}.{name}", f"a {strike.kind} {'needs' if not given else 'takes no'} {name}")
+    if strike.kind == "error":
+        error = Errors.__members__.get(strike.error)
+        if error is None or not any(error in injectable_errors(api) for api in INFRASTRUCTURE_ERRORS):
+            raise _Invalid(f"{location}.error", f'"{strike.error}" is no error a broker answers requests with')
+    if strike.kind == "txn-log" and strike.error not in {e.name for e in TXN_LOG_APPEND_ERRORS}:
+        known = ", ".join(sorted(e.name for e in TXN_LOG_APPEND_ERRORS))
+        raise _Invalid(f"{location}.error", f'"{strike.error}" is no {TXN_LOG_APPEND} error (known: {known})')
 
 
 def _check_trigger(fault: Fault, location: str) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from attrs import frozen
+from attrs import Factory, frozen
 from hypothesis import strategies as st
 
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND_ERRORS
@@ -71,11 +71,13 @@ class Workload:
 @frozen
 class Schedule:
     """Fault rules (``[[faults]]`` tables, an ``after_step`` of ``-k`` meaning "the k-th step from the
-    end of the workload", resolved when the steps are interleaved) and groups of nemesis ops, each group
-    kept together in the global order (a heal after its cut)."""
+    end of the workload", resolved when the steps are interleaved), groups of nemesis ops, each group
+    kept together in the global order (a heal after its cut), and nemesis strikes on the clock
+    (``[[nemesis.strikes]]`` tables: faults at a time, whatever step the workload is at)."""
 
     rules: list[dict[str, Any]]
     groups: list[list[dict[str, Any]]]
+    strikes: list[dict[str, Any]] = Factory(list)
 
 
 # -- configurations -------------------------------------------------------------------------------------
@@ -276,25 +278,57 @@ def _trigger(max_step: int) -> st.SearchStrategy[dict[str, Any]]:
                   st.sampled_from(EOS_APIS) | st.sampled_from(API_NAMES), st.integers(1, 4)))
 
 
+# A fault kind as a strike of the clocked nemesis ([[nemesis.strikes]], docs/scenario-format.md)
+STRIKE_KINDS = {"drop": "drop", "delay": "delay", "error": "error", "txn-log": "txn-log", "partition": "partition",
+                "clog": "clog", "pause": "pause", "disconnect-nodes": "disconnect", "broker-restart": "broker-restart",
+                "coordinator-failover": "coordinator-failover"}
+STRIKE_TIMES_MS = (0, 100, 500, 1_000, 2_000, 3_000, 5_000, 10_000, 30_000, 60_000)
+STRIKE_DURATIONS_MS = (100, 1_000, 3_000, 10_000, 40_000)
+
+
+@st.composite
+def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
+    """One clocked nemesis strike of ``kind``: at a drawn time, for a drawn duration."""
+    strike: dict[str, Any] = {"at_ms": draw(st.sampled_from(STRIKE_TIMES_MS) | st.integers(0, 70_000)),
+                              "kind": STRIKE_KINDS[kind]}
+    if kind not in ("txn-log", "broker-restart", "coordinator-failover"):
+        strike["target"] = draw(st.sampled_from(tuple(actors)))
+    strike["duration_ms"] = draw(st.sampled_from(STRIKE_DURATIONS_MS))
+    if kind in ("drop", "delay", "error", "txn-log"):
+        strike["count"] = draw(st.integers(1, 3))
+    if kind in ("delay", "clog"):
+        strike["ms"] = draw(st.sampled_from(DELAYS_MS))
+    if kind == "error":
+        strike["error"] = draw(st.sampled_from(sorted({e.name for errors in INFRASTRUCTURE_ERRORS.values()
+                                                       for e in errors})))
+    elif kind == "txn-log":
+        strike["error"] = draw(st.sampled_from(sorted(e.name for e in TXN_LOG_APPEND_ERRORS)))
+    return strike
+
+
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
-                    max_faults: int = 3) -> Schedule:
+                    max_faults: int = 4) -> Schedule:
     """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
-    to ``max_faults`` rules and nemesis op groups of those kinds."""
+    to ``max_faults`` faults of those kinds, each either aimed at the protocol (a rule armed at a step or
+    by the k-th request of an API; nemesis ops at a point of the step order) or on the clock (a strike of
+    the nemesis at a drawn time, while the workload goes on)."""
     enabled = draw(st.lists(st.sampled_from(tuple(kinds)), unique=True, max_size=len(kinds)))
     if not enabled:
         return Schedule([], [])
     actors = sorted(workload.actors)
     producers = [a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]]
     steps = sum(len(p) for p in workload.programs.values())
-    rules, groups = [], []
+    rules, groups, strikes = [], [], []
     for kind in draw(st.lists(st.sampled_from(enabled), max_size=max_faults)):
-        if kind in RULE_KINDS:
+        if kind in STRIKE_KINDS and draw(st.booleans()):
+            strikes.append(draw(_strike(kind, actors)))
+        elif kind in RULE_KINDS:
             rule = draw(_rule(kind, actors, _transactional_ids(workload)))
             rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(steps))})
         else:
             groups.append(draw(_group(kind, actors, producers)))
-    return Schedule(rules, groups)
+    return Schedule(rules, groups, sorted(strikes, key=lambda s: s["at_ms"]))
 
 
 # -- scenarios -----------------------------------------------------------------------------------------
@@ -334,6 +368,8 @@ def compose(draw: Any, workload: Workload, schedule: Schedule, cluster: dict[str
     }
     if rules:
         document["faults"] = rules
+    if schedule.strikes:
+        document["nemesis"] = {"strikes": schedule.strikes}
     return document
 
 
