@@ -26,9 +26,11 @@ A run without faults emits none and routes every packet as the bare network does
 from __future__ import annotations
 
 import functools
+from itertools import islice
+from random import Random
 from typing import Any, Callable, Iterable, Iterator
 
-from attrs import define, field, frozen
+from attrs import define, evolve, field, frozen
 
 from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS, api_name, injectable_errors
 from eosim.models.errors import Errors
@@ -36,7 +38,7 @@ from eosim import _scenario as sc
 from eosim.models.txn_coordinator import AppendTxnLog
 from eosim._broker import Broker, Injection
 from eosim._net import HOLD, Network, Packet
-from eosim._world import World
+from eosim._world import World, derive_seed
 
 NEMESIS = "nemesis"  # the node of fault events, the actor of nemesis steps, the random nemesis' rule name
 NETWORK_ACTIONS = frozenset({"drop", "delay", "disconnect"})
@@ -435,3 +437,13 @@ def draw_strikes(spec: sc.Nemesis, rng: Any, actors: tuple[str, ...]) -> Iterato
         yield sc.Strike(at_ms=at, kind=kind, target=None if kind in sc.NEMESIS_BROKER_KINDS else target,
                         duration_ms=duration, **extra)
         at += duration
+
+
+def nemesis_schedule(scenario: sc.Scenario, strikes: int, seed: int | None = None) -> sc.Scenario:
+    """``scenario`` with its random ``[nemesis]`` written out as the schedule of its first ``strikes``
+    strikes at ``seed`` (default: the scenario's), which a run at that seed replays exactly as the random
+    one (as long as the nemesis stops before they are used up)."""
+    spec = scenario.nemesis
+    rng = Random(derive_seed(scenario.scenario.seed if seed is None else seed, NEMESIS))
+    drawn = draw_strikes(spec, rng, tuple(scenario.actors))
+    return evolve(scenario, nemesis=evolve(spec, strikes=tuple(islice(drawn, strikes))))

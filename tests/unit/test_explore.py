@@ -147,3 +147,88 @@ def test_around_a_scenario_its_steps_stay_in_order_and_its_rules_keep_their_step
     assert own == BASE_14920["steps"]
     (rule,) = [r for r in document["faults"] if r["name"] == "verification-fails"]
     assert document["steps"][rule["after_step"]] == BASE_14920["steps"][4]
+
+
+def test_a_random_nemesis_is_a_schedule_that_replays_exactly() -> None:
+    """Generation (draw_strikes) is apart from execution: the random nemesis' strikes, written into the
+    scenario file as [[nemesis.strikes]], give the same run byte for byte."""
+    from eosim._explore import scenario_toml
+    from eosim._faults import nemesis_schedule
+    from eosim._scenario import scenario_to_dict
+
+    scenario = load_scenario(scenario_dir() / "fault-random-nemesis.toml")
+    scheduled = nemesis_schedule(scenario, strikes=200)
+    assert len(scheduled.nemesis.strikes) == 200 and scheduled.nemesis.strikes[0].at_ms > 0
+    text = scenario_toml(scenario_to_dict(scheduled), "the random nemesis' schedule")
+    replayed = load_scenario_text(text, "fault-random-nemesis")
+    assert replayed.nemesis.strikes == scheduled.nemesis.strikes
+    random_run, replay = run_scenario(scenario), run_scenario(replayed)
+    assert [e for e in replay.trace] == [e for e in random_run.trace]
+    assert any(e["kind"] == "fault.arm" for e in replay.trace)
+
+
+def test_clocked_strikes_reach_the_broker() -> None:
+    """Strikes of the broker kinds: a txn-log failure, a coordinator failover and a broker restart on the
+    clock, while a transactional producer works; every one shows in the trace and the run stays valid."""
+    text = """[scenario]
+name = "strikes"
+description = "clocked broker strikes"
+conformance = false
+
+[[topics]]
+name = "out"
+
+[actors.p1]
+kind = "producer"
+config = { "transactional.id" = "t" }
+
+[[nemesis.strikes]]
+at_ms = 600
+kind = "txn-log"
+duration_ms = 100
+count = 1
+error = "NOT_ENOUGH_REPLICAS"
+
+[[nemesis.strikes]]
+at_ms = 1000
+kind = "coordinator-failover"
+duration_ms = 300
+
+[[nemesis.strikes]]
+at_ms = 3000
+kind = "broker-restart"
+duration_ms = 500
+""" + "".join(f'\n[[steps]]\nactor = "p1"\nop = "{op}"\n' for op in ("init_transactions", "begin_transaction")) + """
+[[steps]]
+actor = "p1"
+op = "produce"
+topic = "out"
+value = "v"
+
+[[steps]]
+actor = "p1"
+op = "sleep"
+ms = 5000
+
+[[steps]]
+actor = "p1"
+op = "commit_transaction"
+"""
+    outcome = run_scenario(load_scenario_text(text, "strikes"))
+    kinds = [e["kind"] for e in outcome.trace]
+    assert "fault.arm" in kinds and "txn.resign" in kinds
+    assert any(k.startswith("broker.") and "crash" in k for k in kinds), sorted(set(kinds))
+    assert outcome.verdict.checks.valid is True
+
+
+@pytest.mark.parametrize("strike, location", [
+    ('kind = "pause"\nduration_ms = 10', "nemesis.strikes[0].target"),
+    ('kind = "broker-restart"\ntarget = "p1"\nduration_ms = 10', "nemesis.strikes[0].target"),
+    ('kind = "drop"\ntarget = "p1"\nduration_ms = 10', "nemesis.strikes[0].count"),
+    ('kind = "txn-log"\nduration_ms = 10\ncount = 1\nerror = "NOT_COORDINATOR"', "nemesis.strikes[0].error"),
+])
+def test_bad_strikes_are_refused_by_location(strike: str, location: str) -> None:
+    text = TRIGGERED.replace("{extra}", "").replace("[[steps]]", f"[[nemesis.strikes]]\nat_ms = 0\n{strike}\n\n[[steps]]", 1)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_text(text, "triggered")
+    assert location in str(err.value)
