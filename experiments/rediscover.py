@@ -3,9 +3,11 @@
 of the bug in the generator) and print the table: bug, found, seconds to find, steps before and after
 shrinking, the anomalies.
 
-Usage: python3 experiments/rediscover.py [--budget S] [--shrink-budget S] [--seed N] [--jobs J] [KAFKA-N ...]
+Usage: python3 experiments/rediscover.py [--budget S] [--shrink-budget S] [--seed N] [--jobs J]
+                                        [--executor local|dask://HOST:PORT] [KAFKA-N ...]
 
-Each bug's campaign runs on one core; ``--jobs`` runs that many bugs side by side (processes). Seconds are
+Each bug's campaign runs on one core; ``--jobs`` runs that many bugs side by side (local processes), or
+``--executor dask://HOST:PORT`` on a Dask cluster (eosim._executor), with a progress bar on a terminal. Seconds are
 wall-clock seconds of that campaign, so a busy machine finds less within the budget: the table says
 what was measured where, never asserted in a test (docs/exploration.md has the numbers).
 """
@@ -15,9 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from eosim.models.bugs import HISTORICAL_BUGS
+from eosim import _executor
 from eosim._explore import Campaign, campaign
 
 
@@ -47,21 +52,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shrink-budget", type=float, default=60.0, help="seconds of shrinking per finding")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="bugs searched side by side")
+    parser.add_argument("--executor", default=_executor.LOCAL, help="local or dask://HOST:PORT")
     args = parser.parse_args(argv)
     bugs = args.bugs or list(HISTORICAL_BUGS)
     unknown = [b for b in bugs if b not in HISTORICAL_BUGS]
     if unknown:
         parser.error(f"unknown bug(s) {', '.join(unknown)} (known: {', '.join(HISTORICAL_BUGS)})")
     started = time.perf_counter()
+    try:
+        _executor.check(args.executor)
+    except _executor.ExecutorError as err:
+        parser.error(str(err))
     work = [(bug, args.budget, args.shrink_budget, args.seed) for bug in bugs]
-    if args.jobs <= 1:
-        results = [one(w) for w in work]
-    else:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(one, work))
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("rediscovering", total=len(work))
+        found = []
+
+        def done(_i: int, result: tuple[str, Campaign]) -> None:
+            found.append(result[1].finding is not None)
+            bar.update(task, advance=1, description=f"rediscovering: {sum(found)} found")
+
+        results = _executor.run_all(one, work, executor=args.executor, workers=args.jobs, progress=done)
     print(table(results))
+    where = f"{args.jobs} job(s)" if args.executor == _executor.LOCAL else args.executor
     print(f"({time.perf_counter() - started:.0f} s wall, budget {args.budget:.0f} s per bug, seed {args.seed}, "
-          f"{args.jobs} job(s))")
+          f"{where})")
     return 0
 
 

@@ -307,6 +307,7 @@ def study(name: Optional[str] = typer.Argument(None, help="The study to run (omi
           out: Optional[str] = typer.Option(None, help="Run directory (default runs/studies/NAME/<timestamp>); "
                                                         "replaces only an earlier eosim run directory"),
           workers: Optional[int] = typer.Option(None, help="Worker processes (default: every core)"),
+          executor: str = typer.Option("local", help="Where the runs go: local (processes) or dask://HOST:PORT"),
           as_json: bool = JSON) -> None:
     """Run a study over seeds on every core; list the studies.
 
@@ -322,10 +323,15 @@ def study(name: Optional[str] = typer.Argument(None, help="The study to run (omi
             return EXIT_VALID
         if workers is not None and workers < 1:
             raise BadInput(f"--workers must be at least 1, not {workers}")
+        from eosim import _executor
+        try:
+            _executor.check(executor)
+        except _executor.ExecutorError as err:
+            raise BadInput(str(err)) from None
         try:
             module = _study.load(name)
             total = len(module.cells()) * (module.DEFAULT_SEEDS if seeds is None else max(seeds, 0))
-            result = _run_study(module.NAME, total, seeds, out, workers, show=not as_json)
+            result = _run_study(module.NAME, total, seeds, out, workers, show=not as_json, executor=executor)
         except _study.StudyError as err:
             raise BadInput(str(err)) from None
         if result.plot_skipped:
@@ -341,7 +347,7 @@ def study(name: Optional[str] = typer.Argument(None, help="The study to run (omi
 
 
 def _run_study(name: str, total: int, seeds: Optional[int], out: Optional[str], workers: Optional[int],
-               show: bool) -> Any:
+               show: bool, executor: str = "local") -> Any:
     """The study with a progress bar on stderr (only on a terminal)."""
     from rich.console import Console
     from eosim import _study
@@ -350,8 +356,10 @@ def _run_study(name: str, total: int, seeds: Optional[int], out: Optional[str], 
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, disable=not (show and console.is_terminal)) as bar:
-        task = bar.add_task(f"{name} ({workers or _study.default_workers()} workers)", total=total)
-        return _study.run_study(name, seeds, out, workers=workers, progress=lambda n: bar.advance(task, n))
+        where = f"{workers or _study.default_workers()} workers" if executor == "local" else executor
+        task = bar.add_task(f"{name} ({where})", total=total)
+        return _study.run_study(name, seeds, out, workers=workers, progress=lambda n: bar.advance(task, n),
+                                executor=executor)
 
 
 # --- explore ---------------------------------------------------------------------------------------
@@ -365,6 +373,8 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
             budget: float = typer.Option(60.0, min=0.1, help="Seconds of search per job (shrinking gets as many)"),
             seed: int = typer.Option(0, min=0, help="Hypothesis seed (job j uses seed + j), also the runs' seed"),
             jobs: int = typer.Option(1, min=1, help="Campaigns in parallel processes"),
+            executor: str = typer.Option("local", help="Where the campaigns run: local (processes) or "
+                                                       "dask://HOST:PORT (a Dask distributed scheduler)"),
             out: Optional[str] = typer.Option(None, help="Where finding-N/ run directories go (default "
                                                          "runs/explore/<timestamp>-seed-N); must be new or empty"),
             as_json: bool = JSON) -> None:
@@ -373,7 +383,7 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
     Shrinks each finding and writes it as a run directory."""
 
     def go() -> int:
-        from eosim import _explore, _rundir
+        from eosim import _executor, _explore, _rundir
         from eosim._scenario import load_scenario
 
         bugs = tuple(reintroduce or ())
@@ -381,6 +391,10 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
             _explore.check_bugs(bugs)
         except ValueError as err:
             raise BadInput(f"--reintroduce: {err}") from None
+        try:
+            _executor.check(executor)
+        except _executor.ExecutorError as err:
+            raise BadInput(str(err)) from None
         if out is not None:
             _rundir.check_target(out, replace=False)
         base = _explore.base_document(load_scenario(resolve_scenario(scenario))) if scenario is not None else None
@@ -390,10 +404,13 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
             print(f"\rexploring: {runs} runs, {runs / max(seconds, 1e-9):.1f} runs/s, {seconds:.0f}/{budget:.0f} s",
                   end="", file=sys.stderr, flush=True)
 
-        campaigns = _explore.explore(base=base, reintroduce=bugs, budget=budget, seed=seed, jobs=jobs,
-                                     progress=progress if show else None)
-        if show:
-            print(file=sys.stderr)
+        if jobs == 1 and executor == "local":
+            campaigns = _explore.explore(base=base, reintroduce=bugs, budget=budget, seed=seed,
+                                         progress=progress if show else None)
+            if show:
+                print(file=sys.stderr)
+        else:
+            campaigns = _explore_bar(base, bugs, budget, seed, jobs, executor, show)
         findings = [c.finding for c in campaigns if c.finding is not None]
         target = Path(out) if out is not None else _rundir.default_path(RUNS, "explore", seed)
         written = _explore.write_findings(target, findings, bugs) if findings else []
@@ -407,6 +424,31 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
         return EXIT_INVALID if findings else EXIT_VALID
 
     _guard(go)
+
+
+def _explore_bar(base: Any, bugs: tuple[str, ...], budget: float, seed: int, jobs: int, executor: str,
+                 show: bool) -> Any:
+    """Several campaigns (processes or Dask workers) with a progress bar on stderr: campaigns done of
+    ``jobs``, their runs, runs/s and findings so far (only on a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from eosim import _explore
+
+    console = Console(stderr=True)
+    totals = {"runs": 0, "findings": 0}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not (show and console.is_terminal)) as bar:
+        task = bar.add_task(f"exploring ({jobs} campaigns on {executor})", total=jobs)
+
+        def finished(c: Any) -> None:
+            totals["runs"] += c.runs
+            totals["findings"] += c.finding is not None
+            rate = totals["runs"] / max(bar.tasks[0].elapsed or 1e-9, 1e-9)
+            bar.update(task, advance=1, description=f"exploring on {executor}: {totals['runs']} runs, "
+                                                    f"{rate:.1f} runs/s, {totals['findings']} finding(s)")
+
+        return _explore.explore(base=base, reintroduce=bugs, budget=budget, seed=seed, jobs=jobs,
+                                executor=executor, finished=finished)
 
 
 # --- the library ------------------------------------------------------------------------------------

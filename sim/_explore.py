@@ -23,14 +23,13 @@ import itertools
 import json
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from attrs import evolve, frozen
 
 from eosim.models.bugs import HISTORICAL_BUGS, cluster_switch
-from eosim import strategies
+from eosim import _executor, strategies
 
 ROUND_EXAMPLES = 100
 SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
@@ -228,14 +227,21 @@ def _campaign_job(kwargs: dict[str, Any]) -> Campaign:
 
 
 def explore(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] = (), budget: float = 60.0,
-            seed: int = 0, jobs: int = 1, progress: Callable[[int, float], None] | None = None) -> list[Campaign]:
-    """``jobs`` campaigns, seeds ``seed .. seed + jobs - 1``; with one job, in this process."""
+            seed: int = 0, jobs: int = 1, executor: str = _executor.LOCAL,
+            progress: Callable[[int, float], None] | None = None,
+            finished: Callable[[Campaign], None] | None = None) -> list[Campaign]:
+    """``jobs`` campaigns, seeds ``seed .. seed + jobs - 1``, on ``executor`` (eosim._executor); one local job
+    runs in this process and reports ``progress(runs, seconds)``. ``finished(campaign)`` as each one ends."""
     check_bugs(reintroduce)
+    _executor.check(executor)
     kwargs = [dict(base=base, reintroduce=tuple(reintroduce), budget=budget, seed=seed + j) for j in range(jobs)]
-    if jobs == 1:
-        return [campaign(**kwargs[0], progress=progress)]
-    with ProcessPoolExecutor(jobs) as pool:
-        return list(pool.map(_campaign_job, kwargs))
+    if jobs == 1 and executor == _executor.LOCAL:
+        campaigns = [campaign(**kwargs[0], progress=progress)]
+        if finished is not None:
+            finished(campaigns[0])
+        return campaigns
+    return _executor.run_all(_campaign_job, kwargs, executor=executor, workers=jobs,
+                             progress=None if finished is None else lambda _i, c: finished(c))
 
 
 # -- findings as run directories ------------------------------------------------------------------------

@@ -26,20 +26,19 @@ new ``runs/studies/NAME/<UTC timestamp>`` with ``latest`` pointing at it, so ear
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 import io
-import multiprocessing
 import os
 import pkgutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from attrs import frozen
 
-from eosim import _rundir
+from eosim import _executor, _rundir
 
 PACKAGE = "eosim.experiments.studies"
 STUDIES = Path("runs") / "studies"  # the default store, relative to the working directory
@@ -93,30 +92,13 @@ def _run_chunk(name: str, tasks: list[tuple[Any, int]]) -> list[dict[str, Any]]:
 
 
 def run_rows(study: ModuleType, tasks: list[tuple[Any, int]], workers: int,
-             progress: Progress | None = None) -> list[dict[str, Any]]:
-    """``run_one`` for every (cell, seed) task, in task order; ``workers`` > 1 runs them in that many
-    processes."""
+             progress: Progress | None = None, executor: str = _executor.LOCAL) -> list[dict[str, Any]]:
+    """``run_one`` for every (cell, seed) task, in task order, in chunks on ``executor`` (eosim._executor:
+    ``workers`` local processes, or a Dask cluster)."""
     chunks = [tasks[i:i + CHUNK] for i in range(0, len(tasks), CHUNK)]
-    if workers <= 1 or len(chunks) <= 1:
-        rows = []
-        for chunk in chunks:
-            rows += _run_chunk(study.NAME, chunk)
-            if progress:
-                progress(len(chunk))
-        return rows
-    done: dict[int, list[dict[str, Any]]] = {}
-    # forkserver, not fork: the parent may run threads (the progress bar's refresh) that a forked
-    # child would inherit mid-lock
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        pending = {pool.submit(_run_chunk, study.NAME, chunk): i for i, chunk in enumerate(chunks)}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                i = pending.pop(future)
-                done[i] = future.result()
-                if progress:
-                    progress(len(chunks[i]))
-    return [row for i in range(len(chunks)) for row in done[i]]
+    done = _executor.run_all(functools.partial(_run_chunk, study.NAME), chunks, executor=executor, workers=workers,
+                             progress=None if progress is None else lambda i, _rows: progress(len(chunks[i])))
+    return [row for rows in done for row in rows]
 
 
 def _csv(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
@@ -132,10 +114,11 @@ _FILES = {"runs": "runs.csv", "summary_csv": "summary.csv", "markdown": "summary
 
 def run_study(name: str, seeds: int | None = None, out: str | Path | None = None, *, workers: int | None = None,
               cells: Sequence[Any] | None = None, progress: Progress | None = None,
-              plot: bool = True) -> StudyResult:
+              plot: bool = True, executor: str = _executor.LOCAL) -> StudyResult:
     """Run study ``name`` for seeds 1..``seeds`` (default: the study's) on every cell (default: the
     study's sweep) and write runs.csv, summary.csv, summary.md and plot.png into the run directory
-    ``out`` (default a new runs/studies/NAME/<UTC timestamp>, with a latest link). An ``out`` that is
+    ``out`` (default a new runs/studies/NAME/<UTC timestamp>, with a latest link), on ``executor``
+    (eosim._executor: local processes, or dask://HOST:PORT). An ``out`` that is
     not empty and not an earlier eosim run directory raises eosim._rundir.RunDirError before any run."""
     study = load(name)
     seeds = study.DEFAULT_SEEDS if seeds is None else seeds
@@ -145,7 +128,7 @@ def run_study(name: str, seeds: int | None = None, out: str | Path | None = None
         _rundir.check_target(out, replace=True)  # refuse before spending the runs
     cells = study.cells() if cells is None else cells
     tasks = [(cell, seed) for cell in cells for seed in range(1, seeds + 1)]
-    rows = run_rows(study, tasks, default_workers() if workers is None else workers, progress)
+    rows = run_rows(study, tasks, default_workers() if workers is None else workers, progress, executor)
     summary = study.summarize(rows)
     table = study.markdown(summary, seeds)
     files: dict[str, _rundir.Contents] = {
