@@ -112,7 +112,7 @@ class FaultLayer:
     _nemesis_on: bool = field(init=False, default=False)
     _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
     _counting: bool = field(init=False, default=False)  # a rule is armed by the k-th request of an API
-    _striking: sc.Strike | None = field(init=False, default=None)  # and that fault
+    _crashed: bool = field(init=False, default=False)  # the broker is down by the nemesis' doing
 
     def __attrs_post_init__(self) -> None:
         self._linked = set(self.nodes)
@@ -356,7 +356,7 @@ class FaultLayer:
             self._nemesis_on = False
             if self._window:
                 self._window = 0
-                self._unstrike(self._striking)
+                self._unstrike()
 
     def _nemesis(self, spec: sc.Nemesis):
         """Execution: each strike at its time (once the previous one has healed), healed after its
@@ -369,13 +369,13 @@ class FaultLayer:
             if not self._nemesis_on:
                 return
             window += 1
-            self._window, self._striking = window, strike
+            self._window = window
             self._strike(strike)
             yield self.world.env.timeout(strike.duration_ms)
             if self._window != window:
                 return  # stopped (and healed) meanwhile
             self._window = 0
-            self._unstrike(strike)
+            self._unstrike()
 
     def _strike(self, strike: sc.Strike) -> None:
         kind, target = strike.kind, strike.target
@@ -388,8 +388,9 @@ class FaultLayer:
         elif kind == "disconnect":
             self.disconnect([target], rule=NEMESIS)
         elif kind == "broker-restart":
-            if self.broker is not None and self.broker.up:
+            if self.broker is not None and self.broker.up:  # not if a step crashed it already
                 self.broker.crash()
+                self._crashed = True
         elif kind == "coordinator-failover":
             if self.broker is not None and self.broker.up:
                 self.broker.coordinator_failover(strike.duration_ms)
@@ -406,8 +407,9 @@ class FaultLayer:
             self._emit("arm", NEMESIS, action=rule.action, nodes=[target] if target else [], count=strike.count,
                        **({"message": TXN_LOG_APPEND} if kind == "txn-log" else {}), **extra)
 
-    def _unstrike(self, strike: sc.Strike | None) -> None:
-        if strike is not None and strike.kind == "broker-restart" and self.broker is not None and not self.broker.up:
+    def _unstrike(self) -> None:
+        if self._crashed:  # only the broker this nemesis crashed
+            self._crashed = False
             self.broker.restart()
         self.heal(rule=NEMESIS)
 
