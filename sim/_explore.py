@@ -71,8 +71,9 @@ class Campaign:
 
 
 def size(document: dict[str, Any]) -> int:
-    """A scenario's size as the benchmark counts it: its steps plus its fault rules."""
-    return len(document["steps"]) + len(document.get("faults", ()))
+    """A scenario's size as the benchmark counts it: its steps, fault rules and nemesis strikes."""
+    return (len(document["steps"]) + len(document.get("faults", ()))
+            + len(document.get("nemesis", {}).get("strikes", ())))
 
 
 def switched(document: dict[str, Any], reintroduce: Sequence[str]) -> dict[str, Any]:

@@ -49,6 +49,7 @@ OUT = "out"
 SLEEPS_MS = (0, 100, 1_000, 3_000, 8_000, 20_000, 70_000)
 PAUSES_MS = (500, 3_000, 12_000, 65_000)
 TXN_TIMEOUTS_MS = (60_000, 2_000, 5_000, 10_000, 300_000)
+MESSAGE_TIMEOUTS_MS = (3_000, 10_000, 30_000)
 DELAYS_MS = (10, 500, 3_000, 40_000)
 PRODUCER_KINDS = ("transactional", "idempotent", "plain")
 ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
@@ -101,22 +102,28 @@ def cluster_configs(verification: Sequence[bool] = (True, False),
 
 
 def producer_configs(kind: str, transactional_id: str | None = None) -> st.SearchStrategy[dict[str, Any]]:
-    """librdkafka configurations of a ``transactional``, ``idempotent`` or ``plain`` producer."""
+    """librdkafka configurations of a ``transactional``, ``idempotent`` or ``plain`` producer: timeouts
+    (transaction, message, socket) and one record per batch or librdkafka's batching, drawn."""
     base: dict[str, Any] = ({"transactional.id": transactional_id} if kind == "transactional"
                             else {"enable.idempotence": kind == "idempotent"})
+    required: dict[str, st.SearchStrategy[Any]] = {}
     optional: dict[str, st.SearchStrategy[Any]] = {
         "socket.timeout.ms": st.sampled_from((1_000, 5_000)),
         "batch.num.messages": st.just(1),
+        "message.timeout.ms": st.sampled_from(MESSAGE_TIMEOUTS_MS),
     }
     if kind == "transactional":
-        optional["transaction.timeout.ms"] = st.sampled_from(TXN_TIMEOUTS_MS)
-    return st.fixed_dictionaries({}, optional=optional).map(lambda extra: _consistent({**base, **extra}))
+        required["transaction.timeout.ms"] = st.sampled_from(TXN_TIMEOUTS_MS)
+    return st.fixed_dictionaries(required, optional=optional).map(lambda extra: _consistent({**base, **extra}))
 
 
 def _consistent(config: dict[str, Any]) -> dict[str, Any]:
-    """librdkafka refuses socket.timeout.ms > transaction.timeout.ms + 100: the request timeout then goes."""
+    """librdkafka refuses socket.timeout.ms > transaction.timeout.ms + 100 and message.timeout.ms >
+    transaction.timeout.ms: the shorter of each pair stays."""
     if config.get("socket.timeout.ms", 0) > config.get("transaction.timeout.ms", 60_000) + 100:
         del config["socket.timeout.ms"]
+    if "transaction.timeout.ms" in config and config.get("message.timeout.ms", 0) > config["transaction.timeout.ms"]:
+        del config["message.timeout.ms"]
     return config
 
 
