@@ -18,7 +18,9 @@ def test_every_drawn_document_loads_and_round_trips_through_its_scenario_file(do
     scenario = scenario_from_dict(document, name=document["scenario"]["name"], header="drawn")
     again = load_scenario_text(scenario_toml(document, "drawn"), document["scenario"]["name"])
     assert again == scenario
-    assert size(document) == len(scenario.steps) + len(scenario.faults)
+    strikes = scenario.nemesis.strikes if scenario.nemesis is not None else ()
+    assert size(document) == len(scenario.steps) + len(scenario.faults) + len(strikes)
+    assert list(strikes) == sorted(strikes, key=lambda strike: strike.at_ms)
 
 
 @FAST
