@@ -405,7 +405,7 @@ class FaultLayer:
             rule = sc.Fault(name=NEMESIS, count=strike.count, **fields, **extra)
             self._armed.append(_Armed(rule, strike.count))
             self._emit("arm", NEMESIS, action=rule.action, nodes=[target] if target else [], count=strike.count,
-                       **({"message": TXN_LOG_APPEND} if kind == "txn-log" else {}), **extra)
+                       **({"msg": TXN_LOG_APPEND} if kind == "txn-log" else {}), **extra)
 
     def _unstrike(self) -> None:
         if self._crashed:  # only the broker this nemesis crashed
