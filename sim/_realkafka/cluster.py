@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,7 @@ class _Node:
         self.dir.mkdir()
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
+        self.paused = False
         self._log = None
 
     @property
@@ -133,6 +135,7 @@ class _Node:
         if self.proc is not None:
             self.proc.wait()
         self.proc = None
+        self.paused = False
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -300,6 +303,25 @@ class KafkaCluster:
         t0 = time.monotonic()
         node.kill()
         self.timings["kill_s"] = time.monotonic() - t0
+
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP a broker's JVM: it neither fetches nor heartbeats until ``resume`` (the controller fences it if
+        that takes longer than the session timeout)."""
+        node = self._broker(node_id)
+        if not node.running or node.paused:
+            raise RuntimeError(f"broker {node_id} is not running unpaused")
+        node.proc.send_signal(signal.SIGSTOP)
+        node.paused = True
+
+    def resume(self, node_id: int) -> None:
+        node = self._broker(node_id)
+        if not node.running or not node.paused:
+            raise RuntimeError(f"broker {node_id} is not paused")
+        node.proc.send_signal(signal.SIGCONT)
+        node.paused = False
+
+    def is_paused(self, node_id: int) -> bool:
+        return self._nodes[node_id].paused
 
     def restart(self, node_id: int, timeout: float = READY_TIMEOUT_S) -> None:
         """Start a killed broker's JVM again on the same directory and ports, and wait until it serves metadata

@@ -168,9 +168,11 @@ def kafka_cluster_session():
 
 @pytest.fixture
 def kafka_cluster(kafka_cluster_session):
-    """The session's cluster; a broker a test killed is started again afterwards, so the next test finds all
-    three running."""
+    """The session's cluster; a broker a test paused or killed is resumed or started again afterwards, so the next
+    test finds all three running."""
     yield kafka_cluster_session
     for node_id in kafka_cluster_session.broker_ids:
+        if kafka_cluster_session.is_paused(node_id):
+            kafka_cluster_session.resume(node_id)
         if not kafka_cluster_session.is_running(node_id):
             kafka_cluster_session.restart(node_id)

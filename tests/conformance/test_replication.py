@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from kafka.admin import KafkaAdminClient
-from kafka.errors import for_code
+from kafka.errors import KafkaConnectionError, for_code
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.producer import ProduceRequest
 from kafka.record.memory_records import MemoryRecordsBuilder
@@ -99,15 +99,27 @@ def topic(admin, request):
 
 
 def partition_state(admin, topic: str) -> tuple[int, list[int]]:
-    """(leader, sorted ISR) of partition 0 in a broker's metadata; (-1, []) while that broker does not know it yet."""
-    part = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(0)
+    """(leader, sorted ISR) of partition 0 in a broker's metadata; (-1, []) while that broker does not know it yet,
+    or when the Metadata request timed out (librdkafka may still be asking a broker that was just killed)."""
+    try:
+        part = admin.list_topics(topic, timeout=5).topics[topic].partitions.get(0)
+    except KafkaException:
+        return -1, []
     return (-1, []) if part is None else (part.leader, sorted(part.isrs))
 
 
 def describe_partition(kp_admin, topic: str) -> dict[str, object]:
     """The controller's registration of partition 0 as a broker's metadata has it (DescribeTopicPartitions, the
-    KIP-966 API that carries the ELR)."""
-    (part,) = kp_admin.describe_topic_partitions([topic])["topics"][0]["partitions"]
+    KIP-966 API that carries the ELR). kafka-python sends it to one broker and does not fail over: a request that
+    went to a killed broker is sent again, and reaches another."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            (part,) = kp_admin.describe_topic_partitions([topic])["topics"][0]["partitions"]
+            break
+        except KafkaConnectionError:
+            assert time.monotonic() < deadline, f"DescribeTopicPartitions({topic}) failed for {TIMEOUT}s"
+            time.sleep(0.1)
     return {"leader": part["leader_id"], "leader_epoch": part["leader_epoch"], "isr": sorted(part["isr_nodes"]),
             "elr": sorted(part["eligible_leader_replicas"] or ()),
             "last_known_elr": sorted(part["last_known_elr"] or ())}
@@ -221,7 +233,7 @@ def test_min_isr_3_with_one_of_three_down_refuses_acks_all_and_the_restarted_bro
     name = topic(3)
     real = {"v1": produce(kafka_cluster, name, "v1", "all")}
     kafka_cluster.kill(3)
-    wait_partition(admin, name, lambda leader, isr: isr != REPLICAS)
+    wait_partition(admin, name, lambda leader, isr: leader != -1 and isr != REPLICAS)
     real_down = describe_partition(kp_admin, name)
     real["v2"] = produce(kafka_cluster, name, "v2", "all")
     real["v3"] = produce(kafka_cluster, name, "v3", "1")
@@ -326,3 +338,67 @@ def test_hw_does_not_advance_below_min_isr_so_acks_all_times_out(kafka_cluster, 
     assert model_hw_down == real_hw_down == 1
     assert model_hw_back == real_hw_back == 2
     assert model_log == real_log == [(0, "v1"), (1, "v2")]
+
+
+def test_acks_1_loses_an_acknowledged_record_on_leader_failover(kafka_cluster, admin, kp_admin, topic):
+    """The classic loss without an unclean election: the leader acknowledges an acks=1 record no follower has
+    fetched, dies, and a follower from the ISR becomes leader; the old leader truncates the record when it comes
+    back (KIP-101), and the offset is reused."""
+    m = model(1)
+    m.produce(Acks.ONE)
+    m.replicate(2)
+    m.produce(Acks.ONE)  # the followers are paused: they never fetch it
+    m.crash(1)
+    model_fence(m)
+    model_failover = model_partition(m)
+    m.produce(Acks.ONE)
+    m.replicate(2)
+    answers = model_answers(m)
+    model_log = model_leader_log(m)
+    m.restart(1)
+    m.replicate(3)
+    model_back = model_partition(m)
+    model_truncated = [(t.offset, [e.value for e in t.removed]) for t in m.truncated]
+
+    name = topic(1)
+    producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap, "acks": "1", "retries": 0,
+                         "reconnect.backoff.max.ms": 250})
+    real = {}
+
+    def send(value: str) -> None:
+        producer.produce(name, value.encode(), partition=0, on_delivery=lambda err, msg: real.__setitem__(
+            value, (err.name(), None) if err else ("NONE", msg.offset())))
+        producer.flush(TIMEOUT)
+
+    send("v1")
+    deadline = time.monotonic() + TIMEOUT
+    while high_watermark(admin, name)[0] < 1:  # both followers have v1
+        assert time.monotonic() < deadline, "v1 never committed"
+        time.sleep(0.05)
+    # Paused for well under the 3 s session timeout, so the controller does not fence the followers.
+    kafka_cluster.pause(2)
+    kafka_cluster.pause(3)
+    try:
+        send("v2")
+        kafka_cluster.kill(1)
+    finally:
+        kafka_cluster.resume(2)
+        kafka_cluster.resume(3)
+    producer.flush(TIMEOUT)
+    wait_partition(admin, name, lambda leader, isr: leader not in (1, -1))
+    real_failover = describe_partition(kp_admin, name)
+    send("v3")
+    real_log = consume(kafka_cluster, name)
+    kafka_cluster.restart(1)
+    wait_partition(admin, name, lambda leader, isr: isr == REPLICAS)
+    real_back = describe_partition(kp_admin, name)
+
+    assert model_failover == real_failover == {"leader": 2, "leader_epoch": 1, "isr": [2, 3], "elr": [],
+                                               "last_known_elr": []}, (model_failover, real_failover)
+    # v2 was acknowledged at offset 1, and v3 got offset 1 again: v2 is lost
+    assert answers == real == {"v1": ("NONE", 0), "v2": ("NONE", 1), "v3": ("NONE", 1)}, (answers, real)
+    assert model_log == real_log == [(0, "v1", 0), (1, "v3", 1)]
+    # the old leader rejoins after truncating v2 (the model says where; Kafka's broker log says the same)
+    assert model_truncated == [(1, ["v2"])]
+    assert model_back == real_back == {"leader": 2, "leader_epoch": 1, "isr": REPLICAS, "elr": [],
+                                       "last_known_elr": []}, (model_back, real_back)
