@@ -305,26 +305,30 @@ class Broker:
         self.world.env.process(self._guarded(steps, self._incarnation))
 
     def _start(self, steps: Generator) -> None:
-        """Run ``steps`` at once, in the caller's event, up to its first wait; only then does it become a
-        process (``_spawn``). For a request handler called as its packet is delivered this is the order a
-        process would run in (its start is urgent: nothing runs between), without the two SimPy events of a
-        process that never waits."""
+        """Run a request handler's ``steps`` at once, in the caller's event, and on as each event it waits for
+        fires (in that event's callbacks), until it returns or this incarnation crashes. Called as the request's
+        packet is delivered, this is the order a process would run in (a process starts urgently: nothing runs
+        between), without a process' start and end events: most handlers never wait, the rest wait once or
+        twice (work time, KIP-890 verification)."""
+        self._resume(steps, self._incarnation, None)
+
+    def _resume(self, steps: Generator, incarnation: int, value: Any) -> None:
+        if self._incarnation != incarnation:
+            steps.close()
+            return
         try:
-            first = steps.send(None)
+            event = steps.send(value)
         except StopIteration:
             return
-        self.world.env.process(self._guarded(steps, self._incarnation, first))
+        event.callbacks.append(lambda fired: self._resume(steps, incarnation, fired.value))
 
-    def _guarded(self, steps: Generator, incarnation: int, first: Any = None):
+    def _guarded(self, steps: Generator, incarnation: int):
         value = None
         while True:
-            if first is not None:
-                event, first = first, None
-            else:
-                try:
-                    event = steps.send(value)
-                except StopIteration:
-                    return
+            try:
+                event = steps.send(value)
+            except StopIteration:
+                return
             value = yield event
             if self._incarnation != incarnation:
                 steps.close()

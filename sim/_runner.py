@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import simpy
 from attrs import define, field, frozen
 
 from eosim.models.fetch import visible_records
@@ -108,28 +107,6 @@ class SimBackend:
 
     def coordinator_failover(self, down_ms: int, load_ms: int) -> None:
         self.cluster.broker_node.coordinator_failover(down_ms, load_ms)
-
-
-@define(eq=False)
-class _EventBudget:
-    """Stops ``env.run`` (with StopSimulation, as its ``until`` does) before the event past sc.MAX_EVENTS."""
-
-    step: Callable[[], None]
-    left: int
-    spent: bool = False
-
-    @classmethod
-    def install(cls, env: simpy.Environment) -> _EventBudget:
-        budget = cls(env.step, sc.MAX_EVENTS)
-        env.step = budget  # env.run calls self.step() for every event
-        return budget
-
-    def __call__(self) -> None:
-        if self.left == 0:
-            self.spent = True
-            raise simpy.core.StopSimulation(None)
-        self.left -= 1
-        self.step()
 
 
 def _drive(world: World, interpreter: Interpreter):
@@ -288,22 +265,21 @@ def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
         return _simulate(scenario, seed)
 
 
-def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None,
-           budget: _EventBudget | None = None) -> bool:
+def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None) -> bool:
     """Heal every fault, then run SETTLE_MS (the settle period is fault-free) and on until Kafka's own timers
     have decided every open transaction (the oracle's liveness bound: transaction.timeout.ms and the abort
     sweep, the marker channel's request timeout), so it is judged, not left unknown;
     transaction.max.timeout.ms (15 min) caps those timers. A run's settle period also stops at the simulated
-    time ``limit`` and when the event ``budget`` is spent: returns whether it got past SETTLE_MS within them."""
+    time ``limit`` and when the world's event budget is spent: returns whether it got past SETTLE_MS within them."""
     settled = faults.end() + SETTLE_MS
     world.env.run(until=settled if limit is None else min(settled, limit))
-    spent = budget is not None and budget.spent
+    spent = world.env.spent
     while cluster.broker_node.tc.in_progress() and not spent and (limit is None or world.now < limit):
         until = settle_deadline(world.trace.view().of_kinds(_ORACLE_KINDS))
         if until is None or until < world.now:
             break
         world.env.run(until=until + 1 if limit is None else min(until + 1, limit))
-        spent = budget is not None and budget.spent
+        spent = world.env.spent
     return (limit is None or settled <= limit) and not spent
 
 
@@ -314,10 +290,10 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario)
     interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
     main = world.env.process(_drive(world, interpreter))
-    budget = _EventBudget.install(world.env)
+    world.env.events_left = sc.MAX_EVENTS
     world.env.run(until=main | world.env.timeout(sc.MAX_SIM_MS - SETTLE_MS))
     completed = main.triggered
-    settled = settle(world, cluster, faults, sc.MAX_SIM_MS, budget)
+    settled = settle(world, cluster, faults, sc.MAX_SIM_MS)
     world.trace.emit("runner", "run.end")
     completed = completed and settled
     if main.triggered and not main.ok:

@@ -9,9 +9,13 @@ changes the draws of the others.
 from __future__ import annotations
 
 import hashlib
+import sys
+from heapq import heappop
 from random import Random
+from typing import Any
 
 import simpy
+from simpy.core import URGENT, EmptySchedule, StopSimulation
 from attrs import define, field
 
 from eosim._trace import Trace
@@ -22,10 +26,73 @@ def derive_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+class Environment(simpy.Environment):
+    """SimPy's environment, stepping in one loop: ``run`` processes events as SimPy's ``step`` does, without a
+    Python call per event (simpy is pinned: the loop reads its queue). It counts the events it processed
+    (``processed``) and, with ``events_left`` set, stops before the event past that budget as ``until`` does
+    (StopSimulation), setting ``spent``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_left = sys.maxsize
+        self.spent = False
+        self.processed = 0
+
+    def run(self, until: Any = None) -> Any:
+        if until is not None:
+            if not isinstance(until, simpy.Event):
+                at = until if isinstance(until, int) else float(until)
+                if at <= self.now:
+                    raise ValueError(f"until ({at}) must be greater than the current simulation time")
+                until = simpy.Event(self)
+                until._ok = True
+                until._value = None
+                self.schedule(until, URGENT, at - self.now)
+            elif until.callbacks is None:
+                return until.value
+            until.callbacks.append(StopSimulation.callback)
+        try:
+            self._loop()
+        except StopSimulation as exc:
+            return exc.args[0]
+        except EmptySchedule:
+            if until is not None:
+                raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}') from None
+        return None
+
+    def _loop(self) -> None:
+        queue, left = self._queue, self.events_left
+        try:
+            while True:
+                if not left:
+                    self.spent = True
+                    raise StopSimulation(None)
+                left -= 1
+                try:
+                    self._now, _, _, event = heappop(queue)
+                except IndexError:
+                    raise EmptySchedule from None
+                callbacks, event.callbacks = event.callbacks, None
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:
+                    event.callbacks = callbacks[callbacks.index(callback) + 1:]
+                    self.schedule(event, -1)
+                    raise
+                if not event._ok and not hasattr(event, "_defused"):
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        finally:
+            self.processed += self.events_left - left
+            self.events_left = left
+
+
 @define(eq=False)
 class World:
     seed: int
-    env: simpy.Environment = field(factory=simpy.Environment)
+    env: Environment = field(factory=Environment)
     trace: Trace = field(init=False)
     _streams: dict[str, Random] = field(init=False, factory=dict)
 
