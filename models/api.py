@@ -26,6 +26,8 @@ from eosim.models.group_coordinator import (
     OffsetCommitResponse,
     OffsetFetchRequest,
     OffsetFetchResponse,
+    SyncGroupRequest,
+    SyncGroupResponse,
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 )
@@ -68,6 +70,7 @@ ERROR_RESPONSES: dict[type, Callable[[Any, Errors], Any]] = {
     AddOffsetsToTxnRequest: lambda r, e: AddOffsetsToTxnResponse(error=e),
     EndTxnRequest: lambda r, e: EndTxnResponse(error=e),
     JoinGroupRequest: lambda r, e: JoinGroupResponse(error=e),
+    SyncGroupRequest: lambda r, e: SyncGroupResponse(error=e),
     HeartbeatRequest: lambda r, e: HeartbeatResponse(error=e),
     LeaveGroupRequest: lambda r, e: LeaveGroupResponse(error=e),
     OffsetCommitRequest: lambda r, e: OffsetCommitResponse(results=tuple((tp, e) for tp, _ in r.offsets)),
@@ -76,8 +79,7 @@ ERROR_RESPONSES: dict[type, Callable[[Any, Errors], Any]] = {
     OffsetFetchRequest: lambda r, e: OffsetFetchResponse(error=e, results=tuple((tp, -1, e) for tp in r.partitions)),
 }
 
-# Kafka's API names (ApiKeys.java) of the requests above. JoinGroupRequest is JoinGroup and SyncGroup
-# in one round trip (docs/design.md), named after the first.
+# Kafka's API names (ApiKeys.java) of the requests above.
 API_NAMES: tuple[str, ...] = tuple(sorted(cls.__name__.removesuffix("Request") for cls in ERROR_RESPONSES))
 
 

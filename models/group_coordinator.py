@@ -20,10 +20,17 @@ a commit with a higher log offset is already there; ABORT drops them. A failed a
 replays whatever the log already holds, as the coordinator loader does after a fail-over.
 
 *Membership* follows the classic protocol's ``ClassicGroupState`` table (``VALID_PREVIOUS_STATES``);
-``ClassicGroup.transition_to`` raises ``IllegalTransition`` for anything else. Timers are keyed like
-Kafka's (one join timer per group, one heartbeat timer per member; re-scheduling a key replaces it):
-``next_deadline()`` gives the earliest, ``on_timer(now)`` fires every due one in (deadline, scheduling
-order).
+``ClassicGroup.transition_to`` raises ``IllegalTransition`` for anything else. A new member's first
+JoinGroup gets MEMBER_ID_REQUIRED with its member id (KIP-394; the id stays *pending* for one session
+timeout); its second joins. When the join phase completes (every member rejoined, the initial delay or the
+rebalance timeout passed) the group enters CompletingRebalance with the next generation and the protocol
+most members vote for, and answers every parked JoinGroup: the leader's answer lists the members with
+their subscriptions. The leader computes the assignment (a client-side assignor) and sends it in its
+SyncGroup; the followers' SyncGroups wait for it, and the group becomes Stable. Members that send no
+SyncGroup within the rebalance timeout are removed (``GMM.expirePendingSync``). Timers are keyed like
+Kafka's (one join and one sync timer per group, one heartbeat timer per member; re-scheduling a key
+replaces it): ``next_deadline()`` gives the earliest, ``on_timer(now)`` fires every due one in (deadline,
+scheduling order).
 
 ``complete_transaction`` applies a WriteTxnMarkers entry for the offsets partition and returns the
 ``OffsetsCommitted`` effects with its error; ``unload()`` is the loss of the offsets partition's
@@ -31,20 +38,11 @@ leadership (every group goes Dead).
 
 Simplifications (the fidelity notes)
 ------------------------------------
-* JoinGroup and SyncGroup are one round trip. When the join phase completes the coordinator, not the
-  group leader, computes a range assignment (``range_assignment``, RangeAssignor's arithmetic) over
-  the partitions the members asked for, and answers every parked JoinGroup with its generation and
-  assignment. The group passes through CompletingRebalance and reaches Stable in the same step, so no
-  request ever sees CompletingRebalance: the checks Kafka makes in that state (REBALANCE_IN_PROGRESS for a
-  plain OffsetCommit, parked SyncGroups) have no window here.
-* A join from a known member into a Stable group always starts a rebalance (Kafka does so for the
-  leader and for a follower whose metadata changed; a follower rejoining with the same metadata
-  gets the current generation back).
-* A new member joins in one request (JoinGroup v0-v3): no MEMBER_ID_REQUIRED round trip, no static
-  members (group.instance.id), no protocol selection. Member ids are ``f"{client_id}-{n}"`` with a
-  per-coordinator counter in place of Kafka's random UUID.
+* No static members (group.instance.id). Member ids are ``f"{client_id}-{n}"`` with a per-coordinator
+  counter in place of Kafka's random UUID. A protocol's metadata is the subscribed topics only.
+* A tie in the protocol vote goes to the name first in sort order (Kafka: HashMap order).
 * No group metadata records: only offsets go to the log, so after a fail-over the offsets come back
-  but members must rejoin.
+  but members must rejoin. The leader's assignment takes effect at once (Kafka first appends it).
 * Offsets are readable as soon as they are appended: Kafka answers a non-stable OffsetFetch from the
   state at the partition's high watermark, this model from the latest state.
 * KIP-890 verification of TxnOffsetCommit (the coordinator asking the transaction coordinator whether the
@@ -99,7 +97,8 @@ __all__ = [
     "OffsetsPending",
     "TxnOffsetCommitRequest",
     "TxnOffsetCommitResponse",
-    "range_assignment",
+    "SyncGroupRequest",
+    "SyncGroupResponse",
 ]
 
 # A new member's JoinGroup is parked at most this long before the member is dropped
@@ -131,25 +130,53 @@ VALID_PREVIOUS_STATES: dict[GroupState, frozenset[GroupState]] = {
 
 # -- requests and responses -------------------------------------------------------------------------
 
+# A JoinGroup protocol: (name, metadata). The metadata of protocol type "consumer" is the member's
+# subscription (ConsumerProtocolSubscription); only its topics are modelled.
+Protocol = tuple[str, tuple[str, ...]]
+Assignment = tuple[TopicPartition, ...]
+
 
 @frozen(kw_only=True)
 class JoinGroupRequest:
-    """JoinGroup + SyncGroup in one. ``member_id=""`` joins as a new member."""
+    """JoinGroup v4+ (librdkafka sends v5): ``member_id=""`` joins as a new member and gets
+    MEMBER_ID_REQUIRED with its id (KIP-394)."""
 
     group_id: str
     member_id: str
     client_id: str
     session_timeout_ms: int
     rebalance_timeout_ms: int
-    partitions: tuple[TopicPartition, ...]
+    protocol_type: str = "consumer"
+    protocols: tuple[Protocol, ...]
 
 
 @frozen(kw_only=True)
 class JoinGroupResponse:
     error: Errors
     generation_id: int = -1
+    protocol_name: str = ""
+    leader: str = ""
     member_id: str = ""
-    assignment: tuple[TopicPartition, ...] = ()
+    members: tuple[Protocol, ...] = ()  # the leader's copy: (member id, metadata of the chosen protocol)
+
+
+@frozen(kw_only=True)
+class SyncGroupRequest:
+    """The leader sends every member's assignment; followers send none."""
+
+    group_id: str
+    generation_id: int
+    member_id: str
+    protocol_type: str = "consumer"
+    protocol_name: str = ""
+    assignments: tuple[tuple[str, Assignment], ...] = ()
+
+
+@frozen(kw_only=True)
+class SyncGroupResponse:
+    error: Errors
+    protocol_name: str = ""
+    assignment: Assignment = ()
 
 
 @frozen(kw_only=True)
@@ -177,6 +204,9 @@ class LeaveGroupResponse:
 
 @frozen(kw_only=True)
 class OffsetCommitRequest:
+    """``generation_id`` is the generation of a classic member and the member epoch of a consumer-protocol
+    member (OffsetCommit v9's GenerationIdOrMemberEpoch)."""
+
     group_id: str
     generation_id: int = -1
     member_id: str = ""
@@ -271,9 +301,18 @@ class ClassicGroupMember:
     client_id: str
     session_timeout_ms: int
     rebalance_timeout_ms: int
-    partitions: tuple[TopicPartition, ...]
+    protocols: tuple[Protocol, ...]
+    assignment: Assignment = ()
     awaiting_join: int | None = None  # correlation id of the parked JoinGroup (awaitingJoinFuture)
+    awaiting_sync: int | None = None  # correlation id of the parked SyncGroup (awaitingSyncFuture)
     is_new: bool = True  # until its first join phase completes (ClassicGroupMember.isNew)
+
+    def metadata(self, protocol_name: str) -> tuple[str, ...]:
+        return next(metadata for name, metadata in self.protocols if name == protocol_name)
+
+    def vote(self, candidates: set[str]) -> str:
+        """ClassicGroupMember.vote: the member's first protocol among the candidates."""
+        return next(name for name, _metadata in self.protocols if name in candidates)
 
 
 @define(eq=False)
@@ -282,7 +321,12 @@ class ClassicGroup:
     state: GroupState = GroupState.EMPTY
     previous_state: GroupState | None = None
     generation_id: int = 0
-    members: dict[str, ClassicGroupMember] = field(factory=dict)
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    leader_id: str | None = None
+    members: dict[str, ClassicGroupMember] = field(factory=dict)  # insertion order, as Kafka's member map
+    pending_members: list[str] = field(factory=list)  # got MEMBER_ID_REQUIRED, not joined yet
+    pending_sync_members: list[str] = field(factory=list)  # joined this generation, no SyncGroup yet
     new_member_added: bool = False  # a member joined during the initial delay: extend it
 
     def transition_to(self, target: GroupState) -> GroupStateChanged:
@@ -298,27 +342,71 @@ class ClassicGroup:
         return self.state in VALID_PREVIOUS_STATES[GroupState.PREPARING_REBALANCE]
 
     def has_all_members_joined(self) -> bool:
-        return all(m.awaiting_join is not None for m in self.members.values())
+        """ClassicGroup.hasAllMembersJoined: a pending member (MEMBER_ID_REQUIRED sent) is waited for too."""
+        return all(m.awaiting_join is not None for m in self.members.values()) and not self.pending_members
 
     def rebalance_timeout_ms(self) -> int:
         """The largest rebalance timeout of the members (ClassicGroup.rebalanceTimeoutMs)."""
         return max((m.rebalance_timeout_ms for m in self.members.values()), default=0)
 
+    def supports_protocols(self, protocol_type: str, protocols: tuple[Protocol, ...]) -> bool:
+        """ClassicGroup.supportsProtocols: an empty group takes any; else the type must match and one
+        protocol be supported by every member."""
+        names = {name for name, _metadata in protocols}
+        if not self.members:
+            return bool(protocol_type) and bool(names)
+        return protocol_type == self.protocol_type and bool(names & self._candidate_protocols())
 
-def range_assignment(subscriptions: dict[str, tuple[TopicPartition, ...]]) -> dict[str, tuple[TopicPartition, ...]]:
-    """RangeAssignor.assign over the asked-for partitions: per topic (sorted), the members that asked for
-    any of its partitions (sorted by id) get consecutive ranges of its asked-for partitions (sorted); the
-    first ``n % members`` get one extra."""
-    members = sorted(subscriptions)
-    assignment: dict[str, list[TopicPartition]] = {m: [] for m in members}
-    for topic in sorted({tp.topic for tps in subscriptions.values() for tp in tps}):
-        consumers = [m for m in members if any(tp.topic == topic for tp in subscriptions[m])]
-        partitions = sorted({tp for m in consumers for tp in subscriptions[m] if tp.topic == topic})
-        per_consumer, extra = divmod(len(partitions), len(consumers))
-        for i, member_id in enumerate(consumers):
-            start = per_consumer * i + min(i, extra)
-            assignment[member_id] += partitions[start : start + per_consumer + (1 if i < extra else 0)]
-    return {m: tuple(tps) for m, tps in assignment.items()}
+    def _candidate_protocols(self) -> set[str]:
+        candidates: set[str] | None = None
+        for member in self.members.values():
+            names = {name for name, _metadata in member.protocols}
+            candidates = names if candidates is None else candidates & names
+        return candidates or set()
+
+    def select_protocol(self) -> str:
+        """ClassicGroup.selectProtocol: each member votes for its first candidate; most votes wins (a tie
+        goes to the name first in sort order, where Kafka's HashMap order decides)."""
+        candidates = self._candidate_protocols()
+        votes: dict[str, int] = {}
+        for member in self.members.values():
+            name = member.vote(candidates)
+            votes[name] = votes.get(name, 0) + 1
+        return min(votes, key=lambda name: (-votes[name], name))
+
+    def add(self, member: ClassicGroupMember, protocol_type: str) -> None:
+        """ClassicGroup.add: the first member fixes the protocol type and becomes the leader."""
+        if not self.members:
+            self.protocol_type = protocol_type
+        if self.leader_id is None:
+            self.leader_id = member.member_id
+        self.members[member.member_id] = member
+
+    def remove(self, member_id: str) -> None:
+        """ClassicGroup.remove: a removed leader is replaced by the first remaining member."""
+        del self.members[member_id]
+        if member_id in self.pending_sync_members:
+            self.pending_sync_members.remove(member_id)
+        if self.leader_id == member_id:
+            self.leader_id = next(iter(self.members), None)
+
+    def maybe_elect_new_joined_leader(self) -> bool:
+        """ClassicGroup.maybeElectNewJoinedLeader: a leader that did not rejoin gives way to the first member
+        that did."""
+        if self.leader_id is None:
+            return False
+        if self.members[self.leader_id].awaiting_join is not None:
+            return True
+        joined = next((m for m, member in self.members.items() if member.awaiting_join is not None), None)
+        if joined is None:
+            return False
+        self.leader_id = joined
+        return True
+
+    def current_members(self) -> tuple[Protocol, ...]:
+        """ClassicGroup.currentClassicGroupMembers: what the leader assigns from."""
+        assert self.protocol_name is not None
+        return tuple((m, member.metadata(self.protocol_name)) for m, member in self.members.items())
 
 
 # -- timers -----------------------------------------------------------------------------------------------
@@ -327,6 +415,7 @@ def range_assignment(subscriptions: dict[str, tuple[TopicPartition, ...]]) -> di
 class _TimerKind(enum.Enum):
     INITIAL_REBALANCE = "initial-rebalance"  # GMM.tryCompleteInitialRebalanceElseSchedule
     REBALANCE = "rebalance"  # GMM.completeClassicGroupJoin on rebalance timeout
+    SYNC = "sync"  # GMM.expirePendingSync
     HEARTBEAT = "heartbeat"  # GMM.expireClassicGroupMemberHeartbeat
 
 
@@ -339,10 +428,14 @@ class _Timer:
     member_id: str = ""
     delay_ms: int = 0
     remaining_ms: int = 0
+    generation_id: int = 0
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.group_id, self.member_id)  # member "" = the group's join timer
+        """Kafka's timer keys: one join key and one sync key per group, one heartbeat key per member."""
+        if self.kind is _TimerKind.HEARTBEAT:
+            return (self.group_id, "member:" + self.member_id)
+        return (self.group_id, "sync" if self.kind is _TimerKind.SYNC else "join")
 
 
 # -- the offsets log record -------------------------------------------------------------------------------
@@ -400,6 +493,8 @@ class GroupCoordinator:
         match request:
             case JoinGroupRequest():
                 return self._join(correlation_id, request, now)
+            case SyncGroupRequest():
+                return self._sync(correlation_id, request, now)
             case HeartbeatRequest():
                 return self._heartbeat(correlation_id, request, now)
             case LeaveGroupRequest():
@@ -436,6 +531,8 @@ class GroupCoordinator:
                     effects += self._initial_rebalance_expired(timer, now)
                 case _TimerKind.REBALANCE:
                     effects += self._complete_join(self.groups[timer.group_id], now)
+                case _TimerKind.SYNC:
+                    effects += self._sync_expired(timer, now)
                 case _TimerKind.HEARTBEAT:
                     effects += self._heartbeat_expired(timer.group_id, timer.member_id, now)
         return effects
@@ -449,6 +546,7 @@ class GroupCoordinator:
             effects.append(group.transition_to(GroupState.DEAD))
             for member_id in sorted(group.members):
                 effects += self._complete_join_future(group.members[member_id], Errors.NOT_COORDINATOR)
+                effects += self._complete_sync_future(group.members[member_id], Errors.NOT_COORDINATOR)
         self._timers.clear()
         return effects
 
@@ -475,32 +573,57 @@ class GroupCoordinator:
             group = self.groups[req.group_id] = ClassicGroup(group_id=req.group_id)
         if group.state is GroupState.DEAD:
             return reply(Errors.COORDINATOR_NOT_AVAILABLE)
+        if not group.supports_protocols(req.protocol_type, req.protocols):
+            return reply(Errors.INCONSISTENT_GROUP_PROTOCOL)
         if not req.member_id:
-            return self._join_new_member(cid, req, group, now)
+            # GMM.classicGroupJoinNewDynamicMember (v4+): a member id, pending until the member joins with it.
+            self._member_seq += 1
+            member_id = f"{req.client_id}-{self._member_seq}"
+            group.pending_members.append(member_id)
+            self._schedule_heartbeat(group.group_id, member_id, now, req.session_timeout_ms)
+            return [Respond(correlation_id=cid, response=JoinGroupResponse(error=Errors.MEMBER_ID_REQUIRED,
+                                                                          member_id=member_id))]
+        if req.member_id in group.pending_members:
+            group.pending_members.remove(req.member_id)
+            return self._add_member(cid, req, group, now)
         member = group.members.get(req.member_id)
         if member is None:
             return reply(Errors.UNKNOWN_MEMBER_ID)
+        # GMM.classicGroupJoinExistingMember
+        same = member.protocols == req.protocols
+        if group.state is GroupState.COMPLETING_REBALANCE and same:
+            # a lost JoinGroup response: the current generation again
+            return [Respond(correlation_id=cid, response=self._join_response(group, member))]
+        if group.state is GroupState.STABLE and same and group.leader_id != member.member_id:
+            return [Respond(correlation_id=cid, response=self._join_response(group, member, leader_copy=False))]
         # GMM.updateMemberThenRebalanceOrCompleteJoin; a parked earlier JoinGroup of this member is
         # replaced, never answered (ClassicGroup.updateMember).
-        member.partitions = req.partitions
+        member.protocols = req.protocols
         member.session_timeout_ms = req.session_timeout_ms
         member.rebalance_timeout_ms = req.rebalance_timeout_ms
         member.awaiting_join = cid
         return self._maybe_prepare_rebalance_or_complete_join(group, now)
 
-    def _join_new_member(self, cid: int, req: JoinGroupRequest, group: ClassicGroup, now: int) -> list[Effect]:
+    def _add_member(self, cid: int, req: JoinGroupRequest, group: ClassicGroup, now: int) -> list[Effect]:
         """GMM.addMemberThenRebalanceOrCompleteJoin."""
-        self._member_seq += 1
-        member = ClassicGroupMember(member_id=f"{req.client_id}-{self._member_seq}", client_id=req.client_id,
+        member = ClassicGroupMember(member_id=req.member_id, client_id=req.client_id,
                                     session_timeout_ms=req.session_timeout_ms,
-                                    rebalance_timeout_ms=req.rebalance_timeout_ms, partitions=req.partitions,
+                                    rebalance_timeout_ms=req.rebalance_timeout_ms, protocols=req.protocols,
                                     awaiting_join=cid)
         if group.state is GroupState.PREPARING_REBALANCE and group.previous_state is GroupState.EMPTY:
             group.new_member_added = True
-        group.members[member.member_id] = member
+        group.add(member, req.protocol_type)
         # A parked new member is dropped if its join does not complete in time (it cannot heartbeat yet).
-        self._schedule_heartbeat(group, member, now, CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS)
+        self._schedule_heartbeat(group.group_id, member.member_id, now, CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS)
         return self._maybe_prepare_rebalance_or_complete_join(group, now)
+
+    def _join_response(self, group: ClassicGroup, member: ClassicGroupMember, *,
+                       leader_copy: bool = True) -> JoinGroupResponse:
+        """The JoinGroupResponse of the current generation; only the leader gets the members."""
+        is_leader = leader_copy and group.leader_id == member.member_id
+        return JoinGroupResponse(error=Errors.NONE, generation_id=group.generation_id,
+                                 protocol_name=group.protocol_name or "", leader=group.leader_id or "",
+                                 member_id=member.member_id, members=group.current_members() if is_leader else ())
 
     def _maybe_prepare_rebalance_or_complete_join(self, group: ClassicGroup, now: int) -> list[Effect]:
         if group.can_rebalance():
@@ -508,13 +631,18 @@ class GroupCoordinator:
         return self._maybe_complete_join_phase(group, now)
 
     def _prepare_rebalance(self, group: ClassicGroup, now: int) -> list[Effect]:
-        """GMM.prepareRebalance: a new group waits group.initial.rebalance.delay.ms for more members."""
+        """GMM.prepareRebalance: parked SyncGroups get REBALANCE_IN_PROGRESS; a new group waits
+        group.initial.rebalance.delay.ms for more members."""
+        effects: list[Effect] = []
+        if group.state is GroupState.COMPLETING_REBALANCE:
+            effects += self._reset_and_propagate_assignment_with_error(group, Errors.REBALANCE_IN_PROGRESS)
+        self._remove_sync_expiration(group)
         initial = group.state is GroupState.EMPTY
         if initial:
             delay = self.config.group_initial_rebalance_delay_ms
             self._schedule(_TimerKind.INITIAL_REBALANCE, group.group_id, now + delay, delay_ms=delay,
                            remaining_ms=max(group.rebalance_timeout_ms() - delay, 0))
-        effects: list[Effect] = [group.transition_to(GroupState.PREPARING_REBALANCE)]
+        effects.append(group.transition_to(GroupState.PREPARING_REBALANCE))
         if initial:
             return effects
         # GMM.maybeCompleteJoinElseSchedule
@@ -543,28 +671,110 @@ class GroupCoordinator:
         return self._complete_join(group, now)
 
     def _complete_join(self, group: ClassicGroup, now: int) -> list[Effect]:
-        """GMM.completeClassicGroupJoin, then (Sync folded in) the assignment and Stable."""
-        self._timers.pop((group.group_id, ""), None)
+        """GMM.completeClassicGroupJoin: drop the members that did not rejoin, start the next generation
+        (ClassicGroup.initNextGeneration) and answer every parked JoinGroup, the leader's with the members;
+        then wait up to the rebalance timeout for the SyncGroups (GMM.schedulePendingSync)."""
+        self._timers.pop((group.group_id, "join"), None)
         for member_id in [m for m, member in group.members.items() if member.awaiting_join is None]:
             self._remove_member(group, member_id)  # did not rejoin in time
-        group.generation_id += 1  # ClassicGroup.initNextGeneration
+        if group.members and not group.maybe_elect_new_joined_leader():
+            self._schedule(_TimerKind.REBALANCE, group.group_id, now + group.rebalance_timeout_ms())
+            return []
+        group.generation_id += 1
+        group.pending_sync_members = []
         if not group.members:
+            group.protocol_name = None
             return [group.transition_to(GroupState.EMPTY)]
-        effects: list[Effect] = [group.transition_to(GroupState.COMPLETING_REBALANCE),
-                                 group.transition_to(GroupState.STABLE)]
-        assignment = range_assignment({m: member.partitions for m, member in group.members.items()})
-        for member_id in sorted(group.members):
-            member = group.members[member_id]
-            effects.append(Respond(correlation_id=member.awaiting_join, response=JoinGroupResponse(
-                error=Errors.NONE, generation_id=group.generation_id, member_id=member_id,
-                assignment=assignment[member_id])))
+        group.protocol_name = group.select_protocol()
+        effects: list[Effect] = [group.transition_to(GroupState.COMPLETING_REBALANCE)]
+        for member_id, member in group.members.items():
+            effects.append(Respond(correlation_id=member.awaiting_join, response=self._join_response(group, member)))
             member.awaiting_join = None
             member.is_new = False
-            self._schedule_heartbeat(group, member, now, member.session_timeout_ms)
+            self._schedule_heartbeat(group.group_id, member_id, now, member.session_timeout_ms)
+            group.pending_sync_members.append(member_id)
+        self._schedule(_TimerKind.SYNC, group.group_id, now + group.rebalance_timeout_ms(),
+                       generation_id=group.generation_id)
         return effects
 
+    def _sync(self, cid: int, req: SyncGroupRequest, now: int) -> list[Effect]:
+        """GMM.classicGroupSyncToClassicGroup / validateSyncGroup."""
+        def reply(error: Errors) -> list[Effect]:
+            return [Respond(correlation_id=cid, response=SyncGroupResponse(error=error))]
+
+        group = self.groups.get(req.group_id)
+        if group is None:
+            return reply(Errors.UNKNOWN_MEMBER_ID)
+        if group.state is GroupState.DEAD:
+            return reply(Errors.COORDINATOR_NOT_AVAILABLE)
+        member = group.members.get(req.member_id)
+        if member is None:
+            return reply(Errors.UNKNOWN_MEMBER_ID)
+        if req.generation_id != group.generation_id:
+            return reply(Errors.ILLEGAL_GENERATION)
+        if req.protocol_type != group.protocol_type or (req.protocol_name and req.protocol_name != group.protocol_name):
+            return reply(Errors.INCONSISTENT_GROUP_PROTOCOL)
+        if group.state is GroupState.PREPARING_REBALANCE:
+            return reply(Errors.REBALANCE_IN_PROGRESS)
+        self._remove_pending_sync_member(group, member.member_id)
+        if group.state is GroupState.STABLE:
+            return [Respond(correlation_id=cid, response=SyncGroupResponse(
+                error=Errors.NONE, protocol_name=group.protocol_name or "", assignment=member.assignment))]
+        member.awaiting_sync = cid  # CompletingRebalance: parked until the leader's assignment
+        if member.member_id != group.leader_id:
+            return []
+        # The leader's assignment; a member it left out gets an empty one. Kafka stores it in a group
+        # metadata record first; this model writes no group records (see the module docstring).
+        given = dict(req.assignments)
+        for member_id, m in group.members.items():
+            m.assignment = given.get(member_id, ())
+        effects: list[Effect] = self._propagate_assignment(group, Errors.NONE)
+        return [group.transition_to(GroupState.STABLE), *effects]
+
+    def _propagate_assignment(self, group: ClassicGroup, error: Errors) -> list[Effect]:
+        """ClassicGroup.propagateAssignment: answer every parked SyncGroup."""
+        effects: list[Effect] = []
+        for member in group.members.values():
+            if member.awaiting_sync is None:
+                continue
+            response = (SyncGroupResponse(error=Errors.NONE, protocol_name=group.protocol_name or "",
+                                          assignment=member.assignment)
+                        if error is Errors.NONE else SyncGroupResponse(error=error))
+            effects.append(Respond(correlation_id=member.awaiting_sync, response=response))
+            member.awaiting_sync = None
+        return effects
+
+    def _reset_and_propagate_assignment_with_error(self, group: ClassicGroup, error: Errors) -> list[Effect]:
+        for member in group.members.values():
+            member.assignment = ()
+        return self._propagate_assignment(group, error)
+
+    def _remove_pending_sync_member(self, group: ClassicGroup, member_id: str) -> None:
+        """GMM.removePendingSyncMember: the sync timer stops once every member has synced."""
+        if member_id in group.pending_sync_members:
+            group.pending_sync_members.remove(member_id)
+        if not group.pending_sync_members:
+            self._timers.pop((group.group_id, "sync"), None)
+
+    def _remove_sync_expiration(self, group: ClassicGroup) -> None:
+        group.pending_sync_members = []
+        self._timers.pop((group.group_id, "sync"), None)
+
+    def _sync_expired(self, timer: _Timer, now: int) -> list[Effect]:
+        """GMM.expirePendingSync: members that did not send SyncGroup in time are removed."""
+        group = self.groups[timer.group_id]
+        if (timer.generation_id != group.generation_id
+                or group.state not in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
+                or not group.pending_sync_members):
+            return []
+        for member_id in list(group.pending_sync_members):
+            effects = self._complete_sync_future(group.members[member_id], Errors.UNKNOWN_MEMBER_ID)
+            assert not effects  # a member with a parked SyncGroup is no longer pending
+            self._remove_member(group, member_id)
+        return self._prepare_rebalance(group, now)
+
     def _heartbeat(self, cid: int, req: HeartbeatRequest, now: int) -> list[Effect]:
-        """GMM.classicGroupHeartbeat / validateClassicGroupHeartbeat."""
+        """GMM.classicGroupHeartbeatToClassicGroup / validateClassicGroupHeartbeat."""
         group = self.groups.get(req.group_id)
         member = group.members.get(req.member_id) if group is not None else None
         if group is not None and group.state is GroupState.DEAD:
@@ -574,45 +784,57 @@ class GroupCoordinator:
         elif req.generation_id != group.generation_id:
             error = Errors.ILLEGAL_GENERATION
         else:
-            self._schedule_heartbeat(group, member, now, member.session_timeout_ms)
-            # A group with members is PreparingRebalance or Stable between requests.
+            # CompletingRebalance and Stable: a plain heartbeat (members heartbeat between Join and Sync).
+            self._schedule_heartbeat(group.group_id, member.member_id, now, member.session_timeout_ms)
             rebalancing = group.state is GroupState.PREPARING_REBALANCE
             error = Errors.REBALANCE_IN_PROGRESS if rebalancing else Errors.NONE
         return [Respond(correlation_id=cid, response=HeartbeatResponse(error=error))]
 
     def _heartbeat_expired(self, group_id: str, member_id: str, now: int) -> list[Effect]:
-        """GMM.expireClassicGroupMemberHeartbeat: a member parked in a rebalance satisfies its
-        heartbeat, unless it is new."""
+        """GMM.expireClassicGroupMemberHeartbeat: a pending member is forgotten; a member parked in a
+        rebalance satisfies its heartbeat, unless it is new."""
         group = self.groups[group_id]
+        if member_id in group.pending_members:
+            # GMM.removePendingMemberAndUpdateClassicGroup
+            group.pending_members.remove(member_id)
+            if group.state is GroupState.PREPARING_REBALANCE:
+                return self._maybe_complete_join_phase(group, now)
+            return []
         member = group.members[member_id]
         if not member.is_new and member.awaiting_join is not None:
             return []
         # GMM.removeMemberAndUpdateClassicGroup
+        return self._remove_member_and_update(group, member, now)
+
+    def _remove_member_and_update(self, group: ClassicGroup, member: ClassicGroupMember, now: int) -> list[Effect]:
+        """GMM.removeMemberAndUpdateClassicGroup: a parked JoinGroup gets UNKNOWN_MEMBER_ID (so a live
+        consumer rejoins); a Stable or CompletingRebalance group rebalances."""
         effects = self._complete_join_future(member, Errors.UNKNOWN_MEMBER_ID)
-        self._remove_member(group, member_id)
+        effects += self._complete_sync_future(member, Errors.UNKNOWN_MEMBER_ID)
+        self._remove_member(group, member.member_id)
         if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
             effects += self._maybe_prepare_rebalance_or_complete_join(group, now)
-        elif group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
-            effects += self._complete_join(group, now)
+        elif group.state is GroupState.PREPARING_REBALANCE:
+            effects += self._maybe_complete_join_phase(group, now)
         return effects
 
     def _leave(self, cid: int, req: LeaveGroupRequest, now: int) -> list[Effect]:
-        """GMM.classicGroupLeaveToClassicGroup (one member)."""
+        """GMM.classicGroupLeaveToClassicGroup (one member): a pending member is forgotten too."""
         group = self.groups.get(req.group_id)
         member = group.members.get(req.member_id) if group is not None else None
         effects: list[Effect] = []
         if group is not None and group.state is GroupState.DEAD:
             error = Errors.COORDINATOR_NOT_AVAILABLE
+        elif group is not None and req.member_id in group.pending_members:
+            error = Errors.NONE
+            group.pending_members.remove(req.member_id)
+            self._timers.pop((group.group_id, "member:" + req.member_id), None)
+            effects += self._maybe_complete_join_phase(group, now)
         elif member is None:
             error = Errors.UNKNOWN_MEMBER_ID
         else:
             error = Errors.NONE
-            effects += self._complete_join_future(member, Errors.UNKNOWN_MEMBER_ID)
-            self._remove_member(group, req.member_id)
-            if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-                effects += self._maybe_prepare_rebalance_or_complete_join(group, now)
-            else:
-                effects += self._maybe_complete_join_phase(group, now)
+            effects += self._remove_member_and_update(group, member, now)
         return effects + [Respond(correlation_id=cid, response=LeaveGroupResponse(error=error))]
 
     def _complete_join_future(self, member: ClassicGroupMember, error: Errors) -> list[Effect]:
@@ -623,9 +845,15 @@ class GroupCoordinator:
         member_id = member.member_id if error is Errors.NOT_COORDINATOR else ""
         return [Respond(correlation_id=cid, response=JoinGroupResponse(error=error, member_id=member_id))]
 
+    def _complete_sync_future(self, member: ClassicGroupMember, error: Errors) -> list[Effect]:
+        if member.awaiting_sync is None:
+            return []
+        cid, member.awaiting_sync = member.awaiting_sync, None
+        return [Respond(correlation_id=cid, response=SyncGroupResponse(error=error))]
+
     def _remove_member(self, group: ClassicGroup, member_id: str) -> None:
-        del group.members[member_id]
-        self._timers.pop((group.group_id, member_id), None)
+        group.remove(member_id)
+        self._timers.pop((group.group_id, "member:" + member_id), None)
 
     # -- offsets -------------------------------------------------------------------------------------------
 
@@ -651,6 +879,8 @@ class GroupCoordinator:
             # A memberless plain commit is only accepted by an Empty group; a memberless TxnOffsetCommit
             # (pre-KIP-447 producer) is accepted unfenced.
             return Errors.UNKNOWN_MEMBER_ID
+        if not transactional and group.state is GroupState.COMPLETING_REBALANCE:
+            return Errors.REBALANCE_IN_PROGRESS  # the member has its generation but not its assignment yet
         return Errors.NONE
 
     def _commit(self, cid: int, req: OffsetCommitRequest, now: int) -> list[Effect]:
@@ -659,10 +889,11 @@ class GroupCoordinator:
         effects: list[Effect] = []
         if error is Errors.NONE:
             group = self.groups.get(req.group_id)
-            if group is not None and group.state in (GroupState.STABLE, GroupState.PREPARING_REBALANCE):
+            if group is not None and group.state in (GroupState.STABLE, GroupState.PREPARING_REBALANCE) \
+                    and req.member_id in group.members:
                 # A classic member's commit keeps its session alive (OMM.commitOffset).
                 member = group.members[req.member_id]
-                self._schedule_heartbeat(group, member, now, member.session_timeout_ms)
+                self._schedule_heartbeat(group.group_id, member.member_id, now, member.session_timeout_ms)
             error, effects = self._write_offsets(req.group_id, req.offsets, now)
         results = tuple((tp, error) for tp, _offset in req.offsets)
         return effects + [Respond(correlation_id=cid, response=OffsetCommitResponse(results=results))]
@@ -768,6 +999,6 @@ class GroupCoordinator:
         timer = _Timer(deadline=deadline, seq=self._timer_seq, kind=kind, group_id=group_id, **payload)
         self._timers[timer.key] = timer
 
-    def _schedule_heartbeat(self, group: ClassicGroup, member: ClassicGroupMember, now: int, timeout_ms: int) -> None:
+    def _schedule_heartbeat(self, group_id: str, member_id: str, now: int, timeout_ms: int) -> None:
         """GMM.rescheduleClassicGroupMemberHeartbeat."""
-        self._schedule(_TimerKind.HEARTBEAT, group.group_id, now + timeout_ms, member_id=member.member_id)
+        self._schedule(_TimerKind.HEARTBEAT, group_id, now + timeout_ms, member_id=member_id)

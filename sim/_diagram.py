@@ -105,7 +105,11 @@ def message_label(msg: str, fields: Mapping[str, Any]) -> str:
     if msg == "JoinGroupResponse":
         if f["error"] != "NONE":
             return f"{api} {f['error']}"
-        return f"{api} generation {f['generation_id']} {', '.join(f['assignment'])}"
+        return f"{api} generation {f['generation_id']}" + (" leader" if f["leader"] == f["member_id"] else "")
+    if msg == "SyncGroupResponse":
+        if f["error"] != "NONE":
+            return f"{api} {f['error']}"
+        return f"{api} {', '.join(f['assignment'])}"
     if msg == "FetchRequest":
         return f"{api} " + ", ".join(f"{tp}@{o}" for tp, o in f["partitions"])
     if "results" in f:

@@ -206,11 +206,20 @@ def _add_offsets_request(story: _Story, e: Event, f: dict[str, Any]) -> None:
 
 
 def _join_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
-    if _error(f):
+    if f["error"] == "MEMBER_ID_REQUIRED":
+        story.say(e, f"gives {_who(e.dst)} its member id {f.get('member_id')} (MEMBER_ID_REQUIRED)")
+    elif _error(f):
         story.say(e, f"refuses {_who(e.dst)}'s JoinGroup: {f['error']}")
     else:
-        story.say(e, f"{_who(e.dst)} joins the group (generation {f.get('generation_id')}), "
-                     f"assigned {', '.join(f.get('assignment') or ()) or 'nothing'}")
+        leader = " as the leader" if f.get("leader") == f.get("member_id") else ""
+        story.say(e, f"{_who(e.dst)} joins the group{leader} (generation {f.get('generation_id')})")
+
+
+def _sync_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
+    if _error(f):
+        story.say(e, f"refuses {_who(e.dst)}'s SyncGroup: {f['error']}")
+    else:
+        story.say(e, f"{_who(e.dst)} is assigned {', '.join(f.get('assignment') or ()) or 'nothing'}")
 
 
 def _heartbeat_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
@@ -237,6 +246,7 @@ _MESSAGES: dict[str, Callable[[_Story, Event, dict[str, Any]], None]] = {
     "TxnOffsetCommitRequest": _commit_request,
     "TxnOffsetCommitResponse": lambda s, e, f: _results_errors(s, e, f, "TxnOffsetCommit"),
     "JoinGroupResponse": _join_response,
+    "SyncGroupResponse": _sync_response,
     "HeartbeatResponse": _heartbeat_response,
     "WriteTxnMarkersResponse": lambda s, e, f: _results_errors(s, e, f, "WriteTxnMarkers"),
 }

@@ -162,6 +162,15 @@ class ConsumerConfig(ClientConfig):
         45_000, "Group session timeout (librdkafka default: 45000).", range=(1, 3_600_000))
     heartbeat_interval_ms: int = _setting(
         3000, "Group heartbeat interval (librdkafka default: 3000).", range=(1, 3_600_000))
+    partition_assignment_strategy: str = _setting(
+        "range,roundrobin", "Client-side assignors the member offers in the classic protocol, in preference "
+        "order: range, roundrobin (librdkafka default: range,roundrobin; cooperative-sticky is not modelled).")
+    group_protocol: Literal["classic", "consumer"] = _setting(
+        "classic", "classic (JoinGroup/SyncGroup) or consumer (KIP-848 ConsumerGroupHeartbeat) "
+        "(librdkafka default: classic).", names={"classic": "classic", "consumer": "consumer"})
+    group_remote_assignor: str | None = _setting(
+        None, "Server-side assignor for group.protocol=consumer: uniform or range; none lets the broker "
+        "choose (librdkafka default: none).")
     max_poll_interval_ms: int = _setting(
         300_000, "Maximum time between polls before the member leaves the group (librdkafka default: 300000).",
         range=(1, 86_400_000))
@@ -358,9 +367,37 @@ def _check_linger(v: dict[str, Any], written: dict[str, str], *, adjust: bool) -
 
 def _finalize_consumer(v: dict[str, Any], written: dict[str, str]) -> None:
     _require_group(v, written)
-    if v["max_poll_interval_ms"] < v["session_timeout_ms"]:
+    _check_group_protocol(v, written)
+    if v["group_protocol"] == "classic" and v["max_poll_interval_ms"] < v["session_timeout_ms"]:
         raise ConfigError(written.get("max_poll_interval_ms", written.get("session_timeout_ms", "session.timeout.ms")),
                           "`max.poll.interval.ms` must be >= `session.timeout.ms`")
+
+
+# Assignors eosim models (sim/_client/assignors.py; KIP-848's server-side ones in models/consumer_group.py).
+CLASSIC_ASSIGNORS = ("range", "roundrobin")
+REMOTE_ASSIGNORS = ("uniform", "range")
+
+
+def _check_group_protocol(v: dict[str, Any], written: dict[str, str]) -> None:
+    """rd_kafka_conf_finalize: under group.protocol=consumer the session, the heartbeat interval and the
+    assignor are the broker's, and setting them is an error."""
+    if v["group_protocol"] == "consumer":
+        for attribute in ("session_timeout_ms", "heartbeat_interval_ms", "partition_assignment_strategy"):
+            if attribute in written:
+                key = attribute.replace("_", ".")
+                raise ConfigError(written[attribute], f"`{key}` is not supported for `group.protocol=consumer`"
+                                  + (": use `group.remote.assignor` instead" if "assignment" in key
+                                     else ": it is defined broker side"))
+        if v["group_remote_assignor"] is not None and v["group_remote_assignor"] not in REMOTE_ASSIGNORS:
+            raise ConfigError(written["group_remote_assignor"],
+                              f"unknown server-side assignor (eosim models {', '.join(REMOTE_ASSIGNORS)})")
+        return
+    names = [n.strip() for n in v["partition_assignment_strategy"].split(",") if n.strip()]
+    unknown = [n for n in names if n not in CLASSIC_ASSIGNORS]
+    if not names or unknown:
+        raise ConfigError(written.get("partition_assignment_strategy", "partition.assignment.strategy"),
+                          f"unsupported assignor {unknown[0] if unknown else '(none)'} "
+                          f"(eosim models {', '.join(CLASSIC_ASSIGNORS)})")
 
 
 def _require_group(v: dict[str, Any], written: dict[str, str]) -> None:

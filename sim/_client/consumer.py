@@ -42,9 +42,11 @@ from eosim.models.group_coordinator import (
     LeaveGroupRequest,
     OffsetCommitRequest,
     OffsetFetchRequest,
+    SyncGroupRequest,
 )
 from eosim.models.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, FetchRequest, ListOffsetsRequest
 from eosim.models.records import IsolationLevel, TopicPartition as TP
+from eosim._client.assignors import ASSIGNORS
 from eosim._client.config import ConsumerConfig
 from eosim._client.errors import Context, KafkaError, KafkaException, Reaction, action, failure_code
 from eosim._client.handle import GROUP_COORDINATOR, LEADER, Handle
@@ -70,7 +72,10 @@ OFFSET_QUERY_NO_LEADER_MS = 500
 OFFSET_RESET_ERROR_BACKOFF_MS = 100
 OFFSET_QUERY_RETRY_MS = 500
 CHUNK_MS = 200  # confluent-kafka polls librdkafka in 200 ms chunks (Consumer_consume)
-JOIN_EXTRA_TIMEOUT_MS = 3000  # JoinGroup may be parked up to the rebalance timeout: wait a bit longer
+# JoinGroup waits max.poll.interval.ms (the rebalance timeout), SyncGroup session.timeout.ms, plus a grace
+# (rd_kafka_JoinGroupRequest, rd_kafka_SyncGroupRequest).
+GROUP_REQUEST_GRACE_MS = 3000
+JOIN_ERROR_BACKOFF_MS = 1000  # rd_kafka_cgrp_handle_JoinGroup: rd_interval_backoff(rkcg_join_intvl, 1 s)
 
 
 class _ControlMessage(Message):
@@ -108,6 +113,11 @@ class Consumer(Handle):
         self._on_assign: Callable[..., Any] | None = None
         self._on_revoke: Callable[..., Any] | None = None
         self._rebalances: list[tuple[str, list[TP]]] = []  # ("assign"|"revoke", partitions) for poll
+        # rkcg_ts_session_timeout: the member's own view of its session, pushed on by every successful
+        # Heartbeat/SyncGroup response; None once it expired (no more expiry until the next join).
+        self._session_deadline: int | None = None
+        self._assignment_lost = False  # rkcg_assignment_lost: set on losing the group, cleared by (un)assign
+        self._revoked: simpy.Event = self._env.event()  # poll served the queued rebalance events
         self._group_epoch = 0  # bumped to stop the current join/heartbeat loop
         self._spawn(self._fetcher())
         if self.config.enable_auto_commit and self.config.auto_commit_interval_ms > 0:
@@ -119,11 +129,13 @@ class Consumer(Handle):
         self._check_open()
         partitions = list(partitions)
         self._assign(partitions)
+        self._assignment_lost = False  # rd_kafka_cgrp_assignment_clear_lost: "assign() called"
         self._op("assign", {"partitions": [[str(p.model()), p.offset] for p in partitions]})
 
     def unassign(self) -> None:
         self._check_open()
         self._assign([])
+        self._assignment_lost = False  # rd_kafka_cgrp_assignment_clear_lost: "unassign() called"
         self._op("unassign", {})
 
     def subscribe(self, topics: list[str], on_assign: Callable[..., Any] | None = None,
@@ -510,11 +522,14 @@ class Consumer(Handle):
                 if self._on_revoke is not None:
                     self._on_revoke(self, partitions)
                 self._assign([])
+                self._assignment_lost = False
             else:
                 if self._on_assign is not None:
                     self._on_assign(self, partitions)
                 self._assign(partitions)
             self._op(kind, {"partitions": [str(tp) for tp in tps]})
+        if not self._revoked.triggered:
+            self._revoked.succeed()
 
     def _poll(self, timeout_ms: int | None) -> Generator:
         deadline = None if timeout_ms is None else self._env.now + timeout_ms
@@ -555,7 +570,11 @@ class Consumer(Handle):
 
     def _commit(self, offsets: list[TopicPartition] | None) -> Generator:
         """rd_kafka_commit_queue: without offsets, the assignment's stored offsets not yet committed;
-        nothing to commit is _NO_OFFSET."""
+        nothing to commit is _NO_OFFSET; a lost assignment is not committed, _ASSIGNMENT_LOST
+        (rd_kafka_cgrp_offsets_commit)."""
+        self._session_timeout_check()  # the cgrp serve that handles the commit op checks the session first
+        if offsets is None and self._parts and self._assignment_lost:
+            raise KafkaException(KafkaError(KafkaError._ASSIGNMENT_LOST))  # type: ignore[attr-defined]
         if offsets is None:
             offsets = [TopicPartition(tp.topic, tp.partition, part.stored) for tp, part in sorted(self._parts.items())
                        if part.stored >= 0 and part.stored != part.committed]
@@ -615,50 +634,88 @@ class Consumer(Handle):
                 process = self._spawn(self._call("auto_commit", {}, self._commit(None)))
                 process.defused = True
 
-    # == group membership ===========================================================================
+    # == group membership: the classic protocol (rdkafka_cgrp.c join states) ===========================
+
+    def _active(self, epoch: int) -> bool:
+        return self._group_epoch == epoch and not self._closed
 
     def _group(self, epoch: int) -> Generator:
-        """Join (JoinGroup+SyncGroup as one round trip), then heartbeat; rejoin when the group rebalances
-        or forgets this member (rd_kafka_cgrp_handle_Heartbeat)."""
-        partitions = tuple(TP(topic, p) for topic in sorted(self._subscription)
-                           for p in range(self._cluster.partitions(topic)))
-        while self._group_epoch == epoch and not self._closed:
-            request = JoinGroupRequest(group_id=self.config.group_id, member_id=self._member_id,
-                                       client_id=self.config.client_id,
-                                       session_timeout_ms=self.config.session_timeout_ms,
-                                       rebalance_timeout_ms=self.config.max_poll_interval_ms,
-                                       partitions=partitions)
-            reply = yield self._request(request, self.config.max_poll_interval_ms + JOIN_EXTRA_TIMEOUT_MS,
+        """JoinGroup (twice for a new member: MEMBER_ID_REQUIRED hands out the id), then SyncGroup, with the
+        assignment computed here when this member is the leader; then heartbeat until the group needs a
+        rejoin (rd_kafka_cgrp_join, rd_kafka_cgrp_handle_JoinGroup, rd_kafka_cgrp_handle_SyncGroup)."""
+        strategies = [n.strip() for n in self.config.partition_assignment_strategy.split(",") if n.strip()]
+        topics = tuple(sorted(self._subscription))
+        while self._active(epoch):
+            join = JoinGroupRequest(group_id=self.config.group_id, member_id=self._member_id,
+                                    client_id=self.config.client_id,
+                                    session_timeout_ms=self.config.session_timeout_ms,
+                                    rebalance_timeout_ms=self.config.max_poll_interval_ms,
+                                    protocols=tuple((name, topics) for name in strategies))
+            reply = yield self._request(join, self.config.max_poll_interval_ms + GROUP_REQUEST_GRACE_MS,
                                         GROUP_COORDINATOR)
-            if self._group_epoch != epoch or self._closed:
+            if not self._active(epoch):
                 return
+            if not isinstance(reply, Failure) and reply.error is Errors.MEMBER_ID_REQUIRED:
+                self._member_id = reply.member_id  # KIP-394: rejoin at once with the id (join backoff reset)
+                continue
             if isinstance(reply, Failure) or reply.error is not Errors.NONE:
-                if not isinstance(reply, Failure) and reply.error is Errors.UNKNOWN_MEMBER_ID:
-                    self._member_id = ""
-                yield self._env.timeout(self.config.retry_backoff_ms)
+                self._group_error(None if isinstance(reply, Failure) else reply.error)
+                yield self._env.timeout(JOIN_ERROR_BACKOFF_MS)
                 continue
             self._member_id, self._generation_id = reply.member_id, reply.generation_id
+            assignments: tuple[tuple[str, tuple[TP, ...]], ...] = ()
+            if reply.leader == reply.member_id:  # rd_kafka_cgrp_assignor_run
+                subscriptions = dict(reply.members)
+                counts = {t: self._cluster.topics[t] for ts in subscriptions.values() for t in ts
+                          if t in self._cluster.topics}
+                assignments = tuple(sorted(ASSIGNORS[reply.protocol_name](subscriptions, counts).items()))
+            sync = SyncGroupRequest(group_id=self.config.group_id, generation_id=self._generation_id,
+                                    member_id=self._member_id, protocol_name=reply.protocol_name,
+                                    assignments=assignments)
+            reply = yield self._request(sync, self.config.session_timeout_ms + GROUP_REQUEST_GRACE_MS,
+                                        GROUP_COORDINATOR)
+            if not self._active(epoch):
+                return
+            if isinstance(reply, Failure) or reply.error is not Errors.NONE:
+                self._group_error(None if isinstance(reply, Failure) else reply.error)
+                continue  # rd_kafka_cgrp_rejoin: the join interval has passed since the last JoinGroup
+            self._session_deadline = self._env.now + self.config.session_timeout_ms
             self._rebalances.append(("assign", sorted(reply.assignment)))
             if not self._queue_event.triggered:
                 self._queue_event.succeed()  # wake a waiting poll to serve the assignment
             rejoin = yield from self._heartbeat(epoch)
             if not rejoin:
                 return
-            yield from self._revoke(lost=rejoin == "lost")
+            yield from self._revoke(epoch, lost=rejoin == "lost")
+
+    def _group_error(self, error: Errors | None) -> None:
+        """What a JoinGroup/SyncGroup error resets before the rejoin."""
+        if error is Errors.UNKNOWN_MEMBER_ID:
+            self._member_id = ""
+        elif error is Errors.ILLEGAL_GENERATION:
+            self._generation_id = -1
 
     def _heartbeat(self, epoch: int) -> Generator:
-        """Heartbeat until the group needs a rejoin: "rejoin" (rebalance) or "lost" (generation/member
-        gone); None when unsubscribed or closed."""
+        """Heartbeat until the group needs a rejoin: "rejoin" (rebalance) or "lost" (the session expired, or
+        the generation/member is gone); None when unsubscribed or closed (rd_kafka_cgrp_handle_Heartbeat)."""
         while True:
             yield self._env.timeout(self.config.heartbeat_interval_ms)
-            if self._group_epoch != epoch or self._closed:
+            if not self._active(epoch):
                 return None
+            if self._session_deadline is None or self._session_timeout_check():
+                return "lost"
             reply = yield self._request(HeartbeatRequest(group_id=self.config.group_id, member_id=self._member_id,
                                                          generation_id=self._generation_id),
                                         self.config.socket_timeout_ms, GROUP_COORDINATOR)
-            if self._group_epoch != epoch or self._closed:
+            if not self._active(epoch):
                 return None
-            if isinstance(reply, Failure) or reply.error is Errors.NONE:
+            if self._session_deadline is None:
+                return "lost"  # expired while the heartbeat was in flight (a commit checked it)
+            if isinstance(reply, Failure):
+                continue
+            if reply.error in (Errors.NONE, Errors.REBALANCE_IN_PROGRESS):
+                self._session_deadline = self._env.now + self.config.session_timeout_ms
+            if reply.error is Errors.NONE:
                 continue
             reaction = action(Context.HEARTBEAT, reply.error, self._client).reaction
             if reaction is not Reaction.REJOIN:
@@ -668,18 +725,39 @@ class Consumer(Handle):
             if reply.error is Errors.UNKNOWN_MEMBER_ID:
                 self._member_id = ""
             self._generation_id = -1
+            self._assignment_lost = bool(self._parts)  # rd_kafka_cgrp_assignment_set_lost
             return "lost"
 
-    def _revoke(self, *, lost: bool) -> Generator:
-        """Before rejoining: commit the stored offsets when auto-committing (not when the assignment was
-        lost), then hand the revocation to poll."""
+    def _session_timeout_check(self) -> bool:
+        """rd_kafka_cgrp_session_timeout_check: without a successful response for session.timeout.ms the
+        member gives up on its own: the member id is forgotten and the assignment is lost."""
+        if self._session_deadline is None or self._env.now < self._session_deadline:
+            return False
+        self._session_deadline = None
+        self._member_id = ""
+        self._assignment_lost = bool(self._parts)
+        self._trace.emit(self.name, "client.session_timeout", group_id=self.config.group_id)
+        return True
+
+    def _revoke(self, epoch: int, *, lost: bool) -> Generator:
+        """rd_kafka_cgrp_revoke_all_rejoin_maybe (eager): commit the stored offsets when auto-committing (not
+        when the assignment was lost), hand the revocation to poll, and rejoin only once the application
+        has served it (join state WAIT_UNASSIGN_CALL)."""
+        self._session_deadline = None
         if not lost and self.config.enable_auto_commit and any(
                 p.stored >= 0 and p.stored != p.committed for p in self._parts.values()):
             try:
                 yield from self._call("auto_commit", {}, self._commit(None))
             except KafkaException:
                 pass  # traced; the rejoin goes ahead
+        if not self._parts and not self._rebalances:
+            return
         self._rebalances.append(("revoke", sorted(self._parts)))
+        if not self._queue_event.triggered:
+            self._queue_event.succeed()  # wake a waiting poll to serve the revocation
+        while self._rebalances and self._active(epoch):
+            self._revoked = self._env.event()
+            yield self._revoked
 
     def _close(self) -> Generator:
         """rd_kafka_consumer_close: final commit of the stored offsets (auto-commit), leave the group."""

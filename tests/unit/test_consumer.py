@@ -299,7 +299,7 @@ def test_group_requests_go_over_the_group_coordinator_connection():
         if e.kind == "net.request" and e.node.startswith("c#1"):
             found.setdefault(e.data["msg"], set()).add(e.node)
     assert found == {
-        "JoinGroupRequest": {"c#1/group"}, "HeartbeatRequest": {"c#1/group"}, "OffsetFetchRequest": {"c#1/group"},
+        "JoinGroupRequest": {"c#1/group"}, "SyncGroupRequest": {"c#1/group"}, "HeartbeatRequest": {"c#1/group"}, "OffsetFetchRequest": {"c#1/group"},
         "OffsetCommitRequest": {"c#1/group"}, "LeaveGroupRequest": {"c#1/group"},
         "ListOffsetsRequest": {"c#1"}, "FetchRequest": {"c#1"}}
 

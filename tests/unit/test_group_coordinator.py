@@ -32,11 +32,13 @@ from eosim.models.group_coordinator import (
     OffsetFetchRequest,
     OffsetsCommitted,
     OffsetsPending,
+    SyncGroupRequest,
+    SyncGroupResponse,
     TxnOffsetCommitRequest,
-    range_assignment,
 )
 from eosim.models.log import PartitionLog
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, ControlType, TopicPartition, TransactionResult
+from eosim._client.assignors import range_assignor
 
 CFG = BrokerConfig()
 DELAY = CFG.group_initial_rebalance_delay_ms  # 3 s
@@ -55,11 +57,40 @@ def responses(effects) -> dict[int, object]:
     return {e.correlation_id: e.response for e in effects if isinstance(e, Respond)}
 
 
-def join(gc, cid, now, *, member_id="", client_id="c", partitions=ALL, group="g", session=SESSION,
+def join(gc, cid, now, *, member_id="", client_id="c", topics=("in",), group="g", session=SESSION,
          rebalance=REBALANCE):
-    return gc.handle(cid, JoinGroupRequest(group_id=group, member_id=member_id, client_id=client_id,
-                                           session_timeout_ms=session, rebalance_timeout_ms=rebalance,
-                                           partitions=partitions), now)
+    """A JoinGroup; a new member's first one gets MEMBER_ID_REQUIRED and it joins again with the id
+    (the same correlation id: the first was answered at once). The effects of the last request."""
+    def request(member):
+        return gc.handle(cid, JoinGroupRequest(group_id=group, member_id=member, client_id=client_id,
+                                               session_timeout_ms=session, rebalance_timeout_ms=rebalance,
+                                               protocols=(("range", topics), ("roundrobin", topics))), now)
+    effects = request(member_id)
+    first = responses(effects).get(cid)
+    if member_id == "" and first is not None and first.error is Errors.MEMBER_ID_REQUIRED:
+        assert first.member_id == f"{client_id}-{gc._member_seq}"
+        return request(first.member_id)
+    return effects
+
+
+def sync(gc, joined, now, group="g") -> dict[str, tuple]:
+    """Every member of ``joined`` (cid -> JoinGroupResponse) sends SyncGroup, followers first, the leader with
+    the range assignment of topic "in" (3 partitions); returns member -> assigned partitions."""
+    cid = 1000
+    answers = {}
+    ordered = sorted(joined.values(), key=lambda r: r.member_id == r.leader)
+    cids = {}
+    for response in ordered:
+        assignments = ()
+        if response.member_id == response.leader:
+            assignments = tuple(sorted(range_assignor(dict(response.members), {"in": 3}).items()))
+        cid += 1
+        cids[cid] = response.member_id
+        answers.update(responses(gc.handle(cid, SyncGroupRequest(
+            group_id=group, generation_id=response.generation_id, member_id=response.member_id,
+            protocol_name=response.protocol_name, assignments=assignments), now)))
+    assert all(isinstance(r, SyncGroupResponse) and r.error is Errors.NONE for r in answers.values())
+    return {cids[c]: r.assignment for c, r in answers.items()}
 
 
 def heartbeat(gc, member_id, generation, now, group="g") -> Errors:
@@ -102,6 +133,8 @@ def stable_pair(gc) -> int:
     gc.on_timer(DELAY)  # b joined during the delay: extended once (GMM.tryCompleteInitialRebalanceElseSchedule)
     done = responses(gc.on_timer(2 * DELAY))
     assert {r.member_id: r.generation_id for r in done.values()} == {"a-1": 1, "b-2": 1}
+    assert sync(gc, done, 2 * DELAY) == {"a-1": (T0, T1), "b-2": (T2,)}
+    assert gc.groups["g"].state is S.STABLE
     return 2 * DELAY
 
 
@@ -116,11 +149,94 @@ def test_first_join_waits_the_initial_rebalance_delay_then_generation_1():
     assert gc.next_deadline() == DELAY
     assert gc.on_timer(DELAY - 1) == []
     effects = gc.on_timer(DELAY)
-    assert responses(effects) == {1: JoinGroupResponse(error=Errors.NONE, generation_id=1, member_id="a-1",
-                                                       assignment=ALL)}
+    assert responses(effects) == {1: JoinGroupResponse(error=Errors.NONE, generation_id=1, protocol_name="range",
+                                                       leader="a-1", member_id="a-1", members=(("a-1", ("in",)),))}
     changes = [(e.old, e.new, e.generation_id) for e in effects if isinstance(e, GroupStateChanged)]
-    assert changes == [(S.PREPARING_REBALANCE, S.COMPLETING_REBALANCE, 1), (S.COMPLETING_REBALANCE, S.STABLE, 1)]
-    assert gc.groups["g"].state is S.STABLE
+    assert changes == [(S.PREPARING_REBALANCE, S.COMPLETING_REBALANCE, 1)]
+    # GMM.classicGroupSyncToClassicGroup: the leader's SyncGroup carries the assignment -> Stable
+    effects = gc.handle(2, SyncGroupRequest(group_id="g", generation_id=1, member_id="a-1", protocol_name="range",
+                                            assignments=(("a-1", ALL),)), DELAY + 1)
+    assert responses(effects) == {2: SyncGroupResponse(error=Errors.NONE, protocol_name="range", assignment=ALL)}
+    assert [(e.old, e.new) for e in effects if isinstance(e, GroupStateChanged)] == [
+        (S.COMPLETING_REBALANCE, S.STABLE)]
+
+
+def test_a_new_member_gets_member_id_required_and_stays_pending_for_a_session():
+    # GMM.classicGroupJoinNewDynamicMember (JoinGroup v4+, KIP-394); expireClassicGroupMemberHeartbeat
+    gc = new_coordinator()
+    (first,) = responses(gc.handle(1, JoinGroupRequest(group_id="g", member_id="", client_id="a",
+                                                       session_timeout_ms=SESSION, rebalance_timeout_ms=REBALANCE,
+                                                       protocols=(("range", ("in",)),)), 0)).values()
+    assert first == JoinGroupResponse(error=Errors.MEMBER_ID_REQUIRED, member_id="a-1")
+    assert gc.groups["g"].pending_members == ["a-1"] and gc.groups["g"].members == {}
+    assert gc.on_timer(SESSION) == []
+    assert gc.groups["g"].pending_members == []
+    assert responses(join(gc, 2, SESSION + 1, member_id="a-1", client_id="a"))[2].error is Errors.UNKNOWN_MEMBER_ID
+
+
+def test_followers_sync_waits_for_the_leaders_assignment():
+    # CompletingRebalance parks SyncGroups until the leader's; a member left out gets an empty assignment
+    gc = new_coordinator()
+    join(gc, 1, 0, client_id="a")
+    join(gc, 2, 1_000, client_id="b")
+    gc.on_timer(DELAY)
+    done = responses(gc.on_timer(2 * DELAY))
+    assert done[1].members == (("a-1", ("in",)), ("b-2", ("in",))) and done[2].members == ()
+    assert done[1].leader == done[2].leader == "a-1"
+    assert responses(gc.handle(3, SyncGroupRequest(group_id="g", generation_id=1, member_id="b-2",
+                                                   protocol_name="range"), 2 * DELAY)) == {}
+    assert results(commit(gc, 2 * DELAY, ((T0, 1),), generation=1, member="b-2")) == {T0: Errors.REBALANCE_IN_PROGRESS}
+    assert heartbeat(gc, "b-2", 1, 2 * DELAY) is Errors.NONE
+    effects = gc.handle(4, SyncGroupRequest(group_id="g", generation_id=1, member_id="a-1", protocol_name="range",
+                                            assignments=(("a-1", ALL),)), 2 * DELAY + 1)
+    assert responses(effects) == {4: SyncGroupResponse(error=Errors.NONE, protocol_name="range", assignment=ALL),
+                                  3: SyncGroupResponse(error=Errors.NONE, protocol_name="range", assignment=())}
+
+
+def test_sync_expiry_removes_members_that_never_synced():
+    # GMM.expirePendingSync after the rebalance timeout: removed, then a rebalance
+    gc = new_coordinator()
+    join(gc, 1, 0, client_id="a")
+    join(gc, 2, 1_000, client_id="b")
+    gc.on_timer(DELAY)
+    gc.on_timer(2 * DELAY)
+    gc.handle(3, SyncGroupRequest(group_id="g", generation_id=1, member_id="b-2", protocol_name="range"), 2 * DELAY)
+    for t in range(2 * DELAY + 5_000, 2 * DELAY + REBALANCE, 5_000):
+        assert heartbeat(gc, "a-1", 1, t) is Errors.NONE and heartbeat(gc, "b-2", 1, t) is Errors.NONE
+        gc.on_timer(t)
+    effects = gc.on_timer(2 * DELAY + REBALANCE)
+    assert responses(effects) == {3: SyncGroupResponse(error=Errors.REBALANCE_IN_PROGRESS)}
+    assert sorted(gc.groups["g"].members) == ["b-2"] and gc.groups["g"].leader_id == "b-2"
+    assert gc.groups["g"].state is S.PREPARING_REBALANCE
+
+
+@pytest.mark.parametrize(("generation", "member", "protocol", "expected"), [
+    (1, "ghost", "range", Errors.UNKNOWN_MEMBER_ID), (0, "a-1", "range", Errors.ILLEGAL_GENERATION),
+    (1, "a-1", "roundrobin", Errors.INCONSISTENT_GROUP_PROTOCOL)])
+def test_sync_group_validation(generation, member, protocol, expected):
+    # GMM.validateSyncGroup
+    gc = new_coordinator()
+    join(gc, 1, 0, client_id="a")
+    gc.on_timer(DELAY)
+    (response,) = responses(gc.handle(2, SyncGroupRequest(group_id="g", generation_id=generation, member_id=member,
+                                                          protocol_name=protocol), DELAY)).values()
+    assert response.error is expected
+
+
+def test_protocols_are_voted_and_must_overlap():
+    # ClassicGroup.selectProtocol / supportsProtocols
+    gc = new_coordinator()
+    gc.handle(1, JoinGroupRequest(group_id="g", member_id="", client_id="a", session_timeout_ms=SESSION,
+                                  rebalance_timeout_ms=REBALANCE, protocols=(("roundrobin", ("in",)),)), 0)
+    gc.handle(1, JoinGroupRequest(group_id="g", member_id="a-1", client_id="a", session_timeout_ms=SESSION,
+                                  rebalance_timeout_ms=REBALANCE, protocols=(("roundrobin", ("in",)),)), 0)
+    refused = gc.handle(2, JoinGroupRequest(group_id="g", member_id="", client_id="b", session_timeout_ms=SESSION,
+                                            rebalance_timeout_ms=REBALANCE, protocols=(("range", ("in",)),)), 1)
+    assert responses(refused)[2].error is Errors.INCONSISTENT_GROUP_PROTOCOL
+    join(gc, 3, 2, client_id="c")  # offers range first, roundrobin second: roundrobin is the only candidate
+    gc.on_timer(DELAY)
+    done = responses(gc.on_timer(2 * DELAY))
+    assert {r.protocol_name for r in done.values()} == {"roundrobin"}
 
 
 def test_initial_delay_extends_for_new_members_up_to_the_rebalance_timeout():
@@ -138,26 +254,16 @@ def test_initial_delay_extends_for_new_members_up_to_the_rebalance_timeout():
 def test_second_member_triggers_a_rebalance_and_both_get_generation_2_with_a_range_assignment():
     gc = new_coordinator()
     join(gc, 1, 0, client_id="a")
-    gc.on_timer(DELAY)
+    assert sync(gc, responses(gc.on_timer(DELAY)), DELAY) == {"a-1": ALL}
     effects = join(gc, 2, 4_000, client_id="b")  # a new member into Stable: PreparingRebalance
     assert responses(effects) == {}
     assert [(e.old, e.new) for e in effects] == [(S.STABLE, S.PREPARING_REBALANCE)]
     assert heartbeat(gc, "a-1", 1, 4_100) is Errors.REBALANCE_IN_PROGRESS
     done = responses(join(gc, 3, 4_200, member_id="a-1", client_id="a"))  # every known member rejoined
-    assert done == {
-        3: JoinGroupResponse(error=Errors.NONE, generation_id=2, member_id="a-1", assignment=(T0, T1)),
-        2: JoinGroupResponse(error=Errors.NONE, generation_id=2, member_id="b-2", assignment=(T2,)),
-    }
+    assert {c: (r.generation_id, r.member_id, r.leader) for c, r in done.items()} == {
+        3: (2, "a-1", "a-1"), 2: (2, "b-2", "a-1")}
+    assert sync(gc, done, 4_250) == {"a-1": (T0, T1), "b-2": (T2,)}
     assert heartbeat(gc, "b-2", 2, 4_300) is Errors.NONE
-
-
-def test_range_assignment_follows_the_range_assignor():
-    # RangeAssignor: per topic, sorted members take consecutive ranges; the first n % m get one more
-    seven = tuple(TopicPartition("t", p) for p in range(7))
-    other = (TopicPartition("u", 0), TopicPartition("u", 1))
-    assignment = range_assignment({"m3": seven, "m1": seven + other, "m2": seven})
-    assert assignment == {"m1": seven[0:3] + other, "m2": seven[3:5], "m3": seven[5:7]}
-    assert range_assignment({"m1": (), "m2": (T0,)}) == {"m1": (), "m2": (T0,)}
 
 
 @pytest.mark.parametrize(
@@ -190,7 +296,8 @@ def test_session_expiry_removes_the_member_and_triggers_a_rebalance():
     assert [(e.old, e.new, e.members) for e in effects] == [(S.STABLE, S.PREPARING_REBALANCE, ("a-1",))]
     assert heartbeat(gc, "a-1", 1, now + SESSION + 1) is Errors.REBALANCE_IN_PROGRESS
     done = responses(join(gc, 9, now + SESSION + 2, member_id="a-1", client_id="a"))
-    assert done == {9: JoinGroupResponse(error=Errors.NONE, generation_id=2, member_id="a-1", assignment=ALL)}
+    assert [(r.generation_id, r.member_id) for r in done.values()] == [(2, "a-1")]
+    assert sync(gc, done, now + SESSION + 3) == {"a-1": ALL}
 
 
 def test_kip447_session_expiry_fences_a_paused_member_with_unknown_member_id():
@@ -226,7 +333,7 @@ def test_rebalance_timeout_removes_members_that_did_not_rejoin():
         assert heartbeat(gc, "b-2", 1, t) is Errors.REBALANCE_IN_PROGRESS
         assert responses(gc.on_timer(t)) == {}
     done = responses(gc.on_timer(now + REBALANCE))
-    assert {r.member_id: r.assignment for r in done.values()} == {"a-1": (T0, T1), "c-3": (T2,)}
+    assert sync(gc, done, now + REBALANCE) == {"a-1": (T0, T1), "c-3": (T2,)}
     assert heartbeat(gc, "b-2", 1, now + REBALANCE + 1) is Errors.UNKNOWN_MEMBER_ID
 
 
@@ -254,7 +361,7 @@ def test_leave_group_rebalances_and_the_last_leave_empties_the_group():
     assert gc.groups["g"].generation_id == 2
     effects = gc.handle(7, LeaveGroupRequest(group_id="g", member_id="a-1"), now + 2)
     assert [(e.old, e.new, e.generation_id) for e in effects if isinstance(e, GroupStateChanged)] == [
-        (S.STABLE, S.PREPARING_REBALANCE, 2), (S.PREPARING_REBALANCE, S.EMPTY, 3)]
+        (S.COMPLETING_REBALANCE, S.PREPARING_REBALANCE, 2), (S.PREPARING_REBALANCE, S.EMPTY, 3)]
     assert responses(gc.handle(8, LeaveGroupRequest(group_id="g", member_id="a-1"), now + 3))[8].error \
         is Errors.UNKNOWN_MEMBER_ID
 
@@ -525,8 +632,8 @@ class Driver:
         open_before = dict(self.gc.open_transactions)
         effects = self._call(("handle", self.cid, request, self.now))
         mine = responses(effects).get(self.cid)
-        if not isinstance(request, JoinGroupRequest):
-            assert mine is not None, "every request but JoinGroup is answered at once"
+        if not isinstance(request, (JoinGroupRequest, SyncGroupRequest)):
+            assert mine is not None, "every request but JoinGroup and SyncGroup is answered at once"
         if isinstance(request, OffsetFetchRequest):
             for tp, _offset, error in mine.results:
                 assert (error is Errors.UNSTABLE_OFFSET_COMMIT) == (
@@ -569,7 +676,6 @@ class Driver:
             assert group.generation_id >= self.generations.get(group_id, 0), "generation only grows"
             self.generations[group_id] = group.generation_id
             assert group.state is self.states.get(group_id, S.EMPTY)
-            assert group.state is not S.COMPLETING_REBALANCE  # transient: Sync is folded into Join
             if group.state is S.EMPTY:
                 assert not group.members
             if group.state is S.STABLE:
@@ -582,19 +688,21 @@ class Driver:
         self._check_assignments(effects)
 
     def _check_assignments(self, effects):
-        by_generation: dict[int, dict[str, tuple]] = {}
-        for e in effects:
-            if isinstance(e, Respond) and isinstance(e.response, JoinGroupResponse) and e.response.error is Errors.NONE:
-                members = by_generation.setdefault(e.response.generation_id, {})
-                assert e.response.member_id not in members, "a member is in at most one assignment"
-                members[e.response.member_id] = e.response.assignment
         group = self.gc.groups.get("g")
-        for generation, assignment in by_generation.items():
-            assigned = [tp for tps in assignment.values() for tp in tps]
+        for e in effects:
+            if not isinstance(e, Respond) or getattr(e.response, "error", None) is not Errors.NONE:
+                continue
+            if isinstance(e.response, JoinGroupResponse):
+                assert e.response.generation_id == group.generation_id and group.state is S.COMPLETING_REBALANCE \
+                    or group.state is S.STABLE, "a JoinGroup is answered with the generation just formed"
+                assert bool(e.response.members) == (e.response.member_id == e.response.leader)
+            if isinstance(e.response, SyncGroupResponse):
+                assert group.state is S.STABLE
+        if group is not None and group.state is S.STABLE:
+            assigned = [tp for m in group.members.values() for tp in m.assignment]
             assert len(assigned) == len(set(assigned)), "assignments are disjoint"
-            if group is not None and group.generation_id == generation and group.state is S.STABLE:
-                assert set(assignment) == set(group.members)
-                assert set(assigned) == {tp for m in group.members.values() for tp in m.partitions}
+        if group is not None and group.members:
+            assert group.leader_id in group.members
 
 
 def reference_offsets(log: PartitionLog):
@@ -637,9 +745,20 @@ def run_call(gc, call):
 SETUP_REBALANCE = 5_000
 
 
-def _join_request(member_id="", client_id="c", partitions=TPS, session=SESSION, rebalance=SETUP_REBALANCE):
+def _join_request(member_id="", client_id="c", topics=("in", "other"), session=SESSION, rebalance=SETUP_REBALANCE,
+                  protocols=("range",)):
     return JoinGroupRequest(group_id="g", member_id=member_id, client_id=client_id, session_timeout_ms=session,
-                            rebalance_timeout_ms=rebalance, partitions=partitions)
+                            rebalance_timeout_ms=rebalance, protocols=tuple((p, topics) for p in protocols))
+
+
+def _sync_request(d: Driver, member_id: str, generation: int) -> SyncGroupRequest:
+    group = d.gc.groups.get("g")
+    assignments = ()
+    if group is not None and group.leader_id == member_id and group.protocol_name is not None:
+        assignments = tuple(sorted(range_assignor(dict(group.current_members()), {"in": 2, "other": 1}).items()))
+    return SyncGroupRequest(group_id="g", generation_id=generation, member_id=member_id,
+                            protocol_name=(group.protocol_name or "range") if group is not None else "range",
+                            assignments=assignments)
 
 
 def _setup(d: Driver, name: str) -> None:
@@ -649,13 +768,20 @@ def _setup(d: Driver, name: str) -> None:
         d.request(OffsetCommitRequest(group_id="g", offsets=((T0, 1),)))
         return
     d.request(_join_request(client_id="a"))
+    d.request(_join_request(member_id="a-1", client_id="a"))
     if name == "PreparingRebalance (initial)":
         return
     d.advance(DELAY)
+    if name == "CompletingRebalance":
+        return
+    d.request(_sync_request(d, "a-1", 1))
     d.request(_join_request(client_id="b"))
+    d.request(_join_request(member_id="b-2", client_id="b"))
     if name == "PreparingRebalance":
         return
     d.request(_join_request(member_id="a-1", client_id="a"))
+    d.request(_sync_request(d, "b-2", 2))
+    d.request(_sync_request(d, "a-1", 2))
     if name == "Empty (after members)":
         d.request(LeaveGroupRequest(group_id="g", member_id="a-1"))
         d.request(LeaveGroupRequest(group_id="g", member_id="b-2"))
@@ -669,10 +795,11 @@ SETUPS = {
     "Empty (after members)": S.EMPTY,
     "PreparingRebalance (initial)": S.PREPARING_REBALANCE,
     "PreparingRebalance": S.PREPARING_REBALANCE,
+    "CompletingRebalance": S.COMPLETING_REBALANCE,
     "Stable": S.STABLE,
     "Dead": S.DEAD,
 }
-KINDS = ("join", "heartbeat", "leave", "commit", "txn_commit", "fetch", "marker", "timer")
+KINDS = ("join", "sync", "heartbeat", "leave", "commit", "txn_commit", "fetch", "marker", "timer")
 
 
 def _step(d: Driver, kind: str, data) -> None:
@@ -688,9 +815,12 @@ def _step(d: Driver, kind: str, data) -> None:
         case "join":
             d.request(_join_request(
                 member_id=member, client_id=data.draw(st.sampled_from("abc")),
-                partitions=tuple(data.draw(st.lists(st.sampled_from(TPS), unique=True, max_size=3))),
+                topics=tuple(data.draw(st.lists(st.sampled_from(["in", "other"]), unique=True, max_size=2))),
+                protocols=data.draw(st.sampled_from([("range",), ("range", "roundrobin"), ("roundrobin",)])),
                 session=data.draw(st.sampled_from([1_000, 6_000, SESSION])),
                 rebalance=data.draw(st.sampled_from([1_000, DELAY, SETUP_REBALANCE, REBALANCE]))))
+        case "sync":
+            d.request(_sync_request(d, member, gen))
         case "heartbeat":
             d.request(HeartbeatRequest(group_id="g", member_id=member, generation_id=gen))
         case "leave":
