@@ -15,6 +15,7 @@ from typing import Any, Callable
 import attrs
 
 from eosim.models.errors import Errors
+from eosim.models.consumer_group import ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse
 from eosim.models.group_coordinator import (
     HeartbeatRequest,
     HeartbeatResponse,
@@ -70,6 +71,7 @@ ERROR_RESPONSES: dict[type, Callable[[Any, Errors], Any]] = {
     AddOffsetsToTxnRequest: lambda r, e: AddOffsetsToTxnResponse(error=e),
     EndTxnRequest: lambda r, e: EndTxnResponse(error=e),
     JoinGroupRequest: lambda r, e: JoinGroupResponse(error=e),
+    ConsumerGroupHeartbeatRequest: lambda r, e: ConsumerGroupHeartbeatResponse(error=e, member_id=r.member_id),
     SyncGroupRequest: lambda r, e: SyncGroupResponse(error=e),
     HeartbeatRequest: lambda r, e: HeartbeatResponse(error=e),
     LeaveGroupRequest: lambda r, e: LeaveGroupResponse(error=e),
@@ -131,8 +133,8 @@ INFRASTRUCTURE_ERRORS: dict[str, dict[Errors, bool]] = {
     "ListOffsets": _LEADER,
     "WriteTxnMarkers": {E.NOT_ENOUGH_REPLICAS: False, E.NOT_LEADER_OR_FOLLOWER: False},
     **{name: _COORDINATOR for name in ("InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn",
-                                       "JoinGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
-                                       "TxnOffsetCommit")},
+                                       "JoinGroup", "SyncGroup", "Heartbeat", "LeaveGroup", "ConsumerGroupHeartbeat",
+                                       "OffsetCommit", "OffsetFetch", "TxnOffsetCommit")},
 }
 
 # The transaction coordinator's own appends to __transaction_state are no request, so a fault rule names them

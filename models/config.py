@@ -45,6 +45,12 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 3_000
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000
+    # KIP-848 consumer groups (GroupCoordinatorConfig): the broker decides the session and the heartbeat
+    # interval of a group.protocol=consumer member.
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_min_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    group_consumer_min_heartbeat_interval_ms: int = 5_000
     # Simulator-only keys start with "eosim." (fields "eosim_"), so nobody takes them for Kafka's.
     # The dedup window, hard-coded in Kafka (ProducerStateEntry.NUM_BATCHES_TO_RETAIN).
     eosim_num_batches_to_retain: int = 5

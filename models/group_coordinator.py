@@ -55,10 +55,22 @@ from __future__ import annotations
 
 import enum
 import json
+from typing import Callable
 
-from attrs import define, field, frozen
+from attrs import define, evolve, field, frozen
 
 from eosim.models.config import BrokerConfig
+from eosim.models.consumer_group import (
+    LEAVE_GROUP_MEMBER_EPOCH,
+    ConsumerGroup,
+    ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerGroupMember,
+    ConsumerGroupState,
+    MemberState,
+    reconcile,
+    uniform_assignment,
+)
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors, IllegalTransition
 from eosim.models.log import AppendOrigin, PartitionLog
@@ -255,9 +267,12 @@ class OffsetFetchResponse:
 
 @frozen(kw_only=True)
 class GroupStateChanged:
+    """A classic group's state or a consumer group's (state, group epoch) changed; ``generation_id`` is the
+    generation or the group epoch."""
+
     group_id: str
-    old: GroupState
-    new: GroupState
+    old: GroupState | ConsumerGroupState
+    new: GroupState | ConsumerGroupState
     generation_id: int
     members: tuple[str, ...]
 
@@ -417,6 +432,8 @@ class _TimerKind(enum.Enum):
     REBALANCE = "rebalance"  # GMM.completeClassicGroupJoin on rebalance timeout
     SYNC = "sync"  # GMM.expirePendingSync
     HEARTBEAT = "heartbeat"  # GMM.expireClassicGroupMemberHeartbeat
+    CONSUMER_SESSION = "consumer-session"  # GMM.scheduleConsumerGroupSessionTimeout
+    CONSUMER_REBALANCE = "consumer-rebalance"  # GMM.scheduleConsumerGroupRebalanceTimeout
 
 
 @frozen(kw_only=True)
@@ -433,8 +450,8 @@ class _Timer:
     @property
     def key(self) -> tuple[str, str]:
         """Kafka's timer keys: one join key and one sync key per group, one heartbeat key per member."""
-        if self.kind is _TimerKind.HEARTBEAT:
-            return (self.group_id, "member:" + self.member_id)
+        if self.kind in (_TimerKind.HEARTBEAT, _TimerKind.CONSUMER_SESSION, _TimerKind.CONSUMER_REBALANCE):
+            return (self.group_id, f"{self.kind.value}:{self.member_id}")
         return (self.group_id, "sync" if self.kind is _TimerKind.SYNC else "join")
 
 
@@ -463,6 +480,58 @@ _WRITE_ERRORS: dict[Errors, Errors] = {
 }
 
 
+# -- KIP-848 rules on requests -----------------------------------------------------------------------------
+
+UNIFORM_ASSIGNOR = "uniform"  # group.consumer.assignors: the one assignor modelled
+
+
+def _consumer_heartbeat_request_error(req: ConsumerGroupHeartbeatRequest) -> Errors:
+    """GMM.throwIfConsumerGroupHeartbeatRequestIsInvalid."""
+    if not req.group_id:
+        return Errors.INVALID_REQUEST
+    if req.member_epoch > 0 or req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH:
+        if not req.member_id:
+            return Errors.INVALID_REQUEST
+    elif req.member_epoch == 0:
+        if (not req.member_id or req.rebalance_timeout_ms == -1 or req.topic_partitions is None
+                or req.topic_partitions or not req.subscribed_topic_names):
+            return Errors.INVALID_REQUEST  # v1 (KIP-1082): the client sends its member id from the start
+    else:
+        return Errors.INVALID_REQUEST
+    if req.server_assignor is not None and req.server_assignor != UNIFORM_ASSIGNOR:
+        return Errors.UNSUPPORTED_ASSIGNOR
+    return Errors.NONE
+
+
+def _member_epoch_is_valid(member: ConsumerGroupMember, epoch: int,
+                           owned: tuple[TopicPartition, ...] | None) -> bool:
+    """GMM.throwIfConsumerGroupMemberEpochIsInvalid: a greater epoch is fenced; a smaller one only passes as
+    the previous epoch with owned partitions within the current assignment (the response that bumped the
+    epoch was lost)."""
+    if epoch > member.member_epoch:
+        return False
+    if epoch < member.member_epoch:
+        return epoch == member.previous_member_epoch and owned is not None \
+            and set(owned) <= member.assigned_partitions
+    return True
+
+
+def _validate_consumer_group_offset_commit(group: ConsumerGroup, member_epoch: int, member_id: str, *,
+                                           transactional: bool) -> Errors:
+    """ConsumerGroup.validateOffsetCommit / validateMemberEpoch; OMM.validateTransactionalOffsetCommit turns a
+    stale member epoch into ILLEGAL_GENERATION for a TxnOffsetCommit."""
+    if group.dead:
+        return Errors.COORDINATOR_NOT_AVAILABLE
+    if member_epoch < 0 and not group.members:
+        return Errors.NONE  # admin client or a consumer without group management
+    member = group.members.get(member_id)
+    if member is None:
+        return Errors.UNKNOWN_MEMBER_ID
+    if member_epoch != member.member_epoch:
+        return Errors.ILLEGAL_GENERATION if transactional else Errors.STALE_MEMBER_EPOCH
+    return Errors.NONE
+
+
 # -- the coordinator --------------------------------------------------------------------------------------
 
 
@@ -470,7 +539,8 @@ _WRITE_ERRORS: dict[Errors, Errors] = {
 class GroupCoordinator:
     config: BrokerConfig
     offsets_log: PartitionLog
-    groups: dict[str, ClassicGroup] = field(init=False, factory=dict)
+    topics: dict[str, int] = field(factory=dict)  # the metadata image: topic -> partition count (assignors)
+    groups: dict[str, ClassicGroup | ConsumerGroup] = field(init=False, factory=dict)
     # OMM.offsets: group -> partition -> the visible committed offset.
     offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = field(init=False, factory=dict)
     # OMM.pendingTransactionalOffsets: pid -> (group, partition) -> offset written in the open txn.
@@ -491,6 +561,8 @@ class GroupCoordinator:
 
     def handle(self, correlation_id: int, request: object, now: int) -> list[Effect]:
         match request:
+            case ConsumerGroupHeartbeatRequest():
+                return self._consumer_heartbeat(correlation_id, request, now)
             case JoinGroupRequest():
                 return self._join(correlation_id, request, now)
             case SyncGroupRequest():
@@ -535,6 +607,10 @@ class GroupCoordinator:
                     effects += self._sync_expired(timer, now)
                 case _TimerKind.HEARTBEAT:
                     effects += self._heartbeat_expired(timer.group_id, timer.member_id, now)
+                case _TimerKind.CONSUMER_SESSION:
+                    effects += self._consumer_fence(self.groups[timer.group_id], timer.member_id)
+                case _TimerKind.CONSUMER_REBALANCE:
+                    effects += self._consumer_rebalance_expired(timer)
         return effects
 
     def unload(self) -> list[Effect]:
@@ -543,6 +619,9 @@ class GroupCoordinator:
         effects: list[Effect] = []
         for group_id in sorted(self.groups):
             group = self.groups[group_id]
+            if isinstance(group, ConsumerGroup):
+                effects += self._consumer_group_changed(group, lambda g=group: setattr(g, "dead", True))
+                continue
             effects.append(group.transition_to(GroupState.DEAD))
             for member_id in sorted(group.members):
                 effects += self._complete_join_future(group.members[member_id], Errors.NOT_COORDINATOR)
@@ -566,6 +645,10 @@ class GroupCoordinator:
         if not config.group_min_session_timeout_ms <= req.session_timeout_ms <= config.group_max_session_timeout_ms:
             return reply(Errors.INVALID_SESSION_TIMEOUT)
         group = self.groups.get(req.group_id)
+        if isinstance(group, ConsumerGroup):
+            if group.members or group.dead:  # no online migration here (module docstring)
+                return reply(Errors.INCONSISTENT_GROUP_PROTOCOL)
+            group = None  # GMM.getOrMaybeCreateClassicGroup: an empty consumer group becomes a classic one
         if group is None:
             # GMM.classicGroupJoinToClassicGroup: only an unknown member creates the group.
             if req.member_id:
@@ -702,7 +785,7 @@ class GroupCoordinator:
         def reply(error: Errors) -> list[Effect]:
             return [Respond(correlation_id=cid, response=SyncGroupResponse(error=error))]
 
-        group = self.groups.get(req.group_id)
+        group = self._classic(req.group_id)
         if group is None:
             return reply(Errors.UNKNOWN_MEMBER_ID)
         if group.state is GroupState.DEAD:
@@ -775,7 +858,7 @@ class GroupCoordinator:
 
     def _heartbeat(self, cid: int, req: HeartbeatRequest, now: int) -> list[Effect]:
         """GMM.classicGroupHeartbeatToClassicGroup / validateClassicGroupHeartbeat."""
-        group = self.groups.get(req.group_id)
+        group = self._classic(req.group_id)
         member = group.members.get(req.member_id) if group is not None else None
         if group is not None and group.state is GroupState.DEAD:
             error = Errors.COORDINATOR_NOT_AVAILABLE
@@ -820,7 +903,7 @@ class GroupCoordinator:
 
     def _leave(self, cid: int, req: LeaveGroupRequest, now: int) -> list[Effect]:
         """GMM.classicGroupLeaveToClassicGroup (one member): a pending member is forgotten too."""
-        group = self.groups.get(req.group_id)
+        group = self._classic(req.group_id)
         member = group.members.get(req.member_id) if group is not None else None
         effects: list[Effect] = []
         if group is not None and group.state is GroupState.DEAD:
@@ -828,7 +911,7 @@ class GroupCoordinator:
         elif group is not None and req.member_id in group.pending_members:
             error = Errors.NONE
             group.pending_members.remove(req.member_id)
-            self._timers.pop((group.group_id, "member:" + req.member_id), None)
+            self._timers.pop((group.group_id, "heartbeat:" + req.member_id), None)
             effects += self._maybe_complete_join_phase(group, now)
         elif member is None:
             error = Errors.UNKNOWN_MEMBER_ID
@@ -851,9 +934,129 @@ class GroupCoordinator:
         cid, member.awaiting_sync = member.awaiting_sync, None
         return [Respond(correlation_id=cid, response=SyncGroupResponse(error=error))]
 
+    def _classic(self, group_id: str) -> ClassicGroup | None:
+        """The classic group, for SyncGroup, Heartbeat and LeaveGroup; a consumer group has no classic
+        member, so they get UNKNOWN_MEMBER_ID there as at an unknown group."""
+        group = self.groups.get(group_id)
+        return group if isinstance(group, ClassicGroup) else None
+
     def _remove_member(self, group: ClassicGroup, member_id: str) -> None:
         group.remove(member_id)
-        self._timers.pop((group.group_id, "member:" + member_id), None)
+        self._timers.pop((group.group_id, "heartbeat:" + member_id), None)
+
+    # -- KIP-848 consumer groups (eosim.models.consumer_group) ------------------------------------------
+
+    def _consumer_heartbeat(self, cid: int, req: ConsumerGroupHeartbeatRequest, now: int) -> list[Effect]:
+        """GMM.consumerGroupHeartbeat: validate, create or update the member (a new member or a changed
+        subscription bumps the group epoch), recompute the target assignment when the group epoch is ahead
+        of it, reconcile the member towards its target, and push its session on."""
+        def reply(error: Errors, **fields: object) -> list[Effect]:
+            return [Respond(correlation_id=cid, response=ConsumerGroupHeartbeatResponse(
+                error=error, member_id=req.member_id, **fields))]
+
+        error = _consumer_heartbeat_request_error(req)
+        if error is not Errors.NONE:
+            return reply(error)
+        group = self.groups.get(req.group_id)
+        if isinstance(group, ClassicGroup):
+            if group.members or group.pending_members or group.state is GroupState.DEAD or req.member_epoch != 0:
+                return reply(Errors.GROUP_ID_NOT_FOUND)  # GMM.getOrMaybeCreateConsumerGroup: not a consumer group
+            group = None  # an empty classic group (e.g. made by a commit) becomes a consumer group
+        if group is None:
+            if req.member_epoch != 0:
+                return reply(Errors.GROUP_ID_NOT_FOUND)
+            group = self.groups[req.group_id] = ConsumerGroup(group_id=req.group_id)
+        if group.dead:
+            return reply(Errors.COORDINATOR_NOT_AVAILABLE)
+        member = group.members.get(req.member_id)
+        if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH:  # GMM.consumerGroupLeave
+            if member is None:
+                return reply(Errors.UNKNOWN_MEMBER_ID)
+            return self._consumer_fence(group, member.member_id) + reply(Errors.NONE, member_epoch=LEAVE_GROUP_MEMBER_EPOCH)
+        if req.member_epoch == 0:
+            is_new = member is None
+            member = member or ConsumerGroupMember(member_id=req.member_id)
+        else:
+            if member is None:
+                return reply(Errors.UNKNOWN_MEMBER_ID)
+            if not _member_epoch_is_valid(member, req.member_epoch, req.topic_partitions):
+                return reply(Errors.FENCED_MEMBER_EPOCH)
+            is_new = False
+
+        def change() -> None:
+            nonlocal member
+            updated = member
+            if req.rebalance_timeout_ms != -1:
+                updated = evolve(updated, rebalance_timeout_ms=req.rebalance_timeout_ms)
+            if req.subscribed_topic_names is not None:
+                updated = evolve(updated, subscribed_topic_names=tuple(sorted(req.subscribed_topic_names)))
+            if req.server_assignor is not None:
+                updated = evolve(updated, server_assignor=req.server_assignor)
+            if is_new or updated.subscribed_topic_names != member.subscribed_topic_names:
+                group.group_epoch += 1  # GMM.hasMemberSubscriptionChanged -> newConsumerGroupEpochRecord
+            if group.group_epoch > group.assignment_epoch:  # GMM.updateTargetAssignment
+                subscriptions = {m: x.subscribed_topic_names for m, x in group.members.items()}
+                subscriptions[updated.member_id] = updated.subscribed_topic_names
+                group.target_assignment = uniform_assignment(subscriptions, group.target_assignment, self.topics)
+                group.assignment_epoch = group.group_epoch
+            target = group.target_assignment.get(updated.member_id, frozenset())
+            if not updated.is_reconciled_to(group.assignment_epoch):  # GMM.maybeReconcile
+                updated = reconcile(updated, group.assignment_epoch, target, group.current_partition_epoch,
+                                    req.topic_partitions)
+            group.update_member(updated)
+            member = updated
+
+        before = member
+        effects = self._consumer_group_changed(group, change)
+        # The rebalance timer runs while the member has partitions to revoke (GMM.maybeReconcile).
+        if member.state is MemberState.UNREVOKED_PARTITIONS:
+            if before.state is not MemberState.UNREVOKED_PARTITIONS or before.member_epoch != member.member_epoch:
+                self._schedule(_TimerKind.CONSUMER_REBALANCE, group.group_id, now + member.rebalance_timeout_ms,
+                               member_id=member.member_id, generation_id=member.member_epoch)
+        else:
+            self._timers.pop((group.group_id, f"{_TimerKind.CONSUMER_REBALANCE.value}:{member.member_id}"), None)
+        self._schedule(_TimerKind.CONSUMER_SESSION, group.group_id, now + self.config.group_consumer_session_timeout_ms,
+                       member_id=member.member_id)
+        # The assignment goes out on a full request (joining, or after an error) or when it changed.
+        full = req.member_epoch == 0 or (req.rebalance_timeout_ms != -1 and req.subscribed_topic_names is not None
+                                         and req.topic_partitions is not None)
+        changed = is_new or member.assigned_partitions != before.assigned_partitions
+        assignment = tuple(sorted(member.assigned_partitions)) if full or changed else None
+        return effects + reply(Errors.NONE, member_epoch=member.member_epoch,
+                               heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
+                               assignment=assignment)
+
+    def _consumer_fence(self, group: ConsumerGroup, member_id: str) -> list[Effect]:
+        """GMM.consumerGroupFenceMember (leave, session expiry, rebalance timeout): the member goes, its
+        partitions are free, and the group epoch is bumped."""
+        self._timers.pop((group.group_id, f"{_TimerKind.CONSUMER_SESSION.value}:{member_id}"), None)
+        self._timers.pop((group.group_id, f"{_TimerKind.CONSUMER_REBALANCE.value}:{member_id}"), None)
+
+        def fence() -> None:
+            group.remove_member(member_id)
+            group.group_epoch += 1
+
+        return self._consumer_group_changed(group, fence)
+
+    def _consumer_rebalance_expired(self, timer: _Timer) -> list[Effect]:
+        """GMM.scheduleConsumerGroupRebalanceTimeout: a member still revoking at the same epoch is fenced."""
+        group = self.groups[timer.group_id]
+        assert isinstance(group, ConsumerGroup)
+        member = group.members.get(timer.member_id)
+        if member is None or member.state is not MemberState.UNREVOKED_PARTITIONS \
+                or member.member_epoch != timer.generation_id:
+            return []
+        return self._consumer_fence(group, member.member_id)
+
+    @staticmethod
+    def _consumer_group_changed(group: ConsumerGroup, change: Callable[[], None]) -> list[Effect]:
+        """Run ``change``; a GroupStateChanged when the group's state or epoch moved."""
+        old, old_epoch = group.state, group.group_epoch
+        change()
+        if (group.state, group.group_epoch) == (old, old_epoch):
+            return []
+        return [GroupStateChanged(group_id=group.group_id, old=old, new=group.state, generation_id=group.group_epoch,
+                                  members=tuple(sorted(group.members)))]
 
     # -- offsets -------------------------------------------------------------------------------------------
 
@@ -866,6 +1069,8 @@ class GroupCoordinator:
                 return Errors.NONE  # a "simple" group: replay creates it
             # OffsetCommit v9+ says GROUP_ID_NOT_FOUND; TxnOffsetCommit keeps ILLEGAL_GENERATION.
             return Errors.ILLEGAL_GENERATION if transactional else Errors.GROUP_ID_NOT_FOUND
+        if isinstance(group, ConsumerGroup):
+            return _validate_consumer_group_offset_commit(group, generation_id, member_id, transactional=transactional)
         if group.state is GroupState.DEAD:
             return Errors.COORDINATOR_NOT_AVAILABLE
         if generation_id < 0 and group.state is GroupState.EMPTY:
@@ -888,7 +1093,7 @@ class GroupCoordinator:
         error = self._validate_offset_commit(req.group_id, req.generation_id, req.member_id, transactional=False)
         effects: list[Effect] = []
         if error is Errors.NONE:
-            group = self.groups.get(req.group_id)
+            group = self._classic(req.group_id)
             if group is not None and group.state in (GroupState.STABLE, GroupState.PREPARING_REBALANCE) \
                     and req.member_id in group.members:
                 # A classic member's commit keeps its session alive (OMM.commitOffset).
@@ -937,7 +1142,8 @@ class GroupCoordinator:
         """OMM.fetchOffsets: require_stable answers UNSTABLE_OFFSET_COMMIT while a transactional offset is
         pending for the partition (KIP-447); a Dead or unknown group has no offsets."""
         group = self.groups.get(req.group_id)
-        stored = self.offsets.get(req.group_id, {}) if group is not None and group.state is not GroupState.DEAD else {}
+        dead = group is None or group.state in (GroupState.DEAD, ConsumerGroupState.DEAD)
+        stored = {} if dead else self.offsets.get(req.group_id, {})
         results = []
         for tp in req.partitions:
             if req.require_stable and (req.group_id, tp) in self.open_transactions:

@@ -31,6 +31,7 @@ from eosim.models.api import as_sent, error_response
 from eosim.models.config import BrokerConfig
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors
+from eosim.models.consumer_group import ConsumerGroupHeartbeatRequest
 from eosim.models.group_coordinator import (
     GroupCoordinator,
     GroupStateChanged,
@@ -178,7 +179,8 @@ class Broker:
         self.leader_epochs = {tp: 0 for tp in (*sorted(self.logs), OFFSETS_PARTITION, TXN_STATE_PARTITION)}
         self.tc = TransactionCoordinator(self.config)
         # One log stands for every __consumer_offsets partition: only the group coordinator reads it.
-        self.gc = GroupCoordinator(self.config, PartitionLog(TopicPartition(CONSUMER_OFFSETS_TOPIC, 0), self.config))
+        self.gc = GroupCoordinator(self.config, PartitionLog(TopicPartition(CONSUMER_OFFSETS_TOPIC, 0), self.config),
+                                   topics=self.topics)
         coordinator = self._to_coordinator
         group = self._to_group_coordinator
         self._handlers = {
@@ -191,6 +193,7 @@ class Broker:
             AddOffsetsToTxnRequest: coordinator,
             EndTxnRequest: coordinator,
             JoinGroupRequest: group,
+            ConsumerGroupHeartbeatRequest: group,
             SyncGroupRequest: group,
             HeartbeatRequest: group,
             LeaveGroupRequest: group,
@@ -290,7 +293,7 @@ class Broker:
                                                               now=self.world.now)))
 
     def _load_group_coordinator(self, offsets_log: PartitionLog) -> None:
-        self.gc = GroupCoordinator(self.config, offsets_log)
+        self.gc = GroupCoordinator(self.config, offsets_log, topics=self.topics)
         self._gc_loading = False
         self._emit("group.load")
 

@@ -227,6 +227,14 @@ def _heartbeat_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
         story.say(e, f"answers {_who(e.dst)}'s heartbeat with {f['error']}")
 
 
+def _consumer_heartbeat_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
+    if _error(f):
+        story.say(e, f"answers {_who(e['data']['dst'])}'s ConsumerGroupHeartbeat with {f['error']}")
+    elif f.get("assignment") is not None:
+        story.say(e, f"{_who(e['data']['dst'])} is at member epoch {f.get('member_epoch')}, assigned "
+                     f"{', '.join(f['assignment']) or 'nothing'}")
+
+
 _MESSAGES: dict[str, Callable[[_Story, Event, dict[str, Any]], None]] = {
     "InitProducerIdRequest": _init_pid_request,
     "InitProducerIdResponse": _init_pid_response,
@@ -247,6 +255,7 @@ _MESSAGES: dict[str, Callable[[_Story, Event, dict[str, Any]], None]] = {
     "TxnOffsetCommitResponse": lambda s, e, f: _results_errors(s, e, f, "TxnOffsetCommit"),
     "JoinGroupResponse": _join_response,
     "SyncGroupResponse": _sync_response,
+    "ConsumerGroupHeartbeatResponse": _consumer_heartbeat_response,
     "HeartbeatResponse": _heartbeat_response,
     "WriteTxnMarkersResponse": lambda s, e, f: _results_errors(s, e, f, "WriteTxnMarkers"),
 }

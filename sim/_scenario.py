@@ -1085,6 +1085,10 @@ BROKER_RANGES: dict[str, tuple[int, int]] = {
     "group.initial.rebalance.delay.ms": (0, INT32[1]),  # Kafka has no validator here: a delay is >= 0
     "group.min.session.timeout.ms": INT32,
     "group.max.session.timeout.ms": INT32,
+    "group.consumer.session.timeout.ms": (1, INT32[1]),
+    "group.consumer.min.session.timeout.ms": (1, INT32[1]),
+    "group.consumer.heartbeat.interval.ms": (1, INT32[1]),
+    "group.consumer.min.heartbeat.interval.ms": (1, INT32[1]),
     "eosim.num.batches.to.retain": (1, 1000),
 }
 

@@ -375,7 +375,7 @@ def _finalize_consumer(v: dict[str, Any], written: dict[str, str]) -> None:
 
 # Assignors eosim models (sim/_client/assignors.py; KIP-848's server-side ones in models/consumer_group.py).
 CLASSIC_ASSIGNORS = ("range", "roundrobin")
-REMOTE_ASSIGNORS = ("uniform", "range")
+REMOTE_ASSIGNORS = ("uniform",)
 
 
 def _check_group_protocol(v: dict[str, Any], written: dict[str, str]) -> None:

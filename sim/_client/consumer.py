@@ -36,6 +36,7 @@ from attrs import define
 
 from eosim.models.errors import Errors
 from eosim.models.fetch import next_offset, visible_records
+from eosim.models.consumer_group import LEAVE_GROUP_MEMBER_EPOCH, ConsumerGroupHeartbeatRequest
 from eosim.models.group_coordinator import (
     HeartbeatRequest,
     JoinGroupRequest,
@@ -75,6 +76,7 @@ CHUNK_MS = 200  # confluent-kafka polls librdkafka in 200 ms chunks (Consumer_co
 # JoinGroup waits max.poll.interval.ms (the rebalance timeout), SyncGroup session.timeout.ms, plus a grace
 # (rd_kafka_JoinGroupRequest, rd_kafka_SyncGroupRequest).
 GROUP_REQUEST_GRACE_MS = 3000
+_UUID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 JOIN_ERROR_BACKOFF_MS = 1000  # rd_kafka_cgrp_handle_JoinGroup: rd_interval_backoff(rkcg_join_intvl, 1 s)
 
 
@@ -112,7 +114,8 @@ class Consumer(Handle):
         self._generation_id = -1
         self._on_assign: Callable[..., Any] | None = None
         self._on_revoke: Callable[..., Any] | None = None
-        self._rebalances: list[tuple[str, list[TP]]] = []  # ("assign"|"revoke", partitions) for poll
+        # ("assign"|"revoke", partitions, incremental) for poll; incremental under group.protocol=consumer
+        self._rebalances: list[tuple[str, list[TP], bool]] = []
         # rkcg_ts_session_timeout: the member's own view of its session, pushed on by every successful
         # Heartbeat/SyncGroup response; None once it expired (no more expiry until the next join).
         self._session_deadline: int | None = None
@@ -145,7 +148,8 @@ class Consumer(Handle):
         self._subscription = list(topics)
         self._on_assign, self._on_revoke = on_assign, on_revoke
         self._group_epoch += 1
-        self._spawn(self._group(self._group_epoch))
+        loop = self._consumer_group if self.config.group_protocol == "consumer" else self._group
+        self._spawn(loop(self._group_epoch))
         self._op("subscribe", {"topics": list(topics)})
 
     def assignment(self) -> list[TopicPartition]:
@@ -310,6 +314,13 @@ class Consumer(Handle):
         for p in partitions:
             part = self._parts[p.model()] = _Part(tp=p.model())
             self._start(part, p.offset)
+
+    def _drop(self, tps: Iterable[TP]) -> None:
+        """rd_kafka_incremental_unassign: these partitions stop; their queued messages go."""
+        gone = set(tps)
+        for tp in gone:
+            self._parts.pop(tp, None)
+        self._queue = [q for q in self._queue if q[0] not in gone]
 
     def _learn_topics(self, topics: Iterable[str]) -> None:
         """A topic the handle has not used yet gets a local topic object and a metadata request
@@ -516,17 +527,26 @@ class Consumer(Handle):
         """confluent-kafka's rebalance callback runs inside poll: on_assign/on_revoke, then the
         (un)assignment itself."""
         while self._rebalances:
-            kind, tps = self._rebalances.pop(0)
+            kind, tps, incremental = self._rebalances.pop(0)
             partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
             if kind == "revoke":
                 if self._on_revoke is not None:
                     self._on_revoke(self, partitions)
-                self._assign([])
+                if incremental:  # incremental_unassign (COOPERATIVE: the KIP-848 protocol)
+                    self._drop(tps)
+                else:
+                    self._assign([])
                 self._assignment_lost = False
             else:
                 if self._on_assign is not None:
                     self._on_assign(self, partitions)
-                self._assign(partitions)
+                if incremental:  # incremental_assign
+                    self._learn_topics(tp.topic for tp in tps)
+                    for tp in tps:
+                        if tp not in self._parts:
+                            self._start(self._parts.setdefault(tp, _Part(tp=tp)), OFFSET_INVALID)
+                else:
+                    self._assign(partitions)
             self._op(kind, {"partitions": [str(tp) for tp in tps]})
         if not self._revoked.triggered:
             self._revoked.succeed()
@@ -680,7 +700,7 @@ class Consumer(Handle):
                 self._group_error(None if isinstance(reply, Failure) else reply.error)
                 continue  # rd_kafka_cgrp_rejoin: the join interval has passed since the last JoinGroup
             self._session_deadline = self._env.now + self.config.session_timeout_ms
-            self._rebalances.append(("assign", sorted(reply.assignment)))
+            self._rebalances.append(("assign", sorted(reply.assignment), False))
             if not self._queue_event.triggered:
                 self._queue_event.succeed()  # wake a waiting poll to serve the assignment
             rejoin = yield from self._heartbeat(epoch)
@@ -752,12 +772,74 @@ class Consumer(Handle):
                 pass  # traced; the rejoin goes ahead
         if not self._parts and not self._rebalances:
             return
-        self._rebalances.append(("revoke", sorted(self._parts)))
+        self._rebalances.append(("revoke", sorted(self._parts), self.config.group_protocol == "consumer"))
+        yield from self._await_rebalance_served(epoch)
+
+    def _await_rebalance_served(self, epoch: int) -> Generator:
+        """Wake a waiting poll, and wait until the application's poll has run the rebalance callbacks."""
         if not self._queue_event.triggered:
-            self._queue_event.succeed()  # wake a waiting poll to serve the revocation
+            self._queue_event.succeed()
         while self._rebalances and self._active(epoch):
             self._revoked = self._env.event()
             yield self._revoked
+
+    # == group membership: the KIP-848 consumer protocol (rd_kafka_cgrp_consumer_*) =====================
+
+    def _consumer_group(self, epoch: int) -> Generator:
+        """ConsumerGroupHeartbeat: join with member epoch 0 and a member id of the client's own (KIP-1082),
+        then heartbeat every interval the broker gives. An assignment that differs from the current one is
+        reconciled through poll (revoked partitions first, then the new ones, incrementally) and
+        acknowledged at once by a heartbeat listing the partitions now owned. UNKNOWN_MEMBER_ID or
+        FENCED_MEMBER_EPOCH: the assignment is lost, and once poll has revoked it the member rejoins with
+        epoch 0 and the same member id (rd_kafka_cgrp_handle_ConsumerGroupHeartbeat,
+        rd_kafka_cgrp_consumer_serve)."""
+        if not self._member_id:
+            rng = self._world.rng(f"{self.name}/member-id")
+            self._member_id = "".join(rng.choice(_UUID_ALPHABET) for _ in range(22))  # a base64 UUID
+        topics = tuple(sorted(self._subscription))
+        current: tuple[TP, ...] = ()
+        full, ack, interval = True, False, 0
+        self._generation_id = 0
+        while self._active(epoch):
+            request = ConsumerGroupHeartbeatRequest(
+                group_id=self.config.group_id, member_id=self._member_id, member_epoch=max(self._generation_id, 0),
+                rebalance_timeout_ms=self.config.max_poll_interval_ms if full else -1,
+                subscribed_topic_names=topics if full else None,
+                server_assignor=self.config.group_remote_assignor if full else None,
+                topic_partitions=current if full or ack else None)
+            reply = yield self._request(request, self.config.socket_timeout_ms, GROUP_COORDINATOR)
+            if not self._active(epoch):
+                return
+            if isinstance(reply, Failure) or reply.error in (Errors.NOT_COORDINATOR, Errors.COORDINATOR_NOT_AVAILABLE,
+                                                             Errors.COORDINATOR_LOAD_IN_PROGRESS):
+                full = True  # re-query the coordinator, then a full request
+                yield self._env.timeout(self._backoff(1))
+                continue
+            if reply.error in (Errors.UNKNOWN_MEMBER_ID, Errors.FENCED_MEMBER_EPOCH):
+                self._assignment_lost = bool(self._parts)
+                yield from self._revoke(epoch, lost=True)
+                self._generation_id, current, full, ack = 0, (), True, False
+                continue
+            if reply.error is not Errors.NONE:
+                # INVALID_REQUEST, GROUP_ID_NOT_FOUND, UNSUPPORTED_ASSIGNOR, ...: a fatal consumer error
+                self._trace.emit(self.name, "client.group_fatal", group_id=self.config.group_id,
+                                 error=reply.error.name)
+                return
+            self._generation_id = reply.member_epoch
+            interval = reply.heartbeat_interval_ms or interval
+            full = ack = False
+            if reply.assignment is not None and set(reply.assignment) != set(current):
+                target = tuple(sorted(reply.assignment))
+                revoked = [tp for tp in current if tp not in target]
+                added = [tp for tp in target if tp not in current]
+                if revoked:
+                    self._rebalances.append(("revoke", revoked, True))
+                if added:
+                    self._rebalances.append(("assign", added, True))
+                yield from self._await_rebalance_served(epoch)
+                current, ack = target, True
+                continue  # the acknowledgement goes out at once (rd_kafka_cgrp_consumer_expedite_next_heartbeat)
+            yield self._env.timeout(interval)
 
     def _close(self) -> Generator:
         """rd_kafka_consumer_close: final commit of the stored offsets (auto-commit), leave the group."""
@@ -767,7 +849,12 @@ class Consumer(Handle):
                 yield from self._call("auto_commit", {}, self._commit(None))
             except KafkaException:
                 pass  # traced; closing goes ahead
-        if self._subscription and self._member_id:
+        if self._subscription and self._member_id and self.config.group_protocol == "consumer":
+            if self._generation_id > 0:  # leaving: a heartbeat with member epoch -1 (rd_kafka_cgrp_leave)
+                yield self._request(ConsumerGroupHeartbeatRequest(
+                    group_id=self.config.group_id, member_id=self._member_id, member_epoch=LEAVE_GROUP_MEMBER_EPOCH),
+                    self.config.socket_timeout_ms, GROUP_COORDINATOR)
+        elif self._subscription and self._member_id:
             yield self._request(LeaveGroupRequest(group_id=self.config.group_id, member_id=self._member_id),
                                 self.config.socket_timeout_ms, GROUP_COORDINATOR)
         self._group_epoch += 1
