@@ -381,3 +381,54 @@ def test_logical_offset_lookup_waits_for_the_offset_query_timer():
     fetched = [e.t for e in cluster.world.trace.events if e.kind == "net.response" and e.data["dst"] == "c/group"
                and e.data["msg"] == "OffsetFetchResponse"]
     assert sent == [seen["assigned"] + 500, seen["reassigned"], fetched[-1] + 1 + 100]  # +1: one way
+
+
+def test_classic_join_is_member_id_required_join_then_sync_with_the_leaders_assignment():
+    # rd_kafka_cgrp_handle_JoinGroup (KIP-394 rejoin with the id), rd_kafka_cgrp_assignor_run, SyncGroup
+    cluster = make_cluster({"t": 2})
+    consumer = Consumer({"group.id": "g", "enable.auto.commit": False}, cluster=cluster, name="c#1")
+
+    def body():
+        consumer.subscribe(["t"])
+        yield consumer.poll(5.0)
+        return consumer.assignment(), consumer.consumer_group_metadata()
+    assignment, metadata = run(cluster, body)
+    joins = responses(cluster, "c#1/group", "JoinGroupResponse")
+    assert [(j["error"], j["generation_id"]) for j in joins] == [("MEMBER_ID_REQUIRED", -1), ("NONE", 1)]
+    assert joins[1]["leader"] == joins[1]["member_id"] == joins[0]["member_id"] == "rdkafka-1"
+    assert joins[1]["protocol_name"] == "range"
+    (sync,) = responses(cluster, "c#1/group", "SyncGroupResponse")
+    assert sync["assignment"] == ["t-0", "t-1"]
+    assert [(p.topic, p.partition) for p in assignment] == [("t", 0), ("t", 1)]
+    assert (metadata.generation_id, metadata.member_id) == (1, "rdkafka-1")
+
+
+def test_kip848_consumer_reconciles_incrementally_and_carries_the_member_epoch():
+    # rd_kafka_cgrp_consumer_*: on_assign gets the added partitions only; consumer_group_metadata has the epoch
+    cluster = make_cluster({"t": 2})
+    seen = []
+    config = {"group.id": "g", "group.protocol": "consumer", "enable.auto.commit": False}
+    c1 = Consumer(config, cluster=cluster, name="c1#1")
+    c2 = Consumer(config, cluster=cluster, name="c2#1")
+
+    def body():
+        c1.subscribe(["t"], on_assign=lambda c, ps: seen.append(("assign", [p.partition for p in ps])),
+                     on_revoke=lambda c, ps: seen.append(("revoke", [p.partition for p in ps])))
+        yield c1.poll(1.0)
+        first = c1.consumer_group_metadata().generation_id
+        c2.subscribe(["t"])
+        yield cluster.world.env.all_of([c1.consume(1, 12.0), c2.consume(1, 12.0)])
+        return first, c1.consumer_group_metadata(), c1.assignment(), c2.assignment()
+    first, metadata, mine, theirs = run(cluster, body)
+    assert first == 1 and metadata.generation_id == 2 and len(metadata.member_id) == 22
+    assert seen == [("assign", [0, 1]), ("revoke", [1])]
+    assert [p.partition for p in mine] == [0] and [p.partition for p in theirs] == [1]
+
+
+@pytest.mark.parametrize("key", ["session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"])
+def test_the_consumer_protocol_refuses_the_classic_settings(key):
+    # rd_kafka_conf_finalize: the broker decides them under group.protocol=consumer
+    from eosim._client.config import ConfigError, validate_config
+    value = "range" if key == "partition.assignment.strategy" else 10_000
+    with pytest.raises(ConfigError, match="not supported for `group.protocol=consumer`"):
+        validate_config("consumer", {"group.id": "g", "group.protocol": "consumer", key: value})
