@@ -448,9 +448,16 @@ def _finalize_java_producer(v: dict[str, Any], written: dict[str, str]) -> None:
         v["message_timeout_ms"] = floor
 
 
+def _finalize_java_consumer(v: dict[str, Any], written: dict[str, str]) -> None:
+    """No max.poll.interval.ms >= session.timeout.ms check in Java; the group-protocol keys are checked as
+    librdkafka does (ConsumerConfig refuses the classic settings under group.protocol=consumer too)."""
+    _require_group(v, written)
+    _check_group_protocol(v, written)
+
+
 _FINALIZE = {
     (Client.LIBRDKAFKA, "producer"): _finalize_producer,
     (Client.LIBRDKAFKA, "consumer"): _finalize_consumer,
     (Client.JAVA, "producer"): _finalize_java_producer,
-    (Client.JAVA, "consumer"): _require_group,  # no max.poll.interval.ms >= session.timeout.ms check in Java
+    (Client.JAVA, "consumer"): _finalize_java_consumer,
 }
