@@ -91,7 +91,7 @@ def test_droppable_apis_are_simulated_apis_with_keys():
     (dict(action="drop"), "needs message"),
     (dict(action="drop", message="WriteTxnMarkers"), "broker to broker"),
     (dict(action="drop", message="AddPartitionsToTxn"), "broker to broker"),
-    (dict(action="drop", message="JoinGroup"), "SyncGroup"),
+    (dict(action="drop", message="JoinGroup"), "group-membership"),
     (dict(action="drop", message="Produce", node="p1"), "node"),
     (dict(action="drop", message="Produce", topic="out"), "topic"),
     (dict(action="drop", message="Produce", after_step=1), "after_step"),
