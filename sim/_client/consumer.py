@@ -18,10 +18,13 @@ until ``poll``/``consume`` hands them out; handing one out stores offset + 1 in 
 ``enable.auto.offset.store`` is on, and the auto-commit process commits stored offsets every
 ``auto.commit.interval.ms`` and on ``close()``.
 
-``subscribe`` joins the group (JoinGroup, which the simulated group coordinator answers with the
-assignment), heartbeats every ``heartbeat.interval.ms`` and rejoins on REBALANCE_IN_PROGRESS,
-ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID. As in confluent-kafka, a new assignment (and a revocation)
-takes effect inside ``poll``/``consume``, where ``on_assign``/``on_revoke`` run.
+``subscribe`` joins the group with the protocol ``group.protocol`` names (docs/groups.md). Classic:
+JoinGroup (twice for a new member), SyncGroup with the leader's client-side assignment, Heartbeat every
+``heartbeat.interval.ms``, a rejoin on REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID, and
+librdkafka's own session check (a lost assignment is not committed: ``_ASSIGNMENT_LOST``). KIP-848:
+ConsumerGroupHeartbeat, the broker's assignment reconciled incrementally. As in confluent-kafka, a new
+assignment (and a revocation) takes effect inside ``poll``/``consume``, where ``on_assign``/``on_revoke``
+run, and a rejoin after a revocation waits for it.
 
 Blocking calls (``poll``, ``consume``, ``committed``, synchronous ``commit``, ``close``) return SimPy
 processes to yield; errors are raised as ``KafkaException`` inside the yielding process.
