@@ -34,7 +34,7 @@ def test_importing_the_models_loads_no_runtime() -> None:
     import sys
 
     code = ("import sys, eosim.models.txn_coordinator, eosim.models.log, eosim.models.fetch, "
-            "eosim.models.partition, eosim.models.replication_control; "
+            "eosim.models.partition, eosim.models.replication_control, eosim.models.group_coordinator; "
             "bad = sorted(m for m in sys.modules if m == 'simpy' or (m.startswith('eosim.') "
             "and not m.startswith('eosim.models'))); print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
