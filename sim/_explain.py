@@ -229,9 +229,9 @@ def _heartbeat_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
 
 def _consumer_heartbeat_response(story: _Story, e: Event, f: dict[str, Any]) -> None:
     if _error(f):
-        story.say(e, f"answers {_who(e['data']['dst'])}'s ConsumerGroupHeartbeat with {f['error']}")
+        story.say(e, f"answers {_who(e.dst)}'s ConsumerGroupHeartbeat with {f['error']}")
     elif f.get("assignment") is not None:
-        story.say(e, f"{_who(e['data']['dst'])} is at member epoch {f.get('member_epoch')}, assigned "
+        story.say(e, f"{_who(e.dst)} is at member epoch {f.get('member_epoch')}, assigned "
                      f"{', '.join(f['assignment']) or 'nothing'}")
 
 

@@ -441,6 +441,21 @@ class ClientPid(TraceEvent):
     producer_epoch: int
 
 
+@_kind("client.session_timeout")
+class ClientSessionTimeout(TraceEvent):
+    """A classic consumer gave up its session on its own (rd_kafka_cgrp_session_timeout_check)."""
+
+    group_id: str
+
+
+@_kind("client.group_fatal")
+class ClientGroupFatal(TraceEvent):
+    """A KIP-848 consumer got a fatal ConsumerGroupHeartbeat error and stopped its group membership."""
+
+    group_id: str
+    error: str
+
+
 @_kind("run.end")
 class RunEnd(TraceEvent):
     pass
