@@ -1,8 +1,10 @@
 """eosim.models.group_coordinator
 =========================
 
-The group coordinator of one ``__consumer_offsets`` partition: classic-group membership and the
-group's committed offsets, including KIP-447 transactional offsets. Kafka 4.1 sources:
+The group coordinator of one ``__consumer_offsets`` partition: classic-group membership, KIP-848
+consumer groups (ConsumerGroupHeartbeat; the group and its rules are ``eosim.models.consumer_group``,
+their timers and offsets live here) and the groups' committed offsets, including KIP-447 transactional
+offsets fenced by generation or member epoch. Kafka 4.1 sources:
 ``group-coordinator/src/main/java/org/apache/kafka/coordinator/group/`` ``GroupMetadataManager.java``
 (GMM), ``OffsetMetadataManager.java`` (OMM), ``classic/ClassicGroup.java``, ``classic/ClassicGroupState.java``,
 and ``coordinator-common/.../runtime/CoordinatorRuntime.java``.
