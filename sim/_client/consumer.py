@@ -51,7 +51,7 @@ from eosim.models.group_coordinator import (
 from eosim.models.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, FetchRequest, ListOffsetsRequest
 from eosim.models.records import IsolationLevel, TopicPartition as TP
 from eosim._client.assignors import ASSIGNORS
-from eosim._client.config import ConsumerConfig
+from eosim._client.config import Client, ConsumerConfig
 from eosim._client.errors import Context, KafkaError, KafkaException, Reaction, action, failure_code
 from eosim._client.handle import GROUP_COORDINATOR, LEADER, Handle
 from eosim._client.message import (
@@ -595,8 +595,9 @@ class Consumer(Handle):
         """rd_kafka_commit_queue: without offsets, the assignment's stored offsets not yet committed;
         nothing to commit is _NO_OFFSET; a lost assignment is not committed, _ASSIGNMENT_LOST
         (rd_kafka_cgrp_offsets_commit)."""
-        self._session_timeout_check()  # the cgrp serve that handles the commit op checks the session first
-        if offsets is None and self._parts and self._assignment_lost:
+        if self._client is Client.LIBRDKAFKA:  # the Java consumer has no such check: its commit is sent
+            self._session_timeout_check()  # the cgrp serve that handles the commit op checks the session first
+        if offsets is None and self._parts and self._assignment_lost and self._client is Client.LIBRDKAFKA:
             raise KafkaException(KafkaError(KafkaError._ASSIGNMENT_LOST))  # type: ignore[attr-defined]
         if offsets is None:
             offsets = [TopicPartition(tp.topic, tp.partition, part.stored) for tp, part in sorted(self._parts.items())
@@ -632,7 +633,11 @@ class Consumer(Handle):
             result.append(committed)
         if errors:
             # all failed: the last partition's error is the request's (rd_kafka_handle_OffsetCommit)
-            raise KafkaException(KafkaError(list(errors.values())[-1]))
+            code = list(errors.values())[-1]
+            if self._client is Client.JAVA and code in (Errors.UNKNOWN_MEMBER_ID, Errors.ILLEGAL_GENERATION):
+                # ConsumerCoordinator turns them into CommitFailedException, which has no ApiException cause
+                code = KafkaError._STATE  # type: ignore[attr-defined]
+            raise KafkaException(KafkaError(code))
         return result
 
     def _committed(self, partitions: list[TopicPartition], timeout_ms: int | None) -> Generator:

@@ -13,19 +13,6 @@ from __future__ import annotations
 # 4.1.2: scenario -> (transaction versions, {diff path prefix: what the real client does}). Found by
 # the Java lane; the simulated client's semantics are producer-split's (issue 8), not the driver's.
 _JAVA_CLIENT_GAPS: dict[str, tuple[tuple[int, ...], dict[str, str]]] = {
-    "fault-pause-consumer-rebalance": ((1, 2), {
-        "steps[3].values[records]": "the Java consumer's first consume after subscribe returns nothing within its 2 s "
-                                    "(its join and first fetch take longer than librdkafka's, which the simulated "
-                                    "consumer follows), so c1 has consumed nothing when it is paused",
-        "steps[8].": "Java has no librdkafka-style lost-assignment check before a commit, and with nothing consumed "
-                     "the commit of the consumed positions commits nothing: ok, no offsets (the simulated consumer "
-                     "runs librdkafka's session check: _ASSIGNMENT_LOST)",
-    }),
-    "kip848-ctp-commit": ((1, 2), {
-        "steps[6].values[records]": "the Java consumer's first consume after subscribe (KIP-848) returns nothing "
-                                    "within its 3 s",
-        "steps[15].values[records]": "so its later consume reads in1 first",
-    }),
     "kip848-zombie-ctp-fenced": ((1, 2), {
         "steps[16].outcome": "the Java producer turns TxnOffsetCommit's UNKNOWN_MEMBER_ID into a CommitFailedException "
                              "(TransactionManager.TxnOffsetCommitHandler), an abortable error with no ApiException "
