@@ -676,7 +676,7 @@ def check_broker(admin: AdminClient, bootstrap: str, scenario: sc.Scenario, tran
               for k, v in sorted(wanted.items()) if k in entries and entries[k].value != v]
     if differ:
         raise BrokerMismatch(f"{bootstrap} is configured differently from the simulator: {'; '.join(differ)}")
-    _warm_up(admin, bootstrap)
+    _warm_up(bootstrap)
     with _verified_lock:
         _verified.add(key)
 
@@ -693,25 +693,31 @@ def _finalized_transaction_version(bootstrap: str) -> int:
     return feature.get("finalized", (0, 0))[1]  # level 0 has no finalized range
 
 
-_COORDINATOR_LOADING = (ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS, ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
-                        ck.KafkaError.NOT_COORDINATOR)
-
-
-def _warm_up(admin: AdminClient, bootstrap: str) -> None:
+def _warm_up(bootstrap: str) -> None:
     """__transaction_state and __consumer_offsets are created on first use; make them exist."""
     producer = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": f"eosim-warm-up-{uuid.uuid4().hex}"})
     producer.init_transactions(ADMIN_TIMEOUT_S)
+    # The group coordinator is asked through kafka-python, not librdkafka's admin client: librdkafka
+    # 2.16 answers a coordinator error to an admin OffsetFetch by queueing a coordinator query on the
+    # client's consumer group, which an admin client lacks (rd_kafka_cgrp_op on a NULL rk_cgrp,
+    # rdkafka_request.c). Right after a broker start that error is likely, and it crashed the process.
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
+
     group = f"eosim-warm-up-{uuid.uuid4().hex}"
-    deadline = time.monotonic() + ADMIN_TIMEOUT_S
-    while True:  # the admin API hands COORDINATOR_LOAD_IN_PROGRESS back instead of retrying it
-        try:
-            admin.list_consumer_group_offsets([ck.ConsumerGroupTopicPartitions(group)],
-                                              request_timeout=ADMIN_TIMEOUT_S)[group].result(ADMIN_TIMEOUT_S)
-            return
-        except ck.KafkaException as exc:
-            if exc.args[0].code() not in _COORDINATOR_LOADING or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000))
+    try:
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while True:  # __consumer_offsets is created by the first FindCoordinator, then loaded
+            try:
+                admin.list_group_offsets(group)
+                return
+            except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        admin.close()
 
 
 def create_topics(admin: AdminClient, namespace: Namespace, topics: tuple[sc.Topic, ...]) -> None:
