@@ -81,16 +81,14 @@ from eosim.models.txn_coordinator import (
     first_producer_id_after_restart,
 )
 from eosim._net import Failure, Network, Packet
+from eosim._topology import COORDINATOR_LOAD_MS
 from eosim._world import World
 from eosim._worktime import WORK_MS, WorkTime
 
-# The one partition of each internal topic on the test cluster (TEST_CLUSTER_PROFILE in sim/_cluster.py).
+# The one partition of each internal topic on the test cluster (TEST_CLUSTER_PROFILE in sim/_topology.py).
 OFFSETS_PARTITION = TopicPartition(CONSUMER_OFFSETS_TOPIC, 0)
 TXN_STATE_PARTITION = TopicPartition(TRANSACTION_STATE_TOPIC, 0)
 INTER_BROKER_TIMEOUT_MS = 30_000  # request.timeout.ms of the broker's own clients
-# How long a coordinator takes to load its partition after an election (TSM.loadTransactionsForTxnTopicPartition,
-# CoordinatorRuntime's loader: a scheduled read of the whole partition; a few ms for the logs of a scenario).
-COORDINATOR_LOAD_MS = 10
 
 # What a Produce ≤ v10 (the librdkafka protocol) reports when KIP-890 verification fails
 # (AddPartitionsToTxnManager.java, ReplicaManager.scala): retriable coordinator trouble becomes

@@ -17,12 +17,13 @@ import json
 import os
 import sys
 import traceback
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
 from typer.core import TyperGroup
+
+from eosim._library import BadInput, resolve_scenario, scenario_dir
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 254, 255
 RUNS = Path("runs")  # the default store of run directories, relative to the working directory
@@ -54,10 +55,6 @@ app = typer.Typer(cls=_Eosim, add_completion=False, rich_markup_mode=None, no_ar
                   help="Deterministic simulator of Kafka's exactly-once machinery.")
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text")
-
-
-class BadInput(Exception):
-    """Input the user can fix: printed as one line, exit 254."""
 
 
 def _version(value: bool) -> None:
@@ -492,21 +489,6 @@ def conform(scenarios: Optional[list[Path]] = typer.Argument(None, help="Scenari
                                client=client, as_json=as_json)
 
     _guard(go)
-
-
-def scenario_dir() -> Path:
-    """The built-in library: $EOSIM_SCENARIOS, else the scenarios shipped as package data."""
-    env = os.environ.get("EOSIM_SCENARIOS")
-    return Path(env) if env else Path(str(resources.files("eosim.experiments") / "scenarios"))
-
-
-def resolve_scenario(arg: Path) -> Path:
-    if arg.is_file():
-        return arg
-    builtin = scenario_dir() / f"{arg.name}.toml"
-    if str(arg) and builtin.is_file():
-        return builtin
-    raise BadInput(f"{arg}: no such scenario file or built-in scenario (see `eosim scenarios`)")
 
 
 def _terminate(signum: int, _frame: Any) -> None:

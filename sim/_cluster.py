@@ -7,35 +7,16 @@ hosts both coordinators, the shape of the conformance suite's real broker.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 from attrs import define, field
 
 from eosim.models.config import BrokerConfig
 from eosim._broker import Broker
 from eosim._net import Network
+from eosim._topology import BROKERS, PORT
 from eosim._world import World
 from eosim._worktime import WORK_MS
-
-
-# The cluster every scenario runs on unless its [cluster] table overrides a key: Kafka's defaults plus
-# the test settings the conformance suite's real broker is started with (sim/_realkafka/broker.py reads
-# this table), so both backends run the same configuration.
-TEST_CLUSTER_PROFILE: dict[str, Any] = {
-    "offsets.topic.num.partitions": 1,
-    "transaction.state.log.num.partitions": 1,
-    "group.initial.rebalance.delay.ms": 0,
-    "group.min.session.timeout.ms": 500,
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500,
-}
-
-
-BROKERS = ("broker-1",)  # the broker nodes, as traces and scenarios (nemesis nodes, fault selectors) name them
-PORT = 9092  # the listener a client's bootstrap.servers names (host:port), Kafka's default
-
-
-def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
-    return BrokerConfig.from_kafka({**TEST_CLUSTER_PROFILE, **overrides})
 
 
 @define(eq=False)

@@ -12,34 +12,32 @@ import contextlib
 import gc
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 from attrs import define, field, frozen
 
 from eosim.models.fetch import visible_records
 from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
-from eosim._checkers import Anomaly, CheckResult, combine
-from eosim._checkers.jepsen import check_history
-from eosim._checkers.oracle import check_trace, settle_deadline, trace_kinds
-from eosim._checkers.pipeline import check_pipeline
+from eosim._checkers import CheckResult
+from eosim._checkers.oracle import settle_deadline
 from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaException
 from eosim._client.message import TopicPartition
 from eosim._client.producer import Producer
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
 from eosim._diagram import mermaid
-from eosim._timeline import timeline_html
 from eosim._faults import FaultLayer
-from eosim._interpret import Block, Interpreter
 from eosim._history import text
-from eosim._observation import (GroupObservation, Observation, PartitionObservation, StepObservation,
-                             check_expectations)
-from eosim._trace import TraceEvent, TraceView, dumps_lines, jsonl_lines
+from eosim._interpret import Block, Interpreter
+from eosim._judge import ORACLE_KINDS, SETTLE_MS, observation_of, verdict_of
+from eosim._observation import Observation, PartitionObservation
+from eosim._timeline import timeline_html
+from eosim._topology import cluster_config
+from eosim._trace import TraceView, dumps_lines, jsonl_lines
 from eosim._verdict import Verdict
 from eosim._world import World
 
-SETTLE_MS = 1_000  # after the last step: markers and commits in flight land before the observation
 # A run ends as "unknown" when its steps have not finished, or it has not settled, within the format's
 # limits (docs/scenario-format.md): sc.MAX_SIM_MS of simulated time, settle included, and sc.MAX_EVENTS
 # SimPy events, so that every run ends whatever the scenario.
@@ -163,19 +161,6 @@ class Outcome:
                 **self.verdict.to_json()}
 
 
-def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: list[PartitionObservation],
-                   committed: Callable[[str], list[tuple[str, int, int]]]) -> Observation:
-    """The observation of a run on any backend: its steps, the partitions' final state, and the
-    committed offsets (``committed(group)``) of every group a consumer actor belongs to."""
-    groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
-    return Observation(
-        scenario=scenario.name,
-        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
-               for s in interpreter.steps],
-        partitions=partitions,
-        groups=[GroupObservation(group=g, committed=committed(g)) for g in groups])
-
-
 def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -> Observation:
     broker = cluster.broker_node
     return observation_of(scenario, interpreter, observe_partitions(cluster),
@@ -196,41 +181,6 @@ def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
             last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
             read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
     return partitions
-
-
-_ORACLE_KINDS = trace_kinds()
-
-
-def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
-          trace: Sequence[TraceEvent], completed: bool) -> CheckResult:
-    """The checkers and the scenario's unmet claims as one result (see :func:`verdict_of`)."""
-    return verdict_of(scenario, interpreter, observation, trace, completed).combined()
-
-
-def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
-               trace: Sequence[TraceEvent], completed: bool) -> Verdict:
-    """Close the history with the final read of the observation, then run every checker, and hold
-    the result against the scenario's own claims (its expectations and the anomalies it declares)."""
-    interpreter.recorder.final_read(observation.partitions)
-    history = interpreter.history
-    subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
-    if isinstance(trace, TraceView):  # a spilled trace reads back only the events the oracle reads
-        trace = trace.of_kinds(_ORACLE_KINDS)
-    result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
-    if scenario.scenario.pipeline is not None:
-        result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),
-                                                _committed(observation, scenario.scenario.pipeline.output)))
-    if not completed:  # Jepsen's "unknown": a run that did not finish cannot vouch for anything
-        stuck = Anomaly(name="incomplete", witness=(),
-                        description=f"the run had not finished and settled within the limits of {sc.MAX_SIM_MS} ms "
-                                    f"of simulated time and {sc.MAX_EVENTS} events")
-        result = combine(result, CheckResult(valid="unknown", anomalies=(stuck,), allowed=()))
-    return Verdict(result, scenario.scenario.expect_anomalies, tuple(check_expectations(scenario, observation)))
-
-
-def _committed(observation: Observation, topic: str) -> list[tuple[str, int, Any]]:
-    return [(f"{p.topic}-{p.partition}", offset, value)
-            for p in observation.partitions if p.topic == topic for offset, _key, value in p.read_committed]
 
 
 @define(eq=False)
@@ -275,7 +225,7 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
     world.env.run(until=settled if limit is None else min(settled, limit))
     spent = world.env.spent
     while cluster.broker_node.tc.in_progress() and not spent and (limit is None or world.now < limit):
-        until = settle_deadline(world.trace.view().of_kinds(_ORACLE_KINDS))
+        until = settle_deadline(world.trace.view().of_kinds(ORACLE_KINDS))
         if until is None or until < world.now:
             break
         world.env.run(until=until + 1 if limit is None else min(until + 1, limit))

@@ -39,9 +39,8 @@ from eosim.models.config import BrokerConfig
 from eosim.models.errors import Errors
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from eosim._client.config import ClientConfig, ConfigError, find_setting, validate_config
-from eosim._broker import COORDINATOR_LOAD_MS
-from eosim._cluster import BROKERS
-from eosim._realkafka.proxy import refusal as proxy_refusal
+from eosim._conformable import refusal as proxy_refusal
+from eosim._topology import BROKERS, COORDINATOR_LOAD_MS
 
 
 class ScenarioError(Exception):

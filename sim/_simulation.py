@@ -29,19 +29,20 @@ import simpy
 from attrs import define, field
 
 from eosim import _scenario as sc
-from eosim._broker import COORDINATOR_LOAD_MS
 from eosim._checkers import CheckResult, combine
 from eosim._checkers.jepsen import check_history
-from eosim._checkers.oracle import check_trace, trace_kinds
+from eosim._checkers.oracle import check_trace
 from eosim._checkers.pipeline import check_pipeline
 from eosim._client import consumer as _consumer, producer as _producer
 from eosim._client.errors import KafkaError, KafkaException
 from eosim._client.handle import UsageError
 from eosim._client.message import Message, TopicPartition
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
+from eosim._topology import COORDINATOR_LOAD_MS, cluster_config
 from eosim._diagram import mermaid
 from eosim._faults import FaultLayer, node_of
 from eosim._history import History, Send
+from eosim._judge import ORACLE_KINDS
 from eosim._observation import PartitionObservation
 from eosim._runner import observe_partitions, settle as settle_run
 from eosim._timeline import timeline_html
@@ -49,7 +50,6 @@ from eosim._world import World
 
 _ACTIVE: ContextVar[Simulation | None] = ContextVar("eosim.simulation", default=None)
 _NODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # no "/" or "#": they separate connection and incarnation
-_ORACLE_KINDS = trace_kinds()
 
 
 def _active(kind: str) -> Simulation:
@@ -340,7 +340,7 @@ class Simulation:
         history = self.history()
         subscribe_used = any(op["f"] == "subscribe" for op in history)
         result = combine(check_history(history, subscribe_used=subscribe_used),
-                         check_trace(self._world.trace.view().of_kinds(_ORACLE_KINDS)))
+                         check_trace(self._world.trace.view().of_kinds(ORACLE_KINDS)))
         if pipeline is not None:
             source, sink = pipeline
             for topic in pipeline:

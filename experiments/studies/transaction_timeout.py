@@ -40,7 +40,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from eosim._cluster import TEST_CLUSTER_PROFILE
+from eosim._topology import TEST_CLUSTER_PROFILE
 from eosim._runner import Outcome, run_scenario
 from eosim._scenario import Scenario, scenario_from_dict
 

@@ -52,8 +52,8 @@ from eosim.models.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, FetchReq
 from eosim.models.records import IsolationLevel, TopicPartition as TP
 from eosim._client.assignors import ASSIGNORS
 from eosim._client.config import Client, ConsumerConfig
-from eosim._client.errors import Context, KafkaError, KafkaException, Reaction, action, failure_code
-from eosim._client.handle import GROUP_COORDINATOR, LEADER, Handle
+from eosim._client.errors import Context, KafkaError, KafkaException, Reaction, action
+from eosim._client.handle import GROUP_COORDINATOR, LEADER, Handle, failure_code
 from eosim._client.message import (
     OFFSET_BEGINNING,
     OFFSET_END,

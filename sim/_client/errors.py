@@ -20,7 +20,6 @@ from attrs import frozen
 
 from eosim.models.errors import Errors
 from eosim._client.config import Client
-from eosim._net import DISCONNECTED, Failure
 
 # librdkafka's local (negative) codes used by this client, with rd_kafka_err2str's text (src/rdkafka.c).
 LOCAL_CODES: dict[str, tuple[int, str]] = {
@@ -520,12 +519,6 @@ def action(context: Context, error: Errors, client: Client = Client.LIBRDKAFKA) 
     """The client's reaction to broker ``error`` in ``context`` (``error`` is never NONE)."""
     reactions, defaults = TABLES[client]
     return reactions[context].get(error, defaults[context])
-
-
-def failure_code(failure: Failure) -> int:
-    """librdkafka's local code for a request that got no response: its timeout (_TIMED_OUT), or its
-    connection closed (_TRANSPORT, rd_kafka_broker_fail purging the wait-response queue)."""
-    return KafkaError._TRANSPORT if failure is DISCONNECTED else KafkaError._TIMED_OUT  # type: ignore[attr-defined]
 
 
 # The code a fencing error surfaces as: librdkafka's _FENCED (rd_kafka_txn_normalize_err), Java's

@@ -61,10 +61,18 @@ import simpy
 from attrs import define
 
 from eosim._client.config import ConfigError, validate_config
+from eosim._client.errors import KafkaError
+from eosim._net import DISCONNECTED, Failure
 
 LEADER = ""  # the partition leader's node connection (also TxnOffsetCommit, idempotent InitProducerId)
 TXN_COORDINATOR = "/txn"  # the TxnCoordinator logical broker
 GROUP_COORDINATOR = "/group"  # the GroupCoordinator logical broker
+
+
+def failure_code(failure: Failure) -> int:
+    """librdkafka's local code for a request that got no response: its timeout (_TIMED_OUT), or its
+    connection closed (_TRANSPORT, rd_kafka_broker_fail purging the wait-response queue)."""
+    return KafkaError._TRANSPORT if failure is DISCONNECTED else KafkaError._TIMED_OUT  # type: ignore[attr-defined]
 
 
 class UsageError(Exception):

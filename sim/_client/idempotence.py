@@ -21,8 +21,8 @@ from attrs import define
 
 from eosim.models.errors import Errors, IllegalTransition
 from eosim.models.txn_coordinator import InitProducerIdRequest
-from eosim._client.errors import Context, KafkaError, Reaction, action, failure_code
-from eosim._client.handle import LEADER, TXN_COORDINATOR
+from eosim._client.errors import Context, KafkaError, Reaction, action
+from eosim._client.handle import LEADER, TXN_COORDINATOR, failure_code
 from eosim._client.reaction import is_fatal
 from eosim._net import Failure
 

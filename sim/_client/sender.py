@@ -29,8 +29,8 @@ from eosim.models.protocol import ProduceRequest, ProduceResponse
 from eosim.models.records import MAX_SEQUENCE, Record, RecordBatch, TopicPartition as TP, increment_sequence
 from eosim._client.config import Client
 from eosim._client.delivery import Msg, MsgStatus
-from eosim._client.errors import Context, KafkaError, KafkaException, Reaction, action, failure_code, normalize
-from eosim._client.handle import LEADER
+from eosim._client.errors import Context, KafkaError, KafkaException, Reaction, action, normalize
+from eosim._client.handle import LEADER, failure_code
 from eosim._client.idempotence import NO_PID, IdempState
 from eosim._client.reaction import is_fatal
 from eosim._net import DISCONNECTED, Failure

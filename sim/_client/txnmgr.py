@@ -30,10 +30,9 @@ from eosim._client.errors import (
     Reaction,
     action,
     api_error,
-    failure_code,
     normalize,
 )
-from eosim._client.handle import LEADER, TXN_COORDINATOR, first_of
+from eosim._client.handle import LEADER, TXN_COORDINATOR, failure_code, first_of
 from eosim._client.idempotence import IdempState
 from eosim._client.message import ConsumerGroupMetadata, TopicPartition
 from eosim._client.reaction import is_fatal

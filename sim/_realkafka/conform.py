@@ -30,6 +30,7 @@ from eosim import _scenario as sc
 from eosim._observation import nearest
 from eosim._realkafka.broker import (DEFAULT_VERSION, Interrupted, KafkaBroker, KafkaUnavailable, bootstrap_from_env,
                                      cleanup_on_signals)
+from eosim._library import BadInput, resolve_scenario, scenario_dir
 from eosim._realkafka.known import explain
 from eosim._runner import reachable
 
@@ -240,8 +241,6 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
     missing conformance extra); when signal N (SIGINT, SIGTERM) stops it, the process exits 128 + N
     once every broker it started, actor process and temporary directory is gone. ``as_json``: the rows as JSON on
     stdout."""
-    from eosim._cli import BadInput, resolve_scenario, scenario_dir
-
     missing = missing_extra()
     if missing is not None:
         print(f"eosim: conform runs real Kafka clients, and the conformance extra is not installed "

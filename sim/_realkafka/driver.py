@@ -42,12 +42,13 @@ from eosim.models.config import SIMULATOR_ONLY_PREFIX
 from eosim import _scenario as sc
 from eosim._checkers import CheckResult, exit_code
 from eosim._client.message import OFFSET_INVALID, Message, TopicPartition
-from eosim._cluster import cluster_config
+from eosim._topology import cluster_config
 from eosim._interpret import Block, Interpreter, StepRecord
+from eosim._judge import SETTLE_MS, judge, observation_of
 from eosim._observation import Observation, PartitionObservation
 from eosim._realkafka.broker import PROXIED, die_with_parent, shielded
-from eosim._realkafka.proxy import KafkaProxy, ProxyEvent, drop_rule, refusal
-from eosim._runner import SETTLE_MS, judge, observation_of
+from eosim._conformable import refusal
+from eosim._realkafka.proxy import KafkaProxy, ProxyEvent, drop_rule
 
 CALL_GRACE_S = 60.0  # how long past a call's own timeout the driver waits before giving up on the actor
 START_TIMEOUT_S = 30.0  # an actor process up with its client constructed

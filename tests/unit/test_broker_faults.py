@@ -19,7 +19,8 @@ from eosim.models.txn_coordinator import InitProducerIdRequest, TransactionState
 from eosim._checkers.oracle import check_trace
 from eosim._client.errors import KafkaException
 from eosim._client.producer import Producer
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
+from eosim._topology import cluster_config
 from eosim._net import Packet, deliver_all
 from eosim._trace import dumps_lines
 from eosim._world import World

@@ -10,7 +10,8 @@ from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaError, KafkaException
 from eosim._client.message import ConsumerGroupMetadata, TopicPartition
 from eosim._client.producer import Producer
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
+from eosim._topology import cluster_config
 from eosim._world import World
 
 

@@ -14,7 +14,8 @@ from eosim.models.protocol import ProduceRequest, ProduceResponse
 from eosim.models.records import Record, RecordBatch, TopicPartition
 from eosim.models.txn_coordinator import EndTxnRequest, InitProducerIdRequest
 from eosim import _scenario as sc
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
+from eosim._topology import cluster_config
 from eosim._diagram import mermaid
 from eosim._faults import FaultLayer, facts, node_of
 from eosim._net import DISCONNECTED, TIMED_OUT

@@ -31,7 +31,8 @@ from eosim._client.consumer import Consumer
 from eosim._client.message import OFFSET_BEGINNING, ConsumerGroupMetadata, TopicPartition
 from eosim._client.producer import Producer
 from eosim._client.sender import produce_outcome
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
+from eosim._topology import cluster_config
 from eosim._net import deliver_all
 from eosim._world import World
 

@@ -10,8 +10,9 @@ import threading
 import pytest
 
 from eosim.models.api import API_NAMES
-from eosim._realkafka.proxy import (API_KEYS, DROPPABLE_APIS, DropRule, FrameReader, FramingError, KafkaProxy, Rules,
-                                 frame, refusal, request_header, response_correlation_id)
+from eosim._conformable import DROPPABLE_APIS, refusal
+from eosim._realkafka.proxy import (API_KEYS, DropRule, FrameReader, FramingError, KafkaProxy, Rules, frame,
+                                 request_header, response_correlation_id)
 from eosim._scenario import Fault
 
 

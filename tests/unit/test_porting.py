@@ -14,7 +14,8 @@ from eosim._client.handle import UsageError
 from eosim._client.message import TopicPartition
 from eosim._client.producer import Producer
 from eosim._client.sender import partition_for_key
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
+from eosim._topology import cluster_config
 from eosim._world import World
 
 

@@ -12,7 +12,8 @@ from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaError, KafkaException
 from eosim._client.message import ConsumerGroupMetadata, TopicPartition
 from eosim._client.producer import Producer
-from eosim._cluster import Cluster, cluster_config
+from eosim._cluster import Cluster
+from eosim._topology import cluster_config
 from eosim._net import Packet, deliver_all
 from eosim._world import World
 
@@ -380,7 +381,8 @@ def test_a_fatal_error_is_raised_once_by_the_next_poll() -> None:
     wait. Seen on Kafka 4.1.2: a fenced abort, then poll raises _FENCED once (fenced-producer-errors)."""
     from eosim._client.errors import KafkaException
     from eosim._client.producer import Producer
-    from eosim._cluster import Cluster, cluster_config
+    from eosim._cluster import Cluster
+    from eosim._topology import cluster_config
     from eosim._world import World
 
     world = World(1)

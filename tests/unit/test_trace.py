@@ -13,7 +13,8 @@ import pytest
 from eosim import _trace
 from eosim._checkers import check_trace
 from eosim._cli import scenario_dir
-from eosim._runner import _ORACLE_KINDS, run_scenario
+from eosim._judge import ORACLE_KINDS
+from eosim._runner import run_scenario
 from eosim._scenario import load_scenario
 from eosim._trace import ABSENT, LogOffsets, NetDrop, Trace, TraceSchemaError, dumps_lines, from_dict
 from eosim.models.records import TopicPartition
@@ -39,7 +40,7 @@ def test_a_spilled_trace_reads_back_as_the_one_in_memory(name, monkeypatch):
     assert len(spilled.trace) == len(held.trace)
     assert _dicts(spilled.trace[i] for i in (0, 36, 37, 60, -1)) == _dicts(held.trace[i] for i in (0, 36, 37, 60, -1))
     assert _dicts(spilled.trace[3:40]) == _dicts(held.trace[3:40])
-    assert _dicts(spilled.trace.of_kinds(_ORACLE_KINDS)) == _dicts(held.trace.of_kinds(_ORACLE_KINDS))
+    assert _dicts(spilled.trace.of_kinds(ORACLE_KINDS)) == _dicts(held.trace.of_kinds(ORACLE_KINDS))
     assert spilled.results_json() == held.results_json()
 
 

@@ -1,0 +1,71 @@
+"""eosim._judge
+============
+
+Judging a run, on either backend (the simulator's runner, sim/_runner.py, and the real-Kafka driver,
+sim/_realkafka/driver.py): the settle period after the last step, the observation of the final state,
+and the verdict of the checkers against the scenario's own claims. Backend-neutral: no SimPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from eosim import _scenario as sc
+from eosim._checkers import Anomaly, CheckResult, combine
+from eosim._checkers.jepsen import check_history
+from eosim._checkers.oracle import check_trace, trace_kinds
+from eosim._checkers.pipeline import check_pipeline
+from eosim._interpret import Interpreter
+from eosim._observation import GroupObservation, Observation, PartitionObservation, StepObservation, check_expectations
+from eosim._trace import TraceEvent, TraceView
+from eosim._verdict import Verdict
+
+SETTLE_MS = 1_000  # after the last step: markers and commits in flight land before the observation
+
+
+def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: list[PartitionObservation],
+                   committed: Callable[[str], list[tuple[str, int, int]]]) -> Observation:
+    """The observation of a run on any backend: its steps, the partitions' final state, and the
+    committed offsets (``committed(group)``) of every group a consumer actor belongs to."""
+    groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
+    return Observation(
+        scenario=scenario.name,
+        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
+               for s in interpreter.steps],
+        partitions=partitions,
+        groups=[GroupObservation(group=g, committed=committed(g)) for g in groups])
+
+
+ORACLE_KINDS = trace_kinds()
+
+
+def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
+          trace: Sequence[TraceEvent], completed: bool) -> CheckResult:
+    """The checkers and the scenario's unmet claims as one result (see :func:`verdict_of`)."""
+    return verdict_of(scenario, interpreter, observation, trace, completed).combined()
+
+
+def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
+               trace: Sequence[TraceEvent], completed: bool) -> Verdict:
+    """Close the history with the final read of the observation, then run every checker, and hold
+    the result against the scenario's own claims (its expectations and the anomalies it declares)."""
+    interpreter.recorder.final_read(observation.partitions)
+    history = interpreter.history
+    subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
+    if isinstance(trace, TraceView):  # a spilled trace reads back only the events the oracle reads
+        trace = trace.of_kinds(ORACLE_KINDS)
+    result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
+    if scenario.scenario.pipeline is not None:
+        result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),
+                                                _committed(observation, scenario.scenario.pipeline.output)))
+    if not completed:  # Jepsen's "unknown": a run that did not finish cannot vouch for anything
+        stuck = Anomaly(name="incomplete", witness=(),
+                        description=f"the run had not finished and settled within the limits of {sc.MAX_SIM_MS} ms "
+                                    f"of simulated time and {sc.MAX_EVENTS} events")
+        result = combine(result, CheckResult(valid="unknown", anomalies=(stuck,), allowed=()))
+    return Verdict(result, scenario.scenario.expect_anomalies, tuple(check_expectations(scenario, observation)))
+
+
+def _committed(observation: Observation, topic: str) -> list[tuple[str, int, Any]]:
+    return [(f"{p.topic}-{p.partition}", offset, value)
+            for p in observation.partitions if p.topic == topic for offset, _key, value in p.read_committed]

@@ -1,0 +1,34 @@
+"""eosim._topology
+===============
+
+The cluster as the scenario format and both backends name it: the broker nodes, the listener port, and
+the test profile every scenario's [cluster] table starts from. Backend-neutral (no SimPy): the scenario
+loader, the simulated cluster (sim/_cluster.py) and the real-Kafka driver (sim/_realkafka) read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from eosim.models.config import BrokerConfig
+
+# The cluster every scenario runs on unless its [cluster] table overrides a key: Kafka's defaults plus
+# the test settings the conformance suite's real broker is started with (sim/_realkafka/broker.py reads
+# this table), so both backends run the same configuration.
+TEST_CLUSTER_PROFILE: dict[str, Any] = {
+    "offsets.topic.num.partitions": 1,
+    "transaction.state.log.num.partitions": 1,
+    "group.initial.rebalance.delay.ms": 0,
+    "group.min.session.timeout.ms": 500,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500,
+}
+
+BROKERS = ("broker-1",)  # the broker nodes, as traces and scenarios (nemesis nodes, fault selectors) name them
+PORT = 9092  # the listener a client's bootstrap.servers names (host:port), Kafka's default
+# How long a simulated coordinator takes to load its partition after an election (TSM.loadTransactionsForTxnTopicPartition,
+# CoordinatorRuntime's loader: a scheduled read of the whole partition; a few ms for the logs of a scenario).
+COORDINATOR_LOAD_MS = 10
+
+
+def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
+    return BrokerConfig.from_kafka({**TEST_CLUSTER_PROFILE, **overrides})
