@@ -559,21 +559,21 @@ class Broker:
     def _replicate(self, log: PartitionLog) -> None:
         """One replica: the HW follows the LEO at once (acks=all is met by the leader alone)."""
         log.advance_high_watermark(log.log_end_offset)
-        self._emit("log.offsets", tp=log.tp, log_end_offset=log.log_end_offset,
-                   high_watermark=log.high_watermark, last_stable_offset=log.last_stable_offset)
+        self.world.trace.emit(self.node, "log.offsets", tp=log.tp, log_end_offset=log.log_end_offset,
+                              high_watermark=log.high_watermark, last_stable_offset=log.last_stable_offset)
 
     def _produce(self, packet: Packet, request: ProduceRequest) -> None:
         self._start(self._produce_process(packet, request))
 
     def _produce_process(self, packet: Packet, request: ProduceRequest):
-        injected = self._refuse_produce.pop(packet.correlation_id, None)
+        injected = self._refuse_produce.pop(packet.correlation_id, None) if self._refuse_produce else None
         responses = []
         for tp, batch in request.batches:
             log = self.logs.get(tp)
             if log is None:
                 responses.append(PartitionProduceResponse(partition=tp, error=Errors.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
-            refused = injected or self._partition_state(packet, tp)
+            refused = injected or (self._partition_state(packet, tp) if self._refusing else None)
             error, guard = Errors.NONE, None
             if refused is not None and refused is not Errors.NOT_ENOUGH_REPLICAS:
                 error = refused  # ReplicaManager.getPartitionOrException: not the leader, or its log dir offline
@@ -633,19 +633,22 @@ class Broker:
         return verification_error_for(error, api_version), guard
 
     def _trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
+        emit = self.world.trace.emit
+        if result.error is Errors.NONE and not result.duplicate:
+            base = result.base_offset
+            emit(self.node, "log.append", base_offset=base, last_offset=result.last_offset,
+                 transactional=batch.is_transactional,
+                 records=[[base + i, r.key, r.value] for i, r in enumerate(batch.records)], tp=log.tp,
+                 producer_id=batch.producer_id, producer_epoch=batch.producer_epoch, base_sequence=batch.base_sequence)
+            return
         common = dict(tp=log.tp, producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
                       base_sequence=batch.base_sequence)
         # what a refused or deduplicated batch carried: the oracle tells a retry from new records (sequence-reuse)
         sent = [[r.key, r.value] for r in batch.records]
         if result.error is not Errors.NONE:
             self._emit("log.reject", error=result.error.name, records=sent, **common)
-        elif result.duplicate:
-            self._emit("log.duplicate", base_offset=result.base_offset, last_offset=result.last_offset, records=sent,
-                       **common)
         else:
-            self._emit("log.append", base_offset=result.base_offset, last_offset=result.last_offset,
-                       transactional=batch.is_transactional,
-                       records=[[result.base_offset + i, r.key, r.value] for i, r in enumerate(batch.records)],
+            self._emit("log.duplicate", base_offset=result.base_offset, last_offset=result.last_offset, records=sent,
                        **common)
 
     def _fetch(self, packet: Packet, request: FetchRequest) -> None:

@@ -42,6 +42,7 @@ from eosim._world import World, derive_seed
 
 NEMESIS = "nemesis"  # the node of fault events, the actor of nemesis steps, the random nemesis' rule name
 NETWORK_ACTIONS = frozenset({"drop", "delay", "disconnect"})
+ERROR_ACTION = frozenset({"error"})
 NEMESIS_MAX_COUNT = 3  # a random message fault strikes 1..3 packets
 
 
@@ -154,13 +155,14 @@ class FaultLayer:
         """The network's route: extra delay in ms, or None to drop the packet. A request arms the rules
         triggered by it (``after_message``/``after_count``) once it is routed: they strike later messages."""
         extra = self._route(packet)
-        if self._counting and not packet.is_response:
-            api = api_name(packet.payload)
-            n = self._sent[api] = self._sent.get(api, 0) + 1
-            rules = [rule for rule in self.rules if rule.after_message == api and rule.after_count == n]
-            for rule in rules:
-                self._emit("arm", rule.name, msg=api, count=n)
-            self._arm(rules)
+        if not self._counting or packet.is_response:
+            return extra
+        api = api_name(packet.payload)
+        n = self._sent[api] = self._sent.get(api, 0) + 1
+        rules = [rule for rule in self.rules if rule.after_message == api and rule.after_count == n]
+        for rule in rules:
+            self._emit("arm", rule.name, msg=api, count=n)
+        self._arm(rules)
         return extra
 
     def _route(self, packet: Packet) -> int | None:
@@ -199,7 +201,7 @@ class FaultLayer:
 
     def inject(self, packet: Packet) -> Injection | None:
         """The broker's hook, as it handles a request: an error to answer instead, or None."""
-        rule = self._match_packet(packet, packet.payload, frozenset({"error"}))
+        rule = self._match_packet(packet, packet.payload, ERROR_ACTION) if self._armed else None
         if rule is None:
             return None
         error = Errors[rule.error]
@@ -323,7 +325,7 @@ class FaultLayer:
 
     def asleep(self, endpoint: str) -> int:
         """The network's hook: when the node at ``endpoint`` wakes (0: running)."""
-        return self._paused.get(node_of(endpoint), 0)
+        return self._paused.get(node_of(endpoint), 0) if self._paused else 0
 
     def heal(self, *, rule: str = "heal") -> None:
         """Restore every link, unclog every node, end every until-healed rule and the nemesis' rules."""

@@ -91,14 +91,17 @@ class Network:
         """Send ``payload``; the returned event fires with the response payload, or with
         ``TIMED_OUT`` when no response arrived within ``timeout_ms`` (a late response is then
         discarded, as a client discards responses to requests it gave up on)."""
-        self._next_correlation_id += 1
-        cid = self._next_correlation_id
-        reply = self.world.env.event()
-        self._waiting[cid] = ((src, dst), reply)
-        incarnation = self._connections.setdefault((src, dst), 0)
+        self._next_correlation_id = cid = self._next_correlation_id + 1
+        env = self.world.env
+        reply = env.event()
+        conn = (src, dst)
+        self._waiting[cid] = (conn, reply)
+        incarnation = self._connections.setdefault(conn, 0)
+        now = env._now
         self._send(Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
-                          sent_at=self.world.now, incarnation=incarnation))
-        heapq.heappush(self._deadlines, (self.world.now + timeout_ms, cid))
+                          sent_at=now, incarnation=incarnation))
+        deadlines = self._deadlines
+        heapq.heappush(deadlines, (now + timeout_ms, cid))
         self._set_timer()
         return reply
 
@@ -163,13 +166,12 @@ class Network:
 
     def _send(self, packet: Packet) -> None:
         trace = self.world.trace
-        kind = "net.response" if packet.is_response else "net.request"
-        trace.emit(packet.src, kind, dst=packet.dst, correlation_id=packet.correlation_id,
-                   msg=type(packet.payload).__name__, fields=packet.payload)
+        msg = type(packet.payload).__name__
+        trace.emit(packet.src, "net.response" if packet.is_response else "net.request", dst=packet.dst,
+                   correlation_id=packet.correlation_id, msg=msg, fields=packet.payload)
         extra = self.route(packet)
         if extra is None:
-            trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id,
-                       msg=type(packet.payload).__name__)
+            trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id, msg=msg)
         elif extra == HOLD:
             self._held.append(packet)
         else:
@@ -177,10 +179,14 @@ class Network:
 
     def _schedule(self, packet: Packet, extra: int) -> int:
         conn = (packet.src, packet.dst)
-        now = self.world.now
-        at = max(now + self._latency.get(conn, self.default_latency_ms) + extra, self._fifo_tail.get(conn, 0))
+        env = self.world.env
+        now = env._now
+        at = now + self._latency.get(conn, self.default_latency_ms) + extra
+        tail = self._fifo_tail.get(conn, 0)
+        if tail > at:
+            at = tail
         self._fifo_tail[conn] = at
-        self.world.env.timeout(at - now).callbacks.append(lambda _e: self._deliver(packet))
+        env.timeout(at - now).callbacks.append(lambda _e: self._deliver(packet))
         return at
 
     def release(self) -> int:

@@ -62,4 +62,6 @@ class WorkTime:
 
     def draw(self, kind: str) -> int:
         low, high = self.bounds[kind]
-        return low if low == high else self.rng.randint(low, high)
+        # randint(low, high) is low + _randbelow(high - low + 1) (random.py, 3.11-3.13): the same draw
+        # without randint's and randrange's argument checks, two Python calls per piece of work
+        return low if low == high else low + self.rng._randbelow(high - low + 1)

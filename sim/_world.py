@@ -15,7 +15,7 @@ from random import Random
 from typing import Any
 
 import simpy
-from simpy.core import URGENT, EmptySchedule, StopSimulation
+from simpy.core import URGENT, BoundClass, EmptySchedule, StopSimulation
 from attrs import define, field
 
 from eosim._trace import Trace
@@ -34,6 +34,11 @@ class Environment(simpy.Environment):
 
     def __init__(self) -> None:
         super().__init__()
+        # SimPy binds its event classes (timeout, event, process, ...) to the instance so that ``env.timeout``
+        # is no descriptor call, but only those in the instance's own class: a subclass loses that.
+        for name, attr in vars(simpy.Environment).items():
+            if type(attr) is BoundClass:
+                setattr(self, name, getattr(self, name))
         self.events_left = sys.maxsize
         self.spent = False
         self.processed = 0
@@ -97,7 +102,8 @@ class World:
     _streams: dict[str, Random] = field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        self.trace = Trace(clock=lambda: self.env.now)
+        env = self.env
+        self.trace = Trace(clock=lambda: env._now)  # SimPy's ``now`` without its property call per event
 
     @property
     def now(self) -> int:

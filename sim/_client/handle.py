@@ -170,7 +170,7 @@ class Handle:
                 value, send = (yield event), body.send
             except Exception as exc:  # noqa: BLE001 - a failed event is handed to the body, as SimPy does
                 value, send = exc, body.throw
-            while (wake := self._wake()) > self._env.now:  # stopped by a pause: resumes when it wakes
+            while (wake := self._wake()) > self._env._now:  # stopped by a pause: resumes when it wakes
                 yield self._env.timeout(wake - self._env.now)
             if self._crashed:
                 yield self._env.event()  # never triggered: the killed process is gone
@@ -181,7 +181,7 @@ class Handle:
             if self._crashed:
                 return
             wake = self._wake()
-            if wake > self._env.now:  # stopped by a pause: runs when it wakes
+            if wake > self._env._now:  # stopped by a pause: runs when it wakes
                 self._env.timeout(wake - self._env.now).callbacks.append(lambda _e: call(*args))
                 return
             callback(*args)

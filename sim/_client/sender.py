@@ -184,6 +184,10 @@ class Sender:
     _serve_scheduled: bool = False
     _wakeups: set[int] = field(factory=set)
     _next_scan: int = 0
+    _serve_now_alive: Any = field(init=False)  # _serve_now under rk._alive, made once
+
+    def __attrs_post_init__(self) -> None:
+        self._serve_now_alive = self.rk._alive(self._serve_now)
 
     # -- produce ----------------------------------------------------------------------------------
 
@@ -241,7 +245,7 @@ class Sender:
         if self._serve_scheduled:
             return
         self._serve_scheduled = True
-        self.rk._env.timeout(0).callbacks.append(self.rk._alive(self._serve_now))
+        self.rk._env.timeout(0).callbacks.append(self._serve_now_alive)
 
     def _serve_now(self, _event: object) -> None:
         self._serve_scheduled = False
@@ -276,16 +280,15 @@ class Sender:
             # Sender.maybeSendAndPollTransactionalRequest: while aborting, batches not yet drained (retries
             # included) fail at once (RecordAccumulator.abortUndrainedBatches), so the abort does not wait for them
             self.purge(in_queue=True, in_flight=False, abort_txn=True)
-        if now >= self._next_scan and any(p.queue for p in self.partitions.values()):
+        partitions = self.partitions
+        if now >= self._next_scan and any(p.queue for p in partitions.values()):
             self._next_scan = now + TIMEOUT_SCAN_MS
             self._scan_timeouts(now)
-        may_send = self._may_send()
-        for tp in sorted(self.partitions):
-            part = self.partitions[tp]
-            if may_send and not self._leader_down():
-                self._serve_partition(part, now)
-        pending = [p for p in self.partitions.values() if p.queue]
-        if pending:
+        if self._may_send():
+            for tp in sorted(partitions) if len(partitions) > 1 else partitions:
+                if not self._leader_down():
+                    self._serve_partition(partitions[tp], now)
+        if any(p.queue for p in partitions.values()):
             self._wake_at(self._next_scan)
 
     def _scan_timeouts(self, now: int) -> None:
@@ -385,8 +388,12 @@ class Sender:
         librdkafka's broker thread is then DOWN, rd_kafka_broker_fail failed every request queued or waiting on
         it with _TRANSPORT, and nothing more is sent before that is handled; a later batch must not overtake
         the failed ones on a fresh connection."""
-        return any(b.reply is not None and b.reply.triggered and not b.reply.processed
-                   and b.reply.value is DISCONNECTED for p in self.partitions.values() for b in p.inflight)
+        for p in self.partitions.values():
+            for b in p.inflight:
+                # triggered with DISCONNECTED (SimPy's value), not yet processed (callbacks still set)
+                if b.reply is not None and b.reply._value is DISCONNECTED and b.reply.callbacks is not None:
+                    return True
+        return False
 
     def _context(self) -> Context:
         rk = self.rk
