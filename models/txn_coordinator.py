@@ -43,7 +43,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-from attrs import Factory, define, evolve, field, frozen
+from attrs import Factory, define, evolve, field, frozen, setters
 
 from eosim.models.config import BrokerConfig
 from eosim.models.effects import Respond
@@ -282,7 +282,9 @@ class TxnLogRecord:
     client_transaction_version: int
 
 
-@define(eq=False, kw_only=True)
+# Only ``partitions`` has a converter, so only it is converted on assignment: attrs' default would route every
+# attribute assignment of this class through its setattr hooks, and completing a transition assigns twelve.
+@define(eq=False, kw_only=True, on_setattr=setters.NO_OP)
 class TransactionMetadata:
     """TMd: the coordinator's in-memory state of one transactional.id."""
 
@@ -294,7 +296,7 @@ class TransactionMetadata:
     last_producer_epoch: int = NO_PRODUCER_EPOCH
     txn_timeout_ms: int
     state: TransactionState = TransactionState.EMPTY
-    partitions: tuple[TopicPartition, ...] = field(default=(), converter=_partition_tuple)
+    partitions: tuple[TopicPartition, ...] = field(default=(), converter=_partition_tuple, on_setattr=setters.convert)
     txn_start_timestamp: int = -1
     txn_last_update_timestamp: int
     client_transaction_version: int = TV_0
