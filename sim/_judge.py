@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from eosim import _scenario as sc
 from eosim._checkers import Anomaly, CheckResult, combine
 from eosim._checkers.jepsen import check_history
-from eosim._checkers.oracle import check_trace, trace_kinds
+from eosim._checkers.oracle import TraceOracle, check_trace, trace_kinds
 from eosim._checkers.pipeline import check_pipeline
 from eosim._interpret import Interpreter
 from eosim._observation import GroupObservation, Observation, PartitionObservation, StepObservation, check_expectations
@@ -46,15 +46,20 @@ def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observat
 
 
 def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
-               trace: Sequence[TraceEvent], completed: bool) -> Verdict:
+               trace: Sequence[TraceEvent] | TraceOracle, completed: bool) -> Verdict:
     """Close the history with the final read of the observation, then run every checker, and hold
-    the result against the scenario's own claims (its expectations and the anomalies it declares)."""
+    the result against the scenario's own claims (its expectations and the anomalies it declares).
+    ``trace``: the run's trace, or the oracle that has been reading it as the run went (``TraceOracle``)."""
     interpreter.recorder.final_read(observation.partitions)
     history = interpreter.history
     subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
-    if isinstance(trace, TraceView):  # a spilled trace reads back only the events the oracle reads
-        trace = trace.of_kinds(ORACLE_KINDS)
-    result = combine(check_history(history, subscribe_used=subscribe_used), check_trace(trace))
+    if isinstance(trace, TraceOracle):
+        trace_result = trace.check()
+    else:
+        if isinstance(trace, TraceView):  # a spilled trace reads back only the events the oracle reads
+            trace = trace.of_kinds(ORACLE_KINDS)
+        trace_result = check_trace(trace)
+    result = combine(check_history(history, subscribe_used=subscribe_used), trace_result)
     if scenario.scenario.pipeline is not None:
         result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),
                                                 _committed(observation, scenario.scenario.pipeline.output)))

@@ -20,7 +20,7 @@ from eosim.models.fetch import visible_records
 from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
 from eosim._checkers import CheckResult
-from eosim._checkers.oracle import settle_deadline
+from eosim._checkers.oracle import TraceOracle
 from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaException
 from eosim._client.message import TopicPartition
@@ -193,6 +193,7 @@ class Simulation:
     cluster: Cluster
     interpreter: Interpreter
     completed: bool
+    oracle: TraceOracle  # the trace oracle, reading the trace as the run goes
 
 
 @contextlib.contextmanager
@@ -215,7 +216,7 @@ def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
         return _simulate(scenario, seed)
 
 
-def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None) -> bool:
+def settle(world: World, cluster: Cluster, faults: FaultLayer, oracle: TraceOracle, limit: int | None = None) -> bool:
     """Heal every fault, then run SETTLE_MS (the settle period is fault-free) and on until Kafka's own timers
     have decided every open transaction (the oracle's liveness bound: transaction.timeout.ms and the abort
     sweep, the marker channel's request timeout), so it is judged, not left unknown;
@@ -225,7 +226,7 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
     world.env.run(until=settled if limit is None else min(settled, limit))
     spent = world.env.spent
     while cluster.broker_node.tc.in_progress() and not spent and (limit is None or world.now < limit):
-        until = settle_deadline(world.trace.view().of_kinds(ORACLE_KINDS))
+        until = oracle.settle_deadline()
         if until is None or until < world.now:
             break
         world.env.run(until=until + 1 if limit is None else min(until + 1, limit))
@@ -236,6 +237,7 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
 def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     seed = scenario.seed if seed is None else seed
     world = World(seed)
+    oracle = TraceOracle(world.trace)
     cluster = Cluster(world, cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics})
     faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario)
     interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
@@ -243,12 +245,12 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     world.env.events_left = sc.MAX_EVENTS
     world.env.run(until=main | world.env.timeout(sc.MAX_SIM_MS - SETTLE_MS))
     completed = main.triggered
-    settled = settle(world, cluster, faults, sc.MAX_SIM_MS)
+    settled = settle(world, cluster, faults, oracle, sc.MAX_SIM_MS)
     world.trace.emit("runner", "run.end")
     completed = completed and settled
     if main.triggered and not main.ok:
         raise main.value
-    return Simulation(scenario, seed, world, cluster, interpreter, completed)
+    return Simulation(scenario, seed, world, cluster, interpreter, completed, oracle)
 
 
 def conclude(run: Simulation) -> Outcome:
@@ -260,7 +262,7 @@ def conclude(run: Simulation) -> Outcome:
 def _conclude(run: Simulation) -> Outcome:
     trace = run.world.trace.view()
     observation = observe(run.scenario, run.cluster, run.interpreter)
-    verdict = verdict_of(run.scenario, run.interpreter, observation, trace, run.completed)
+    verdict = verdict_of(run.scenario, run.interpreter, observation, run.oracle, run.completed)
     return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, verdict, run.completed)
 
 

@@ -529,7 +529,10 @@ class TraceView(Sequence[TraceEvent]):
         return TraceView(self._trace, kinds)
 
 
-SPILL_EVENTS = 1_000_000  # events a trace holds before it streams them to a temporary file (about 140k records)
+# Events a trace holds before it streams them to a temporary file (about 7,000 records of one producer;
+# a 100-record nemesis run has about 700): past it the trace's memory stays bounded, and a run pays for
+# rendering the events it spills (JSON, as trace.jsonl will have them); below it, nothing.
+SPILL_EVENTS = 50_000
 _SPILL_READ = 1 << 20
 
 
@@ -537,7 +540,8 @@ _SPILL_READ = 1 << 20
 class Trace:
     """A run's events. A long run's trace streams to an anonymous temporary file (gone with the
     process, however it ends) every ``SPILL_EVENTS`` events, so its memory stays bounded; ``events``
-    holds those not spilled yet."""
+    holds those not spilled yet. A reader (``follow``: the run's trace oracle) is handed every event
+    once, in seq order, before it is spilled, so it never reads the file back."""
 
     clock: Callable[[], int]
     events: list[TraceEvent] = field(factory=list)
@@ -547,6 +551,22 @@ class Trace:
     _kinds: dict[str, int] = field(factory=dict, init=False)
     _spilled: int = field(default=0, init=False)
     _size: int = field(default=0, init=False)  # bytes spilled
+    _reader: Callable[[list[TraceEvent]], None] | None = field(default=None, init=False)
+    _read: int = field(default=0, init=False)  # events handed to the reader so far
+
+    def follow(self, reader: Callable[[list[TraceEvent]], None]) -> None:
+        """Hand ``reader`` every event of this trace in seq order, in blocks: those so far at the next
+        ``catch_up``, each later one at the latest before it is spilled."""
+        if self._reader is not None or self._spilled:
+            raise ValueError("a trace has one reader, following it from its first event")
+        self._reader = reader
+
+    def catch_up(self) -> None:
+        """Hand the reader the events it has not had yet."""
+        if self._reader is not None and self._read < len(self):
+            block = self.events[self._read - self._spilled:]
+            self._read = len(self)
+            self._reader(block)
 
     def emit(self, node: str, kind: str, **fields: Any) -> TraceEvent:
         """Trace an event of ``kind`` (a class of ``KINDS``): an unknown kind, a missing or unknown field
@@ -563,6 +583,7 @@ class Trace:
         return self._spilled + len(self.events)
 
     def _spill_events(self) -> None:
+        self.catch_up()
         if self._spill is None:
             self._spill = tempfile.TemporaryFile()
         for start in range(0, len(self.events), 10_000):  # rendered a block at a time

@@ -63,7 +63,7 @@ trace ends before its bound is unknown, and the anomaly says which timer leaves 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from attrs import define, field
 
@@ -71,7 +71,7 @@ from eosim.models.records import increment_sequence
 from eosim._checkers.anomaly import Anomaly, CheckResult
 from eosim._trace import (ClientOp, ClientPid, GroupOffsets, GroupPending, LogAppend, LogDuplicate, LogMarker,
                           LogOffsets, LogProducerExpired, LogReject, PartitionLeader, TraceEvent, TxnElect, TxnLoad,
-                          TxnLog, TxnState, typed)
+                          Trace, TxnLog, TxnState, plain, typed)
 
 Event = TraceEvent
 
@@ -97,19 +97,28 @@ def _run(events: Iterable[Event | dict[str, Any]]) -> tuple[_Oracle, int]:
     # trace.jsonl read back, eosim.Simulation.trace) become typed events first.
     ordered = (events if getattr(events, "seq_ordered", False)
                else sorted(typed(events), key=lambda e: e.seq))
-    end = 0
-    for event in ordered:
+    return oracle, _feed(oracle, ordered, 0)
+
+
+def _feed(oracle: _Oracle, events: Iterable[Event], end: int) -> int:
+    """Hand ``events`` (in seq order) to the oracle; returns the time the trace has reached."""
+    handlers = oracle.handlers
+    for event in events:
         if event.kind in _QUIET_KINDS:
             oracle.on_quiet_kind(event)
-        handler = oracle.handlers.get(event.kind)
+        handler = handlers.get(event.kind)
         if handler is not None:
             handler(event)
         end = event.t
-    return oracle, end
+    return end
 
 
 def check_trace(events: Iterable[Event | dict[str, Any]]) -> CheckResult:
     oracle, end = _run(events)
+    return _result(oracle, end)
+
+
+def _result(oracle: _Oracle, end: int) -> CheckResult:
     oracle.finish(end)
     return CheckResult.classify(oracle.found, unknown_types={"unresolved-at-end"})
 
@@ -119,10 +128,47 @@ def settle_deadline(events: Iterable[Event]) -> int | None:
     so a run can settle until its liveness is decided; None when none is open or none can be bounded (a broker
     is down)."""
     oracle, _end = _run(events)
+    return _deadline(oracle)
+
+
+def _deadline(oracle: _Oracle) -> int | None:
     deadlines = [oracle.deadline(tid)[0] for tid in oracle.open_since]
     if not deadlines or math.inf in deadlines:
         return None
     return int(max(deadlines))
+
+
+@define(eq=False)
+class TraceOracle:
+    """The oracle of a run, reading its trace as it is emitted (``Trace.follow``): it is handed each
+    event before the event is spilled, so a long run's trace is never read back, and it keeps seq numbers
+    where it needs an event again only to report it (the log's batches, read back then). ``check()``
+    equals ``check_trace`` over the whole trace."""
+
+    trace: Trace
+    _oracle: _Oracle = field(init=False)
+    _end: int = field(default=0, init=False)
+    _checked: bool = field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._oracle = _Oracle(recall=self.trace.event_at)
+        self.trace.follow(self._read)
+
+    def _read(self, events: list[Event]) -> None:
+        self._end = _feed(self._oracle, events, self._end)
+
+    def settle_deadline(self) -> int | None:
+        """``settle_deadline`` of the trace so far."""
+        self.trace.catch_up()
+        return _deadline(self._oracle)
+
+    def check(self) -> CheckResult:
+        """The verdict on the whole trace (once: judging closes the oracle)."""
+        if self._checked:
+            raise ValueError("a run's trace oracle judges once")
+        self._checked = True
+        self.trace.catch_up()
+        return _result(self._oracle, self._end)
 
 
 def _seq_sorted(*events: Event | None) -> tuple[Event, ...]:
@@ -144,6 +190,9 @@ class _Txn:
 
 @define
 class _Oracle:
+    # The seq number -> event of a trace that can read its events back (TraceOracle): the log's batches are
+    # then kept as seq numbers, as a long run's trace is not held in memory. None: they are kept as events.
+    recall: Callable[[int], Event] | None = None
     found: list[Anomaly] = field(factory=list)
     handlers: dict = field(init=False)
     incarnation: dict[str, int] = field(factory=dict)
@@ -154,7 +203,8 @@ class _Oracle:
     holder: dict[tuple[int, int], tuple[tuple[str, int], Event]] = field(factory=dict)
     holding: dict[tuple[str, int], tuple[int, int]] = field(factory=dict)
     last_batch: dict[tuple, tuple[int, Event]] = field(factory=dict)  # (node, tp, pid, epoch) -> (last seq, ev)
-    appended: dict[tuple, Event] = field(factory=dict)  # (node, tp, pid, epoch, base seq) -> log.append
+    # (node, tp, pid, epoch) -> base seq -> its log.append (or its seq, with recall): one per batch in the log
+    appended: dict[tuple, dict[int, Event | int]] = field(factory=dict)
     held_epoch: dict[tuple, Event] = field(factory=dict)  # (node, tp, pid) -> the append/marker of its newest epoch
     prepare: dict[int, Event] = field(factory=dict)  # pid -> latest transition into Prepare*
     marker_epoch: dict[tuple[str, int], Event] = field(factory=dict)  # (tp, pid) -> newest-coordinator marker
@@ -388,7 +438,10 @@ class _Oracle:
                             f"On {tp}, producer id {pid} epoch {epoch} appended a batch at sequence {base_seq} "
                             f"right after one ending at sequence {prev[0]}.", prev[1], ev)
             self.last_batch[key] = (increment_sequence(base_seq, ev.last_offset - ev.base_offset), ev)
-            self.appended[(*key, base_seq)] = ev
+            batches = self.appended.get(key)
+            if batches is None:
+                batches = self.appended[key] = {}
+            batches[base_seq] = ev if self.recall is None else ev.seq
         if ev.transactional:
             self.open_batch.setdefault((tp, pid), ev)
             txn = self.current.get(self.tid_of.get(pid, ""))
@@ -438,13 +491,15 @@ class _Oracle:
                         "number, and the new records were never written.", original, ev)
 
     def _logged_at_sequence(self, ev: Event) -> Event | None:
-        return self.appended.get((ev.node, ev.tp, ev.producer_id, ev.producer_epoch, ev.base_sequence))
+        found = self.appended.get((ev.node, ev.tp, ev.producer_id, ev.producer_epoch), {}).get(ev.base_sequence)
+        return found if self.recall is None or found is None else self.recall(found)
 
     @staticmethod
     def _other_records(original: Event, ev: Event) -> bool:
         # A retry is rebuilt from the same messages (rd_kafka_toppar_retry_msgq keeps their msgids); a trace
         # without the records of the refused batch cannot tell, and counts it as a retry.
-        return ev.records != [[k, v] for _, k, v in original.records]
+        # (as JSON has them: one of the two may have been read back from a spilled trace)
+        return plain(ev.records) != [[k, v] for _, k, v in plain(original.records)]
 
     def on_producer_expired(self, ev: LogProducerExpired) -> None:
         # The broker forgot the pid on that partition: its next batch starts a fresh sequence run, and
