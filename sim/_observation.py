@@ -34,15 +34,22 @@ OK = "ok"
 
 def _json_data(value: Any) -> Any:
     # JSON-normalise (tuples become lists) so an observation equals itself after a JSON round trip;
-    # walked by hand, as a json.dumps + json.loads per step cost a tenth of a run.
+    # walked by hand, as a json.dumps + json.loads per step cost a tenth of a run. A value that is JSON
+    # already is kept, not copied (a run's steps are over when they are observed): a long run's
+    # observation does not hold its steps' values twice.
     kind = type(value)
-    if kind is list or kind is tuple:
-        return [_json_data(v) for v in value]
-    if kind is dict and all(type(k) is str for k in value):
-        return {k: _json_data(v) for k, v in value.items()}
-    if kind in (str, int, float, bool, type(None)):
+    if kind in _JSON_SCALARS:
         return value
+    if kind is list or kind is tuple:
+        items = [_json_data(v) for v in value]
+        return value if kind is list and all(a is b for a, b in zip(items, value)) else items
+    if kind is dict and all(type(k) is str for k in value):
+        normal = {k: _json_data(v) for k, v in value.items()}
+        return value if all(normal[k] is v for k, v in value.items()) else normal
     return json.loads(json.dumps(value))  # anything else (non-str keys ...): JSON's own rules
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _records(records: Any) -> tuple[tuple[int, str | None, str | None], ...]:
