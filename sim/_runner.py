@@ -30,7 +30,7 @@ from eosim._diagram import mermaid
 from eosim._faults import FaultLayer
 from eosim._history import text
 from eosim._interpret import Block, Interpreter
-from eosim._judge import ORACLE_KINDS, SETTLE_MS, observation_of, verdict_of
+from eosim._judge import SETTLE_MS, observation_of, verdict_of
 from eosim._observation import Observation, PartitionObservation
 from eosim._timeline import timeline_html
 from eosim._topology import cluster_config

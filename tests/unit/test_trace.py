@@ -14,7 +14,7 @@ from eosim import _trace
 from eosim._checkers import check_trace
 from eosim._cli import scenario_dir
 from eosim._judge import ORACLE_KINDS
-from eosim._runner import run_scenario
+from eosim._runner import run_scenario, simulate
 from eosim._scenario import load_scenario
 from eosim._trace import ABSENT, LogOffsets, NetDrop, Trace, TraceSchemaError, dumps_lines, from_dict
 from eosim.models.records import TopicPartition
@@ -108,3 +108,32 @@ def test_every_kind_is_a_slotted_class_and_documented():
     assert {k.removeprefix("fault.") for k in _trace.KINDS if k.startswith("fault.")} <= fault_kinds
     for kind, cls in _trace.KINDS.items():
         assert cls.kind == kind and "__slots__" in vars(cls) and attrs.has(cls)
+
+
+def test_the_reader_gets_every_event_once_in_order_before_it_is_spilled(monkeypatch):
+    monkeypatch.setattr(_trace, "SPILL_EVENTS", 4)
+    trace = Trace(clock=lambda: 0)
+    read: list[int] = []
+    trace.follow(lambda block: read.extend(e.seq for e in block))
+    for n in range(10):
+        trace.emit("b0", "log.offsets", tp=TP, log_end_offset=n, high_watermark=n, last_stable_offset=n)
+        assert read == list(range(trace._spilled))  # at the latest when spilled, never before emitted
+    trace.catch_up()
+    assert read == list(range(10))
+    with pytest.raises(ValueError):
+        trace.follow(lambda block: None)  # one reader, from the first event
+
+
+@pytest.mark.parametrize("path", sorted(scenario_dir().glob("*.toml")), ids=lambda p: p.stem)
+def test_the_online_oracle_on_a_streamed_trace_judges_as_the_offline_one_on_the_whole_trace(path, monkeypatch):
+    """The run's oracle reads the events as they are emitted and keeps only seq numbers of the log's batches;
+    the trace streams to disk every 37 events. Its verdict equals check_trace over the whole trace as
+    trace.jsonl has it, and the streamed trace is the trace rendered from memory."""
+    held = run_scenario(load_scenario(path), 1)
+    monkeypatch.setattr(_trace, "SPILL_EVENTS", 37)
+    run = simulate(load_scenario(path), 1)
+    lines = dumps_lines(run.world.trace.view())
+    assert lines == dumps_lines(held.trace)
+    offline = check_trace([json.loads(line) for line in lines.splitlines()])
+    assert run.oracle.check() == offline
+    assert run_scenario(load_scenario(path), 1).results_json() == held.results_json()
