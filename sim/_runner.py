@@ -20,7 +20,7 @@ from eosim.models.fetch import visible_records
 from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
 from eosim._checkers import CheckResult
-from eosim._checkers.oracle import TraceOracle
+from eosim._checkers.oracle import TraceOracle, settle_deadline
 from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaException
 from eosim._client.message import TopicPartition
@@ -30,7 +30,7 @@ from eosim._diagram import mermaid
 from eosim._faults import FaultLayer
 from eosim._history import text
 from eosim._interpret import Block, Interpreter
-from eosim._judge import SETTLE_MS, observation_of, verdict_of
+from eosim._judge import ORACLE_KINDS, SETTLE_MS, observation_of, verdict_of
 from eosim._observation import Observation, PartitionObservation
 from eosim._timeline import timeline_html
 from eosim._topology import cluster_config
@@ -216,17 +216,20 @@ def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
         return _simulate(scenario, seed)
 
 
-def settle(world: World, cluster: Cluster, faults: FaultLayer, oracle: TraceOracle, limit: int | None = None) -> bool:
+def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None, *,
+           oracle: TraceOracle | None = None) -> bool:
     """Heal every fault, then run SETTLE_MS (the settle period is fault-free) and on until Kafka's own timers
     have decided every open transaction (the oracle's liveness bound: transaction.timeout.ms and the abort
     sweep, the marker channel's request timeout), so it is judged, not left unknown;
     transaction.max.timeout.ms (15 min) caps those timers. A run's settle period also stops at the simulated
-    time ``limit`` and when the world's event budget is spent: returns whether it got past SETTLE_MS within them."""
+    time ``limit`` and when the world's event budget is spent: returns whether it got past SETTLE_MS within them.
+    ``oracle``: the run's own trace oracle, which has read the trace so far (without it, the trace is read)."""
     settled = faults.end() + SETTLE_MS
     world.env.run(until=settled if limit is None else min(settled, limit))
     spent = world.env.spent
     while cluster.broker_node.tc.in_progress() and not spent and (limit is None or world.now < limit):
-        until = oracle.settle_deadline()
+        until = (settle_deadline(world.trace.view().of_kinds(ORACLE_KINDS)) if oracle is None
+                 else oracle.settle_deadline())
         if until is None or until < world.now:
             break
         world.env.run(until=until + 1 if limit is None else min(until + 1, limit))
@@ -245,7 +248,7 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     world.env.events_left = sc.MAX_EVENTS
     world.env.run(until=main | world.env.timeout(sc.MAX_SIM_MS - SETTLE_MS))
     completed = main.triggered
-    settled = settle(world, cluster, faults, oracle, sc.MAX_SIM_MS)
+    settled = settle(world, cluster, faults, sc.MAX_SIM_MS, oracle=oracle)
     world.trace.emit("runner", "run.end")
     completed = completed and settled
     if main.triggered and not main.ok:
