@@ -62,7 +62,7 @@ class TransactionResult(enum.Enum):
         return ControlType.COMMIT if self is TransactionResult.COMMIT else ControlType.ABORT
 
 
-@frozen
+@frozen(cache_hash=True)  # a dict key on every request's path (logs, partitions, producer states)
 class TopicPartition:
     topic: str
     partition: int = field()

@@ -176,8 +176,9 @@ class Interpreter:
 
         def delivered(err: Any, msg: Any) -> None:
             if err is None:
-                record.values["delivery"] = [msg.topic(), msg.partition(), msg.offset()]
-                send.delivered(msg.topic(), msg.partition(), msg.offset())
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                record.values["delivery"] = [topic, partition, offset]
+                send.delivered(topic, partition, offset)
             else:
                 record.values["delivery_error"] = {"name": err.name(), "fatal": err.fatal(),
                                                    "retriable": err.retriable(),

@@ -89,12 +89,12 @@ class DeliveryReports:
             self.outstanding -= 1
             served += 1
             err = KafkaError(error) if error else None
-            timestamp = (TIMESTAMP_CREATE_TIME, msg.timestamp)
-            message = Message(msg.tp.topic, msg.tp.partition, offset if offset >= 0 else -1001, msg.key,
-                              msg.value, err, timestamp)
-            rk._op("delivery", {"topic": msg.tp.topic, "key": msg.key, "value": msg.value},
-                   error=err, result={"partition": msg.tp.partition, "offset": message.offset(),
-                                      "status": msg.status.name})
+            tp = msg.tp
+            offset = offset if offset >= 0 else -1001
+            message = Message(tp.topic, tp.partition, offset, msg.key, msg.value, err,
+                              (TIMESTAMP_CREATE_TIME, msg.timestamp))
+            rk._op("delivery", {"topic": tp.topic, "key": msg.key, "value": msg.value},
+                   error=err, result={"partition": tp.partition, "offset": offset, "status": msg.status.name})
             if msg.callback is not None:
                 msg.callback(err, message)
         return served

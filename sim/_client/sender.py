@@ -309,11 +309,11 @@ class Sender:
             rk.idemp.drain_epoch_bump(KafkaError._TIMED_OUT, allow_txn_abort=True)  # type: ignore[attr-defined]
 
     def _serve_partition(self, part: _Partition, now: int) -> None:
+        if not part.queue:
+            return
         rk = self.rk
         if rk.transactional_id is not None and not part.in_txn:
             return  # not registered with the transaction yet
-        if not part.queue:
-            return
         max_requests = rk.config.max_in_flight_requests_per_connection - self.inflight_total()
         if rk.idempotent:
             pid = rk.idemp.pid
