@@ -300,8 +300,7 @@ class Broker:
     def _later(self, delay_ms: int, action: Callable[[], None]) -> None:
         """Run ``action`` in ``delay_ms`` unless the broker crashes first (its timers die with it)."""
         incarnation = self._incarnation
-        self.world.env.timeout(delay_ms).callbacks.append(
-            lambda _e: action() if self._incarnation == incarnation else None)
+        self.world.env.call_later(delay_ms, lambda _e: action() if self._incarnation == incarnation else None)
 
     def _spawn(self, steps: Generator) -> None:
         """Run an internal process of this incarnation: a crash abandons it wherever it waits."""

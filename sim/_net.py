@@ -113,7 +113,7 @@ class Network:
         if deadlines and (not self._timers or min(self._timers) > deadlines[0][0]):
             at = deadlines[0][0]
             self._timers.add(at)
-            self.world.env.timeout(at - self.world.now).callbacks.append(self._expire)
+            self.world.env.call_later(at - self.world.now, self._expire)
 
     def _expire(self, _event: simpy.Event) -> None:
         """The requests whose deadline came time out, in the order they were sent."""
@@ -130,7 +130,7 @@ class Network:
             return
         wake = self.asleep(waiting[0][0])
         if wake > self.world.now:
-            self.world.env.timeout(wake - self.world.now).callbacks.append(lambda _e: self._time_out(correlation_id))
+            self.world.env.call_later(wake - self.world.now, lambda _e: self._time_out(correlation_id))
             return
         del self._waiting[correlation_id]
         waiting[1].succeed(TIMED_OUT)
@@ -186,7 +186,7 @@ class Network:
         if tail > at:
             at = tail
         self._fifo_tail[conn] = at
-        env.timeout(at - now).callbacks.append(lambda _e: self._deliver(packet))
+        env.call_later(at - now, lambda _e: self._deliver(packet))
         return at
 
     def release(self) -> int:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from heapq import heappop
+from heapq import heappop, heappush
 from random import Random
-from typing import Any
+from typing import Any, Callable
 
 import simpy
-from simpy.core import URGENT, BoundClass, EmptySchedule, StopSimulation
+from simpy.core import NORMAL, URGENT, BoundClass, EmptySchedule, StopSimulation
 from attrs import define, field
 
 from eosim._trace import Trace
@@ -24,6 +24,17 @@ from eosim._trace import Trace
 def derive_seed(seed: int, name: str) -> int:
     digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
+
+
+class _Timer:
+    """A callback due at a time: what the loop needs of a Timeout with one callback (``callbacks``, ``_ok``),
+    without building a SimPy event for it."""
+
+    __slots__ = ("callbacks",)
+    _ok = True
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self.callbacks = [callback]
 
 
 class Environment(simpy.Environment):
@@ -42,6 +53,13 @@ class Environment(simpy.Environment):
         self.events_left = sys.maxsize
         self.spent = False
         self.processed = 0
+
+    def call_later(self, delay: int, callback: Callable[[Any], None]) -> None:
+        """Call ``callback`` in ``delay`` ms, where ``timeout(delay).callbacks.append(callback)`` would: the same
+        place in the queue (time, priority, SimPy's event id), the same event count."""
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        heappush(self._queue, (self._now + delay, NORMAL, next(self._eid), _Timer(callback)))
 
     def run(self, until: Any = None) -> Any:
         if until is not None:

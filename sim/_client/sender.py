@@ -245,7 +245,7 @@ class Sender:
         if self._serve_scheduled:
             return
         self._serve_scheduled = True
-        self.rk._env.timeout(0).callbacks.append(self._serve_now_alive)
+        self.rk._env.call_later(0, self._serve_now_alive)
 
     def _serve_now(self, _event: object) -> None:
         self._serve_scheduled = False
@@ -256,7 +256,7 @@ class Sender:
             return
         self._wakeups.add(at)
         env = self.rk._env
-        env.timeout(max(at - env.now, 0)).callbacks.append(self.rk._alive(lambda _e: self._wakeup(at)))
+        env.call_later(max(at - env.now, 0), self.rk._alive(lambda _e: self._wakeup(at)))
 
     def _wakeup(self, at: int) -> None:
         self._wakeups.discard(at)
