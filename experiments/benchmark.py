@@ -454,6 +454,10 @@ NOTES = """
   nemesis striking every kind of fault at them every 200 ms, then a read_committed reader; a new seed
   per run.
 - The checker histories: four transactional producers, transactions of two records, one final read.
+- The nemesis rate is the median of three blocks of seeds, each followed by a bare SimPy round trip
+  measurement, which shows how fast the shared machine ran meanwhile.
+- Python calls per round trip are counted by cProfile (builtins included), bare and eosim's, as the
+  difference of 2,000 and 1,000 round trips: a measure of the work that does not depend on the load.
 - SimPy events per round trip are counted, not timed: bare SimPy in a counting environment, eosim by
   the world's environment (`Environment.processed`), as the difference of 2,000 and 1,000 records.
 - `eosim run` is measured without `PYTHONDONTWRITEBYTECODE` (set in the development environment, where
@@ -505,20 +509,44 @@ NOTES = """
   (cuts, clogs, armed rules, rules armed by the k-th message); a response carries its request's payload
   instead of a correlation-id table (which also kept every unanswered request); the endpoint-to-node
   parse is memoised.
+- **Cheaper per event, same events (second pass):** eosim's `Environment` subclass had lost SimPy's early
+  binding of `timeout`, `event`, `process` (SimPy binds only the attributes of the instance's own class), so
+  each `env.timeout(...)` was a descriptor call building a bound method; it binds them again. Timers that
+  only run a callback are queued by `Environment.call_later` at the place `timeout(d).callbacks.append(cb)`
+  would take (same time, priority and event id: the same order and event count) without a Timeout. The
+  trace clock reads SimPy's `_now`; the fault layer's pause, injection and counting hooks return at once
+  when nothing is paused, armed or counted; the sender's serve pass and its leader-down check run without
+  generator layers; work-time draws call `Random._randbelow` as `randint` does (the same draws);
+  `TransactionMetadata` runs only its `partitions` converter on assignment (attrs' default sent all twelve
+  assignments of a completed transition through its setattr hooks); `TopicPartition` caches its hash.
+  477 -> 414 Python calls per round trip; alternating runs of the code before and after (3 rounds each,
+  load average 6-9 on 2 cores): round-trip ratio 15.2, 15.1, 15.9 -> 14.0, 14.2, 14.3x; nemesis 59.8, 61.0,
+  53.9 -> 63.6, 63.8, 60.8 runs/s. Trace, history, observation and results byte-identical for every
+  library scenario on seeds 1-3, 12 nemesis workloads and the per-record workload.
 - **Start time:** networkx is no longer imported to start: the fault layer's links are a set of cuts
   (cheaper per packet too), and the Jepsen checker imports networkx only when its graph has a cycle
   core to search.
 
 ## Where the time and memory still go (not done)
 
-- **Round trip.** Events are no longer the floor (8 per round trip against 6 bare, 7 without the
-  jitter); the ratio is Python work per round trip, about 470 function calls: seven typed trace events
-  (each an attrs instance), the interpreter's step and history records, a client process per `flush`
-  (`Handle._guarded`, the API call's trace, the delivery report), the producer's serve pass over its
-  partitions, the broker's log append with its producer-state checks and log offsets. Reaching 5x
-  needs these to be several times cheaper, not fewer events: for instance a flush that completes
-  without a process when nothing is outstanding, one serve pass per wake-up instead of per response,
-  and trace events that store their fields without per-field validation on the hot kinds.
+- **Round trip.** Neither the events nor the number of calls is the floor now: 8 SimPy events per
+  round trip against 6 bare (7 without the work-time jitter), 414 Python calls against bare SimPy's 112
+  (3.7x), yet about 14x the time, because eosim's calls are heavier than SimPy's. Measured shares:
+  the seven typed trace events are about 12 % of the round trip (with `Trace.emit` a no-op the ratio
+  went 14.6x -> 12.8x in the same process); about 20 frozen attrs instances are built per round trip
+  (two packets, the request, its batch and record, the response, the log batch, the append result, the
+  trace events), and a frozen slotted instance costs about twice a plain one to build (each field goes
+  through `object.__setattr__`: 1.26 against 0.60 µs for the 8 fields of `Packet`), about 10 %; young
+  garbage collections about 7 %; the rest is spread thin (no function of eosim above 4 % of the time:
+  the sender's serve pass, the broker's produce handler, the interpreter's step, the client's pause
+  and crash guards, the delivery report). The structural cuts that would remove events all move work
+  relative to other events of the same millisecond, which changes traces: running the producer's
+  response handling inside the packet's delivery (no reply event), serving at `produce()` (no kick:
+  its `net.request` would precede the `client.op` of the produce), or a flush that is not a SimPy
+  process (the public API's blocking calls return processes). Reaching 5x needs about 3x less Python
+  work per round trip: non-frozen slotted packets and requests (against the style's frozen value
+  objects), trace events built without per-field `__setattr__`, and one of those structural cuts with
+  its trace changes re-recorded; none is done.
 - **Memory.** tracemalloc after the simulation of 10,000 records: about 5.2 KB per record (6.4 KB
   before the typed trace), of which the trace is about 2.4 KB (3.6 KB before): 7 events of about 110 B
   each (a slotted object, no field dict, no weakref slot) and their seq numbers, about 1 KB, and what
@@ -533,8 +561,10 @@ NOTES = """
   young collections are about 7 % of a run (20,000 records: 0.39 s of 5.2 s, 0 full collections) and do
   not rescan the trace; `gc.freeze()` only exempts objects from full collections, so it would change
   nothing, and a slotted event that refers to objects cannot be untracked.
-- **The 100-record nemesis workload** has no hotspot left: SimPy stepping, trace emission, the
-  producer's serve loop, `attrs.evolve` copies in the coordinator, each a few per cent.
+- **The 100-record nemesis workload** has no hotspot left: per run about 890 SimPy events, 675 trace
+  events and 54,000 Python calls in the simulation (2 ms of checking after 14 ms of simulating); no
+  function above 4 % of the simulation's time: trace emission, SimPy's process resumption, the broker's
+  effect dispatch, the network's send and delivery, the sender, `attrs.evolve` copies in the coordinator.
 - **CLI start:** `eosim run` needs nearly every module it imports (the loader, the simulator, every
   checker, the diagram and timeline of the run directory), so no lazy import buys time there. Of its
   imports, typer 0.29's parameter coercion builds a pydantic `TypeAdapter` per option (importing
