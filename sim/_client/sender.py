@@ -285,7 +285,7 @@ class Sender:
             self._next_scan = now + TIMEOUT_SCAN_MS
             self._scan_timeouts(now)
         if self._may_send():
-            for tp in sorted(partitions) if len(partitions) > 1 else partitions:
+            for tp in sorted(partitions):
                 if not self._leader_down():
                     self._serve_partition(partitions[tp], now)
         if any(p.queue for p in partitions.values()):
