@@ -12,7 +12,7 @@ from typing import Mapping
 from attrs import define, field
 
 from eosim.models.config import BrokerConfig
-from eosim._broker import Broker
+from eosim._broker import BrokerNode
 from eosim._net import Network
 from eosim._topology import BROKERS, PORT
 from eosim._world import World
@@ -26,11 +26,11 @@ class Cluster:
     topics: dict[str, int]
     work_ms: Mapping[str, tuple[int, int]] = WORK_MS  # how long the broker's internal work takes (sim/_worktime.py)
     network: Network = field(init=False)
-    broker_node: Broker = field(init=False)
+    broker_node: BrokerNode = field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.network = Network(self.world)
-        self.broker_node = Broker(self.world, self.network, self.broker_config, dict(self.topics), node=BROKERS[0],
+        self.broker_node = BrokerNode(self.world, self.network, self.broker_config, dict(self.topics), node=BROKERS[0],
                                   work_ms=self.work_ms)
 
     @property

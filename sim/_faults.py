@@ -36,7 +36,7 @@ from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPE
 from eosim.models.errors import Errors
 from eosim import _scenario as sc
 from eosim.models.txn_coordinator import AppendTxnLog
-from eosim._broker import Broker, Injection
+from eosim._broker import BrokerNode, Injection
 from eosim._net import HOLD, Network, Packet
 from eosim._world import World, derive_seed
 
@@ -102,7 +102,7 @@ class FaultLayer:
     nemesis: sc.Nemesis | None = None
     actors: tuple[str, ...] = ()
     brokers: tuple[str, ...] = ()
-    broker: Broker | None = None  # the nemesis' broker strikes crash it and fail its coordinator over
+    broker: BrokerNode | None = None  # the nemesis' broker strikes crash it and fail its coordinator over
     _linked: set[str] = field(init=False, factory=set)  # the nodes; all linked but for the cuts
     _cuts: set[tuple[str, str]] = field(init=False, factory=set)  # cut links, both ways
     _armed: list[_Armed] = field(init=False, factory=list)  # in declaration order
@@ -123,11 +123,11 @@ class FaultLayer:
             self._start_nemesis()
 
     @classmethod
-    def install(cls, world: World, network: Network, broker: Broker, scenario: sc.Scenario) -> FaultLayer:
+    def install(cls, world: World, network: Network, broker: BrokerNode, scenario: sc.Scenario) -> FaultLayer:
         return cls.attach(world, network, broker, scenario.faults, scenario.nemesis, tuple(scenario.actors))
 
     @classmethod
-    def attach(cls, world: World, network: Network, broker: Broker, rules: tuple[sc.Fault, ...] = (),
+    def attach(cls, world: World, network: Network, broker: BrokerNode, rules: tuple[sc.Fault, ...] = (),
                nemesis: sc.Nemesis | None = None, actors: tuple[str, ...] = ()) -> FaultLayer:
         """A layer hooked into the network and the broker (a scenario's, or eosim.Simulation's)."""
         layer = cls(world, network, rules, nemesis, actors, (broker.node,), broker)

@@ -164,14 +164,14 @@ class Outcome:
 def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -> Observation:
     broker = cluster.broker_node
     return observation_of(scenario, interpreter, observe_partitions(cluster),
-                          lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.gc.committed(g).items()])
+                          lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.group.gc.committed(g).items()])
 
 
 def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
     """Every partition's final state, as fresh readers of each isolation level see it (keys and values as
     text, a bytes one decoded, as the history holds them)."""
     partitions = []
-    for tp, log in sorted(cluster.broker_node.logs.items()):
+    for tp, log in sorted(cluster.broker_node.replicas.logs.items()):
         views = {}
         for isolation in IsolationLevel:
             fetched = log.read(log.log_start_offset, isolation)
@@ -227,7 +227,7 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
     settled = faults.end() + SETTLE_MS
     world.env.run(until=settled if limit is None else min(settled, limit))
     spent = world.env.spent
-    while cluster.broker_node.tc.in_progress() and not spent and (limit is None or world.now < limit):
+    while cluster.broker_node.txn.tc.in_progress() and not spent and (limit is None or world.now < limit):
         until = (settle_deadline(world.trace.view().of_kinds(ORACLE_KINDS)) if oracle is None
                  else oracle.settle_deadline())
         if until is None or until < world.now:

@@ -316,7 +316,7 @@ class Simulation:
     def committed(self, group_id: str) -> list[TopicPartition]:
         """The group's committed offsets now, as a fresh consumer sees them (partitions without one left
         out), sorted."""
-        offsets = self._cluster.broker_node.gc.committed(group_id)
+        offsets = self._cluster.broker_node.group.gc.committed(group_id)
         return [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
 
     # -- history and checkers ---------------------------------------------------------------------------

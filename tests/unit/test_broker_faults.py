@@ -41,7 +41,7 @@ def events(cluster: Cluster, kind: str) -> list[dict]:
 
 
 def data_records(cluster: Cluster) -> list[tuple[int, str]]:
-    log = cluster.broker_node.logs[T0]
+    log = cluster.broker_node.replicas.logs[T0]
     return [(b.base_offset + i, r.value) for b in log.batches if not b.is_control for i, r in enumerate(b.records)]
 
 
@@ -94,7 +94,7 @@ def test_restart_keeps_the_log_and_rebuilds_producer_state_with_one_batch_per_pr
     cluster, _, _ = idempotent_run(3, crash=True)
     assert [e["t"] for e in events(cluster, "broker.crash")] == [620]
     assert [e["t"] for e in events(cluster, "broker.restart")] == [800]
-    log = cluster.broker_node.logs[T0]
+    log = cluster.broker_node.replicas.logs[T0]
     # the three first attempts were appended before the crash and stay on disk
     assert [e["base_sequence"] for e in events(cluster, "log.append") if e["t"] < 620] == [0, 1, 2]
     assert data_records(cluster) == [(0, "v0"), (1, "v1"), (2, "v2")]
@@ -176,7 +176,7 @@ def test_a_restart_reloads_prepare_commit_and_resends_its_markers_at_the_next_co
 
     def body():
         yield from commit()
-        log = cluster.broker_node.logs[T0]
+        log = cluster.broker_node.replicas.logs[T0]
         assert (log.high_watermark, log.last_stable_offset) == (2, 0)  # data in, no marker: the LSO is stuck
         yield from crash_and_restart(cluster, at=cluster.world.now + 5, down_ms=100)
         yield cluster.world.env.timeout(100)
@@ -186,8 +186,8 @@ def test_a_restart_reloads_prepare_commit_and_resends_its_markers_at_the_next_co
     assert (load["state"], load["coordinator_epoch"]) == ("PrepareCommit", 1)
     markers = events(cluster, "log.marker")
     assert [(m["control"], m["coordinator_epoch"]) for m in markers] == [("COMMIT", 1)]
-    assert broker.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
-    log = broker.logs[T0]
+    assert broker.txn.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+    log = broker.replicas.logs[T0]
     assert (log.high_watermark, log.last_stable_offset) == (3, 3)  # the LSO resolves
 
 
@@ -279,8 +279,8 @@ def test_failover_with_markers_in_flight_writes_them_twice_each_at_its_own_offse
     markers = events(cluster, "log.marker")
     assert [(m["offset"], m["coordinator_epoch"]) for m in markers] == [(1, 0), (2, 1)]
     assert [e["new"] for e in events(cluster, "txn.state") if e["new"] == "CompleteCommit"] == ["CompleteCommit"]
-    assert broker.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
-    log = broker.logs[T0]
+    assert broker.txn.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+    log = broker.replicas.logs[T0]
     assert (log.log_end_offset, log.high_watermark, log.last_stable_offset) == (3, 3, 3)
 
 
@@ -307,7 +307,7 @@ def test_a_failover_while_prepare_commit_is_being_written_answers_not_coordinato
     assert "PrepareCommit" not in [e["new"] for e in events(cluster, "txn.state")]  # never acknowledged
     assert [e["state"] for e in events(cluster, "txn.load")] == ["PrepareCommit"]
     assert [(m["offset"], m["coordinator_epoch"]) for m in events(cluster, "log.marker")] == [(1, 1)]
-    assert broker.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+    assert broker.txn.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
     assert check_trace(cluster.world.trace.dicts()).valid is True
 
 
@@ -370,9 +370,9 @@ def test_overlapping_failovers_never_take_the_coordinator_epoch_back_and_the_tra
     broker = cluster.broker_node
     assert [e["coordinator_epoch"] for e in events(cluster, "txn.elect")] == [2]
     assert [e["leader_epoch"] for e in events(cluster, "partition.leader")] == [1, 2]
-    assert broker.tc.coordinator_epoch == 2
-    assert broker.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
-    log = broker.logs[T0]
+    assert broker.txn.tc.coordinator_epoch == 2
+    assert broker.txn.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+    log = broker.replicas.logs[T0]
     assert log.last_stable_offset == log.high_watermark
     assert check_trace(cluster.world.trace.dicts()).valid is True
 
@@ -380,7 +380,7 @@ def test_overlapping_failovers_never_take_the_coordinator_epoch_back_and_the_tra
 def test_failovers_one_after_the_other_are_each_elected_at_a_higher_epoch():
     cluster = overlapping_failovers(first_down_ms=10, second_after_ms=500, second_down_ms=10)
     assert [e["coordinator_epoch"] for e in events(cluster, "txn.elect")] == [1, 2]
-    assert cluster.broker_node.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
+    assert cluster.broker_node.txn.tc.metadata("tx").state is TransactionState.COMPLETE_COMMIT
 
 
 def test_a_restart_gives_every_partition_a_new_leader_epoch():

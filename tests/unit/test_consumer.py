@@ -142,7 +142,7 @@ def test_poll_stores_offsets_and_auto_commit_commits_them():
         return got
     got = run(cluster, body)
     assert got == [0, 1]
-    assert cluster.broker_node.gc.committed("g") == {TP("t", 0): 2}
+    assert cluster.broker_node.group.gc.committed("g") == {TP("t", 0): 2}
 
 
 def test_sync_commit_returns_the_committed_list_and_no_offset_is_an_error():
@@ -340,7 +340,7 @@ def test_crash_vanishes_without_committing_or_leaving():
     after = [(e.kind, e.data.get("msg") or e.data.get("op")) for e in cluster.world.trace.events
              if e.node.startswith("c#1") and e.t >= seen["crashed_at"]]
     assert after == [("client.op", "crash")]  # no OffsetCommit, LeaveGroup, Heartbeat or Fetch
-    assert cluster.broker_node.gc.committed("g") == {}
+    assert cluster.broker_node.group.gc.committed("g") == {}
     generations = [(e.t, e.data["members"]) for e in cluster.world.trace.events if e.kind == "group.generation"]
     expired = [t for t, members in generations if not members]
     # joined at generations[0]; the first heartbeat would have been due 500 ms later, after the crash

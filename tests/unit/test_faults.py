@@ -232,7 +232,7 @@ def test_a_txn_log_append_fails_before_or_after_the_leader_appends(error, after,
     world.env.process(init())
     world.env.run(until=100)
     assert [(r.error, r.producer_epoch) for r in replies] == [(Errors.COORDINATOR_NOT_AVAILABLE, -1), (Errors.NONE, 0)]
-    assert [(r.state.kafka_name, r.producer_epoch) for r in cluster.broker_node.txn_log] == [("Empty", 0)] * records
+    assert [(r.state.kafka_name, r.producer_epoch) for r in cluster.broker_node.txn.log] == [("Empty", 0)] * records
     [fault] = [e for e in world.trace.dicts() if e["kind"].startswith("fault.")]
     assert (fault["kind"], fault["node"], fault["data"]) == ("fault.error", "nemesis", {
         "rule": "isr", "msg": "TxnLogAppend", "broker": "broker-1", "write_id": 0, "transactional_id": "tx-2",

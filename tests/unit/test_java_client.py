@@ -276,7 +276,7 @@ def run(cluster, body):
 
 
 def data_records(cluster):
-    log = cluster.broker_node.logs[T0]
+    log = cluster.broker_node.replicas.logs[T0]
     return [(b.base_offset + i, r.value) for b in log.batches if not b.is_control for i, r in enumerate(b.records)]
 
 
@@ -597,7 +597,7 @@ def test_kafka_18660_an_exhausted_epoch_moves_to_the_producer_id_endtxn_returns(
 
         def body():
             yield producer.init_transactions()
-            cluster.broker_node.tc._txns["tx"].producer_epoch = 32766
+            cluster.broker_node.txn.tc._txns["tx"].producer_epoch = 32766
             producer.idemp.pid = (0, 32766)
             for value in ("a", "b"):
                 producer.begin_transaction()

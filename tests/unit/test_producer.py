@@ -30,12 +30,12 @@ def run(cluster, body):
 
 
 def data_records(cluster, tp=TP("t", 0)):
-    log = cluster.broker_node.logs[tp]
+    log = cluster.broker_node.replicas.logs[tp]
     return [(b.base_offset + i, r.value) for b in log.batches if not b.is_control for i, r in enumerate(b.records)]
 
 
 def markers(cluster, tp=TP("t", 0)):
-    return [(b.base_offset, b.control.name) for b in cluster.broker_node.logs[tp].batches if b.is_control]
+    return [(b.base_offset, b.control.name) for b in cluster.broker_node.replicas.logs[tp].batches if b.is_control]
 
 
 def drop_first(cluster, message_type):
@@ -115,7 +115,7 @@ def test_transactional_commit_writes_a_marker_and_becomes_visible_to_read_commit
     assert markers(cluster) == [(3, "COMMIT")]
     assert seen == [(0, "v0"), (1, "v1"), (2, "v2")]
     assert position == 4
-    log = cluster.broker_node.logs[TP("t", 0)]
+    log = cluster.broker_node.replicas.logs[TP("t", 0)]
     assert (log.high_watermark, log.last_stable_offset) == (4, 4)
 
 
@@ -236,7 +236,7 @@ def test_consume_transform_produce_commits_offsets_atomically():
     assert outcomes == [-1001, 2]  # nothing after the abort, the consumed position after the commit
     assert data_records(cluster, TP("out", 0)) == [(0, "out0"), (1, "out1"), (3, "out0"), (4, "out1")]
     assert markers(cluster, TP("out", 0)) == [(2, "ABORT"), (5, "COMMIT")]
-    assert cluster.broker_node.gc.committed("app") == {TP("in", 0): 2}
+    assert cluster.broker_node.group.gc.committed("app") == {TP("in", 0): 2}
 
 
 def test_produce_outside_a_transaction_is_a_state_error():
@@ -280,7 +280,7 @@ def test_message_timeout_in_flight_is_possibly_persisted_and_bumps_the_epoch():
     assert delivery[0]["result"]["status"] == "POSSIBLY_PERSISTED"
     pids = [e.data["producer_epoch"] for e in cluster.world.trace.events if e.kind == "client.pid"]
     assert pids == [0, 1]  # drained, then bumped locally
-    log = cluster.broker_node.logs[TP("t", 0)]
+    log = cluster.broker_node.replicas.logs[TP("t", 0)]
     assert [(b.producer_epoch, b.base_sequence) for b in log.batches] == [(0, 0), (1, 0)]
 
 
