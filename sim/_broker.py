@@ -38,7 +38,7 @@ from typing import Any, Callable, Generator, Mapping
 from attrs import define, field, frozen
 
 from eosim.models.api import error_response
-from eosim.models.config import BrokerConfig
+from eosim.models.config import BrokerConfig, ReplicationConfig
 from eosim.models.errors import Errors
 from eosim.models.protocol import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, TopicPartition
@@ -46,6 +46,7 @@ from eosim.models.txn_coordinator import AddPartitionsToTxnRequest, AppendTxnLog
 from eosim._coordinators import GroupCoordinatorRole, TxnCoordinatorRole
 from eosim._net import Failure, Network, Packet
 from eosim._replicas import ReplicaManager
+from eosim._replication import ReplicaHost
 from eosim._topology import COORDINATOR_LOAD_MS
 from eosim._world import World
 from eosim._worktime import WORK_MS, WorkTime
@@ -89,11 +90,13 @@ class BrokerNode:
     inject_txn_log: Callable[[str, AppendTxnLog], Injection | None] = no_injection
     # How long internal work takes: (fewest, most) ms per kind, drawn from the stream "<node>/work" (sim/_worktime.py).
     work_ms: Mapping[str, tuple[int, int]] = WORK_MS
+    coordinators: bool = True  # whether it hosts the coordinators (the first broker of a cluster does)
     work: WorkTime = field(init=False)
     # the hosted roles
     replicas: ReplicaManager = field(init=False)
-    txn: TxnCoordinatorRole = field(init=False)
-    group: GroupCoordinatorRole = field(init=False)
+    txn: TxnCoordinatorRole | None = field(init=False, default=None)
+    group: GroupCoordinatorRole | None = field(init=False, default=None)
+    replicated: ReplicaHost | None = field(init=False, default=None)  # its replicas of replicated partitions
     _requests: dict[int, Packet] = field(init=False, factory=dict)  # correlation id -> a request a model answers later
     _muted: dict[str, deque[Packet]] = field(init=False, factory=dict)  # connection → requests read after the one in progress
     _answer_with: dict[int, Errors] = field(init=False, factory=dict)  # correlation id -> injected error
@@ -109,10 +112,11 @@ class BrokerNode:
         self.work = WorkTime(self.world.rng(f"{self.node}/work"), self.work_ms)
         self.replicas = ReplicaManager(self, self.topics)
         self.leader_epochs = {tp: 0 for tp in (*sorted(self.replicas.logs), OFFSETS_PARTITION, TXN_STATE_PARTITION)}
-        self.txn = TxnCoordinatorRole(self)
-        self.group = GroupCoordinatorRole(self, self.topics)
-        self._handlers = {**self.replicas.handlers(), WriteTxnMarkersRequest: self._write_markers,
-                          **self.txn.handlers(), **self.group.handlers()}
+        self._handlers = {**self.replicas.handlers(), WriteTxnMarkersRequest: self._write_markers}
+        if self.coordinators:
+            self.txn = TxnCoordinatorRole(self)
+            self.group = GroupCoordinatorRole(self, self.topics)
+            self._handlers.update({**self.txn.handlers(), **self.group.handlers()})
         self.network.register(self.node, self._receive)
         # The timers that decide how soon Kafka resolves a transaction on its own, for the oracle's liveness bound.
         self.emit("broker.start", timers={
@@ -121,8 +125,16 @@ class BrokerNode:
             "request.timeout.ms": INTER_BROKER_TIMEOUT_MS})
         self._start_timers()
 
+    def host_replicas(self, configs: Mapping[str, ReplicationConfig],
+                      assignment: Mapping[TopicPartition, tuple[int, ...]]) -> None:
+        """Host this broker's replicas of the replicated partitions (sim/_replication.py) and start them."""
+        self.replicated = ReplicaHost(self, dict(configs), dict(assignment))
+        self._handlers.update(self.replicated.handlers())
+        self.replicated.start()
+
     def _start_timers(self) -> None:
-        self.txn.start_timers()
+        if self.txn is not None:
+            self.txn.start_timers()
         self.replicas.start_timers()
 
     # -- faults -----------------------------------------------------------------------------------
@@ -140,7 +152,10 @@ class BrokerNode:
         self._muted.clear()
         self._answer_with.clear()
         self.replicas.crash()
-        self.group.crash()
+        if self.group is not None:
+            self.group.crash()
+        if self.replicated is not None:
+            self.replicated.crash()
         self.emit("broker.crash")
 
     def restart(self, load_ms: int = COORDINATOR_LOAD_MS) -> None:
@@ -153,7 +168,8 @@ class BrokerNode:
             raise RuntimeError(f"{self.node} is running: crash it before a restart")
         now = self.world.now
         self.replicas.recover(now)
-        self.group.recover(now)
+        if self.group is not None:
+            self.group.recover(now)
         self.up = True
         self.emit("broker.restart")
         # A new process never serves its predecessor's connections: a client's retransmission reaches the
@@ -161,12 +177,15 @@ class BrokerNode:
         # (librdkafka: _TRANSPORT) and the next request opens a new one. Served as before, a later batch could
         # land ahead of an earlier one still waiting on the same connection.
         self.network.close(lambda _src, dst: dst == self.node)
-        self.txn.restart()
-        for tp in self.leader_epochs:
-            self.new_leader_epoch(tp)
-        self._elect_txn(self.leader_epochs[TXN_STATE_PARTITION], load_ms)
-        self.group.load(load_ms)
+        if self.txn is not None and self.group is not None:
+            self.txn.restart()
+            for tp in self.leader_epochs:
+                self.new_leader_epoch(tp)
+            self._elect_txn(self.leader_epochs[TXN_STATE_PARTITION], load_ms)
+            self.group.load(load_ms)
         self._start_timers()
+        if self.replicated is not None:
+            self.replicated.start()
 
     def coordinator_failover(self, down_ms: int = 0, load_ms: int = COORDINATOR_LOAD_MS) -> None:
         """The transaction coordinator moves away and back without a crash: this broker loses the leadership of
@@ -175,6 +194,8 @@ class BrokerNode:
         transactions then get their markers again."""
         if not self.up:
             raise RuntimeError(f"{self.node} is down: its coordinator cannot fail over")
+        if self.txn is None:
+            raise RuntimeError(f"{self.node} hosts no coordinator")
         self.txn.resign(down_ms)
         epoch = self.new_leader_epoch(TXN_STATE_PARTITION)
         self.later(down_ms, lambda: self._elect_txn(epoch, load_ms))
@@ -285,6 +306,10 @@ class BrokerNode:
         if error is not None:
             response = error_response(packet.payload, error)
         self.network.respond(packet, response)
+        self.release(packet)
+
+    def release(self, packet: Packet) -> None:
+        """The request is done (answered, or one that gets no answer: acks=0): its connection reads the next."""
         waiting = self._muted[packet.src]
         while waiting and not self.network.live(waiting[0]):  # unread when its connection closed: lost
             waiting.popleft()
@@ -311,7 +336,7 @@ class BrokerNode:
         now = self.world.now
         results = []
         for tp in entry.partitions:
-            if tp.topic == CONSUMER_OFFSETS_TOPIC:
+            if tp.topic == CONSUMER_OFFSETS_TOPIC and self.group is not None:
                 error = self.group.write_marker(entry, now)
             else:
                 error = self.replicas.write_marker(tp, entry, now)

@@ -1,22 +1,35 @@
 """eosim._cluster
 ===========
 
-A simulated single-node Kafka cluster: the network plus one broker that leads every partition and
-hosts both coordinators, the shape of the conformance suite's real broker.
+A simulated Kafka cluster: the network, ``brokers`` broker nodes (``broker-1`` .. ``broker-N``) and, when some
+topic is replicated, a controller (sim/_replication.py). The first broker hosts both coordinators and leads
+every single-replica topic (``topics``), the shape of the conformance suite's real broker; a replicated topic
+(``replicated``: name -> its partitions, replication factor and replication settings) has its replicas spread
+over the brokers, partition p on brokers p+1, p+2, ... (mod N), its leader elected by the controller.
+A cluster of one broker and no replicated topic has no controller: every scenario of the library runs so.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
-from attrs import define, field
+from attrs import define, field, frozen
 
-from eosim.models.config import BrokerConfig
+from eosim.models.config import BrokerConfig, ReplicationConfig
+from eosim.models.records import TopicPartition
 from eosim._broker import BrokerNode
 from eosim._net import Network
+from eosim._replication import ControllerNode
 from eosim._topology import BROKERS, PORT
 from eosim._world import World
 from eosim._worktime import WORK_MS
+
+
+@frozen(kw_only=True)
+class ReplicatedTopic:
+    partitions: int
+    replication_factor: int
+    config: ReplicationConfig
 
 
 @define(eq=False)
@@ -25,13 +38,46 @@ class Cluster:
     broker_config: BrokerConfig
     topics: dict[str, int]
     work_ms: Mapping[str, tuple[int, int]] = WORK_MS  # how long the broker's internal work takes (sim/_worktime.py)
+    brokers: int = 1
+    replicated: Mapping[str, ReplicatedTopic] = field(factory=dict)
     network: Network = field(init=False)
-    broker_node: BrokerNode = field(init=False)
+    nodes: tuple[BrokerNode, ...] = field(init=False)
+    controller: ControllerNode | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self.network = Network(self.world)
-        self.broker_node = BrokerNode(self.world, self.network, self.broker_config, dict(self.topics), node=BROKERS[0],
-                                  work_ms=self.work_ms)
+        names = broker_nodes(self.brokers)
+        self.nodes = tuple(
+            BrokerNode(self.world, self.network, self.broker_config, dict(self.topics) if i == 0 else {}, node=name,
+                       work_ms=self.work_ms, coordinators=i == 0)
+            for i, name in enumerate(names))
+        if self.replicated:
+            # The controller reads min.insync.replicas and unclean.leader.election.enable per topic (ELR, elections);
+            # the model's controller has one ReplicationConfig, so every replicated topic must share its settings.
+            configs = sorted({spec.config for spec in self.replicated.values()}, key=repr)
+            if len(configs) > 1:
+                raise ValueError(f"replicated topics with different replication settings: {configs}")
+            self.controller = ControllerNode(self.world, self.network, configs[0], names)
+            assignment = {}
+            for topic, spec in sorted(self.replicated.items()):
+                if not 1 <= spec.replication_factor <= self.brokers:
+                    raise ValueError(f"topic {topic!r}: replication factor {spec.replication_factor} on "
+                                     f"{self.brokers} broker(s)")
+                for p in range(spec.partitions):
+                    tp = TopicPartition(topic, p)
+                    assignment[tp] = tuple((p + j) % self.brokers + 1 for j in range(spec.replication_factor))
+                    self.controller.create_partition(tp, assignment[tp])
+            configs = {topic: spec.config for topic, spec in self.replicated.items()}
+            for node in self.nodes:
+                node.host_replicas(configs, assignment)
+
+    @property
+    def broker_node(self) -> BrokerNode:
+        """The first broker: the coordinators' host and every single-replica topic's leader."""
+        return self.nodes[0]
+
+    def node(self, name: str) -> BrokerNode:
+        return self.nodes[broker_nodes(self.brokers).index(name)]
 
     @property
     def broker(self) -> str:
@@ -42,6 +88,11 @@ class Cluster:
     def bootstrap_servers(self) -> tuple[str, ...]:
         """The addresses a client's bootstrap.servers may name (eosim._client.handle)."""
         return tuple(f"{node}:{PORT}" for node in BROKERS)
+
+
+def broker_nodes(n: int) -> tuple[str, ...]:
+    """The node names of a cluster of ``n`` brokers: broker-1 .. broker-n (the first is BROKERS[0])."""
+    return tuple(f"broker-{i}" for i in range(1, n + 1))
 
     def partitions(self, topic: str) -> int:
         return self.topics[topic]

@@ -306,6 +306,13 @@ class LogOffsets(TraceEvent):
     last_stable_offset: int
 
 
+@_kind("log.truncate")
+class LogTruncate(TraceEvent):
+    tp: TopicPartition
+    offset: int
+    records: list  # [[offset, value], ...]: what the replica lost (a follower truncating to its new leader's log)
+
+
 @_kind("log.producer_expired")
 class LogProducerExpired(TraceEvent):
     tp: TopicPartition

@@ -1,0 +1,393 @@
+"""eosim._replication
+=================
+
+The replication runtime of an N-broker cluster (issue 9, its first step): the pure replication models wired
+over the simulated network, the way tests/property/test_replication_properties.py wires them synchronously.
+
+- ``ControllerNode`` (node ``controller``): one ``ReplicationControl`` (KRaft abstracted to one controller).
+  It answers RegisterBroker, BrokerHeartbeat and AlterPartition, fences brokers whose session expired
+  (``on_timer`` at ``next_deadline``), and pushes every metadata record (``PartitionChange``,
+  ``BrokerChange``) to every broker, in order, over one connection per broker (``MetadataUpdate``).
+- ``ReplicaHost``, a role a ``BrokerNode`` hosts: its replicas (``models/partition.py``'s ``Partition``, one
+  per replicated partition it is assigned). As leader it answers a client's ``ReplicaRequest`` carrying a
+  ``ProduceRequest`` (acks 0/1/all, NOT_ENOUGH_REPLICAS, acks=all answered once the HW passes it) and the
+  followers' fetches, holding an empty fetch up to replica.fetch.wait.max.ms (DelayedFetch); as follower it
+  runs one fetcher process per partition (ReplicaFetcherThread), with replica.fetch.backoff.ms after an error.
+  It registers with the controller when its node starts (retrying DUPLICATE_BROKER_REGISTRATION while the old
+  incarnation's session lasts) and heartbeats every broker.heartbeat.interval.ms.
+
+The replicas keep ``models/partition.py``'s ``ReplicaLog`` (single records, opaque values): producer state,
+transactions and the coordinators are not replicated yet; they stay on the first broker's single-replica path
+(sim/_replicas.py, sim/_coordinators.py). docs/design.md, "Planned runtime seams", lists what comes next.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import simpy
+from attrs import define, field, frozen
+
+from eosim.models.config import ReplicationConfig
+from eosim.models.effects import Respond
+from eosim.models.errors import Errors
+from eosim.models.partition import (
+    Acks,
+    FetchRequest,
+    FetchResponse,
+    HighWatermarkUpdated,
+    LogTruncated,
+    Partition,
+    ProduceRequest,
+    ProduceResponse,
+    Role,
+    SendAlterPartition,
+)
+from eosim.models.records import TopicPartition
+from eosim.models.replication_control import (
+    AlterPartitionRequest,
+    BrokerChange,
+    BrokerHeartbeatRequest,
+    PartitionChange,
+    RegisterBrokerRequest,
+    ReplicationControl,
+)
+from eosim._net import Failure, Network, Packet
+from eosim._world import World
+
+if TYPE_CHECKING:
+    from eosim._broker import BrokerNode
+
+CONTROLLER = "controller"
+CONTROLLER_TIMEOUT_MS = 30_000  # the broker's controller channel: request.timeout.ms
+BROKER_HEARTBEAT_INTERVAL_MS = 2_000  # broker.heartbeat.interval.ms
+REGISTRATION_RETRY_MS = 1_000  # BrokerLifecycleManager's backoff after a refused registration (simplified)
+REPLICA_FETCH_WAIT_MAX_MS = 500  # replica.fetch.wait.max.ms: how long a leader holds a fetch with nothing new
+REPLICA_FETCH_BACKOFF_MS = 1_000  # replica.fetch.backoff.ms: a fetcher's pause after an error
+
+
+@frozen(kw_only=True)
+class ReplicaRequest:
+    """A request for one replicated partition (a Produce from a client, a Fetch from a follower)."""
+
+    tp: TopicPartition
+    request: ProduceRequest | FetchRequest
+
+
+@frozen(kw_only=True)
+class ReplicaResponse:
+    tp: TopicPartition
+    response: Any
+
+
+@frozen(kw_only=True)
+class MetadataUpdate:
+    """The controller's metadata records, in commit order (what a broker's metadata publisher applies)."""
+
+    records: tuple[PartitionChange | BrokerChange, ...]
+
+
+@frozen(kw_only=True)
+class MetadataImageRequest:
+    """A registered broker's catch-up with the metadata log: the answer is a ``MetadataUpdate`` of the current
+    image (every broker's registration, then every partition's)."""
+
+
+def broker_id(node: str) -> int:
+    """``broker-3`` -> 3: the broker id a node name carries."""
+    return int(node.rsplit("-", 1)[1])
+
+
+@define(eq=False)
+class ControllerNode:
+    world: World
+    network: Network
+    config: ReplicationConfig
+    brokers: tuple[str, ...]  # every broker node, by name
+    control: ReplicationControl = field(init=False)
+    _timers: set[int] = field(init=False, factory=set)
+    _requests: dict[int, Packet] = field(init=False, factory=dict)
+    # the partitions to create once every broker is registered and unfenced (CreateTopics needs live brokers)
+    _pending: list[tuple[TopicPartition, tuple[int, ...]]] = field(init=False, factory=list)
+    _created: list[TopicPartition] = field(init=False, factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.control = ReplicationControl(self.config)
+        self.network.register(CONTROLLER, self._receive)
+
+    def create_partition(self, tp: TopicPartition, replicas: tuple[int, ...]) -> None:
+        self._pending.append((tp, replicas))
+
+    def _create_when_ready(self) -> None:
+        if self._pending and all(self.control.is_active(broker_id(b)) for b in self.brokers):
+            pending, self._pending = self._pending, []
+            for tp, replicas in pending:
+                self._created.append(tp)
+                self._publish(self.control.create_partition(tp, replicas))
+
+    def _image(self) -> MetadataUpdate:
+        brokers = [BrokerChange(registration=r) for r in (self.control.broker(broker_id(b)) for b in self.brokers)
+                   if r is not None]
+        partitions = [PartitionChange(tp=tp, registration=self.control.partition(tp)) for tp in self._created]
+        return MetadataUpdate(records=(*brokers, *partitions))
+
+    def _receive(self, packet: Packet) -> None:
+        request, cid, now = packet.payload, packet.correlation_id, self.world.now
+        self._requests[cid] = packet
+        if isinstance(request, RegisterBrokerRequest):
+            effects = self.control.register_broker(cid, request, now)
+        elif isinstance(request, BrokerHeartbeatRequest):
+            effects = self.control.heartbeat(cid, request, now)
+        elif isinstance(request, AlterPartitionRequest):
+            effects = self.control.alter_partition(cid, request)
+        elif isinstance(request, MetadataImageRequest):
+            effects = [Respond(correlation_id=cid, response=self._image())]
+        else:
+            raise TypeError(f"the controller has no handler for {request!r}")
+        self._publish(effects)
+        self._create_when_ready()
+
+    def _publish(self, effects: Iterable[object]) -> None:
+        """Answers first, then the metadata records to every broker (each applies them in order)."""
+        records = []
+        for effect in effects:
+            if isinstance(effect, Respond):
+                packet = self._requests.pop(effect.correlation_id)
+                self.network.respond(packet, effect.response)
+            else:
+                records.append(effect)
+        if records:
+            for node in self.brokers:
+                self.network.request(f"{CONTROLLER}/metadata", node, MetadataUpdate(records=tuple(records)),
+                                     CONTROLLER_TIMEOUT_MS)
+        self._schedule_timer()
+
+    def _schedule_timer(self) -> None:
+        deadline = self.control.next_deadline()
+        if deadline is None or deadline in self._timers:
+            return
+        self._timers.add(deadline)
+        self.world.env.timeout(max(deadline - self.world.now, 0)).callbacks.append(
+            lambda _e: self._fire_timer(deadline))
+
+    def _fire_timer(self, deadline: int) -> None:
+        self._timers.discard(deadline)
+        self._publish(self.control.on_timer(self.world.now))
+
+
+@define(eq=False)
+class ReplicaHost:
+    """The replicated partitions a broker node hosts (its part of ReplicaManager for them)."""
+
+    node: BrokerNode
+    configs: dict[str, ReplicationConfig]  # topic -> its replication settings
+    assignment: dict[TopicPartition, tuple[int, ...]]  # every replicated partition -> its replicas
+    parts: dict[TopicPartition, Partition] = field(init=False, factory=dict)
+    broker_epoch: int = field(init=False, default=-1)
+    _wake: dict[TopicPartition, simpy.Event] = field(init=False, factory=dict)  # a fetcher waiting for a leader
+    _fetches: dict[TopicPartition, list[tuple[Packet, FetchRequest]]] = field(init=False, factory=dict)
+    _timers: set[tuple[TopicPartition, int]] = field(init=False, factory=set)
+
+    def __attrs_post_init__(self) -> None:
+        me = broker_id(self.node.node)
+        self.parts = {tp: Partition(tp, me, self.configs[tp.topic])
+                      for tp, replicas in sorted(self.assignment.items()) if me in replicas}
+
+    @property
+    def broker_id(self) -> int:
+        return broker_id(self.node.node)
+
+    def handlers(self) -> dict[type, Callable[[Packet, Any], None]]:
+        return {ReplicaRequest: self._handle, MetadataUpdate: self._metadata}
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """A new process: register with the controller, then heartbeat; fetchers wait for a leader."""
+        self._wake.clear()
+        self.node.spawn(self._register())
+        for tp in self.parts:
+            self.node.spawn(self._fetcher(tp))
+        # the isr-expiration task (ReplicaManager.startup): every replica.lag.time.max.ms / 2
+        lag = min((c.replica_lag_time_max_ms for c in self.configs.values()), default=30_000)
+        self.node.every(lag // 2, self._shrink_isrs)
+
+    def _shrink_isrs(self, now: int) -> None:
+        for tp, part in self.parts.items():
+            if part.role is Role.LEADER:
+                self._apply(tp, part.maybe_shrink_isr(now))
+
+    def crash(self) -> None:
+        for part in self.parts.values():
+            part.crash()
+        self._fetches.clear()
+        self._timers.clear()
+
+    def _register(self):
+        me = self.broker_id
+        while True:
+            answer = yield self._to_controller(RegisterBrokerRequest(broker_id=me))
+            if not isinstance(answer, Failure) and answer.error is Errors.NONE:
+                break
+            yield self.node.world.env.timeout(REGISTRATION_RETRY_MS)
+        self.broker_epoch = answer.broker_epoch
+        for part in self.parts.values():
+            if part.role is Role.OFFLINE:
+                part.restart(self.broker_epoch)
+            else:
+                part.broker_epoch = self.broker_epoch
+        # the new incarnation catches up with the metadata log (BrokerMetadataListener's replay)
+        while True:
+            image = yield self._to_controller(MetadataImageRequest())
+            if not isinstance(image, Failure):
+                break
+        self._apply_metadata(image)
+        while True:
+            yield self._to_controller(BrokerHeartbeatRequest(broker_id=me, broker_epoch=self.broker_epoch))
+            yield self.node.world.env.timeout(BROKER_HEARTBEAT_INTERVAL_MS)
+
+    def _to_controller(self, request: Any) -> simpy.Event:
+        return self.node.network.request(f"{self.node.node}/controller", CONTROLLER, request, CONTROLLER_TIMEOUT_MS)
+
+    # -- metadata ---------------------------------------------------------------------------------------
+
+    def _metadata(self, packet: Packet, update: MetadataUpdate) -> None:
+        self._apply_metadata(update)
+        self.node.reply(packet, None)
+
+    def _apply_metadata(self, update: MetadataUpdate) -> None:
+        now = self.node.world.now
+        for record in update.records:
+            if isinstance(record, BrokerChange):
+                for part in self.parts.values():
+                    if part.role is not Role.OFFLINE:
+                        part.update_broker(record.registration)
+            elif record.tp in self.parts and self.parts[record.tp].role is not Role.OFFLINE:
+                part = self.parts[record.tp]
+                was = part.role, part.leader_id, part.leader_epoch
+                self._apply(record.tp, part.apply_registration(record.registration, now))
+                if (part.role, part.leader_id, part.leader_epoch) != was:
+                    if part.role is Role.LEADER:
+                        self.node.emit("partition.leader", tp=record.tp, leader_epoch=part.leader_epoch)
+                    # the fetcher moves to the new leader (ReplicaFetcherManager.addFetcherForPartitions), leaving
+                    # a fetch still waiting on the old one
+                    wake = self._wake.pop(record.tp, None)
+                    if wake is not None:
+                        wake.succeed()
+
+    # -- leader -----------------------------------------------------------------------------------------
+
+    def _handle(self, packet: Packet, envelope: ReplicaRequest) -> None:
+        part = self.parts.get(envelope.tp)
+        request, now = envelope.request, self.node.world.now
+        if part is None or part.role is Role.OFFLINE:
+            error = Errors.NOT_LEADER_OR_FOLLOWER
+            self.node.reply(packet, ReplicaResponse(tp=envelope.tp, response=_refusal(request, error)))
+            return
+        self.node.hold(packet)
+        if isinstance(request, ProduceRequest):
+            self._apply(envelope.tp, part.produce(packet.correlation_id, request, now))
+            if request.acks is Acks.ZERO:
+                self.node.answer(packet.correlation_id)
+                self.node.release(packet)
+            self._complete_fetches(envelope.tp)
+        else:
+            self._follower_fetch(envelope.tp, packet, request, held=False)
+
+    def _follower_fetch(self, tp: TopicPartition, packet: Packet, request: FetchRequest, *, held: bool) -> None:
+        """Answer a follower's fetch, or hold it while it has nothing new (DelayedFetch): an append completes it,
+        else replica.fetch.wait.max.ms does."""
+        *effects, respond = self.parts[tp].follower_fetch(packet.correlation_id, request, self.node.world.now)
+        self._apply(tp, effects)
+        response = respond.response
+        if not held and response.error is Errors.NONE and not response.records and response.diverging_epoch is None:
+            self._fetches.setdefault(tp, []).append((packet, request))
+            self.node.later(REPLICA_FETCH_WAIT_MAX_MS, lambda: self._expire_fetch(tp, packet))
+            return
+        self._apply(tp, [respond])
+
+    def _complete_fetches(self, tp: TopicPartition) -> None:
+        for packet, request in self._fetches.pop(tp, []):
+            self._follower_fetch(tp, packet, request, held=True)
+
+    def _expire_fetch(self, tp: TopicPartition, packet: Packet) -> None:
+        waiting = self._fetches.get(tp, [])
+        for i, (held, request) in enumerate(waiting):
+            if held is packet:
+                del waiting[i]
+                self._follower_fetch(tp, packet, request, held=True)
+                return
+
+    # -- follower ---------------------------------------------------------------------------------------
+
+    def _fetcher(self, tp: TopicPartition):
+        """ReplicaFetcherThread for one partition: fetch from the leader while this replica follows."""
+        part, node = self.parts[tp], self.node
+        env = node.world.env
+        while True:
+            self._wake[tp] = wake = env.event()
+            request = part.build_fetch_request() if part.role is Role.FOLLOWER else None
+            if request is None:
+                yield wake
+                continue
+            reply = node.network.request(f"{node.node}/fetcher", f"broker-{part.leader_id}",
+                                         ReplicaRequest(tp=tp, request=request), CONTROLLER_TIMEOUT_MS)
+            yield env.any_of([reply, wake])
+            if not reply.triggered:
+                continue  # the leader changed: fetch from the new one
+            answer = reply.value
+            if isinstance(answer, Failure):
+                yield env.timeout(REPLICA_FETCH_BACKOFF_MS)
+                continue
+            response: FetchResponse = answer.response
+            self._apply(tp, part.on_fetch_response(request, response, node.world.now))
+            if response.error is not Errors.NONE:
+                yield node.world.env.timeout(REPLICA_FETCH_BACKOFF_MS)
+
+    # -- effects ----------------------------------------------------------------------------------------
+
+    def _apply(self, tp: TopicPartition, effects: Iterable[object]) -> None:
+        node = self.node
+        part = self.parts[tp]
+        for effect in effects:
+            if isinstance(effect, Respond):
+                packet = node.answer(effect.correlation_id)
+                node.reply(packet, ReplicaResponse(tp=tp, response=effect.response))
+            elif isinstance(effect, SendAlterPartition):
+                node.spawn(self._alter_partition(tp, effect.request))
+            elif isinstance(effect, HighWatermarkUpdated):
+                if part.role is not Role.LEADER:
+                    continue  # a follower's copy of the leader's HW: the leader traced it
+                node.emit("log.offsets", tp=tp, log_end_offset=part.log_end_offset,
+                          high_watermark=effect.high_watermark, last_stable_offset=effect.high_watermark)
+            elif isinstance(effect, LogTruncated):
+                node.emit("log.truncate", tp=tp, offset=effect.offset,
+                          records=[[e.offset, e.value] for e in effect.removed])
+            else:
+                raise TypeError(f"unknown effect {effect!r}")
+        self._schedule_timer(tp)
+
+    def _alter_partition(self, tp: TopicPartition, request: AlterPartitionRequest):
+        answer = yield self._to_controller(request)
+        if not isinstance(answer, Failure):
+            self._apply(tp, self.parts[tp].on_alter_partition_response(request, answer, self.node.world.now))
+
+    def _schedule_timer(self, tp: TopicPartition) -> None:
+        """The leader's purgatory (acks=all's timeout) and its ISR check, at the partition's next deadline."""
+        deadline = self.parts[tp].next_deadline()
+        if deadline is None or (tp, deadline) in self._timers:
+            return
+        self._timers.add((tp, deadline))
+        self.node.later(max(deadline - self.node.world.now, 0), lambda: self._fire_timer(tp, deadline))
+
+    def _fire_timer(self, tp: TopicPartition, deadline: int) -> None:
+        self._timers.discard((tp, deadline))
+        part = self.parts[tp]
+        if part.role is Role.LEADER:
+            self._apply(tp, part.expire_delayed_produces(self.node.world.now))
+
+
+def _refusal(request: ProduceRequest | FetchRequest, error: Errors) -> Any:
+    if isinstance(request, ProduceRequest):
+        return ProduceResponse(error=error)
+    return FetchResponse(error=error, records=(), high_watermark=-1)
