@@ -77,3 +77,23 @@ class WriteTxnMarkersRequest:
 @frozen(kw_only=True)
 class WriteTxnMarkersResponse:
     results: tuple[tuple[TopicPartition, Errors], ...]
+
+
+@frozen(kw_only=True)
+class MetadataRequest:
+    """Metadata for these topics' partitions (a client learns where each partition's leader is)."""
+
+    topics: tuple[str, ...]
+
+
+@frozen(kw_only=True)
+class PartitionMetadata:
+    partition: TopicPartition
+    error: Errors  # LEADER_NOT_AVAILABLE while no leader is elected
+    leader: int = -1  # the leader's broker id, -1 for none
+    leader_epoch: int = -1
+
+
+@frozen(kw_only=True)
+class MetadataResponse:
+    partitions: tuple[PartitionMetadata, ...]

@@ -44,7 +44,7 @@ from eosim.models.protocol import WriteTxnMarkersRequest, WriteTxnMarkersRespons
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, TopicPartition
 from eosim.models.txn_coordinator import AddPartitionsToTxnRequest, AppendTxnLog
 from eosim._coordinators import GroupCoordinatorRole, TxnCoordinatorRole
-from eosim._net import Failure, Network, Packet
+from eosim._net import NO_RESPONSE, Failure, Network, Packet
 from eosim._replicas import ReplicaManager
 from eosim._replication import ReplicaHost
 from eosim._topology import COORDINATOR_LOAD_MS
@@ -302,14 +302,12 @@ class BrokerNode:
         self._handlers[type(packet.payload)](packet, packet.payload)
 
     def reply(self, packet: Packet, response: Any) -> None:
+        """Answer the request (``NO_RESPONSE``: it gets none, as an acks=0 Produce); its connection reads the next."""
         error = self._answer_with.pop(packet.correlation_id, None)
         if error is not None:
             response = error_response(packet.payload, error)
-        self.network.respond(packet, response)
-        self.release(packet)
-
-    def release(self, packet: Packet) -> None:
-        """The request is done (answered, or one that gets no answer: acks=0): its connection reads the next."""
+        if response is not NO_RESPONSE:
+            self.network.respond(packet, response)
         waiting = self._muted[packet.src]
         while waiting and not self.network.live(waiting[0]):  # unread when its connection closed: lost
             waiting.popleft()

@@ -3,7 +3,7 @@
 
 A simulated Kafka cluster: the network, ``brokers`` broker nodes (``broker-1`` .. ``broker-N``) and, when some
 topic is replicated, a controller (sim/_replication.py). The first broker hosts both coordinators and leads
-every single-replica topic (``topics``), the shape of the conformance suite's real broker; a replicated topic
+every single-replica topic (those of ``topics`` not in ``replicated``), the shape of the conformance suite's real broker; a replicated topic
 (``replicated``: name -> its partitions, replication factor and replication settings) has its replicas spread
 over the brokers, partition p on brokers p+1, p+2, ... (mod N), its leader elected by the controller.
 A cluster of one broker and no replicated topic has no controller: every scenario of the library runs so.
@@ -16,11 +16,13 @@ from typing import Mapping
 from attrs import define, field, frozen
 
 from eosim.models.config import BrokerConfig, ReplicationConfig
+from eosim.models.partition import Partition
 from eosim.models.records import TopicPartition
+from eosim.models.replication_control import NO_LEADER
 from eosim._broker import BrokerNode
 from eosim._net import Network
 from eosim._replication import ControllerNode
-from eosim._topology import BROKERS, PORT
+from eosim._topology import PORT, broker_nodes
 from eosim._world import World
 from eosim._worktime import WORK_MS
 
@@ -36,19 +38,22 @@ class ReplicatedTopic:
 class Cluster:
     world: World
     broker_config: BrokerConfig
-    topics: dict[str, int]
+    topics: dict[str, int]  # every topic's partition count, the replicated ones' too
     work_ms: Mapping[str, tuple[int, int]] = WORK_MS  # how long the broker's internal work takes (sim/_worktime.py)
     brokers: int = 1
     replicated: Mapping[str, ReplicatedTopic] = field(factory=dict)
     network: Network = field(init=False)
     nodes: tuple[BrokerNode, ...] = field(init=False)
     controller: ControllerNode | None = field(init=False, default=None)
+    # every replicated partition -> its replicas (broker ids)
+    assignment: dict[TopicPartition, tuple[int, ...]] = field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.network = Network(self.world)
         names = broker_nodes(self.brokers)
+        single = {topic: n for topic, n in self.topics.items() if topic not in self.replicated}
         self.nodes = tuple(
-            BrokerNode(self.world, self.network, self.broker_config, dict(self.topics) if i == 0 else {}, node=name,
+            BrokerNode(self.world, self.network, self.broker_config, single if i == 0 else {}, node=name,
                        work_ms=self.work_ms, coordinators=i == 0)
             for i, name in enumerate(names))
         if self.replicated:
@@ -58,7 +63,7 @@ class Cluster:
             if len(configs) > 1:
                 raise ValueError(f"replicated topics with different replication settings: {configs}")
             self.controller = ControllerNode(self.world, self.network, configs[0], names)
-            assignment = {}
+            assignment = self.assignment
             for topic, spec in sorted(self.replicated.items()):
                 if not 1 <= spec.replication_factor <= self.brokers:
                     raise ValueError(f"topic {topic!r}: replication factor {spec.replication_factor} on "
@@ -76,8 +81,20 @@ class Cluster:
         """The first broker: the coordinators' host and every single-replica topic's leader."""
         return self.nodes[0]
 
+    @property
+    def broker_names(self) -> tuple[str, ...]:
+        return broker_nodes(self.brokers)
+
     def node(self, name: str) -> BrokerNode:
         return self.nodes[broker_nodes(self.brokers).index(name)]
+
+    def leader_replica(self, tp: TopicPartition) -> Partition | None:
+        """The replica of ``tp`` on the broker the controller names its leader (None: no leader, or not created:
+        the controller creates the partitions once every broker has registered)."""
+        if tp not in self.controller.created:
+            return None
+        leader = self.controller.control.partition(tp).leader
+        return self.nodes[leader - 1].replicated.parts[tp] if leader != NO_LEADER else None
 
     @property
     def broker(self) -> str:
@@ -87,12 +104,7 @@ class Cluster:
     @property
     def bootstrap_servers(self) -> tuple[str, ...]:
         """The addresses a client's bootstrap.servers may name (eosim._client.handle)."""
-        return tuple(f"{node}:{PORT}" for node in BROKERS)
-
-
-def broker_nodes(n: int) -> tuple[str, ...]:
-    """The node names of a cluster of ``n`` brokers: broker-1 .. broker-n (the first is BROKERS[0])."""
-    return tuple(f"broker-{i}" for i in range(1, n + 1))
+        return tuple(f"{node}:{PORT}" for node in broker_nodes(self.brokers))
 
     def partitions(self, topic: str) -> int:
         return self.topics[topic]

@@ -38,6 +38,7 @@ from eosim import _scenario as sc
 from eosim.models.txn_coordinator import AppendTxnLog
 from eosim._broker import BrokerNode, Injection
 from eosim._net import HOLD, Network, Packet
+from eosim._replication import CONTROLLER
 from eosim._world import World, derive_seed
 
 NEMESIS = "nemesis"  # the node of fault events, the actor of nemesis steps, the random nemesis' rule name
@@ -124,13 +125,17 @@ class FaultLayer:
 
     @classmethod
     def install(cls, world: World, network: Network, broker: BrokerNode, scenario: sc.Scenario) -> FaultLayer:
-        return cls.attach(world, network, broker, scenario.faults, scenario.nemesis, tuple(scenario.actors))
+        # a replicated cluster's controller is linked too (KRaft's quorum, abstracted to one node)
+        brokers = scenario.brokers if len(scenario.brokers) == 1 else (*scenario.brokers, CONTROLLER)
+        return cls.attach(world, network, broker, scenario.faults, scenario.nemesis, tuple(scenario.actors), brokers)
 
     @classmethod
     def attach(cls, world: World, network: Network, broker: BrokerNode, rules: tuple[sc.Fault, ...] = (),
-               nemesis: sc.Nemesis | None = None, actors: tuple[str, ...] = ()) -> FaultLayer:
-        """A layer hooked into the network and the broker (a scenario's, or eosim.Simulation's)."""
-        layer = cls(world, network, rules, nemesis, actors, (broker.node,), broker)
+               nemesis: sc.Nemesis | None = None, actors: tuple[str, ...] = (),
+               brokers: tuple[str, ...] | None = None) -> FaultLayer:
+        """A layer hooked into the network and the broker (a scenario's, or eosim.Simulation's). ``brokers``: every
+        broker node a network fault may cut (default: ``broker``'s); the nemesis strikes ``broker``."""
+        layer = cls(world, network, rules, nemesis, actors, brokers or (broker.node,), broker)
         network.route = layer.route
         network.asleep = layer.asleep
         broker.inject = layer.inject

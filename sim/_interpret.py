@@ -61,8 +61,8 @@ class Backend(Protocol):
     def disconnect(self, nodes: tuple[str, ...]) -> None: ...
     def heal(self) -> None: ...
     # The broker nemesis ops (simulator only).
-    def crash_broker(self) -> None: ...
-    def restart_broker(self, load_ms: int) -> None: ...
+    def crash_broker(self, broker: str) -> None: ...
+    def restart_broker(self, broker: str, load_ms: int) -> None: ...
     def coordinator_failover(self, down_ms: int, load_ms: int) -> None: ...
 
 
@@ -336,11 +336,11 @@ class Interpreter:
         self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
 
     def _do_crash_broker(self, step: sc.CrashBroker, record: StepRecord):
-        self.backend.crash_broker()
+        self.backend.crash_broker(step.broker)
         self._nemesis(step)
 
     def _do_restart_broker(self, step: sc.RestartBroker, record: StepRecord):
-        self.backend.restart_broker(step.load_ms)
+        self.backend.restart_broker(step.broker, step.load_ms)
         self._nemesis(step, load_ms=step.load_ms)
 
     def _do_coordinator_failover(self, step: sc.CoordinatorFailover, record: StepRecord):

@@ -47,6 +47,7 @@ class Failure:
 TIMED_OUT = Failure("TIMED_OUT")  # no response within the request's timeout
 DISCONNECTED = Failure("DISCONNECTED")  # its connection closed first (librdkafka's _TRANSPORT)
 
+NO_RESPONSE = object()  # a handler's answer to a request that gets none (an acks=0 Produce)
 HOLD = -1  # route's answer for a packet on a cut link: kept until release()
 # route(packet) -> extra delay in ms (0 = deliver normally), HOLD, or None (drop).
 Route = Callable[[Packet], "int | None"]

@@ -43,16 +43,19 @@ from eosim.models.partition import (
     Role,
     SendAlterPartition,
 )
+from eosim.models import protocol
 from eosim.models.records import TopicPartition
 from eosim.models.replication_control import (
+    NO_LEADER,
     AlterPartitionRequest,
     BrokerChange,
     BrokerHeartbeatRequest,
     PartitionChange,
+    PartitionRegistration,
     RegisterBrokerRequest,
     ReplicationControl,
 )
-from eosim._net import Failure, Network, Packet
+from eosim._net import NO_RESPONSE, Failure, Network, Packet
 from eosim._world import World
 
 if TYPE_CHECKING:
@@ -88,6 +91,11 @@ class MetadataUpdate:
 
 
 @frozen(kw_only=True)
+class MetadataApplied:
+    """A broker's acknowledgement of a ``MetadataUpdate``."""
+
+
+@frozen(kw_only=True)
 class MetadataImageRequest:
     """A registered broker's catch-up with the metadata log: the answer is a ``MetadataUpdate`` of the current
     image (every broker's registration, then every partition's)."""
@@ -109,7 +117,7 @@ class ControllerNode:
     _requests: dict[int, Packet] = field(init=False, factory=dict)
     # the partitions to create once every broker is registered and unfenced (CreateTopics needs live brokers)
     _pending: list[tuple[TopicPartition, tuple[int, ...]]] = field(init=False, factory=list)
-    _created: list[TopicPartition] = field(init=False, factory=list)
+    created: list[TopicPartition] = field(init=False, factory=list)  # in creation order
 
     def __attrs_post_init__(self) -> None:
         self.control = ReplicationControl(self.config)
@@ -122,13 +130,13 @@ class ControllerNode:
         if self._pending and all(self.control.is_active(broker_id(b)) for b in self.brokers):
             pending, self._pending = self._pending, []
             for tp, replicas in pending:
-                self._created.append(tp)
+                self.created.append(tp)
                 self._publish(self.control.create_partition(tp, replicas))
 
     def _image(self) -> MetadataUpdate:
         brokers = [BrokerChange(registration=r) for r in (self.control.broker(broker_id(b)) for b in self.brokers)
                    if r is not None]
-        partitions = [PartitionChange(tp=tp, registration=self.control.partition(tp)) for tp in self._created]
+        partitions = [PartitionChange(tp=tp, registration=self.control.partition(tp)) for tp in self.created]
         return MetadataUpdate(records=(*brokers, *partitions))
 
     def _receive(self, packet: Packet) -> None:
@@ -183,6 +191,8 @@ class ReplicaHost:
     configs: dict[str, ReplicationConfig]  # topic -> its replication settings
     assignment: dict[TopicPartition, tuple[int, ...]]  # every replicated partition -> its replicas
     parts: dict[TopicPartition, Partition] = field(init=False, factory=dict)
+    # the metadata cache: every replicated partition's registration this broker has applied (Metadata answers it)
+    registrations: dict[TopicPartition, PartitionRegistration] = field(init=False, factory=dict)
     broker_epoch: int = field(init=False, default=-1)
     _wake: dict[TopicPartition, simpy.Event] = field(init=False, factory=dict)  # a fetcher waiting for a leader
     _fetches: dict[TopicPartition, list[tuple[Packet, FetchRequest]]] = field(init=False, factory=dict)
@@ -198,7 +208,8 @@ class ReplicaHost:
         return broker_id(self.node.node)
 
     def handlers(self) -> dict[type, Callable[[Packet, Any], None]]:
-        return {ReplicaRequest: self._handle, MetadataUpdate: self._metadata}
+        return {ReplicaRequest: self._handle, MetadataUpdate: self._metadata, protocol.ProduceRequest: self._produce,
+                protocol.MetadataRequest: self._describe}
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -220,6 +231,7 @@ class ReplicaHost:
     def crash(self) -> None:
         for part in self.parts.values():
             part.crash()
+        self.registrations.clear()
         self._fetches.clear()
         self._timers.clear()
 
@@ -253,7 +265,7 @@ class ReplicaHost:
 
     def _metadata(self, packet: Packet, update: MetadataUpdate) -> None:
         self._apply_metadata(update)
-        self.node.reply(packet, None)
+        self.node.reply(packet, MetadataApplied())
 
     def _apply_metadata(self, update: MetadataUpdate) -> None:
         now = self.node.world.now
@@ -262,8 +274,11 @@ class ReplicaHost:
                 for part in self.parts.values():
                     if part.role is not Role.OFFLINE:
                         part.update_broker(record.registration)
-            elif record.tp in self.parts and self.parts[record.tp].role is not Role.OFFLINE:
-                part = self.parts[record.tp]
+            else:
+                self.registrations[record.tp] = record.registration
+                part = self.parts.get(record.tp)
+                if part is None or part.role is Role.OFFLINE:
+                    continue
                 was = part.role, part.leader_id, part.leader_epoch
                 self._apply(record.tp, part.apply_registration(record.registration, now))
                 if (part.role, part.leader_id, part.leader_epoch) != was:
@@ -275,9 +290,44 @@ class ReplicaHost:
                     if wake is not None:
                         wake.succeed()
 
+    # -- clients ----------------------------------------------------------------------------------------
+
+    def _describe(self, packet: Packet, request: protocol.MetadataRequest) -> None:
+        """KafkaApis.handleTopicMetadataRequest, from this broker's metadata cache."""
+        partitions = tuple(
+            protocol.PartitionMetadata(partition=tp, error=Errors.NONE if r.leader != NO_LEADER
+                                       else Errors.LEADER_NOT_AVAILABLE, leader=r.leader, leader_epoch=r.leader_epoch)
+            for tp, r in sorted(self.registrations.items()) if tp.topic in request.topics)
+        self.node.reply(packet, protocol.MetadataResponse(partitions=partitions))
+
+    def _produce(self, packet: Packet, request: protocol.ProduceRequest) -> None:
+        """A client's Produce (one partition's batch): each record one entry of the replica log."""
+
+        [(tp, batch)] = request.batches
+        part = self.parts.get(tp)
+        if part is None or part.role is not Role.LEADER:
+            self.node.reply(packet, protocol.ProduceResponse(responses=(protocol.PartitionProduceResponse(
+                partition=tp, error=Errors.NOT_LEADER_OR_FOLLOWER),)))
+            return
+        self.node.hold(packet)
+        base = part.log_end_offset
+        effects = part.produce(packet.correlation_id, ProduceRequest(acks=Acks(request.acks), records=batch.records),
+                               self.node.world.now)
+        if part.log_end_offset > base:
+            self.node.emit("log.append", tp=tp, producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
+                           base_sequence=batch.base_sequence, base_offset=base, last_offset=part.log_end_offset - 1,
+                           transactional=False,
+                           records=[[base + i, r.key, r.value] for i, r in enumerate(batch.records)])
+        self._apply(tp, effects)
+        if request.acks == Acks.ZERO:
+            self.node.answer(packet.correlation_id)
+            self.node.reply(packet, NO_RESPONSE)
+        self._complete_fetches(tp)
+
     # -- leader -----------------------------------------------------------------------------------------
 
     def _handle(self, packet: Packet, envelope: ReplicaRequest) -> None:
+
         part = self.parts.get(envelope.tp)
         request, now = envelope.request, self.node.world.now
         if part is None or part.role is Role.OFFLINE:
@@ -289,7 +339,7 @@ class ReplicaHost:
             self._apply(envelope.tp, part.produce(packet.correlation_id, request, now))
             if request.acks is Acks.ZERO:
                 self.node.answer(packet.correlation_id)
-                self.node.release(packet)
+                self.node.reply(packet, NO_RESPONSE)
             self._complete_fetches(envelope.tp)
         else:
             self._follower_fetch(envelope.tp, packet, request, held=False)
@@ -352,7 +402,11 @@ class ReplicaHost:
         for effect in effects:
             if isinstance(effect, Respond):
                 packet = node.answer(effect.correlation_id)
-                node.reply(packet, ReplicaResponse(tp=tp, response=effect.response))
+                if isinstance(packet.payload, protocol.ProduceRequest):
+                    node.reply(packet, protocol.ProduceResponse(responses=(protocol.PartitionProduceResponse(
+                        partition=tp, error=effect.response.error, base_offset=effect.response.base_offset),)))
+                else:
+                    node.reply(packet, ReplicaResponse(tp=tp, response=effect.response))
             elif isinstance(effect, SendAlterPartition):
                 node.spawn(self._alter_partition(tp, effect.request))
             elif isinstance(effect, HighWatermarkUpdated):
@@ -362,7 +416,8 @@ class ReplicaHost:
                           high_watermark=effect.high_watermark, last_stable_offset=effect.high_watermark)
             elif isinstance(effect, LogTruncated):
                 node.emit("log.truncate", tp=tp, offset=effect.offset,
-                          records=[[e.offset, e.value] for e in effect.removed])
+                          records=[[e.offset, getattr(e.value, "key", None), getattr(e.value, "value", e.value)]
+                                   for e in effect.removed])
             else:
                 raise TypeError(f"unknown effect {effect!r}")
         self._schedule_timer(tp)

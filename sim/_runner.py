@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 from attrs import define, field, frozen
 
 from eosim.models.fetch import visible_records
+from eosim.models.config import ReplicationConfig
 from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
 from eosim._checkers import CheckResult
@@ -25,7 +26,7 @@ from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaException
 from eosim._client.message import TopicPartition
 from eosim._client.producer import Producer
-from eosim._cluster import Cluster
+from eosim._cluster import Cluster, ReplicatedTopic
 from eosim._diagram import mermaid
 from eosim._faults import FaultLayer
 from eosim._history import text
@@ -97,11 +98,11 @@ class SimBackend:
 
     # The broker nemesis ops: the broker performs them (sim/_broker.py).
 
-    def crash_broker(self) -> None:
-        self.cluster.broker_node.crash()
+    def crash_broker(self, broker: str) -> None:
+        self.cluster.node(broker).crash()
 
-    def restart_broker(self, load_ms: int) -> None:
-        self.cluster.broker_node.restart(load_ms)
+    def restart_broker(self, broker: str, load_ms: int) -> None:
+        self.cluster.node(broker).restart(load_ms)
 
     def coordinator_failover(self, down_ms: int, load_ms: int) -> None:
         self.cluster.broker_node.coordinator_failover(down_ms, load_ms)
@@ -170,6 +171,8 @@ def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -
 def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
     """Every partition's final state, as fresh readers of each isolation level see it (keys and values as
     text, a bytes one decoded, as the history holds them)."""
+    if cluster.replicated:
+        return observe_replicated(cluster)
     partitions = []
     for tp, log in sorted(cluster.broker_node.replicas.logs.items()):
         views = {}
@@ -180,6 +183,20 @@ def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
             topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
             last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
             read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
+    return partitions
+
+
+def observe_replicated(cluster: Cluster) -> list[PartitionObservation]:
+    """A replicated partition as a fresh reader sees it: its leader's log below the high watermark (no
+    transactions on replicated partitions yet: both isolation levels read the same)."""
+    partitions = []
+    for tp in sorted(cluster.assignment):
+        part = cluster.leader_replica(tp)
+        hw = part.high_watermark if part is not None else 0
+        records = [(e.offset, text(e.value.key), text(e.value.value)) for e in part.log.entries[:hw]] if part else []
+        partitions.append(PartitionObservation(topic=tp.topic, partition=tp.partition, high_watermark=hw,
+                                               last_stable_offset=hw, read_committed=records,
+                                               read_uncommitted=list(records)))
     return partitions
 
 
@@ -237,11 +254,22 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
     return (limit is None or settled <= limit) and not spent
 
 
+def cluster_for(world: World, scenario: sc.Scenario) -> Cluster:
+    """One broker: every topic single-replica on it. N brokers: every topic replicated (sim/_replication.py)."""
+    config, topics = cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics}
+    if len(scenario.brokers) == 1:
+        return Cluster(world, config, topics)
+    replicated = {t.name: ReplicatedTopic(partitions=t.partitions, replication_factor=t.replication_factor,
+                                          config=ReplicationConfig.from_kafka(t.config))
+                  for t in scenario.topics}
+    return Cluster(world, config, topics, brokers=len(scenario.brokers), replicated=replicated)
+
+
 def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     seed = scenario.seed if seed is None else seed
     world = World(seed)
     oracle = TraceOracle(world.trace)
-    cluster = Cluster(world, cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics})
+    cluster = cluster_for(world, scenario)
     faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario)
     interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
     main = world.env.process(_drive(world, interpreter))

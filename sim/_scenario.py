@@ -40,7 +40,8 @@ from eosim.models.errors import Errors
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from eosim._client.config import ClientConfig, ConfigError, find_setting, validate_config
 from eosim._conformable import refusal as proxy_refusal
-from eosim._topology import BROKERS, COORDINATOR_LOAD_MS
+from eosim._topology import (BROKERS, COORDINATOR_LOAD_MS, MAX_BROKERS, SHAPE_KEYS, TOPIC_CONFIGS, broker_count,
+                             broker_nodes)
 
 
 class ScenarioError(Exception):
@@ -426,6 +427,8 @@ class CrashBroker(Step):
     """Kill the broker process: it reads and sends nothing, its clients time out and retry, and what it held
     in memory is lost; its logs stay (simulator only)."""
 
+    broker: str = _f("The broker node (broker-1 .. broker-N).", BROKERS[0])
+
 
 @_op("restart_broker", (NEMESIS,))
 @frozen(kw_only=True)
@@ -433,6 +436,7 @@ class RestartBroker(Step):
     """Start the crashed broker again: each log's producer state comes from the snapshot at its end (one batch per
     producer), and its coordinators load at a new epoch (simulator only)."""
 
+    broker: str = _f("The broker node (broker-1 .. broker-N).", BROKERS[0])
     load_ms: int = _f("How long the coordinators load (COORDINATOR_LOAD_IN_PROGRESS meanwhile).", COORDINATOR_LOAD_MS,
                       min=0, max=MAX_MS)
 
@@ -576,6 +580,11 @@ class Topic:
 
     name: str = _f("Topic name (Kafka's legal characters: letters, digits, . _ -).", pattern=TOPIC_PATTERN)
     partitions: int = _f("Number of partitions.", 1, min=1, max=MAX_PARTITIONS)
+    replication_factor: int = _f("Replicas of each partition, each on its own broker (at most [cluster] brokers).", 1,
+                                 min=1, max=MAX_BROKERS)
+    config: dict[str, Scalar] = _f(
+        'Topic configuration by Kafka\'s names: "min.insync.replicas" (int >= 1), '
+        '"unclean.leader.election.enable" (bool). Needs [cluster] brokers > 1.', attrs.Factory(dict), hash=False)
 
 
 @frozen(kw_only=True)
@@ -655,7 +664,12 @@ class Scenario:
 
     @property
     def broker_config(self) -> BrokerConfig:
-        return BrokerConfig.from_kafka(self.cluster)
+        return BrokerConfig.from_kafka({k: v for k, v in self.cluster.items() if k not in SHAPE_KEYS})
+
+    @property
+    def brokers(self) -> tuple[str, ...]:
+        """The broker nodes: broker-1 .. broker-N ([cluster] brokers, default 1)."""
+        return broker_nodes(broker_count(self.cluster))
 
     def topic(self, name: str) -> Topic | None:
         return next((t for t in self.topics if t.name == name), None)
@@ -1031,6 +1045,7 @@ def _check(s: Scenario) -> None:
     _check_unique(s.scenario.expect_anomalies, "scenario.expect_anomalies")
     _check_cluster(s.cluster)
     _check_topics(s.topics)
+    _check_replication(s)
     if s.scenario.pipeline is not None:
         for end in ("input", "output"):
             if s.topic(getattr(s.scenario.pipeline, end)) is None:
@@ -1042,10 +1057,10 @@ def _check(s: Scenario) -> None:
     for name, actor in s.actors.items():
         _check_actor(name, actor)
     # actor or broker -> None, or the location of its close/crash
-    alive: dict[str, str | None] = {name: None for name in (*s.actors, *BROKERS)}
+    alive: dict[str, str | None] = {name: None for name in (*s.actors, *s.brokers)}
     for i, step in enumerate(s.steps):
         _check_step(s, step, f"steps[{i}]", alive)
-    for broker in BROKERS:
+    for broker in s.brokers:
         if alive[broker] is not None:
             raise _Invalid(alive[broker], f"{broker} stays down: restart it, the final observation reads it")
     _check_faults(s)
@@ -1096,6 +1111,11 @@ def _check_cluster(cluster: Mapping[str, Any]) -> None:
     hints = _hints(BrokerConfig)
     for key, value in cluster.items():
         location = _key("cluster", key, quote=True)
+        if key == "brokers":
+            if not _accepts(int, value) or not 1 <= value <= MAX_BROKERS:
+                raise _Invalid(location, f"the number of broker nodes, an integer in 1..{MAX_BROKERS}, got "
+                                         f"{_describe(value)}")
+            continue
         # from_kafka also takes the attribute spelling; Kafka only the dotted one
         wanted = None if "_" in key else hints.get(key.replace(".", "_"))
         if wanted is None:
@@ -1114,11 +1134,60 @@ def _check_cluster(cluster: Mapping[str, Any]) -> None:
             raise _Invalid(location, str(err)) from None
 
 
+def _check_replication(s: Scenario) -> None:
+    """[cluster] brokers and the topics' replication: what the replicated runtime (sim/_replication.py) runs so
+    far is plain produces with acks to replicated partitions, broker kills and restarts, network faults."""
+    n = len(s.brokers)
+    for i, topic in enumerate(s.topics):
+        location = f"topics[{i}]"
+        if topic.replication_factor > n:
+            raise _Invalid(f"{location}.replication_factor", f"{topic.replication_factor} replicas need as many "
+                                                              f"brokers; [cluster] brokers is {n}")
+        for key, value in topic.config.items():
+            where = _key(f"{location}.config", key, quote=True)
+            wanted = TOPIC_CONFIGS.get(key)
+            if wanted is None:
+                raise _Invalid(where, f"unknown topic config (supported: {', '.join(TOPIC_CONFIGS)})")
+            if not _accepts(wanted, value) or (wanted is int and value < 1):
+                raise _Invalid(where, f"expected {'an integer >= 1' if wanted is int else _expected(wanted)}, "
+                                      f"got {_describe(value)}")
+            if n == 1:
+                raise _Invalid(where, "replication settings need [cluster] brokers > 1 (one broker runs the "
+                                      "single-replica runtime)")
+    settings = [tuple(sorted(t.config.items())) for t in s.topics]
+    for i, topic_settings in enumerate(settings):
+        if topic_settings != settings[0]:
+            raise _Invalid(f"topics[{i}].config", "every topic of a scenario takes the same replication settings "
+                                                  "(the simulated controller has one set)")
+    if n == 1:
+        return
+    # What the replicated runtime does not run yet (issue 9): each refused with its reason.
+    if s.scenario.conformance:
+        raise _Invalid("scenario.conformance", f"{n} brokers: the conformance suite's scenario runner drives one "
+                                               "broker (tests/conformance/test_replication.py checks the 3-broker "
+                                               "facts directly)")
+    if s.nemesis is not None:
+        raise _Invalid("nemesis", "the random nemesis strikes one broker; with [cluster] brokers > 1 give the "
+                                  "broker ops as steps")
+    for name, actor in s.actors.items():
+        location = _key("actors", name)
+        if actor.kind == "consumer":
+            raise _Invalid(location, "consumers on replicated partitions are not simulated yet (issue 9): "
+                                     "the final observation reads every partition")
+        config = actor.client_config
+        if config.transactional_id is not None or config.enable_idempotence:
+            raise _Invalid(f"{location}.config", "replicated partitions keep no producer state yet (issue 9): "
+                                                 "only enable.idempotence = false producers, without transactional.id")
+    for i, step in enumerate(s.steps):
+        if isinstance(step, CoordinatorFailover):
+            raise _Invalid(f"steps[{i}].op", "coordinators do not move between brokers yet (issue 9)")
+
+
 def _check_actor(name: str, actor: Actor) -> None:
     location = _key("actors", name)
     if not re.fullmatch(ACTOR_PATTERN[0], name):
         raise _Invalid(location, f"an actor name is {ACTOR_PATTERN[1]}")
-    if name == NEMESIS or name in BROKERS:
+    if name == NEMESIS or re.fullmatch(r"broker-\d+", name):
         raise _Invalid(location, f'"{name}" is reserved: it names the {"nemesis" if name == NEMESIS else "broker"}')
     for key in actor.config:
         setting = find_setting(actor.kind, key)
@@ -1210,11 +1279,12 @@ def _check_nemesis_step(s: Scenario, step: Step, location: str, alive: dict[str,
     for name in ("expect_error", "nowait"):
         if getattr(step, name):
             raise _Invalid(f"{location}.{name}", "a nemesis op takes effect at once: there is nothing to wait for")
-    allowed = tuple(s.actors) if isinstance(step, Pause) else (*s.actors, *BROKERS)
+    allowed = tuple(s.actors) if isinstance(step, Pause) else (*s.actors, *s.brokers)
     for j, node in enumerate(getattr(step, "nodes", ())):
         _check_node(node, allowed, f"{location}.nodes[{j}]")
     _check_unique(getattr(step, "nodes", ()), f"{location}.nodes")
-    broker = BROKERS[0]  # the broker ops act on the one broker
+    broker = getattr(step, "broker", BROKERS[0])  # coordinator_failover: the coordinators' broker
+    _check_node(broker, s.brokers, f"{location}.broker")
     down = alive[broker]
     if isinstance(step, RestartBroker):
         if down is None:
@@ -1259,7 +1329,7 @@ def _check_faults(s: Scenario) -> None:
         if fault.message == TXN_LOG_APPEND:
             _check_txn_log_append(fault, location)
         if fault.node is not None:
-            _check_node(fault.node, (*s.actors, *BROKERS), f"{location}.node")
+            _check_node(fault.node, (*s.actors, *s.brokers), f"{location}.node")
         if fault.partition is not None and fault.topic is None:
             raise _Invalid(f"{location}.partition", "give the topic too")
         if fault.topic is not None:

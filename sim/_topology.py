@@ -24,6 +24,11 @@ TEST_CLUSTER_PROFILE: dict[str, Any] = {
 }
 
 BROKERS = ("broker-1",)  # the broker nodes, as traces and scenarios (nemesis nodes, fault selectors) name them
+MAX_BROKERS = 5  # [cluster] brokers: the simulator's bound
+# [cluster] keys that describe the cluster's shape rather than a broker property (BrokerConfig)
+SHAPE_KEYS = ("brokers",)
+# Topic configs a scenario's [[topics]] config may set (Kafka's names; TopicConfig), with their type
+TOPIC_CONFIGS: dict[str, type] = {"min.insync.replicas": int, "unclean.leader.election.enable": bool}
 PORT = 9092  # the listener a client's bootstrap.servers names (host:port), Kafka's default
 # How long a simulated coordinator takes to load its partition after an election (TSM.loadTransactionsForTxnTopicPartition,
 # CoordinatorRuntime's loader: a scheduled read of the whole partition; a few ms for the logs of a scenario).
@@ -31,4 +36,15 @@ COORDINATOR_LOAD_MS = 10
 
 
 def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
-    return BrokerConfig.from_kafka({**TEST_CLUSTER_PROFILE, **overrides})
+    """The brokers' configuration: the test profile plus a scenario's [cluster] (its shape keys aside)."""
+    return BrokerConfig.from_kafka({**TEST_CLUSTER_PROFILE,
+                                    **{k: v for k, v in overrides.items() if k not in SHAPE_KEYS}})
+
+
+def broker_count(cluster: Mapping[str, Any]) -> int:
+    return int(cluster.get("brokers", 1))
+
+
+def broker_nodes(n: int) -> tuple[str, ...]:
+    """The node names of a cluster of ``n`` brokers: broker-1 .. broker-n (the first is BROKERS[0])."""
+    return tuple(f"broker-{i}" for i in range(1, n + 1))

@@ -310,7 +310,7 @@ class LogOffsets(TraceEvent):
 class LogTruncate(TraceEvent):
     tp: TopicPartition
     offset: int
-    records: list  # [[offset, value], ...]: what the replica lost (a follower truncating to its new leader's log)
+    records: list  # [[offset, key, value], ...]: what the replica lost (a follower truncating to its new leader's log)
 
 
 @_kind("log.producer_expired")

@@ -25,11 +25,13 @@ from typing import Any, Callable, Generator, Iterable
 
 import simpy
 
+from eosim.models.protocol import ProduceRequest
 from eosim._client.config import Client, ProducerConfig
 from eosim._client.delivery import DeliveryReports
 from eosim._client.errors import API_VERSIONS, JAVA_TV2_VERSIONS, KafkaError, KafkaException, Reaction, normalize
 from eosim._client.handle import Handle
 from eosim._client.idempotence import Idempotence
+from eosim._client.metadata import Metadata
 from eosim._client.message import ConsumerGroupMetadata, Message, TopicPartition
 from eosim._client.reaction import Consequence, consequence
 from eosim._client.sender import RETRY_JITTER_PERCENT, Sender, retry_backoff_ms
@@ -53,6 +55,7 @@ class Producer(Handle):
         self.dr = DeliveryReports(self, self._env.event())
         self.idemp = Idempotence(self)
         self.txn = TransactionManager(self)
+        self.metadata = Metadata(self)
         if self.idempotent and self.transactional_id is None:
             # rd_kafka_idemp_init: a plain idempotent producer asks for a PID right away (500 ms timer)
             self.idemp.start(immediate=False)
@@ -167,6 +170,8 @@ class Producer(Handle):
 
     def request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
         """Send on one of the handle's connections (eosim._client.handle: the leader's or a coordinator's)."""
+        if self._cluster.replicated and isinstance(payload, ProduceRequest):
+            return self.metadata.produce(payload, timeout_ms)  # to the partition's leader
         return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
 
     def api_version(self, api: str) -> int:

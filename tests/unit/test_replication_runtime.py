@@ -39,7 +39,7 @@ ModelCluster = _model_cluster()
 def cluster(min_isr: int) -> tuple[World, Cluster]:
     world = World(1)
     topic = ReplicatedTopic(partitions=1, replication_factor=3, config=ReplicationConfig(min_insync_replicas=min_isr))
-    c = Cluster(world, BrokerConfig(), {}, brokers=3, replicated={"t": topic})
+    c = Cluster(world, BrokerConfig(), {"t": 1}, brokers=3, replicated={"t": topic})
     world.env.run(until=100)  # registered, unfenced, the partition created
     return world, c
 
@@ -131,4 +131,12 @@ def test_acks_1_loses_an_acknowledged_record_on_leader_failover() -> None:
     world.env.run(until=world.now + 5_000)
     assert log_values(c, 1) == ["v1"]  # the old leader truncated v2 away when it rejoined as a follower
     [truncate] = [e for e in world.trace.view() if e.kind == "log.truncate"]
-    assert (truncate.node, truncate.offset, truncate.records) == ("broker-1", 1, [[1, "v2"]])
+    assert (truncate.node, truncate.offset, truncate.records) == ("broker-1", 1, [[1, None, "v2"]])
+
+
+def test_acks_0_gets_no_answer_and_the_connection_reads_on() -> None:
+    """acks=0: the leader appends and answers nothing; the next request on that connection is still served."""
+    world, c = cluster(min_isr=2)
+    assert produce(world, c, Acks.ZERO, "v0") is None
+    assert produce(world, c, Acks.ALL, "v1") is Errors.NONE
+    assert log_values(c, 1) == ["v0", "v1"]
