@@ -268,13 +268,17 @@ class ReplicaHost:
         self.node.reply(packet, MetadataApplied())
 
     def _apply_metadata(self, update: MetadataUpdate) -> None:
+        """The brokers' registrations first, then the partitions' (BrokerMetadataPublisher: the metadata cache takes
+        the new image before ReplicaManager.applyDelta, so a leader whose ISR lost a fenced broker recomputes its
+        high watermark knowing that broker is fenced: P.makeLeader's maybeIncrementLeaderHW)."""
         now = self.node.world.now
         for record in update.records:
             if isinstance(record, BrokerChange):
                 for part in self.parts.values():
                     if part.role is not Role.OFFLINE:
                         part.update_broker(record.registration)
-            else:
+        for record in update.records:
+            if isinstance(record, PartitionChange):
                 self.registrations[record.tp] = record.registration
                 part = self.parts.get(record.tp)
                 if part is None or part.role is Role.OFFLINE:

@@ -140,3 +140,18 @@ def test_acks_0_gets_no_answer_and_the_connection_reads_on() -> None:
     assert produce(world, c, Acks.ZERO, "v0") is None
     assert produce(world, c, Acks.ALL, "v1") is Errors.NONE
     assert log_values(c, 1) == ["v0", "v1"]
+
+
+def test_a_fenced_follower_leaves_the_isr_and_the_high_watermark_passes_it() -> None:
+    """broker-3 cut off from everyone: acks=all waits for it, in the ISR, until the controller fences it and takes
+    it out; the leader applies that knowing it is fenced (the metadata image before the partition changes), so
+    its high watermark moves at once (P.makeLeader's maybeIncrementLeaderHW) and the produce is answered."""
+    world, c = cluster(min_isr=1)
+    c.network.route = lambda packet: HOLD if "broker-3" in {packet.src.split("/")[0], packet.dst.split("/")[0]} else 0
+    reply = c.network.request("client", "broker-1", ReplicaRequest(tp=TP, request=ProduceRequest(
+        acks=Acks.ALL, records=("v1",), timeout_ms=60_000)), 60_000)
+    world.env.run(until=world.now + SESSION_MS // 2)
+    assert not reply.triggered  # broker-3 is in the ISR without the record
+    fenced(world)
+    assert registration(c)["isr"] == [1, 2]
+    assert reply.triggered and reply.value.response.error is Errors.NONE
