@@ -98,8 +98,8 @@ class Cluster:
 
     @property
     def broker(self) -> str:
-        """The node name every client request goes to."""
-        return self.broker_node.node
+        """The node name every client request goes to (but a replicated partition's Produce: its leader's)."""
+        return self.nodes[0].node
 
     @property
     def bootstrap_servers(self) -> tuple[str, ...]:
