@@ -1110,7 +1110,7 @@ BROKER_RANGES: dict[str, tuple[int, int]] = {
 def _check_cluster(cluster: Mapping[str, Any]) -> None:
     hints = _hints(BrokerConfig)
     for key, value in cluster.items():
-        location = _key("cluster", key, quote=True)
+        location = _key("cluster", key, quote=key not in SHAPE_KEYS)
         if key == "brokers":
             if not _accepts(int, value) or not 1 <= value <= MAX_BROKERS:
                 raise _Invalid(location, f"the number of broker nodes, an integer in 1..{MAX_BROKERS}, got "

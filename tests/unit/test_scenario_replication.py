@@ -1,0 +1,106 @@
+"""The scenario format's replication keys: [cluster] brokers, [[topics]] replication_factor and config, and the
+broker of crash_broker/restart_broker; each refusal names the file, the location and the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from eosim._runner import run_scenario
+from eosim._scenario import ScenarioError, load_scenario_text
+
+BASE = """\
+# Three brokers, one replicated partition.
+
+[scenario]
+name = "three"
+description = "three brokers"
+conformance = false
+
+[cluster]
+brokers = 3
+
+[[topics]]
+name = "out"
+replication_factor = 3
+config = { "min.insync.replicas" = 2 }
+
+[actors.p1]
+kind = "producer"
+config = { "acks" = "all" }
+
+[[steps]]
+actor = "p1"
+op = "produce"
+topic = "out"
+partition = 0
+value = "v1"
+
+[[steps]]
+actor = "p1"
+op = "flush"
+expect_error = "NONE"
+
+[[steps]]
+actor = "nemesis"
+op = "crash_broker"
+broker = "broker-2"
+
+[[steps]]
+actor = "nemesis"
+op = "restart_broker"
+broker = "broker-2"
+"""
+
+
+def mutate(old: str, new: str) -> str:
+    assert BASE.count(old) == 1, old
+    return BASE.replace(old, new)
+
+
+def test_a_three_broker_scenario_loads_and_runs() -> None:
+    scenario = load_scenario_text(BASE, "three")
+    assert scenario.brokers == ("broker-1", "broker-2", "broker-3")
+    assert scenario.topic("out").replication_factor == 3
+    assert "brokers" not in scenario.broker_config.to_kafka()  # the cluster's shape, not a broker property
+    outcome = run_scenario(scenario)
+    assert outcome.result.valid is True
+    [out] = outcome.observation.partitions
+    assert (out.high_watermark, [v for _o, _k, v in out.read_committed]) == (1, ["v1"])
+
+
+REFUSALS = [
+    ("no brokers", mutate("brokers = 3", "brokers = 0"), "cluster.brokers", "an integer in 1..5, got the integer 0"),
+    ("too many", mutate("brokers = 3", "brokers = 6"), "cluster.brokers", "an integer in 1..5"),
+    ("string", mutate("brokers = 3", 'brokers = "3"'), "cluster.brokers", "got the string '3'"),
+    ("factor above brokers", mutate("replication_factor = 3", "replication_factor = 4"),
+     "topics[0].replication_factor", "4 replicas need as many brokers; [cluster] brokers is 3"),
+    ("unknown topic config", mutate('"min.insync.replicas" = 2', '"retention.ms" = 2'),
+     'topics[0].config."retention.ms"', "unknown topic config"),
+    ("min isr 0", mutate('"min.insync.replicas" = 2', '"min.insync.replicas" = 0'),
+     'topics[0].config."min.insync.replicas"', "expected an integer >= 1, got the integer 0"),
+    ("unclean not bool", mutate('"min.insync.replicas" = 2', '"unclean.leader.election.enable" = 1'),
+     'topics[0].config."unclean.leader.election.enable"', "expected true or false"),
+    ("config on one broker", mutate("brokers = 3", "brokers = 1").replace("replication_factor = 3", ""),
+     'topics[0].config."min.insync.replicas"', "replication settings need [cluster] brokers > 1"),
+    ("conformance", mutate("conformance = false", "conformance = true"), "scenario.conformance",
+     "3 brokers: the conformance suite's scenario runner drives one broker"),
+    ("consumer", mutate('config = { "acks" = "all" }\n', 'config = { "acks" = "all" }\n\n[actors.c1]\nkind = "consumer"\n'
+                                                      'config = { "group.id" = "g" }\n'),
+     "actors.c1", "consumers on replicated partitions are not simulated yet"),
+    ("idempotent", mutate('{ "acks" = "all" }', '{ "enable.idempotence" = true }'), "actors.p1.config",
+     "replicated partitions keep no producer state yet"),
+    ("no such broker", mutate('op = "crash_broker"\nbroker = "broker-2"', 'op = "crash_broker"\nbroker = "broker-4"'),
+     "steps[2].broker", 'no node "broker-4"'),
+    ("restart a running broker", mutate('op = "restart_broker"\nbroker = "broker-2"',
+                                        'op = "restart_broker"\nbroker = "broker-3"'),
+     "steps[3].op", "broker-3 is running: crash_broker before a restart_broker"),
+    ("left down", BASE.rsplit("[[steps]]", 1)[0], "steps[2]", "broker-2 stays down: restart it"),
+]
+
+
+@pytest.mark.parametrize("text, location, reason", [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
+def test_refusals_name_the_location_and_the_reason(text: str, location: str, reason: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(text, "three")
+    assert (info.value.location, info.value.file) == (location, "<three>")
+    assert reason in info.value.reason
