@@ -144,7 +144,7 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
                                            dict(base.get("actors", {})), {"": list(base["steps"])})
         schedule = draw(strategies.fault_schedules(workload))
         cluster = {**draw(clusters), **(base or {}).get("cluster", {})}
-        document = strategies.compose(draw, workload, schedule, cluster, name="scenario",
+        document = strategies.compose(workload, schedule, cluster, name="scenario",
                                       description="a run eosim explore found")
         if base is not None:
             # the base's own rules keep their step: its steps moved where nemesis groups were inserted

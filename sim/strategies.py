@@ -35,20 +35,28 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from attrs import Factory, frozen
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND_ERRORS
+from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND_ERRORS
 
 BROKER = "broker-1"
 OUT = "out"
 # Values that straddle the clients' and the coordinator's timers: some waits outlast them.
 SLEEPS_MS = (0, 100, 1_000, 3_000, 8_000, 20_000, 70_000)
 PAUSES_MS = (500, 3_000, 12_000, 65_000)
-TXN_TIMEOUTS_MS = (60_000, 2_000, 5_000, 10_000, 300_000)
+# Kafka's default first, then short ones (a short timeout makes a run that outlasts it cheap to simulate)
+TXN_TIMEOUTS_MS = (60_000, 2_000, 5_000, 10_000)
+# The coordinator's abort sweep (transaction.abort.timed.out.transaction.cleanup.interval.ms): Kafka's
+# default, or a fast one, so that a timed-out transaction is fenced within a short run.
+ABORT_SWEEPS_MS = (10_000, 1_000)
+# Where an op stands in the global step order: each op draws its slot, independently of every other op,
+# and the programs are merged by slot (an actor's own ops keep their order). Deleting one op moves no
+# other op's draw, so Hypothesis can delete steps without changing how the rest interleave.
+SLOTS = 12
 MESSAGE_TIMEOUTS_MS = (3_000, 10_000, 30_000)
 DELAYS_MS = (10, 500, 3_000, 40_000)
 PRODUCER_KINDS = ("transactional", "idempotent", "plain")
@@ -60,12 +68,17 @@ FAULT_KINDS = RULE_KINDS + OP_KINDS
 # The exactly-once APIs: half of the message faults aim at one of them, the other half at any API.
 EOS_APIS = ("Produce", "InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers",
             "TxnOffsetCommit")
+# The APIs a drawn workload sends: the exactly-once ones and its consumers' (they assign partitions, so no
+# group membership APIs; a fault on an API nobody sends strikes nothing and costs a run).
+WORKLOAD_APIS = EOS_APIS + ("Fetch", "ListOffsets", "OffsetFetch")
 
 
 @frozen
 class Workload:
     """Topics (name -> partitions), actors (name -> actor table) and each actor's program (op tables in
-    its own order; an op naming another ``actor`` is that actor's, run at this point of the program)."""
+    its own order; an op naming another ``actor`` is that actor's, run at this point of the program). A
+    drawn op carries its slot ``_at`` (0..SLOTS), where ``compose`` merges it into the global order; ops
+    without one (a scenario explored around) keep their order, op ``i`` at slot ``i``."""
 
     topics: dict[str, int]
     actors: dict[str, dict[str, Any]]
@@ -74,10 +87,11 @@ class Workload:
 
 @frozen
 class Schedule:
-    """Fault rules (``[[faults]]`` tables, an ``after_step`` of ``-k`` meaning "the k-th step from the
-    end of the workload", resolved when the steps are interleaved), groups of nemesis ops, each group
-    kept together in the global order (a heal after its cut), and nemesis strikes on the clock
-    (``[[nemesis.strikes]]`` tables: faults at a time, whatever step the workload is at)."""
+    """Fault rules (``[[faults]]`` tables; an ``after_slot`` of ``s`` arms the rule once every step of
+    a slot below ``s`` is done, resolved to an ``after_step`` when the steps are merged), groups of
+    nemesis ops, each group kept together in the global order (a heal after its cut) and put at the slot
+    ``_at`` of its first op, and nemesis strikes on the clock (``[[nemesis.strikes]]`` tables: faults at
+    a time, whatever step the workload is at)."""
 
     rules: list[dict[str, Any]]
     groups: list[list[dict[str, Any]]]
@@ -90,15 +104,18 @@ def cluster_configs(verification: Sequence[bool] = (True, False),
                     expiry: Sequence[int | None] = (None, 2_000, 10_000)) -> st.SearchStrategy[dict[str, Any]]:
     """``[cluster]`` tables: TV1 or TV2, KIP-890 verification among ``verification`` (off is KAFKA-12671's
     switch), ``producer.id.expiration.ms`` among ``expiry`` (None: Kafka's default; a short one gets a fast
-    expiry check too, and a retry after it is a duplicate, as on Kafka)."""
+    expiry check too, and a retry after it is a duplicate, as on Kafka), and the coordinator's abort sweep
+    every 10 s (Kafka's default) or every second."""
     return st.builds(
-        lambda tv, verification, expiry: {"transaction.version": tv,
-                                           **({} if verification else
-                                              {"transaction.partition.verification.enable": False}),
-                                           **({} if expiry is None else
-                                              {"producer.id.expiration.ms": expiry,
-                                               "producer.id.expiration.check.interval.ms": 100})},
-        st.sampled_from((2, 1)), st.sampled_from(tuple(verification)), st.sampled_from(tuple(expiry)))
+        lambda tv, verification, expiry, sweep: {
+            "transaction.version": tv,
+            **({} if verification else {"transaction.partition.verification.enable": False}),
+            **({} if expiry is None else {"producer.id.expiration.ms": expiry,
+                                          "producer.id.expiration.check.interval.ms": 100}),
+            **({} if sweep == ABORT_SWEEPS_MS[0] else
+               {"transaction.abort.timed.out.transaction.cleanup.interval.ms": sweep})},
+        st.sampled_from((2, 1)), st.sampled_from(tuple(verification)), st.sampled_from(tuple(expiry)),
+        st.sampled_from(ABORT_SWEEPS_MS))
 
 
 def producer_configs(kind: str, transactional_id: str | None = None) -> st.SearchStrategy[dict[str, Any]]:
@@ -129,53 +146,58 @@ def _consistent(config: dict[str, Any]) -> dict[str, Any]:
 
 # -- workloads -----------------------------------------------------------------------------------------
 
+def _at(draw: Any, op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` with its slot (``_at``) drawn right beside it: the op and its place are deleted together."""
+    return {**op, "_at": draw(st.integers(0, SLOTS))}
+
+
+def _body(draw: Any, records: int, produce: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` produces, each maybe followed by a flush or a sleep."""
+    ops: list[dict[str, Any]] = []
+    for r in range(records):
+        ops.append(_at(draw, produce(r)))
+        extra = draw(st.sampled_from(("", "flush", "sleep")))
+        if extra == "flush":
+            ops.append(_at(draw, {"op": "flush"}))
+        elif extra == "sleep":
+            ops.append(_at(draw, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))}))
+    return ops
+
+
 @st.composite
 def _transactions(draw: Any, actor: str, partitions: int, consumer: str | None) -> list[dict[str, Any]]:
     """init_transactions, then 1-4 transactions that commit or abort, with sleeps, flushes, and maybe a
     crash (then a restart and a new init, or never again)."""
-    ops: list[dict[str, Any]] = [{"op": "init_transactions"}]
+    ops: list[dict[str, Any]] = [_at(draw, {"op": "init_transactions"})]
     incarnation = 1
     for t in range(draw(st.integers(1, 4))):
-        ops.append({"op": "begin_transaction"})
+        ops.append(_at(draw, {"op": "begin_transaction"}))
         if consumer is not None:
-            ops.append({"actor": consumer, "op": "consume", "max_records": draw(st.integers(1, 3)),
-                        "timeout_ms": 500})
-        body: list[dict[str, Any]] = []
-        for r in range(draw(st.integers(1, 4))):
-            body.append({"op": "produce", "topic": OUT, "partition": draw(st.integers(0, partitions - 1)),
-                         "value": f"{actor}.{incarnation}-{t}-{r}"})
-            extra = draw(st.sampled_from(("", "flush", "sleep")))
-            if extra == "flush":
-                body.append({"op": "flush"})
-            elif extra == "sleep":
-                body.append({"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))})
+            ops.append(_at(draw, {"actor": consumer, "op": "consume", "max_records": draw(st.integers(1, 3)),
+                                  "timeout_ms": 500}))
+        body = _body(draw, draw(st.integers(1, 4)), lambda r: {
+            "op": "produce", "topic": OUT, "partition": draw(st.integers(0, partitions - 1)),
+            "value": f"{actor}.{incarnation}-{t}-{r}"})
         if consumer is not None:
-            body.append({"op": "send_offsets_to_transaction", "consumer": consumer})
+            body.append(_at(draw, {"op": "send_offsets_to_transaction", "consumer": consumer}))
         ending = draw(st.sampled_from(("commit", "abort", "crash")))
         if ending == "crash":
-            ops += body[:draw(st.integers(0, len(body)))] + [{"op": "crash"}]
+            ops += body[:draw(st.integers(0, len(body)))] + [_at(draw, {"op": "crash"})]
             if not draw(st.booleans()):
                 return ops  # never restarted: the coordinator's timeout ends the transaction
             incarnation += 1
-            ops += [{"op": "restart"}, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS))},
-                    {"op": "init_transactions"}]
+            ops += [_at(draw, {"op": "restart"}), _at(draw, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS))}),
+                    _at(draw, {"op": "init_transactions"})]
             continue
-        ops += body + [{"op": f"{ending}_transaction"}]
+        ops += body + [_at(draw, {"op": f"{ending}_transaction"})]
     return ops
 
 
 @st.composite
 def _sends(draw: Any, actor: str, topic: str, partitions: int) -> list[dict[str, Any]]:
-    ops: list[dict[str, Any]] = []
-    for r in range(draw(st.integers(1, 6))):
-        ops.append({"op": "produce", "topic": topic, "partition": draw(st.integers(0, partitions - 1)),
-                    "value": f"{actor}-{r}"})
-        extra = draw(st.sampled_from(("", "flush", "sleep")))
-        if extra == "flush":
-            ops.append({"op": "flush"})
-        elif extra == "sleep":
-            ops.append({"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))})
-    return ops + [{"op": "flush"}]
+    ops = _body(draw, draw(st.integers(1, 6)), lambda r: {
+        "op": "produce", "topic": topic, "partition": draw(st.integers(0, partitions - 1)), "value": f"{actor}-{r}"})
+    return ops + [_at(draw, {"op": "flush"})]
 
 
 @st.composite
@@ -207,15 +229,15 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
                                                             "enable.auto.commit": False}}
             actors["source"] = {"kind": "producer", "config": {"enable.idempotence": True}}
             programs["source"] = draw(_sends("source", "in", 1))
-            programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}]}]
+            programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}], "_at": 0}]
         programs[actor] = draw(_transactions(actor, partitions, consumer))
     for isolation in draw(st.lists(st.sampled_from(tuple(readers)), max_size=len(readers), unique=True)):
         reader = f"r{len([a for a in actors if a.startswith('r')]) + 1}"
         actors[reader] = {"kind": "consumer", "config": {"group.id": reader, "isolation.level": isolation,
                                                          "enable.auto.commit": False}}
-        programs[reader] = [{"op": "assign", "partitions": [{"topic": OUT, "partition": p, "offset": "beginning"}
-                                                            for p in range(partitions)]}]
-        programs[reader] += [{"op": "consume", "timeout_ms": draw(st.sampled_from((300, 2_000)))}
+        programs[reader] = [_at(draw, {"op": "assign", "partitions": [
+            {"topic": OUT, "partition": p, "offset": "beginning"} for p in range(partitions)]})]
+        programs[reader] += [_at(draw, {"op": "consume", "timeout_ms": draw(st.sampled_from((300, 2_000)))})
                              for _ in range(draw(st.integers(1, 3)))]
     return Workload(topics, actors, programs)
 
@@ -240,11 +262,11 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
         return rule
     rule["action"] = kind
     if kind == "error":
-        apis = sorted(INFRASTRUCTURE_ERRORS)
+        apis = [a for a in WORKLOAD_APIS if a in INFRASTRUCTURE_ERRORS]
         api = draw(st.sampled_from([a for a in EOS_APIS if a in INFRASTRUCTURE_ERRORS]) | st.sampled_from(apis))
         rule |= {"message": api, "error": draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))}
     else:
-        rule |= {"message": draw(st.sampled_from(EOS_APIS) | st.sampled_from(API_NAMES)),
+        rule |= {"message": draw(st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS)),
                  "direction": draw(st.sampled_from(("response", "request")))}
         if kind == "delay":
             rule["ms"] = draw(st.sampled_from(DELAYS_MS))
@@ -254,7 +276,13 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
 
 
 @st.composite
-def _group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str]) -> list[dict[str, Any]]:
+def _group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str],
+           slots: int) -> list[dict[str, Any]]:
+    group = _ops_of_group(draw, kind, actors, transactional)
+    return [{**group[0], "_at": draw(st.integers(0, slots))}, *group[1:]]
+
+
+def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str]) -> list[dict[str, Any]]:
     sleep = {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))}
     if kind == "coordinator-failover":
         first = {"op": "coordinator_failover", "down_ms": draw(st.sampled_from((0, 100, 3_000))),
@@ -279,13 +307,13 @@ def _group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[
     return [cut, sleep, {"op": "heal"}]
 
 
-def _trigger(max_step: int) -> st.SearchStrategy[dict[str, Any]]:
-    """When a rule is armed: from the start, after a step, or after the k-th request of an API."""
+def _trigger(slots: int) -> st.SearchStrategy[dict[str, Any]]:
+    """When a rule is armed: from the start, at a slot of the step order, or after the k-th request of an API."""
     return st.one_of(
         st.just({}),
-        st.integers(1, max(max_step, 1)).map(lambda k: {"after_step": -k}),
+        st.integers(1, slots).map(lambda s: {"after_slot": s}),
         st.builds(lambda api, k: {"after_message": api, "after_count": k},
-                  st.sampled_from(EOS_APIS) | st.sampled_from(API_NAMES), st.integers(1, 4)))
+                  st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS), st.integers(1, 4)))
 
 
 # A fault kind as a strike of the clocked nemesis ([[nemesis.strikes]], docs/scenario-format.md)
@@ -293,14 +321,17 @@ def _trigger(max_step: int) -> st.SearchStrategy[dict[str, Any]]:
 STRIKE_KINDS = {"drop": "drop", "delay": "delay", "error": "error", "txn-log": "txn-log", "partition": "partition",
                 "clog": "clog", "pause": "pause", "disconnect-nodes": "disconnect",
                 "coordinator-failover": "coordinator-failover"}
-STRIKE_TIMES_MS = (0, 100, 500, 1_000, 2_000, 3_000, 5_000, 10_000, 30_000, 60_000)
+# Most drawn workloads are done within a second or two of simulated time (sleeps aside), so most strike
+# times fall there; the rest reach the long sleeps and timeouts.
+STRIKE_TIMES_MS = (0, 10, 50, 100, 200, 500, 1_000, 2_000, 3_000, 5_000, 10_000, 30_000, 60_000)
 STRIKE_DURATIONS_MS = (100, 1_000, 3_000, 10_000, 40_000)
 
 
 @st.composite
 def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
     """One clocked nemesis strike of ``kind``: at a drawn time, for a drawn duration."""
-    strike: dict[str, Any] = {"at_ms": draw(st.sampled_from(STRIKE_TIMES_MS) | st.integers(0, 70_000)),
+    strike: dict[str, Any] = {"at_ms": draw(st.sampled_from(STRIKE_TIMES_MS) | st.integers(0, 2_000)
+                                            | st.integers(0, 70_000)),
                               "kind": STRIKE_KINDS[kind]}
     if kind not in ("txn-log", "coordinator-failover"):
         strike["target"] = draw(st.sampled_from(tuple(actors)))
@@ -319,56 +350,78 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
 
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
-                    max_faults: int = 4) -> Schedule:
+                    max_faults: int = 4, max_strikes: int = 8) -> Schedule:
     """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
-    to ``max_faults`` faults of those kinds, each either aimed at the protocol (a rule armed at a step or
-    by the k-th request of an API; nemesis ops at a point of the step order) or on the clock (a strike of
-    the nemesis at a drawn time, while the workload goes on)."""
+    to ``max_faults`` faults of those kinds aimed at the protocol (a rule armed at a slot of the step
+    order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
+    clock (strikes of the nemesis at drawn times, while the workload goes on). Each fault is drawn on its
+    own: deleting one changes no other."""
     enabled = draw(st.lists(st.sampled_from(tuple(kinds)), unique=True, max_size=len(kinds)))
     if not enabled:
         return Schedule([], [])
     actors = sorted(workload.actors)
     producers = [a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]]
-    steps = sum(len(p) for p in workload.programs.values())
-    rules, groups, strikes = [], [], []
+    slots = _slots(workload)
+    rules, groups = [], []
     for kind in draw(st.lists(st.sampled_from(enabled), max_size=max_faults)):
-        if kind in STRIKE_KINDS and draw(st.booleans()):
-            strikes.append(draw(_strike(kind, actors)))
-        elif kind in RULE_KINDS:
+        if kind in RULE_KINDS:
             rule = draw(_rule(kind, actors, _transactional_ids(workload)))
-            rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(steps))})
+            rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(slots))})
         else:
-            groups.append(draw(_group(kind, actors, producers)))
+            groups.append(draw(_group(kind, actors, producers, slots)))
+    clocked = [kind for kind in enabled if kind in STRIKE_KINDS]
+    strikes = [draw(_strike(kind, actors))
+               for kind in (draw(st.lists(st.sampled_from(clocked), max_size=max_strikes)) if clocked else ())]
     return Schedule(rules, groups, sorted(strikes, key=lambda s: s["at_ms"]))
+
+
+def _slots(workload: Workload) -> int:
+    """The last slot of the step order: SLOTS + 1 (after every drawn op), or a given program's length."""
+    ops = [op for program in workload.programs.values() for op in program]
+    return SLOTS + 1 if all("_at" in op for op in ops) else len(ops)
 
 
 # -- scenarios -----------------------------------------------------------------------------------------
 
-def compose(draw: Any, workload: Workload, schedule: Schedule, cluster: dict[str, Any], *,
-            name: str = "explored", description: str = "a workload and fault schedule drawn by eosim.strategies"
-            ) -> dict[str, Any]:
-    """The scenario document: the programs interleaved op by op (each choice a draw), the nemesis groups
-    inserted at drawn points, rules' relative ``after_step`` resolved."""
-    queues = {actor: list(ops) for actor, ops in workload.programs.items() if ops}
-    setup = [a for a in ("source", "app") if a in queues]  # consume-transform-produce input first
-    steps: list[dict[str, Any]] = [{"actor": a, **op} for a in setup for op in queues.pop(a)]
-    while queues:
-        actor = draw(st.sampled_from(sorted(queues)))
-        op = queues[actor].pop(0)
-        if not queues[actor]:
-            del queues[actor]
-        steps.append(op if "actor" in op else {"actor": actor, **op})
-    # each group goes before a drawn workload step (or at the end), never inside another group
-    slots: list[list[dict[str, Any]]] = [[] for _ in range(len(steps) + 1)]
-    for group in schedule.groups:
-        slots[draw(st.integers(0, len(steps)))] += [{"actor": "nemesis", **op} for op in group]
-    steps = [step for i, slot in enumerate(slots) for step in (*slot, *steps[i:i + 1])]
-    # a broker may not stay down at the end: every crash_broker is followed by its restart (same group)
+def compose(workload: Workload, schedule: Schedule, cluster: dict[str, Any], *, name: str = "explored",
+            description: str = "a workload and fault schedule drawn by eosim.strategies") -> dict[str, Any]:
+    """The scenario document: the programs merged by slot (the op whose actor is ready earliest goes next,
+    an actor ready at the largest slot of its ops so far; ties by actor name), the nemesis groups put at
+    their slots, rules' ``after_slot`` resolved to an ``after_step``. Nothing is drawn here: an op's place
+    depends on its own slot and its actor's earlier ops only."""
+    setup = [a for a in ("source", "app") if a in workload.programs]  # consume-transform-produce input first
+    steps: list[dict[str, Any]] = [_step(a, op) for a in setup for op in workload.programs[a]]
+    keyed: list[tuple[int, str, int, dict[str, Any]]] = []  # (ready slot, actor, index, op)
+    for actor, program in sorted(workload.programs.items()):
+        if actor in setup:
+            continue
+        ready = 0
+        for i, op in enumerate(program):
+            ready = max(ready, op.get("_at", i))
+            keyed.append((ready, actor, i, op))
+    keyed.sort(key=lambda k: k[:3])
+    # a group at slot s goes before every step ready at s or later, and after the setup
+    groups = sorted(((g[0].get("_at", 0), n, g) for n, g in enumerate(schedule.groups)), key=lambda g: g[:2])
+    merged: list[dict[str, Any]] = []
+    ready_at: list[int] = []  # each merged step's slot
+    for ready, actor, _i, op in [*keyed, (None, "", 0, None)]:
+        while groups and (ready is None or groups[0][0] <= ready):
+            slot, _n, group = groups.pop(0)
+            merged += [_step("nemesis", op) for op in group]
+            ready_at += [slot] * len(group)
+        if op is not None:
+            merged.append(_step(actor, op))
+            ready_at.append(ready)
+    steps += merged
+    offset = len(steps) - len(merged)
     rules = []
     for rule in schedule.rules:
         rule = dict(rule)
-        if "after_step" in rule:
-            rule["after_step"] = max(len(steps) + rule["after_step"], 0)
+        if "after_slot" in rule:  # once every step of a slot below it is done
+            slot = rule.pop("after_slot")
+            done = offset + sum(1 for r in ready_at if r < slot)
+            if done:
+                rule["after_step"] = done - 1
         rules.append(rule)
     document: dict[str, Any] = {
         "scenario": {"name": name, "description": description, "conformance": False},
@@ -384,6 +437,15 @@ def compose(draw: Any, workload: Workload, schedule: Schedule, cluster: dict[str
     return document
 
 
+def _step(actor: str, op: dict[str, Any]) -> dict[str, Any]:
+    """A step table: the op under its actor (unless it names its own), without its slot (a given step is
+    itself: the explorer finds a scenario's own steps by identity)."""
+    if "actor" in op and "_at" not in op:
+        return op
+    step = {k: v for k, v in op.items() if k != "_at"}
+    return step if "actor" in step else {"actor": actor, **step}
+
+
 @st.composite
 def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3,
                        producers: Sequence[str] = PRODUCER_KINDS, readers: Sequence[str] = ISOLATION_LEVELS,
@@ -392,7 +454,7 @@ def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_produc
     workload = draw(workloads(max_producers, producers, readers))
     schedule = draw(fault_schedules(workload, kinds))
     config = draw(cluster if cluster is not None else cluster_configs())
-    return compose(draw, workload, schedule, config)
+    return compose(workload, schedule, config)
 
 
 def scenarios(kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from eosim import strategies
 from eosim._explore import documents, scenario_toml, size
@@ -30,7 +31,8 @@ def test_workloads_use_every_producer_kind_and_known_configs(workload: strategie
         assert spec["kind"] in ("producer", "consumer")
         assert workload.programs.get(actor) or actor == "app" or spec["kind"] == "consumer"
     assert set(cluster) <= {"transaction.version", "transaction.partition.verification.enable",
-                            "producer.id.expiration.ms", "producer.id.expiration.check.interval.ms"}
+                            "producer.id.expiration.ms", "producer.id.expiration.check.interval.ms",
+                            "transaction.abort.timed.out.transaction.cleanup.interval.ms"}
 
 
 @settings(max_examples=12, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -47,3 +49,21 @@ def test_a_sample_of_explored_runs_on_correct_kafka_is_never_invalid(document: d
 def test_the_documented_example_kafka_keeps_its_promises(scenario) -> None:
     """docs/exploration.md's example, as written there."""
     assert run_scenario(scenario).verdict.checks.valid is not False
+
+
+@FAST
+@given(strategies.workloads(), st.data())
+def test_deleting_one_op_leaves_the_order_of_every_other_step(workload: strategies.Workload, data) -> None:
+    """The programs merge by each op's own slot, so what Hypothesis deletes moves nothing else: the steps
+    of the workload without op k of one program are the steps of the whole workload without that op (as
+    long as op k held back no later op of its actor: its slot is no later than one of the ops before it)."""
+    actor = data.draw(st.sampled_from(sorted(workload.programs)))
+    k = data.draw(st.integers(0, len(workload.programs[actor]) - 1))
+    assume(k > 0 and workload.programs[actor][k]["_at"] <= max(op["_at"] for op in workload.programs[actor][:k]))
+    programs = {a: [{**op, "note": f"{a}.{i}"} for i, op in enumerate(ops)] for a, ops in workload.programs.items()}
+    smaller = {**programs, actor: [op for i, op in enumerate(programs[actor]) if i != k]}
+    nothing = strategies.Schedule([], [])
+    whole = strategies.compose(strategies.Workload(workload.topics, workload.actors, programs), nothing, {})["steps"]
+    expected = [step for step in whole if step["note"] != f"{actor}.{k}"]
+    assert strategies.compose(strategies.Workload(workload.topics, workload.actors, smaller), nothing,
+                              {})["steps"] == expected
