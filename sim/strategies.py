@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import functools
+
 from attrs import Factory, frozen
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
@@ -98,6 +100,19 @@ class Schedule:
     strikes: list[dict[str, Any]] = Factory(list)
 
 
+# Strategies are built once per argument tuple: building one anew at every draw cost more than the draw.
+_cached = functools.lru_cache(maxsize=4096)
+
+
+@_cached
+def _lists(elements: st.SearchStrategy[Any], min_size: int = 0, max_size: int | None = None,
+           unique: bool = False) -> st.SearchStrategy[list[Any]]:
+    return st.lists(elements, min_size=min_size, max_size=max_size, unique=unique)
+
+
+MESSAGES = st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS)
+
+
 # -- configurations -------------------------------------------------------------------------------------
 
 def cluster_configs(verification: Sequence[bool] = (True, False),
@@ -118,6 +133,7 @@ def cluster_configs(verification: Sequence[bool] = (True, False),
         st.sampled_from(ABORT_SWEEPS_MS))
 
 
+@_cached
 def producer_configs(kind: str, transactional_id: str | None = None) -> st.SearchStrategy[dict[str, Any]]:
     """librdkafka configurations of a ``transactional``, ``idempotent`` or ``plain`` producer: timeouts
     (transaction, message, socket) and one record per batch or librdkafka's batching, drawn."""
@@ -151,94 +167,131 @@ def _at(draw: Any, op: dict[str, Any]) -> dict[str, Any]:
     return {**op, "_at": draw(st.integers(0, SLOTS))}
 
 
-def _body(draw: Any, records: int, produce: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
-    """``records`` produces, each maybe followed by a flush or a sleep."""
-    ops: list[dict[str, Any]] = []
-    for r in range(records):
-        ops.append(_at(draw, produce(r)))
-        extra = draw(st.sampled_from(("", "flush", "sleep")))
-        if extra == "flush":
-            ops.append(_at(draw, {"op": "flush"}))
-        elif extra == "sleep":
-            ops.append(_at(draw, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))}))
+# Every repeated part (producers, transactions, records, reads) is a Hypothesis list, never a drawn count
+# and a loop: the shrinker deletes a list element with its whole span of draws, and nothing else moves.
+# Values are numbered when the program gets its actor's name (``_named``), after the draws.
+
+@_cached
+@st.composite
+def _record(draw: Any, topic: str, partitions: int) -> list[dict[str, Any]]:
+    """A produce (its value given later), maybe followed by a flush or a sleep."""
+    ops = [_at(draw, {"op": "produce", "topic": topic, "partition": draw(st.integers(0, partitions - 1))})]
+    extra = draw(st.sampled_from(("", "flush", "sleep")))
+    if extra == "flush":
+        ops.append(_at(draw, {"op": "flush"}))
+    elif extra == "sleep":
+        ops.append(_at(draw, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))}))
     return ops
 
 
+@_cached
 @st.composite
-def _transactions(draw: Any, actor: str, partitions: int, consumer: str | None) -> list[dict[str, Any]]:
-    """init_transactions, then 1-4 transactions that commit or abort, with sleeps, flushes, and maybe a
-    crash (then a restart and a new init, or never again)."""
+def _transaction(draw: Any, partitions: int, consumer: str | None) -> tuple[list[dict[str, Any]], bool]:
+    """One transaction that commits, aborts or crashes (then a restart and a new init, or never again:
+    the coordinator's timeout ends it); the ops, and whether the program goes on after it."""
+    ops = [_at(draw, {"op": "begin_transaction"})]
+    if consumer is not None:
+        ops.append(_at(draw, {"actor": consumer, "op": "consume", "max_records": draw(st.integers(1, 3)),
+                              "timeout_ms": 500}))
+    body = [op for record in draw(_lists(_record(OUT, partitions), 1, 4)) for op in record]
+    if consumer is not None:
+        body.append(_at(draw, {"op": "send_offsets_to_transaction", "consumer": consumer}))
+    ending = draw(st.sampled_from(("commit", "abort", "crash")))
+    if ending != "crash":
+        return ops + body + [_at(draw, {"op": f"{ending}_transaction"})], True
+    ops += body[:draw(st.integers(0, len(body)))] + [_at(draw, {"op": "crash"})]
+    if not draw(st.booleans()):
+        return ops, False
+    return ops + [_at(draw, {"op": "restart"}), _at(draw, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS))}),
+                  _at(draw, {"op": "init_transactions"})], True
+
+
+@_cached
+@st.composite
+def _transactions(draw: Any, partitions: int, consumer: str | None) -> list[dict[str, Any]]:
+    """init_transactions, then 1-4 transactions (none after a crash that is never restarted)."""
     ops: list[dict[str, Any]] = [_at(draw, {"op": "init_transactions"})]
-    incarnation = 1
-    for t in range(draw(st.integers(1, 4))):
-        ops.append(_at(draw, {"op": "begin_transaction"}))
-        if consumer is not None:
-            ops.append(_at(draw, {"actor": consumer, "op": "consume", "max_records": draw(st.integers(1, 3)),
-                                  "timeout_ms": 500}))
-        body = _body(draw, draw(st.integers(1, 4)), lambda r: {
-            "op": "produce", "topic": OUT, "partition": draw(st.integers(0, partitions - 1)),
-            "value": f"{actor}.{incarnation}-{t}-{r}"})
-        if consumer is not None:
-            body.append(_at(draw, {"op": "send_offsets_to_transaction", "consumer": consumer}))
-        ending = draw(st.sampled_from(("commit", "abort", "crash")))
-        if ending == "crash":
-            ops += body[:draw(st.integers(0, len(body)))] + [_at(draw, {"op": "crash"})]
-            if not draw(st.booleans()):
-                return ops  # never restarted: the coordinator's timeout ends the transaction
-            incarnation += 1
-            ops += [_at(draw, {"op": "restart"}), _at(draw, {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS))}),
-                    _at(draw, {"op": "init_transactions"})]
-            continue
-        ops += body + [_at(draw, {"op": f"{ending}_transaction"})]
+    for transaction, goes_on in draw(_lists(_transaction(partitions, consumer), 1, 4)):
+        ops += transaction
+        if not goes_on:
+            break
     return ops
 
 
+@_cached
 @st.composite
-def _sends(draw: Any, actor: str, topic: str, partitions: int) -> list[dict[str, Any]]:
-    ops = _body(draw, draw(st.integers(1, 6)), lambda r: {
-        "op": "produce", "topic": topic, "partition": draw(st.integers(0, partitions - 1)), "value": f"{actor}-{r}"})
-    return ops + [_at(draw, {"op": "flush"})]
+def _sends(draw: Any, topic: str, partitions: int) -> list[dict[str, Any]]:
+    records = draw(_lists(_record(topic, partitions), 1, 6))
+    return [op for record in records for op in record] + [_at(draw, {"op": "flush"})]
+
+
+@_cached
+@st.composite
+def _read(draw: Any) -> dict[str, Any]:
+    return _at(draw, {"op": "consume", "timeout_ms": draw(st.sampled_from((300, 2_000)))})
+
+
+@_cached
+@st.composite
+def _producer(draw: Any, producers: Sequence[str], partitions: int) -> tuple[str, int, dict[str, Any], bool, Any]:
+    """One producer, drawn as a whole (so that Hypothesis deletes it as a whole and no other producer's draws
+    move): its kind, the number of its transactional.id (1-3: two may share one, and the later init fences
+    the earlier), its config, whether it is the consume-transform-produce application's producer, and its
+    program."""
+    kind = draw(st.sampled_from(tuple(producers)))
+    tid = draw(st.integers(1, 3)) if kind == "transactional" else 0
+    config = draw(producer_configs(kind, f"tx-{tid}" if tid else None))
+    ctp = kind == "transactional" and draw(st.booleans())
+    if kind != "transactional":
+        program = draw(_sends(OUT, partitions))
+    else:
+        program = draw(_transactions(partitions, "app" if ctp else None))
+    return kind, tid, config, ctp, program
+
+
+def _named(program: list[dict[str, Any]], actor: str, ctp: bool = False) -> list[dict[str, Any]]:
+    """A drawn program under its actor's name: its values numbered (``p1-0``, ``p1-1``, ...); without the
+    application, its consume and offsets ops go."""
+    named, produced = [], 0
+    for op in program:
+        if not ctp and (op.get("actor") == "app" or op["op"] == "send_offsets_to_transaction"):
+            continue
+        if op["op"] == "produce":
+            op, produced = {**op, "value": f"{actor}-{produced}"}, produced + 1
+        named.append(op)
+    return named
 
 
 @st.composite
 def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,
               readers: Sequence[str] = ISOLATION_LEVELS) -> Workload:
     """1 to ``max_producers`` producers of the ``producers`` kinds (transactional, idempotent, plain), maybe a
-    consume-transform-produce application, maybe readers of the ``readers`` isolation levels, on a topic of
-    1-3 partitions."""
+    consume-transform-produce application (fed by its own source, run by the first transactional producer
+    that drew it), maybe readers of the ``readers`` isolation levels, on a topic of 1-3 partitions."""
     partitions = draw(st.integers(1, 3))
-    kinds = draw(st.lists(st.sampled_from(tuple(producers)), min_size=1, max_size=max_producers))
+    drawn = draw(_lists(_producer(tuple(producers), partitions), 1, max_producers))
     topics = {OUT: partitions}
     actors: dict[str, dict[str, Any]] = {}
     programs: dict[str, list[dict[str, Any]]] = {}
-    ctp = "transactional" in kinds and draw(st.booleans())
-    for i, kind in enumerate(kinds, 1):
-        actor = f"p{i}"
-        # two producers may share a transactional.id: the later init fences the earlier one
-        tid = f"tx-{draw(st.integers(1, i))}" if kind == "transactional" else None
-        actors[actor] = {"kind": "producer", "config": draw(producer_configs(kind, tid))}
-        if kind != "transactional":
-            programs[actor] = draw(_sends(actor, OUT, partitions))
-            continue
-        consumer = None
-        if ctp:
-            ctp, consumer = False, "app"
-            topics["in"] = 1
-            actors["app"] = {"kind": "consumer", "config": {"group.id": "app", "isolation.level": "read_committed",
-                                                            "auto.offset.reset": "earliest",
-                                                            "enable.auto.commit": False}}
-            actors["source"] = {"kind": "producer", "config": {"enable.idempotence": True}}
-            programs["source"] = draw(_sends("source", "in", 1))
-            programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}], "_at": 0}]
-        programs[actor] = draw(_transactions(actor, partitions, consumer))
-    for isolation in draw(st.lists(st.sampled_from(tuple(readers)), max_size=len(readers), unique=True)):
+    app = next((i for i, (_k, _t, _c, ctp, _p) in enumerate(drawn) if ctp), None)
+    for i, (_kind, _tid, config, _ctp, program) in enumerate(drawn):
+        actor = f"p{i + 1}"
+        actors[actor] = {"kind": "producer", "config": config}
+        programs[actor] = _named(program, actor, i == app)
+    if app is not None:
+        topics["in"] = 1
+        actors["app"] = {"kind": "consumer", "config": {"group.id": "app", "isolation.level": "read_committed",
+                                                        "auto.offset.reset": "earliest", "enable.auto.commit": False}}
+        actors["source"] = {"kind": "producer", "config": {"enable.idempotence": True}}
+        programs["source"] = _named(draw(_sends("in", 1)), "source")
+        programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}], "_at": 0}]
+    for isolation in draw(_lists(st.sampled_from(tuple(readers)), 0, len(readers), True)):
         reader = f"r{len([a for a in actors if a.startswith('r')]) + 1}"
         actors[reader] = {"kind": "consumer", "config": {"group.id": reader, "isolation.level": isolation,
                                                          "enable.auto.commit": False}}
         programs[reader] = [_at(draw, {"op": "assign", "partitions": [
             {"topic": OUT, "partition": p, "offset": "beginning"} for p in range(partitions)]})]
-        programs[reader] += [_at(draw, {"op": "consume", "timeout_ms": draw(st.sampled_from((300, 2_000)))})
-                             for _ in range(draw(st.integers(1, 3)))]
+        programs[reader] += draw(_lists(_read(), 1, 3))
     return Workload(topics, actors, programs)
 
 
@@ -249,6 +302,7 @@ def _transactional_ids(workload: Workload) -> list[str]:
                    if "transactional.id" in a["config"]})
 
 
+@_cached
 @st.composite
 def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequence[str]) -> dict[str, Any]:
     rule: dict[str, Any] = {"count": draw(st.sampled_from((1, 2, 3, "until-healed")))}
@@ -266,7 +320,7 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
         api = draw(st.sampled_from([a for a in EOS_APIS if a in INFRASTRUCTURE_ERRORS]) | st.sampled_from(apis))
         rule |= {"message": api, "error": draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))}
     else:
-        rule |= {"message": draw(st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS)),
+        rule |= {"message": draw(MESSAGES),
                  "direction": draw(st.sampled_from(("response", "request")))}
         if kind == "delay":
             rule["ms"] = draw(st.sampled_from(DELAYS_MS))
@@ -275,6 +329,7 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
     return rule
 
 
+@_cached
 @st.composite
 def _group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str],
            slots: int) -> list[dict[str, Any]]:
@@ -307,13 +362,14 @@ def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Se
     return [cut, sleep, {"op": "heal"}]
 
 
+@_cached
 def _trigger(slots: int) -> st.SearchStrategy[dict[str, Any]]:
     """When a rule is armed: from the start, at a slot of the step order, or after the k-th request of an API."""
     return st.one_of(
         st.just({}),
         st.integers(1, slots).map(lambda s: {"after_slot": s}),
         st.builds(lambda api, k: {"after_message": api, "after_count": k},
-                  st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS), st.integers(1, 4)))
+                  MESSAGES, st.integers(1, 4)))
 
 
 # A fault kind as a strike of the clocked nemesis ([[nemesis.strikes]], docs/scenario-format.md)
@@ -327,6 +383,7 @@ STRIKE_TIMES_MS = (0, 10, 50, 100, 200, 500, 1_000, 2_000, 3_000, 5_000, 10_000,
 STRIKE_DURATIONS_MS = (100, 1_000, 3_000, 10_000, 40_000)
 
 
+@_cached
 @st.composite
 def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
     """One clocked nemesis strike of ``kind``: at a drawn time, for a drawn duration."""
@@ -356,22 +413,22 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
     order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
     clock (strikes of the nemesis at drawn times, while the workload goes on). Each fault is drawn on its
     own: deleting one changes no other."""
-    enabled = draw(st.lists(st.sampled_from(tuple(kinds)), unique=True, max_size=len(kinds)))
+    enabled = draw(_lists(st.sampled_from(tuple(kinds)), 0, len(kinds), True))
     if not enabled:
         return Schedule([], [])
     actors = sorted(workload.actors)
     producers = [a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]]
     slots = _slots(workload)
     rules, groups = [], []
-    for kind in draw(st.lists(st.sampled_from(enabled), max_size=max_faults)):
+    for kind in draw(_lists(st.sampled_from(tuple(enabled)), 0, max_faults)):
         if kind in RULE_KINDS:
-            rule = draw(_rule(kind, actors, _transactional_ids(workload)))
+            rule = draw(_rule(kind, tuple(actors), tuple(_transactional_ids(workload))))
             rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(slots))})
         else:
-            groups.append(draw(_group(kind, actors, producers, slots)))
+            groups.append(draw(_group(kind, tuple(actors), tuple(producers), slots)))
     clocked = [kind for kind in enabled if kind in STRIKE_KINDS]
-    strikes = [draw(_strike(kind, actors))
-               for kind in (draw(st.lists(st.sampled_from(clocked), max_size=max_strikes)) if clocked else ())]
+    strikes = [draw(_strike(kind, tuple(actors)))
+               for kind in (draw(_lists(st.sampled_from(tuple(clocked)), 0, max_strikes)) if clocked else ())]
     return Schedule(rules, groups, sorted(strikes, key=lambda s: s["at_ms"]))
 
 
