@@ -192,6 +192,9 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             raise _BudgetSpent
         if state["found_at"] is not None and now - state["found_at"] > shrink_budget:
             raise _BudgetSpent
+        best = state["best"]
+        if best is not None and (size(document), document != best[0]) >= (size(best[0]), True):
+            return  # shrinking: only a smaller finding is worth the runs (the smallest itself replays)
         state["runs"] += 1
         if progress is not None:
             progress(state["runs"], now - started)

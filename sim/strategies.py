@@ -193,7 +193,7 @@ def _transaction(draw: Any, partitions: int, consumer: str | None) -> tuple[list
     if consumer is not None:
         ops.append(_at(draw, {"actor": consumer, "op": "consume", "max_records": draw(st.integers(1, 3)),
                               "timeout_ms": 500}))
-    body = [op for record in draw(_lists(_record(OUT, partitions), 1, 4)) for op in record]
+    body = [op for record in draw(_lists(_record(OUT, partitions), 1, 3)) for op in record]
     if consumer is not None:
         body.append(_at(draw, {"op": "send_offsets_to_transaction", "consumer": consumer}))
     ending = draw(st.sampled_from(("commit", "abort", "crash")))
@@ -209,9 +209,9 @@ def _transaction(draw: Any, partitions: int, consumer: str | None) -> tuple[list
 @_cached
 @st.composite
 def _transactions(draw: Any, partitions: int, consumer: str | None) -> list[dict[str, Any]]:
-    """init_transactions, then 1-4 transactions (none after a crash that is never restarted)."""
+    """init_transactions, then 1-3 transactions (none after a crash that is never restarted)."""
     ops: list[dict[str, Any]] = [_at(draw, {"op": "init_transactions"})]
-    for transaction, goes_on in draw(_lists(_transaction(partitions, consumer), 1, 4)):
+    for transaction, goes_on in draw(_lists(_transaction(partitions, consumer), 1, 3)):
         ops += transaction
         if not goes_on:
             break
@@ -221,7 +221,7 @@ def _transactions(draw: Any, partitions: int, consumer: str | None) -> list[dict
 @_cached
 @st.composite
 def _sends(draw: Any, topic: str, partitions: int) -> list[dict[str, Any]]:
-    records = draw(_lists(_record(topic, partitions), 1, 6))
+    records = draw(_lists(_record(topic, partitions), 1, 4))
     return [op for record in records for op in record] + [_at(draw, {"op": "flush"})]
 
 
@@ -291,7 +291,7 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
                                                          "enable.auto.commit": False}}
         programs[reader] = [_at(draw, {"op": "assign", "partitions": [
             {"topic": OUT, "partition": p, "offset": "beginning"} for p in range(partitions)]})]
-        programs[reader] += draw(_lists(_read(), 1, 3))
+        programs[reader] += draw(_lists(_read(), 1, 2))
     return Workload(topics, actors, programs)
 
 
@@ -407,7 +407,7 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
 
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
-                    max_faults: int = 4, max_strikes: int = 8) -> Schedule:
+                    max_faults: int = 4, max_strikes: int = 6) -> Schedule:
     """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
     to ``max_faults`` faults of those kinds aimed at the protocol (a rule armed at a slot of the step
     order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
