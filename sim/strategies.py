@@ -363,13 +363,15 @@ def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Se
 
 
 @_cached
-def _trigger(slots: int) -> st.SearchStrategy[dict[str, Any]]:
-    """When a rule is armed: from the start, at a slot of the step order, or after the k-th request of an API."""
+def _trigger(slots: int, message: str) -> st.SearchStrategy[dict[str, Any]]:
+    """When a rule is armed: from the start, at a slot of the step order, or after the k-th request of an
+    API, half the time the rule's own ``message`` (it strikes the messages of that API after the k-th
+    one: a broker's own request, a verification, a marker, comes after the client's of the same API)."""
+    apis = st.sampled_from((message,)) | MESSAGES if message in WORKLOAD_APIS else MESSAGES
     return st.one_of(
         st.just({}),
         st.integers(1, slots).map(lambda s: {"after_slot": s}),
-        st.builds(lambda api, k: {"after_message": api, "after_count": k},
-                  MESSAGES, st.integers(1, 4)))
+        st.builds(lambda api, k: {"after_message": api, "after_count": k}, apis, st.integers(1, 4)))
 
 
 # A fault kind as a strike of the clocked nemesis ([[nemesis.strikes]], docs/scenario-format.md)
@@ -423,7 +425,7 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
     for kind in draw(_lists(st.sampled_from(tuple(enabled)), 0, max_faults)):
         if kind in RULE_KINDS:
             rule = draw(_rule(kind, tuple(actors), tuple(_transactional_ids(workload))))
-            rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(slots))})
+            rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(slots, rule["message"]))})
         else:
             groups.append(draw(_group(kind, tuple(actors), tuple(producers), slots)))
     clocked = [kind for kind in enabled if kind in STRIKE_KINDS]
