@@ -67,3 +67,24 @@ def test_deleting_one_op_leaves_the_order_of_every_other_step(workload: strategi
     expected = [step for step in whole if step["note"] != f"{actor}.{k}"]
     assert strategies.compose(strategies.Workload(workload.topics, workload.actors, smaller), nothing,
                               {})["steps"] == expected
+
+
+@FAST
+@given(strategies.workloads(), st.integers(1, strategies.SLOTS + 1))
+def test_a_rule_at_a_slot_is_armed_once_every_step_of_an_earlier_slot_is_done(workload: strategies.Workload,
+                                                                                 slot: int) -> None:
+    programs = {a: [{**op, "note": f"{a} {op['_at']}"} for op in ops] for a, ops in workload.programs.items()}
+    schedule = strategies.Schedule([{"name": "f1", "action": "drop", "message": "Produce", "count": 1,
+                                     "after_slot": slot}], [])
+    document = strategies.compose(strategies.Workload(workload.topics, workload.actors, programs), schedule, {})
+    ready = 0
+    readiness = []  # each step's slot as merged: the largest slot of its actor's ops so far (setup first)
+    seen: dict[str, int] = {}
+    for step in document["steps"]:
+        owner, at = step["note"].split()
+        seen[owner] = ready = max(seen.get(owner, 0), int(at))
+        readiness.append(-1 if owner in ("source", "app") else ready)
+    done = [i for i, r in enumerate(readiness) if r < slot]
+    (rule,) = document["faults"]
+    assert rule.get("after_step") == (done[-1] if done else None)
+    assert done == list(range(len(done)))  # they are the first steps
