@@ -47,6 +47,11 @@ class _Found(Exception):
     """The test's failure: the run is INVALID (and clean with the switch off)."""
 
 
+def _found(anomalies: tuple[str, ...]) -> None:
+    """The test's failure, raised from this one place (Hypothesis tells failures apart by where they are raised)."""
+    raise _Found(", ".join(anomalies))
+
+
 @frozen
 class Finding:
     anomalies: tuple[str, ...]
@@ -184,7 +189,8 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
 
     started = time.perf_counter()
     shrink_budget = budget if shrink_budget is None else shrink_budget
-    state: dict[str, Any] = {"runs": 0, "first": None, "found_at": None, "best": None, "last": None}
+    state: dict[str, Any] = {"runs": 0, "first": None, "found_at": None, "best": None}
+    failed: dict[str, tuple[str, ...]] = {}  # every finding so far (its document as JSON): its anomalies
 
     def judge(document: dict[str, Any]) -> None:
         now = time.perf_counter()
@@ -192,9 +198,11 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             raise _BudgetSpent
         if state["found_at"] is not None and now - state["found_at"] > shrink_budget:
             raise _BudgetSpent
-        best = state["best"]
-        if best is not None and (size(document), document != best[0]) >= (size(best[0]), True):
-            return  # shrinking: only a smaller finding is worth the runs (the smallest itself replays)
+        key = json.dumps(document, sort_keys=True)
+        if key in failed:  # Hypothesis replays the example it calls smallest: the same verdict, no run
+            _found(failed[key])
+        if state["best"] is not None and size(document) >= size(state["best"][0]):
+            return  # shrinking: only a finding with fewer steps is worth its two runs
         state["runs"] += 1
         if progress is not None:
             progress(state["runs"], now - started)
@@ -205,16 +213,13 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             return
         if reintroduce and _run(document).verdict.checks.valid is not True:
             return  # not the switch's doing: the same run is not clean without it
-        anomalies = tuple(outcome.verdict.checks.anomaly_types)
+        anomalies = failed[key] = tuple(outcome.verdict.checks.anomaly_types)
         if state["found_at"] is None:
             state["found_at"], state["first"] = time.perf_counter(), document
-        if state["best"] is None or size(document) < size(state["best"][0]):
-            state["best"] = (document, anomalies)
-        state["last"] = (document, anomalies)
-        raise _Found(", ".join(anomalies))
+        state["best"] = (document, anomalies)  # smaller than the one before (above)
+        _found(anomalies)
 
     strategy = documents(base, reintroduce, seed)
-    completed = True
     for round_ in itertools.count():
         # Rounds of ROUND_EXAMPLES: Hypothesis climbs the targets from half-way through a round on (a run
         # with max_examples unbounded would never get there); each round has its own seed.
@@ -224,15 +229,12 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             hseed(seed * 100_000 + round_)(given(strategy)(judge)))
         try:
             test()
-        except _Found:
-            break
-        except _BudgetSpent:
-            completed = False
+        except (_Found, _BudgetSpent):
             break
     seconds = time.perf_counter() - started
     if state["found_at"] is None:
         return Campaign(seed, state["runs"], seconds, None)
-    document, anomalies = state["last"] if completed else state["best"]
+    document, anomalies = state["best"]
     finding = Finding(anomalies=anomalies, document=document, steps_found=size(state["first"]),
                       steps_shrunk=size(document), seconds_to_find=state["found_at"] - started,
                       seconds_to_shrink=time.perf_counter() - state["found_at"], runs=state["runs"])
