@@ -186,6 +186,7 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
     gets ``shrink_budget`` seconds more (default: ``budget``); if it runs out, the smallest failing example
     seen so far is the finding."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, seed as hseed, settings, target
+    from hypothesis.errors import Flaky
 
     started = time.perf_counter()
     shrink_budget = budget if shrink_budget is None else shrink_budget
@@ -231,6 +232,10 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             test()
         except (_Found, _BudgetSpent):
             break
+        except Flaky:
+            if state["best"] is None:
+                raise
+            break  # Hypothesis could not replay its pick; the smallest finding was judged and stands
     seconds = time.perf_counter() - started
     if state["found_at"] is None:
         return Campaign(seed, state["runs"], seconds, None)
