@@ -413,8 +413,15 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
         written = _explore.write_findings(target, findings, bugs) if findings else []
         runs = sum(c.runs for c in campaigns)
         lines = [f.line(n) for n, f in enumerate(findings, 1)]
+        known: dict[str, int] = {}
+        for c in campaigns:
+            for name, count in c.known.items():
+                known[name] = known.get(name, 0) + count
+        lines.extend(f"known: {name}: {count} INVALID run(s) explained by documented behaviour (docs/verdicts.md)"
+                     for name, count in sorted(known.items()))
         lines.append(f"{len(findings)} finding(s) in {runs} runs" + (f": {target}" if findings else ""))
-        _emit(as_json, {"runs": runs, "reintroduce": list(bugs), "seed": seed, "jobs": jobs, "findings": [
+        _emit(as_json, {"runs": runs, "reintroduce": list(bugs), "seed": seed, "jobs": jobs,
+                        "known": dict(sorted(known.items())), "findings": [
             {"anomalies": list(f.anomalies), "steps_found": f.steps_found, "steps_shrunk": f.steps_shrunk,
              "seconds_to_find": round(f.seconds_to_find, 3), "seconds_to_shrink": round(f.seconds_to_shrink, 3),
              "run-directory": str(w)} for f, w in zip(findings, written)]}, "\n".join(lines))

@@ -9,8 +9,9 @@ transitions, and Hypothesis shrinks what fails. Nothing here shrinks by hand.
 
 With ``--reintroduce KAFKA-N`` a run counts as a finding only when the same scenario and seed are clean
 (valid) with the switch off, and the shrinker keeps that comparison: every smaller candidate is judged the
-same way. Without a switch every INVALID is a finding (a false alarm of the simulator, or a real
-finding about Kafka).
+same way. Without a switch an INVALID run is a finding (a false alarm of the simulator, or a real finding
+about Kafka) unless a known finding (eosim._findings: documented Kafka or librdkafka behaviour, with its
+library scenario) explains every anomaly: such runs are counted per known finding and the search goes on.
 
 A campaign stops at its first finding, shrinks it, and writes it as a normal run directory
 ``OUT/finding-N/`` whose scenario.toml ``eosim run`` reproduces (exit 1). ``jobs`` campaigns run in
@@ -30,6 +31,7 @@ from attrs import evolve, frozen
 
 from eosim.models.bugs import HISTORICAL_BUGS, cluster_switch
 from eosim import _executor, strategies
+from eosim._findings import classify
 
 ROUND_EXAMPLES = 100
 SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
@@ -73,6 +75,7 @@ class Campaign:
     runs: int
     seconds: float
     finding: Finding | None
+    known: dict[str, int]  # INVALID runs a known finding explains (no switch only): name -> runs
 
 
 def size(document: dict[str, Any]) -> int:
@@ -156,7 +159,15 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
             moved = {id(step): i for i, step in enumerate(document["steps"])}
             own = [{**rule, "after_step": moved[id(base["steps"][rule["after_step"]])]} if "after_step" in rule
                    else rule for rule in base.get("faults", ())]
-            document["faults"] = [*own, *document.get("faults", ())]
+            taken = {rule["name"] for rule in own}
+            drawn = []
+            for rule in document.get("faults", ()):  # a drawn rule is named after the base's own (f1, f2, ...)
+                name = rule["name"]
+                while name in taken:
+                    name = f"explore-{name}"
+                taken.add(name)
+                drawn.append({**rule, "name": name})
+            document["faults"] = [*own, *drawn]
             if not document["faults"]:
                 del document["faults"]
         document["scenario"]["seed"] = seed
@@ -192,6 +203,7 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
     shrink_budget = budget if shrink_budget is None else shrink_budget
     state: dict[str, Any] = {"runs": 0, "first": None, "found_at": None, "best": None}
     failed: dict[str, tuple[str, ...]] = {}  # every finding so far (its document as JSON): its anomalies
+    known: dict[str, int] = {}
 
     def judge(document: dict[str, Any]) -> None:
         now = time.perf_counter()
@@ -214,6 +226,11 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             return
         if reintroduce and _run(document).verdict.checks.valid is not True:
             return  # not the switch's doing: the same run is not clean without it
+        explained = None if reintroduce else classify(outcome.verdict.checks.anomalies, outcome.trace)
+        if explained:
+            for name in explained:
+                known[name] = known.get(name, 0) + 1
+            return  # documented behaviour of real Kafka or librdkafka, found again: not new
         anomalies = failed[key] = tuple(outcome.verdict.checks.anomaly_types)
         if state["found_at"] is None:
             state["found_at"], state["first"] = time.perf_counter(), document
@@ -238,12 +255,12 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             break  # Hypothesis could not replay its pick; the smallest finding was judged and stands
     seconds = time.perf_counter() - started
     if state["found_at"] is None:
-        return Campaign(seed, state["runs"], seconds, None)
+        return Campaign(seed, state["runs"], seconds, None, known)
     document, anomalies = state["best"]
     finding = Finding(anomalies=anomalies, document=document, steps_found=size(state["first"]),
                       steps_shrunk=size(document), seconds_to_find=state["found_at"] - started,
                       seconds_to_shrink=time.perf_counter() - state["found_at"], runs=state["runs"])
-    return Campaign(seed, state["runs"], seconds, finding)
+    return Campaign(seed, state["runs"], seconds, finding, known)
 
 
 def _campaign_job(kwargs: dict[str, Any]) -> Campaign:

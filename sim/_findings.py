@@ -1,0 +1,85 @@
+"""eosim._findings
+===============
+
+Known findings: real Kafka or librdkafka behaviour that breaks a guarantee for a *correct* workload. The
+checkers rightly call such a run INVALID; the soak (experiments/soak.py) and ``eosim explore`` without a
+switch must still tell it from a false alarm of the simulator. Each finding names the library scenario that
+documents it (replayed on real Kafka by the conformance suite), the source lines, and a strict test on a
+run's anomalies and trace: an anomaly it cannot tie to the documented mechanism stays unexplained.
+docs/verdicts.md lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from attrs import frozen
+
+from eosim._trace import TraceEvent as Event
+
+
+@frozen
+class KnownFinding:
+    """Real Kafka or librdkafka behaviour that a correct workload can run into. ``explains`` returns the
+    indices of the anomalies (of one run, given its trace) that this behaviour accounts for; it must be
+    strict: an anomaly it cannot tie to the documented mechanism stays a false alarm."""
+
+    name: str
+    scenario: str  # the library scenario that documents it (conformance = true: replayed on Kafka)
+    source: str
+    explains: Callable[[Sequence[Any], Sequence[Event]], set[int]]
+
+
+def _abort_sequence_reuse(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``sequence-reuse`` whose reused batch (the witness's ``log.append``) was transactional and aborted:
+    the first marker after it for that producer id on that partition is an ABORT, written before the new
+    records came; and ``lost-write`` of a record that such a reuse got deduplicated (``log.duplicate``)."""
+    markers = [e for e in trace if e.kind == "log.marker"]
+    explained: set[int] = set()
+    deduplicated: set[tuple[str, Any]] = set()
+    for i, a in enumerate(anomalies):
+        if a.name != "sequence-reuse" or len(a.witness) != 2:
+            continue
+        original, reuse = a.witness
+        od, rd = original["data"], reuse.get("data", {})
+        if (original["kind"] != "log.append" or not od.get("transactional")
+                or reuse["kind"] not in ("log.duplicate", "log.reject")
+                or (reuse["node"], rd.get("tp"), rd.get("producer_id"), rd.get("producer_epoch"))
+                != (original["node"], od["tp"], od["producer_id"], od["producer_epoch"])):
+            continue
+        after = next((m for m in markers if m.seq > original["seq"] and m.node == original["node"]
+                      and str(m.tp) == od["tp"] and m.producer_id == od["producer_id"]), None)
+        if after is None or after.control != "ABORT" or after.seq > reuse["seq"]:
+            continue
+        explained.add(i)
+        if reuse["kind"] == "log.duplicate":
+            deduplicated |= {(rd["tp"], value) for _, value in rd["records"]}
+    for i, a in enumerate(anomalies):
+        facts = a.witness[0] if a.witness else {}
+        if a.name == "lost-write" and (facts.get("key"), facts.get("value")) in deduplicated:
+            explained.add(i)
+    return explained
+
+
+KNOWN_FINDINGS = (
+    KnownFinding(name="txn-abort-sequence-reuse",
+            scenario="experiments/scenarios/txn-abort-sequence-reuse.toml",
+            source="librdkafka rdkafka_partition.c rd_kafka_toppar_purge_queues (RD_KAFKA_PURGE_F_ABORT_TXN advances "
+                   "the epoch base msgid past a sent batch); Kafka UnifiedLog.analyzeAndValidateProducerState "
+                   "(findDuplicateBatch), ProducerStateEntry.maybeUpdateProducerEpoch (a TV1 marker at the same "
+                   "epoch keeps the cached batches); docs/client.md, \"Sequence reuse after an abort\"",
+            explains=_abort_sequence_reuse),
+)
+
+
+def classify(anomalies: Sequence[Any], trace: Sequence[Event]) -> list[str] | None:
+    """The known findings that explain every one of an INVALID run's anomalies, or None: none or not all of
+    them are explained (a false alarm, or something new)."""
+    explained: set[int] = set()
+    names = []
+    for finding in KNOWN_FINDINGS:
+        mine = finding.explains(anomalies, trace)
+        if mine - explained:
+            names.append(finding.name)
+        explained |= mine
+    return names if anomalies and explained == set(range(len(anomalies))) else None
