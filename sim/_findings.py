@@ -33,7 +33,9 @@ class KnownFinding:
 def _abort_sequence_reuse(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
     """``sequence-reuse`` whose reused batch (the witness's ``log.append``) was transactional and aborted:
     the first marker after it for that producer id on that partition is an ABORT, written before the new
-    records came; and ``lost-write`` of a record that such a reuse got deduplicated (``log.duplicate``)."""
+    records came; and ``lost-write`` of a record that such a reuse got deduplicated (``log.duplicate``),
+    and ``int-poll-skip`` whose skipped values are all such records (the producer was told they lie at the
+    aborted batch's offset, which a reader passes)."""
     markers = [e for e in trace if e.kind == "log.marker"]
     explained: set[int] = set()
     deduplicated: set[tuple[str, Any]] = set()
@@ -57,6 +59,10 @@ def _abort_sequence_reuse(anomalies: Sequence[Any], trace: Sequence[Event]) -> s
     for i, a in enumerate(anomalies):
         facts = a.witness[0] if a.witness else {}
         if a.name == "lost-write" and (facts.get("key"), facts.get("value")) in deduplicated:
+            explained.add(i)
+        # a reader skips over where the producer was told such a record lies (the aborted batch's offset)
+        skipped = facts.get("skipped") or ()
+        if a.name == "int-poll-skip" and skipped and all((facts.get("key"), v) in deduplicated for v in skipped):
             explained.add(i)
     return explained
 

@@ -57,3 +57,18 @@ def test_the_classifier_hides_nothing_else():
     assert classify([*anomalies, other], trace) is None
     assert classify([], trace) is None
     assert false_alarm({"verdict": "INVALID", "findings": None}) and false_alarm({"verdict": "crash", "findings": None})
+
+
+def test_a_poll_skip_over_a_deduplicated_record_is_the_same_finding():
+    """A reader that reads on past the offset the producer was told (the aborted batch's) skips the lost
+    record: explained only when every skipped value is one the reuse got deduplicated."""
+    anomalies, trace = _documented_run()
+    (lost,) = [a for a in anomalies if a.name == "lost-write"]
+    key, value = lost.witness[0]["key"], lost.witness[0]["value"]
+
+    def skip(*values: str) -> Anomaly:
+        return Anomaly(name="int-poll-skip", description="a skip", witness=({"key": key, "skipped": list(values)},))
+
+    assert classify([*anomalies, skip(value)], trace) == ["txn-abort-sequence-reuse"]
+    assert classify([*anomalies, skip(value, "another")], trace) is None
+    assert classify([*anomalies, skip()], trace) is None
