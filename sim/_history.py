@@ -63,7 +63,7 @@ class Send:
 
     def delivered(self, topic: str, partition: int, offset: int) -> None:
         """A successful delivery report; an offset < 0 (librdkafka's implicit ack) leaves it unknown."""
-        key = f"{topic}-{partition}"
+        key = self._history.key(topic, partition)
         self._micro[1], self._micro[2] = key, [offset if offset >= 0 else None, self._value]
         if self._invoke is not None:
             self._invoke["value"][0][1] = key
@@ -82,6 +82,14 @@ class History:
     clock: Callable[[], int]
     ops: list[dict[str, Any]] = field(factory=list)
     _txns: dict[str, _Txn] = field(factory=dict)
+    _keys: dict[tuple[str, int], str] = field(factory=dict)
+
+    def key(self, topic: str, partition: int) -> str:
+        """The history's key of a topic-partition, "topic-p": one string per partition, not one per send."""
+        key = self._keys.get((topic, partition))
+        if key is None:
+            key = self._keys[(topic, partition)] = f"{topic}-{partition}"
+        return key
 
     def op(self, process: str, type_: str, f: str, value: Any) -> dict[str, Any]:
         op = {"index": len(self.ops), "time": self.clock(), "process": process, "type": type_, "f": f, "value": value}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import types
 from typing import Any
 
 
@@ -172,7 +173,10 @@ def _parse(op: Op) -> tuple[dict[Any, list], dict[Any, list]]:
         elif mop[0] == "poll" and len(mop) > 1 and op["f"] in _READ_FS:
             for k, pairs in mop[1].items():
                 reads.setdefault(k, []).extend(pairs)
-    return writes, reads
+    return writes or _NOTHING, reads or _NOTHING
+
+
+_NOTHING: Any = types.MappingProxyType({})  # one read-only empty mapping for every op without sends or polls
 
 
 def _witness(facts: dict[str, Any], *ops: Op | None) -> tuple[dict[str, Any], ...]:
