@@ -499,8 +499,8 @@ NOTES = """
   diagram, timeline and hints are byte-identical on seeds 1-3 with the trace spilled every 37 events,
   and a test holds the online oracle's verdict equal to `check_trace` over the whole trace.jsonl for
   every library scenario. Step observations keep a step's values instead of a JSON-normalised copy,
-  and the history keeps one key string per partition. A run of 10^6 records completes: 4.9 GB peak
-  RSS (10:56 wall at load average 7-9; 311 s CPU).
+  and the history keeps one key string per partition. A run of 10^6 records completes (the table's
+  row; a run alone before it: 4.9 GB peak RSS, 311 s CPU, 10:56 wall at load average 7-9).
 - **Fewer SimPy events per round trip: 12 -> 7** (8 with the broker's work-time jitter, which adds
   0-1 ms of request handling and of log append; bare SimPy: 6). A Produce request runs as its packet
   is delivered and, if it must wait (work time, KIP-890 verification), on the callbacks of what it
@@ -575,8 +575,8 @@ NOTES = """
   50,000 events never renders (unless its trace is written, which `eosim run` does anyway). So 10^3
   records (not spilled) and 10^5-10^6 (spilled) differ by that rendering, and the Jepsen analysis'
   per-op cost rises once its maps outgrow the caches (below).
-- **Checkers linear.** Paired runs (10^4 then 10^5 operations, three pairs, trace held in memory)
-  gave 10.6x, 10.6x, 10.7x for 10x the operations. By phase: observation 9.4-9.9x, expectations 9.7x,
+- **Checkers linear (at the limit).** The table's run gave 9.7x; paired runs before it (10^4 then
+  10^5 operations, three pairs, trace held in memory) gave 10.6x, 10.6x, 10.7x for 10x the operations. By phase: observation 9.4-9.9x, expectations 9.7x,
   the oracle 5-6x, the Jepsen analysis 11.8-13.5x. Per operation, `check_history` costs 2.3, 2.0, 1.9,
   2.3, 2.9 µs at 3*10^3, 10^4, 3*10^4, 10^5, 3*10^5 operations: a step between 3*10^4 and 10^5 in the
   per-process scans (`poll_scans`, `send_scans`: one dict lookup per op and key, no nested scan), where
