@@ -30,8 +30,9 @@ from types import SimpleNamespace
 from eosim._cli import scenario_dir
 from eosim._realkafka.broker import DEFAULT_VERSION, KafkaBroker, cleanup_on_signals
 from eosim._scenario import load_scenario
+from eosim.models.bugs import KAFKA_RELEASES
 
-OLDEST, NEWEST = "4.0.0", "4.4.0"  # the 4.x releases on Maven Central (kafka_2.13 maven-metadata.xml, Dec 2026)
+OLDEST, NEWEST = KAFKA_RELEASES[0], KAFKA_RELEASES[-1]
 
 
 def _cell(row: SimpleNamespace) -> str:

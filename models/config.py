@@ -4,8 +4,10 @@
 Broker-side configuration the models read. Field names are Kafka's keys with dots replaced by
 underscores, and defaults are Kafka 4.1's (TransactionStateManagerConfig, TransactionLogConfig,
 GroupCoordinatorConfig, ProducerStateEntry). ``BrokerConfig.from_kafka`` takes Kafka's dotted names.
-Keys of the simulator alone are prefixed ``eosim.``: the dedup window and the historical bugs
-(models/bugs.py) switched back on.
+Keys of the simulator alone are prefixed ``eosim.``: the dedup window, the historical bugs
+(models/bugs.py) switched back on, and the Kafka release the broker runs (``eosim.kafka.version``: Kafka
+has no such property; it switches on the bugs of that release, and the conformance suite starts that
+release).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any, Mapping
 import attrs
 from attrs import field, frozen
 
-from eosim.models.bugs import HISTORICAL_BUGS, validate_reintroduce
+from eosim.models.bugs import HISTORICAL_BUGS, PINNED_RELEASE, bugs_of, validate_release, validate_reintroduce
 
 SIMULATOR_ONLY_PREFIX = "eosim."  # keys no Kafka broker has
+KAFKA_VERSION_KEY = "eosim.kafka.version"  # an eosim key, but one a real broker honours by being that release
 
 
 def _bug_ids(value: Any) -> tuple[str, ...]:
@@ -56,12 +59,15 @@ class BrokerConfig:
     eosim_num_batches_to_retain: int = 5
     # Historical bugs switched back on, by JIRA id (eosim.models.bugs.HISTORICAL_BUGS).
     eosim_reintroduce: tuple[str, ...] = field(default=(), converter=_bug_ids)
+    # The Kafka release the broker runs: its bugs (Bug.affects) are on as if listed in eosim_reintroduce.
+    eosim_kafka_version: str = field(default=PINNED_RELEASE, converter=validate_release)
 
     def reintroduces(self, bug_id: str) -> bool:
-        """Whether the rule fixed by ``bug_id`` runs as before the fix."""
+        """Whether the rule fixed by ``bug_id`` runs as before the fix: switched back on, or a bug of the
+        broker's release."""
         if bug_id not in HISTORICAL_BUGS:
             raise KeyError(bug_id)  # a typo at a rule site must not silently keep the fix
-        return bug_id in self.eosim_reintroduce
+        return bug_id in self.eosim_reintroduce or bug_id in bugs_of(self.eosim_kafka_version)
 
     @classmethod
     def from_kafka(cls, props: Mapping[str, Any]) -> "BrokerConfig":

@@ -1097,6 +1097,7 @@ class TransactionCoordinator:
             outcome = self._end_txn_tv2_outcome(
                 txn, producer_id, producer_epoch, result, from_client, is_epoch_fence,
                 pending_first=not self.config.reintroduces("KAFKA-18464"),
+                commit_after_abort_fenced=not self.config.reintroduces("KAFKA-20785"),
             )
             if outcome is Errors.NONE:
                 return reply(Errors.NONE, txn.producer_id, txn.producer_epoch)  # a retry: the stored pid/epoch
@@ -1161,6 +1162,7 @@ class TransactionCoordinator:
         is_epoch_fence: bool,
         *,
         pending_first: bool,
+        commit_after_abort_fenced: bool,
     ) -> TransactionState | Errors:
         """TCo.endTransaction (TV2) checks, in Kafka's order."""
         # The client retries a request that overflowed the epoch; the new pid is already stored.
@@ -1190,7 +1192,12 @@ class TransactionCoordinator:
             return Errors.PRODUCER_FENCED
         if pending:
             return Errors.CONCURRENT_TRANSACTIONS
-        return _END_TXN_TV2[(txn.state, result, retry_on_epoch_bump or retry_on_overflow)]
+        retry = retry_on_epoch_bump or retry_on_overflow
+        # A commit one epoch behind a CompleteAbort comes from a producer whose transaction the coordinator
+        # aborted (a timeout): only 4.3.2 answers PRODUCER_FENCED (KAFKA-20785), the others INVALID_TXN_STATE.
+        if (txn.state, result, retry) == (_S.COMPLETE_ABORT, _C, True) and commit_after_abort_fenced:
+            return Errors.PRODUCER_FENCED
+        return _END_TXN_TV2[(txn.state, result, retry)]
 
     # --- write completion and markers ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from eosim._library import BadInput, resolve_scenario, scenario_dir
+from eosim.models.bugs import PINNED_RELEASE
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 254, 255
 RUNS = Path("runs")  # the default store of run directories, relative to the working directory
@@ -479,7 +480,9 @@ def scenarios(as_json: bool = JSON) -> None:
 def conform(scenarios: Optional[list[Path]] = typer.Argument(None, help="Scenarios (default: the whole library)"),
             bootstrap: Optional[str] = typer.Option(None, help="A running broker, HOST:PORT"),
             start_kafka: bool = typer.Option(False, "--start-kafka", help="Start a broker from the Maven jars"),
-            kafka_version: str = typer.Option("4.1.2", help="Kafka version for --start-kafka"),
+            kafka_version: str = typer.Option(
+                PINNED_RELEASE, help="The broker's Kafka release (a 4.x release on Maven Central): the one "
+                "--start-kafka starts, or the one at --bootstrap; the simulator runs with that release's bugs"),
             transaction_version: int = typer.Option(2, help="transaction.version the broker is formatted with"),
             client: Optional[str] = typer.Option(
                 None, help="Run every actor on this client: librdkafka (confluent-kafka) or java (kafka-clients "

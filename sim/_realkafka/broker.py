@@ -25,7 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-DEFAULT_VERSION = "4.1.2"
+from eosim.models.bugs import PINNED_RELEASE
+
+DEFAULT_VERSION = PINNED_RELEASE
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 MARKER = "eosim-complete"
 READY_TIMEOUT_S = 90.0

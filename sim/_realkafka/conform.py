@@ -33,6 +33,7 @@ from eosim._realkafka.broker import (DEFAULT_VERSION, Interrupted, KafkaBroker, 
 from eosim._library import BadInput, resolve_scenario, scenario_dir
 from eosim._realkafka.known import explain
 from eosim._runner import reachable
+from eosim.models.bugs import validate_release
 
 EXIT_AGREE, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 254
 TRANSACTION_VERSIONS = (0, 1, 2)  # the levels Kafka 4.1's transaction.version feature supports
@@ -76,22 +77,23 @@ def _error(exc: BaseException) -> str:
 
 
 class Brokers:
-    """The brokers scenarios run on: the given one for the default configuration, and (with
-    ``start``) one started per other (transaction.version, overrides), kept for the whole run."""
+    """The brokers scenarios run on: the given one for the default configuration (``version`` is its
+    release: Kafka does not tell a client which release it runs), and (with ``start``) one started per
+    other (release, transaction.version, overrides), kept for the whole run."""
 
     def __init__(self, bootstrap: str | None, start: bool, version: str, transaction_version: int) -> None:
         self.bootstrap, self.start, self.version, self.tv = bootstrap, start, version, transaction_version
-        self.started: dict[tuple[int, tuple[tuple[str, str], ...]], KafkaBroker] = {}
+        self.started: dict[tuple[str, int, tuple[tuple[str, str], ...]], KafkaBroker] = {}
 
-    def get(self, tv: int, overrides: dict[str, str]) -> str | None:
+    def get(self, tv: int, overrides: dict[str, str], version: str) -> str | None:
         """A bootstrap for a broker with this configuration, or None when none may be started."""
-        if self.bootstrap is not None and (tv, overrides) == (self.tv, {}):
+        if self.bootstrap is not None and (tv, overrides, version) == (self.tv, {}, self.version):
             return self.bootstrap
         if not self.start:
             return None
-        key = (tv, tuple(sorted(overrides.items())))
+        key = (version, tv, tuple(sorted(overrides.items())))
         if key not in self.started:
-            self.started[key] = KafkaBroker(self.version, overrides).start(transaction_version=tv)
+            self.started[key] = KafkaBroker(version, overrides).start(transaction_version=tv)
         return self.started[key].bootstrap
 
     def stop(self) -> None:
@@ -102,9 +104,10 @@ class Brokers:
 def conform(paths: list[Path], *, bootstrap: str | None = None, start_kafka: bool = False,
             kafka_version: str = DEFAULT_VERSION, transaction_version: int = 2, client: str | None = None,
             out_dir: Path = Path("runs/conform")) -> list[Row]:
-    """Run every scenario on both backends; ``transaction_version`` is the one of ``bootstrap`` (or
-    of the broker started for scenarios that do not set their own); ``client`` puts every actor on
-    that client (eosim._realkafka.driver.on_client)."""
+    """Run every scenario on both backends; ``transaction_version`` and ``kafka_version`` are those of
+    ``bootstrap`` (or of the broker started for scenarios that do not set their own), and the simulator
+    runs as that release (its bugs, models/bugs.py); ``client`` puts every actor on that client
+    (eosim._realkafka.driver.on_client)."""
     from eosim._realkafka.driver import on_client
 
     scenarios = [on_client(sc.load_scenario(path), client) for path in paths]
@@ -153,13 +156,14 @@ def probe(bootstrap: str) -> None:
 
 
 def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path, client: str | None = None) -> Row:
-    from eosim._realkafka.driver import BrokerMismatch, broker_requirements, for_transaction_version, run_on_kafka
+    from eosim._realkafka.driver import BrokerMismatch, broker_requirements, for_broker, kafka_version_of, run_on_kafka
 
     out = out_dir / scenario.name
     if out.exists():
         shutil.rmtree(out)  # files of an earlier disagreement
     if not scenario.scenario.conformance:
         return Row(scenario=scenario.name, sim="-", kafka="skipped: conformance = false", agree=None)
+    version = kafka_version_of(scenario, brokers.version)
     try:
         tv, overrides = broker_requirements(scenario, brokers.tv)
     except BrokerMismatch as exc:
@@ -168,16 +172,16 @@ def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path, client:
 
     started = time.monotonic()
     try:
-        allowed = reachable(for_transaction_version(scenario, tv))
+        allowed = reachable(for_broker(scenario, tv, version))
         sim, sim_verdict = allowed[0], _verdicts(allowed)
     except Exception as exc:  # noqa: BLE001 - a row of the table, with the traceback in ``out``
         allowed, sim, sim_verdict, files["sim-error.txt"] = [], None, _error(exc), traceback.format_exc()
     sim_s = time.monotonic() - started
 
-    bootstrap = brokers.get(tv, overrides)
+    bootstrap = brokers.get(tv, overrides, version)
     kafka, kafka_s = None, 0.0
     if bootstrap is None:
-        kafka_verdict = (f"not run: needs a broker with transaction.version={tv} and "
+        kafka_verdict = (f"not run: needs a Kafka {version} broker with transaction.version={tv} and "
                          f"{overrides or 'no overrides'} (use --start-kafka)")
     else:
         started = time.monotonic()
@@ -253,6 +257,10 @@ def conform_command(scenarios: list[Path], bootstrap: str | None, start_kafka: b
         bootstrap = bootstrap or bootstrap_from_env()
         if bootstrap is None and not start_kafka:
             raise BadInput("give --bootstrap HOST:PORT (or set EOSIM_KAFKA_BOOTSTRAP), or --start-kafka")
+        try:
+            validate_release(kafka_version)
+        except ValueError as exc:
+            raise BadInput(f"--kafka-version: {exc}") from None
         if transaction_version not in TRANSACTION_VERSIONS:
             raise BadInput(f"--transaction-version must be one of {TRANSACTION_VERSIONS}")
         if client is not None and client not in CLIENTS:

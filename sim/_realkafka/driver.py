@@ -38,7 +38,8 @@ import confluent_kafka as ck
 from attrs import define, field, frozen
 from confluent_kafka.admin import (AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType)
 
-from eosim.models.config import SIMULATOR_ONLY_PREFIX
+from eosim.models.bugs import PINNED_RELEASE
+from eosim.models.config import KAFKA_VERSION_KEY, SIMULATOR_ONLY_PREFIX
 from eosim import _scenario as sc
 from eosim._checkers import CheckResult, exit_code
 from eosim._client.message import OFFSET_INVALID, Message, TopicPartition
@@ -616,23 +617,31 @@ def _drive(backend: KafkaBackend, interpreter: Interpreter) -> None:
 
 def broker_requirements(scenario: sc.Scenario, default_tv: int) -> tuple[int, dict[str, str]]:
     """The transaction.version and the server properties (beyond the test profile every broker of
-    sim/_realkafka/broker.py has) a broker needs to run this scenario as the simulator does."""
+    sim/_realkafka/broker.py has) a broker needs to run this scenario as the simulator does; its
+    release is ``kafka_version_of``."""
     base = cluster_config({}).to_kafka()
     wanted = cluster_config(scenario.cluster).to_kafka()
-    simulator_only = sorted(k for k in wanted if k.startswith(SIMULATOR_ONLY_PREFIX) and wanted[k] != base[k])
+    simulator_only = sorted(k for k in wanted if k.startswith(SIMULATOR_ONLY_PREFIX) and k != KAFKA_VERSION_KEY
+                            and wanted[k] != base[k])
     if simulator_only:
         raise BrokerMismatch(f"{', '.join(simulator_only)} exist only in the simulator (Kafka hard-codes the "
                              "dedup window and has the historical bugs fixed): this scenario cannot run on Kafka")
     tv = int(scenario.cluster.get("transaction.version", default_tv))
-    overrides = {k: _property(v) for k, v in wanted.items() if v != base[k] and k != "transaction.version"}
+    overrides = {k: _property(v) for k, v in wanted.items()
+                 if v != base[k] and k not in ("transaction.version", KAFKA_VERSION_KEY)}
     return tv, overrides
 
 
-def for_transaction_version(scenario: sc.Scenario, tv: int) -> sc.Scenario:
-    """The scenario as the simulator must run it to match a broker formatted with ``tv``."""
-    if "transaction.version" in scenario.cluster:
-        return scenario
-    return attrs.evolve(scenario, cluster={**scenario.cluster, "transaction.version": tv})
+def kafka_version_of(scenario: sc.Scenario, default: str = PINNED_RELEASE) -> str:
+    """The Kafka release the scenario runs on: its own ``eosim.kafka.version``, else ``default``."""
+    return str(scenario.cluster.get(KAFKA_VERSION_KEY, default))
+
+
+def for_broker(scenario: sc.Scenario, tv: int, kafka_version: str = PINNED_RELEASE) -> sc.Scenario:
+    """The scenario as the simulator must run it to match a broker of release ``kafka_version`` formatted
+    with ``tv`` (a scenario's own [cluster] keys stay)."""
+    cluster = {"transaction.version": tv, KAFKA_VERSION_KEY: kafka_version, **scenario.cluster}
+    return scenario if cluster == scenario.cluster else attrs.evolve(scenario, cluster=cluster)
 
 
 def on_client(scenario: sc.Scenario, client: str | None) -> sc.Scenario:

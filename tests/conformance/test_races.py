@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from eosim._cli import scenario_dir
 from eosim._observation import nearest
-from eosim._realkafka.driver import for_transaction_version, run_on_kafka
+from eosim._realkafka.driver import for_broker, run_on_kafka
 from eosim._runner import reachable
 from eosim._scenario import load_scenario
 
@@ -25,7 +25,7 @@ def y_offset(observation) -> int:
 def test_kafka_shows_an_order_of_the_commit_marker_race_that_the_simulator_reaches(kafka_broker, tmp_path,
                                                                                    record_property):
     tv = kafka_broker.transaction_version
-    allowed = reachable(for_transaction_version(RACE, tv))
+    allowed = reachable(for_broker(RACE, tv))
     reached = sorted(y_offset(o.observation) for o in allowed)
     assert reached == [2, 3], "the simulator must reach both orders, or Kafka's could not be accepted"
     seen = []

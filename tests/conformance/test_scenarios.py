@@ -4,9 +4,10 @@ a JVM for an actor with ``eosim.client = "java"``), and with every actor on the 
 (``eosim conform --client java``). Kafka's observation must be the simulator's, or for a racy
 scenario (``racy_seeds``) one of the observations the simulator reaches across its seeds.
 
-A scenario runs on the session broker (``kafka_broker``) unless its [cluster] table needs another
-configuration; then it gets its own broker, one per (transaction.version, overrides), stopped at
-the end of the session.
+A scenario runs on the session broker (``kafka_broker``, the pinned release) unless its [cluster] table
+needs another configuration; then it gets its own broker, one per (release, transaction.version,
+overrides), stopped at the end of the session. A scenario pinned to another release
+(``"eosim.kafka.version"``) runs on that release, and the simulator runs with that release's bugs.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import pytest
 from eosim._cli import scenario_dir
 from eosim._observation import nearest
 from eosim._realkafka.broker import KafkaBroker, KafkaUnavailable
-from eosim._realkafka.driver import broker_requirements, for_transaction_version, on_client, run_on_kafka
+from eosim._realkafka.driver import broker_requirements, for_broker, kafka_version_of, on_client, run_on_kafka
 from eosim._realkafka.known import explain
 from eosim._runner import reachable
 from eosim._scenario import load_scenario
+from eosim.models.bugs import PINNED_RELEASE
 
 SCENARIOS = sorted(p for p in scenario_dir().glob("*.toml") if load_scenario(p).scenario.conformance)
 
@@ -28,19 +30,20 @@ LANES = (None, "java")  # None: each actor's own client; "java": every actor on 
 
 @pytest.fixture(scope="session")
 def broker_for(kafka_broker):
-    """(transaction.version, overrides) -> bootstrap: the session broker when it fits, else a broker
+    """(transaction.version, overrides, release) -> bootstrap: the session broker when it fits, else a broker
     started for that configuration."""
-    started: dict[tuple[int, tuple[tuple[str, str], ...]], KafkaBroker] = {}
+    started: dict[tuple[str, int, tuple[tuple[str, str], ...]], KafkaBroker] = {}
 
-    def get(tv: int, overrides: dict[str, str]) -> str:
-        if (tv, overrides) == (kafka_broker.transaction_version, {}):
+    def get(tv: int, overrides: dict[str, str], version: str) -> str:
+        if (tv, overrides, version) == (kafka_broker.transaction_version, {}, PINNED_RELEASE):
             return kafka_broker.bootstrap
-        key = (tv, tuple(sorted(overrides.items())))
+        key = (version, tv, tuple(sorted(overrides.items())))
         if key not in started:
             try:
-                started[key] = KafkaBroker(overrides=overrides).start(transaction_version=tv)
+                started[key] = KafkaBroker(version, overrides).start(transaction_version=tv)
             except KafkaUnavailable as exc:
-                pytest.fail(f"no broker for transaction.version={tv} {overrides}: {exc.reason}", pytrace=False)
+                pytest.fail(f"no Kafka {version} broker for transaction.version={tv} {overrides}: {exc.reason}",
+                            pytrace=False)
         return started[key].bootstrap
 
     yield get
@@ -56,8 +59,9 @@ def test_simulator_and_kafka_observe_the_same(lane, path, kafka_broker, broker_f
     if any(str(actor.config.get("eosim.client", "")).lower() == "java" for actor in scenario.actors.values()):
         request.getfixturevalue("java_actor")  # built once; skips or fails without java/mvn
     tv, overrides = broker_requirements(scenario, kafka_broker.transaction_version)
-    allowed = reachable(for_transaction_version(scenario, tv))
-    kafka = run_on_kafka(scenario, broker_for(tv, overrides), transaction_version=tv, log_dir=tmp_path)
+    version = kafka_version_of(scenario)
+    allowed = reachable(for_broker(scenario, tv, version))
+    kafka = run_on_kafka(scenario, broker_for(tv, overrides, version), transaction_version=tv, log_dir=tmp_path)
     record_property("kafka_s", round(kafka.wall_s, 2))
     record_property("allowed_observations", len(allowed))
 

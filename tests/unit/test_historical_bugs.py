@@ -333,6 +333,25 @@ def test_kafka_19690_stale_epoch_write_gets_the_epoch_error(buggy):
     assert late.error is (Errors.INVALID_TXN_STATE if buggy else Errors.INVALID_PRODUCER_EPOCH)
 
 
+# --- KAFKA-20785: a commit racing the coordinator's timeout abort -----------------------------------------
+
+
+@both
+def test_kafka_20785_commit_after_the_timeout_abort_is_fenced_not_an_invalid_state(buggy):
+    """P(e) adds p (TV2) and stalls past its timeout; the coordinator aborts and bumps to e+1 (CompleteAbort).
+    P's EndTxn(commit) at e looks like a retry (stored epoch == e + 1). Invariant: the stale commit gets the
+    recoverable PRODUCER_FENCED, not the fatal INVALID_TXN_STATE. Only 4.3.2 has the fix, so the fixed
+    run is on 4.3.2; every other 4.x release, the pinned one included, has the bug."""
+    c = TransactionCoordinator(config("KAFKA-20785", buggy, eosim_kafka_version="4.3.2"))
+    log = PartitionLog(TP, BrokerConfig())
+    pid, e = init(c)
+    assert add(c, pid, e, tv=2) is NONE
+    markers_to(c, durable(c, c.abort_timed_out_transactions(10**9)), log)
+    assert (c.metadata(TID).state, c.metadata(TID).producer_epoch) == (TransactionState.COMPLETE_ABORT, e + 1)
+    commit = reply(end(c, pid, e, commit=True, tv=2))
+    assert commit.error is (Errors.INVALID_TXN_STATE if buggy else Errors.PRODUCER_FENCED)
+
+
 # --- the table -------------------------------------------------------------------------------------------
 
 
