@@ -707,21 +707,28 @@ def _warm_up(bootstrap: str) -> None:
     """__transaction_state and __consumer_offsets are created on first use; make them exist."""
     producer = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": f"eosim-warm-up-{uuid.uuid4().hex}"})
     producer.init_transactions(ADMIN_TIMEOUT_S)
-    # The group coordinator is asked through kafka-python, not librdkafka's admin client: librdkafka
-    # 2.16 answers a coordinator error to an admin OffsetFetch by queueing a coordinator query on the
-    # client's consumer group, which an admin client lacks (rd_kafka_cgrp_op on a NULL rk_cgrp,
-    # rdkafka_request.c). Right after a broker start that error is likely, and it crashed the process.
+    _group_offsets(bootstrap, f"eosim-warm-up-{uuid.uuid4().hex}")  # creates __consumer_offsets, waits for its load
+
+
+def _group_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """A group's committed offsets, (topic, partition) -> offset, as stored (OffsetFetch without
+    require_stable: a transaction's offsets count once its marker is written).
+
+    Asked through kafka-python, not librdkafka's admin client: librdkafka 2.16 answers a coordinator
+    error to an admin OffsetFetch by queueing a coordinator query on the client's consumer group, which an
+    admin client lacks (rd_kafka_cgrp_op on a NULL rk_cgrp, rdkafka_request.c), and the process crashes.
+    That error is likely right after a broker start (__consumer_offsets is created by the first
+    FindCoordinator, then loaded) and after a coordinator moves; it is retried here."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
 
-    group = f"eosim-warm-up-{uuid.uuid4().hex}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000))
     try:
         deadline = time.monotonic() + ADMIN_TIMEOUT_S
-        while True:  # __consumer_offsets is created by the first FindCoordinator, then loaded
+        while True:
             try:
-                admin.list_group_offsets(group)
-                return
+                offsets = admin.list_group_offsets(group)[group]
+                return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
             except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError):
                 if time.monotonic() > deadline:
                     raise
@@ -809,16 +816,9 @@ def observe(scenario: sc.Scenario, interpreter: Interpreter, admin: AdminClient,
                               read_committed=views["read_committed"][(t, p)],
                               read_uncommitted=views["read_uncommitted"][(t, p)])
          for t, p in partitions],
-        lambda g: _committed(admin, namespace, g))
-
-
-def _committed(admin: AdminClient, namespace: Namespace, group: str) -> list[tuple[str, int, int]]:
-    # require_stable=False: the materialised offsets; a transaction's offsets count once its marker is written.
-    name = namespace.name(group)
-    result = admin.list_consumer_group_offsets([ck.ConsumerGroupTopicPartitions(name)], require_stable=False,
-                                               request_timeout=ADMIN_TIMEOUT_S)[name].result(ADMIN_TIMEOUT_S)
-    return [(namespace.strip(tp.topic), tp.partition, tp.offset) for tp in result.topic_partitions or []
-            if tp.offset >= 0]
+        lambda g: [(namespace.strip(topic), partition, offset)
+                   for (topic, partition), offset in _group_offsets(bootstrap, namespace.name(g)).items()
+                   if offset >= 0])
 
 
 # --- a run -----------------------------------------------------------------------------------------
