@@ -281,19 +281,9 @@ class ActorProxy:
     _killed: bool = field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
-        self._conn, child = _MP.Pipe()
-        self._process = _MP.Process(target=_actor_main, name=self.name, daemon=True,
-                                    args=(child, self.kind, self.config,
-                                          None if self.log_path is None else str(self.log_path)))
-        self._process.start()
-        child.close()
+        self._spawn()
         try:
-            if not self._conn.poll(START_TIMEOUT_S):
-                raise DriverError(f"actor {self.name}: no client after {START_TIMEOUT_S} s")
-            _id, status, result, _reports = self._conn.recv()
-        except EOFError:
-            self.kill()
-            raise DriverError(f"actor {self.name} died while starting (exit code {self._process.exitcode})") from None
+            status, result = self._first_reply()
         except BaseException:  # DriverError, or a signal (Interrupted) while it starts
             with shielded():
                 self.kill()
@@ -302,6 +292,25 @@ class ActorProxy:
             self.kill()
             _raise(status, result)
         threading.Thread(target=self._read, name=f"{self.name}-reader", daemon=True).start()
+
+    def _spawn(self) -> None:
+        """Start the actor's process (``_process``, ``_conn``)."""
+        self._conn, child = _MP.Pipe()
+        self._process = _MP.Process(target=_actor_main, name=self.name, daemon=True,
+                                    args=(child, self.kind, self.config,
+                                          None if self.log_path is None else str(self.log_path)))
+        self._process.start()
+        child.close()
+
+    def _first_reply(self) -> tuple[str, Any]:
+        """(status, result) of the client's creation in the actor process."""
+        if not self._conn.poll(START_TIMEOUT_S):
+            raise DriverError(f"actor {self.name}: no client after {START_TIMEOUT_S} s")
+        try:
+            _id, status, result, _reports = self._conn.recv()
+        except EOFError:
+            raise DriverError(f"actor {self.name} died while starting (exit code {self._process.exitcode})") from None
+        return status, result
 
     # -- transport --------------------------------------------------------------------------------
 

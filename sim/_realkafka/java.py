@@ -28,9 +28,8 @@ from typing import Any
 
 from attrs import define, field
 
-from eosim._realkafka.broker import DEFAULT_VERSION, KafkaUnavailable, _which, cache_root, die_with_parent, shielded
-from eosim._realkafka.driver import (START_TIMEOUT_S, ActorProxy, DriverError, NotReproducible, _DeliveryToken, _Msg,
-                                     _raise, _TP)
+from eosim._realkafka.broker import DEFAULT_VERSION, KafkaUnavailable, _which, cache_root, die_with_parent
+from eosim._realkafka.driver import START_TIMEOUT_S, ActorProxy, DriverError, NotReproducible, _DeliveryToken, _Msg, _TP
 
 SOURCE_DIR = Path(__file__).resolve().parent / "java"
 SOURCES = ("pom.xml", "src/main/java/eosim/Actor.java")
@@ -180,25 +179,14 @@ class JavaActorProxy(ActorProxy):
     classpath: str = field(kw_only=True)
     _methods: dict[int, str] = field(init=False, factory=dict)  # call id -> method, to decode its reply
 
-    def __attrs_post_init__(self) -> None:
+    def _spawn(self) -> None:
         self._process = SPARE_JVMS.take(self.classpath)
         self._conn = self._process.stdin
-        # The client logs through slf4j-simple into log_path, which the JVM learns with its config.
-        start = {"kind": self.kind, "config": java_config(self.kind, self.config),
-                 "log": None if self.log_path is None else str(self.log_path)}
-        try:
-            self._write(start)
-            status, result = self._first_reply()
-        except BaseException:
-            with shielded():
-                self.kill()
-            raise
-        if status != "ok":
-            self.kill()
-            _raise(status, result)
-        threading.Thread(target=self._read, name=f"{self.name}-reader", daemon=True).start()
 
     def _first_reply(self) -> tuple[str, Any]:
+        # The client logs through slf4j-simple into log_path, which the JVM learns with its config.
+        self._write({"kind": self.kind, "config": java_config(self.kind, self.config),
+                     "log": None if self.log_path is None else str(self.log_path)})
         box: list[Any] = []
         reader = threading.Thread(target=lambda: box.append(self._process.stdout.readline()), daemon=True)
         reader.start()
