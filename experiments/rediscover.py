@@ -1,4 +1,5 @@
-"""Rediscover the historical-bug catalogue unguided: for each bug of eosim.models.bugs, run the search of
+"""Rediscover the historical-bug catalogue unguided: for each bug of eosim.models.bugs that the pinned Kafka
+release no longer has, run the search of
 ``eosim explore --reintroduce KAFKA-N --budget 60`` (the same engine, ``eosim._explore.campaign``; no hint
 of the bug in the generator) and print the table: bug, found, seconds to find, steps before and after
 shrinking, the anomalies.
@@ -21,7 +22,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eosim.models.bugs import HISTORICAL_BUGS
+from eosim.models.bugs import HISTORICAL_BUGS, PINNED_RELEASE, bugs_of
 from eosim import _executor
 from eosim._explore import Campaign, campaign
 
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="bugs searched side by side")
     parser.add_argument("--executor", default=_executor.LOCAL, help="local or dask://HOST:PORT")
     args = parser.parse_args(argv)
-    bugs = args.bugs or list(HISTORICAL_BUGS)
+    # A bug the pinned release has (KAFKA-20785) is on in every run already: nothing to rediscover.
+    bugs = args.bugs or [b for b in HISTORICAL_BUGS if b not in bugs_of(PINNED_RELEASE)]
     unknown = [b for b in bugs if b not in HISTORICAL_BUGS]
     if unknown:
         parser.error(f"unknown bug(s) {', '.join(unknown)} (known: {', '.join(HISTORICAL_BUGS)})")

@@ -1,8 +1,8 @@
 """Historical bugs switched back on (models/bugs.py, ``eosim.reintroduce``), driven on the models alone.
 
 Each test runs the steps of the reference's §8 entry twice: with the fix (Kafka today) the entry's
-invariant holds, with the bug reintroduced it breaks. Bugs of the TV2 client paths (KAFKA-18464,
-KAFKA-18660, KAFKA-19367) can only be shown here: the simulated client speaks TV1.
+invariant holds, with the bug reintroduced it breaks. The releases each bug is in (``Bug.affects``) are
+tested in tests/unit/test_kafka_releases.py.
 """
 
 from __future__ import annotations
