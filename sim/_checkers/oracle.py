@@ -28,6 +28,11 @@ sequence-reuse             a producer id and epoch never send other records at t
 misreported-fencing        a write older than the producer epoch its partition holds is refused
                            with INVALID_PRODUCER_EPOCH, not as a transaction-state or sequence
                            error (KAFKA-19690)
+spurious-fencing           a transactional producer using the (pid, epoch) the coordinator handed it is
+                           not fenced (PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING) until something
+                           fenced it: another instance of its transactional.id, the coordinator's
+                           timeout abort, a newer epoch of its pid in __transaction_state, or the id's
+                           expiry (KAFKA-18464, KAFKA-18660)
 stale-marker               a marker carries the producer epoch of the Prepare* it completes and
                            a coordinator epoch no older than that partition last saw for the pid
 torn-transaction           every marker of a transaction matches its PrepareCommit/PrepareAbort,
@@ -71,12 +76,14 @@ from eosim.models.records import increment_sequence
 from eosim._checkers.anomaly import Anomaly, CheckResult
 from eosim._trace import (ClientOp, ClientPid, GroupOffsets, GroupPending, LogAppend, LogDuplicate, LogMarker,
                           LogOffsets, LogProducerExpired, LogReject, PartitionLeader, TraceEvent, TxnElect, TxnLoad,
-                          Trace, TxnLog, TxnState, plain, typed)
+                          Trace, TxnLog, TxnState, TxnTimeout, plain, typed)
 
 Event = TraceEvent
 
 _PREPARE = {"PrepareCommit": "COMMIT", "PrepareAbort": "ABORT"}
 _COMPLETE = frozenset({"CompleteCommit", "CompleteAbort"})
+# A fencing error from the coordinator, as each client names it (librdkafka's _FENCED, the Java client's).
+_FENCING_ERRORS = frozenset({"PRODUCER_FENCED", "_FENCED", "INVALID_PRODUCER_ID_MAPPING"})
 # Coordinator states in which markers for the pid are still to come.
 _RESOLVING = frozenset({"Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence"})
 # The timers of a trace without broker.start: Kafka's defaults.
@@ -221,6 +228,8 @@ class _Oracle:
     prepared: dict[str, Event] = field(factory=dict)  # tid -> its open transaction's first Prepare*
     current: dict[str, _Txn] = field(factory=dict)  # tid -> transaction collecting outputs
     deciding: dict[str, _Txn] = field(factory=dict)  # tid -> transaction past Prepare*
+    handed: dict[tuple[str, int], Event] = field(factory=dict)  # transactional instance -> its latest client.pid
+    fenced_by: dict[tuple[str, int], Event] = field(factory=dict)  # instance -> what fenced it since (spurious-fencing)
 
     def __attrs_post_init__(self) -> None:
         self.handlers = {
@@ -229,6 +238,7 @@ class _Oracle:
             "txn.log": self.on_txn_log,
             "txn.state": self.on_txn_state,
             "txn.load": self.on_txn_load,
+            "txn.timeout": self.on_txn_timeout,
             "txn.elect": self.on_txn_elect,
             "broker.start": self.on_broker_start,
             "broker.crash": self.on_broker_crash,
@@ -255,6 +265,25 @@ class _Oracle:
             actor = ev.node
             self._release((actor, self.incarnation.get(actor, 0)))
             self.incarnation[actor] = self.incarnation.get(actor, 0) + 1
+        elif ev.error in _FENCING_ERRORS:
+            instance = (ev.node, self.incarnation.get(ev.node, 0))
+            handed = self.handed.get(instance)
+            if handed is not None and instance not in self.fenced_by:
+                self.fenced_by[instance] = ev  # reported once
+                self.report("spurious-fencing",
+                            f"Client {ev.node} got {ev.error} on {ev.op} while it used producer id "
+                            f"{handed.producer_id} epoch {handed.producer_epoch}, the ones the coordinator handed "
+                            f"it, and nothing had fenced it: no other instance of {handed.transactional_id!r}, no "
+                            "timeout abort, no newer epoch in __transaction_state (KAFKA-18464, KAFKA-18660).",
+                            handed, ev)
+
+    def _fence_holders(self, tid: str, ev: Event, *, pid: int | None = None, above: int | None = None,
+                       besides: tuple[str, int] | None = None) -> None:
+        """Instances holding ``tid`` (with ``pid`` below epoch ``above``, if given) are fenced by ``ev``."""
+        for instance, handed in self.handed.items():
+            if (handed.transactional_id == tid and instance != besides and instance not in self.fenced_by
+                    and (pid is None or (handed.producer_id == pid and handed.producer_epoch < above))):
+                self.fenced_by[instance] = ev
 
     def _release(self, instance: tuple[str, int]) -> None:
         held = self.holding.pop(instance, None)
@@ -282,6 +311,10 @@ class _Oracle:
                         f"producer id {pid} epoch {epoch} at once, so neither can fence the other.", other[1], ev)
         self.holder[(pid, epoch)] = (instance, ev)
         self.holding[instance] = (pid, epoch)
+        if tid is not None:  # the coordinator handed it out (InitProducerId, or a TV2 EndTxn)
+            self._fence_holders(tid, ev, besides=instance)  # a new instance fences the others
+            self.handed[instance] = ev
+            self.fenced_by.pop(instance, None)
 
     # -- transaction coordinator --------------------------------------------------------------------
 
@@ -291,6 +324,7 @@ class _Oracle:
         # before a write is the TV1 fence's bump (TransactionCoordinator.endTransactionWithTV1), which a failed
         # write must not repeat (hasFailedEpochFence). A failed after-append write is no durable baseline: the
         # coordinator resets its pending state and writes the same epoch again.
+        self._fence_holders(ev.transactional_id, ev, pid=ev.producer_id, above=ev.producer_epoch)
         key = (ev.transactional_id, ev.producer_id)
         durable = self.durable.get(key)
         if durable is None or self.skipped.get(key) == durable.seq:
@@ -305,7 +339,12 @@ class _Oracle:
                         "write failed must not be bumped again, KAFKA-9666).", durable, ev)
 
     def on_txn_state(self, ev: TxnState) -> None:
+        if ev.new == "Dead":  # transactional.id.expiration.ms: the id is gone
+            self._fence_holders(ev.transactional_id, ev)
         self._transition(ev, ev.old)
+
+    def on_txn_timeout(self, ev: TxnTimeout) -> None:
+        self._fence_holders(ev.transactional_id, ev)
 
     def _transition(self, ev: TxnState | TxnLoad, old: str) -> None:
         tid, pid, epoch, new = ev.transactional_id, ev.producer_id, ev.producer_epoch, ev.new

@@ -201,6 +201,49 @@ def test_epoch_skip_quiet_for_one_bump_per_durable_write_rotations_and_loads():
     assert "epoch-skip" not in names(result) and result.valid is True
 
 
+def _fenced(tr, actor, error="PRODUCER_FENCED", op="abort_transaction"):
+    return tr.emit(actor, "client.op", op=op, args={}, error=error, fatal=True)
+
+
+def test_spurious_fencing_fires_when_the_handed_epoch_is_fenced():
+    """KAFKA-18464: EndTxn v5 handed out epoch 1 and the abort with it is fenced; KAFKA-18660: the epoch
+    overflowed, the coordinator moved to a new pid but handed out the old one, which it then refuses."""
+    tr = Trace()
+    tr.client_pid("p#1", 0)
+    tr.write("Ongoing", "PrepareCommit", epoch=1)
+    handed = tr.client_pid("p#1", 1)
+    tr.log("CompleteCommit", epoch=1)
+    fenced = _fenced(tr, "p#1")
+    _fenced(tr, "p#1", op="commit_transaction")  # reported once per instance
+    tr.client_pid("q#1", 32767, pid=8, tid="tx-2")
+    tr.log("CompleteCommit", epoch=0, pid=9, tid="tx-2")  # the rotated pid is no newer epoch of pid 8
+    mapping = _fenced(tr, "q#1", error="INVALID_PRODUCER_ID_MAPPING", op="delivery")
+    first, second = found(check_trace(tr.events), "spurious-fencing")
+    assert first.witness == (handed, fenced) and second.witness[1] == mapping
+    assert "got PRODUCER_FENCED on abort_transaction while it used producer id 7 epoch 1" in first.description
+
+
+def test_spurious_fencing_quiet_when_something_fenced_the_producer():
+    tr = Trace()
+    tr.client_pid("zombie#1", 0)
+    tr.client_pid("new#1", 1)  # another instance of the transactional.id
+    _fenced(tr, "zombie#1", error="_FENCED")
+    tr.client_pid("slow#1", 0, tid="tx-2")
+    tr.emit("b0", "txn.timeout", transactional_id="tx-2", producer_id=PID, producer_epoch=0)  # timeout abort
+    _fenced(tr, "slow#1")
+    tr.client_pid("a#1", 3, tid="tx-3")
+    tr.log("PrepareAbort", epoch=4, tid="tx-3")  # a newer epoch of its pid (a fence)
+    _fenced(tr, "a#1")
+    tr.client_pid("b#1", 0, tid="tx-4")
+    tr.state("Empty", "Dead", tid="tx-4")  # transactional.id.expiration.ms
+    _fenced(tr, "b#1", error="INVALID_PRODUCER_ID_MAPPING")
+    tr.client_pid("c#1", 0, tid=None)  # idempotent: no coordinator hands it anything
+    _fenced(tr, "c#1")
+    tr.client_pid("d#1", 0, tid="tx-5")
+    _fenced(tr, "d#1", error="INVALID_PRODUCER_EPOCH")  # no coordinator fencing error
+    assert "spurious-fencing" not in names(check_trace(tr.events))
+
+
 # -- sequences ---------------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from eosim.models.api import as_sent
 from eosim.models.errors import Errors
 from eosim.models.records import IsolationLevel, TopicPartition as TP
 from eosim.models.txn_coordinator import EndTxnRequest, EndTxnResponse
+from eosim._checkers import check_trace
 from eosim._client.config import INT32_MAX, Client, ConfigError, validate_config
 from eosim._client.errors import (
     API_VERSIONS,
@@ -613,6 +614,9 @@ def test_kafka_18660_an_exhausted_epoch_moves_to_the_producer_id_endtxn_returns(
         pids = [(e.data["producer_id"], e.data["producer_epoch"]) for e in cluster.world.trace.events
                 if e.kind == "client.pid"]
         assert pids[1] == ((1, 0) if not bugs else (0, 32767)), bugs
+        # The checkers name the symptom: refused the (pid, epoch) the coordinator handed out itself.
+        spurious = [a for a in check_trace(cluster.world.trace.events).anomalies if a.name == "spurious-fencing"]
+        assert len(spurious) == len(bugs), bugs
 
 
 def test_a_fatal_produce_error_makes_the_java_producer_fatal():
