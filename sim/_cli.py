@@ -124,22 +124,34 @@ def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built
         seed: Optional[int] = typer.Option(None, min=0, help="Seed, >= 0 (default: the scenario's)"),
         out: Optional[str] = typer.Option(None, help="Run directory (default runs/NAME/<timestamp>-seed-N); "
                                                       "replaces only an earlier eosim run directory"),
+        kafka_version: Optional[str] = typer.Option(
+            None, help="Run as this Kafka release (a 4.x release on Maven Central): its bugs are on. Default: the "
+            "scenario's [cluster] \"eosim.kafka.version\", else the pinned release"),
         as_json: bool = JSON) -> None:
     """Run a scenario, write its run directory, print the verdict."""
 
     def go() -> int:
         from eosim import _rundir
         from eosim._hints import hints
-        from eosim._runner import run_dir_files, run_file
+        from eosim._runner import run_dir_files, run_scenario
+        from eosim._scenario import load_scenario, load_scenario_text
 
         if out is not None:
             _rundir.check_target(out, replace=True)  # refuse before spending the run
         path = resolve_scenario(scenario)
+        text = path.read_text(encoding="utf-8")
+        loaded = load_scenario(path)
+        if kafka_version is not None:
+            text = _with_kafka_version(text, loaded.cluster, kafka_version, path)
+            wanted, loaded = {**loaded.cluster, "eosim.kafka.version": kafka_version}, \
+                load_scenario_text(text, path.stem, file=str(path))
+            if dict(loaded.cluster) != wanted:  # the line went somewhere else than the [cluster] table
+                raise BadInput(f'{path}: cannot add "eosim.kafka.version" to its [cluster] table; set it in the file')
         _progress(f"running {path} ...")
-        outcome = run_file(path, seed=seed)
+        outcome = run_scenario(loaded, seed)
         found = hints(outcome)
         results = {**outcome.results_json(), "hints": [h.to_json() for h in found]}
-        files = run_dir_files(outcome, path.read_text(encoding="utf-8"), results)
+        files = run_dir_files(outcome, text, results)
         name = outcome.scenario.name
         written, warning = _rundir.store(files, out=out, default=_rundir.default_path(RUNS, name, outcome.seed),
                                          scenario=name, seed=outcome.seed)
@@ -149,6 +161,34 @@ def run(scenario: Path = typer.Argument(..., help="Scenario file (TOML) or built
         return outcome.exit_code
 
     _guard(go)
+
+
+def _with_kafka_version(text: str, cluster: dict[str, Any], version: str, path: Path) -> str:
+    """The scenario's text with ``[cluster] "eosim.kafka.version" = version``, so the run directory's
+    scenario.toml replays the run as it was made."""
+    from eosim.models.bugs import validate_release
+    from eosim.models.config import KAFKA_VERSION_KEY
+
+    try:
+        validate_release(version)
+    except ValueError as exc:
+        raise BadInput(f"--kafka-version: {exc}") from None
+    pinned = cluster.get(KAFKA_VERSION_KEY)
+    if pinned == version:
+        return text
+    if pinned is not None:
+        raise BadInput(f'{path}: cluster."{KAFKA_VERSION_KEY}" pins Kafka {pinned}; --kafka-version {version} '
+                       "contradicts it (edit the file, or leave the option out)")
+    line = f'"{KAFKA_VERSION_KEY}" = "{version}"\n'
+    lines = text.splitlines(keepends=True)
+    headers = [i for i, raw in enumerate(lines) if raw.strip() == "[cluster]"]
+    if headers:
+        lines.insert(headers[0] + 1, line)
+        return "".join(lines)
+    if cluster:  # written as an inline table or dotted keys: not a place a line can go
+        raise BadInput(f'{path}: --kafka-version needs a "[cluster]" table header to add "{KAFKA_VERSION_KEY}" '
+                       "under (or set it in the file)")
+    return text + ("" if text.endswith("\n") else "\n") + "\n[cluster]\n" + line
 
 
 def summary(outcome: Any, hints: list[Any] = ()) -> str:

@@ -116,3 +116,49 @@ def test_a_pinned_release_wins_over_the_brokers_default():
     moved = attrs.evolve(scenario, cluster={**scenario.cluster, "eosim.kafka.version": PINNED_RELEASE})
     outcomes = [s.outcome for s in run_scenario(moved).observation.steps if s.op == "commit_transaction"]
     assert outcomes[0] == "INVALID_TXN_STATE"
+
+
+# -- eosim run --kafka-version ------------------------------------------------------------------------------
+
+
+def test_run_as_a_release_writes_it_into_the_run_directory_so_replay_agrees(tmp_path):
+    from typer.testing import CliRunner
+
+    from eosim._cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    done = runner.invoke(app, ["run", "transaction-timeout-abort", "--kafka-version", "4.0.0", "--out", str(out)])
+    # librdkafka's commit is fenced on every release, but on 4.0.0 the timeout abort skips an epoch (KAFKA-19367)
+    assert done.exit_code == 1 and "epoch-skip" in done.output, done.output
+    assert load_scenario(out / "scenario.toml").cluster["eosim.kafka.version"] == "4.0.0"
+    replayed = runner.invoke(app, ["replay", str(out)])
+    assert replayed.exit_code == 0 and "identical" in replayed.output, replayed.output
+    plain = runner.invoke(app, ["run", "transaction-timeout-abort", "--out", str(tmp_path / "pinned")])
+    assert plain.exit_code == 0 and "epoch-skip" not in plain.output, plain.output
+
+
+def test_run_as_a_release_adds_a_cluster_table_where_there_is_none(tmp_path):
+    from typer.testing import CliRunner
+
+    from eosim._cli import app
+
+    source = scenario_dir() / "zombie-fencing.toml"
+    bare = tmp_path / "bare.toml"
+    bare.write_text(source.read_text().replace('[cluster]\n"transaction.version" = 2\n', ""))
+    assert "cluster" not in bare.read_text().split("[[topics]]")[0]
+    out = tmp_path / "run"
+    done = CliRunner().invoke(app, ["run", str(bare), "--kafka-version", "4.3.2", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert load_scenario(out / "scenario.toml").cluster == {"eosim.kafka.version": "4.3.2"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["zombie-fencing", "--kafka-version", "4.1"], "eosim: --kafka-version: '4.1' is not a Kafka release"),
+    (["kafka-4-0-0-timeout-commit-fenced", "--kafka-version", "4.1.2"],
+     'cluster."eosim.kafka.version" pins Kafka 4.0.0; --kafka-version 4.1.2 contradicts it'),
+])
+def test_run_refuses_a_bad_or_contradicting_release(args, message):
+    done = subprocess.run([sys.executable, "-m", "eosim", "run", *args, "--out", "/nonexistent/never"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 254 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
