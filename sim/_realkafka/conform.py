@@ -208,7 +208,7 @@ def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path, client:
     elif out.exists():
         shutil.rmtree(out)
     agree = None if sim is None or kafka is None else not differences
-    unexplained, _stale = explain(client, scenario.name, tv, differences)
+    unexplained, _stale = explain(client, scenario.name, tv, differences, version)
     return Row(scenario=scenario.name, sim=sim_verdict, kafka=kafka_verdict, agree=agree,
                differences=tuple(differences), sim_s=sim_s, kafka_s=kafka_s, out=out if files else None,
                allowed=max(len(allowed), 1), known=bool(differences) and not unexplained)

@@ -67,7 +67,7 @@ def test_simulator_and_kafka_observe_the_same(lane, path, kafka_broker, broker_f
 
     index, lines = nearest([outcome.observation for outcome in allowed], kafka.observation)
     sim = allowed[index]
-    unexplained, stale = explain(lane, scenario.name, tv, lines)
+    unexplained, stale = explain(lane, scenario.name, tv, lines, version)
     (tmp_path / f"sim-seed-{sim.seed}.json").write_text(sim.observation.to_json())
     (tmp_path / "kafka.json").write_text(kafka.observation.to_json())
     assert not unexplained, (f"{scenario.name}: the simulator and Kafka disagree (observations and actor logs "
