@@ -108,9 +108,11 @@ def main() -> int:
         f"Recorded by `python experiments/version_matrix.py` (transaction.version={args.transaction_version}) on "
         f"{os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}). "
         f"Each column starts a broker of that release from its Maven jars; the clients are confluent-kafka "
-        f"(librdkafka) and kafka-clients {DEFAULT_VERSION} in a JVM (java). \"agree\": the simulator's "
-        "observation equals Kafka's; \"known\": it differs exactly where sim/_realkafka/known.py says it does "
-        "(on the Java lane, where the simulated Java client is not the real one yet: docs/fidelity.md). "
+        f"(librdkafka) and kafka-clients {DEFAULT_VERSION} in a JVM (java). The simulator runs each column as "
+        "that release (`--kafka-version`: the bugs models/bugs.py lists for it, docs/historical-bugs.md). "
+        "\"agree\": the simulator's observation equals Kafka's; \"known\": it differs exactly where "
+        "sim/_realkafka/known.py says it does (on the Java lane, where the simulated Java client is not the "
+        "real one yet: docs/fidelity.md). Scenarios that pin their release (`eosim.kafka.version`) are no rows. "
         "Rerun it after a change to the model or the library.",
         "",
         "| scenario | " + " | ".join(f"{v} {c}" for v, c in columns) + " |",
