@@ -265,7 +265,8 @@ def _named(program: list[dict[str, Any]], actor: str, ctp: bool = False) -> list
 @st.composite
 def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,
               readers: Sequence[str] = ISOLATION_LEVELS) -> Workload:
-    """1 to ``max_producers`` producers of the ``producers`` kinds (transactional, idempotent, plain), maybe a
+    """1 to ``max_producers`` producers of some of the ``producers`` kinds (transactional, idempotent, plain;
+    swarm testing draws which), maybe a
     consume-transform-produce application (fed by its own source, run by the first transactional producer
     that drew it), maybe readers of the ``readers`` isolation levels, on a topic of 1-3 partitions."""
     partitions = draw(st.integers(1, 3))
@@ -413,11 +414,12 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
                     max_faults: int = 4, max_strikes: int = 6, max_kinds: int = 4) -> Schedule:
-    """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
-    to ``max_faults`` faults of those kinds aimed at the protocol (a rule armed at a slot of the step
-    order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
-    clock (strikes of the nemesis at drawn times, while the workload goes on). Each fault is drawn on its
-    own: deleting one changes no other."""
+    """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example uses (at most
+    ``max_kinds``: few kinds per example, so that the faults of a kind meet each other and little else),
+    then 1-2 faults of each, at most ``max_faults`` in all, aimed at the protocol (a rule armed at a slot
+    of the step order or by the k-th request of an API; nemesis ops at a slot), and up to
+    ``max_strikes`` on the clock (strikes of the nemesis at drawn times, while the workload goes on).
+    Each fault is drawn on its own: deleting one changes no other."""
     enabled = draw(_lists(st.sampled_from(tuple(kinds)), 0, min(len(kinds), max_kinds), True))
     if not enabled:
         return Schedule([], [])
