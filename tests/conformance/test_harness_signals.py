@@ -95,7 +95,7 @@ def _run_and_signal(tmp_path: Path, scenario: str, signum: int, moment: str, pre
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "out.txt"
-    env = {**os.environ, "TMPDIR": str(tmp)}
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread's stack
     env.pop("EOSIM_KAFKA_BOOTSTRAP", None)
     eosim = Path(sys.executable).with_name("eosim")
     with out.open("w") as sink:
@@ -106,7 +106,13 @@ def _run_and_signal(tmp_path: Path, scenario: str, signum: int, moment: str, pre
         processes = _descendants(proc.pid)
         ports = _broker_ports(tmp)
         proc.send_signal(signum)
-        rc = proc.wait(WAIT_S)
+        try:
+            rc = proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # where it hangs, in the output below
+            proc.wait(WAIT_S)
+            pytest.fail(f"eosim conform did not end within {WAIT_S} s of {signal.Signals(signum).name} "
+                        f"({moment}); its threads' stacks on SIGABRT:\n{out.read_text()}")
     finally:
         if proc.poll() is None:
             proc.kill()
