@@ -265,15 +265,11 @@ def _named(program: list[dict[str, Any]], actor: str, ctp: bool = False) -> list
 @st.composite
 def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,
               readers: Sequence[str] = ISOLATION_LEVELS) -> Workload:
-    """1 to ``max_producers`` producers of some of the ``producers`` kinds (transactional, idempotent, plain;
-    swarm testing draws which), maybe a
+    """1 to ``max_producers`` producers of the ``producers`` kinds (transactional, idempotent, plain), maybe a
     consume-transform-produce application (fed by its own source, run by the first transactional producer
     that drew it), maybe readers of the ``readers`` isolation levels, on a topic of 1-3 partitions."""
     partitions = draw(st.integers(1, 3))
-    # swarm testing: the producer kinds this example may use (a plain producer's retries duplicate, and
-    # would hide an idempotent one's anomaly behind at-least-once in the same run)
-    kinds = tuple(draw(_lists(st.sampled_from(tuple(producers)), 1, len(producers), True)))
-    drawn = draw(_lists(_producer(kinds, partitions), 1, max_producers))
+    drawn = draw(_lists(_producer(tuple(producers), partitions), 1, max_producers))
     topics = {OUT: partitions}
     actors: dict[str, dict[str, Any]] = {}
     programs: dict[str, list[dict[str, Any]]] = {}
@@ -413,23 +409,20 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
 
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
-                    max_faults: int = 4, max_strikes: int = 6, max_kinds: int = 4) -> Schedule:
-    """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example uses (at most
-    ``max_kinds``: few kinds per example, so that the faults of a kind meet each other and little else),
-    then 1-2 faults of each, at most ``max_faults`` in all, aimed at the protocol (a rule armed at a slot
-    of the step order or by the k-th request of an API; nemesis ops at a slot), and up to
-    ``max_strikes`` on the clock (strikes of the nemesis at drawn times, while the workload goes on).
-    Each fault is drawn on its own: deleting one changes no other."""
-    enabled = draw(_lists(st.sampled_from(tuple(kinds)), 0, min(len(kinds), max_kinds), True))
+                    max_faults: int = 4, max_strikes: int = 6) -> Schedule:
+    """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
+    to ``max_faults`` faults of those kinds aimed at the protocol (a rule armed at a slot of the step
+    order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
+    clock (strikes of the nemesis at drawn times, while the workload goes on). Each fault is drawn on its
+    own: deleting one changes no other."""
+    enabled = draw(_lists(st.sampled_from(tuple(kinds)), 0, len(kinds), True))
     if not enabled:
         return Schedule([], [])
     actors = sorted(workload.actors)
     producers = [a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]]
     slots = _slots(workload)
     rules, groups = [], []
-    # every enabled kind is used: 1-2 faults of it, drawn beside it (deleting the kind deletes them)
-    aimed = [k for kind in enabled for k in draw(_lists(st.just(kind), 1, 2))][:max_faults]
-    for kind in aimed:
+    for kind in draw(_lists(st.sampled_from(tuple(enabled)), 0, max_faults)):
         if kind in RULE_KINDS:
             rule = draw(_rule(kind, tuple(actors), tuple(_transactional_ids(workload))))
             rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(slots, rule["message"]))})
