@@ -37,8 +37,9 @@ from typing import Any, Callable, Generator, Mapping
 
 from attrs import define, field, frozen
 
-from eosim.models.api import error_response
+from eosim.models.api import as_sent, error_response
 from eosim.models.config import BrokerConfig, ReplicationConfig
+from eosim.models.effects import Respond
 from eosim.models.errors import Errors
 from eosim.models.protocol import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, TopicPartition
@@ -324,6 +325,11 @@ class BrokerNode:
 
     def answer(self, correlation_id: int) -> Packet:
         return self._requests.pop(correlation_id)
+
+    def respond(self, effect: Respond) -> None:
+        """A model's answer to a held request, in the version the client sent it (``as_sent``)."""
+        packet = self.answer(effect.correlation_id)
+        self.reply(packet, as_sent(packet.payload, effect.response))
 
     # -- inter-broker -----------------------------------------------------------------------------------
 

@@ -425,8 +425,9 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
         from eosim._scenario import load_scenario
 
         bugs = tuple(reintroduce or ())
+        base = _explore.base_document(load_scenario(resolve_scenario(scenario))) if scenario is not None else None
         try:
-            _explore.check_bugs(bugs)
+            _explore.check_bugs(bugs, _explore.release_of(base))
         except ValueError as err:
             raise BadInput(f"--reintroduce: {err}") from None
         try:
@@ -435,7 +436,6 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
             raise BadInput(str(err)) from None
         if out is not None:
             _rundir.check_target(out, replace=False)
-        base = _explore.base_document(load_scenario(resolve_scenario(scenario))) if scenario is not None else None
         show = not as_json and sys.stderr.isatty()
 
         def progress(runs: int, seconds: float) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from attrs import define, field
 
-from eosim.models.api import as_sent, error_response
+from eosim.models.api import error_response
 from eosim.models.consumer_group import ConsumerGroupHeartbeatRequest
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors
@@ -115,8 +115,7 @@ class TxnCoordinatorRole:
         node = self.node
         for effect in effects:
             if isinstance(effect, Respond):
-                packet = node.answer(effect.correlation_id)
-                node.reply(packet, as_sent(packet.payload, effect.response))
+                node.respond(effect)
             elif isinstance(effect, AppendTxnLog):
                 node.emit("txn.log", write_id=effect.write_id, transactional_id=effect.transactional_id,
                           state=effect.record.state.kafka_name, producer_id=effect.record.producer_id,
@@ -253,8 +252,7 @@ class GroupCoordinatorRole:
         node = self.node
         for effect in effects:
             if isinstance(effect, Respond):
-                packet = node.answer(effect.correlation_id)
-                node.reply(packet, as_sent(packet.payload, effect.response))
+                node.respond(effect)
             elif isinstance(effect, GroupStateChanged):
                 node.emit("group.generation", group_id=effect.group_id, state=str(effect.new),
                           generation_id=effect.generation_id, members=list(effect.members))

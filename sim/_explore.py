@@ -29,7 +29,8 @@ from typing import Any, Callable, Sequence
 
 from attrs import evolve, frozen
 
-from eosim.models.bugs import HISTORICAL_BUGS, cluster_switch
+from eosim.models.bugs import HISTORICAL_BUGS, PINNED_RELEASE, bugs_of, cluster_switch
+from eosim.models.config import KAFKA_VERSION_KEY
 from eosim import _executor, strategies
 from eosim._findings import classify
 
@@ -97,13 +98,24 @@ def switched(document: dict[str, Any], reintroduce: Sequence[str]) -> dict[str, 
     return {**document, "cluster": cluster}
 
 
-def check_bugs(reintroduce: Sequence[str]) -> None:
-    """Refuse unknown or repeated ids (ValueError naming the known ones)."""
+def release_of(base: dict[str, Any] | None) -> str:
+    """The Kafka release a search runs as: the base scenario's, else the pinned one."""
+    return (base or {}).get("cluster", {}).get(KAFKA_VERSION_KEY, PINNED_RELEASE)
+
+
+def check_bugs(reintroduce: Sequence[str], release: str = PINNED_RELEASE) -> None:
+    """Refuse unknown or repeated ids (ValueError naming the known ones), and bugs ``release`` already has:
+    with the switch off the run has the bug all the same, so no run can be a finding."""
     for bug in reintroduce:
         if bug not in HISTORICAL_BUGS:
             raise ValueError(f"unknown historical bug {bug!r} (known: {', '.join(HISTORICAL_BUGS)})")
     if len(set(reintroduce)) != len(reintroduce):
         raise ValueError("a bug is listed twice in --reintroduce")
+    present = [bug for bug in reintroduce if bug in bugs_of(release)]
+    if present:
+        raise ValueError(f"Kafka {release}, the release explored, has {', '.join(present)} already "
+                         f"(models/bugs.py), so no run can find it; explore a release without it "
+                         f"([cluster] \"{KAFKA_VERSION_KEY}\" in the scenario)")
 
 
 def _run(document: dict[str, Any]) -> Any:
@@ -276,7 +288,7 @@ def explore(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] = 
             finished: Callable[[Campaign], None] | None = None) -> list[Campaign]:
     """``jobs`` campaigns, seeds ``seed .. seed + jobs - 1``, on ``executor`` (eosim._executor); one local job
     runs in this process and reports ``progress(runs, seconds)``. ``finished(campaign)`` as each one ends."""
-    check_bugs(reintroduce)
+    check_bugs(reintroduce, release_of(base))
     _executor.check(executor)
     kwargs = [dict(base=base, reintroduce=tuple(reintroduce), budget=budget, seed=seed + j) for j in range(jobs)]
     if jobs == 1 and executor == _executor.LOCAL:

@@ -254,3 +254,15 @@ def test_drawn_rules_never_take_the_name_of_a_base_rule(document: dict) -> None:
     names = [rule["name"] for rule in document.get("faults", ())]
     assert len(names) == len(set(names))
     scenario_from_dict(document, name="scenario", header="test")
+
+
+def test_a_bug_the_explored_release_has_already_is_refused() -> None:
+    """KAFKA-20785 is in the pinned 4.1.2 (models/bugs.py): with the switch off a run has it all the same,
+    so no run could be a finding. Kafka 4.3.2 does not have it: there the switch can be searched for."""
+    result = runner.invoke(app, ["explore", "--reintroduce", "KAFKA-20785", "--budget", "1"])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "KAFKA-20785" in result.stderr and "4.1.2" in result.stderr and "Traceback" not in result.output
+    with pytest.raises(ValueError, match="4.0.0"):
+        _explore.check_bugs(("KAFKA-19367",), _explore.release_of({"cluster": {"eosim.kafka.version": "4.0.0"}}))
+    _explore.check_bugs(("KAFKA-20785",), "4.3.2")
+    _explore.check_bugs(("KAFKA-19367",))
