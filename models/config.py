@@ -69,6 +69,10 @@ class BrokerConfig:
             raise KeyError(bug_id)  # a typo at a rule site must not silently keep the fix
         return bug_id in self.eosim_reintroduce or bug_id in bugs_of(self.eosim_kafka_version)
 
+    def bugs(self) -> tuple[str, ...]:
+        """Every bug whose rule runs as before its fix: the release's and the switched-on ones, sorted."""
+        return tuple(sorted(set(self.eosim_reintroduce) | bugs_of(self.eosim_kafka_version)))
+
     @classmethod
     def from_kafka(cls, props: Mapping[str, Any]) -> "BrokerConfig":
         """Build from Kafka's dotted property names; an unknown name raises ``KeyError`` naming it."""

@@ -199,6 +199,7 @@ def summary(outcome: Any, hints: list[Any] = ()) -> str:
     lines = [f"{outcome.scenario.name} (seed {outcome.seed}): {status}", f"  guarantees: {guarantees}",
              f"  as this scenario expects: {expectation}"]
     lines += [f"    - {claim}" for claim in verdict.claims()]
+    lines += _bugs_line(outcome.scenario.broker_config, bool(checks.anomalies))
     for anomaly in checks.anomalies:
         lines.append(f"  ✗ {anomaly.name}: {anomaly.description}")
     for anomaly in checks.allowed:
@@ -208,6 +209,21 @@ def summary(outcome: Any, hints: list[Any] = ()) -> str:
                      f" read_committed={[v for _o, _k, v in part.read_committed]}")
     lines += [f"  hint ({hint.kind}): {hint.text}" for hint in hints]
     return "\n".join(lines)
+
+
+def _bugs_line(config: Any, anomalies: bool) -> list[str]:
+    """Which of Kafka's own bugs the broker ran with, so an anomaly can be read as the release's bug: said when
+    there is an anomaly, a switched-on bug or a release other than the pinned one."""
+    from eosim.models.bugs import HISTORICAL_BUGS, PINNED_RELEASE, bugs_of
+
+    release = config.eosim_kafka_version
+    if not (anomalies or config.eosim_reintroduce or release != PINNED_RELEASE):
+        return []
+    of_release = sorted(bugs_of(release))
+    named = lambda ids: ", ".join(f"{b} ({HISTORICAL_BUGS[b].title})" for b in ids)  # noqa: E731
+    line = f"  Kafka {release} as modelled: " + (f"its bugs {named(of_release)}" if of_release else "no known bug")
+    switched = sorted(set(config.eosim_reintroduce) - set(of_release))
+    return [line + (f"; switched on: {named(switched)}" if switched else "")]
 
 
 @app.command()

@@ -158,7 +158,9 @@ class Outcome:
         return self.verdict.exit_code
 
     def results_json(self) -> dict[str, Any]:
+        config = self.scenario.broker_config
         return {"scenario": self.scenario.name, "seed": self.seed, "completed": self.completed,
+                "kafka-release": config.eosim_kafka_version, "kafka-bugs": list(config.bugs()),
                 **self.verdict.to_json()}
 
 

@@ -336,7 +336,8 @@ class _Oracle:
                         f"The coordinator appended {ev.state} for {key[0]!r} (producer id {key[1]}) at epoch "
                         f"{ev.producer_epoch}, {ev.producer_epoch - base} above its durable epoch {base}: the "
                         "in-memory epoch ran ahead of __transaction_state by more than one bump (a fence whose "
-                        "write failed must not be bumped again, KAFKA-9666).", durable, ev)
+                        "write failed must not be bumped again, KAFKA-9666; a TV2 abort started by a fence must "
+                        "not bump past the fence's epoch, KAFKA-19367).", durable, ev)
 
     def on_txn_state(self, ev: TxnState) -> None:
         if ev.new == "Dead":  # transactional.id.expiration.ms: the id is gone

@@ -472,3 +472,21 @@ def test_as_expected_compares_anomaly_types_not_counts() -> None:
     five = CheckResult(False, [Anomaly(name="duplicate", description=f"v{i} twice", witness=()) for i in range(5)])
     assert Verdict(five, ("duplicate",), ()).status == "broken as expected"
     assert Verdict(five, ("G1a",), ()).status == "INVALID"
+
+
+def test_the_verdict_names_the_release_and_its_bugs_when_they_may_explain_an_anomaly(tmp_path: Path) -> None:
+    # On 4.0.0 the coordinator's timeout abort skips an epoch (KAFKA-19367, a bug of that release): the verdict
+    # says which release's bugs the broker ran with, so the anomaly reads as Kafka's, not the client's.
+    result = runner.invoke(app, ["run", "transaction-timeout-abort", "--kafka-version", "4.0.0",
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "guarantees: broken (epoch-skip)" in result.output
+    assert "Kafka 4.0.0 as modelled: its bugs KAFKA-19367 (TV2 fence-abort bumps the epoch twice)" in result.output
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["kafka-release"] == "4.0.0"
+    assert results["kafka-bugs"] == ["KAFKA-19367", "KAFKA-19690", "KAFKA-20785"]
+    # The pinned release, a valid run, no switch: nothing to say.
+    quiet = runner.invoke(app, ["run", "transaction-timeout-abort", "--out", str(tmp_path / "q")])
+    assert quiet.exit_code == 0 and "as modelled" not in quiet.output
+    # A switched-on bug is named apart from the release's own.
+    switched = runner.invoke(app, ["run", "bug-kafka-9666", "--out", str(tmp_path / "s")])
+    assert "switched on: KAFKA-9666 (failed epoch fences bump the epoch again and again)" in switched.output
