@@ -57,6 +57,9 @@ class ScenarioError(Exception):
         self.location = location
         self.reason = reason
 
+    def __reduce__(self):  # the default pickles only the message, which __init__ cannot take back
+        return (type(self), (self.file, self.location, self.reason))
+
 
 def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -155,7 +155,7 @@ class TraceOracle:
     trace: Trace
     _oracle: _Oracle = field(init=False)
     _end: int = field(default=0, init=False)
-    _checked: bool = field(default=False, init=False)
+    _verdict: CheckResult | None = field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._oracle = _Oracle(recall=self.trace.event_at)
@@ -170,12 +170,11 @@ class TraceOracle:
         return _deadline(self._oracle)
 
     def check(self) -> CheckResult:
-        """The verdict on the whole trace (once: judging closes the oracle)."""
-        if self._checked:
-            raise ValueError("a run's trace oracle judges once")
-        self._checked = True
-        self.trace.catch_up()
-        return _result(self._oracle, self._end)
+        """The verdict on the whole trace. Judging closes the oracle, so a second call returns the first verdict."""
+        if self._verdict is None:
+            self.trace.catch_up()
+            self._verdict = _result(self._oracle, self._end)
+        return self._verdict
 
 
 def _seq_sorted(*events: Event | None) -> tuple[Event, ...]:

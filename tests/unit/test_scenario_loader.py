@@ -813,3 +813,13 @@ def test_a_message_is_one_line_whatever_the_value_it_quotes():
     err = refusal(mutate('actor = "c1"\nop = "assign"', 'actor = "c\\n1\\u001b[31m\\u202e"\nop = "assign"'))
     assert err.location == "steps[3].actor"
     assert err.reason.startswith('no actor "c\\n1\\x1b[31m\\u202e" in [actors]') and str(err).isprintable()
+
+
+def test_a_scenario_error_survives_pickling_as_process_and_dask_executors_return_it() -> None:
+    import pickle
+
+    error = ScenarioError("s.toml", "steps[3].partition", "must be >= 0, got -1")
+    back = pickle.loads(pickle.dumps(error))
+    assert (type(back), str(back), back.file, back.location, back.reason) == (
+        ScenarioError, "s.toml: steps[3].partition: must be >= 0, got -1", "s.toml", "steps[3].partition",
+        "must be >= 0, got -1")

@@ -137,3 +137,13 @@ def test_the_online_oracle_on_a_streamed_trace_judges_as_the_offline_one_on_the_
     offline = check_trace([json.loads(line) for line in lines.splitlines()])
     assert run.oracle.check() == offline
     assert run_scenario(load_scenario(path), 1).results_json() == held.results_json()
+
+
+def test_concluding_a_run_twice_gives_the_same_verdict() -> None:
+    # The online oracle closes when it judges; asking again (a second conclude, a library user's retry)
+    # returns the same verdict rather than raising or judging a half-fed oracle.
+    from eosim._runner import conclude
+
+    run = simulate(load_scenario(scenario_dir() / "bug-kafka-9666.toml"), 1)
+    first, second = conclude(run), conclude(run)
+    assert first.verdict == second.verdict and first.verdict.checks.anomaly_types == ["epoch-skip"]
