@@ -76,14 +76,7 @@ class BrokerConfig:
     @classmethod
     def from_kafka(cls, props: Mapping[str, Any]) -> "BrokerConfig":
         """Build from Kafka's dotted property names; an unknown name raises ``KeyError`` naming it."""
-        known = {f.name for f in attrs.fields(cls)}
-        kwargs = {}
-        for key, value in props.items():
-            name = key.replace(".", "_")
-            if name not in known:
-                raise KeyError(key)
-            kwargs[name] = value
-        return cls(**kwargs)
+        return cls(**_fields_of(cls, props))
 
     def to_kafka(self) -> dict[str, Any]:
         return {k.replace("_", "."): v for k, v in attrs.asdict(self).items()}
@@ -114,11 +107,16 @@ class ReplicationConfig:
     @classmethod
     def from_kafka(cls, props: Mapping[str, Any]) -> "ReplicationConfig":
         """Build from Kafka's dotted property names; an unknown name raises ``KeyError`` naming it."""
-        known = {f.name for f in attrs.fields(cls)}
-        kwargs = {}
-        for key, value in props.items():
-            name = key.replace(".", "_")
-            if name not in known:
-                raise KeyError(key)
-            kwargs[name] = value
-        return cls(**kwargs)
+        return cls(**_fields_of(cls, props))
+
+
+def _fields_of(cls: type, props: Mapping[str, Any]) -> dict[str, Any]:
+    """Kafka's dotted names as ``cls``'s field names (dots to underscores), refusing a name it has no field for."""
+    known = {f.name for f in attrs.fields(cls)}
+    kwargs = {}
+    for key, value in props.items():
+        name = key.replace(".", "_")
+        if name not in known:
+            raise KeyError(key)
+        kwargs[name] = value
+    return kwargs
