@@ -15,15 +15,17 @@ import heapq
 from typing import Any, Callable
 
 import simpy
-from attrs import define, field, frozen
+from attrs import define, field
 
 from eosim._world import World
 
 DEFAULT_LATENCY_MS = 1  # one way, per link
 
 
-@frozen(kw_only=True)
+@define(kw_only=True, eq=False)  # not frozen: built twice per round trip, and a frozen one costs twice as much
 class Packet:
+    """One message on the wire (never changed once sent)."""
+
     src: str
     dst: str
     correlation_id: int

@@ -170,7 +170,7 @@ class Handle:
                 value, send = (yield event), body.send
             except Exception as exc:  # noqa: BLE001 - a failed event is handed to the body, as SimPy does
                 value, send = exc, body.throw
-            while (wake := self._wake()) > self._env._now:  # stopped by a pause: resumes when it wakes
+            while (wake := self._cluster.network.asleep(self.name)) > self._env._now:  # paused: resumes when it wakes
                 yield self._env.timeout(wake - self._env.now)
             if self._crashed:
                 yield self._env.event()  # never triggered: the killed process is gone
@@ -180,16 +180,13 @@ class Handle:
         def call(*args: Any) -> None:
             if self._crashed:
                 return
-            wake = self._wake()
+            # when this client resumes from a stop-the-world pause (sim/_faults.py); 0 while it runs
+            wake = self._cluster.network.asleep(self.name)
             if wake > self._env._now:  # stopped by a pause: runs when it wakes
                 self._env.timeout(wake - self._env.now).callbacks.append(lambda _e: call(*args))
                 return
             callback(*args)
         return call
-
-    def _wake(self) -> int:
-        """When this client resumes from a stop-the-world pause (sim/_faults.py); 0 while it runs."""
-        return self._cluster.network.asleep(self.name)
 
 
 def first_of(env: simpy.Environment, waits: list[simpy.Event]) -> simpy.Event:
