@@ -2,10 +2,13 @@
 ===============
 
 The data-plane requests a client sends to a partition leader (Produce, Fetch, ListOffsets) and their
-responses. The coordinators' requests live with their automata (txn_coordinator, group_coordinator).
+responses, and FindCoordinator (a cluster of several brokers). The coordinators' requests live with their
+automata (txn_coordinator, group_coordinator).
 """
 
 from __future__ import annotations
+
+import enum
 
 from attrs import frozen
 
@@ -97,3 +100,27 @@ class PartitionMetadata:
 @frozen(kw_only=True)
 class MetadataResponse:
     partitions: tuple[PartitionMetadata, ...]
+
+
+class CoordinatorType(enum.Enum):
+    """FindCoordinatorRequest's key type (FindCoordinatorRequest.CoordinatorType)."""
+
+    GROUP = 0
+    TRANSACTION = 1
+
+
+@frozen(kw_only=True)
+class FindCoordinatorRequest:
+    """Which broker is the coordinator of ``key`` (a group id or a transactional id), asked of any broker."""
+
+    key_type: CoordinatorType
+    key: str
+
+
+@frozen(kw_only=True)
+class FindCoordinatorResponse:
+    """KafkaApis.getCoordinator: the leader of the key's internal partition, from the broker's metadata cache;
+    COORDINATOR_NOT_AVAILABLE while it has none."""
+
+    error: Errors
+    node_id: int = -1

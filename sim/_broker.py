@@ -28,6 +28,13 @@ stays: the partition logs, ``__consumer_offsets`` and the ``__transaction_state`
 loads both coordinators at a new leader epoch; ``coordinator_failover`` moves the transaction coordinator away and
 back without a crash. While a coordinator is away its requests get NOT_COORDINATOR, while it loads
 COORDINATOR_LOAD_IN_PROGRESS.
+
+With several brokers (``producer_ids`` given) every node hosts both coordinator roles, idle until its replica of
+``__transaction_state-0`` / ``__consumer_offsets-0`` (sim/_replication.py) becomes leader: the metadata update that
+makes it so calls ``coordinator_leadership``, which elects and loads the coordinator at the partition's leader
+epoch, or resigns and unloads it when the leadership goes. The coordinators' writes are acks=all appends to those
+partitions; markers go to each partition's leader and KIP-890 verification to the transaction coordinator's node,
+as this broker's metadata cache names them.
 """
 
 from __future__ import annotations
@@ -44,11 +51,11 @@ from eosim.models.errors import Errors
 from eosim.models.protocol import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, TopicPartition
 from eosim.models.txn_coordinator import AddPartitionsToTxnRequest, AppendTxnLog
-from eosim._coordinators import GroupCoordinatorRole, TxnCoordinatorRole
+from eosim._coordinators import GroupCoordinatorRole, ProducerIdBlocks, TxnCoordinatorRole
 from eosim._net import NO_RESPONSE, Failure, Network, Packet
 from eosim._replicas import ReplicaManager
 from eosim._replication import ReplicaHost
-from eosim._topology import COORDINATOR_LOAD_MS
+from eosim._topology import BROKERS, COORDINATOR_LOAD_MS
 from eosim._world import World
 from eosim._worktime import WORK_MS, WorkTime
 
@@ -92,6 +99,9 @@ class BrokerNode:
     # How long internal work takes: (fewest, most) ms per kind, drawn from the stream "<node>/work" (sim/_worktime.py).
     work_ms: Mapping[str, tuple[int, int]] = WORK_MS
     coordinators: bool = True  # whether it hosts the coordinators (the first broker of a cluster does)
+    # Several brokers: the controller's producer id blocks, and the coordinators move with the leadership of the
+    # internal partitions (None: one broker, which leads them for good).
+    producer_ids: ProducerIdBlocks | None = None
     work: WorkTime = field(init=False)
     # the hosted roles
     replicas: ReplicaManager = field(init=False)
@@ -108,6 +118,7 @@ class BrokerNode:
     # (BrokerMetadataPublisher: txnCoordinator.onElection(partition, leaderEpoch)). Only the controller moves it,
     # and only up: every leader change is a new, higher epoch (KRaft PartitionChangeBuilder).
     leader_epochs: dict[TopicPartition, int] = field(init=False)
+    load_ms: int = field(init=False, default=COORDINATOR_LOAD_MS)  # how long the next coordinator load takes
 
     def __attrs_post_init__(self) -> None:
         self.work = WorkTime(self.world.rng(f"{self.node}/work"), self.work_ms)
@@ -178,7 +189,10 @@ class BrokerNode:
         # (librdkafka: _TRANSPORT) and the next request opens a new one. Served as before, a later batch could
         # land ahead of an earlier one still waiting on the same connection.
         self.network.close(lambda _src, dst: dst == self.node)
-        if self.txn is not None and self.group is not None:
+        self.load_ms = load_ms
+        if self.producer_ids is not None:
+            self.txn.restart()  # idle: the metadata image elects it where this broker leads __transaction_state
+        elif self.txn is not None and self.group is not None:
             self.txn.restart()
             for tp in self.leader_epochs:
                 self.new_leader_epoch(tp)
@@ -195,7 +209,7 @@ class BrokerNode:
         transactions then get their markers again."""
         if not self.up:
             raise RuntimeError(f"{self.node} is down: its coordinator cannot fail over")
-        if self.txn is None:
+        if self.txn is None or self.producer_ids is not None:
             raise RuntimeError(f"{self.node} hosts no coordinator")
         self.txn.resign(down_ms)
         epoch = self.new_leader_epoch(TXN_STATE_PARTITION)
@@ -208,6 +222,24 @@ class BrokerNode:
             # must not take the coordinator epoch back, which would make the newer markers' epoch refused).
             return
         self.txn.elect(epoch, load_ms)
+
+    def coordinator_leadership(self, tp: TopicPartition, was_leader: bool, part: Any) -> None:
+        """A metadata update changed this broker's replica of an internal partition (BrokerMetadataPublisher:
+        txnCoordinator.onElection / onResignation, the group coordinator's likewise): a new leader epoch elects
+        and loads the coordinator, a lost leadership resigns it."""
+        leads = part.role.name == "LEADER"
+        role = self.txn if tp == TXN_STATE_PARTITION else self.group
+        if was_leader and (not leads or part.leader_epoch != role.epoch):
+            role.resign()
+        if leads and part.leader_epoch != role.epoch:
+            role.lead(part.leader_epoch, self.load_ms)
+
+    def partition_host(self, tp: TopicPartition) -> str | None:
+        """Where a partition's leader is: a replicated one's from this broker's metadata cache (None: no leader
+        known), a single-replica one is the first broker's."""
+        if self.replicated is not None and tp in self.replicated.assignment:
+            return self.replicated.leader_of(tp)
+        return BROKERS[0]
 
     def new_leader_epoch(self, tp: TopicPartition) -> int:
         self.leader_epochs[tp] += 1
@@ -339,12 +371,25 @@ class BrokerNode:
         entry = request.entry
         now = self.world.now
         results = []
+        durable = []  # several brokers: the offsets partition's marker is answered once replicated (acks=-1)
         for tp in entry.partitions:
             if tp.topic == CONSUMER_OFFSETS_TOPIC and self.group is not None:
-                error = self.group.write_marker(entry, now)
+                error, written = self.group.write_marker(entry, now)
+                if written is not None:
+                    durable.append((len(results), written))
             else:
                 error = self.replicas.write_marker(tp, entry, now)
             results.append((tp, error))
+        if not durable:
+            self.reply(packet, WriteTxnMarkersResponse(results=tuple(results)))
+            return
+        self.spawn(self._answer_markers(packet, results, durable))
+
+    def _answer_markers(self, packet: Packet, results: list, durable: list):
+        for i, written in durable:
+            error = yield written
+            if error is not Errors.NONE:
+                results[i] = (results[i][0], error)
         self.reply(packet, WriteTxnMarkersResponse(results=tuple(results)))
 
     def add_partition_tv2(self, request: AddPartitionsToTxnRequest, tp: TopicPartition):
@@ -359,12 +404,17 @@ class BrokerNode:
 
     def ask_coordinator(self, request: AddPartitionsToTxnRequest, tp: TopicPartition):
         """The broker's AddPartitionsToTxn to the transaction coordinator (KIP-890), on its own connection:
-        the coordinator's answer for ``tp``, NETWORK_EXCEPTION when none came."""
-        verdict = yield self.inter_broker("verification", request)
+        the coordinator's answer for ``tp``, NETWORK_EXCEPTION when none came. Several brokers: to the leader of
+        __transaction_state-0 in this broker's metadata cache (AddPartitionsToTxnManager), COORDINATOR_NOT_AVAILABLE
+        while it names none."""
+        dst = self.node if self.producer_ids is None else self.partition_host(TXN_STATE_PARTITION)
+        if dst is None:
+            return Errors.COORDINATOR_NOT_AVAILABLE
+        verdict = yield self.inter_broker("verification", request, dst)
         return Errors.NETWORK_EXCEPTION if isinstance(verdict, Failure) else dict(verdict.results)[tp]
 
-    def inter_broker(self, connection: str, request: Any) -> Any:
+    def inter_broker(self, connection: str, request: Any, dst: str | None = None) -> Any:
         """A request of this broker's own clients (the marker channel, KIP-890 verification), each on its own
-        connection, to the node that serves it: this node, which hosts every role. The event fires with the
-        response, or a ``Failure``."""
-        return self.network.request(f"{self.node}/{connection}", self.node, request, INTER_BROKER_TIMEOUT_MS)
+        connection, to the node that serves it (one broker: this node, which hosts every role). The event fires
+        with the response, or a ``Failure``."""
+        return self.network.request(f"{self.node}/{connection}", dst or self.node, request, INTER_BROKER_TIMEOUT_MS)

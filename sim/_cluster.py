@@ -7,6 +7,13 @@ every single-replica topic (those of ``topics`` not in ``replicated``), the shap
 (``replicated``: name -> its partitions, replication factor and replication settings) has its replicas spread
 over the brokers, partition p on brokers p+1, p+2, ... (mod N), its leader elected by the controller.
 A cluster of one broker and no replicated topic has no controller: every scenario of the library runs so.
+
+With several brokers the coordinators move (issue 9, seam 5): ``__transaction_state`` and ``__consumer_offsets``
+have one partition each (offsets.topic.num.partitions = transaction.state.log.num.partitions = 1, the test
+profile), replicated on min(3, N) brokers: ``__transaction_state-0`` on brokers 1, 2, 3 and
+``__consumer_offsets-0`` on brokers 2, 3, 1 (``INTERNAL_PLACEMENT``), so the transaction coordinator starts on
+broker-1, the group coordinator on broker-2. Every broker hosts both coordinator roles; the leader of each
+partition serves (sim/_broker.py, ``coordinator_leadership``).
 """
 
 from __future__ import annotations
@@ -20,11 +27,18 @@ from eosim.models.partition import Partition
 from eosim.models.records import TopicPartition
 from eosim.models.replication_control import NO_LEADER
 from eosim._broker import BrokerNode
+from eosim._coordinators import OFFSETS_PARTITION, TXN_STATE_PARTITION, GroupCoordinatorRole, ProducerIdBlocks, \
+    TxnCoordinatorRole
 from eosim._net import Network
 from eosim._replication import ControllerNode
 from eosim._topology import PORT, broker_nodes
 from eosim._world import World
 from eosim._worktime import WORK_MS
+
+
+# Where each internal partition's replicas are (the first its preferred leader): broker k+1, k+2, ... (mod N).
+INTERNAL_PLACEMENT = {TXN_STATE_PARTITION: 0, OFFSETS_PARTITION: 1}
+INTERNAL_REPLICATION_FACTOR = 3  # offsets.topic.replication.factor, transaction.state.log.replication.factor
 
 
 @frozen(kw_only=True)
@@ -52,17 +66,21 @@ class Cluster:
         self.network = Network(self.world)
         names = broker_nodes(self.brokers)
         single = {topic: n for topic, n in self.topics.items() if topic not in self.replicated}
+        moving = self.brokers > 1
+        blocks = ProducerIdBlocks() if moving else None
         self.nodes = tuple(
             BrokerNode(self.world, self.network, self.broker_config, single if i == 0 else {}, node=name,
-                       work_ms=self.work_ms, coordinators=i == 0)
+                       work_ms=self.work_ms, coordinators=i == 0 or moving, producer_ids=blocks)
             for i, name in enumerate(names))
-        if self.replicated:
+        if self.replicated or moving:
             # The controller reads min.insync.replicas and unclean.leader.election.enable per topic (ELR, elections);
             # the model's controller has one ReplicationConfig, so every replicated topic must share its settings.
-            configs = sorted({spec.config for spec in self.replicated.values()}, key=repr)
+            # The internal topics take them too (ReplicationConfig's defaults when no data topic is replicated).
+            configs = sorted({spec.config for spec in self.replicated.values()}, key=repr) or [ReplicationConfig()]
             if len(configs) > 1:
                 raise ValueError(f"replicated topics with different replication settings: {configs}")
-            self.controller = ControllerNode(self.world, self.network, configs[0], names)
+            shared = configs[0]
+            self.controller = ControllerNode(self.world, self.network, shared, names)
             assignment = self.assignment
             for topic, spec in sorted(self.replicated.items()):
                 if not 1 <= spec.replication_factor <= self.brokers:
@@ -73,6 +91,12 @@ class Cluster:
                     assignment[tp] = tuple((p + j) % self.brokers + 1 for j in range(spec.replication_factor))
                     self.controller.create_partition(tp, assignment[tp])
             configs = {topic: spec.config for topic, spec in self.replicated.items()}
+            if moving:
+                factor = min(INTERNAL_REPLICATION_FACTOR, self.brokers)
+                for tp, first in INTERNAL_PLACEMENT.items():
+                    assignment[tp] = tuple((first + j) % self.brokers + 1 for j in range(factor))
+                    self.controller.create_partition(tp, assignment[tp])
+                    configs[tp.topic] = shared
             for node in self.nodes:
                 node.host_replicas(configs, assignment)
 
@@ -80,6 +104,24 @@ class Cluster:
     def broker_node(self) -> BrokerNode:
         """The first broker: the coordinators' host and every single-replica topic's leader."""
         return self.nodes[0]
+
+    def coordinator_node(self, tp: TopicPartition) -> BrokerNode | None:
+        """The node hosting the coordinator of internal partition ``tp`` now: its leader's (several brokers; None
+        while it has none), or the first broker's."""
+        if self.brokers == 1:
+            return self.nodes[0]
+        replica = self.leader_replica(tp)
+        return None if replica is None else self.nodes[replica.broker_id - 1]
+
+    @property
+    def txn_coordinator(self) -> TxnCoordinatorRole | None:
+        node = self.coordinator_node(TXN_STATE_PARTITION)
+        return None if node is None or not node.up else node.txn
+
+    @property
+    def group_coordinator(self) -> GroupCoordinatorRole | None:
+        node = self.coordinator_node(OFFSETS_PARTITION)
+        return None if node is None or not node.up else node.group
 
     @property
     def broker_names(self) -> tuple[str, ...]:

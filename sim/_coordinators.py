@@ -9,13 +9,23 @@ keeps what the model asks the runtime to keep, applies the model's effects, and 
   (TransactionMarkerChannelManager) and its two cleanup timers.
 - ``GroupCoordinatorRole``: the group coordinator (models/group_coordinator.py), its deadline timers,
   and COORDINATOR_LOAD_IN_PROGRESS while it loads the offsets log.
+
+On a cluster of several brokers (``BrokerNode.producer_ids`` set) both roles start idle (NOT_COORDINATOR) on every
+broker and serve while the broker leads their internal partition (``lead``/``resign``, called from the metadata
+updates). Their records then live in that replicated partition (sim/_replication.py, ``append_internal``): a
+transaction coordinator's ``AppendTxnLog`` completes when the high watermark passes it, and a group coordinator's
+answers (and the trace of what became visible) wait until the offsets-log batches the request wrote are
+replicated, as CoordinatorRuntime completes a write once it is committed. The model writes its in-memory offsets
+log at once; a write that then fails to replicate answers the error and is not undone in memory (the runtime's
+snapshot revert is not modelled): it only fails when this broker lost the leadership, and so its coordinator.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from attrs import define, field
+import simpy
+from attrs import define, evolve, field
 
 from eosim.models.api import error_response
 from eosim.models.consumer_group import ConsumerGroupHeartbeatRequest
@@ -35,8 +45,16 @@ from eosim.models.group_coordinator import (
     TxnOffsetCommitRequest,
 )
 from eosim.models.log import PartitionLog
+from eosim.models.producer_state import AppendOrigin
 from eosim.models.protocol import WriteTxnMarkersRequest
-from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TopicPartition, partition_for
+from eosim.models.records import (
+    CONSUMER_OFFSETS_TOPIC,
+    TRANSACTION_STATE_TOPIC,
+    LogBatch,
+    RecordBatch,
+    TopicPartition,
+    partition_for,
+)
 from eosim.models.txn_coordinator import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
@@ -44,6 +62,7 @@ from eosim.models.txn_coordinator import (
     EndTxnRequest,
     InitProducerIdRequest,
     SendTxnMarkers,
+    PRODUCER_ID_BLOCK_SIZE,
     TransactionCoordinator,
     TxnLoaded,
     TxnLogRecord,
@@ -57,6 +76,27 @@ if TYPE_CHECKING:
     from eosim._broker import BrokerNode
 
 TV2_TXN_OFFSET_COMMIT_VERSION = 5  # TxnOffsetCommitRequest.LAST_STABLE_VERSION_BEFORE_TRANSACTION_V2 (4) + 1
+TXN_STATE_PARTITION = TopicPartition(TRANSACTION_STATE_TOPIC, 0)
+OFFSETS_PARTITION = TopicPartition(CONSUMER_OFFSETS_TOPIC, 0)
+TXN_LOG_APPEND_TIMEOUT_MS = 30_000  # TSM.appendTransactionToLog: request.timeout.ms
+OFFSET_COMMIT_TIMEOUT_MS = 5_000  # offsets.commit.timeout.ms: the group coordinator's writes (CoordinatorRuntime)
+# TxnMarkerSenderThread: markers whose partition has no known leader wait in markersQueueForUnknownBroker and are
+# retried on the sender thread's next round (its poll timeout).
+MARKER_UNKNOWN_LEADER_RETRY_MS = 100
+
+
+@define(eq=False)
+class ProducerIdBlocks:
+    """The controller's producer id blocks (ProducerIdControlManager, AllocateProducerIds): each broker's
+    RPCProducerIdManager claims the next 1000 ids when it first needs one. A simplification: the claim is a direct
+    call, not a request to the controller node."""
+
+    next_block: int = 0
+
+    def claim(self) -> int:
+        first = self.next_block
+        self.next_block += PRODUCER_ID_BLOCK_SIZE
+        return first
 
 
 @define(eq=False)
@@ -66,8 +106,23 @@ class TxnCoordinatorRole:
     # On disk: the __transaction_state partition's records, in append order (they survive a crash).
     log: list[TxnLogRecord] = field(init=False, factory=list)
 
+    epoch: int = field(init=False, default=-1)  # several brokers: the leader epoch it was elected at (-1: idle)
+    _has_block: bool = field(init=False, default=True)  # several brokers: whether it claimed its producer ids
+
     def __attrs_post_init__(self) -> None:
         self.tc = TransactionCoordinator(self.node.config)
+        if self.node.producer_ids is not None:
+            self._idle()
+
+    def _idle(self) -> None:
+        """Several brokers: a coordinator that serves nothing until elected. The first broker claims its producer
+        ids at once (it answers the idempotent producers' InitProducerId, which needs no coordinator), the others
+        at their first election (RPCProducerIdManager claims a block when it first needs an id)."""
+        self.epoch = -1
+        self._has_block = self.node.node == "broker-1"
+        first = self.node.producer_ids.claim() if self._has_block else 0
+        self.tc = TransactionCoordinator(self.node.config, coordinator_epoch=-1, first_producer_id=first)
+        self.tc.resign()
 
     def handlers(self) -> dict[type, Callable[[Packet, Any], None]]:
         return dict.fromkeys((InitProducerIdRequest, AddPartitionsToTxnRequest, AddOffsetsToTxnRequest,
@@ -83,12 +138,30 @@ class TxnCoordinatorRole:
     def restart(self) -> None:
         """A new process: a new coordinator, with a fresh producer id block (RPCProducerIdManager starts without
         one); it serves once elected and loaded."""
+        if self.node.producer_ids is not None:
+            self._idle()
+            return
         self.tc = TransactionCoordinator(self.node.config, first_producer_id=first_producer_id_after_restart(
             self.tc.first_producer_id, self.tc.next_producer_id))
 
-    def resign(self, down_ms: int) -> None:
+    def lead(self, epoch: int, load_ms: int) -> None:
+        """Several brokers: this broker became leader of __transaction_state-0 at ``epoch`` (TCo.onElection); the
+        load then reads the partition's replica, to its log end (TSM.loadTransactionsForTxnTopicPartition)."""
+        if not self._has_block:
+            self._has_block = True
+            self.tc = TransactionCoordinator(self.node.config, coordinator_epoch=-1,
+                                             first_producer_id=self.node.producer_ids.claim())
+        self.epoch = epoch
+        self.tc.elect(epoch)
+        self.node.emit("txn.elect", coordinator_epoch=epoch, load_ms=load_ms)
+        part = self.node.replicated.parts[TXN_STATE_PARTITION]
+        self.node.later(load_ms, lambda: self.apply(self.tc.load(
+            [entry.value for entry in part.log.entries], coordinator_epoch=epoch, now=self.node.world.now)))
+
+    def resign(self, down_ms: int = 0) -> None:
         """TCo.onResignation: this node no longer leads __transaction_state."""
         self.tc.resign()
+        self.epoch = -1
         self.node.emit("txn.resign", coordinator_epoch=self.tc.coordinator_epoch, down_ms=down_ms)
 
     def elect(self, epoch: int, load_ms: int) -> None:
@@ -124,6 +197,9 @@ class TxnCoordinatorRole:
                 # injected error fails it before the local append, or after it (the record stays in the log while
                 # the coordinator is told it failed: Partition.appendRecordsToLeader, DelayedProduce).
                 failed = node.inject_txn_log(node.node, effect)
+                if node.producer_ids is not None:
+                    self._append_replicated(effect, failed)
+                    continue
                 if failed is None or failed.after_apply:
                     self.log.append(effect.record)
                 error = Errors.NONE if failed is None else failed.error
@@ -143,16 +219,51 @@ class TxnCoordinatorRole:
             else:
                 raise TypeError(f"unknown effect {effect!r}")
 
+    def _append_replicated(self, effect: AppendTxnLog, failed: Any) -> None:
+        """Several brokers: the record is an acks=all append to __transaction_state-0 (an injected error fails it
+        before the append, or after it, as with one broker)."""
+        node, tc, write_id = self.node, self.tc, effect.write_id
+
+        def done(error: Errors) -> None:
+            error = failed.error if failed is not None else error
+            node.after_work("txn.log.append", lambda: self.apply(tc.on_log_append(write_id, error, node.world.now)))
+
+        if failed is not None and not failed.after_apply:
+            done(failed.error)
+            return
+        node.replicated.append_internal(TXN_STATE_PARTITION, (effect.record,), TXN_LOG_APPEND_TIMEOUT_MS, done)
+
     def _send_markers(self, tc: TransactionCoordinator, entry: TxnMarkerEntry):
         """The coordinator's marker channel (TransactionMarkerChannelManager); the answer goes to the coordinator
         that sent the request (TMRCH): per partition, or, with none, the entry again unless the partition moved.
         The markers wait in the channel's queue first: EndTxn was answered already (TransactionCoordinator
-        .endTransaction answers once PrepareCommit/PrepareAbort is durable, then hands the markers over)."""
+        .endTransaction answers once PrepareCommit/PrepareAbort is durable, then hands the markers over).
+        Several brokers: one request per partition leader (TMCM.addTxnMarkersToBrokerQueue), a partition with
+        no known leader waits for the sender's next round."""
         node = self.node
         delay = node.work.draw("markers")
         if delay:
             yield node.world.env.timeout(delay)
-        response = yield node.inter_broker("markers", WriteTxnMarkersRequest(entry=entry))
+        if node.producer_ids is None:
+            yield from self._send_markers_to(tc, entry, node.node)
+            return
+        hosts: dict[str, list[TopicPartition]] = {}
+        unknown = []
+        for tp in entry.partitions:
+            host = node.partition_host(tp)
+            if host is None:
+                unknown.append(tp)
+            else:
+                hosts.setdefault(host, []).append(tp)
+        for host in sorted(hosts):
+            node.spawn(self._send_markers_to(tc, evolve(entry, partitions=tuple(hosts[host])), host))
+        if unknown:
+            yield node.world.env.timeout(MARKER_UNKNOWN_LEADER_RETRY_MS)
+            self.apply(tc.on_markers_disconnected(evolve(entry, partitions=tuple(unknown))))
+
+    def _send_markers_to(self, tc: TransactionCoordinator, entry: TxnMarkerEntry, host: str):
+        node = self.node
+        response = yield node.inter_broker("markers", WriteTxnMarkersRequest(entry=entry), host)
         if isinstance(response, Failure):
             self.apply(tc.on_markers_disconnected(entry))
             return
@@ -167,12 +278,39 @@ class GroupCoordinatorRole:
     gc: GroupCoordinator = field(init=False)
     _loading: bool = field(init=False, default=False)
     _timers: set[int] = field(init=False, factory=set)
+    # several brokers: the leader epoch of __consumer_offsets-0 it serves at (-1: idle, NOT_COORDINATOR)
+    epoch: int = field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         # One log stands for every __consumer_offsets partition: only the group coordinator reads it.
         config = self.node.config
         self.gc = GroupCoordinator(config, PartitionLog(TopicPartition(CONSUMER_OFFSETS_TOPIC, 0), config),
                                    topics=self.topics)
+        if self.node.producer_ids is not None:
+            self.epoch = -1
+
+    def lead(self, epoch: int, load_ms: int) -> None:
+        """Several brokers: this broker became leader of __consumer_offsets-0 at ``epoch``
+        (GroupCoordinatorService.onElection): load the partition's replica, to its log end (CoordinatorLoaderImpl
+        reads the whole log); COORDINATOR_LOAD_IN_PROGRESS meanwhile."""
+        self.epoch = epoch
+        self._loading = True
+        part = self.node.replicated.parts[OFFSETS_PARTITION]
+
+        def loaded() -> None:
+            if self.epoch == epoch:
+                self._loaded(offsets_log_of([entry.value for entry in part.log.entries], self.node.config,
+                                            self.node.world.now))
+        self.node.later(load_ms, loaded)
+
+    def resign(self) -> None:
+        """Several brokers: the leadership of __consumer_offsets-0 is gone (GroupCoordinatorService.onResignation):
+        every group unloads (Dead, parked joins answered NOT_COORDINATOR), requests get NOT_COORDINATOR."""
+        if not self._loading:
+            self.apply(self.gc.unload())
+        self.epoch = -1
+        self._loading = False
+        self._timers.clear()
 
     def handlers(self) -> dict[type, Callable[[Packet, Any], None]]:
         return dict.fromkeys((JoinGroupRequest, ConsumerGroupHeartbeatRequest, SyncGroupRequest, HeartbeatRequest,
@@ -181,6 +319,9 @@ class GroupCoordinatorRole:
 
     def crash(self) -> None:
         self._timers.clear()
+        if self.node.producer_ids is not None:
+            self.epoch = -1
+            self._loading = False
 
     def recover(self, now: int) -> None:
         self.gc.offsets_log.recover(now=now)
@@ -197,6 +338,9 @@ class GroupCoordinatorRole:
         self.node.emit("group.load")
 
     def _handle(self, packet: Packet, request: Any) -> None:
+        if self.epoch < 0:  # CoordinatorRuntime: not the leader of the group's offsets partition
+            self.node.reply(packet, error_response(request, Errors.NOT_COORDINATOR))
+            return
         if self._loading:  # CoordinatorRuntime: a partition still loading refuses every operation
             self.node.reply(packet, error_response(request, Errors.COORDINATOR_LOAD_IN_PROGRESS))
             return
@@ -221,8 +365,40 @@ class GroupCoordinatorRole:
 
     def _to_gc(self, packet: Packet, request: Any) -> None:
         self.node.hold(packet)
-        self.apply(self.gc.handle(packet.correlation_id, request, self.node.world.now))
+        self._durably(lambda gc: gc.handle(packet.correlation_id, request, self.node.world.now))
         self._schedule_timer()
+
+    def _durably(self, step: Callable[[GroupCoordinator], list[object]]) -> simpy.Event | None:
+        """Apply the effects of ``step``; several brokers: once the offsets-log batches it wrote are replicated
+        (CoordinatorRuntime: a write's response waits until the high watermark passes its records). Returns the
+        event that fires with the append's error, None when nothing was written."""
+        gc = self.gc
+        written = len(gc.offsets_log.batches)
+        effects = step(gc)
+        batches = tuple(gc.offsets_log.batches[written:])
+        if self.node.producer_ids is None or not batches:
+            self.apply(effects)
+            return None
+        node = self.node
+        durable = node.world.env.event()
+
+        def done(error: Errors) -> None:
+            if error is Errors.NONE:
+                self.apply(effects)
+            else:
+                # the write failed (the leadership moved, no ISR): the requests it answers get the coordinator's
+                # error (CoordinatorRuntime: NOT_LEADER_OR_FOLLOWER -> NOT_COORDINATOR, the rest
+                # COORDINATOR_NOT_AVAILABLE); nothing else of it is applied
+                answer = Errors.NOT_COORDINATOR if error is Errors.NOT_LEADER_OR_FOLLOWER else \
+                    Errors.COORDINATOR_NOT_AVAILABLE
+                for effect in effects:
+                    if isinstance(effect, Respond):
+                        packet = node.answer(effect.correlation_id)
+                        node.reply(packet, error_response(packet.payload, answer))
+            durable.succeed(error)
+
+        node.replicated.append_internal(OFFSETS_PARTITION, batches, OFFSET_COMMIT_TIMEOUT_MS, done)
+        return durable
 
     def _schedule_timer(self) -> None:
         deadline = self.gc.next_deadline()
@@ -233,20 +409,26 @@ class GroupCoordinatorRole:
 
     def _fire_timer(self, deadline: int) -> None:
         self._timers.discard(deadline)
-        self.apply(self.gc.on_timer(self.node.world.now))
+        self._durably(lambda gc: gc.on_timer(self.node.world.now))
         self._schedule_timer()
 
-    def write_marker(self, entry: TxnMarkerEntry, now: int) -> Errors:
-        """The transaction's offsets become visible or are dropped (GroupCoordinator.completeTransaction)."""
-        if self._loading:
+    def write_marker(self, entry: TxnMarkerEntry, now: int) -> tuple[Errors, simpy.Event | None]:
+        """The transaction's offsets become visible or are dropped (GroupCoordinator.completeTransaction); with
+        several brokers, the event that fires once the marker is replicated (None: nothing written)."""
+        if self._loading or self.epoch < 0:
             # KafkaApis.handleWriteTxnMarkersRequest: a group coordinator that is not ready answers
             # NOT_LEADER_OR_FOLLOWER, so the transaction coordinator retries
-            return Errors.NOT_LEADER_OR_FOLLOWER
-        error, effects = self.gc.complete_transaction(
-            producer_id=entry.producer_id, producer_epoch=entry.producer_epoch,
-            coordinator_epoch=entry.coordinator_epoch, result=entry.result, now=now)
-        self.apply(effects)
-        return error
+            return Errors.NOT_LEADER_OR_FOLLOWER, None
+        outcome: list[Errors] = []
+
+        def complete(gc: GroupCoordinator) -> list[object]:
+            error, effects = gc.complete_transaction(
+                producer_id=entry.producer_id, producer_epoch=entry.producer_epoch,
+                coordinator_epoch=entry.coordinator_epoch, result=entry.result, now=now)
+            outcome.append(error)
+            return effects
+        written = self._durably(complete)
+        return outcome[0], written
 
     def apply(self, effects: Iterable[object]) -> None:
         node = self.node
@@ -264,3 +446,21 @@ class GroupCoordinatorRole:
                           producer_id=effect.producer_id, producer_epoch=effect.producer_epoch)
             else:
                 raise TypeError(f"unknown effect {effect!r}")
+
+
+def offsets_log_of(batches: Iterable[LogBatch], config: Any, now: int) -> PartitionLog:
+    """The offsets log a new group coordinator loads (CoordinatorLoaderImpl): the replica's batches appended again
+    in order, as a follower's log has them (origin REPLICATION: no validation), so each keeps its offset."""
+    log = PartitionLog(OFFSETS_PARTITION, config)
+    for batch in batches:
+        if batch.is_control:
+            log.append_marker(producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
+                              coordinator_epoch=batch.coordinator_epoch, control=batch.control,
+                              now=batch.timestamp)
+        else:
+            log.append_as_leader(RecordBatch(records=batch.records, producer_id=batch.producer_id,
+                                             producer_epoch=batch.producer_epoch, base_sequence=batch.base_sequence,
+                                             is_transactional=batch.is_transactional),
+                                 now, origin=AppendOrigin.REPLICATION)
+    log.advance_high_watermark(log.log_end_offset)
+    return log

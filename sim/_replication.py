@@ -16,9 +16,13 @@ over the simulated network, the way tests/property/test_replication_properties.p
   It registers with the controller when its node starts (retrying DUPLICATE_BROKER_REGISTRATION while the old
   incarnation's session lasts) and heartbeats every broker.heartbeat.interval.ms.
 
-The replicas keep ``models/partition.py``'s ``ReplicaLog`` (single records, opaque values): producer state,
-transactions and the coordinators are not replicated yet; they stay on the first broker's single-replica path
-(sim/_replicas.py, sim/_coordinators.py). docs/design.md, "Planned runtime seams", lists what comes next.
+The replicas keep ``models/partition.py``'s ``ReplicaLog`` (single records, opaque values): producer state and
+transactions on data partitions are not replicated yet (docs/design.md, "The replicated runtime: the seams").
+The internal partitions ``__transaction_state-0`` and ``__consumer_offsets-0`` are replicated here too: their
+entries are the coordinators' records (a ``TxnLogRecord``, a ``LogBatch`` of the offsets log), written with
+``append_internal`` (acks=all, as the coordinators write), and their leader hosts the coordinator: a change of
+leadership calls the node's ``coordinator_leadership`` (sim/_broker.py), and FindCoordinator is answered from this
+broker's metadata cache.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from eosim.models.partition import (
     SendAlterPartition,
 )
 from eosim.models import protocol
-from eosim.models.records import TopicPartition
+from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, TopicPartition, partition_for
 from eosim.models.replication_control import (
     NO_LEADER,
     AlterPartitionRequest,
@@ -67,6 +71,9 @@ BROKER_HEARTBEAT_INTERVAL_MS = 2_000  # broker.heartbeat.interval.ms
 REGISTRATION_RETRY_MS = 1_000  # BrokerLifecycleManager's backoff after a refused registration (simplified)
 REPLICA_FETCH_WAIT_MAX_MS = 500  # replica.fetch.wait.max.ms: how long a leader holds a fetch with nothing new
 REPLICA_FETCH_BACKOFF_MS = 1_000  # replica.fetch.backoff.ms: a fetcher's pause after an error
+INTERNAL_TOPICS = (TRANSACTION_STATE_TOPIC, CONSUMER_OFFSETS_TOPIC)
+COORDINATOR_TOPIC = {protocol.CoordinatorType.TRANSACTION: TRANSACTION_STATE_TOPIC,
+                     protocol.CoordinatorType.GROUP: CONSUMER_OFFSETS_TOPIC}
 
 
 @frozen(kw_only=True)
@@ -197,6 +204,9 @@ class ReplicaHost:
     _wake: dict[TopicPartition, simpy.Event] = field(init=False, factory=dict)  # a fetcher waiting for a leader
     _fetches: dict[TopicPartition, list[tuple[Packet, FetchRequest]]] = field(init=False, factory=dict)
     _timers: set[tuple[TopicPartition, int]] = field(init=False, factory=set)
+    # the coordinators' own appends waiting for their acks (negative correlation ids: never a network one's)
+    _appends: dict[int, Callable[[Errors], None]] = field(init=False, factory=dict)
+    _next_append: int = field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         me = broker_id(self.node.node)
@@ -209,7 +219,7 @@ class ReplicaHost:
 
     def handlers(self) -> dict[type, Callable[[Packet, Any], None]]:
         return {ReplicaRequest: self._handle, MetadataUpdate: self._metadata, protocol.ProduceRequest: self._produce,
-                protocol.MetadataRequest: self._describe}
+                protocol.MetadataRequest: self._describe, protocol.FindCoordinatorRequest: self._find_coordinator}
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -234,6 +244,7 @@ class ReplicaHost:
         self.registrations.clear()
         self._fetches.clear()
         self._timers.clear()
+        self._appends.clear()
 
     def _register(self):
         me = self.broker_id
@@ -288,6 +299,8 @@ class ReplicaHost:
                 if (part.role, part.leader_id, part.leader_epoch) != was:
                     if part.role is Role.LEADER:
                         self.node.emit("partition.leader", tp=record.tp, leader_epoch=part.leader_epoch)
+                    if record.tp.topic in INTERNAL_TOPICS:
+                        self.node.coordinator_leadership(record.tp, was[0] is Role.LEADER, part)
                     # the fetcher moves to the new leader (ReplicaFetcherManager.addFetcherForPartitions), leaving
                     # a fetch still waiting on the old one
                     wake = self._wake.pop(record.tp, None)
@@ -304,10 +317,49 @@ class ReplicaHost:
             for tp, r in sorted(self.registrations.items()) if tp.topic in request.topics)
         self.node.reply(packet, protocol.MetadataResponse(partitions=partitions))
 
+    def _find_coordinator(self, packet: Packet, request: protocol.FindCoordinatorRequest) -> None:
+        """KafkaApis.handleFindCoordinatorRequest (getCoordinator): the leader of the key's partition of the internal
+        topic, from this broker's metadata cache; COORDINATOR_NOT_AVAILABLE while it names none."""
+        topic = COORDINATOR_TOPIC[request.key_type]
+        tp = TopicPartition(topic, partition_for(request.key, self.node.config.offsets_topic_num_partitions
+                                                 if topic == CONSUMER_OFFSETS_TOPIC
+                                                 else self.node.config.transaction_state_log_num_partitions))
+        registration = self.registrations.get(tp)
+        if registration is None or registration.leader == NO_LEADER:
+            self.node.reply(packet, protocol.FindCoordinatorResponse(error=Errors.COORDINATOR_NOT_AVAILABLE))
+            return
+        self.node.reply(packet, protocol.FindCoordinatorResponse(error=Errors.NONE, node_id=registration.leader))
+
+    def leader_of(self, tp: TopicPartition) -> str | None:
+        """The node of ``tp``'s leader in this broker's metadata cache (None: unknown or no leader)."""
+        registration = self.registrations.get(tp)
+        if registration is None or registration.leader == NO_LEADER:
+            return None
+        return f"broker-{registration.leader}"
+
+    def append_internal(self, tp: TopicPartition, values: tuple[object, ...], timeout_ms: int,
+                        done: Callable[[Errors], None]) -> None:
+        """A coordinator's write to its internal partition (ReplicaManager.appendRecords with acks=-1, origin
+        COORDINATOR): ``done(error)`` once the high watermark passes it, or with NOT_LEADER_OR_FOLLOWER,
+        NOT_ENOUGH_REPLICAS or REQUEST_TIMED_OUT."""
+        part = self.parts.get(tp)
+        if part is None or part.role is not Role.LEADER:
+            done(Errors.NOT_LEADER_OR_FOLLOWER)
+            return
+        self._next_append -= 1
+        cid = self._next_append
+        self._appends[cid] = done
+        self._apply(tp, part.produce(cid, ProduceRequest(acks=Acks.ALL, records=values, timeout_ms=timeout_ms),
+                                     self.node.world.now))
+        self._complete_fetches(tp)
+
     def _produce(self, packet: Packet, request: protocol.ProduceRequest) -> None:
         """A client's Produce (one partition's batch): each record one entry of the replica log."""
 
         [(tp, batch)] = request.batches
+        if tp not in self.assignment:  # a single-replica topic's (on broker-1): the broker's ReplicaManager takes it
+            self.node.replicas.handlers()[protocol.ProduceRequest](packet, request)
+            return
         part = self.parts.get(tp)
         if part is None or part.role is not Role.LEADER:
             self.node.reply(packet, protocol.ProduceResponse(responses=(protocol.PartitionProduceResponse(
@@ -384,7 +436,11 @@ class ReplicaHost:
             if request is None:
                 yield wake
                 continue
-            reply = node.network.request(f"{node.node}/fetcher", f"broker-{part.leader_id}",
+            # Kafka fetches every partition of one leader in one Fetch; here each partition is its own request, so
+            # an internal partition's held fetch must not delay the data partitions': it has its own connection
+            connection = f"{node.node}/fetcher" if tp.topic not in INTERNAL_TOPICS else \
+                f"{node.node}/fetcher/{tp.topic}-{tp.partition}"
+            reply = node.network.request(connection, f"broker-{part.leader_id}",
                                          ReplicaRequest(tp=tp, request=request), CONTROLLER_TIMEOUT_MS)
             yield env.any_of([reply, wake])
             if not reply.triggered:
@@ -405,6 +461,10 @@ class ReplicaHost:
         part = self.parts[tp]
         for effect in effects:
             if isinstance(effect, Respond):
+                done = self._appends.pop(effect.correlation_id, None)
+                if done is not None:
+                    done(effect.response.error)
+                    continue
                 packet = node.answer(effect.correlation_id)
                 if isinstance(packet.payload, protocol.ProduceRequest):
                     node.reply(packet, protocol.ProduceResponse(responses=(protocol.PartitionProduceResponse(
@@ -414,11 +474,13 @@ class ReplicaHost:
             elif isinstance(effect, SendAlterPartition):
                 node.spawn(self._alter_partition(tp, effect.request))
             elif isinstance(effect, HighWatermarkUpdated):
-                if part.role is not Role.LEADER:
-                    continue  # a follower's copy of the leader's HW: the leader traced it
+                if part.role is not Role.LEADER or tp.topic in INTERNAL_TOPICS:
+                    continue  # a follower's copy of the leader's HW: the leader traced it; no reader reads internals
                 node.emit("log.offsets", tp=tp, log_end_offset=part.log_end_offset,
                           high_watermark=effect.high_watermark, last_stable_offset=effect.high_watermark)
             elif isinstance(effect, LogTruncated):
+                if tp.topic in INTERNAL_TOPICS:
+                    continue  # the coordinators' records: a new leader's load reads what stayed
                 node.emit("log.truncate", tp=tp, offset=effect.offset,
                           records=[[e.offset, getattr(e.value, "key", None), getattr(e.value, "value", e.value)]
                                    for e in effect.removed])

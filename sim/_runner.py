@@ -165,17 +165,16 @@ class Outcome:
 
 
 def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -> Observation:
-    broker = cluster.broker_node
+    group = cluster.group_coordinator  # several brokers: the one the leader of __consumer_offsets-0 hosts now
     return observation_of(scenario, interpreter, observe_partitions(cluster),
-                          lambda g: [(tp.topic, tp.partition, o) for tp, o in broker.group.gc.committed(g).items()])
+                          lambda g: [] if group is None else [(tp.topic, tp.partition, o)
+                                                              for tp, o in group.gc.committed(g).items()])
 
 
 def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
     """Every partition's final state, as fresh readers of each isolation level see it (keys and values as
     text, a bytes one decoded, as the history holds them)."""
-    if cluster.replicated:
-        return observe_replicated(cluster)
-    partitions = []
+    partitions = observe_replicated(cluster)
     for tp, log in sorted(cluster.broker_node.replicas.logs.items()):
         views = {}
         for isolation in IsolationLevel:
@@ -185,7 +184,7 @@ def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
             topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
             last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
             read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
-    return partitions
+    return sorted(partitions, key=lambda p: (p.topic, p.partition))
 
 
 def observe_replicated(cluster: Cluster) -> list[PartitionObservation]:
@@ -193,6 +192,8 @@ def observe_replicated(cluster: Cluster) -> list[PartitionObservation]:
     transactions on replicated partitions yet: both isolation levels read the same)."""
     partitions = []
     for tp in sorted(cluster.assignment):
+        if tp.topic not in cluster.replicated:
+            continue  # an internal topic's
         part = cluster.leader_replica(tp)
         hw = part.high_watermark if part is not None else 0
         records = [(e.offset, text(e.value.key), text(e.value.value)) for e in part.log.entries[:hw]] if part else []
@@ -246,7 +247,7 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
     settled = faults.end() + SETTLE_MS
     world.env.run(until=settled if limit is None else min(settled, limit))
     spent = world.env.spent
-    while cluster.broker_node.txn.tc.in_progress() and not spent and (limit is None or world.now < limit):
+    while _in_progress(cluster) and not spent and (limit is None or world.now < limit):
         until = (settle_deadline(world.trace.view().of_kinds(ORACLE_KINDS)) if oracle is None
                  else oracle.settle_deadline())
         if until is None or until < world.now:
@@ -256,14 +257,23 @@ def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None
     return (limit is None or settled <= limit) and not spent
 
 
+def _in_progress(cluster: Cluster) -> bool:
+    """Whether a transaction may still be open: the transaction coordinator's view (none while no broker serves
+    __transaction_state: it cannot be told)."""
+    txn = cluster.txn_coordinator
+    return txn is None or txn.tc.in_progress()
+
+
 def cluster_for(world: World, scenario: sc.Scenario) -> Cluster:
-    """One broker: every topic single-replica on it. N brokers: every topic replicated (sim/_replication.py)."""
+    """One broker: every topic single-replica on it. N brokers: every topic with replication_factor > 1 replicated
+    (sim/_replication.py); one with replication_factor 1 is a single-replica topic on broker-1 (the single-broker
+    partitions: producer state, transactions, consumers), until replicated logs carry those (issue 9, seam 1)."""
     config, topics = cluster_config(scenario.cluster), {t.name: t.partitions for t in scenario.topics}
     if len(scenario.brokers) == 1:
         return Cluster(world, config, topics)
     replicated = {t.name: ReplicatedTopic(partitions=t.partitions, replication_factor=t.replication_factor,
                                           config=ReplicationConfig.from_kafka(t.config))
-                  for t in scenario.topics}
+                  for t in scenario.topics if t.replication_factor > 1}
     return Cluster(world, config, topics, brokers=len(scenario.brokers), replicated=replicated)
 
 

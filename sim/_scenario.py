@@ -41,7 +41,7 @@ from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from eosim._client.config import ClientConfig, ConfigError, find_setting, validate_config
 from eosim._conformable import refusal as proxy_refusal
 from eosim._topology import (BROKERS, COORDINATOR_LOAD_MS, MAX_BROKERS, SHAPE_KEYS, TOPIC_CONFIGS, broker_count,
-                             broker_nodes)
+                             broker_nodes, cluster_config)
 
 
 class ScenarioError(Exception):
@@ -1172,18 +1172,27 @@ def _check_replication(s: Scenario) -> None:
     if s.nemesis is not None:
         raise _Invalid("nemesis", "the random nemesis strikes one broker; with [cluster] brokers > 1 give the "
                                   "broker ops as steps")
-    for name, actor in s.actors.items():
+    for key in ("offsets.topic.num.partitions", "transaction.state.log.num.partitions"):
+        if cluster_config(s.cluster).to_kafka()[key] != 1:
+            raise _Invalid(_key("cluster", key, quote=True), f"{n} brokers: the internal topics have one partition "
+                                                            "each (their leaders host the coordinators)")
+    # Replication factor 1 is a single-replica topic on broker-1, which keeps producer state (sim/_runner.py)
+    replicated = [t.name for t in s.topics if t.replication_factor > 1]
+    for name, actor in s.actors.items() if replicated else ():
         location = _key("actors", name)
         if actor.kind == "consumer":
             raise _Invalid(location, "consumers on replicated partitions are not simulated yet (issue 9): "
-                                     "the final observation reads every partition")
+                                     "the final observation reads every partition; with replication_factor = 1 "
+                                     "topics (on broker-1) they are")
         config = actor.client_config
         if config.transactional_id is not None or config.enable_idempotence:
             raise _Invalid(f"{location}.config", "replicated partitions keep no producer state yet (issue 9): "
-                                                 "only enable.idempotence = false producers, without transactional.id")
+                                                 "only enable.idempotence = false producers, without transactional.id "
+                                                 "(or topics with replication_factor = 1, on broker-1)")
     for i, step in enumerate(s.steps):
         if isinstance(step, CoordinatorFailover):
-            raise _Invalid(f"steps[{i}].op", "coordinators do not move between brokers yet (issue 9)")
+            raise _Invalid(f"steps[{i}].op", f"{n} brokers: a coordinator moves when its broker dies (crash_broker "
+                                             "the leader of its internal partition)")
 
 
 def _check_actor(name: str, actor: Actor) -> None:

@@ -61,6 +61,7 @@ import simpy
 from attrs import define
 
 from eosim._client.config import ConfigError, validate_config
+from eosim._client.coordinator import Coordinators, coordinator_key
 from eosim._client.errors import KafkaError
 from eosim._net import DISCONNECTED, Failure
 
@@ -118,7 +119,18 @@ class Handle:
         _check_bootstrap(validated, cluster.bootstrap_servers)
         self._client = validated.eosim_client  # whose reactions (eosim._client.errors.TABLES)
         self._jitter = self._world.rng(f"{name}/retry-jitter")
+        # several brokers: the coordinators are found with FindCoordinator (eosim._client.coordinator)
+        self._coordinators = Coordinators(self._env, cluster.network, name, cluster.broker_names) \
+            if cluster.brokers > 1 else None
         return validated
+
+    def _to_broker(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
+        """Send on one of the handle's connections: to the coordinator found for ``payload`` (several brokers), else
+        to the cluster's broker."""
+        key = None if self._coordinators is None else coordinator_key(payload)
+        if key is not None:
+            return self._coordinators.request(key, payload, timeout_ms, connection)
+        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
 
     def _blocking(self, op: str, body: Generator) -> simpy.Process:
         """Start the blocking API call ``op``: the caller must yield the process returned."""
