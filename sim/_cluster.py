@@ -67,6 +67,10 @@ class Cluster:
         names = broker_nodes(self.brokers)
         single = {topic: n for topic, n in self.topics.items() if topic not in self.replicated}
         moving = self.brokers > 1
+        config = self.broker_config
+        if moving and (config.offsets_topic_num_partitions, config.transaction_state_log_num_partitions) != (1, 1):
+            raise ValueError("several brokers: the internal topics have one partition each (offsets.topic.num."
+                             "partitions = transaction.state.log.num.partitions = 1)")
         blocks = ProducerIdBlocks() if moving else None
         self.nodes = tuple(
             BrokerNode(self.world, self.network, self.broker_config, single if i == 0 else {}, node=name,

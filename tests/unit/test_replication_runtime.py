@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from eosim.models.config import BrokerConfig, ReplicationConfig
+from eosim.models.config import ReplicationConfig
 from eosim.models.errors import Errors
 from eosim.models.partition import Acks, ProduceRequest
 from eosim.models.records import TopicPartition
 from eosim._cluster import Cluster, ReplicatedTopic
 from eosim._net import HOLD, Packet, deliver_all
 from eosim._replication import ReplicaRequest
+from eosim._topology import cluster_config
 from eosim._world import World
 
 TP = TopicPartition("t", 0)
@@ -39,7 +40,7 @@ ModelCluster = _model_cluster()
 def cluster(min_isr: int) -> tuple[World, Cluster]:
     world = World(1)
     topic = ReplicatedTopic(partitions=1, replication_factor=3, config=ReplicationConfig(min_insync_replicas=min_isr))
-    c = Cluster(world, BrokerConfig(), {"t": 1}, brokers=3, replicated={"t": topic})
+    c = Cluster(world, cluster_config({}), {"t": 1}, brokers=3, replicated={"t": topic})
     world.env.run(until=100)  # registered, unfenced, the partition created
     return world, c
 

@@ -89,6 +89,10 @@ REFUSALS = [
      "actors.c1", "consumers on replicated partitions are not simulated yet"),
     ("idempotent", mutate('{ "acks" = "all" }', '{ "enable.idempotence" = true }'), "actors.p1.config",
      "replicated partitions keep no producer state yet"),
+    ("internal partitions", mutate("brokers = 3\n", 'brokers = 3\n"offsets.topic.num.partitions" = 2\n'),
+     'cluster."offsets.topic.num.partitions"', "3 brokers: the internal topics have one partition each"),
+    ("coordinator failover", BASE + '\n[[steps]]\nactor = "nemesis"\nop = "coordinator_failover"\n', "steps[4].op",
+     "3 brokers: a coordinator moves when its broker dies"),
     ("no such broker", mutate('op = "crash_broker"\nbroker = "broker-2"', 'op = "crash_broker"\nbroker = "broker-4"'),
      "steps[2].broker", 'no node "broker-4"'),
     ("restart a running broker", mutate('op = "restart_broker"\nbroker = "broker-2"',
@@ -104,3 +108,13 @@ def test_refusals_name_the_location_and_the_reason(text: str, location: str, rea
         load_scenario_text(text, "three")
     assert (info.value.location, info.value.file) == (location, "<three>")
     assert reason in info.value.reason
+
+
+def test_replication_factor_1_topics_take_consumers_and_transactions() -> None:
+    """With several brokers a replication_factor 1 topic is a single-replica topic on broker-1 (it keeps producer
+    state): transactional producers and consumers may use it."""
+    text = (BASE.replace("replication_factor = 3\nconfig = { \"min.insync.replicas\" = 2 }\n", "")
+            .replace('config = { "acks" = "all" }', 'config = { "transactional.id" = "t1" }')
+            + '\n[actors.c1]\nkind = "consumer"\nconfig = { "group.id" = "g" }\n')
+    scenario = load_scenario_text(text, "three")
+    assert scenario.topic("out").replication_factor == 1
