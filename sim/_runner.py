@@ -54,7 +54,7 @@ class SimBackend:
     incarnations: dict[str, int] = field(factory=dict)
 
     def now(self) -> int:
-        return self.world.now
+        return self.world.env._now  # the history's clock, twice per operation
 
     def new_client(self, actor: str, spec: sc.Actor) -> Any:
         n = self.incarnations[actor] = self.incarnations.get(actor, 0) + 1

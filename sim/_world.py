@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from functools import partial
 from heapq import heappop, heappush
 from random import Random
 from typing import Any, Callable
@@ -121,11 +122,12 @@ class World:
 
     def __attrs_post_init__(self) -> None:
         env = self.env
-        self.trace = Trace(clock=lambda: env._now)  # SimPy's ``now`` without its property call per event
+        # SimPy's ``now`` without a Python call per event: neither its property nor a lambda
+        self.trace = Trace(clock=partial(getattr, env, "_now"))
 
     @property
     def now(self) -> int:
-        return self.env.now
+        return self.env._now  # not SimPy's ``now`` property: one Python call less, on every request's path
 
     def rng(self, name: str) -> Random:
         """The random stream called ``name`` (created on first use)."""
