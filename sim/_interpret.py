@@ -17,7 +17,7 @@ What is recorded:
 
 from __future__ import annotations
 
-import inspect
+from types import GeneratorType
 from typing import Any, Callable, Generator, Protocol
 
 from attrs import define, field, frozen
@@ -122,7 +122,7 @@ class Interpreter:
         handler = getattr(self, f"_do_{step.op}")
         try:
             result = handler(step, record)  # plain for calls that return at once, a generator for blocking ones
-            if inspect.isgenerator(result):
+            if isinstance(result, GeneratorType):  # inspect.isgenerator, without its Python call
                 result = yield from result
         except Exception as exc:  # noqa: BLE001 - a client error is an outcome, not a crash
             name = self.backend.error_name(exc)

@@ -274,14 +274,16 @@ class Sender:
 
     def _serve(self) -> None:
         """rd_kafka_broker_produce_toppars / rd_kafka_toppar_producer_serve, for every partition."""
+        partitions = self.partitions
+        if not any(p.queue for p in partitions.values()):
+            return  # nothing queued: nothing to fail, send, scan or wake for (e.g. the pass after each response)
         rk = self.rk
         now = rk._env.now
         if rk._client is Client.JAVA and rk.transactional_id is not None and rk.txn.aborting():
             # Sender.maybeSendAndPollTransactionalRequest: while aborting, batches not yet drained (retries
             # included) fail at once (RecordAccumulator.abortUndrainedBatches), so the abort does not wait for them
             self.purge(in_queue=True, in_flight=False, abort_txn=True)
-        partitions = self.partitions
-        if now >= self._next_scan and any(p.queue for p in partitions.values()):
+        if now >= self._next_scan and any(p.queue for p in partitions.values()):  # the purge may have emptied them
             self._next_scan = now + TIMEOUT_SCAN_MS
             self._scan_timeouts(now)
         if self._may_send():
