@@ -192,6 +192,8 @@ class BrokerNode:
         self.load_ms = load_ms
         if self.producer_ids is not None:
             self.txn.restart()  # idle: the metadata image elects it where this broker leads __transaction_state
+            for tp in sorted(self.replicas.logs):  # its single-replica partitions: led again at a new epoch
+                self.new_leader_epoch(tp)
         elif self.txn is not None and self.group is not None:
             self.txn.restart()
             for tp in self.leader_epochs:

@@ -40,6 +40,7 @@ PINNED = {
     "unstable-offset-commit": "pending offsets: committed() times out for read_committed",
     "lso-blocks-read-committed": "an open transaction hides a later plain record from read_committed",
     "replication-group-coordinator-moves": "3 brokers: committed offsets survive the group coordinator's move",
+    "replication-txn-coordinator-moves": "3 brokers: the new transaction coordinator completes a PrepareCommit",
 }
 
 
