@@ -48,6 +48,7 @@ from eosim.models.api import as_sent, error_response
 from eosim.models.config import BrokerConfig, ReplicationConfig
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors
+from eosim.models.partition import Partition, Role
 from eosim.models.protocol import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, TopicPartition
 from eosim.models.txn_coordinator import AddPartitionsToTxnRequest, AppendTxnLog
@@ -225,11 +226,11 @@ class BrokerNode:
             return
         self.txn.elect(epoch, load_ms)
 
-    def coordinator_leadership(self, tp: TopicPartition, was_leader: bool, part: Any) -> None:
+    def coordinator_leadership(self, tp: TopicPartition, was_leader: bool, part: Partition) -> None:
         """A metadata update changed this broker's replica of an internal partition (BrokerMetadataPublisher:
         txnCoordinator.onElection / onResignation, the group coordinator's likewise): a new leader epoch elects
         and loads the coordinator, a lost leadership resigns it."""
-        leads = part.role.name == "LEADER"
+        leads = part.role is Role.LEADER
         role = self.txn if tp == TXN_STATE_PARTITION else self.group
         if was_leader and (not leads or part.leader_epoch != role.epoch):
             role.resign()

@@ -81,6 +81,7 @@ class Coordinators:
     network: Network
     name: str  # the client's node name (connections are ``name + connection``)
     brokers: tuple[str, ...]  # bootstrap.servers
+    socket_timeout_ms: int  # a FindCoordinator's own timeout (socket.timeout.ms), within the request's
     known: dict[tuple[CoordinatorType, str], str] = field(factory=dict)
     _next_broker: int = 0  # which broker the next FindCoordinator goes to
 
@@ -98,7 +99,7 @@ class Coordinators:
             if self.env.now >= deadline:
                 done.succeed(TIMED_OUT)
                 return
-            yield from self._find(key, deadline - self.env.now)
+            yield from self._find(key, min(deadline - self.env.now, self.socket_timeout_ms))
             if key not in self.known:
                 yield self.env.timeout(min(FIND_COORDINATOR_RETRY_MS, max(deadline - self.env.now, 0)))
         node = self.known[key]

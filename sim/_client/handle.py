@@ -120,8 +120,8 @@ class Handle:
         self._client = validated.eosim_client  # whose reactions (eosim._client.errors.TABLES)
         self._jitter = self._world.rng(f"{name}/retry-jitter")
         # several brokers: the coordinators are found with FindCoordinator (eosim._client.coordinator)
-        self._coordinators = Coordinators(self._env, cluster.network, name, cluster.broker_names) \
-            if cluster.brokers > 1 else None
+        self._coordinators = Coordinators(self._env, cluster.network, name, cluster.broker_names,
+                                          validated.socket_timeout_ms) if cluster.brokers > 1 else None
         return validated
 
     def _to_broker(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:

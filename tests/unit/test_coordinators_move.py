@@ -15,7 +15,7 @@ from eosim.models.log import PartitionLog
 from eosim.models.protocol import CoordinatorType, FindCoordinatorRequest
 from eosim.models.records import TopicPartition
 from eosim.models.txn_coordinator import AddOffsetsToTxnRequest, EndTxnRequest, InitProducerIdRequest
-from eosim._client.coordinator import coordinator_key
+from eosim._client.coordinator import Coordinators, coordinator_key
 from eosim._cluster import Cluster
 from eosim._coordinators import OFFSETS_PARTITION, offsets_log_of
 from eosim._net import Failure
@@ -154,3 +154,23 @@ def test_the_offsets_log_is_rebuilt_from_its_replicated_batches() -> None:
 ])
 def test_which_requests_go_to_a_coordinator(payload: object, key: object) -> None:
     assert coordinator_key(payload) == key
+
+
+def test_a_client_finds_the_coordinator_again_after_it_moved() -> None:
+    """eosim._client.coordinator: FindCoordinator once, the cached node after that; a request that fails there
+    forgets it, and the next one asks FindCoordinator again (rd_kafka_txn_coord_set(rk, NULL))."""
+    world, c = three()
+    coords = Coordinators(world.env, c.network, "p1", c.broker_names, socket_timeout_ms=1_000)
+    key = (CoordinatorType.TRANSACTION, "t1")
+
+    def send() -> object:
+        reply = coords.request(key, init_pid("t1"), 5_000, "/txn")
+        world.env.run(until=world.now + 6_000)
+        return reply.value
+
+    assert send().error is Errors.NONE and coords.known == {key: "broker-1"}
+    c.node("broker-1").crash()
+    world.env.run(until=world.now + FENCED_AFTER_MS)
+    assert isinstance(send(), Failure) and coords.known == {}  # the dead coordinator: timed out, forgotten
+    # FindCoordinator to broker-1 (dead) times out after socket.timeout.ms, broker-2 names itself
+    assert send().error is Errors.NONE and coords.known == {key: "broker-2"}
