@@ -534,12 +534,37 @@ NOTES = """
 - **Start time:** networkx is no longer imported to start: the fault layer's links are a set of cuts
   (cheaper per packet too), and the Jepsen checker imports networkx only when its graph has a cycle
   core to search.
+- **Fewer calls per round trip, same traces (third pass, session 5):** `Trace.emit` builds the kind's
+  event itself (the `event` helper was one more call per event); the trace's clock is
+  `partial(getattr, env, "_now")` (a C call; it was a lambda), and `World.now` and the history's clock
+  read SimPy's `_now` (its `now` property was one more call each); `Packet` is a slotted class that is
+  not frozen; a client's pause check calls the network's `asleep` hook directly; the sender's serve
+  pass returns at once when nothing is queued (the pass after every produce response ran all its checks
+  for nothing); the interpreter tests for a generator with `isinstance`. 418 -> 390 Python calls per
+  round trip. Paired runs of main without and with these commits (alternating, 3 rounds each, load
+  average 7-8 on 2 cores, 2026-12-04 23:40 UTC, main at f719db5): round-trip ratio 13.8, 13.8, 14.1 ->
+  13.4, 14.5, 14.5x; nemesis 64.6, 64.9, 67.8 -> 68.0, 64.6, 60.8 runs/s. At that load the 7 % fewer
+  calls are inside the noise: no target moved. `benchmark.py --no-write` at f719db5 right after (load
+  average 4.1, 6.1, 5.8 at its start): round trip 98.9 µs vs 7.3 µs bare, 14.3x; nemesis 63.9 runs/s;
+  122 -> 172 -> 211 µs per record at 10^3..10^5; checkers 9.4x. Trace, history and observation
+  byte-identical on every library scenario (seeds 1-3), 12 nemesis workloads and the per-record workload.
 
 ## Where the time and memory still go (not done)
 
 - **Round trip.** Neither the events nor the number of calls is the floor now: 8 SimPy events per
-  round trip against 6 bare (7 without the work-time jitter), 414 Python calls against bare SimPy's 112
-  (3.7x), yet about 14x the time, because eosim's calls are heavier than SimPy's. Measured shares:
+  round trip against 6 bare (7 without the work-time jitter), 390 Python calls against bare SimPy's 112
+  (3.5x), yet about 14x the time, because eosim's calls are heavier than SimPy's. Sampled (a 6,000-record
+  run, session 5), by what includes it: the broker's produce handler about 30 % (the log append 8 %, its
+  two trace events and the response), the client's sender 21 %, the interpreter's steps and history
+  15 %, the network's sends and deliveries 13 %, trace emission about 12 % (7 events); no function above
+  5 % by itself. The largest single cut found that keeps every trace: trace event kinds built as plain
+  slotted classes (attrs `define`, the same slots and fields) took the ratio from 13.8x to 12.8x
+  (median of 4 interleaved pairs in one process, load average 6-7) and ran 5 % more nemesis simulations
+  per second. Not done: `tests/unit/test_trace.py` holds that an emitted event cannot be changed, and
+  attrs enforces that only through the per-field `object.__setattr__` that costs the time (setting the
+  slots through their descriptors saves a fifth of it); whether the guarantee is worth 7 % is the trace
+  owner's call. The frozen model values built per round trip (record, batch, request, responses, log
+  batch, batch metadata, append result: about 10) pay the same per-field cost. Earlier measured shares:
   the seven typed trace events are about 12 % of the round trip (with `Trace.emit` a no-op the ratio
   went 14.6x -> 12.8x in the same process); about 20 frozen attrs instances are built per round trip
   (two packets, the request, its batch and record, the response, the log batch, the append result, the
@@ -552,9 +577,9 @@ NOTES = """
   response handling inside the packet's delivery (no reply event), serving at `produce()` (no kick:
   its `net.request` would precede the `client.op` of the produce), or a flush that is not a SimPy
   process (the public API's blocking calls return processes). Reaching 5x needs about 3x less Python
-  work per round trip: non-frozen slotted packets and requests (against the style's frozen value
-  objects), trace events built without per-field `__setattr__`, and one of those structural cuts with
-  its trace changes re-recorded; none is done.
+  work per round trip: requests and trace events built without per-field `__setattr__` (against the
+  style's frozen value objects; packets are done), and one of those structural cuts with its trace
+  changes re-recorded; neither is done.
 - **Memory (target not met).** The trace is no longer what grows, but a run still holds, per record,
   everything its checkers and its observation need, as Python objects. tracemalloc, one producer,
   trace spilled: after the simulation about 2.3 KB per record: the Jepsen history about 0.95 KB (two op
