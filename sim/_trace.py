@@ -56,12 +56,7 @@ class TraceEvent:
 
     @property
     def data(self) -> dict[str, Any]:
-        out = {}
-        for name in self._fields:
-            value = getattr(self, name)
-            if value is not ABSENT:
-                out[name] = plain(value)
-        return out
+        return _data_renderer(type(self))(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "t": self.t, "node": self.node, "kind": self.kind, "data": self.data}
@@ -468,7 +463,7 @@ class RunEnd(TraceEvent):
     pass
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def plain(value: Any) -> Any:
@@ -476,25 +471,51 @@ def plain(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:  # the common case first
         return value
+    render = _RENDERERS.get(kind)
+    if render is None:
+        render = _RENDERERS[kind] = _renderer(kind)
+    return render(value)
+
+
+# How ``plain`` renders a value of each type, decided once per type (every rule below depends on the
+# type only): rendering a spilled or written trace is most of a long run's cost beyond simulating it.
+_RENDERERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def _renderer(kind: type) -> Callable[[Any], Any]:
     if kind is TopicPartition:
-        return str(value)
+        return str
     if kind is bytes:  # a key or value produced as bytes: JSON has no bytes; one-to-one as in eosim._history
-        return value.decode("utf-8", "surrogateescape")
+        return lambda value: value.decode("utf-8", "surrogateescape")
     if kind is dict:
-        return {str(plain(k)): plain(v) for k, v in value.items()}
+        return lambda value: {str(plain(k)): v if type(v) in _SCALARS else plain(v) for k, v in value.items()}
     if kind is list or kind is tuple:
-        return [plain(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.name
-    fields = _attrs_fields(kind)
-    if fields is not None:
-        return {name: plain(getattr(value, name)) for name in fields}
-    return value
+        return lambda value: [v if type(v) in _SCALARS else plain(v) for v in value]
+    if issubclass(kind, enum.Enum):
+        return lambda value: value.name
+    if attrs.has(kind):
+        return _compile(kind.__name__, tuple(f.name for f in attrs.fields(kind)), skip_absent=False)
+    return lambda value: value
 
 
 @functools.cache
-def _attrs_fields(kind: type) -> tuple[str, ...] | None:
-    return tuple(f.name for f in attrs.fields(kind)) if attrs.has(kind) else None
+def _data_renderer(kind: type[TraceEvent]) -> Callable[[TraceEvent], dict[str, Any]]:
+    """An event's ``data``: its fields rendered, those left out (``ABSENT``) not at all."""
+    return _compile(kind.__name__, kind._fields, skip_absent=True)
+
+
+def _compile(name: str, fields: tuple[str, ...], *, skip_absent: bool) -> Callable[[Any], dict[str, Any]]:
+    """A function rendering the attrs fields ``fields`` of a value to a dict, in their order: generated
+    code (as attrs generates its methods), without a generic walk over the fields."""
+    lines = [f"def render_{name}(value):", "    out = {}"]
+    for field_name in fields:
+        lines.append(f"    v = value.{field_name}")
+        test = "if v is not ABSENT:" if skip_absent else "if True:"
+        lines += [f"    {test}", f"        out[{field_name!r}] = v if type(v) in SCALARS else plain(v)"]
+    lines.append("    return out")
+    namespace: dict[str, Any] = {"ABSENT": ABSENT, "SCALARS": _SCALARS, "plain": plain}
+    exec(compile("\n".join(lines), f"<eosim._trace renderer of {name}>", "exec"), namespace)  # noqa: S102
+    return namespace[f"render_{name}"]
 
 
 class TraceView(Sequence[TraceEvent]):
