@@ -61,6 +61,11 @@ class TraceEvent:
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "t": self.t, "node": self.node, "kind": self.kind, "data": self.data}
 
+    def line(self) -> str:
+        """The event's JSON line (no newline): ``to_dict`` encoded with sorted keys, the same bytes,
+        built without the dict (what spilling and writing a trace cost per event)."""
+        return _line_renderer(type(self))(self)
+
 
 KINDS: dict[str, type[TraceEvent]] = {}
 
@@ -518,6 +523,66 @@ def _compile(name: str, fields: tuple[str, ...], *, skip_absent: bool) -> Callab
     return namespace[f"render_{name}"]
 
 
+def _json(value: Any) -> str:
+    """``_encode(plain(value))``, the same text, without building the plain value first."""
+    kind = type(value)
+    if kind is str:
+        return _ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    render = _JSON_RENDERERS.get(kind)
+    if render is None:
+        render = _JSON_RENDERERS[kind] = _json_renderer(kind)
+    return render(value)
+
+
+_JSON_RENDERERS: dict[type, Callable[[Any], str]] = {}
+
+
+def _json_renderer(kind: type) -> Callable[[Any], str]:
+    """``_json`` of one type: ``plain``'s rules (``_renderer``), written as JSON text."""
+    if kind is list or kind is tuple:
+        return lambda value: "[" + ",".join([_json(v) for v in value]) + "]"
+    if kind is dict:
+        def render_dict(value: dict) -> str:
+            items = {str(plain(k)): v for k, v in value.items()}
+            return "{" + ",".join([_ascii(k) + ":" + _json(items[k]) for k in sorted(items)]) + "}"
+        return render_dict
+    if kind is TopicPartition or kind is bytes or issubclass(kind, enum.Enum):
+        plain_of = _renderer(kind)
+        return lambda value: _ascii(plain_of(value))
+    if attrs.has(kind):
+        names = sorted(f.name for f in attrs.fields(kind))
+        source = [f"def json_{kind.__name__}(value):", "    return '{' + ','.join(["]
+        source += [f"        {_ascii(name) + ':'!r} + json(value.{name})," for name in names]
+        source.append("    ]) + '}'")
+        namespace: dict[str, Any] = {"json": _json}
+        exec(compile("\n".join(source), f"<eosim._trace json of {kind.__name__}>", "exec"), namespace)  # noqa: S102
+        return namespace[f"json_{kind.__name__}"]
+    return _encode  # floats, str and int subclasses: as the encoder writes them
+
+
+@functools.cache
+def _line_renderer(kind: type[TraceEvent]) -> Callable[[TraceEvent], str]:
+    """``TraceEvent.line`` of one kind, generated: its fields in sorted order as ``sort_keys`` has them,
+    those left out (``ABSENT``) not at all, then the envelope's keys (data, kind, node, seq, t)."""
+    lines = [f"def line_{kind.__name__}(ev):", "    parts = []"]
+    for name in sorted(kind._fields):
+        lines += [f"    v = ev.{name}", "    if v is not ABSENT:", f"        parts.append({_ascii(name) + ':'!r} + json(v))"]
+    envelope = '},"kind":' + _ascii(kind.kind) + ',"node":'
+    lines.append(f"    return '{{\"data\":{{' + ','.join(parts) + {envelope!r} + json(ev.node) + ',\"seq\":' "
+                 "+ json(ev.seq) + ',\"t\":' + json(ev.t) + '}'")
+    namespace: dict[str, Any] = {"ABSENT": ABSENT, "json": _json}
+    exec(compile("\n".join(lines), f"<eosim._trace line of {kind.__name__}>", "exec"), namespace)  # noqa: S102
+    return namespace[f"line_{kind.__name__}"]
+
+
 class TraceView(Sequence[TraceEvent]):
     """The events of a trace, typed; a spilled one is read back from the spill file on each access, so
     the view holds nothing. ``kinds`` narrows it to events of those kinds, plus the last event (its
@@ -550,7 +615,7 @@ class TraceView(Sequence[TraceEvent]):
 
     def lines(self) -> Iterator[str]:
         """The JSON lines of the events (``jsonl_lines``), spilled ones copied as written."""
-        return (row.decode() if type(row) is bytes else _encode(row.to_dict()) + "\n"
+        return (row.decode() if type(row) is bytes else row.line() + "\n"
                 for row in self._trace.rows(self._kinds))
 
     def of_kinds(self, kinds: frozenset[str]) -> TraceView:
@@ -621,7 +686,7 @@ class Trace:
         for start in range(0, len(self.events), 10_000):  # rendered a block at a time
             lines = []
             for ev in self.events[start:start + 10_000]:
-                line = (_encode(ev.to_dict()) + "\n").encode()
+                line = (ev.line() + "\n").encode()
                 self._offsets.append(self._size)
                 self._kind_ids.append(self._kinds.setdefault(ev.kind, len(self._kinds)))
                 self._size += len(line)
@@ -689,6 +754,7 @@ def _schema_error(kind: str, fields: dict[str, Any]) -> TraceSchemaError:
 
 
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_ascii = json.encoder.encode_basestring_ascii  # how _encode writes a str (ensure_ascii)
 
 
 def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:

@@ -3,6 +3,7 @@ back exactly as the events held in memory (the same JSON lines, events, kinds an
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from pathlib import Path
@@ -17,7 +18,7 @@ from eosim._judge import ORACLE_KINDS
 from eosim._runner import run_scenario, simulate
 from eosim._scenario import load_scenario
 from eosim._trace import ABSENT, LogOffsets, NetDrop, Trace, TraceSchemaError, dumps_lines, from_dict
-from eosim.models.records import TopicPartition
+from eosim.models.records import Record, RecordBatch, TopicPartition
 
 TP = TopicPartition("out", 0)
 DESIGN = Path(__file__).parents[2] / "docs" / "design.md"
@@ -147,3 +148,30 @@ def test_concluding_a_run_twice_gives_the_same_verdict() -> None:
     run = simulate(load_scenario(scenario_dir() / "bug-kafka-9666.toml"), 1)
     first, second = conclude(run), conclude(run)
     assert first.verdict == second.verdict and first.verdict.checks.anomaly_types == ["epoch-skip"]
+
+
+class _Colour(enum.Enum):
+    RED = 1
+
+
+class _Name(str):
+    pass
+
+
+def test_an_event_line_is_its_dict_encoded_with_sorted_keys_whatever_the_values():
+    # TraceEvent.line builds the JSON text directly (spilling and writing use it): the same bytes as
+    # encoding to_dict, for every kind of value plain() renders.
+    batch = RecordBatch(producer_id=7, producer_epoch=0, base_sequence=0,
+                        records=(Record(key=b"\xff", value="é\u2028", timestamp=1),), is_transactional=True)
+    values = [None, True, False, 0, -3, 2**70, 1.5, float("nan"), float("inf"), "", "a\"b\\\n", "ü", _Name("n"),
+              b"bytes", b"\xfe", TP, _Colour.RED, (1, [2, (3,)]), [], {}, {2: "x", "b": [TP], TP: None, "a": {}},
+              batch, {"z": batch, "y": (batch,)}]
+    trace = Trace(clock=lambda: 3)
+    for value in values:
+        trace.emit("p\u00e9", "client.op", op="produce", args={"v": value, "k": [value]}, result=value)
+    trace.emit("p", "client.op", op="flush", args={})
+    trace.emit("b0", "net.drop", dst="b0", correlation_id=4, msg="ProduceRequest", closed=True)
+    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    for event in trace.view():
+        assert event.line() == encode(event.to_dict())
+    assert dumps_lines(trace.view()) == "".join(encode(e.to_dict()) + "\n" for e in trace.view())
