@@ -286,7 +286,9 @@ class Consumer(Handle):
     def _request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
         """Send on one of the handle's connections (eosim._client.handle: Fetch and ListOffsets to the
         leader, everything of the group to the GroupCoordinator logical broker)."""
-        return self._to_broker(payload, timeout_ms, connection)
+        if self._coordinators is not None:
+            return self._to_broker(payload, timeout_ms, connection)
+        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
 
     def _backoff(self, retries: int) -> int:
         jitter = self._jitter.randint(100 - RETRY_JITTER_PERCENT, 100 + RETRY_JITTER_PERCENT)

@@ -125,9 +125,9 @@ class Handle:
         return validated
 
     def _to_broker(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
-        """Send on one of the handle's connections: to the coordinator found for ``payload`` (several brokers), else
-        to the cluster's broker."""
-        key = None if self._coordinators is None else coordinator_key(payload)
+        """Several brokers: send on one of the handle's connections to the coordinator found for ``payload``, or to
+        the cluster's broker when no coordinator serves it (one broker: the callers send to it directly)."""
+        key = coordinator_key(payload)
         if key is not None:
             return self._coordinators.request(key, payload, timeout_ms, connection)
         return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)

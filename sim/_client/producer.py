@@ -170,9 +170,12 @@ class Producer(Handle):
 
     def request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
         """Send on one of the handle's connections (eosim._client.handle: the leader's or a coordinator's)."""
-        if isinstance(payload, ProduceRequest) and payload.batches[0][0].topic in self._cluster.replicated:
+        replicated = self._cluster.replicated
+        if replicated and isinstance(payload, ProduceRequest) and payload.batches[0][0].topic in replicated:
             return self.metadata.produce(payload, timeout_ms)  # to the partition's leader
-        return self._to_broker(payload, timeout_ms, connection)
+        if self._coordinators is not None:
+            return self._to_broker(payload, timeout_ms, connection)
+        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
 
     def api_version(self, api: str) -> int:
         """The version this client sends: the Java client caps Produce at v11 for a transactional producer
