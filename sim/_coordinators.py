@@ -387,8 +387,9 @@ class GroupCoordinatorRole:
                 self.apply(effects)
             else:
                 # the write failed (the leadership moved, no ISR): the requests it answers get the coordinator's
-                # error (CoordinatorRuntime: NOT_LEADER_OR_FOLLOWER -> NOT_COORDINATOR, the rest
-                # COORDINATOR_NOT_AVAILABLE); nothing else of it is applied
+                # error (CoordinatorOperationExceptionHelper.handleOperationException: NOT_LEADER_OR_FOLLOWER ->
+                # NOT_COORDINATOR; NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT -> COORDINATOR_NOT_AVAILABLE); nothing
+                # else of it is applied
                 answer = Errors.NOT_COORDINATOR if error is Errors.NOT_LEADER_OR_FOLLOWER else \
                     Errors.COORDINATOR_NOT_AVAILABLE
                 for effect in effects:
