@@ -458,6 +458,9 @@ class CoordinatorFailover(Step):
 NETWORK_OPS = ("partition", "clog", "disconnect", "heal")
 # the nemesis ops only the simulator performs
 SIMULATOR_OPS = (*NETWORK_OPS, "crash_broker", "restart_broker", "coordinator_failover")
+# the nemesis ops the real N-broker cluster performs too (docs/conformance.md, "Three brokers"): a broker's JVM
+# killed (SIGKILL) and started again, and brokers cut off from every other node (SIGSTOP until the heal)
+CLUSTER_CONFORMANCE_OPS = ("partition", "heal", "crash_broker", "restart_broker")
 
 
 # --- sections --------------------------------------------------------------------------------------
@@ -1165,10 +1168,6 @@ def _check_replication(s: Scenario) -> None:
     if n == 1:
         return
     # What the replicated runtime does not run yet (issue 9): each refused with its reason.
-    if s.scenario.conformance:
-        raise _Invalid("scenario.conformance", f"{n} brokers: the conformance suite's scenario runner drives one "
-                                               "broker (tests/conformance/test_replication.py checks the 3-broker "
-                                               "facts directly)")
     if s.nemesis is not None:
         raise _Invalid("nemesis", "the random nemesis strikes one broker; with [cluster] brokers > 1 give the "
                                   "broker ops as steps")
@@ -1287,7 +1286,10 @@ def _check_nemesis_step(s: Scenario, step: Step, location: str, alive: dict[str,
     if NEMESIS not in step.kinds:
         raise _Invalid(f"{location}.op", f'op "{step.op}" is for a {" or ".join(step.kinds)}, not the nemesis')
     if step.op in SIMULATOR_OPS and s.scenario.conformance:
-        raise _Invalid(f"{location}.op", f'"{step.op}" is simulator-only: set scenario.conformance = false')
+        if len(s.brokers) == 1 or step.op not in CLUSTER_CONFORMANCE_OPS:
+            raise _Invalid(f"{location}.op", f'"{step.op}" is simulator-only{_on_cluster_only(step.op)}: set '
+                                             "scenario.conformance = false")
+        _check_cluster_conformance_step(s, step, location)
     for name in ("expect_error", "nowait"):
         if getattr(step, name):
             raise _Invalid(f"{location}.{name}", "a nemesis op takes effect at once: there is nothing to wait for")
@@ -1307,6 +1309,25 @@ def _check_nemesis_step(s: Scenario, step: Step, location: str, alive: dict[str,
             raise _Invalid(f"{location}.op", f"{broker} was crashed at {down}: only restart_broker may follow")
         if isinstance(step, CrashBroker):
             alive[broker] = location
+
+
+def _on_cluster_only(op: str) -> str:
+    return " with one broker" if op in CLUSTER_CONFORMANCE_OPS else ""
+
+
+def _check_cluster_conformance_step(s: Scenario, step: Step, location: str) -> None:
+    """What the real cluster can do as the simulator does: a partition is of brokers only (the driver stops
+    their JVMs, which cuts them from every other node, clients included), and a restarted broker's
+    coordinators load as long as Kafka's do."""
+    if isinstance(step, Partition):
+        for j, node in enumerate(step.nodes):
+            if node not in s.brokers:
+                raise _Invalid(f"{location}.nodes[{j}]", f'"{node}" is not a broker: on the real cluster a '
+                                                        "partition stops brokers' JVMs, so it cuts brokers only; "
+                                                        "set scenario.conformance = false")
+    if isinstance(step, RestartBroker) and step.load_ms != COORDINATOR_LOAD_MS:
+        raise _Invalid(f"{location}.load_ms", "a real broker's coordinators load as long as they take: leave "
+                                              "load_ms out, or set scenario.conformance = false")
 
 
 def _check_node(node: str, allowed: tuple[str, ...], location: str) -> None:

@@ -30,6 +30,7 @@ from eosim import _scenario as sc
 from eosim._observation import nearest
 from eosim._realkafka.broker import (DEFAULT_VERSION, Interrupted, KafkaBroker, KafkaUnavailable, bootstrap_from_env,
                                      cleanup_on_signals)
+from eosim._realkafka.cluster import KafkaCluster
 from eosim._library import BadInput, resolve_scenario, scenario_dir
 from eosim._realkafka.known import explain
 from eosim._runner import reachable
@@ -84,6 +85,7 @@ class Brokers:
     def __init__(self, bootstrap: str | None, start: bool, version: str, transaction_version: int) -> None:
         self.bootstrap, self.start, self.version, self.tv = bootstrap, start, version, transaction_version
         self.started: dict[tuple[str, int, tuple[tuple[str, str], ...]], KafkaBroker] = {}
+        self.clusters: dict[tuple[str, int, tuple[tuple[str, str], ...], int], KafkaCluster] = {}
 
     def get(self, tv: int, overrides: dict[str, str], version: str) -> str | None:
         """A bootstrap for a broker with this configuration, or None when none may be started."""
@@ -96,9 +98,21 @@ class Brokers:
             self.started[key] = KafkaBroker(version, overrides).start(transaction_version=tv)
         return self.started[key].bootstrap
 
+    def cluster(self, tv: int, overrides: dict[str, str], version: str, brokers: int) -> KafkaCluster | None:
+        """A started cluster of ``brokers`` brokers with this configuration (always one the command starts: an
+        external cluster's JVMs cannot be killed), or None when none may be started."""
+        if not self.start:
+            return None
+        key = (version, tv, tuple(sorted(overrides.items())), brokers)
+        if key not in self.clusters:
+            self.clusters[key] = KafkaCluster(brokers, version, overrides).start(transaction_version=tv)
+        return self.clusters[key]
+
     def stop(self) -> None:
         for broker in self.started.values():
             broker.stop()
+        for cluster in self.clusters.values():
+            cluster.stop()
 
 
 def conform(paths: list[Path], *, bootstrap: str | None = None, start_kafka: bool = False,
@@ -178,16 +192,19 @@ def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path, client:
         allowed, sim, sim_verdict, files["sim-error.txt"] = [], None, _error(exc), traceback.format_exc()
     sim_s = time.monotonic() - started
 
-    bootstrap = brokers.get(tv, overrides, version)
+    n = len(scenario.brokers)
+    cluster = brokers.cluster(tv, overrides, version, n) if n > 1 else None
+    bootstrap = cluster.bootstrap if cluster is not None else None if n > 1 else brokers.get(tv, overrides, version)
     kafka, kafka_s = None, 0.0
     if bootstrap is None:
-        kafka_verdict = (f"not run: needs a Kafka {version} broker with transaction.version={tv} and "
+        what = f"a {n}-broker Kafka {version} cluster" if n > 1 else f"a Kafka {version} broker"
+        kafka_verdict = (f"not run: needs {what} with transaction.version={tv} and "
                          f"{overrides or 'no overrides'} (use --start-kafka)")
     else:
         started = time.monotonic()
         out.mkdir(parents=True, exist_ok=True)  # the actors' logs
         try:
-            kafka = run_on_kafka(scenario, bootstrap, transaction_version=tv, log_dir=out)
+            kafka = run_on_kafka(scenario, bootstrap, transaction_version=tv, log_dir=out, cluster=cluster)
             kafka_verdict = _verdict(kafka.result.valid)
         except Exception as exc:  # noqa: BLE001
             kafka_verdict, files["kafka-error.txt"] = _error(exc), traceback.format_exc()

@@ -495,6 +495,7 @@ class KafkaBackend:
     _current: dict[str, ActorProxy] = field(factory=dict)
     _wakes: dict[str, int] = field(factory=dict)  # paused actor -> when SIGCONT is due, in now() ms
     _timers: list[threading.Timer] = field(factory=list)
+    cluster: Any = None  # a KafkaCluster (sim/_realkafka/cluster.py) the broker nemesis ops act on, or None
 
     def now(self) -> int:
         return int((time.monotonic() - self._start) * 1000)
@@ -532,8 +533,43 @@ class KafkaBackend:
         return wake if wake is not None and wake > self.now() else None
 
     def after_step(self, index: int) -> None:
-        """Rules armed after a step, the nemesis ops and the random nemesis are simulator-only (the loader
-        refuses them here); the drops the proxy can do are armed from the start (run_on_kafka)."""
+        """Rules armed after a step and the random nemesis are simulator-only (the loader refuses them here);
+        the drops the proxy can do are armed from the start (run_on_kafka)."""
+
+    # -- the broker nemesis ops, on a real N-broker cluster (the loader allows them with [cluster] brokers > 1) --
+
+    def _cluster_or_refuse(self, op: str) -> Any:
+        if self.cluster is None:
+            raise DriverError(f"{op} needs the real N-broker cluster (sim/_realkafka/cluster.py)")
+        return self.cluster
+
+    def crash_broker(self, broker: str) -> None:
+        """SIGKILL of the broker's JVM: its connections reset, nothing is flushed, its log directory stays. The
+        driver does not wait for the controller to fence it: the scenario's next steps (a sleep past
+        broker.session.timeout.ms) do, as in the simulator."""
+        self._cluster_or_refuse("crash_broker").kill(broker_id(broker))
+
+    def restart_broker(self, broker: str, load_ms: int) -> None:
+        """The JVM again on the same log directory and ports; returns once the controller has unfenced it (it
+        serves Metadata). The simulator's restart is a process start of no duration; a JVM takes seconds, and
+        the next step must find the broker as the simulator's would: registered and fetching."""
+        self._cluster_or_refuse("restart_broker").restart(broker_id(broker))
+
+    def partition(self, nodes: tuple[str, ...]) -> None:
+        """SIGSTOP of each broker's JVM: it sends and reads nothing (fetches, heartbeats, answers) until the
+        heal, as a broker cut from every other node; what was sent to it waits in its socket buffers, as on the
+        simulator's cut link. Unlike the simulator's cut, brokers in the same set cannot reach each other
+        either (the loader allows brokers only; docs/conformance.md)."""
+        cluster = self._cluster_or_refuse("partition")
+        for node in nodes:
+            cluster.pause(broker_id(node))
+
+    def heal(self) -> None:
+        """SIGCONT of every stopped broker that is still running."""
+        cluster = self._cluster_or_refuse("heal")
+        for node_id in cluster.broker_ids:
+            if cluster.is_paused(node_id):
+                cluster.resume(node_id)
 
     def crash(self, actor: str, client: ActorProxy) -> None:
         client.kill()
@@ -746,10 +782,30 @@ def _group_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
         admin.close()
 
 
-def create_topics(admin: AdminClient, namespace: Namespace, topics: tuple[sc.Topic, ...]) -> None:
+def broker_id(node: str) -> int:
+    """broker-K's node.id: K (the cluster's brokers are 1..N, sim/_realkafka/cluster.py)."""
+    return int(node.rsplit("-", 1)[1])
+
+
+def replica_assignment(partitions: int, replication_factor: int, brokers: int) -> list[list[int]]:
+    """The simulator's assignment (sim/_cluster.py): partition p on brokers p+1, p+2, ... (mod N), the first
+    one its preferred leader."""
+    return [[(p + j) % brokers + 1 for j in range(replication_factor)] for p in range(partitions)]
+
+
+def new_topic(namespace: Namespace, topic: sc.Topic, brokers: int) -> NewTopic:
+    """One broker: a single replica and the broker's defaults. N brokers: the simulator's replica assignment and
+    the topic's replication settings (min.insync.replicas, unclean.leader.election.enable)."""
+    if brokers == 1:
+        return NewTopic(namespace.name(topic.name), topic.partitions, 1)
+    return NewTopic(namespace.name(topic.name), topic.partitions, replica_assignment=replica_assignment(
+        topic.partitions, topic.replication_factor, brokers), config={k: _property(v) for k, v in topic.config.items()})
+
+
+def create_topics(admin: AdminClient, namespace: Namespace, topics: tuple[sc.Topic, ...], brokers: int = 1) -> None:
     if not topics:
         return
-    futures = admin.create_topics([NewTopic(namespace.name(t.name), t.partitions, 1) for t in topics],
+    futures = admin.create_topics([new_topic(namespace, t, brokers) for t in topics],
                                   operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S)
     for future in futures.values():
         future.result(ADMIN_TIMEOUT_S)
@@ -767,12 +823,27 @@ def create_topics(admin: AdminClient, namespace: Namespace, topics: tuple[sc.Top
             time.sleep(0.02)
 
 
+STALE_LEADER = frozenset({ck.KafkaError.FENCED_LEADER_EPOCH, ck.KafkaError.NOT_LEADER_FOR_PARTITION,
+                          ck.KafkaError.UNKNOWN_LEADER_EPOCH, ck.KafkaError.LEADER_NOT_AVAILABLE})
+
+
 def _list_offsets(admin: AdminClient, namespace: Namespace, partitions: list[tuple[str, int]], spec: OffsetSpec,
                   isolation: ck.IsolationLevel) -> dict[tuple[str, int], int]:
+    """Asked again while the answer is a stale-leader error: after a failover the admin client's metadata may
+    still name the old leader or epoch (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER), which librdkafka's admin
+    ListOffsets does not refresh and retry by itself."""
     request = {ck.TopicPartition(namespace.name(t), p): spec for t, p in partitions}
-    futures = admin.list_offsets(request, isolation_level=isolation, request_timeout=ADMIN_TIMEOUT_S)
-    return {(t, p): futures[ck.TopicPartition(namespace.name(t), p)].result(ADMIN_TIMEOUT_S).offset
-            for t, p in partitions}
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:
+        futures = admin.list_offsets(request, isolation_level=isolation, request_timeout=ADMIN_TIMEOUT_S)
+        try:
+            return {(t, p): futures[ck.TopicPartition(namespace.name(t), p)].result(ADMIN_TIMEOUT_S).offset
+                    for t, p in partitions}
+        except ck.KafkaException as exc:
+            if exc.args[0].code() not in STALE_LEADER or time.monotonic() > deadline:
+                raise
+            admin.list_topics(timeout=ADMIN_TIMEOUT_S)  # a Metadata request: the admin client learns the leader
+            time.sleep(0.1)
 
 
 def _read_view(bootstrap: str, namespace: Namespace, isolation: str, start: dict[tuple[str, int], int],
@@ -867,6 +938,16 @@ def start_proxy(scenario: sc.Scenario, admin: AdminClient) -> KafkaProxy | None:
                           "faults on this broker?") from exc
 
 
+def restore(cluster: Any) -> None:
+    """Every broker of the cluster running and unpaused, for the next scenario: the simulator's observation
+    is of the final state whatever the scenario left down, and so is this one, read before."""
+    for node_id in cluster.broker_ids:
+        if cluster.is_paused(node_id):
+            cluster.resume(node_id)
+        if not cluster.is_running(node_id):
+            cluster.restart(node_id)
+
+
 @frozen
 class KafkaOutcome:
     scenario: sc.Scenario
@@ -886,18 +967,25 @@ class KafkaOutcome:
 
 
 def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: int,
-                 log_dir: Path | None = None) -> KafkaOutcome:
+                 log_dir: Path | None = None, cluster: Any = None) -> KafkaOutcome:
     """Run the scenario's steps with real clients on the broker at ``bootstrap`` (formatted with
     ``transaction_version``), then observe and check as eosim._runner.run_scenario does. ``log_dir``
-    receives each actor's librdkafka log (default: the parent's stderr)."""
+    receives each actor's librdkafka log (default: the parent's stderr). A ``[cluster] brokers = N`` scenario
+    needs ``cluster``, a started N-broker KafkaCluster (``bootstrap`` is its bootstrap): its topics get the
+    simulator's replica assignment, its broker nemesis ops act on the cluster's JVMs, and every broker runs
+    again after the run."""
+    brokers = len(scenario.brokers)
+    if brokers > 1 and (cluster is None or len(cluster.broker_ids) != brokers):
+        raise BrokerMismatch(f"{scenario.name} needs a real {brokers}-broker cluster")
     started = time.monotonic()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     check_broker(admin, bootstrap, scenario, transaction_version)
     namespace = Namespace.new(scenario.name)
-    create_topics(admin, namespace, scenario.topics)
+    create_topics(admin, namespace, scenario.topics, brokers)
     proxy = start_proxy(scenario, admin)  # the actors go through it; the observers do not
     try:
-        backend = KafkaBackend(bootstrap if proxy is None else proxy.address, namespace, log_dir)
+        backend = KafkaBackend(bootstrap if proxy is None else proxy.address, namespace, log_dir,
+                               cluster=cluster if brokers > 1 else None)
         interpreter = Interpreter(scenario, backend)
         try:
             _drive(backend, interpreter)
@@ -911,6 +999,8 @@ def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: 
         if proxy is not None:
             with shielded():
                 proxy.close()
+        if brokers > 1:
+            restore(cluster)
     result = judge(scenario, interpreter, observation, [], True)
     return KafkaOutcome(scenario, bootstrap, namespace.prefix, transaction_version, tuple(interpreter.steps),
                         interpreter.history, observation, result, time.monotonic() - started,
