@@ -57,6 +57,17 @@ def mutate(old: str, new: str) -> str:
     return BASE.replace(old, new)
 
 
+def test_a_three_broker_conformance_scenario_loads() -> None:
+    """The real 3-broker cluster kills, restarts and stops brokers (tests/conformance/test_scenarios.py)."""
+    text = mutate("conformance = false", "conformance = true").replace(
+        'op = "restart_broker"', 'op = "heal"\n\n[[steps]]\nactor = "nemesis"\nop = "restart_broker"')
+    text = text.replace('op = "crash_broker"', 'op = "partition"\nnodes = ["broker-3"]\n\n[[steps]]\n'
+                                               'actor = "nemesis"\nop = "crash_broker"')
+    scenario = load_scenario_text(text, "three")
+    assert scenario.scenario.conformance
+    assert [step.op for step in scenario.steps][2:] == ["partition", "crash_broker", "heal", "restart_broker"]
+
+
 def test_a_three_broker_scenario_loads_and_runs() -> None:
     scenario = load_scenario_text(BASE, "three")
     assert scenario.brokers == ("broker-1", "broker-2", "broker-3")
@@ -82,8 +93,16 @@ REFUSALS = [
      'topics[0].config."unclean.leader.election.enable"', "expected true or false"),
     ("config on one broker", mutate("brokers = 3", "brokers = 1").replace("replication_factor = 3", ""),
      'topics[0].config."min.insync.replicas"', "replication settings need [cluster] brokers > 1"),
-    ("conformance", mutate("conformance = false", "conformance = true"), "scenario.conformance",
-     "3 brokers: the conformance suite's scenario runner drives one broker"),
+    ("partition of a client on the real cluster",
+     mutate("conformance = false", "conformance = true").replace(
+         'op = "crash_broker"\nbroker = "broker-2"', 'op = "partition"\nnodes = ["broker-2", "p1"]'),
+     "steps[2].nodes[1]", '"p1" is not a broker: on the real cluster a partition stops brokers\' JVMs'),
+    ("clog on the real cluster", mutate("conformance = false", "conformance = true").replace(
+        'op = "crash_broker"\nbroker = "broker-2"', 'op = "clog"\nnodes = ["broker-2"]\nms = 5'),
+     "steps[2].op", '"clog" is simulator-only: set scenario.conformance = false'),
+    ("load_ms on the real cluster", mutate("conformance = false", "conformance = true").replace(
+        'op = "restart_broker"\nbroker = "broker-2"', 'op = "restart_broker"\nbroker = "broker-2"\nload_ms = 7'),
+     "steps[3].load_ms", "a real broker's coordinators load as long as they take"),
     ("consumer", mutate('config = { "acks" = "all" }\n', 'config = { "acks" = "all" }\n\n[actors.c1]\nkind = "consumer"\n'
                                                       'config = { "group.id" = "g" }\n'),
      "actors.c1", "consumers on replicated partitions are not simulated yet"),
