@@ -156,7 +156,8 @@ class BrokerNode:
         """The process dies: nothing more is received or sent, timers and internal requests are abandoned, and
         the in-memory state (producer states, coordinators, queued requests) is lost; the logs stay. Clients
         get no answer while it is down (a crashed host: no reset); their requests time out, or fail when the
-        restart resets their connections."""
+        restart resets their connections. In an N-broker cluster it is a killed process instead: its connections
+        reset at once and connects to it are refused (sim/_net.py, ``kill``)."""
         if not self.up:
             raise RuntimeError(f"{self.node} is down already")
         self.up = False
@@ -170,6 +171,10 @@ class BrokerNode:
         if self.replicated is not None:
             self.replicated.crash()
         self.emit("broker.crash")
+        if self.replicated is not None:
+            # In an N-broker cluster a crash is a killed process (sim/_net.py, ``kill``): its connections reset and
+            # connects are refused, as SIGKILL of a broker's JVM does on the real cluster (docs/fidelity.md).
+            self.network.kill(self.node)
 
     def restart(self, load_ms: int = COORDINATOR_LOAD_MS) -> None:
         """The process starts again. Log recovery (LogLoader) gives each partition, ``__consumer_offsets``
@@ -184,6 +189,7 @@ class BrokerNode:
         if self.group is not None:
             self.group.recover(now)
         self.up = True
+        self.network.revive(self.node)
         self.emit("broker.restart")
         # A new process never serves its predecessor's connections: a client's retransmission reaches the
         # restarted host and is answered with a reset, so what still waits on an old connection fails

@@ -7,6 +7,16 @@ single place where faults decide to deliver, delay, hold or drop it; a delay hol
 of the same connection too, so connections stay FIFO while packets on different connections reorder. A
 packet on a cut link is held until ``release`` (the heal), as TCP retransmits it: a live connection never
 loses one message and delivers the next.
+
+A killed node (``kill``, the replicated runtime's broker crash) is a process that died on a host that stays up:
+its connections reset at once, so what waits for its answer fails with DISCONNECTED (librdkafka's _TRANSPORT),
+and a connect to it is refused. A request for a killed node waits for its connection's next connect attempt,
+paced by the reconnect backoff (librdkafka's ``rd_kafka_broker_update_reconnect_backoff``, rdkafka_broker.c: the
+backoff starts at reconnect.backoff.ms, doubles at each attempt up to reconnect.backoff.max.ms, each wait jittered
+to 75-150 %, and starts over once the last attempt is more than the maximum ago); a refused attempt fails every
+request waiting for it with DISCONNECTED (``rd_kafka_broker_fail`` purges the output queue with the connect
+error), and the requester decides whether to retry. A node that is merely cut off (``route`` HOLD) is the old
+silent host: no reset, its requesters time out.
 """
 
 from __future__ import annotations
@@ -14,12 +24,17 @@ from __future__ import annotations
 import heapq
 from typing import Any, Callable
 
+import attrs
 import simpy
 from attrs import define, field
 
 from eosim._world import World
 
 DEFAULT_LATENCY_MS = 1  # one way, per link
+# (reconnect.backoff.ms, reconnect.backoff.max.ms): librdkafka's defaults (rdkafka_conf.c) for a client's
+# connections, the Java NetworkClient's (CommonClientConfigs) for a broker's or the controller's own.
+CLIENT_RECONNECT_BACKOFF_MS = (100, 10_000)
+SERVER_RECONNECT_BACKOFF_MS = (50, 1_000)
 
 
 @define(kw_only=True, eq=False)  # not frozen: built twice per round trip, and a frozen one costs twice as much
@@ -55,6 +70,17 @@ HOLD = -1  # route's answer for a packet on a cut link: kept until release()
 Route = Callable[[Packet], "int | None"]
 
 
+@define(eq=False)
+class _Reconnect:
+    """A connection to a killed node, or one backing off after a refused connect (rd_kafka_broker_t's
+    rkb_ts_reconnect and rkb_reconnect_backoff_ms)."""
+
+    backoff_ms: int
+    at: int = 0  # no connect attempt before this
+    pending: list[Packet] = field(factory=list)  # requests waiting for the connect, in send order
+    scheduled: bool = False
+
+
 def deliver_all(_packet: Packet) -> int | None:
     return 0
 
@@ -83,6 +109,8 @@ class Network:
     _deadlines: list[tuple[int, int]] = field(factory=list)
     _timers: set[int] = field(factory=set)  # when the pending timers fire
     _next_correlation_id: int = 0
+    _killed: set[str] = field(factory=set)
+    _reconnects: dict[tuple[str, str], _Reconnect] = field(factory=dict)
 
     def register(self, node: str, handler: Callable[[Packet], None]) -> None:
         self._handlers[node] = handler
@@ -101,8 +129,12 @@ class Network:
         self._waiting[cid] = (conn, reply)
         incarnation = self._connections.setdefault(conn, 0)
         now = env._now
-        self._send(Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
-                          sent_at=now, incarnation=incarnation))
+        packet = Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
+                        sent_at=now, incarnation=incarnation)
+        if self._reconnects and conn in self._reconnects or dst in self._killed:
+            self._connect_later(conn, packet)
+        else:
+            self._send(packet)
         deadlines = self._deadlines
         heapq.heappush(deadlines, (now + timeout_ms, cid))
         self._set_timer()
@@ -153,6 +185,58 @@ class Network:
             self.world.trace.emit(src, "net.close", dst=dst, failed=failed)
             for cid in failed:
                 self._waiting.pop(cid)[1].succeed(DISCONNECTED)
+
+    def kill(self, node: str) -> None:
+        """The node's process died (its host stays up): every connection to or from it resets now, and connects
+        to it are refused until ``revive``."""
+        self._killed.add(node)
+        prefix = node + "/"
+        self.close(lambda src, dst: node in (src, dst) or src.startswith(prefix))
+
+    def revive(self, node: str) -> None:
+        """The node's process runs again: connects to it succeed (after the requester's backoff)."""
+        self._killed.discard(node)
+
+    def _backoffs(self, src: str) -> tuple[int, int]:
+        """A server node (one with a handler: a broker, the controller) reconnects as Java does, a client as
+        librdkafka does."""
+        return SERVER_RECONNECT_BACKOFF_MS if src.split("/", 1)[0] in self._handlers else CLIENT_RECONNECT_BACKOFF_MS
+
+    def _connect_later(self, conn: tuple[str, str], packet: Packet) -> None:
+        """Hold the request for its connection's next connect attempt, which the reconnect backoff paces."""
+        reconnect = self._reconnects.get(conn)
+        if reconnect is None:
+            reconnect = self._reconnects[conn] = _Reconnect(backoff_ms=self._backoffs(conn[0])[0])
+        reconnect.pending.append(packet)
+        if not reconnect.scheduled:
+            reconnect.scheduled = True
+            self.world.env.call_later(max(reconnect.at - self.world.now, 0), lambda _e: self._attempt(conn))
+
+    def _attempt(self, conn: tuple[str, str]) -> None:
+        """A connect attempt (rd_kafka_broker_connect): the next one is backed off whatever the outcome; refused,
+        it fails the requests waiting for it, else they go out on the new connection."""
+        src, dst = conn
+        reconnect = self._reconnects[conn]
+        reconnect.scheduled = False
+        now = self.world.now
+        initial, maximum = self._backoffs(src)
+        if reconnect.at + maximum < now:
+            reconnect.backoff_ms = initial
+        backoff = self.world.rng(f"{src}->{dst}/reconnect").randint(int(reconnect.backoff_ms * 0.75),
+                                                                    int(reconnect.backoff_ms * 1.5))
+        reconnect.at = now + min(backoff, maximum)
+        reconnect.backoff_ms = min(reconnect.backoff_ms * 2, maximum)
+        pending, reconnect.pending = [p for p in reconnect.pending if p.correlation_id in self._waiting], []
+        if dst in self._killed:
+            failed = [p.correlation_id for p in pending]
+            self.world.trace.emit(src, "net.close", dst=dst, failed=failed)
+            for cid in failed:
+                self._waiting.pop(cid)[1].succeed(DISCONNECTED)
+            return
+        del self._reconnects[conn]
+        incarnation = self._connections.get(conn, 0)
+        for packet in pending:
+            self._send(attrs.evolve(packet, incarnation=incarnation))
 
     def live(self, request: Packet) -> bool:
         """Whether the request's connection is still the one it was sent on; if not, the request is
