@@ -104,6 +104,8 @@ class FaultLayer:
     actors: tuple[str, ...] = ()
     brokers: tuple[str, ...] = ()
     broker: BrokerNode | None = None  # the nemesis' broker strikes crash it and fail its coordinator over
+    # broker-K's node, for a nemesis striking broker-2 .. broker-N of a replicated cluster (None: one broker)
+    node_of: Callable[[str], BrokerNode] | None = None
     _linked: set[str] = field(init=False, factory=set)  # the nodes; all linked but for the cuts
     _cuts: set[tuple[str, str]] = field(init=False, factory=set)  # cut links, both ways
     _armed: list[_Armed] = field(init=False, factory=list)  # in declaration order
@@ -114,7 +116,7 @@ class FaultLayer:
     _nemesis_on: bool = field(init=False, default=False)
     _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
     _counting: bool = field(init=False, default=False)  # a rule is armed by the k-th request of an API
-    _crashed: bool = field(init=False, default=False)  # the broker is down by the nemesis' doing
+    _crashed: BrokerNode | None = field(init=False, default=None)  # the broker down by the nemesis' doing
 
     def __attrs_post_init__(self) -> None:
         self._linked = set(self.nodes)
@@ -124,10 +126,13 @@ class FaultLayer:
             self._start_nemesis()
 
     @classmethod
-    def install(cls, world: World, network: Network, broker: BrokerNode, scenario: sc.Scenario) -> FaultLayer:
+    def install(cls, world: World, network: Network, broker: BrokerNode, scenario: sc.Scenario,
+                node_of: Callable[[str], BrokerNode] | None = None) -> FaultLayer:
         # a replicated cluster's controller is linked too (KRaft's quorum, abstracted to one node)
         brokers = scenario.brokers if len(scenario.brokers) == 1 else (*scenario.brokers, CONTROLLER)
-        return cls.attach(world, network, broker, scenario.faults, scenario.nemesis, tuple(scenario.actors), brokers)
+        layer = cls.attach(world, network, broker, scenario.faults, scenario.nemesis, tuple(scenario.actors), brokers)
+        layer.node_of = node_of
+        return layer
 
     @classmethod
     def attach(cls, world: World, network: Network, broker: BrokerNode, rules: tuple[sc.Fault, ...] = (),
@@ -368,7 +373,9 @@ class FaultLayer:
     def _nemesis(self, spec: sc.Nemesis):
         """Execution: each strike at its time (once the previous one has healed), healed after its
         duration, until stopped. The strikes are the spec's schedule, or drawn by ``draw_strikes``."""
-        strikes = iter(spec.strikes) if spec.strikes else draw_strikes(spec, self.world.rng(NEMESIS), self.actors)
+        others = tuple(b for b in self.brokers if b != CONTROLLER)[1:]
+        strikes = iter(spec.strikes) if spec.strikes else draw_strikes(spec, self.world.rng(NEMESIS), self.actors,
+                                                                       others)
         start = self.world.now
         window = 0
         for strike in strikes:
@@ -395,9 +402,12 @@ class FaultLayer:
         elif kind == "disconnect":
             self.disconnect([target], rule=NEMESIS)
         elif kind == "broker-restart":
-            if self.broker is not None and self.broker.up:  # not if a step crashed it already
-                self.broker.crash()
-                self._crashed = True
+            node = self.broker if target is None else self.node_of(target)
+            if node is not None and node.up:  # not if a step crashed it already
+                node.crash()
+                self._crashed = node
+        elif kind == "broker-partition":  # a silent host, unlike broker-restart's killed process
+            self.partition([target], rule=NEMESIS)
         elif kind == "coordinator-failover":
             if self.broker is not None and self.broker.up:
                 self.broker.coordinator_failover(strike.duration_ms)
@@ -415,16 +425,18 @@ class FaultLayer:
                        **({"msg": TXN_LOG_APPEND} if kind == "txn-log" else {}), **extra)
 
     def _unstrike(self) -> None:
-        if self._crashed:  # only the broker this nemesis crashed
-            self._crashed = False
-            self.broker.restart()
+        if self._crashed is not None:  # only the broker this nemesis crashed
+            node, self._crashed = self._crashed, None
+            node.restart()
         self.heal(rule=NEMESIS)
 
 
-def draw_strikes(spec: sc.Nemesis, rng: Any, actors: tuple[str, ...]) -> Iterator[sc.Strike]:
+def draw_strikes(spec: sc.Nemesis, rng: Any, actors: tuple[str, ...], brokers: tuple[str, ...] = ()) -> Iterator[sc.Strike]:
     """Generation: the random nemesis' choices as a schedule, one strike after another, forever (the
     executor stops taking them when the nemesis stops). Gaps and durations are drawn from half to one and
-    a half times ``interval_ms`` and ``duration_ms``; only ``rng`` (the seed's nemesis stream) is used."""
+    a half times ``interval_ms`` and ``duration_ms``; only ``rng`` (the seed's nemesis stream) is used.
+    ``brokers``: broker-2 .. broker-N of a replicated cluster, which broker-restart and broker-partition strike
+    (one broker: none, and the draws are as before)."""
     targets = spec.targets or actors
     at = 0
     while True:
@@ -443,8 +455,11 @@ def draw_strikes(spec: sc.Nemesis, rng: Any, actors: tuple[str, ...]) -> Iterato
                                                     for e in errors}))
             elif kind == "txn-log":
                 extra["error"] = rng.choice(sorted(e.name for e in TXN_LOG_APPEND_ERRORS))
-        yield sc.Strike(at_ms=at, kind=kind, target=None if kind in sc.NEMESIS_BROKER_KINDS else target,
-                        duration_ms=duration, **extra)
+        if kind in sc.NEMESIS_CLUSTER_KINDS and brokers:
+            target = rng.choice(brokers)
+        elif kind in sc.NEMESIS_BROKER_KINDS:
+            target = None
+        yield sc.Strike(at_ms=at, kind=kind, target=target, duration_ms=duration, **extra)
         at += duration
 
 
@@ -454,5 +469,5 @@ def nemesis_schedule(scenario: sc.Scenario, strikes: int, seed: int | None = Non
     one (as long as the nemesis stops before they are used up)."""
     spec = scenario.nemesis
     rng = Random(derive_seed(scenario.scenario.seed if seed is None else seed, NEMESIS))
-    drawn = draw_strikes(spec, rng, tuple(scenario.actors))
+    drawn = draw_strikes(spec, rng, tuple(scenario.actors), scenario.brokers[1:])
     return evolve(scenario, nemesis=evolve(spec, strikes=tuple(islice(drawn, strikes))))

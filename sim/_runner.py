@@ -282,7 +282,7 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     world = World(seed)
     oracle = TraceOracle(world.trace)
     cluster = cluster_for(world, scenario)
-    faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario)
+    faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario, cluster.node)
     interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
     main = world.env.process(_drive(world, interpreter))
     world.env.events_left = sc.MAX_EVENTS

@@ -467,10 +467,13 @@ CLUSTER_CONFORMANCE_OPS = ("partition", "heal", "crash_broker", "restart_broker"
 
 UNTIL_HEALED = "until-healed"
 NEMESIS_KINDS = ("partition", "clog", "pause", "disconnect", "drop", "delay", "error")
-# kinds a nemesis may also draw, not by default: they strike the broker, not an actor (target unused)
-NEMESIS_BROKER_KINDS = ("txn-log", "coordinator-failover", "broker-restart")
+# kinds a nemesis may also draw, not by default: they strike a broker, not an actor. One broker: it is the target
+# (none given). [cluster] brokers = N: broker-restart (a killed process, restarted at the heal) and
+# broker-partition (a silent host: every link of the broker cut until the heal) strike one of broker-2 .. broker-N.
+NEMESIS_BROKER_KINDS = ("txn-log", "coordinator-failover", "broker-restart", "broker-partition")
+NEMESIS_CLUSTER_KINDS = ("broker-restart", "broker-partition")  # the kinds whose target is a broker of N
 NemesisKind = Literal["partition", "clog", "pause", "disconnect", "drop", "delay", "error", "txn-log",
-                      "coordinator-failover", "broker-restart"]
+                      "coordinator-failover", "broker-restart", "broker-partition"]
 
 
 @frozen(kw_only=True)
@@ -517,7 +520,8 @@ class Strike:
     at_ms: int = _f("When it strikes, in ms after the nemesis started; after the previous strike has healed.",
                     min=0, max=MAX_MS)
     kind: NemesisKind = _f("The fault (the kinds of [nemesis]).")
-    target: str | None = _f("The actor it strikes; absent for the broker kinds.", None)
+    target: str | None = _f("The actor it strikes; for broker-restart and broker-partition with [cluster] brokers = N, "
+                            "the broker (broker-2 .. broker-N); absent for the other broker kinds.", None)
     duration_ms: int = _f("How long until the heal (for broker-restart: until the restart; for coordinator-failover: "
                           "how long the coordinator is away).", min=1, max=MAX_MS)
     count: int | None = _f("drop, delay, error, txn-log: how many messages (or appends) it strikes.", None, min=1,
@@ -1168,9 +1172,9 @@ def _check_replication(s: Scenario) -> None:
     if n == 1:
         return
     # What the replicated runtime does not run yet (issue 9): each refused with its reason.
-    if s.nemesis is not None:
-        raise _Invalid("nemesis", "the random nemesis strikes one broker; with [cluster] brokers > 1 give the "
-                                  "broker ops as steps")
+    if s.nemesis is not None and "coordinator-failover" in s.nemesis.kinds:
+        raise _Invalid("nemesis.kinds", f"{n} brokers: a coordinator moves when its broker dies (draw "
+                                        "broker-restart instead of coordinator-failover)")
     for key in ("offsets.topic.num.partitions", "transaction.state.log.num.partitions"):
         if cluster_config(s.cluster).to_kafka()[key] != 1:
             raise _Invalid(_key("cluster", key, quote=True), f"{n} brokers: the internal topics have one partition "
@@ -1396,8 +1400,11 @@ def _check_faults(s: Scenario) -> None:
     _check_step_index(nemesis.until_step, s, "nemesis.until_step")
     if None not in (nemesis.after_step, nemesis.until_step) and nemesis.until_step <= nemesis.after_step:
         raise _Invalid("nemesis.until_step", f"must come after after_step ({nemesis.after_step})")
+    if "broker-partition" in nemesis.kinds and len(s.brokers) == 1:
+        raise _Invalid("nemesis.kinds", "broker-partition strikes one of broker-2 .. broker-N: it needs [cluster] "
+                                        "brokers > 1 (with one broker, partition its actors)")
     for j, strike in enumerate(nemesis.strikes):
-        _check_strike(strike, tuple(s.actors), f"nemesis.strikes[{j}]")
+        _check_strike(strike, tuple(s.actors), f"nemesis.strikes[{j}]", s.brokers[1:])
 
 
 # which optional Strike fields each kind takes (and needs)
@@ -1405,8 +1412,16 @@ _STRIKE_FIELDS = {"clog": ("ms",), "drop": ("count",), "delay": ("count", "ms"),
                   "txn-log": ("count", "error")}
 
 
-def _check_strike(strike: Strike, actors: tuple[str, ...], location: str) -> None:
-    if strike.kind in NEMESIS_BROKER_KINDS:
+def _check_strike(strike: Strike, actors: tuple[str, ...], location: str, others: tuple[str, ...] = ()) -> None:
+    """``others``: the brokers a broker-restart or broker-partition may strike (broker-2 .. broker-N)."""
+    if strike.kind in NEMESIS_CLUSTER_KINDS and others:
+        if strike.target is None:
+            raise _Invalid(f"{location}.target", f"a {strike.kind} in a {len(others) + 1}-broker cluster needs the "
+                                                 f"broker it strikes ({', '.join(others)})")
+        _check_node(strike.target, others, f"{location}.target")
+    elif strike.kind == "broker-partition":
+        raise _Invalid(f"{location}.kind", "broker-partition needs [cluster] brokers > 1")
+    elif strike.kind in NEMESIS_BROKER_KINDS:
         if strike.target is not None:
             raise _Invalid(f"{location}.target", f"a {strike.kind} strikes the broker: no target")
     elif strike.target is None:

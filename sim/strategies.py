@@ -44,6 +44,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND_ERRORS
+from eosim._topology import broker_nodes
 
 BROKER = "broker-1"
 OUT = "out"
@@ -332,13 +333,17 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
 @_cached
 @st.composite
 def _group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str],
-           slots: int) -> list[dict[str, Any]]:
-    group = _ops_of_group(draw, kind, actors, transactional)
+           slots: int, brokers: Sequence[str] = (BROKER,)) -> list[dict[str, Any]]:
+    group = _ops_of_group(draw, kind, actors, transactional, brokers)
     return [{**group[0], "_at": draw(st.integers(0, slots))}, *group[1:]]
 
 
-def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str]) -> list[dict[str, Any]]:
+def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Sequence[str],
+                  brokers: Sequence[str] = (BROKER,)) -> list[dict[str, Any]]:
+    """``brokers``: the cluster's; with more than one, a broker-restart kills and restarts one of broker-2 ..
+    broker-N (a killed process) and a partition, clog or disconnect may strike one of them."""
     sleep = {"op": "sleep", "ms": draw(st.sampled_from(SLEEPS_MS[1:]))}
+    others = tuple(brokers[1:])
     if kind == "coordinator-failover":
         first = {"op": "coordinator_failover", "down_ms": draw(st.sampled_from((0, 100, 3_000))),
                  "load_ms": draw(st.sampled_from((10, 300)))}
@@ -348,12 +353,15 @@ def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Se
         return [first, {"op": "sleep", "ms": draw(st.integers(0, 4_000))},
                 {"op": "coordinator_failover", "down_ms": draw(st.sampled_from((0, 100, 5_000))),
                  "load_ms": draw(st.sampled_from((10, 300)))}]
+    if kind == "broker-restart" and others:
+        broker = draw(st.sampled_from(others))
+        return [{"op": "crash_broker", "broker": broker}, sleep, {"op": "restart_broker", "broker": broker}]
     if kind == "broker-restart":
         return [{"op": "crash_broker"}, sleep, {"op": "restart_broker", "load_ms": draw(st.sampled_from((10, 300)))}]
     if kind == "pause":
         return [{"op": "pause", "nodes": [draw(st.sampled_from(transactional or actors))],
                  "ms": draw(st.sampled_from(PAUSES_MS))}]
-    nodes = [draw(st.sampled_from([*actors, BROKER]))]
+    nodes = [draw(st.sampled_from([*actors, *(others or (BROKER,))]))]
     if kind == "disconnect-nodes":
         return [{"op": "disconnect", "nodes": nodes}]
     cut: dict[str, Any] = {"op": kind, "nodes": nodes}
@@ -409,12 +417,15 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
 
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
-                    max_faults: int = 4, max_strikes: int = 6) -> Schedule:
+                    max_faults: int = 4, max_strikes: int = 6, brokers: int = 1) -> Schedule:
     """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
     to ``max_faults`` faults of those kinds aimed at the protocol (a rule armed at a slot of the step
     order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
     clock (strikes of the nemesis at drawn times, while the workload goes on). Each fault is drawn on its
-    own: deleting one changes no other."""
+    own: deleting one changes no other. ``brokers`` > 1: the broker ops strike broker-2 .. broker-N (a
+    coordinator moves when its broker dies, so no coordinator-failover)."""
+    if brokers > 1:
+        kinds = [k for k in kinds if k != "coordinator-failover"]
     enabled = draw(_lists(st.sampled_from(tuple(kinds)), 0, len(kinds), True))
     if not enabled:
         return Schedule([], [])
@@ -427,7 +438,7 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
             rule = draw(_rule(kind, tuple(actors), tuple(_transactional_ids(workload))))
             rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(slots, rule["message"]))})
         else:
-            groups.append(draw(_group(kind, tuple(actors), tuple(producers), slots)))
+            groups.append(draw(_group(kind, tuple(actors), tuple(producers), slots, broker_nodes(brokers))))
     clocked = [kind for kind in enabled if kind in STRIKE_KINDS]
     strikes = [draw(_strike(kind, tuple(actors)))
                for kind in (draw(_lists(st.sampled_from(tuple(clocked)), 0, max_strikes)) if clocked else ())]
@@ -508,21 +519,23 @@ def _step(actor: str, op: dict[str, Any]) -> dict[str, Any]:
 @st.composite
 def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3,
                        producers: Sequence[str] = PRODUCER_KINDS, readers: Sequence[str] = ISOLATION_LEVELS,
-                       cluster: st.SearchStrategy[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Scenario documents (the loader's tables) of a workload, a fault schedule and a cluster config."""
+                       cluster: st.SearchStrategy[dict[str, Any]] | None = None, brokers: int = 1) -> dict[str, Any]:
+    """Scenario documents (the loader's tables) of a workload, a fault schedule and a cluster config; with
+    ``brokers`` > 1 on a cluster of that many brokers (the workload's topics single-replica on broker-1, the
+    internal topics replicated: killing broker-2 .. broker-N moves the coordinators)."""
     workload = draw(workloads(max_producers, producers, readers))
-    schedule = draw(fault_schedules(workload, kinds))
+    schedule = draw(fault_schedules(workload, kinds, brokers=brokers))
     config = draw(cluster if cluster is not None else cluster_configs())
-    return compose(workload, schedule, config)
+    return compose(workload, schedule, config if brokers == 1 else {**config, "brokers": brokers})
 
 
 def scenarios(kinds: Sequence[str] = FAULT_KINDS, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,
               readers: Sequence[str] = ISOLATION_LEVELS,
-              cluster: st.SearchStrategy[dict[str, Any]] | None = None) -> st.SearchStrategy[Any]:
+              cluster: st.SearchStrategy[dict[str, Any]] | None = None, brokers: int = 1) -> st.SearchStrategy[Any]:
     """Loaded scenarios (``eosim._scenario.Scenario``), ready for ``eosim._runner.run_scenario``."""
     from eosim._scenario import scenario_from_dict
 
-    return scenario_documents(kinds, max_producers, producers, readers, cluster).map(
+    return scenario_documents(kinds, max_producers, producers, readers, cluster, brokers).map(
         lambda doc: scenario_from_dict(doc, name=doc["scenario"]["name"], header="drawn by eosim.strategies"))
 
 
