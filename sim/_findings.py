@@ -67,6 +67,38 @@ def _abort_sequence_reuse(anomalies: Sequence[Any], trace: Sequence[Event]) -> s
     return explained
 
 
+def _plain_retry_duplicate(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``duplicate`` of a value every copy of which a non-idempotent producer wrote (batches with producer id
+    -1: a retry has nothing to tie it to the first request) and the application produced once, and
+    ``int-nonmonotonic-poll`` or ``int-poll-skip``
+    whose values are all such duplicates. An idempotent or transactional producer never writes producer id -1,
+    so a duplicate it caused stays unexplained."""
+    writers: dict[tuple[str, Any], set[int]] = {}
+    sends: dict[tuple[str, Any], int] = {}
+    for e in trace:
+        if e.kind == "log.append":
+            for _offset, _key, value in e.records:
+                writers.setdefault((str(e.tp), value), set()).add(e.producer_id)
+        elif e.kind == "client.op" and e.op == "produce":
+            sends[(e.args.get("topic"), e.args.get("value"))] = sends.get((e.args.get("topic"), e.args.get("value")), 0) + 1
+    # written only by producer id -1, and produced once by the application (a resend is the application's copy)
+    plain = {k for k, ids in writers.items() if ids == {-1} and sends.get((k[0].rpartition("-")[0], k[1])) == 1}
+    explained: set[int] = set()
+    duplicated: set[tuple[str, Any]] = set()
+    for i, a in enumerate(anomalies):
+        facts = a.witness[0] if a.witness else {}
+        if a.name == "duplicate" and (facts.get("key"), facts.get("value")) in plain:
+            explained.add(i)
+            duplicated.add((facts["key"], facts["value"]))
+    for i, a in enumerate(anomalies):
+        facts = a.witness[0] if a.witness else {}
+        values = facts.get("values") if a.name == "int-nonmonotonic-poll" else (
+            facts.get("skipped") if a.name == "int-poll-skip" else None)
+        if values and all((facts.get("key"), v) in duplicated for v in values):
+            explained.add(i)
+    return explained
+
+
 KNOWN_FINDINGS = (
     KnownFinding(name="txn-abort-sequence-reuse",
             scenario="experiments/scenarios/txn-abort-sequence-reuse.toml",
@@ -75,6 +107,12 @@ KNOWN_FINDINGS = (
                    "(findDuplicateBatch), ProducerStateEntry.maybeUpdateProducerEpoch (a TV1 marker at the same "
                    "epoch keeps the cached batches); docs/client.md, \"Sequence reuse after an abort\"",
             explains=_abort_sequence_reuse),
+    KnownFinding(name="non-idempotent-retry-duplicate",
+            scenario="experiments/scenarios/fault-lost-response-duplicate.toml",
+            source="librdkafka rdkafka_request.c rd_kafka_handle_Produce_error (a timed-out Produce is retried, its "
+                   "messages POSSIBLY_PERSISTED) with enable.idempotence=false, its default: at-least-once by design "
+                   "(Kafka's producer docs, \"Delivery semantics\")",
+            explains=_plain_retry_duplicate),
 )
 
 
