@@ -548,6 +548,15 @@ NOTES = """
   average 4.1, 6.1, 5.8 at its start): round trip 98.9 µs vs 7.3 µs bare, 14.3x; nemesis 63.9 runs/s;
   122 -> 172 -> 211 µs per record at 10^3..10^5; checkers 9.4x. Trace, history and observation
   byte-identical on every library scenario (seeds 1-3), 12 nemesis workloads and the per-record workload.
+- **Cheaper trace rendering (session 5, perf-mem):** an event's JSON line is written by code generated
+  per event kind and per payload type (`TraceEvent.line`, `eosim._trace._json`: fields in sorted order,
+  the same bytes as encoding `to_dict` with sorted keys; a test holds them equal for every kind of value
+  `plain` renders), not built as nested dicts and then encoded; `plain` decides its rule once per type.
+  Spilling and writing `trace.jsonl` use it: 5.8 -> 3.6 µs per event of the per-record workload
+  (microbenchmark, same process, load average 6). The spill was the whole growth of the simulation's
+  cost from 10^3 to 10^4 records: with spilling off, 10^4 records simulate at 93.8 µs per record against
+  98.7 at 10^3; with it, 137.4 before and 120.0 after (load average 6). Traces byte-identical (golden
+  and spill tests).
 
 ## Where the time and memory still go (not done)
 
@@ -581,25 +590,32 @@ NOTES = """
   style's frozen value objects; packets are done), and one of those structural cuts with its trace
   changes re-recorded; neither is done.
 - **Memory (target not met).** The trace is no longer what grows, but a run still holds, per record,
-  everything its checkers and its observation need, as Python objects. tracemalloc, one producer,
-  trace spilled: after the simulation about 2.3 KB per record: the Jepsen history about 0.95 KB (two op
-  dicts of six or seven keys per send, their value lists, the send's delivery hook), the interpreter's
-  step records about 0.4 KB (two per record, each with its values dict), the broker's log about 0.3 KB
-  (the batch, its record and the producer's message), the oracle's seq number per batch and the spill
-  file's offset and kind per event about 0.15 KB. Judging adds the observation (every step and both
-  isolation levels' reads of every partition, about 0.35 KB), the final read (0.1 KB) and, for the
-  length of the check, the Jepsen analysis (about 2 KB per record: per-op write and read maps,
-  writer/reader indexes, per-key version orders, the dependency graph). So the peak is about 4.4 KB
-  per record at 10^6 records and grows with the run, not constant. Reaching 1 KB needs a history kept
-  as compact tuples (per partition: offset, pid, value; Jepsen ops built only for what a check
-  reports) and a Jepsen analysis over those arrays, or checks fed online as ops complete; step records
-  without a dict each; an observation that streams the steps to observation.json. None is done: each
-  changes the checkers' data model, and their verdicts and witnesses must stay identical.
-- **Cost per record at scale.** A spilled run renders every event to JSON as it spills it (about 50 µs
-  per record of this workload: client calls' args and results, requests and responses); a run under
-  50,000 events never renders (unless its trace is written, which `eosim run` does anyway). So 10^3
-  records (not spilled) and 10^5-10^6 (spilled) differ by that rendering, and the Jepsen analysis'
-  per-op cost rises once its maps outgrow the caches (below).
+  everything its checkers and its observation need, as Python objects. tracemalloc grouped by
+  traceback (one producer, 10^4 records, the trace spilled every 2,000 events so that it does not count;
+  2026-12-04 23:30 UTC, main at 79cc548 with the first rendering commit): after the simulation 2.19 KB per record: the Jepsen history about 1.0 KB (two
+  op dicts per send, 272 B each, and about 0.4 KB of their value lists and micro-ops), the interpreter's
+  step records about 0.35 KB (a `StepRecord` and its values dict per step, the delivery's list), the
+  broker's log, the producer's message and the delivery report about 0.5 KB, the oracle's seq number per
+  batch and the spill's offset and kind per event about 0.15 KB. The check's peak is 4.43 KB per record:
+  on top of that, the Jepsen analysis' per-op write/read maps (`_parse`: a dict, a list and a tuple per
+  send, 0.33 KB), its dependency graph (a dict of out-edges per op, 184 B with one entry, and an 80 B
+  edge list per edge: 0.4 KB), writer/reader indexes (0.32 KB), version orders (0.16 KB), the
+  observation's copy of every step record (`StepObservation`, 0.16 KB), the partitions' reads at both
+  isolation levels (0.13 KB) and the final read (0.08 KB). No one structure is the problem, so no local
+  cut gets near 1 KB: that needs a history kept as compact per-partition arrays (offset, process, value)
+  with Jepsen ops built only for what a check reports, a Jepsen analysis over those arrays (its graph as
+  arrays of edges), and step records without an object and a dict each. None is done: each changes the
+  checkers' data model (`check_history` takes op dicts, a public API), and their verdicts and witnesses
+  must stay identical.
+- **Cost per record at scale.** A spilled run renders every event to JSON as it spills it (about 26 µs
+  per record of this workload after the rendering pass, 37 before: three client calls' args and results,
+  a request, a response, a log append, its offsets); a run under 50,000 events never renders (unless its
+  trace is written, which `eosim run` does anyway). So 10^3 records (not spilled) and 10^4-10^6
+  (spilled) differ by that rendering, and the Jepsen analysis' per-op cost rises once its maps outgrow
+  the caches (below; check 24 -> 31 -> 47 µs per record at 10^3..10^5). Flat within 20 % would need
+  rendering at about 1-2 µs per event, or spilled events kept in a form that costs nothing to produce and
+  is rendered only when the trace is written (pickling a block of events measured 4.0 µs per event: no
+  cheaper than rendering), and the check over compact arrays.
 - **Checkers linear (at the limit).** The table's run gave 9.7x; paired runs before it (10^4 then
   10^5 operations, three pairs, trace held in memory) gave 10.6x, 10.6x, 10.7x for 10x the operations. By phase: observation 9.4-9.9x, expectations 9.7x,
   the oracle 5-6x, the Jepsen analysis 11.8-13.5x. Per operation, `check_history` costs 2.3, 2.0, 1.9,
