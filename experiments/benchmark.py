@@ -557,6 +557,21 @@ NOTES = """
   cost from 10^3 to 10^4 records: with spilling off, 10^4 records simulate at 93.8 µs per record against
   98.7 at 10^3; with it, 137.4 before and 120.0 after (load average 6). Traces byte-identical (golden
   and spill tests).
+  The per-record run after it (`benchmark.py --child-per-record N`, each size in a fresh process, at
+  f16be59, 2026-12-04 23:55-00:08 UTC; load average at each start 8.5, 8.3, 8.2, 23.6: the machine was
+  crowded, so the sizes are not equally loaded), against the table above (21:06 UTC, load 7-9):
+
+  | records | µs/record before | after | simulate after | check after | peak B/record after |
+  |---|---|---|---|---|---|
+  | 1,000 | 141.1 | 152.6 | 122.2 | 30.4 | 5,665 |
+  | 10,000 | 189.0 | 195.3 | 149.7 | 45.6 | 5,110 |
+  | 100,000 | 228.3 | 225.9 | 170.0 | 55.9 | 4,616 |
+  | 1,000,000 | 244.7 | 210.7 | 151.5 | 59.2 | 4,371 |
+
+  Cost per record 10^3 -> 10^6: 1.73x before, 1.38x after (target 1.2x: **not met**); peak memory
+  4,371 B per record at 10^6 (target 1,024: **not met**); the 10^6 run's simulation 186.7 -> 151.5 µs
+  per record. The first commit alone (per-type renderers, without `line`) measured paired with main at
+  10^3..10^5 inside the noise (135.6/185.4/218.2 against 137.1/180.0/220.8 µs, load 6-7).
 
 ## Where the time and memory still go (not done)
 
