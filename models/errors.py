@@ -19,6 +19,7 @@ class Errors(enum.IntEnum):
     OFFSET_OUT_OF_RANGE = 1
     CORRUPT_MESSAGE = 2
     UNKNOWN_TOPIC_OR_PARTITION = 3
+    LEADER_NOT_AVAILABLE = 5
     NOT_LEADER_OR_FOLLOWER = 6
     REQUEST_TIMED_OUT = 7
     NETWORK_EXCEPTION = 13
@@ -72,6 +73,7 @@ _RETRIABLE = frozenset(
     {
         Errors.CORRUPT_MESSAGE,
         Errors.UNKNOWN_TOPIC_OR_PARTITION,
+        Errors.LEADER_NOT_AVAILABLE,  # InvalidMetadataException
         Errors.NOT_LEADER_OR_FOLLOWER,
         Errors.REQUEST_TIMED_OUT,
         Errors.NETWORK_EXCEPTION,

@@ -136,6 +136,8 @@ TRANSITIONS: dict[tuple[Role, Event], Role] = {
     **{(role, _E.CRASH): _R.OFFLINE for role in _RUNNING},
     (_R.FOLLOWER, _E.BUILD_FETCH): _R.FOLLOWER,
     (_R.OFFLINE, _E.RESTART): _R.NONE,
+    # a restarted process killed again before its registration brought the replica back (Partition.restart)
+    (_R.OFFLINE, _E.CRASH): _R.OFFLINE,
 }
 
 

@@ -162,11 +162,13 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
         else:
             workload = strategies.Workload({t["name"]: t.get("partitions", 1) for t in base.get("topics", ())},
                                            dict(base.get("actors", {})), {"": list(base["steps"])})
-        schedule = draw(strategies.fault_schedules(workload))
+        brokers = int((base or {}).get("cluster", {}).get("brokers", 1))  # broker ops strike broker-2..N
+        schedule = draw(strategies.fault_schedules(workload, brokers=brokers))
         cluster = {**draw(clusters), **(base or {}).get("cluster", {})}
         document = strategies.compose(workload, schedule, cluster, name="scenario",
                                       description="a run eosim explore found")
         if base is not None:
+            document["topics"] = [dict(t) for t in base.get("topics", ())]  # with replication_factor and config
             # the base's own rules keep their step: its steps moved where nemesis groups were inserted
             moved = {id(step): i for i, step in enumerate(document["steps"])}
             own = [{**rule, "after_step": moved[id(base["steps"][rule["after_step"]])]} if "after_step" in rule

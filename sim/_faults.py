@@ -85,8 +85,9 @@ def selects(rule: sc.Fault, packet: Packet, f: Facts) -> bool:
         return False
     if rule.transactional_id is not None and rule.transactional_id != f.transactional_id:
         return False
-    # an injected error strikes only the requests whose API can answer it
-    return rule.error is None or Errors[rule.error] in INFRASTRUCTURE_ERRORS[f.api]
+    # an injected error strikes only the requests whose API can answer it (none for Metadata, FindCoordinator and
+    # the brokers' replication traffic)
+    return rule.error is None or Errors[rule.error] in INFRASTRUCTURE_ERRORS.get(f.api, ())
 
 
 @define(eq=False)

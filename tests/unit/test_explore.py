@@ -266,3 +266,17 @@ def test_a_bug_the_explored_release_has_already_is_refused() -> None:
         _explore.check_bugs(("KAFKA-19367",), _explore.release_of({"cluster": {"eosim.kafka.version": "4.0.0"}}))
     _explore.check_bugs(("KAFKA-20785",), "4.3.2")
     _explore.check_bugs(("KAFKA-19367",))
+
+
+BASE_REPLICATED = _explore.base_document(load_scenario(scenario_dir() / "replication-acks-all-survives-failover.toml"))
+
+
+@settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(_explore.documents(BASE_REPLICATED, (), seed=0))
+def test_around_a_replicated_scenario_its_topics_keep_their_replicas_and_config(document: dict) -> None:
+    """A search around a 3-broker scenario explores its replicated topic (replication_factor 3,
+    min.insync.replicas 2), not a single-replica copy of it."""
+    assert document["topics"] == BASE_REPLICATED["topics"]
+    assert document["topics"][0]["replication_factor"] == 3
+    scenario = scenario_from_dict(document, name="scenario", header="test")
+    assert scenario.topic("out").replication_factor == 3
