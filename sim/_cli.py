@@ -458,15 +458,24 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
             print(f"\rexploring: {runs} runs, {runs / max(seconds, 1e-9):.1f} runs/s, {seconds:.0f}/{budget:.0f} s",
                   end="", file=sys.stderr, flush=True)
 
-        if jobs == 1 and executor == "local":
-            campaigns = _explore.explore(base=base, reintroduce=bugs, budget=budget, seed=seed,
-                                         progress=progress if show else None)
+        target = Path(out) if out is not None else _rundir.default_path(RUNS, "explore", seed)
+        try:
+            if jobs == 1 and executor == "local":
+                campaigns = _explore.explore(base=base, reintroduce=bugs, budget=budget, seed=seed,
+                                             progress=progress if show else None)
+                if show:
+                    print(file=sys.stderr)
+            else:
+                campaigns = _explore_bar(base, bugs, budget, seed, jobs, executor, show)
+        except _explore.SimulatorCrash as crash:
             if show:
                 print(file=sys.stderr)
-        else:
-            campaigns = _explore_bar(base, bugs, budget, seed, jobs, executor, show)
+            where = _explore.write_crash(target, crash, bugs)
+            print(f"eosim explore: the simulator raised {crash} on a drawn scenario (a bug of eosim's, please report "
+                  f"it): {where / 'scenario.toml'} reproduces it, {where / 'traceback.txt'} has the traceback",
+                  file=sys.stderr)
+            return EXIT_INTERNAL
         findings = [c.finding for c in campaigns if c.finding is not None]
-        target = Path(out) if out is not None else _rundir.default_path(RUNS, "explore", seed)
         written = _explore.write_findings(target, findings, bugs) if findings else []
         runs = sum(c.runs for c in campaigns)
         lines = [f.line(n) for n, f in enumerate(findings, 1)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -48,6 +49,18 @@ class _BudgetSpent(BaseException):
 
 class _Found(Exception):
     """The test's failure: the run is INVALID (and clean with the switch off)."""
+
+
+class SimulatorCrash(Exception):
+    """A drawn scenario made the simulator raise: a bug of eosim's, not a finding about Kafka. Carries the scenario
+    (shrunk by Hypothesis like any failure) and the traceback, so the CLI can write a file that reproduces it."""
+
+    def __init__(self, document: dict[str, Any], text: str) -> None:
+        super().__init__(text.strip().splitlines()[-1] if text.strip() else "simulator crash")
+        self.document, self.text = document, text
+
+    def __reduce__(self):  # back from a worker process or a Dask worker whole
+        return (type(self), (self.document, self.text))
 
 
 def _found(anomalies: tuple[str, ...]) -> None:
@@ -233,7 +246,10 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
         state["runs"] += 1
         if progress is not None:
             progress(state["runs"], now - started)
-        outcome = _run(switched(document, reintroduce))
+        try:
+            outcome = _run(switched(document, reintroduce))
+        except Exception:  # noqa: BLE001 - any exception of the simulator's is a bug to report with its scenario
+            raise SimulatorCrash(document, traceback.format_exc()) from None
         for label, value in _signals(outcome).items():
             target(value, label=label)
         if outcome.verdict.checks.valid is not False:
@@ -280,6 +296,8 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
 def _campaign_job(kwargs: dict[str, Any]) -> Campaign:
     try:
         return campaign(**kwargs)
+    except SimulatorCrash:
+        raise
     except Exception:  # noqa: BLE001 - an exception may not survive pickling back: its traceback as text does
         raise RuntimeError(f"campaign {kwargs['seed']} failed:\n{traceback.format_exc()}") from None
 
@@ -358,6 +376,23 @@ def finding_files(finding: Finding, reintroduce: Sequence[str]) -> tuple[str, An
     text = scenario_toml(document, header)
     scenario = load_scenario_text(text, "scenario")
     return text, run_scenario(scenario, scenario.seed)
+
+
+def write_crash(out: Path, crash: SimulatorCrash, reintroduce: Sequence[str]) -> Path:
+    """``out/crash-1/``: the scenario that made the simulator raise (``eosim run`` on it raises again) and the
+    traceback, for a bug report. Not a run directory: the run never finished."""
+    from eosim import _rundir
+
+    header = ("The simulator raised an exception on this scenario, drawn by eosim explore and shrunk by Hypothesis: "
+              "a bug of eosim's, not of Kafka.\nThe traceback is in traceback.txt beside this file.")
+    target = out / "crash-1"
+    _rundir.check_target(target, replace=False)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".crash-", dir=out))  # renamed whole: never a half-written directory
+    (staging / "scenario.toml").write_text(scenario_toml(switched(crash.document, reintroduce), header))
+    (staging / "traceback.txt").write_text(crash.text)
+    staging.rename(target)
+    return target
 
 
 def write_findings(out: Path, findings: Sequence[Finding], reintroduce: Sequence[str]) -> list[Path]:

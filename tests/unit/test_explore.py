@@ -280,3 +280,26 @@ def test_around_a_replicated_scenario_its_topics_keep_their_replicas_and_config(
     assert document["topics"][0]["replication_factor"] == 3
     scenario = scenario_from_dict(document, name="scenario", header="test")
     assert scenario.topic("out").replication_factor == 3
+
+
+def test_a_simulator_crash_is_written_as_a_scenario_that_reproduces_it_and_exits_255(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """An exception inside a run is a bug of eosim's: explore shrinks the drawn scenario like any failure and
+    writes it with the traceback, instead of ending in a traceback that loses the scenario."""
+    real_run = _explore._run
+
+    def crashing(document: dict) -> object:
+        if any(step["op"] == "produce" for step in document["steps"]):
+            raise RuntimeError("boom: a produce step")
+        return real_run(document)
+
+    monkeypatch.setattr(_explore, "_run", crashing)
+    out = tmp_path / "x"
+    result = CliRunner().invoke(app, ["explore", "--budget", "20", "--seed", "1", "--out", str(out)])
+    assert result.exit_code == 255, result.output
+    assert "Traceback" not in result.stderr and "crash-1/scenario.toml reproduces it" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["crash-1"]  # no staging directory left behind
+    assert "RuntimeError: boom: a produce step" in (out / "crash-1" / "traceback.txt").read_text()
+    scenario = load_scenario(out / "crash-1" / "scenario.toml")
+    assert [s.op for s in scenario.steps].count("produce") >= 1
+    assert len(scenario.steps) <= 3  # shrunk by Hypothesis, as a finding is
