@@ -11,7 +11,7 @@ A cluster of one broker and no replicated topic has no controller: every scenari
 With several brokers the coordinators move (issue 9, seam 5): ``__transaction_state`` and ``__consumer_offsets``
 have one partition each (offsets.topic.num.partitions = transaction.state.log.num.partitions = 1, the test
 profile), replicated on min(3, N) brokers: ``__transaction_state-0`` on brokers 1, 2, 3 and
-``__consumer_offsets-0`` on brokers 2, 3, 1 (``INTERNAL_PLACEMENT``), so the transaction coordinator starts on
+``__consumer_offsets-0`` on brokers 2, 3, 1 (``eosim._topology.internal_replicas``), so the transaction coordinator starts on
 broker-1, the group coordinator on broker-2. Every broker hosts both coordinator roles; the leader of each
 partition serves (sim/_broker.py, ``coordinator_leadership``).
 """
@@ -31,14 +31,13 @@ from eosim._coordinators import OFFSETS_PARTITION, TXN_STATE_PARTITION, GroupCoo
     TxnCoordinatorRole
 from eosim._net import Network
 from eosim._replication import ControllerNode
-from eosim._topology import PORT, broker_nodes
+from eosim._topology import PORT, broker_nodes, internal_replicas
 from eosim._world import World
 from eosim._worktime import WORK_MS
 
 
-# Where each internal partition's replicas are (the first its preferred leader): broker k+1, k+2, ... (mod N).
-INTERNAL_PLACEMENT = {TXN_STATE_PARTITION: 0, OFFSETS_PARTITION: 1}
-INTERNAL_REPLICATION_FACTOR = 3  # offsets.topic.replication.factor, transaction.state.log.replication.factor
+# Where each internal partition's replicas are (eosim._topology.internal_replicas).
+INTERNAL_PARTITIONS = (TXN_STATE_PARTITION, OFFSETS_PARTITION)
 
 
 @frozen(kw_only=True)
@@ -96,9 +95,8 @@ class Cluster:
                     self.controller.create_partition(tp, assignment[tp])
             configs = {topic: spec.config for topic, spec in self.replicated.items()}
             if moving:
-                factor = min(INTERNAL_REPLICATION_FACTOR, self.brokers)
-                for tp, first in INTERNAL_PLACEMENT.items():
-                    assignment[tp] = tuple((first + j) % self.brokers + 1 for j in range(factor))
+                for tp in INTERNAL_PARTITIONS:
+                    assignment[tp] = tuple(internal_replicas(tp.topic, self.brokers))
                     self.controller.create_partition(tp, assignment[tp])
                     configs[tp.topic] = shared
             for node in self.nodes:

@@ -41,6 +41,18 @@ def cluster_config(overrides: Mapping[str, Any]) -> BrokerConfig:
                                     **{k: v for k, v in overrides.items() if k not in SHAPE_KEYS}})
 
 
+# With several brokers, each internal topic has one partition whose replicas are on brokers k+1, k+2, ... (mod N)
+# for its k here, the first its preferred leader (sim/_cluster.py; the real cluster's driver places them the same).
+INTERNAL_FIRST_BROKER = {"__transaction_state": 0, "__consumer_offsets": 1}
+INTERNAL_REPLICATION_FACTOR = 3  # offsets.topic.replication.factor, transaction.state.log.replication.factor
+
+
+def internal_replicas(topic: str, brokers: int) -> list[int]:
+    """The replicas of the internal topic's one partition in an N-broker cluster, its preferred leader first."""
+    first = INTERNAL_FIRST_BROKER[topic]
+    return [(first + j) % brokers + 1 for j in range(min(INTERNAL_REPLICATION_FACTOR, brokers))]
+
+
 def broker_count(cluster: Mapping[str, Any]) -> int:
     return int(cluster.get("brokers", 1))
 

@@ -43,7 +43,7 @@ from eosim.models.config import KAFKA_VERSION_KEY, SIMULATOR_ONLY_PREFIX
 from eosim import _scenario as sc
 from eosim._checkers import CheckResult, exit_code
 from eosim._client.message import OFFSET_INVALID, Message, TopicPartition
-from eosim._topology import cluster_config
+from eosim._topology import INTERNAL_FIRST_BROKER, cluster_config, internal_replicas
 from eosim._interpret import Block, Interpreter, StepRecord
 from eosim._judge import SETTLE_MS, judge, observation_of
 from eosim._observation import Observation, PartitionObservation
@@ -788,8 +788,10 @@ def broker_id(node: str) -> int:
 
 
 def replica_assignment(partitions: int, replication_factor: int, brokers: int) -> list[list[int]]:
-    """The simulator's assignment (sim/_cluster.py): partition p on brokers p+1, p+2, ... (mod N), the first
-    one its preferred leader."""
+    """The simulator's assignment (sim/_cluster.py, sim/_runner.py ``cluster_for``): partition p on brokers p+1,
+    p+2, ... (mod N), the first one its preferred leader; a topic with one replica entirely on broker 1."""
+    if replication_factor == 1:
+        return [[1] for _ in range(partitions)]
     return [[(p + j) % brokers + 1 for j in range(replication_factor)] for p in range(partitions)]
 
 
@@ -938,6 +940,43 @@ def start_proxy(scenario: sc.Scenario, admin: AdminClient) -> KafkaProxy | None:
                           "faults on this broker?") from exc
 
 
+def place_internal_topics(bootstrap: str, brokers: int) -> None:
+    """Before every run on a cluster: each internal topic's partition on the simulator's replicas, led by its
+    preferred leader (eosim._topology.internal_replicas), as a fresh simulation starts, so that a scenario killing
+    broker K moves the same coordinator on both backends. Kafka created them (check_broker's warm-up) with its
+    own striped placement, a random start on the same three brokers: a reassignment reorders them (once). An
+    earlier run's kill leaves a leadership moved (Kafka's leader rebalance waits 300 s): a preferred election
+    moves it back."""
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    wanted = {topic: internal_replicas(topic, brokers) for topic in INTERNAL_FIRST_BROKER}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:
+        topics = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        have = {t: (topics[t].partitions[0].replicas, topics[t].partitions[0].leader) for t in wanted}
+        misplaced = {KTopicPartition(t, 0): wanted[t] for t, (replicas, _) in have.items() if replicas != wanted[t]}
+        misled = [ck.TopicPartition(t, 0) for t, (_, leader) in have.items() if leader != wanted[t][0]]
+        if not misplaced and not misled:
+            return
+        if time.monotonic() > deadline:
+            raise DriverError(f"internal topics not placed as the simulator's {wanted} within {ADMIN_TIMEOUT_S} s: "
+                              f"{have}")
+        if misplaced:
+            kp = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000))
+            try:
+                kp.alter_partition_reassignments(misplaced)
+            finally:
+                kp.close()
+        else:
+            try:
+                admin.elect_leaders(ck.ElectionType.PREFERRED, misled).result(ADMIN_TIMEOUT_S)
+            except ck.KafkaException:
+                pass  # ELECTION_NOT_NEEDED, or the preferred leader not in the ISR yet: the loop looks again
+        time.sleep(0.2)
+
+
 def restore(cluster: Any) -> None:
     """Every broker of the cluster running and unpaused, for the next scenario: the simulator's observation
     is of the final state whatever the scenario left down, and so is this one, read before."""
@@ -980,6 +1019,8 @@ def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: 
     started = time.monotonic()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     check_broker(admin, bootstrap, scenario, transaction_version)
+    if brokers > 1:
+        place_internal_topics(bootstrap, brokers)
     namespace = Namespace.new(scenario.name)
     create_topics(admin, namespace, scenario.topics, brokers)
     proxy = start_proxy(scenario, admin)  # the actors go through it; the observers do not
