@@ -176,7 +176,10 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
             workload = strategies.Workload({t["name"]: t.get("partitions", 1) for t in base.get("topics", ())},
                                            dict(base.get("actors", {})), {"": list(base["steps"])})
         brokers = int((base or {}).get("cluster", {}).get("brokers", 1))  # broker ops strike broker-2..N
-        schedule = draw(strategies.fault_schedules(workload, brokers=brokers))
+        # a base that kills brokers itself keeps that to itself: a drawn kill could meet a broker it has down
+        kinds = [k for k in strategies.FAULT_KINDS
+                 if k != "broker-restart" or not any(s["op"] == "crash_broker" for s in (base or {}).get("steps", ()))]
+        schedule = draw(strategies.fault_schedules(workload, kinds, brokers=brokers))
         cluster = {**draw(clusters), **(base or {}).get("cluster", {})}
         document = strategies.compose(workload, schedule, cluster, name="scenario",
                                       description="a run eosim explore found")

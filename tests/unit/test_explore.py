@@ -282,6 +282,23 @@ def test_around_a_replicated_scenario_its_topics_keep_their_replicas_and_config(
     assert scenario.topic("out").replication_factor == 3
 
 
+REPLICATED_BASES = sorted(p.stem for p in scenario_dir().glob("replication-*.toml"))
+
+
+@pytest.mark.parametrize("name", REPLICATED_BASES)
+def test_every_schedule_drawn_around_a_replicated_scenario_loads(name: str) -> None:
+    """No coordinator_failover on a cluster, and no drawn kill of a broker the scenario has down itself: every
+    drawn document is one the loader takes (a refused one would end the search as a crash of eosim's)."""
+    base = _explore.base_document(load_scenario(scenario_dir() / f"{name}.toml"))
+
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(_explore.documents(base, (), seed=0))
+    def loads(document: dict) -> None:
+        scenario_from_dict(document, name="scenario", header="test")
+
+    loads()
+
+
 def test_a_simulator_crash_is_written_as_a_scenario_that_reproduces_it_and_exits_255(tmp_path: Path,
                                                                                       monkeypatch) -> None:
     """An exception inside a run is a bug of eosim's: explore shrinks the drawn scenario like any failure and
