@@ -1,8 +1,14 @@
 """eosim.models.log
 ==========
 
-One partition's log as its leader keeps it: offsets, the high watermark (HW), the last stable offset
-(LSO), the aborted-transaction index and reads by isolation level.
+One replica's log of one partition: offsets, the high watermark (HW), the last stable offset (LSO), the
+aborted-transaction index, reads by isolation level, producer state, and the leader-epoch cache (KIP-101).
+
+A leader appends client batches (``append_as_leader``, stamped with its leader epoch) and markers; a follower
+appends the leader's batches as they are (``append_as_follower``: offsets and epochs kept, producer state rebuilt
+from them with origin REPLICATION, UL.appendAsFollower), takes the leader's HW (``update_high_watermark``) and
+truncates (``truncate_to``: the epoch cache, the transaction index and the producer state follow, PSM.
+truncateAndReload). A single-replica log (sim/_replicas.py) stamps no epoch (-1) and keeps its cache empty.
 
 Sources (Kafka 4.1): ``UL`` = storage/.../log/UnifiedLog.java, ``LL`` = storage/.../log/LocalLog.java,
 ``TI`` = storage/.../log/TransactionIndex.java; the producer-side rules are in models/producer_state.py.
@@ -18,7 +24,8 @@ from bisect import bisect_right
 from attrs import Factory, define, field, frozen
 
 from eosim.models.config import BrokerConfig
-from eosim.models.errors import Errors, IllegalTransition
+from eosim.models.errors import Errors, IllegalTransition, ModelError
+from eosim.models.leader_epoch_cache import LeaderEpochFileCache
 from eosim.models.producer_state import (
     AppendOrigin,
     CompletedTxn,
@@ -98,8 +105,11 @@ class PartitionLog:
         default=Factory(lambda self: ProducerStateManager(self.config), takes_self=True), init=False
     )
     txn_index: list[AbortedTxn] = field(factory=list, init=False)  # in marker-offset order
+    epoch_cache: LeaderEpochFileCache = field(factory=LeaderEpochFileCache, init=False)
     _log_end_offset: int = field(default=0, init=False)
     _high_watermark: int = field(default=0, init=False)
+    # the producer-state snapshot on disk (taken by ``recover``; PSM.takeSnapshot): truncation reloads from it
+    _snapshot: ProducerStateSnapshot | None = field(default=None, init=False)
 
     # -- offsets ------------------------------------------------------------------------------------
 
@@ -136,6 +146,13 @@ class PartitionLog:
             self._high_watermark = offset
             self.producer_state_manager.on_high_watermark_updated(offset)
 
+    def update_high_watermark(self, offset: int) -> None:
+        """A follower takes the leader's HW, capped at its own log end, up or down (UL.updateHighWatermark)."""
+        offset = min(offset, self._log_end_offset)
+        if offset != self._high_watermark:
+            self._high_watermark = offset
+            self.producer_state_manager.on_high_watermark_updated(offset)
+
     # -- appends ------------------------------------------------------------------------------------
 
     def append_as_leader(
@@ -145,8 +162,10 @@ class PartitionLog:
         *,
         origin: AppendOrigin = AppendOrigin.CLIENT,
         verification_guard: VerificationGuard | None = None,
+        leader_epoch: int = -1,
     ) -> AppendResult:
-        """Append one client batch at the log end (UL.append with assignOffsets).
+        """Append one client batch at the log end (UL.append with assignOffsets), stamped with ``leader_epoch``
+        (UL.appendAsLeader: the batch's partitionLeaderEpoch, and the epoch cache learns where it starts).
 
         A duplicate (same pid, epoch and sequence range as a cached batch) returns the original offsets
         and appends nothing. ``now`` is the broker's clock; with CreateTime (Kafka's default) the
@@ -194,8 +213,10 @@ class PartitionLog:
                 base_sequence=batch.base_sequence,
                 is_transactional=batch.is_transactional,
                 timestamp=timestamp,
+                partition_leader_epoch=leader_epoch,
             )
         )
+        self._assign_epoch(leader_epoch, base_offset)
         self._log_end_offset = last_offset + 1
         self.producer_state_manager.update_map_end_offset(last_offset + 1)
         return AppendResult(
@@ -211,6 +232,7 @@ class PartitionLog:
         control: ControlType,
         now: int,
         transaction_version: int = 1,
+        leader_epoch: int = -1,
     ) -> AppendResult:
         """Append a COMMIT/ABORT marker, built by this leader at ``now`` (WriteTxnMarkers, origin COORDINATOR).
 
@@ -239,8 +261,10 @@ class PartitionLog:
                 control=control,
                 coordinator_epoch=coordinator_epoch,
                 timestamp=now,
+                partition_leader_epoch=leader_epoch,
             )
         )
+        self._assign_epoch(leader_epoch, offset)
         self._log_end_offset = offset + 1
         if completed is not None:
             self._complete_txn(completed)
@@ -248,6 +272,60 @@ class PartitionLog:
         return AppendResult(
             error=Errors.NONE, base_offset=offset, last_offset=offset, log_start_offset=self.log_start_offset
         )
+
+    def _assign_epoch(self, leader_epoch: int, offset: int) -> None:
+        # UL.append: a batch with a partition leader epoch updates the cache (LEFC.assign)
+        if leader_epoch >= 0:
+            self.epoch_cache.assign(leader_epoch, offset)
+
+    def append_as_follower(self, batches: tuple[LogBatch, ...]) -> None:
+        """UL.appendAsFollower: the leader's batches with their offsets and epochs. Producer state is updated from
+        them with origin REPLICATION (no sequence or verification checks: PAI validates only a client's or the
+        coordinator's appends), and a marker completes its transaction as on the leader (index, then complete).
+
+        Raises:
+            ModelError: the batches do not continue the log (RFT.processPartitionData: offset mismatch).
+        """
+        psm = self.producer_state_manager
+        for batch in batches:
+            if batch.base_offset != self._log_end_offset:
+                raise ModelError(f"{self.tp}: follower append at {batch.base_offset}, log end {self._log_end_offset}")
+            completed = self._replay(batch)
+            self.batches.append(batch)
+            self._assign_epoch(batch.partition_leader_epoch, batch.base_offset)
+            self._log_end_offset = batch.next_offset
+            if completed is not None:
+                self._complete_txn(completed)
+            psm.update_map_end_offset(self._log_end_offset)
+
+    def truncate_to(self, offset: int) -> tuple[LogBatch, ...]:
+        """UL.truncateTo: drop every batch from ``offset`` on (a batch boundary: an epoch's start or end), with
+        their epochs (LEFC.truncateFromEnd) and aborted-transaction entries (TransactionIndex.truncateTo); the HW
+        follows down. Producer state is rebuilt as PSM.truncateAndReload does: the snapshot on disk if it is not
+        past ``offset`` (else it is deleted), then the log after it replayed. Returns the batches dropped.
+
+        Raises:
+            ModelError: ``offset`` falls inside a batch.
+        """
+        i = bisect_right(self.batches, offset - 1, key=_base_offset)
+        if i and self.batches[i - 1].next_offset > offset:
+            raise ModelError(f"{self.tp}: truncation at {offset} falls inside the batch at {self.batches[i - 1].base_offset}")
+        removed = tuple(self.batches[i:])
+        if not removed:
+            return ()
+        del self.batches[i:]
+        self._log_end_offset = offset
+        self.epoch_cache.truncate_from_end(offset)
+        self.txn_index = [t for t in self.txn_index if t.last_offset < offset]
+        self._high_watermark = min(self._high_watermark, offset)
+        if self._snapshot is not None and self._snapshot.offset > offset:
+            self._snapshot = None
+        self.reload(self._snapshot)
+        return removed
+
+    def read_for_replica(self, fetch_offset: int) -> tuple[LogBatch, ...]:
+        """A follower's fetch (FetchIsolation.LOG_END): every batch from ``fetch_offset`` to the log end."""
+        return tuple(self.batches[bisect_right(self.batches, fetch_offset - 1, key=_base_offset):])
 
     def _complete_txn(self, completed: CompletedTxn) -> None:
         # UL.append: index the aborted txn with the LSO computed before completing it, then complete it
@@ -397,36 +475,43 @@ class PartitionLog:
         psm.load_snapshot(snapshot, self.log_start_offset, now)
         start = bisect_right(self.batches, psm.last_map_offset - 1, key=_base_offset)
         for batch in self.batches[start:]:
-            if batch.producer_id < 0:
-                continue
-            # UL.loadProducersFromRecords: REPLICATION origin validates nothing; the index is already written
-            if batch.is_control:
-                _, completed = psm.append_end_txn_marker(
-                    producer_id=batch.producer_id,
-                    producer_epoch=batch.producer_epoch,
-                    coordinator_epoch=batch.coordinator_epoch,
-                    control=batch.control,
-                    offset=batch.base_offset,
-                    timestamp=batch.timestamp,
-                    origin=AppendOrigin.REPLICATION,
-                )
-                if completed is not None:
-                    psm.complete_txn(completed)
-            else:
-                psm.append_data_batch(
-                    producer_id=batch.producer_id,
-                    producer_epoch=batch.producer_epoch,
-                    first_seq=batch.base_sequence,
-                    last_seq=_last_sequence(batch),
-                    first_offset=batch.base_offset,
-                    last_offset=batch.last_offset,
-                    timestamp=batch.timestamp,
-                    is_transactional=batch.is_transactional,
-                    origin=AppendOrigin.REPLICATION,
-                )
+            # UL.loadProducersFromRecords: the transaction index is already written
+            completed = self._replay(batch)
+            if completed is not None:
+                psm.complete_txn(completed)
         psm.update_map_end_offset(self._log_end_offset)
         psm.on_high_watermark_updated(self._high_watermark)
 
+
+    def _replay(self, batch: LogBatch) -> CompletedTxn | None:
+        """One stored batch into producer state with origin REPLICATION (UL.updateProducers): validates nothing;
+        returns the transaction a marker completes (the caller indexes and completes it)."""
+        if batch.producer_id < 0:
+            return None
+        psm = self.producer_state_manager
+        if batch.is_control:
+            _, completed = psm.append_end_txn_marker(
+                producer_id=batch.producer_id,
+                producer_epoch=batch.producer_epoch,
+                coordinator_epoch=batch.coordinator_epoch,
+                control=batch.control,
+                offset=batch.base_offset,
+                timestamp=batch.timestamp,
+                origin=AppendOrigin.REPLICATION,
+            )
+            return completed
+        psm.append_data_batch(
+            producer_id=batch.producer_id,
+            producer_epoch=batch.producer_epoch,
+            first_seq=batch.base_sequence,
+            last_seq=_last_sequence(batch),
+            first_offset=batch.base_offset,
+            last_offset=batch.last_offset,
+            timestamp=batch.timestamp,
+            is_transactional=batch.is_transactional,
+            origin=AppendOrigin.REPLICATION,
+        )
+        return None
 
     def recover(self, *, now: int) -> None:
         """Producer state after a broker restart (LogLoader.load, UL.rebuildProducerState), clean or not.
@@ -438,7 +523,8 @@ class PartitionLog:
         (PSM.writeSnapshot): the dedup window is one batch per producer until new appends refill it. Producers
         expired by ``now`` are dropped (PSM.loadFromSnapshot)."""
         self.reload(None)
-        self.reload(self.snapshot(), now=now)
+        self._snapshot = self.snapshot()
+        self.reload(self._snapshot, now=now)
 
 
 def _base_offset(batch: LogBatch) -> int:

@@ -49,11 +49,14 @@ import enum
 
 from attrs import define, field, frozen
 
-from eosim.models.config import ReplicationConfig
+from attrs import Factory
+
+from eosim.models.config import BrokerConfig, ReplicationConfig
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors, IllegalTransition, ModelError
-from eosim.models.leader_epoch_cache import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, LeaderEpochFileCache
-from eosim.models.records import TopicPartition
+from eosim.models.leader_epoch_cache import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+from eosim.models.log import AppendResult, PartitionLog, VerificationGuard
+from eosim.models.records import ControlType, LogBatch, RecordBatch, TopicPartition
 from eosim.models.replication_control import (
     NO_LEADER,
     AlterPartitionRequest,
@@ -73,16 +76,17 @@ __all__ = [
     "FetchRequest",
     "FetchResponse",
     "HighWatermarkUpdated",
-    "LogEntry",
+    "LogAppended",
     "LogTruncated",
+    "MarkerAppended",
     "OffsetsForLeaderEpochRequest",
     "OffsetsForLeaderEpochResponse",
     "Partition",
     "ProduceRequest",
     "ProduceResponse",
-    "ReplicaLog",
     "Role",
     "SendAlterPartition",
+    "WriteMarkerRequest",
 ]
 
 UNKNOWN_OFFSET = -1  # UnifiedLog.UNKNOWN_OFFSET
@@ -141,93 +145,41 @@ TRANSITIONS: dict[tuple[Role, Event], Role] = {
 }
 
 
-# --- the log ----------------------------------------------------------------------------------------------
-
-
-@frozen(kw_only=True)
-class LogEntry:
-    """One record at ``offset``, written by the leader of ``leader_epoch`` (the batch's partitionLeaderEpoch)."""
-
-    offset: int
-    leader_epoch: int
-    value: object
-
-
-@define(eq=False)
-class ReplicaLog:
-    """The replica's log as replication sees it: entries, high watermark and leader-epoch cache (UL). Log start
-    offset 0 (no retention)."""
-
-    _entries: list[LogEntry] = field(factory=list, init=False)
-    high_watermark: int = field(default=0, init=False)
-    epoch_cache: LeaderEpochFileCache = field(factory=LeaderEpochFileCache, init=False)
-
-    @property
-    def log_end_offset(self) -> int:
-        return len(self._entries)
-
-    @property
-    def entries(self) -> tuple[LogEntry, ...]:
-        return tuple(self._entries)
-
-    def read(self, fetch_offset: int) -> tuple[LogEntry, ...]:
-        return tuple(self._entries[fetch_offset:])
-
-    def append_as_leader(self, values: tuple[object, ...], leader_epoch: int) -> tuple[int, int]:
-        """UL.appendAsLeader: the entries get the next offsets and the leader's epoch; returns (base, last)."""
-        base = self.log_end_offset
-        for value in values:
-            self._entries.append(LogEntry(offset=self.log_end_offset, leader_epoch=leader_epoch, value=value))
-        self.epoch_cache.assign(leader_epoch, base)
-        return base, self.log_end_offset - 1
-
-    def append_as_follower(self, entries: tuple[LogEntry, ...]) -> None:
-        """UL.appendAsFollower: the leader's offsets and epochs; each batch's epoch goes into the cache.
-
-        Raises:
-            ModelError: the entries do not continue the log (RFT.processPartitionData: offset mismatch).
-        """
-        for entry in entries:
-            if entry.offset != self.log_end_offset:
-                raise ModelError(f"follower append at {entry.offset}, log end offset {self.log_end_offset}")
-            self._entries.append(entry)
-            self.epoch_cache.assign(entry.leader_epoch, entry.offset)
-
-    def truncate_to(self, offset: int) -> tuple[LogEntry, ...]:
-        """UL.truncateTo: drop the entries from ``offset`` on (their epochs too); the HW follows down. Returns what
-        was dropped."""
-        removed = tuple(self._entries[offset:])
-        if removed:
-            del self._entries[offset:]
-            self.epoch_cache.truncate_from_end(offset)
-            self.high_watermark = min(self.high_watermark, offset)
-        return removed
-
-    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int] | None:
-        """UL.endOffsetForEpoch: (epoch, end offset) from the cache, None when the cache cannot tell."""
-        found_epoch, found_offset = self.epoch_cache.end_offset_for(epoch, self.log_end_offset)
-        return None if found_offset == UNDEFINED_EPOCH_OFFSET else (found_epoch, found_offset)
-
-
 # --- requests, responses, effects -------------------------------------------------------------------------
 
 
-def _non_empty(_instance, _attribute, value: tuple) -> None:
-    if not value:
+def _non_empty(_instance, _attribute, value: RecordBatch) -> None:
+    if not value.records:
         raise ValueError("a produce request carries at least one record")
 
 
 @frozen(kw_only=True)
 class ProduceRequest:
+    """One partition's batch of a client's Produce. ``verification_guard``: what the broker's KIP-890 verification
+    (sim/_replicas.py, before the append) handed the append, None when the batch needed none."""
+
     acks: Acks
-    records: tuple[object, ...] = field(validator=_non_empty)
+    batch: RecordBatch = field(validator=_non_empty)
     timeout_ms: int = 30_000  # the producer's request.timeout.ms, sent as the request's timeout
+    verification_guard: VerificationGuard | None = None
+
+
+@frozen(kw_only=True)
+class WriteMarkerRequest:
+    """A transaction marker for this partition (WriteTxnMarkers from the coordinator): appended by the leader with
+    origin COORDINATOR and acks=all (KafkaApis.handleWriteTxnMarkersRequest: requiredAcks -1)."""
+
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    control: ControlType
+    timeout_ms: int = 30_000  # the broker's request.timeout.ms, the marker append's timeout
 
 
 @frozen(kw_only=True)
 class ProduceResponse:
     error: Errors
-    base_offset: int = -1
+    base_offset: int = -1  # for a duplicate, the original batch's (UL.analyzeAndValidateProducerState)
 
 
 @frozen(kw_only=True)
@@ -252,7 +204,7 @@ class DivergingEpoch:
 @frozen(kw_only=True)
 class FetchResponse:
     error: Errors
-    records: tuple[LogEntry, ...] = ()
+    records: tuple[LogBatch, ...] = ()
     high_watermark: int = -1
     diverging_epoch: DivergingEpoch | None = None
 
@@ -282,7 +234,24 @@ class LogTruncated:
     """The follower truncated its log at ``offset``; ``removed`` is what it lost (for the trace and checkers)."""
 
     offset: int
-    removed: tuple[LogEntry, ...]
+    removed: tuple[LogBatch, ...]
+
+
+@frozen(kw_only=True)
+class MarkerAppended:
+    """The leader's append of a marker, or its refusal by producer state (``result.error``), for the trace."""
+
+    marker: WriteMarkerRequest
+    result: AppendResult
+
+
+@frozen(kw_only=True)
+class LogAppended:
+    """The leader's append of a Produce's batch: appended, a duplicate (the original offsets) or refused by the
+    producer-state checks (``result.error``), for the trace and checkers."""
+
+    batch: RecordBatch
+    result: AppendResult
 
 
 @frozen(kw_only=True)
@@ -290,7 +259,7 @@ class HighWatermarkUpdated:
     high_watermark: int
 
 
-Effect = Respond | SendAlterPartition | LogTruncated | HighWatermarkUpdated
+Effect = Respond | SendAlterPartition | LogTruncated | LogAppended | MarkerAppended | HighWatermarkUpdated
 
 
 # --- the leader's view of a follower and of the ISR -------------------------------------------------------
@@ -344,7 +313,8 @@ class Partition:
     broker_id: int
     config: ReplicationConfig
     broker_epoch: int = field(default=-1, kw_only=True)
-    log: ReplicaLog = field(factory=ReplicaLog, kw_only=True)
+    log: PartitionLog = field(default=Factory(lambda self: PartitionLog(self.tp, BrokerConfig()), takes_self=True),
+                              kw_only=True)
     _role: Role = field(default=Role.NONE, init=False)
     _leader_id: int = field(default=NO_LEADER, init=False)
     _leader_epoch: int = field(default=-1, init=False)
@@ -450,15 +420,44 @@ class Partition:
         # P.appendRecordsToLeader: avoid writing if the ISR is too small to be safe.
         if request.acks is Acks.ALL and len(self._isr_state.isr) < self._effective_min_isr():
             return reply(Errors.NOT_ENOUGH_REPLICAS)
-        base, last = self.log.append_as_leader(request.records, self._leader_epoch)
-        effects = self._maybe_increment_leader_hw(now)
+        # UL.appendAsLeader: producer-state checks (a duplicate gets the original offsets), the batch stamped
+        # with this leader's epoch
+        result = self.log.append_as_leader(request.batch, now, verification_guard=request.verification_guard,
+                                           leader_epoch=self._leader_epoch)
+        effects: list[Effect] = [LogAppended(batch=request.batch, result=result)]
+        if result.error is not Errors.NONE:
+            return effects + reply(result.error)
+        if not result.duplicate:
+            effects += self._maybe_increment_leader_hw(now)
         if request.acks is not Acks.ALL:
-            return effects + reply(Errors.NONE, base)
-        # RM: acks=all waits in the produce purgatory (DP.tryCompleteElseWatch)
-        delayed = _DelayedProduce(correlation_id=correlation_id, base_offset=base, required_offset=last + 1,
-                                  deadline=now + request.timeout_ms)
-        self._delayed.append(delayed)
-        return effects + self._try_complete_delayed()
+            return effects + reply(Errors.NONE, result.base_offset)
+        # RM: acks=all waits in the produce purgatory until the HW passes the batch's last offset, a duplicate's
+        # too (RM.delayedProduceRequestRequired uses the append info's offsets)
+        return effects + self._wait_for_acks(correlation_id, result, now + request.timeout_ms)
+
+    def write_marker(self, correlation_id: int, request: WriteMarkerRequest, now: int) -> list[Effect]:
+        """KafkaApis.handleWriteTxnMarkersRequest -> RM.appendRecords (origin COORDINATOR, acks=all) ->
+        P.appendRecordsToLeader -> UL.appendAsLeader of one control batch, stamped with this leader's epoch."""
+        self._transition(Event.PRODUCE)
+        if self._role is not Role.LEADER:
+            return [Respond(correlation_id=correlation_id,
+                            response=ProduceResponse(error=Errors.NOT_LEADER_OR_FOLLOWER))]
+        if len(self._isr_state.isr) < self._effective_min_isr():
+            return [Respond(correlation_id=correlation_id, response=ProduceResponse(error=Errors.NOT_ENOUGH_REPLICAS))]
+        result = self.log.append_marker(producer_id=request.producer_id, producer_epoch=request.producer_epoch,
+                                        coordinator_epoch=request.coordinator_epoch, control=request.control,
+                                        now=now, leader_epoch=self._leader_epoch)
+        effects: list[Effect] = [MarkerAppended(marker=request, result=result)]
+        if result.error is not Errors.NONE:
+            return effects + [Respond(correlation_id=correlation_id, response=ProduceResponse(error=result.error))]
+        effects += self._maybe_increment_leader_hw(now)
+        return effects + self._wait_for_acks(correlation_id, result, now + request.timeout_ms)
+
+    def _wait_for_acks(self, correlation_id: int, result: AppendResult, deadline: int) -> list[Effect]:
+        """RM: an acks=all append waits in the produce purgatory (DP.tryCompleteElseWatch)."""
+        self._delayed.append(_DelayedProduce(correlation_id=correlation_id, base_offset=result.base_offset,
+                                             required_offset=result.last_offset + 1, deadline=deadline))
+        return self._try_complete_delayed()
 
     def expire_delayed_produces(self, now: int) -> list[Effect]:
         """DP.onExpiration: acks=all requests past their timeout get REQUEST_TIMED_OUT (the records stay)."""
@@ -497,7 +496,7 @@ class Partition:
                                             diverging_epoch=diverging))]
         if request.fetch_offset > leader_end_offset:
             return [reply(FetchResponse(error=Errors.OFFSET_OUT_OF_RANGE))]
-        records = self.log.read(request.fetch_offset)
+        records = self.log.read_for_replica(request.fetch_offset)
         replica = self._remote[request.replica_id]
         # R.updateFetchStateOrThrow: a fetch from an older incarnation of the follower is fenced (KIP-903).
         cached = self._alive_broker_epoch(request.replica_id)
@@ -581,11 +580,11 @@ class Partition:
         if response.diverging_epoch is not None:
             return self._truncate_on_fetch_response(response.diverging_epoch)
         self.log.append_as_follower(response.records)
-        # RFT.processPartitionData: UL.maybeUpdateHighWatermark takes min(leader HW, LEO), up or down.
-        new_hw = min(response.high_watermark, self.log.log_end_offset)
-        if new_hw != self.log.high_watermark:
-            self.log.high_watermark = new_hw
-            return [HighWatermarkUpdated(high_watermark=new_hw)]
+        # RFT.processPartitionData: the follower takes min(leader HW, LEO), up or down.
+        before = self.log.high_watermark
+        self.log.update_high_watermark(response.high_watermark)
+        if self.log.high_watermark != before:
+            return [HighWatermarkUpdated(high_watermark=self.log.high_watermark)]
         return []
 
     # --- internals: leadership --------------------------------------------------------------------------
@@ -729,7 +728,7 @@ class Partition:
                 new_hw = replica.log_end_offset
         if new_hw <= self.log.high_watermark:
             return []  # UL.maybeIncrementHighWatermark: only up
-        self.log.high_watermark = new_hw
+        self.log.advance_high_watermark(new_hw)
         return [HighWatermarkUpdated(high_watermark=new_hw), *self._try_complete_delayed()]
 
     def _try_complete_delayed(self) -> list[Effect]:
@@ -754,7 +753,9 @@ class Partition:
         if diverging.end_offset == UNDEFINED_EPOCH_OFFSET:
             offset = log_end_offset  # truncate to the fetch offset: nothing to drop
         else:
-            local = self.log.end_offset_for_epoch(diverging.epoch)
+            # UL.endOffsetForEpoch (LEFC.endOffsetFor): None when the cache cannot tell
+            found = self.log.epoch_cache.end_offset_for(diverging.epoch, log_end_offset)
+            local = None if found[1] == UNDEFINED_EPOCH_OFFSET else found
             if local is None:
                 offset = min(diverging.end_offset, log_end_offset)
             else:

@@ -143,6 +143,9 @@ class LogBatch:
     control: ControlType | None = None
     coordinator_epoch: int = -1
     timestamp: int = 0
+    # the epoch of the leader that wrote it (DefaultRecordBatch.partitionLeaderEpoch): -1 on a single-replica log.
+    # Not in a batch's trace form (sim/_trace.py): partition.leader events show the epochs.
+    partition_leader_epoch: int = field(default=-1, metadata={"traced": False})
 
     @property
     def is_control(self) -> bool:

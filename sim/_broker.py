@@ -380,12 +380,16 @@ class BrokerNode:
         entry = request.entry
         now = self.world.now
         results = []
-        durable = []  # several brokers: the offsets partition's marker is answered once replicated (acks=-1)
+        durable = []  # several brokers: a replicated partition's marker is answered once replicated (acks=-1)
         for tp in entry.partitions:
             if tp.topic == CONSUMER_OFFSETS_TOPIC and self.group is not None:
                 error, written = self.group.write_marker(entry, now)
                 if written is not None:
                     durable.append((len(results), written))
+            elif self.replicated is not None and tp in self.replicated.parts:
+                # a replicated partition: its leader appends with acks=all (sim/_replication.py)
+                error = Errors.NONE
+                durable.append((len(results), self.replicated.write_marker(tp, entry)))
             else:
                 error = self.replicas.write_marker(tp, entry, now)
             results.append((tp, error))

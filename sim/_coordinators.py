@@ -71,6 +71,7 @@ from eosim.models.txn_coordinator import (
     first_producer_id_after_restart,
 )
 from eosim._net import Failure, Packet
+from eosim._replication import internal_values
 
 if TYPE_CHECKING:
     from eosim._broker import BrokerNode
@@ -156,7 +157,7 @@ class TxnCoordinatorRole:
         self.node.emit("txn.elect", coordinator_epoch=epoch, load_ms=load_ms)
         part = self.node.replicated.parts[TXN_STATE_PARTITION]
         self.node.later(load_ms, lambda: self.apply(self.tc.load(
-            [entry.value for entry in part.log.entries], coordinator_epoch=epoch, now=self.node.world.now)))
+            internal_values(part.log), coordinator_epoch=epoch, now=self.node.world.now)))
 
     def resign(self, down_ms: int = 0) -> None:
         """TCo.onResignation: this node no longer leads __transaction_state."""
@@ -299,7 +300,7 @@ class GroupCoordinatorRole:
 
         def loaded() -> None:
             if self.epoch == epoch:
-                self._loaded(offsets_log_of([entry.value for entry in part.log.entries], self.node.config,
+                self._loaded(offsets_log_of(internal_values(part.log), self.node.config,
                                             self.node.world.now))
         self.node.later(load_ms, loaded)
 

@@ -27,7 +27,7 @@ from eosim.models.protocol import (
     ProduceRequest,
     ProduceResponse,
 )
-from eosim.models.records import RecordBatch, TopicPartition
+from eosim.models.records import ControlType, RecordBatch, TopicPartition
 from eosim.models.txn_coordinator import AddPartitionsToTxnRequest, TxnMarkerEntry
 from eosim._net import Packet
 
@@ -105,15 +105,20 @@ class ReplicaManager:
                                    coordinator_epoch=entry.coordinator_epoch,
                                    control=entry.result.control_type, now=now,
                                    transaction_version=entry.transaction_version)
+        self.trace_marker(tp, entry.producer_id, entry.producer_epoch, entry.coordinator_epoch,
+                          entry.result.control_type, result)
         if result.error is Errors.NONE:
-            self.node.emit("log.marker", tp=tp, offset=result.base_offset, producer_id=entry.producer_id,
-                           producer_epoch=entry.producer_epoch, coordinator_epoch=entry.coordinator_epoch,
-                           control=entry.result.control_type.name)
             self._replicate(log)
-        else:
-            self.node.emit("log.reject_marker", tp=tp, producer_id=entry.producer_id,
-                           producer_epoch=entry.producer_epoch, error=result.error.name)
         return result.error
+
+    def trace_marker(self, tp: TopicPartition, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                     control: ControlType, result: AppendResult) -> None:
+        if result.error is Errors.NONE:
+            self.node.emit("log.marker", tp=tp, offset=result.base_offset, producer_id=producer_id,
+                           producer_epoch=producer_epoch, coordinator_epoch=coordinator_epoch, control=control.name)
+        else:
+            self.node.emit("log.reject_marker", tp=tp, producer_id=producer_id, producer_epoch=producer_epoch,
+                           error=result.error.name)
 
     def _replicate(self, log: PartitionLog) -> None:
         """One replica: the HW follows the LEO at once (acks=all is met by the leader alone)."""
@@ -137,7 +142,7 @@ class ReplicaManager:
             if refused is not None and refused is not Errors.NOT_ENOUGH_REPLICAS:
                 error = refused  # ReplicaManager.getPartitionOrException: not the leader, or its log dir offline
             elif log.needs_verification(batch, supports_epoch_bump=request.api_version >= TV2_PRODUCE_VERSION):
-                error, guard = yield from self._verify(log, batch, request.transactional_id, request.api_version)
+                error, guard = yield from self.verify(log, batch, request.transactional_id, request.api_version)
             if error is Errors.NONE and refused is not None:
                 # The min-ISR check is Partition.appendRecordsToLeader's, reached only after ReplicaManager
                 # .handleProduceAppend verified the batch (KIP-890): the verification entry, with its lowest
@@ -152,7 +157,7 @@ class ReplicaManager:
                 result = log.append_as_leader(batch, self.node.world.now, verification_guard=guard)
             else:
                 result = AppendResult(error=error)
-            self._trace_append(log, batch, result)
+            self.trace_append(log, batch, result)
             if result.error is Errors.NONE and not result.duplicate:
                 self._replicate(log)
             responses.append(PartitionProduceResponse(partition=tp, error=result.error, base_offset=result.base_offset,
@@ -168,7 +173,7 @@ class ReplicaManager:
         held = self._refusing.get((packet.src, tp))
         return held[0] if held is not None and packet.sent_at <= held[1] else None
 
-    def _verify(self, log: PartitionLog, batch: RecordBatch, transactional_id: str | None, api_version: int):
+    def verify(self, log: PartitionLog, batch: RecordBatch, transactional_id: str | None, api_version: int):
         """KIP-890: ask the coordinator whether the partition is in the producer's ongoing txn (part 1), or, for a
         TV2 produce (v12+, part 2), have it add the partition (AddPartitionsToTxn v5, not verify-only; the broker
         retries CONCURRENT_TRANSACTIONS itself for a while). Returns (error as the produce response of this version
@@ -189,7 +194,7 @@ class ReplicaManager:
             error = yield from self.node.ask_coordinator(request, log.tp)
         return verification_error_for(error, api_version), guard
 
-    def _trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
+    def trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
         if result.error is Errors.NONE and not result.duplicate:
             base = result.base_offset
             self.node.world.trace.emit(

@@ -9,18 +9,20 @@ over the simulated network, the way tests/property/test_replication_properties.p
   (``on_timer`` at ``next_deadline``), and pushes every metadata record (``PartitionChange``,
   ``BrokerChange``) to every broker, in order, over one connection per broker (``MetadataUpdate``).
 - ``ReplicaHost``, a role a ``BrokerNode`` hosts: its replicas (``models/partition.py``'s ``Partition``, one
-  per replicated partition it is assigned). As leader it answers a client's ``ReplicaRequest`` carrying a
-  ``ProduceRequest`` (acks 0/1/all, NOT_ENOUGH_REPLICAS, acks=all answered once the HW passes it) and the
-  followers' fetches, holding an empty fetch up to replica.fetch.wait.max.ms (DelayedFetch); as follower it
+  per replicated partition it is assigned). As leader it answers a client's Produce (KIP-890 verification with
+  the coordinator's broker first when the batch needs it; acks 0/1/all, NOT_ENOUGH_REPLICAS, acks=all answered
+  once the HW passes it), a consumer's Fetch and ListOffsets from its log (NOT_LEADER_OR_FOLLOWER where it does
+  not lead), the coordinator's WriteTxnMarkers (appended with acks=all) and the followers' fetches, holding an empty fetch up to replica.fetch.wait.max.ms (DelayedFetch); as follower it
   runs one fetcher process per partition (ReplicaFetcherThread), with replica.fetch.backoff.ms after an error.
   It registers with the controller when its node starts (retrying DUPLICATE_BROKER_REGISTRATION while the old
   incarnation's session lasts) and heartbeats every broker.heartbeat.interval.ms.
 
-The replicas keep ``models/partition.py``'s ``ReplicaLog`` (single records, opaque values): producer state and
-transactions on data partitions are not replicated yet (docs/design.md, "The replicated runtime: the seams").
-The internal partitions ``__transaction_state-0`` and ``__consumer_offsets-0`` are replicated here too: their
-entries are the coordinators' records (a ``TxnLogRecord``, a ``LogBatch`` of the offsets log), written with
-``append_internal`` (acks=all, as the coordinators write), and their leader hosts the coordinator: a change of
+The replicas keep ``models/log.py``'s ``PartitionLog``: batches with producer state and leader epochs, so a new
+leader deduplicates idempotent producers, checks their sequences and knows their open transactions (docs/design.md,
+"The replicated runtime: the seams"). The internal partitions ``__transaction_state-0`` and ``__consumer_offsets-0``
+are replicated here too: their records are the coordinators' (a ``TxnLogRecord``, a ``LogBatch`` of the offsets
+log), each the value of one ``Record`` of a batch without producer id, written with ``append_internal`` (acks=all,
+as the coordinators write) and read back with ``internal_values``; their leader hosts the coordinator: a change of
 leadership calls the node's ``coordinator_leadership`` (sim/_broker.py), and FindCoordinator is answered from this
 broker's metadata cache.
 """
@@ -33,6 +35,7 @@ import simpy
 from attrs import define, field, frozen
 
 from eosim.models.config import ReplicationConfig
+from eosim.models.log import AppendResult, FetchResult, PartitionLog
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors
 from eosim.models.partition import (
@@ -40,15 +43,20 @@ from eosim.models.partition import (
     FetchRequest,
     FetchResponse,
     HighWatermarkUpdated,
+    LogAppended,
     LogTruncated,
+    MarkerAppended,
     Partition,
     ProduceRequest,
     ProduceResponse,
     Role,
     SendAlterPartition,
+    WriteMarkerRequest,
 )
 from eosim.models import protocol
-from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, TopicPartition, partition_for
+from eosim.models.records import (CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, Record, RecordBatch, TopicPartition,
+                                  partition_for)
+from eosim.models.txn_coordinator import TxnMarkerEntry
 from eosim.models.replication_control import (
     NO_LEADER,
     AlterPartitionRequest,
@@ -106,6 +114,11 @@ class MetadataApplied:
 class MetadataImageRequest:
     """A registered broker's catch-up with the metadata log: the answer is a ``MetadataUpdate`` of the current
     image (every broker's registration, then every partition's)."""
+
+
+def internal_values(log: PartitionLog) -> list[object]:
+    """The coordinators' records in an internal partition's log, in offset order (``append_internal``)."""
+    return [record.value for batch in log.batches for record in batch.records]
 
 
 def broker_id(node: str) -> int:
@@ -210,7 +223,7 @@ class ReplicaHost:
 
     def __attrs_post_init__(self) -> None:
         me = broker_id(self.node.node)
-        self.parts = {tp: Partition(tp, me, self.configs[tp.topic])
+        self.parts = {tp: Partition(tp, me, self.configs[tp.topic], log=PartitionLog(tp, self.node.config))
                       for tp, replicas in sorted(self.assignment.items()) if me in replicas}
 
     @property
@@ -219,13 +232,17 @@ class ReplicaHost:
 
     def handlers(self) -> dict[type, Callable[[Packet, Any], None]]:
         return {ReplicaRequest: self._handle, MetadataUpdate: self._metadata, protocol.ProduceRequest: self._produce,
-                protocol.MetadataRequest: self._describe, protocol.FindCoordinatorRequest: self._find_coordinator}
+                protocol.MetadataRequest: self._describe, protocol.FindCoordinatorRequest: self._find_coordinator,
+                protocol.FetchRequest: self._consumer_fetch, protocol.ListOffsetsRequest: self._list_offsets}
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """A new process: register with the controller, then heartbeat; fetchers wait for a leader."""
+        """A new process: load the logs (LogLoader: producer state from the snapshot at the log end), register with
+        the controller, then heartbeat; fetchers wait for a leader."""
         self._wake.clear()
+        for part in self.parts.values():
+            part.log.recover(now=self.node.world.now)
         self.node.spawn(self._register())
         for tp in self.parts:
             self.node.spawn(self._fetcher(tp))
@@ -349,36 +366,102 @@ class ReplicaHost:
         self._next_append -= 1
         cid = self._next_append
         self._appends[cid] = done
-        self._apply(tp, part.produce(cid, ProduceRequest(acks=Acks.ALL, records=values, timeout_ms=timeout_ms),
+        batch = RecordBatch(records=tuple(Record(None, value) for value in values))
+        self._apply(tp, part.produce(cid, ProduceRequest(acks=Acks.ALL, batch=batch, timeout_ms=timeout_ms),
                                      self.node.world.now))
         self._complete_fetches(tp)
 
     def _produce(self, packet: Packet, request: protocol.ProduceRequest) -> None:
-        """A client's Produce (one partition's batch): each record one entry of the replica log."""
-
-        [(tp, batch)] = request.batches
-        if tp not in self.assignment:  # a single-replica topic's (on broker-1): the broker's ReplicaManager takes it
+        """A client's Produce (one partition's batch): KIP-890 verification with the transaction coordinator when
+        the batch needs it (RM.appendRecords, sim/_replicas.py's ``verify``), then ``Partition.produce``."""
+        if request.batches[0][0] not in self.assignment:  # a single-replica topic's (on broker-1): ReplicaManager's
             self.node.replicas.handlers()[protocol.ProduceRequest](packet, request)
             return
-        part = self.parts.get(tp)
-        if part is None or part.role is not Role.LEADER:
-            self.node.reply(packet, protocol.ProduceResponse(responses=(protocol.PartitionProduceResponse(
-                partition=tp, error=Errors.NOT_LEADER_OR_FOLLOWER),)))
-            return
         self.node.hold(packet)
-        base = part.log_end_offset
-        effects = part.produce(packet.correlation_id, ProduceRequest(acks=Acks(request.acks), records=batch.records),
+        self.node.start(self._produce_process(packet, request))
+
+    def _produce_process(self, packet: Packet, request: protocol.ProduceRequest):
+        [(tp, batch)] = request.batches
+        part, guard = self._leading(tp), None
+        if part is not None and part.log.needs_verification(
+                batch, supports_epoch_bump=request.api_version >= protocol.TV2_PRODUCE_VERSION):
+            error, guard = yield from self.node.replicas.verify(part.log, batch, request.transactional_id,
+                                                                 request.api_version)
+            part = self._leading(tp)  # leadership may have moved while the coordinator answered
+            if part is not None and error is not Errors.NONE:
+                self.node.replicas.trace_append(part.log, batch, AppendResult(error=error))
+                self._apply(tp, [Respond(correlation_id=packet.correlation_id, response=ProduceResponse(error=error))])
+                return
+        if part is None:
+            self._apply(tp, [Respond(correlation_id=packet.correlation_id,
+                                     response=ProduceResponse(error=Errors.NOT_LEADER_OR_FOLLOWER))])
+            return
+        effects = part.produce(packet.correlation_id, ProduceRequest(acks=Acks(request.acks), batch=batch,
+                                                                     verification_guard=guard),
                                self.node.world.now)
-        if part.log_end_offset > base:
-            self.node.emit("log.append", tp=tp, producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
-                           base_sequence=batch.base_sequence, base_offset=base, last_offset=part.log_end_offset - 1,
-                           transactional=False,
-                           records=[[base + i, r.key, r.value] for i, r in enumerate(batch.records)])
         self._apply(tp, effects)
         if request.acks == Acks.ZERO:
             self.node.answer(packet.correlation_id)
             self.node.reply(packet, NO_RESPONSE)
         self._complete_fetches(tp)
+
+    def write_marker(self, tp: TopicPartition, entry: TxnMarkerEntry) -> simpy.Event:
+        """A WriteTxnMarkers entry's marker for this broker's replica of ``tp`` (BrokerNode.write_markers), appended
+        by ``Partition.write_marker`` with acks=all: the event fires with the error once the HW passes it
+        (KafkaApis.handleWriteTxnMarkersRequest: requiredAcks -1), NOT_LEADER_OR_FOLLOWER where this broker does
+        not lead ``tp``."""
+        written = self.node.world.env.event()
+        self._next_append -= 1
+        cid = self._next_append
+        self._appends[cid] = written.succeed
+        marker = WriteMarkerRequest(producer_id=entry.producer_id, producer_epoch=entry.producer_epoch,
+                                    coordinator_epoch=entry.coordinator_epoch, control=entry.result.control_type)
+        self._apply(tp, self.parts[tp].write_marker(cid, marker, self.node.world.now))
+        self._complete_fetches(tp)
+        return written
+
+    def _leading(self, tp: TopicPartition) -> Partition | None:
+        """This broker's replica of ``tp`` if it leads it (P.getLocalLog with fetchOnlyFromLeader)."""
+        part = self.parts.get(tp)
+        return part if part is not None and part.role is Role.LEADER else None
+
+    def _consumer_fetch(self, packet: Packet, request: protocol.FetchRequest) -> None:
+        """A consumer's Fetch (RM.fetchMessages from a consumer: the leader's log, read_uncommitted up to the HW,
+        read_committed up to the LSO, UL.read); a partition this broker does not lead gets NOT_LEADER_OR_FOLLOWER.
+        An empty answer is sent at once: the consumer waits fetch.wait.max.ms itself (docs/fidelity.md)."""
+        if all(tp not in self.assignment for tp, _offset in request.partitions):  # single-replica topics'
+            self.node.replicas.handlers()[protocol.FetchRequest](packet, request)
+            return
+        responses = []
+        for tp, offset in request.partitions:
+            part = self._leading(tp)
+            if tp not in self.assignment:
+                result = self.node.replicas.logs[tp].read(offset, request.isolation_level, request.max_records)
+            elif part is None:
+                result = FetchResult(error=Errors.NOT_LEADER_OR_FOLLOWER, batches=(), high_watermark=-1,
+                                     last_stable_offset=-1, log_start_offset=-1, aborted_transactions=(),
+                                     fetch_offset=offset)
+            else:
+                result = part.log.read(offset, request.isolation_level, request.max_records)
+            responses.append((tp, result))
+        self.node.reply(packet, protocol.FetchResponse(responses=tuple(responses)))
+
+    def _list_offsets(self, packet: Packet, request: protocol.ListOffsetsRequest) -> None:
+        """ListOffsets on the leader (P.fetchOffsetForTimestamp): EARLIEST the log start, LATEST the LSO for
+        read_committed, else the HW; NOT_LEADER_OR_FOLLOWER elsewhere."""
+        if request.partitions[0][0] not in self.assignment:  # a single-replica topic's: ReplicaManager's
+            self.node.replicas.handlers()[protocol.ListOffsetsRequest](packet, request)
+            return
+        responses = []
+        for tp, timestamp in request.partitions:
+            part = self._leading(tp)
+            if part is None:
+                responses.append((tp, Errors.NOT_LEADER_OR_FOLLOWER, -1))
+            elif timestamp == protocol.EARLIEST_TIMESTAMP:
+                responses.append((tp, Errors.NONE, part.log.log_start_offset))
+            else:
+                responses.append((tp, Errors.NONE, part.log.list_offset_latest(request.isolation_level)))
+        self.node.reply(packet, protocol.ListOffsetsResponse(responses=tuple(responses)))
 
     # -- leader -----------------------------------------------------------------------------------------
 
@@ -477,13 +560,20 @@ class ReplicaHost:
                 if part.role is not Role.LEADER or tp.topic in INTERNAL_TOPICS:
                     continue  # a follower's copy of the leader's HW: the leader traced it; no reader reads internals
                 node.emit("log.offsets", tp=tp, log_end_offset=part.log_end_offset,
-                          high_watermark=effect.high_watermark, last_stable_offset=effect.high_watermark)
+                          high_watermark=effect.high_watermark, last_stable_offset=part.log.last_stable_offset)
+            elif isinstance(effect, LogAppended):
+                if tp.topic not in INTERNAL_TOPICS:  # the coordinators trace their own records
+                    node.replicas.trace_append(part.log, effect.batch, effect.result)
+            elif isinstance(effect, MarkerAppended):
+                m = effect.marker
+                node.replicas.trace_marker(tp, m.producer_id, m.producer_epoch, m.coordinator_epoch, m.control,
+                                           effect.result)
             elif isinstance(effect, LogTruncated):
                 if tp.topic in INTERNAL_TOPICS:
                     continue  # the coordinators' records: a new leader's load reads what stayed
                 node.emit("log.truncate", tp=tp, offset=effect.offset,
-                          records=[[e.offset, getattr(e.value, "key", None), getattr(e.value, "value", e.value)]
-                                   for e in effect.removed])
+                          records=[[b.base_offset + i, r.key, r.value] for b in effect.removed
+                                   for i, r in enumerate(b.records)])
             else:
                 raise TypeError(f"unknown effect {effect!r}")
         self._schedule_timer(tp)

@@ -18,6 +18,8 @@ from attrs import define, field, frozen
 
 from eosim.models.fetch import visible_records
 from eosim.models.config import ReplicationConfig
+from eosim.models.log import PartitionLog
+from eosim.models import records
 from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
 from eosim._checkers import CheckResult
@@ -173,34 +175,28 @@ def observe(scenario: sc.Scenario, cluster: Cluster, interpreter: Interpreter) -
 
 def observe_partitions(cluster: Cluster) -> list[PartitionObservation]:
     """Every partition's final state, as fresh readers of each isolation level see it (keys and values as
-    text, a bytes one decoded, as the history holds them)."""
-    partitions = observe_replicated(cluster)
-    for tp, log in sorted(cluster.broker_node.replicas.logs.items()):
-        views = {}
-        for isolation in IsolationLevel:
-            fetched = log.read(log.log_start_offset, isolation)
-            views[isolation] = [(o, text(r.key), text(r.value)) for o, r in visible_records(fetched, isolation)]
-        partitions.append(PartitionObservation(
-            topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
-            last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
-            read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED]))
-    return sorted(partitions, key=lambda p: (p.topic, p.partition))
+    text, a bytes one decoded, as the history holds them). A replicated partition is read from its leader (none
+    elected: an empty log); the single-replica ones from broker-1."""
+    logs: dict[records.TopicPartition, PartitionLog | None] = dict(cluster.broker_node.replicas.logs)
+    for tp in cluster.assignment:
+        if tp.topic in cluster.replicated:  # not an internal topic's
+            part = cluster.leader_replica(tp)
+            logs[tp] = part.log if part is not None else None
+    return [_observe_log(tp, log) for tp, log in sorted(logs.items())]
 
 
-def observe_replicated(cluster: Cluster) -> list[PartitionObservation]:
-    """A replicated partition as a fresh reader sees it: its leader's log below the high watermark (no
-    transactions on replicated partitions yet: both isolation levels read the same)."""
-    partitions = []
-    for tp in sorted(cluster.assignment):
-        if tp.topic not in cluster.replicated:
-            continue  # an internal topic's
-        part = cluster.leader_replica(tp)
-        hw = part.high_watermark if part is not None else 0
-        records = [(e.offset, text(e.value.key), text(e.value.value)) for e in part.log.entries[:hw]] if part else []
-        partitions.append(PartitionObservation(topic=tp.topic, partition=tp.partition, high_watermark=hw,
-                                               last_stable_offset=hw, read_committed=records,
-                                               read_uncommitted=list(records)))
-    return partitions
+def _observe_log(tp: records.TopicPartition, log: PartitionLog | None) -> PartitionObservation:
+    if log is None:
+        return PartitionObservation(topic=tp.topic, partition=tp.partition, high_watermark=0, last_stable_offset=0,
+                                    read_committed=[], read_uncommitted=[])
+    views = {}
+    for isolation in IsolationLevel:
+        fetched = log.read(log.log_start_offset, isolation)
+        views[isolation] = [(o, text(r.key), text(r.value)) for o, r in visible_records(fetched, isolation)]
+    return PartitionObservation(
+        topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
+        last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
+        read_uncommitted=views[IsolationLevel.READ_UNCOMMITTED])
 
 
 @define(eq=False)

@@ -1179,19 +1179,6 @@ def _check_replication(s: Scenario) -> None:
         if cluster_config(s.cluster).to_kafka()[key] != 1:
             raise _Invalid(_key("cluster", key, quote=True), f"{n} brokers: the internal topics have one partition "
                                                             "each (their leaders host the coordinators)")
-    # Replication factor 1 is a single-replica topic on broker-1, which keeps producer state (sim/_runner.py)
-    replicated = [t.name for t in s.topics if t.replication_factor > 1]
-    for name, actor in s.actors.items() if replicated else ():
-        location = _key("actors", name)
-        if actor.kind == "consumer":
-            raise _Invalid(location, "consumers on replicated partitions are not simulated yet (issue 9): "
-                                     "the final observation reads every partition; with replication_factor = 1 "
-                                     "topics (on broker-1) they are")
-        config = actor.client_config
-        if config.transactional_id is not None or config.enable_idempotence:
-            raise _Invalid(f"{location}.config", "replicated partitions keep no producer state yet (issue 9): "
-                                                 "only enable.idempotence = false producers, without transactional.id "
-                                                 "(or topics with replication_factor = 1, on broker-1)")
     for i, step in enumerate(s.steps):
         if isinstance(step, CoordinatorFailover):
             raise _Invalid(f"steps[{i}].op", f"{n} brokers: a coordinator moves when its broker dies (crash_broker "

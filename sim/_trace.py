@@ -499,7 +499,7 @@ def _renderer(kind: type) -> Callable[[Any], Any]:
     if issubclass(kind, enum.Enum):
         return lambda value: value.name
     if attrs.has(kind):
-        return _compile(kind.__name__, tuple(f.name for f in attrs.fields(kind)), skip_absent=False)
+        return _compile(kind.__name__, _traced_fields(kind), skip_absent=False)
     return lambda value: value
 
 
@@ -507,6 +507,11 @@ def _renderer(kind: type) -> Callable[[Any], Any]:
 def _data_renderer(kind: type[TraceEvent]) -> Callable[[TraceEvent], dict[str, Any]]:
     """An event's ``data``: its fields rendered, those left out (``ABSENT``) not at all."""
     return _compile(kind.__name__, kind._fields, skip_absent=True)
+
+
+def _traced_fields(kind: type) -> tuple[str, ...]:
+    """A model value's fields in its trace form: all but those marked ``metadata={"traced": False}``."""
+    return tuple(f.name for f in attrs.fields(kind) if f.metadata.get("traced", True))
 
 
 def _compile(name: str, fields: tuple[str, ...], *, skip_absent: bool) -> Callable[[Any], dict[str, Any]]:
@@ -558,7 +563,7 @@ def _json_renderer(kind: type) -> Callable[[Any], str]:
         plain_of = _renderer(kind)
         return lambda value: _ascii(plain_of(value))
     if attrs.has(kind):
-        names = sorted(f.name for f in attrs.fields(kind))
+        names = sorted(_traced_fields(kind))
         source = [f"def json_{kind.__name__}(value):", "    return '{' + ','.join(["]
         source += [f"        {_ascii(name) + ':'!r} + json(value.{name})," for name in names]
         source.append("    ]) + '}'")

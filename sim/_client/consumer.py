@@ -64,6 +64,7 @@ from eosim._client.message import (
     Message,
     TopicPartition,
 )
+from eosim._client.metadata import Metadata
 from eosim._client.producer import RETRY_JITTER_PERCENT, _timeout_ms, retry_backoff_ms
 from eosim._net import Failure
 
@@ -111,6 +112,7 @@ class Consumer(Handle):
         self._fetch_wake: simpy.Event = self._env.event()
         self._closed = False
         self._leader_known_at: dict[str, int] = {}  # topic -> when its metadata (the leader) arrived
+        self.metadata = Metadata(self)  # replicated partitions: where each leader is
         # group membership
         self._subscription: list[str] = []
         self._member_id = ""
@@ -285,10 +287,35 @@ class Consumer(Handle):
 
     def _request(self, payload: Any, timeout_ms: int, connection: str) -> simpy.Event:
         """Send on one of the handle's connections (eosim._client.handle: Fetch and ListOffsets to the
-        leader, everything of the group to the GroupCoordinator logical broker)."""
+        leader, everything of the group to the GroupCoordinator logical broker). A replicated partition's
+        ListOffsets goes to its leader from the metadata (eosim._client.metadata)."""
+        if isinstance(payload, ListOffsetsRequest) and payload.partitions[0][0].topic in self._cluster.replicated:
+            [(tp, _timestamp)] = payload.partitions
+            return self.metadata.send(tp, payload, timeout_ms, connection)
         if self._coordinators is not None:
             return self._to_broker(payload, timeout_ms, connection)
         return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
+
+    def _fetch_from_leaders(self, request: FetchRequest, timeout_ms: int) -> Generator:
+        """librdkafka fetches each partition from its leader's broker thread: one Fetch per leader, all at once
+        (rd_kafka_broker_fetch_toppars); returns the answers. A partition whose leader moved is asked for again
+        (eosim._client.metadata) and backs off like any fetch error."""
+        metadata, replicated = self.metadata, self._cluster.replicated
+        positions = dict(request.partitions)
+        yield from metadata.find_leaders([tp for tp in positions if tp.topic in replicated],
+                                         self.config.socket_timeout_ms)
+        by_leader: dict[str, list[TP]] = {}
+        for tp in positions:  # a single-replica topic's partitions are on the cluster's first broker
+            leader = metadata.leaders[tp] if tp.topic in replicated else self._cluster.broker
+            by_leader.setdefault(leader, []).append(tp)
+        sent = [(tps, self._cluster.network.request(
+            self.name, leader, FetchRequest(isolation_level=request.isolation_level,
+                                            partitions=tuple((tp, positions[tp]) for tp in tps)), timeout_ms))
+                for leader, tps in sorted(by_leader.items())]
+        yield self._env.all_of([event for _tps, event in sent])
+        for tps, event in sent:
+            metadata.learn(event.value, tps)
+        return [event.value for _tps, event in sent]
 
     def _backoff(self, retries: int) -> int:
         jitter = self._jitter.randint(100 - RETRY_JITTER_PERCENT, 100 + RETRY_JITTER_PERCENT)
@@ -464,10 +491,15 @@ class Consumer(Handle):
             positions = {tp: (self._parts[tp], self._parts[tp].version, self._parts[tp].fetch_pos) for tp in ready}
             request = FetchRequest(isolation_level=self._isolation,
                                    partitions=tuple((tp, pos) for tp, (_, _, pos) in positions.items()))
-            reply = yield self._request(request, self.config.fetch_wait_max_ms + self.config.socket_timeout_ms,
-                                        LEADER)
+            timeout = self.config.fetch_wait_max_ms + self.config.socket_timeout_ms
+            if self._cluster.replicated:
+                replies = yield from self._fetch_from_leaders(request, timeout)
+            else:
+                replies = [(yield self._request(request, timeout, LEADER))]
             got = False
-            if not isinstance(reply, Failure):
+            for reply in replies:
+                if isinstance(reply, Failure):
+                    continue
                 for tp, result in reply.responses:
                     part, version, pos = positions[tp]
                     if self._parts.get(tp) is not part or part.version != version or part.fetch_pos != pos:

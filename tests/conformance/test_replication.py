@@ -71,7 +71,8 @@ def model_partition(m: ModelCluster) -> dict[str, object]:
 
 def model_leader_log(m: ModelCluster) -> list[tuple[int, str, int]]:
     leader = m.controller.partition(MODEL_TP).leader
-    return [(e.offset, e.value, e.leader_epoch) for e in m.parts[leader].log.entries]
+    return [(b.base_offset + i, r.value, b.partition_leader_epoch) for b in m.parts[leader].log.batches
+            for i, r in enumerate(b.records)]
 
 
 # --- the real side --------------------------------------------------------------------------------------------
@@ -364,7 +365,7 @@ def test_acks_1_loses_an_acknowledged_record_on_leader_failover(kafka_cluster, a
     m.restart(1)
     m.replicate(3)
     model_back = model_partition(m)
-    model_truncated = [(t.offset, [e.value for e in t.removed]) for t in m.truncated]
+    model_truncated = [(t.offset, [r.value for b in t.removed for r in b.records]) for t in m.truncated]
 
     name = topic(1)
     producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap, "acks": "1", "retries": 0,

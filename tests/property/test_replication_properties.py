@@ -6,7 +6,11 @@ Invariants (a stateful machine, every step):
 * committed data (below a leader's high watermark) is never lost without an unclean election: every later leader
   holds it at the same offsets;
 * the leader's HW is at most the log end offset of every member of its ISR;
-* with acks=all and min.insync.replicas=2, an acknowledged record survives any single broker failure at a time.
+* with acks=all and min.insync.replicas=2, an acknowledged record survives any single broker failure at a time;
+* the producer is idempotent (one producer id, a sequence per batch; a ``retry`` sends its last batch again, as a
+  producer does after a timeout or NOT_LEADER_OR_FOLLOWER): no replica's log holds a batch twice, and each
+  replica's producer state equals the state rebuilt from its log (follower appends, truncations and restarts keep
+  it, as UL.appendAsFollower and PSM.truncateAndReload do), so a new leader deduplicates a retried batch.
 Counterexamples Hypothesis must find (``find``):
 * acks=1 loses an acknowledged record on leader failover, with no unclean election;
 * an unclean leader election loses committed data.
@@ -19,12 +23,13 @@ from hypothesis import HealthCheck, find, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from eosim.models.config import ReplicationConfig
+from eosim.models.config import BrokerConfig, ReplicationConfig
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors
 from eosim.models.partition import (
     Acks,
     HighWatermarkUpdated,
+    LogAppended,
     LogTruncated,
     Partition,
     ProduceRequest,
@@ -32,7 +37,8 @@ from eosim.models.partition import (
     Role,
     SendAlterPartition,
 )
-from eosim.models.records import TopicPartition
+from eosim.models.log import PartitionLog
+from eosim.models.records import Record, RecordBatch, TopicPartition
 from eosim.models.replication_control import (
     NO_LEADER,
     BrokerChange,
@@ -44,6 +50,7 @@ from eosim.models.replication_control import (
 
 TP = TopicPartition("t", 0)
 BROKERS = (1, 2, 3)
+PRODUCER_ID = 1000
 
 
 @define
@@ -51,6 +58,7 @@ class Cluster:
     """Three brokers and a controller, synchronously wired (the runtime will put a network in between)."""
 
     config: ReplicationConfig
+    idempotent: bool = False  # the producer's batches carry a producer id and sequences
     now: int = 0
     alive: set[int] = field(factory=set)
     controller: ReplicationControl = field(init=False)
@@ -64,6 +72,8 @@ class Cluster:
     truncated: list[LogTruncated] = field(factory=list)
     _values: int = 0
     _created: bool = False
+    _last_batch: tuple[RecordBatch, Acks] | None = None  # what ``retry`` sends again
+    duplicates: int = 0  # batches a leader answered as duplicates
 
     def __attrs_post_init__(self) -> None:
         self.controller = ReplicationControl(self.config)
@@ -101,12 +111,15 @@ class Cluster:
                                                                                      self.now))
                     self.publish(changes)
                 case HighWatermarkUpdated(high_watermark=hw) if self.parts[b].role is Role.LEADER:
-                    for entry in self.parts[b].log.entries[:hw]:
-                        self.committed.setdefault(entry.offset, entry.value)
+                    for offset, value in log_values(self.parts[b].log).items():
+                        if offset < hw:
+                            self.committed.setdefault(offset, value)
                 case HighWatermarkUpdated():
                     pass
                 case LogTruncated():
                     self.truncated.append(effect)
+                case LogAppended(result=result):
+                    self.duplicates += result.duplicate
                 case Respond(correlation_id=cid, response=ProduceResponse(error=error, base_offset=offset)):
                     value, acks = self._produces.pop(cid)
                     self.answers[value] = effect.response
@@ -146,15 +159,27 @@ class Cluster:
         return leader if leader != NO_LEADER and leader in self.alive else None
 
     def produce(self, acks: Acks, timeout_ms: int = 30_000) -> None:
+        """A new batch of one record (the idempotent producer's next sequence)."""
+        self._values += 1
+        records = (Record(None, f"v{self._values}"),)
+        batch = (RecordBatch(records=records, producer_id=PRODUCER_ID, producer_epoch=0, base_sequence=self._values - 1)
+                 if self.idempotent else RecordBatch(records=records))
+        self._last_batch = (batch, acks)
+        self.send(batch, acks, timeout_ms)
+
+    def retry(self, _arg: object = None) -> None:
+        """The last batch again, same sequence."""
+        if self._last_batch is not None:
+            self.send(*self._last_batch)
+
+    def send(self, batch: RecordBatch, acks: Acks, timeout_ms: int = 30_000) -> None:
         leader = self.leader()
         if leader is None:
             return
-        self._values += 1
-        value = f"v{self._values}"
         cid = self.cid()
-        self._produces[cid] = (value, acks)
-        effects = self.parts[leader].produce(
-            cid, ProduceRequest(acks=acks, records=(value,), timeout_ms=timeout_ms), self.now)
+        self._produces[cid] = (batch.records[0].value, acks)
+        effects = self.parts[leader].produce(cid, ProduceRequest(acks=acks, batch=batch, timeout_ms=timeout_ms),
+                                             self.now)
         if acks is Acks.ZERO:
             del self._produces[cid]
         self.broker_effects(leader, effects)
@@ -202,6 +227,7 @@ class Cluster:
     def restart(self, b: int) -> None:
         """A killed broker starts again, if the controller lets the new incarnation register."""
         if b not in self.alive:
+            self.parts[b].log.recover(now=self.now)  # the log loaded at startup (UL, LogLoader)
             self.alive.add(b)
             if not self.start(b):
                 self.alive.discard(b)
@@ -216,7 +242,7 @@ class Cluster:
         leader = self.leader()
         if leader is None:
             return None
-        return {e.offset: e.value for e in self.parts[leader].log.entries}
+        return log_values(self.parts[leader].log)
 
     def lost_committed(self) -> list[int]:
         log = self.leader_log_values()
@@ -229,6 +255,17 @@ class Cluster:
         if log is None:
             return []
         return [v for v, (o, a) in sorted(self.acked.items()) if a is acks and log.get(o) != v]
+
+
+def log_values(log: PartitionLog) -> dict[int, str]:
+    return {b.base_offset + i: r.value for b in log.batches for i, r in enumerate(b.records)}
+
+
+def rebuilt(log: PartitionLog) -> PartitionLog:
+    """A fresh replica that copied ``log`` batch by batch (its producer state from the log alone)."""
+    copy = PartitionLog(log.tp, log.config)
+    copy.append_as_follower(tuple(log.batches))
+    return copy
 
 
 acks_all = st.just(Acks.ALL)
@@ -255,11 +292,15 @@ class ReplicationMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cluster = Cluster(self.config)
+        self.cluster = Cluster(self.config, idempotent=True)
 
     @rule(acks=st.sampled_from(Acks))
     def produce(self, acks):
         self.cluster.produce(acks)
+
+    @rule()
+    def retry(self):
+        self.cluster.retry()
 
     @rule(b=broker)
     def fetch(self, b):
@@ -293,6 +334,7 @@ class ReplicationMachine(RuleBasedStateMachine):
         # Hypothesis' targeted search: runs that acknowledge acks=all records and truncate logs test more
         target(float(sum(a is Acks.ALL for _, a in self.cluster.acked.values())), label="acked acks=all")
         target(float(len(self.cluster.truncated)), label="truncations")
+        target(float(self.cluster.duplicates), label="duplicates")
 
     @invariant()
     def hw_is_at_most_every_isr_members_log_end(self):
@@ -304,6 +346,17 @@ class ReplicationMachine(RuleBasedStateMachine):
     @invariant()
     def acks_all_acknowledged_records_survive(self):
         assert self.cluster.lost_acked(Acks.ALL) == []
+
+    @invariant()
+    def no_log_holds_a_batch_twice(self):
+        for part in self.cluster.parts.values():
+            values = list(log_values(part.log).values())
+            assert len(values) == len(set(values)), (part.broker_id, values)
+
+    @invariant()
+    def producer_state_is_the_state_rebuilt_from_the_log(self):
+        for part in self.cluster.parts.values():
+            assert part.log.snapshot() == rebuilt(part.log).snapshot(), part.broker_id
 
 
 class SingleFailureMachine(ReplicationMachine):

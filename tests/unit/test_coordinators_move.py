@@ -19,6 +19,7 @@ from eosim._client.coordinator import Coordinators, coordinator_key
 from eosim._cluster import Cluster
 from eosim._coordinators import OFFSETS_PARTITION, offsets_log_of
 from eosim._net import Failure
+from eosim._replication import internal_values
 from eosim._topology import cluster_config
 from eosim._world import World
 
@@ -142,7 +143,7 @@ def test_the_offsets_log_is_rebuilt_from_its_replicated_batches() -> None:
     leader = c.node("broker-2")
     original: PartitionLog = leader.group.gc.offsets_log
     replica = c.node("broker-3").replicated.parts[OFFSETS_PARTITION]
-    rebuilt = offsets_log_of([e.value for e in replica.log.entries], leader.config, world.now)
+    rebuilt = offsets_log_of(internal_values(replica.log), leader.config, world.now)
     assert rebuilt.batches == original.batches
     assert GroupCoordinator(leader.config, rebuilt).committed("g") == {TP: 4}
 

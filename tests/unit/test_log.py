@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from eosim.models.config import BrokerConfig
-from eosim.models.errors import Errors, IllegalTransition
+from eosim.models.errors import Errors, IllegalTransition, ModelError
 from eosim.models.log import AbortedTransaction, AbortedTxn, PartitionLog
-from eosim.models.records import ControlType, IsolationLevel, Record, RecordBatch, TopicPartition
+from eosim.models.records import ControlType, IsolationLevel, LogBatch, Record, RecordBatch, TopicPartition
 
 TP = TopicPartition("t", 0)
 RC = IsolationLevel.READ_COMMITTED
@@ -253,3 +253,45 @@ def test_duplicate_appends_nothing():
     assert send(log, b).duplicate
     catch_up(log)
     assert [r.value for batch in log.read(0, RU).batches for r in batch.records] == ["a"]
+
+
+# -- replicas: leader epochs, follower appends, truncation (UL.appendAsFollower, UL.truncateTo) ----------------
+
+
+def test_a_follower_copy_has_the_leaders_epochs_txn_index_and_producer_state():
+    leader = make_log()
+    leader.append_as_leader(txn_batch(1, 0, "a"), 0, verification_guard=leader.start_verification(1, 0, 0),
+                            leader_epoch=2)
+    leader.append_marker(producer_id=1, producer_epoch=0, coordinator_epoch=0, control=ControlType.ABORT, now=0,
+                         leader_epoch=3)
+    send(leader, txn_batch(9, 0, "open"))  # single-replica append: no epoch
+    follower = make_log()
+    follower.append_as_follower(tuple(leader.batches))
+    assert [b.partition_leader_epoch for b in follower.batches] == [2, 3, -1]
+    assert [(e.epoch, e.start_offset) for e in follower.epoch_cache.entries] == [(2, 0), (3, 1)]
+    assert follower.txn_index == leader.txn_index and follower.snapshot() == leader.snapshot()
+    follower.update_high_watermark(99)  # the leader's HW, capped at the follower's log end
+    assert follower.high_watermark == 3 and follower.last_stable_offset == 2  # pid 9's transaction is open
+
+
+def test_a_follower_append_that_does_not_continue_the_log_is_a_model_error():
+    follower = make_log()
+    with pytest.raises(ModelError):
+        follower.append_as_follower((LogBatch(base_offset=1, records=(Record(None, "a"),)),))
+
+
+def test_truncation_drops_epochs_index_entries_and_reopens_the_transaction_of_a_dropped_marker():
+    log = make_log()
+    log.append_as_leader(txn_batch(1, 0, "a"), 0, verification_guard=log.start_verification(1, 0, 0),
+                         leader_epoch=0)
+    log.append_marker(producer_id=1, producer_epoch=0, coordinator_epoch=0, control=ControlType.ABORT, now=0,
+                      leader_epoch=1)
+    log.advance_high_watermark(2)
+    assert [b.base_offset for b in log.truncate_to(1)] == [1]
+    assert log.log_end_offset == 1 and log.high_watermark == 1 and log.txn_index == []
+    assert [e.epoch for e in log.epoch_cache.entries] == [0]
+    assert log.has_ongoing_transaction(1, 0) and log.last_stable_offset == 0
+    straddled = make_log()
+    send(straddled, plain("a", "b"))
+    with pytest.raises(ModelError):
+        straddled.truncate_to(1)  # inside the batch at 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from eosim.models.config import ReplicationConfig
 from eosim.models.errors import Errors
 from eosim.models.partition import Acks, ProduceRequest
-from eosim.models.records import TopicPartition
+from eosim.models.records import Record, RecordBatch, TopicPartition
 from eosim._cluster import Cluster, ReplicatedTopic
 from eosim._net import HOLD, Packet, deliver_all
 from eosim._replication import ReplicaRequest
@@ -52,13 +52,13 @@ def leader(c: Cluster) -> int:
 def produce(world: World, c: Cluster, acks: Acks, value: str) -> Errors | None:
     """A client's produce to the leader the controller names; None: no answer (acks=0)."""
     reply = c.network.request("client", f"broker-{leader(c)}",
-                              ReplicaRequest(tp=TP, request=ProduceRequest(acks=acks, records=(value,))), 30_000)
+                              ReplicaRequest(tp=TP, request=ProduceRequest(acks=acks, batch=RecordBatch(records=(Record(None, value),)))), 30_000)
     world.env.run(until=world.now + 1_000)
     return reply.value.response.error if reply.triggered else None
 
 
 def log_values(c: Cluster, broker: int) -> list[str]:
-    return [e.value for e in c.node(f"broker-{broker}").replicated.parts[TP].log.entries]
+    return [r.value for b in c.node(f"broker-{broker}").replicated.parts[TP].log.batches for r in b.records]
 
 
 def registration(c) -> dict[str, object]:
@@ -150,7 +150,7 @@ def test_a_fenced_follower_leaves_the_isr_and_the_high_watermark_passes_it() -> 
     world, c = cluster(min_isr=1)
     c.network.route = lambda packet: HOLD if "broker-3" in {packet.src.split("/")[0], packet.dst.split("/")[0]} else 0
     reply = c.network.request("client", "broker-1", ReplicaRequest(tp=TP, request=ProduceRequest(
-        acks=Acks.ALL, records=("v1",), timeout_ms=60_000)), 60_000)
+        acks=Acks.ALL, batch=RecordBatch(records=(Record(None, "v1"),)), timeout_ms=60_000)), 60_000)
     world.env.run(until=world.now + SESSION_MS // 2)
     assert not reply.triggered  # broker-3 is in the ISR without the record
     fenced(world)

@@ -103,11 +103,6 @@ REFUSALS = [
     ("load_ms on the real cluster", mutate("conformance = false", "conformance = true").replace(
         'op = "restart_broker"\nbroker = "broker-2"', 'op = "restart_broker"\nbroker = "broker-2"\nload_ms = 7'),
      "steps[3].load_ms", "a real broker's coordinators load as long as they take"),
-    ("consumer", mutate('config = { "acks" = "all" }\n', 'config = { "acks" = "all" }\n\n[actors.c1]\nkind = "consumer"\n'
-                                                      'config = { "group.id" = "g" }\n'),
-     "actors.c1", "consumers on replicated partitions are not simulated yet"),
-    ("idempotent", mutate('{ "acks" = "all" }', '{ "enable.idempotence" = true }'), "actors.p1.config",
-     "replicated partitions keep no producer state yet"),
     ("internal partitions", mutate("brokers = 3\n", 'brokers = 3\n"offsets.topic.num.partitions" = 2\n'),
      'cluster."offsets.topic.num.partitions"', "3 brokers: the internal topics have one partition each"),
     ("coordinator failover", BASE + '\n[[steps]]\nactor = "nemesis"\nop = "coordinator_failover"\n', "steps[4].op",
