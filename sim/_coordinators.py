@@ -45,6 +45,7 @@ from eosim.models.group_coordinator import (
     TxnOffsetCommitRequest,
 )
 from eosim.models.log import PartitionLog
+from eosim.models.partition import Role
 from eosim.models.producer_state import AppendOrigin
 from eosim.models.protocol import WriteTxnMarkersRequest
 from eosim.models.records import (
@@ -84,6 +85,7 @@ OFFSET_COMMIT_TIMEOUT_MS = 5_000  # offsets.commit.timeout.ms: the group coordin
 # TxnMarkerSenderThread: markers whose partition has no known leader wait in markersQueueForUnknownBroker and are
 # retried on the sender thread's next round (its poll timeout).
 MARKER_UNKNOWN_LEADER_RETRY_MS = 100
+HIGH_WATERMARK_POLL_MS = 10  # how often a timed-out group write looks whether its records are committed
 
 
 @define(eq=False)
@@ -382,25 +384,44 @@ class GroupCoordinatorRole:
             return None
         node = self.node
         durable = node.world.env.event()
+        part = node.replicated.parts[OFFSETS_PARTITION]
+        end: list[int] = []  # the log end offset after the append (none when it was refused)
 
         def done(error: Errors) -> None:
             if error is Errors.NONE:
                 self.apply(effects)
             else:
-                # the write failed (the leadership moved, no ISR): the requests it answers get the coordinator's
-                # error (CoordinatorOperationExceptionHelper.handleOperationException: NOT_LEADER_OR_FOLLOWER ->
-                # NOT_COORDINATOR; NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT -> COORDINATOR_NOT_AVAILABLE); nothing
-                # else of it is applied
+                # the write failed (the leadership moved, no ISR, its timeout): the requests it answers get the
+                # coordinator's error (CoordinatorOperationExceptionHelper.handleOperationException:
+                # NOT_LEADER_OR_FOLLOWER -> NOT_COORDINATOR; NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT ->
+                # COORDINATOR_NOT_AVAILABLE)
                 answer = Errors.NOT_COORDINATOR if error is Errors.NOT_LEADER_OR_FOLLOWER else \
                     Errors.COORDINATOR_NOT_AVAILABLE
                 for effect in effects:
                     if isinstance(effect, Respond):
                         packet = node.answer(effect.correlation_id)
                         node.reply(packet, error_response(packet.payload, answer))
+                if error is Errors.REQUEST_TIMED_OUT and end:
+                    # CoordinatorRuntime: a timed-out write fails only its response; its records stay in the log
+                    # and the state they wrote becomes committed (visible) when the high watermark passes them
+                    node.spawn(self._committed_later(part, end[0], self.epoch,
+                                                     [e for e in effects if not isinstance(e, Respond)]))
             durable.succeed(error)
 
         node.replicated.append_internal(OFFSETS_PARTITION, batches, OFFSET_COMMIT_TIMEOUT_MS, done)
+        if part.log_end_offset > 0 and not durable.triggered:
+            end.append(part.log_end_offset)
         return durable
+
+    def _committed_later(self, part: Any, end: int, epoch: int, effects: list[object]):
+        """Apply a timed-out write's effects once the high watermark passes its records, while this broker still
+        leads at ``epoch`` (a new leader loads what survived). The runtime has no high-watermark listener for
+        the internal partitions: it looks every HIGH_WATERMARK_POLL_MS."""
+        while self.epoch == epoch and part.role is Role.LEADER:
+            if part.high_watermark >= end:
+                self.apply(effects)
+                return
+            yield self.node.world.env.timeout(HIGH_WATERMARK_POLL_MS)
 
     def _schedule_timer(self) -> None:
         deadline = self.gc.next_deadline()

@@ -128,8 +128,14 @@ def test_an_offset_commit_waits_for_the_followers() -> None:
     assert not reply.triggered
     world.env.run(until=world.now + 1_500)
     assert reply.triggered and reply.value.results == ((TP, Errors.COORDINATOR_NOT_AVAILABLE),)
+
+    def visible() -> list[int]:
+        return [e.data["offset"] for e in world.trace.view() if e.kind == "group.offsets"]
+    assert visible() == []
     c.network.route = lambda packet: 0
     world.env.run(until=world.now + 30_000)  # the fetchers' requests time out, they fetch again
+    # the timed-out write stayed in the log: committed once the followers have it (CoordinatorRuntime)
+    assert visible() == [7]
     assert ask(world, c, "broker-2", OffsetCommitRequest(group_id="g", offsets=((TP, 8),))).results \
         == ((TP, Errors.NONE),)
 
