@@ -41,6 +41,7 @@ PINNED = {
     "lso-blocks-read-committed": "an open transaction hides a later plain record from read_committed",
     "replication-group-coordinator-moves": "3 brokers: committed offsets survive the group coordinator's move",
     "replication-txn-coordinator-moves": "3 brokers: the new transaction coordinator completes a PrepareCommit",
+    "replication-txn-coordinator-moves-across-leaders": "3 brokers: PrepareCommit across leaders, completed anew",
 }
 
 
