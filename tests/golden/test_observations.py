@@ -42,6 +42,9 @@ PINNED = {
     "replication-group-coordinator-moves": "3 brokers: committed offsets survive the group coordinator's move",
     "replication-txn-coordinator-moves": "3 brokers: the new transaction coordinator completes a PrepareCommit",
     "replication-txn-coordinator-moves-across-leaders": "3 brokers: PrepareCommit across leaders, completed anew",
+    "replication-acks-all-one-broker-down": "3 brokers: acks=all, min ISR 2, a broker down: accepted, HW 1",
+    "replication-restarted-follower-takes-over": "3 brokers: a restarted follower rejoins the ISR, leads, loses nothing",
+    "replication-below-min-isr-never-committed": "3 brokers: acks=1 below min ISR, HW stays, an ELR leader loses it",
 }
 
 
