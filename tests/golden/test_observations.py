@@ -45,6 +45,7 @@ PINNED = {
     "replication-acks-all-one-broker-down": "3 brokers: acks=all, min ISR 2, a broker down: accepted, HW 1",
     "replication-restarted-follower-takes-over": "3 brokers: a restarted follower rejoins the ISR, leads, loses nothing",
     "replication-below-min-isr-never-committed": "3 brokers: acks=1 below min ISR, HW stays, an ELR leader loses it",
+    "replication-offline-until-last-replica-returns": "3 brokers: leaderless until the last ISR replica returns",
 }
 
 
