@@ -321,6 +321,25 @@ def conformance(repeat: int) -> dict[str, Any]:
     return result
 
 
+def library(repeat: int) -> dict[str, Any]:
+    """The library's scenarios in the simulator, single-broker and N-broker apart (issue 9: the replicated runtime
+    must leave single-broker runs as fast as before), CPU seconds per scenario, the median of ``repeat`` passes."""
+    groups: dict[str, list[Any]] = {"single": [], "replicated": []}
+    for path in sorted(LIBRARY.glob("*.toml")):
+        scenario = load_scenario(path)
+        groups["single" if len(scenario.brokers) == 1 else "replicated"].append(scenario)
+    result = {}
+    for name, scenarios in groups.items():
+        walls = []
+        for _ in range(repeat):
+            start = time.process_time()
+            for scenario in scenarios:
+                conclude(simulate(scenario))
+            walls.append(time.process_time() - start)
+        result[name] = {"scenarios": len(scenarios), "ms_per_scenario": statistics.median(walls) * 1000 / len(scenarios)}
+    return result
+
+
 def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -439,6 +458,11 @@ def markdown(r: dict[str, Any]) -> str:
              f"{conf['kafka_s'] / conf['sim_s']:,.0f}x" if conf.get("kafka_s") else
              "no conformance results (run `pytest tests/conformance --junitxml=runs/conformance.xml`)")
     lines.append(f"| the {conf['scenarios']} conformance scenarios in the simulator | {conf['sim_s']:.3f} s; {kafka} |")
+    for name, what in (("single", "single-broker"), ("replicated", "3-broker (`[cluster] brokers = 3`)")):
+        if name in r.get("library", {}):
+            lib = r["library"][name]
+            lines.append(f"| the {lib['scenarios']} {what} library scenarios, run and checked | "
+                         f"{lib['ms_per_scenario']:.1f} ms CPU per scenario |")
     return "\n".join(lines) + "\n" + NOTES
 
 
@@ -690,6 +714,8 @@ def main() -> None:
     r["cli_run"] = cli_start(3 if quick else 7)
     print("conformance scenarios ...", flush=True)
     r["conformance"] = conformance(1 if quick else 3)
+    print("library, single-broker and N-broker ...", flush=True)
+    r["library"] = library(1 if quick else 3)
 
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None
     print()
