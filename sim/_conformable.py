@@ -32,7 +32,7 @@ def refusal(fault: Any) -> str | None:
         return (f'message = "{fault.message}": the proxy drops only {", ".join(DROPPABLE_APIS)} (the simulator '
                 "sends AddPartitionsToTxn and WriteTxnMarkers broker to broker too; dropping group-membership "
                 "requests is not checked against Kafka yet)")
-    for name in ("node", "topic", "partition", "transactional_id", "after_step"):
+    for name in ("node", "src", "dst", "topic", "partition", "transactional_id", "after_step"):
         if getattr(fault, name) is not None:
             return f"{name}: the proxy selects by message, direction and count only, armed from the start"
     if not isinstance(fault.count, int):

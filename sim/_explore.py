@@ -36,6 +36,7 @@ from eosim import _executor, strategies
 from eosim._findings import classify
 
 ROUND_EXAMPLES = 100
+INT32_MAX = 2**31 - 1
 SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
     "pid-or-epoch-changes": frozenset({"client.pid"}),
     "coordinator-transitions": frozenset({"txn.state"}),
@@ -213,9 +214,17 @@ def _without_message_timeouts(workload: strategies.Workload) -> strategies.Workl
     written twice (rdkafka_broker.c rd_kafka_toppar_producer_serve -> rd_kafka_idemp_drain_epoch_bump;
     rdkafka_partition.c rd_kafka_toppar_pid_change sets epoch_base_msgid to the first queued message).
     That is librdkafka's documented at-least-once edge (INTRODUCTION.md, "Message timeout
-    considerations"), not a broken promise; docs/exploration.md."""
-    actors = {name: {**actor, "config": {**actor["config"], "message.timeout.ms": 0}}
-              if actor["config"].get("enable.idempotence") is True else actor
+    considerations"), not a broken promise; docs/exploration.md. The Java client has no infinite delivery
+    timeout (its floor is linger.ms + request.timeout.ms): it gets the largest one. Java's idempotent
+    producers are idempotent by default, so a Java producer without transactional.id or an explicit
+    enable.idempotence = false is one too."""
+    def timeout(config: dict[str, Any]) -> dict[str, Any]:
+        java = config.get("eosim.client") == "java"
+        idempotent = ("transactional.id" not in config
+                      and config.get("enable.idempotence", java) is True)
+        return {**config, "message.timeout.ms": INT32_MAX if java else 0} if idempotent else config
+
+    actors = {name: {**actor, "config": timeout(actor["config"])} if actor["kind"] == "producer" else actor
               for name, actor in workload.actors.items()}
     return strategies.Workload(workload.topics, actors, workload.programs)
 

@@ -8,7 +8,7 @@ own answer, and its ``inject_txn_log`` hook, which fails the transaction coordin
 ``__transaction_state`` (the pseudo-API ``TxnLogAppend``). It holds:
 
 - the scenario's ``[[faults]]`` rules (``eosim._scenario.Fault``): a selector in the spirit of kfake's fault
-  API (message, node, topic/partition, transactional.id, direction), an action (drop, delay,
+  API (message, node, the request's src and dst nodes, topic/partition, transactional.id, direction), an action (drop, delay,
   disconnect, error), a count (N times, or until healed) and an arming point (the start, a step, or the
   k-th request of an API);
 - the links between the nodes, which ``partition`` cuts and ``heal`` restores (a message on a cut link
@@ -78,6 +78,11 @@ def selects(rule: sc.Fault, packet: Packet, f: Facts) -> bool:
     if rule.direction is not None and rule.direction != ("response" if packet.is_response else "request"):
         return False
     if rule.node is not None and rule.node not in (node_of(packet.src), node_of(packet.dst)):
+        return False
+    # src/dst name the request's ends: a response travels from its request's dst back to its src
+    if rule.src is not None and rule.src != node_of(packet.dst if packet.is_response else packet.src):
+        return False
+    if rule.dst is not None and rule.dst != node_of(packet.src if packet.is_response else packet.dst):
         return False
     if rule.message is not None and rule.message != f.api:
         return False

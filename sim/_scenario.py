@@ -491,6 +491,10 @@ class Fault:
                              "or response.", None)
     direction: Literal["request", "response"] | None = _f("Only requests, or only responses; absent = both.", None)
     node: str | None = _f('An actor, or "broker-1", at either end of the connection; absent = any.', None)
+    src: str | None = _f('The node that sent the request (an actor, or a broker for its own requests: markers, '
+                         'verification); a response is judged by its request; absent = any.', None)
+    dst: str | None = _f("The node the request was sent to (a response is judged by its request); absent = any.",
+                         None)
     topic: str | None = _f("Messages about this topic; absent = any.", None)
     partition: int | None = _f("With topic: messages about this partition; absent = any.", None, min=0,
                                max=MAX_PARTITIONS - 1)
@@ -1352,8 +1356,9 @@ def _check_faults(s: Scenario) -> None:
                            f'no API "{fault.message}" (APIs: {", ".join((*API_NAMES, TXN_LOG_APPEND))})')
         if fault.message == TXN_LOG_APPEND:
             _check_txn_log_append(fault, location)
-        if fault.node is not None:
-            _check_node(fault.node, (*s.actors, *s.brokers), f"{location}.node")
+        for field_ in ("node", "src", "dst"):
+            if getattr(fault, field_) is not None:
+                _check_node(getattr(fault, field_), (*s.actors, *s.brokers), f"{location}.{field_}")
         if fault.partition is not None and fault.topic is None:
             raise _Invalid(f"{location}.partition", "give the topic too")
         if fault.topic is not None:
@@ -1453,6 +1458,10 @@ def _check_txn_log_append(fault: Fault, location: str) -> None:
     if fault.node is not None and fault.node not in BROKERS:
         raise _Invalid(f"{location}.node", f"the transaction coordinator appends on {', '.join(BROKERS)}, "
                                            f"not on {fault.node}")
+    for field_ in ("src", "dst"):
+        if getattr(fault, field_) is not None:
+            raise _Invalid(f"{location}.{field_}", f"a {TXN_LOG_APPEND} is sent nowhere: select its coordinator "
+                                                   "by node")
 
 
 def _check_injectable(fault: Fault, location: str) -> None:

@@ -63,6 +63,11 @@ SLOTS = 12
 MESSAGE_TIMEOUTS_MS = (3_000, 10_000, 30_000)
 DELAYS_MS = (10, 500, 3_000, 40_000)
 PRODUCER_KINDS = ("transactional", "idempotent", "plain")
+# Whose client a producer is (the simulator's ``eosim.client``): librdkafka's, or the Java client's (TV2 on a TV2
+# broker: implicit partition adds, an epoch bump per transaction; docs/client.md)
+CLIENTS = ("librdkafka", "java")
+JAVA_REQUEST_TIMEOUT_MS = 30_000  # the Java client's request.timeout.ms, its socket.timeout.ms here
+JAVA_LINGER_MS = 5
 ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
 # The fault kinds of a schedule; swarm testing draws a subset of them per example.
 RULE_KINDS = ("drop", "delay", "disconnect", "error", "txn-log")
@@ -135,9 +140,11 @@ def cluster_configs(verification: Sequence[bool] = (True, False),
 
 
 @_cached
-def producer_configs(kind: str, transactional_id: str | None = None) -> st.SearchStrategy[dict[str, Any]]:
-    """librdkafka configurations of a ``transactional``, ``idempotent`` or ``plain`` producer: timeouts
-    (transaction, message, socket) and one record per batch or librdkafka's batching, drawn."""
+def producer_configs(kind: str, transactional_id: str | None = None,
+                     clients: tuple[str, ...] = CLIENTS) -> st.SearchStrategy[dict[str, Any]]:
+    """Configurations of a ``transactional``, ``idempotent`` or ``plain`` producer: timeouts (transaction,
+    message, socket), one record per batch or the client's batching, and maybe the Java client's shape
+    (``eosim.client = "java"``, when ``clients`` has it; absent: librdkafka's), drawn."""
     base: dict[str, Any] = ({"transactional.id": transactional_id} if kind == "transactional"
                             else {"enable.idempotence": kind == "idempotent"})
     required: dict[str, st.SearchStrategy[Any]] = {}
@@ -146,6 +153,8 @@ def producer_configs(kind: str, transactional_id: str | None = None) -> st.Searc
         "batch.num.messages": st.just(1),
         "message.timeout.ms": st.sampled_from(MESSAGE_TIMEOUTS_MS),
     }
+    if "java" in clients:
+        optional["eosim.client"] = st.just("java")
     if kind == "transactional":
         required["transaction.timeout.ms"] = st.sampled_from(TXN_TIMEOUTS_MS)
     return st.fixed_dictionaries(required, optional=optional).map(lambda extra: _consistent({**base, **extra}))
@@ -153,7 +162,13 @@ def producer_configs(kind: str, transactional_id: str | None = None) -> st.Searc
 
 def _consistent(config: dict[str, Any]) -> dict[str, Any]:
     """librdkafka refuses socket.timeout.ms > transaction.timeout.ms + 100 and message.timeout.ms >
-    transaction.timeout.ms: the shorter of each pair stays."""
+    transaction.timeout.ms: the shorter of each pair stays. The Java client refuses a delivery timeout
+    (message.timeout.ms) under linger.ms + request.timeout.ms: then its default one stays."""
+    if config.get("eosim.client") == "java":
+        floor = config.get("socket.timeout.ms", JAVA_REQUEST_TIMEOUT_MS) + JAVA_LINGER_MS
+        if config.get("message.timeout.ms", floor) < floor:
+            del config["message.timeout.ms"]
+        return config
     if config.get("socket.timeout.ms", 0) > config.get("transaction.timeout.ms", 60_000) + 100:
         del config["socket.timeout.ms"]
     if "transaction.timeout.ms" in config and config.get("message.timeout.ms", 0) > config["transaction.timeout.ms"]:

@@ -272,12 +272,74 @@ def test_txn_log_append_rules_select_by_transactional_id_and_count_down():
 @pytest.mark.parametrize("selector, hits", [
     ({"message": "Produce"}, 2), ({"message": "EndTxn"}, 0), ({"direction": "response", "message": "Produce"}, 1),
     ({"node": "p1"}, 2), ({"node": "p2"}, 0), ({"topic": "out"}, 2), ({"topic": "out", "partition": 1}, 0),
-    ({"transactional_id": "tx-2"}, 0),
+    ({"transactional_id": "tx-2"}, 0), ({"src": "p1"}, 2), ({"src": "broker-1"}, 0), ({"dst": "broker-1"}, 2),
+    ({"dst": "p1"}, 0), ({"src": "p1", "direction": "response"}, 1), ({"src": "p2"}, 0),
 ])
 def test_selectors_are_anded(selector, hits):
     """p1's one Produce round trip (request + response) against each selector, counted until healed."""
     out = run(rule(name="look", action="delay", ms=1, count="until-healed", **selector) + PRODUCE_AND_FLUSH)
     assert len(kinds(out, "fault.delay")) == hits
+
+
+TXN_COMMIT = """
+[[steps]]
+actor = "p2"
+op = "init_transactions"
+
+[[steps]]
+actor = "p2"
+op = "begin_transaction"
+
+[[steps]]
+actor = "p2"
+op = "produce"
+topic = "out"
+partition = 0
+value = "t1"
+
+[[steps]]
+actor = "p2"
+op = "commit_transaction"
+
+[[steps]]
+actor = "p2"
+op = "sleep"
+ms = 100
+"""
+
+
+@pytest.mark.parametrize("selector, sources", [
+    # the client's registration and the leader's KIP-890 verification are the same API
+    ({"message": "AddPartitionsToTxn"}, ["p2#1/txn", "broker-1/verification"]),
+    ({"message": "AddPartitionsToTxn", "src": "p2"}, ["p2#1/txn"]),
+    ({"message": "AddPartitionsToTxn", "src": "broker-1"}, ["broker-1/verification"]),
+    ({"message": "WriteTxnMarkers", "src": "broker-1", "dst": "broker-1"}, ["broker-1/markers"]),
+    ({"message": "WriteTxnMarkers", "src": "p2"}, []),
+])
+def test_src_and_dst_tell_a_brokers_own_requests_from_a_clients(selector, sources):
+    """A response is judged by its request: each request the rule selects is delayed twice (there and back)."""
+    out = run(rule(name="look", action="delay", ms=1, count="until-healed", direction="request", **selector)
+              + TXN_COMMIT)
+    assert [e.data["src"] for e in kinds(out, "fault.delay")] == sources
+    back = run(rule(name="look", action="delay", ms=1, count="until-healed", direction="response", **selector)
+               + TXN_COMMIT)
+    assert [e.data["dst"] for e in kinds(back, "fault.delay")] == sources
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("src", "nobody", 'no node "nobody"'), ("dst", "p9", 'no node "p9"'),
+])
+def test_src_and_dst_name_a_node_of_the_scenario(field, value, reason):
+    with pytest.raises(sc.ScenarioError) as err:
+        scenario(rule(name="r", action="drop", message="Produce", **{field: value}) + PRODUCE_AND_FLUSH)
+    assert f"faults[0].{field}" in str(err.value) and reason in str(err.value)
+
+
+def test_a_txn_log_append_has_no_src_or_dst():
+    with pytest.raises(sc.ScenarioError) as err:
+        scenario(rule(name="r", action="error", message="TxnLogAppend", error="NOT_ENOUGH_REPLICAS", src="broker-1")
+                 + PRODUCE_AND_FLUSH)
+    assert "faults[0].src" in str(err.value) and "sent nowhere" in str(err.value)
 
 
 def test_the_first_matching_rule_acts_and_counts_go_down_in_event_order():
