@@ -78,6 +78,9 @@ if TYPE_CHECKING:
     from eosim._broker import BrokerNode
 
 TV2_TXN_OFFSET_COMMIT_VERSION = 5  # TxnOffsetCommitRequest.LAST_STABLE_VERSION_BEFORE_TRANSACTION_V2 (4) + 1
+# The marker channel's reconnect.backoff.ms (Kafka's default, 50 ms; exponential growth to 1 s left out):
+# TransactionMarkerChannelManager's NetworkClient waits it before reconnecting after a failed request.
+MARKER_RECONNECT_BACKOFF_MS = 50
 TXN_STATE_PARTITION = TopicPartition(TRANSACTION_STATE_TOPIC, 0)
 OFFSETS_PARTITION = TopicPartition(CONSUMER_OFFSETS_TOPIC, 0)
 TXN_LOG_APPEND_TIMEOUT_MS = 30_000  # TSM.appendTransactionToLog: request.timeout.ms
@@ -268,6 +271,9 @@ class TxnCoordinatorRole:
         node = self.node
         response = yield node.inter_broker("markers", WriteTxnMarkersRequest(entry=entry), host)
         if isinstance(response, Failure):
+            # the channel's NetworkClient reconnects after reconnect.backoff.ms (a lost connection is not
+            # retried at once: without it a connection closed on every send would resend with no time passing)
+            yield node.world.env.timeout(MARKER_RECONNECT_BACKOFF_MS)
             self.apply(tc.on_markers_disconnected(entry))
             return
         for tp, error in response.results:

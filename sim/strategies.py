@@ -13,7 +13,8 @@ Hypothesis draw made before the run, so a schedule is data: it is written into t
   ``transactional.id``: a replacement fences the other), consume-transform-produce, consumers of
   both isolation levels, one to three partitions, crashes and restarts, sleeps past the timeouts.
 - :func:`fault_schedules`: swarm testing (a random subset of the fault kinds per example) over every
-  fault kind the simulator has: drops, delays, disconnects and injected errors of any API (rules armed
+  fault kind the simulator has: drops, delays, disconnects and injected errors of any API, on anyone's
+  messages, one node's, or the broker's own requests (verification, markers) apart from a client's (rules armed
   from the start, after a step, or after the k-th request of an API), failed ``__transaction_state``
   appends, network partitions, clogs, disconnects, pauses longer than the timeouts, broker crash and
   restart, coordinator failovers (overlapping ones too).
@@ -79,6 +80,9 @@ EOS_APIS = ("Produce", "InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn"
 # The APIs a drawn workload sends: the exactly-once ones and its consumers' (they assign partitions, so no
 # group membership APIs; a fault on an API nobody sends strikes nothing and costs a run).
 WORKLOAD_APIS = EOS_APIS + ("Fetch", "ListOffsets", "OffsetFetch")
+# The requests a broker sends itself (to the transaction coordinator, to a partition leader): the leader's
+# KIP-890 verification (or TV2 implicit add) and the coordinator's transaction markers.
+BROKER_APIS = ("AddPartitionsToTxn", "WriteTxnMarkers")
 
 
 @frozen
@@ -331,17 +335,27 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
             rule["transactional_id"] = draw(st.sampled_from(transactional_ids))
         return rule
     rule["action"] = kind
-    if kind == "error":
-        apis = [a for a in WORKLOAD_APIS if a in INFRASTRUCTURE_ERRORS]
-        api = draw(st.sampled_from([a for a in EOS_APIS if a in INFRASTRUCTURE_ERRORS]) | st.sampled_from(apis))
-        rule |= {"message": api, "error": draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))}
+    # whose messages: anyone's, those on one node's connections, or the broker's own requests (and their
+    # answers), which share their API with a client's: the leader's verification, the coordinator's markers
+    aim = draw(st.sampled_from(("any", "node", "own")))
+    if aim == "own":
+        messages = st.sampled_from(BROKER_APIS)
+    elif kind == "error":
+        messages = (st.sampled_from([a for a in EOS_APIS if a in INFRASTRUCTURE_ERRORS])
+                    | st.sampled_from([a for a in WORKLOAD_APIS if a in INFRASTRUCTURE_ERRORS]))
     else:
-        rule |= {"message": draw(MESSAGES),
-                 "direction": draw(st.sampled_from(("response", "request")))}
+        messages = MESSAGES
+    rule["message"] = api = draw(messages)
+    if kind == "error":
+        rule["error"] = draw(st.sampled_from(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))
+    else:
+        rule["direction"] = draw(st.sampled_from(("response", "request")))
         if kind == "delay":
             rule["ms"] = draw(st.sampled_from(DELAYS_MS))
-    if draw(st.booleans()):
+    if aim == "node":
         rule["node"] = draw(st.sampled_from([*nodes, BROKER]))
+    elif aim == "own":
+        rule["src"] = BROKER
     return rule
 
 
