@@ -139,6 +139,9 @@ def rules(draw, index: int) -> dict:
         rule["ms"] = draw(st.integers(1, 3000))
     if draw(st.booleans()):
         rule["node"] = draw(st.sampled_from(ACTORS + ["broker-1"]))
+    for end in ("src", "dst"):  # the request's sender and receiver: the broker's own requests too
+        if draw(st.booleans()):
+            rule[end] = draw(st.sampled_from(ACTORS + ["broker-1"]))
     return rule
 
 

@@ -17,6 +17,7 @@ from eosim import _scenario as sc
 from eosim._cluster import Cluster
 from eosim._topology import cluster_config
 from eosim._diagram import mermaid
+from eosim._coordinators import MARKER_RECONNECT_BACKOFF_MS
 from eosim._faults import FaultLayer, facts, node_of
 from eosim._net import DISCONNECTED, TIMED_OUT
 from eosim._runner import run_scenario
@@ -324,6 +325,18 @@ def test_src_and_dst_tell_a_brokers_own_requests_from_a_clients(selector, source
     back = run(rule(name="look", action="delay", ms=1, count="until-healed", direction="response", **selector)
                + TXN_COMMIT)
     assert [e.data["dst"] for e in kinds(back, "fault.delay")] == sources
+
+
+def test_the_marker_channel_reconnects_after_its_backoff():
+    """A connection closed at every WriteTxnMarkers send: each resend waits reconnect.backoff.ms (a resend at
+    once would loop with no time passing), and the markers land once the rule is spent."""
+    out = run(rule(name="cut", action="disconnect", message="WriteTxnMarkers", src="broker-1", count=2)
+              + TXN_COMMIT)
+    times = [e.t for e in kinds(out, "fault.disconnect")]
+    assert len(times) == 2
+    assert MARKER_RECONNECT_BACKOFF_MS == 50  # Kafka's reconnect.backoff.ms
+    assert all(later - earlier >= 50 for earlier, later in zip(times, times[1:]))
+    assert [e.data["control"] for e in out.trace if e.kind == "log.marker"] == ["COMMIT"]
 
 
 @pytest.mark.parametrize("field, value, reason", [
