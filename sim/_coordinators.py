@@ -71,16 +71,17 @@ from eosim.models.txn_coordinator import (
     TxnStateChanged,
     first_producer_id_after_restart,
 )
-from eosim._net import Failure, Packet
+from eosim._net import SERVER_RECONNECT_BACKOFF_MS, Failure, Packet
 from eosim._replication import internal_values
 
 if TYPE_CHECKING:
     from eosim._broker import BrokerNode
 
 TV2_TXN_OFFSET_COMMIT_VERSION = 5  # TxnOffsetCommitRequest.LAST_STABLE_VERSION_BEFORE_TRANSACTION_V2 (4) + 1
-# The marker channel's reconnect.backoff.ms (Kafka's default, 50 ms; exponential growth to 1 s left out):
-# TransactionMarkerChannelManager's NetworkClient waits it before reconnecting after a failed request.
-MARKER_RECONNECT_BACKOFF_MS = 50
+# The marker channel's reconnect.backoff.ms (a broker's own connections: 50 ms; the growth to 1 s left out, as a
+# closed connection that had connected starts again from the first backoff): TransactionMarkerChannelManager's
+# NetworkClient waits it before reconnecting after a failed request.
+MARKER_RECONNECT_BACKOFF_MS = SERVER_RECONNECT_BACKOFF_MS[0]
 TXN_STATE_PARTITION = TopicPartition(TRANSACTION_STATE_TOPIC, 0)
 OFFSETS_PARTITION = TopicPartition(CONSUMER_OFFSETS_TOPIC, 0)
 TXN_LOG_APPEND_TIMEOUT_MS = 30_000  # TSM.appendTransactionToLog: request.timeout.ms
