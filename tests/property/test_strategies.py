@@ -88,3 +88,28 @@ def test_a_rule_at_a_slot_is_armed_once_every_step_of_an_earlier_slot_is_done(wo
     (rule,) = document["faults"]
     assert rule.get("after_step") == (done[-1] if done else None)
     assert done == list(range(len(done)))  # they are the first steps
+
+
+@FAST
+@given(strategies.scenario_documents())
+def test_rules_on_the_brokers_own_requests_name_a_broker_api_and_strike_a_few_times(document: dict) -> None:
+    for rule in document.get("faults", ()):
+        if "src" in rule:
+            assert rule["src"] == strategies.BROKER and rule["message"] in strategies.BROKER_APIS
+            assert rule["count"] != "until-healed"
+        if rule.get("message") == "WriteTxnMarkers":
+            assert rule["count"] != "until-healed"
+
+
+def test_the_vocabulary_reaches_java_producers_and_the_brokers_own_requests() -> None:
+    """Neither is a hint for a bug: each is drawn like any other choice, and Hypothesis can find one."""
+    from hypothesis import find
+
+    java = find(strategies.scenario_documents(), lambda d: any(
+        a["config"].get("eosim.client") == "java" and "transactional.id" in a["config"] for a in d["actors"].values()),
+        settings=settings(database=None, max_examples=2_000, suppress_health_check=list(HealthCheck)))
+    assert scenario_from_dict(java, name="j", header="drawn").actors
+    own = find(strategies.scenario_documents(), lambda d: any(
+        r.get("src") == strategies.BROKER and r["message"] == "AddPartitionsToTxn" for r in d.get("faults", ())),
+        settings=settings(database=None, max_examples=2_000, suppress_health_check=list(HealthCheck)))
+    assert scenario_from_dict(own, name="o", header="drawn").faults

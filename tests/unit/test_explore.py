@@ -320,3 +320,19 @@ def test_a_simulator_crash_is_written_as_a_scenario_that_reproduces_it_and_exits
     scenario = load_scenario(out / "crash-1" / "scenario.toml")
     assert [s.op for s in scenario.steps].count("produce") >= 1
     assert len(scenario.steps) <= 3  # shrunk by Hypothesis, as a finding is
+
+def test_without_a_switch_idempotent_producers_never_time_a_message_out_either_client():
+    """librdkafka's infinite message.timeout.ms is 0; the Java client has none and gets the largest one."""
+    from eosim._client.config import validate_config
+
+    workload = _explore.strategies.Workload({"out": 1}, {
+        "lib": {"kind": "producer", "config": {"enable.idempotence": True}},
+        "java": {"kind": "producer", "config": {"eosim.client": "java"}},  # idempotent by default
+        "javaplain": {"kind": "producer", "config": {"eosim.client": "java", "enable.idempotence": False}},
+        "tx": {"kind": "producer", "config": {"transactional.id": "t", "eosim.client": "java"}},
+    }, {})
+    configs = {a: spec["config"] for a, spec in _explore._without_message_timeouts(workload).actors.items()}
+    assert configs["lib"]["message.timeout.ms"] == 0
+    assert configs["java"]["message.timeout.ms"] == _explore.INT32_MAX
+    assert "message.timeout.ms" not in configs["javaplain"] and "message.timeout.ms" not in configs["tx"]
+    assert validate_config("producer", configs["java"]).message_timeout_ms == _explore.INT32_MAX
