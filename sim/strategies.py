@@ -253,14 +253,15 @@ def _read(draw: Any) -> dict[str, Any]:
 
 @_cached
 @st.composite
-def _producer(draw: Any, producers: Sequence[str], partitions: int) -> tuple[str, int, dict[str, Any], bool, Any]:
+def _producer(draw: Any, producers: Sequence[str], partitions: int,
+              clients: tuple[str, ...] = CLIENTS) -> tuple[str, int, dict[str, Any], bool, Any]:
     """One producer, drawn as a whole (so that Hypothesis deletes it as a whole and no other producer's draws
     move): its kind, the number of its transactional.id (1-3: two may share one, and the later init fences
     the earlier), its config, whether it is the consume-transform-produce application's producer, and its
     program."""
     kind = draw(st.sampled_from(tuple(producers)))
     tid = draw(st.integers(1, 3)) if kind == "transactional" else 0
-    config = draw(producer_configs(kind, f"tx-{tid}" if tid else None))
+    config = draw(producer_configs(kind, f"tx-{tid}" if tid else None, clients))
     ctp = kind == "transactional" and draw(st.booleans())
     if kind != "transactional":
         program = draw(_sends(OUT, partitions))
@@ -284,12 +285,13 @@ def _named(program: list[dict[str, Any]], actor: str, ctp: bool = False) -> list
 
 @st.composite
 def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PRODUCER_KINDS,
-              readers: Sequence[str] = ISOLATION_LEVELS) -> Workload:
-    """1 to ``max_producers`` producers of the ``producers`` kinds (transactional, idempotent, plain), maybe a
+              readers: Sequence[str] = ISOLATION_LEVELS, clients: Sequence[str] = CLIENTS) -> Workload:
+    """1 to ``max_producers`` producers of the ``producers`` kinds (transactional, idempotent, plain), each
+    librdkafka's or (when ``clients`` has it) the Java client's, maybe a
     consume-transform-produce application (fed by its own source, run by the first transactional producer
     that drew it), maybe readers of the ``readers`` isolation levels, on a topic of 1-3 partitions."""
     partitions = draw(st.integers(1, 3))
-    drawn = draw(_lists(_producer(tuple(producers), partitions), 1, max_producers))
+    drawn = draw(_lists(_producer(tuple(producers), partitions, tuple(clients)), 1, max_producers))
     topics = {OUT: partitions}
     actors: dict[str, dict[str, Any]] = {}
     programs: dict[str, list[dict[str, Any]]] = {}
