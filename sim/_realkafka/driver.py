@@ -18,6 +18,7 @@ produces, so ``eosim._observation.diff`` can compare the two (docs/conformance.m
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import multiprocessing
@@ -36,7 +37,8 @@ from typing import Any, Callable
 import attrs
 import confluent_kafka as ck
 from attrs import define, field, frozen
-from confluent_kafka.admin import (AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType)
+from confluent_kafka.admin import (AdminClient, ClusterMetadata, ConfigResource, NewTopic, OffsetSpec,
+                                   ResourceType)
 
 from eosim.models.bugs import PINNED_RELEASE
 from eosim.models.config import KAFKA_VERSION_KEY, SIMULATOR_ONLY_PREFIX
@@ -58,6 +60,7 @@ KILL_TIMEOUT_S = 5.0
 # The client methods that never wait for the network (they queue work for librdkafka's threads, or read local
 # state): an actor runs them on its receiving thread; every other call gets a thread, so it can block while
 # the next step (after a nowait one) runs.
+LEARN_LEADERS_S = 10.0  # how long a new client on a cluster may take to learn its topics' leaders
 RETURNS_AT_ONCE = frozenset({"produce", "begin_transaction", "assign", "subscribe", "position", "assignment",
                              "consumer_group_metadata"})
 CLIENT_KEY = "eosim.client"  # which real client runs an actor: librdkafka (confluent-kafka) or java
@@ -229,6 +232,8 @@ def _encode_result(value: Any) -> Any:
                     _error_fields(value.error()))
     if isinstance(value, list):
         return [_encode_result(v) for v in value]
+    if isinstance(value, ClusterMetadata):  # list_topics: topic -> partition -> leader
+        return {t: {p: m.leader for p, m in md.partitions.items()} for t, md in value.topics.items()}
     return value  # None, int, bytes (consumer group metadata is already serialised bytes)
 
 
@@ -496,6 +501,7 @@ class KafkaBackend:
     _wakes: dict[str, int] = field(factory=dict)  # paused actor -> when SIGCONT is due, in now() ms
     _timers: list[threading.Timer] = field(factory=list)
     cluster: Any = None  # a KafkaCluster (sim/_realkafka/cluster.py) the broker nemesis ops act on, or None
+    topics: tuple[str, ...] = ()  # the scenario's topics, whose leaders a client on a cluster learns at its start
 
     def now(self) -> int:
         return int((time.monotonic() - self._start) * 1000)
@@ -514,9 +520,20 @@ class KafkaBackend:
             if os.environ.get("EOSIM_KAFKA_DEBUG"):  # librdkafka's debug contexts, to diagnose a disagreement
                 config["debug"] = os.environ["EOSIM_KAFKA_DEBUG"]
             proxy = ActorProxy(self, f"{actor}#{n}", spec.kind, config, log_path)
+            if self.cluster is not None:
+                self._learn_leaders(proxy)
         self._actors.append(proxy)
         self._current[actor] = proxy
         return proxy
+
+    def _learn_leaders(self, proxy: ActorProxy) -> None:
+        """A new librdkafka client on a cluster asks for its topics' metadata while it starts, as the simulated
+        one learns them from its first Metadata answer. librdkafka sends its first requests to one bootstrap
+        broker drawn at random: were that a broker a later step stops (SIGSTOP), the client's first topic
+        Metadata request would wait there for socket.timeout.ms, a race the simulator does not have."""
+        for topic in self.topics:
+            with contextlib.suppress(ck.KafkaException):  # a broker down at a restart step: learnt later
+                proxy._call("list_topics", self.namespace.name(topic), LEARN_LEADERS_S, timeout=LEARN_LEADERS_S)
 
     def pause(self, actor: str, ms: int) -> None:
         """A stop-the-world pause, for real: SIGSTOP the actor's process now and SIGCONT it ``ms``
@@ -1026,7 +1043,8 @@ def run_on_kafka(scenario: sc.Scenario, bootstrap: str, *, transaction_version: 
     proxy = start_proxy(scenario, admin)  # the actors go through it; the observers do not
     try:
         backend = KafkaBackend(bootstrap if proxy is None else proxy.address, namespace, log_dir,
-                               cluster=cluster if brokers > 1 else None)
+                               cluster=cluster if brokers > 1 else None,
+                               topics=tuple(t.name for t in scenario.topics) if brokers > 1 else ())
         interpreter = Interpreter(scenario, backend)
         try:
             _drive(backend, interpreter)
