@@ -302,16 +302,21 @@ def cli_start(repeat: int) -> dict[str, float]:
             "python_cpu_s": statistics.median(bare)}
 
 
-def conformance(repeat: int) -> dict[str, Any]:
-    paths = [p for p in sorted(LIBRARY.glob("*.toml")) if load_scenario(p).scenario.conformance]
-    scenarios = [load_scenario(p) for p in paths]
+def _cpu_seconds(scenarios: list[Any], repeat: int) -> float:
+    """The median CPU seconds of ``repeat`` passes that run and check every one of ``scenarios``."""
     walls = []
     for _ in range(repeat):
         start = time.process_time()
         for scenario in scenarios:
             conclude(simulate(scenario))
         walls.append(time.process_time() - start)
-    result: dict[str, Any] = {"scenarios": len(scenarios), "sim_s": statistics.median(walls), "kafka_s": None}
+    return statistics.median(walls)
+
+
+def conformance(repeat: int) -> dict[str, Any]:
+    paths = [p for p in sorted(LIBRARY.glob("*.toml")) if load_scenario(p).scenario.conformance]
+    scenarios = [load_scenario(p) for p in paths]
+    result: dict[str, Any] = {"scenarios": len(scenarios), "sim_s": _cpu_seconds(scenarios, repeat), "kafka_s": None}
     if CONFORMANCE_XML.is_file():
         cases = [c for c in ET.parse(CONFORMANCE_XML).iter("testcase") if "test_simulator_and_kafka" in c.get("name", "")]
         kafka = [float(p.get("value")) for c in cases for p in c.iter("property") if p.get("name") == "kafka_s"]
@@ -328,16 +333,8 @@ def library(repeat: int) -> dict[str, Any]:
     for path in sorted(LIBRARY.glob("*.toml")):
         scenario = load_scenario(path)
         groups["single" if len(scenario.brokers) == 1 else "replicated"].append(scenario)
-    result = {}
-    for name, scenarios in groups.items():
-        walls = []
-        for _ in range(repeat):
-            start = time.process_time()
-            for scenario in scenarios:
-                conclude(simulate(scenario))
-            walls.append(time.process_time() - start)
-        result[name] = {"scenarios": len(scenarios), "ms_per_scenario": statistics.median(walls) * 1000 / len(scenarios)}
-    return result
+    return {name: {"scenarios": len(scenarios), "ms_per_scenario": _cpu_seconds(scenarios, repeat) * 1000 / len(scenarios)}
+            for name, scenarios in groups.items()}
 
 
 def machine() -> dict[str, Any]:
