@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -395,19 +394,17 @@ def finding_files(finding: Finding, reintroduce: Sequence[str]) -> tuple[str, An
 
 def write_crash(out: Path, crash: SimulatorCrash, reintroduce: Sequence[str]) -> Path:
     """``out/crash-1/``: the scenario that made the simulator raise (``eosim run`` on it raises again) and the
-    traceback, for a bug report. Not a run directory: the run never finished."""
+    traceback, for a bug report; written as a run directory is (eosim._rundir: atomically, with its marker), though
+    no run finished."""
     from eosim import _rundir
 
     header = ("The simulator raised an exception on this scenario, drawn by eosim explore and shrunk by Hypothesis: "
               "a bug of eosim's, not of Kafka.\nThe traceback is in traceback.txt beside this file.")
     target = out / "crash-1"
     _rundir.check_target(target, replace=False)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".crash-", dir=out))  # renamed whole: never a half-written directory
-    (staging / "scenario.toml").write_text(scenario_toml(switched(crash.document, reintroduce), header))
-    (staging / "traceback.txt").write_text(crash.text)
-    staging.rename(target)
-    return target
+    files = {"scenario.toml": scenario_toml(switched(crash.document, reintroduce), header), "traceback.txt": crash.text}
+    return _rundir.write(target, files, replace=False, scenario="scenario",
+                         seed=crash.document["scenario"].get("seed", 1))
 
 
 def write_findings(out: Path, findings: Sequence[Finding], reintroduce: Sequence[str]) -> list[Path]:
