@@ -149,6 +149,7 @@ class FaultLayer:
         layer = cls(world, network, rules, nemesis, actors, brokers or (broker.node,), broker)
         network.route = layer.route
         network.asleep = layer.asleep
+        network.paused = layer._paused
         broker.inject = layer.inject
         broker.inject_txn_log = layer.inject_txn_log
         return layer

@@ -97,6 +97,8 @@ class Network:
     # asleep(node) -> when a node stopped by a pause resumes (0: running); set by sim/_faults.py. A
     # paused client's request timeouts, like all its timers, fire only once it wakes.
     asleep: Callable[[str], int] = awake
+    # the fault layer's paused nodes (its dict, shared): empty, no one is asleep, and ``asleep`` need not be asked
+    paused: dict[str, int] = field(factory=dict)
     _latency: dict[tuple[str, str], int] = field(factory=dict)
     _handlers: dict[str, Callable[[Packet], None]] = field(factory=dict)
     _fifo_tail: dict[tuple[str, str], int] = field(factory=dict)

@@ -134,7 +134,8 @@ class Handle:
 
     def _blocking(self, op: str, body: Generator) -> simpy.Process:
         """Start the blocking API call ``op``: the caller must yield the process returned."""
-        self._check_yielded()
+        if self._calls:
+            self._check_yielded()
         call = _Call(op)
         call.process = self._spawn(self._started(call, body))
         self._calls.append(call)
@@ -182,7 +183,8 @@ class Handle:
                 value, send = (yield event), body.send
             except Exception as exc:  # noqa: BLE001 - a failed event is handed to the body, as SimPy does
                 value, send = exc, body.throw
-            while (wake := self._cluster.network.asleep(self.name)) > self._env._now:  # paused: resumes when it wakes
+            network = self._cluster.network
+            while network.paused and (wake := network.asleep(self.name)) > self._env._now:  # paused: resumes when it wakes
                 yield self._env.timeout(wake - self._env.now)
             if self._crashed:
                 yield self._env.event()  # never triggered: the killed process is gone
@@ -193,10 +195,12 @@ class Handle:
             if self._crashed:
                 return
             # when this client resumes from a stop-the-world pause (sim/_faults.py); 0 while it runs
-            wake = self._cluster.network.asleep(self.name)
-            if wake > self._env._now:  # stopped by a pause: runs when it wakes
-                self._env.timeout(wake - self._env.now).callbacks.append(lambda _e: call(*args))
-                return
+            network = self._cluster.network
+            if network.paused:
+                wake = network.asleep(self.name)
+                if wake > self._env._now:  # stopped by a pause: runs when it wakes
+                    self._env.timeout(wake - self._env.now).callbacks.append(lambda _e: call(*args))
+                    return
             callback(*args)
         return call
 
@@ -208,7 +212,11 @@ def first_of(env: simpy.Environment, waits: list[simpy.Event]) -> simpy.Event:
 
 
 def _waited(process: simpy.Process | None) -> bool:
-    return process is not None and any(not isinstance(cb, _Watch) for cb in process.callbacks or ())
+    if process is not None:
+        for cb in process.callbacks or ():  # a loop, not any() over a generator: on every blocking call
+            if not isinstance(cb, _Watch):
+                return True
+    return False
 
 
 def _check_bootstrap(config: Any, servers: tuple[str, ...]) -> None:

@@ -134,7 +134,8 @@ class Producer(Handle):
     def _check_open(self) -> None:
         if self._crashed:
             raise RuntimeError("Producer has been closed")  # ERR_MSG_PRODUCER_CLOSED (confluent_kafka.h)
-        self._check_yielded()
+        if self._calls:
+            self._check_yielded()
 
     # == trace ======================================================================================
 

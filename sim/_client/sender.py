@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -236,7 +237,16 @@ class Sender:
         return part
 
     def inflight_total(self) -> int:
-        return sum(len(p.inflight) for p in self.partitions.values())
+        total = 0
+        for p in self.partitions.values():  # a loop, not sum() over a generator: on every serve
+            total += len(p.inflight)
+        return total
+
+    def _queued(self) -> bool:
+        for p in self.partitions.values():  # a loop, not any() over a generator: on every serve
+            if p.queue:
+                return True
+        return False
 
     # -- serving ----------------------------------------------------------------------------------
 
@@ -275,7 +285,7 @@ class Sender:
     def _serve(self) -> None:
         """rd_kafka_broker_produce_toppars / rd_kafka_toppar_producer_serve, for every partition."""
         partitions = self.partitions
-        if not any(p.queue for p in partitions.values()):
+        if not self._queued():
             return  # nothing queued: nothing to fail, send, scan or wake for (e.g. the pass after each response)
         rk = self.rk
         now = rk._env.now
@@ -283,14 +293,14 @@ class Sender:
             # Sender.maybeSendAndPollTransactionalRequest: while aborting, batches not yet drained (retries
             # included) fail at once (RecordAccumulator.abortUndrainedBatches), so the abort does not wait for them
             self.purge(in_queue=True, in_flight=False, abort_txn=True)
-        if now >= self._next_scan and any(p.queue for p in partitions.values()):  # the purge may have emptied them
+        if now >= self._next_scan and self._queued():  # the purge may have emptied them
             self._next_scan = now + TIMEOUT_SCAN_MS
             self._scan_timeouts(now)
         if self._may_send():
             for tp in sorted(partitions):
                 if not self._leader_down():
                     self._serve_partition(partitions[tp], now)
-        if any(p.queue for p in partitions.values()):
+        if self._queued():
             self._wake_at(self._next_scan)
 
     def _scan_timeouts(self, now: int) -> None:
@@ -365,7 +375,7 @@ class Sender:
     def _send_batch(self, part: _Partition, batch: _Batch) -> None:
         rk = self.rk
         part.inflight.append(batch)
-        records = tuple(Record(m.key, m.value, m.timestamp) for m in batch.msgs)
+        records = tuple([Record(m.key, m.value, m.timestamp) for m in batch.msgs])
         record_batch = RecordBatch(records=records, producer_id=batch.pid[0], producer_epoch=batch.pid[1],
                                    base_sequence=batch.first_seq, is_transactional=rk.transactional_id is not None)
         request = ProduceRequest(transactional_id=rk.transactional_id, acks=rk.config.acks,
@@ -383,7 +393,7 @@ class Sender:
             for msg in batch.msgs:
                 rk.dr.deliver(msg, 0, -1)
             return
-        reply.callbacks.append(rk._alive(lambda e: self._on_produce_reply(part, batch, e.value)))
+        reply.callbacks.append(rk._alive(partial(self._on_produce_reply, part, batch)))
 
     def _leader_down(self) -> bool:
         """The leader connection failed under a request (DISCONNECTED) and the client has not handled that yet:
@@ -405,7 +415,8 @@ class Sender:
 
     # -- responses --------------------------------------------------------------------------------
 
-    def _on_produce_reply(self, part: _Partition, batch: _Batch, reply: Any) -> None:
+    def _on_produce_reply(self, part: _Partition, batch: _Batch, event: simpy.Event) -> None:
+        reply = event._value  # fired: SimPy's ``value`` property, without its Python call
         part.inflight.remove(batch)
         if batch.purged:
             pass  # purge(in_flight=True) already reported these messages
