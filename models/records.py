@@ -127,7 +127,7 @@ class RecordBatch:
 
     @property
     def max_timestamp(self) -> int:
-        return max(r.timestamp for r in self.records)
+        return max([r.timestamp for r in self.records])  # a list, not a generator: one Python call, on every append
 
 
 @frozen(kw_only=True)

@@ -22,6 +22,7 @@ silent host: no reset, its requesters time out.
 from __future__ import annotations
 
 import heapq
+from functools import partial
 from typing import Any, Callable
 
 import attrs
@@ -275,7 +276,7 @@ class Network:
         if tail > at:
             at = tail
         self._fifo_tail[conn] = at
-        env.call_later(at - now, lambda _e: self._deliver(packet))
+        env.call_later(at - now, partial(self._deliver, packet))
         return at
 
     def release(self) -> int:
@@ -286,7 +287,7 @@ class Network:
         held, self._held = self._held, []
         return max((self._schedule(packet, 0) for packet in held), default=self.world.now)
 
-    def _deliver(self, packet: Packet) -> None:
+    def _deliver(self, packet: Packet, _event: Any = None) -> None:
         if packet.is_response:
             waiting = self._waiting.pop(packet.correlation_id, None)
             if waiting is not None:

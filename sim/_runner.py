@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from attrs import define, field, frozen
 
@@ -54,9 +55,11 @@ class SimBackend:
     cluster: Cluster
     faults: FaultLayer
     incarnations: dict[str, int] = field(factory=dict)
+    # the history's clock, twice per operation: SimPy's ``_now`` read in C, not a method or property call
+    now: Callable[[], int] = field(init=False)
 
-    def now(self) -> int:
-        return self.world.env._now  # the history's clock, twice per operation
+    def __attrs_post_init__(self) -> None:
+        self.now = partial(getattr, self.world.env, "_now")
 
     def new_client(self, actor: str, spec: sc.Actor) -> Any:
         n = self.incarnations[actor] = self.incarnations.get(actor, 0) + 1

@@ -13,6 +13,7 @@ import sys
 from functools import partial
 from heapq import heappop, heappush
 from random import Random
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import simpy
@@ -25,17 +26,6 @@ from eosim._trace import Trace
 def derive_seed(seed: int, name: str) -> int:
     digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
-
-
-class _Timer:
-    """A callback due at a time: what the loop needs of a Timeout with one callback (``callbacks``, ``_ok``),
-    without building a SimPy event for it."""
-
-    __slots__ = ("callbacks",)
-    _ok = True
-
-    def __init__(self, callback: Callable[[Any], None]) -> None:
-        self.callbacks = [callback]
 
 
 class Environment(simpy.Environment):
@@ -60,7 +50,10 @@ class Environment(simpy.Environment):
         place in the queue (time, priority, SimPy's event id), the same event count."""
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
-        heappush(self._queue, (self._now + delay, NORMAL, next(self._eid), _Timer(callback)))
+        # what the loop needs of a Timeout with one callback (``callbacks``, ``_ok``), built in C: no SimPy
+        # event, no Python __init__
+        timer = SimpleNamespace(callbacks=[callback], _ok=True)
+        heappush(self._queue, (self._now + delay, NORMAL, next(self._eid), timer))
 
     def run(self, until: Any = None) -> Any:
         if until is not None:

@@ -76,8 +76,9 @@ class Message:
         self._topic = topic
         self._partition = partition
         self._offset = offset
-        self._key = to_bytes(key)
-        self._value = to_bytes(value)
+        # to_bytes, inlined: two Python calls less on every delivery report
+        self._key = key.encode() if isinstance(key, str) else key
+        self._value = value.encode() if isinstance(value, str) else value
         self._error = error
         self._timestamp = timestamp
 

@@ -204,7 +204,7 @@ class Sender:
             raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))  # type: ignore[attr-defined]
         tp = TP(topic, partition)
         part = self.partition(tp)
-        now = rk._env.now
+        now = rk._env._now
         timeout = rk.config.message_timeout_ms
         msg = Msg(tp=tp, msgid=part.next_msgid, key=key, value=value, timestamp=now,
                   timeout_at=now + timeout if timeout else None, callback=callback)
@@ -223,7 +223,7 @@ class Sender:
             return partition_for_key(key, count)
         # null or empty key: the sticky partition, re-drawn after sticky.partitioning.linger.ms
         # (rd_kafka_msg_sticky_partition)
-        now = self.rk._env.now
+        now = self.rk._env._now
         sticky = self._sticky.get(topic)
         if sticky is None or now - sticky[1] >= STICKY_PARTITIONING_LINGER_MS:
             sticky = (self._partitioner.randrange(count), now)
@@ -288,7 +288,7 @@ class Sender:
         if not self._queued():
             return  # nothing queued: nothing to fail, send, scan or wake for (e.g. the pass after each response)
         rk = self.rk
-        now = rk._env.now
+        now = rk._env._now
         if rk._client is Client.JAVA and rk.transactional_id is not None and rk.txn.aborting():
             # Sender.maybeSendAndPollTransactionalRequest: while aborting, batches not yet drained (retries
             # included) fail at once (RecordAccumulator.abortUndrainedBatches), so the abort does not wait for them
@@ -385,7 +385,7 @@ class Sender:
         timeout = rk.config.socket_timeout_ms
         first = batch.msgs[0]
         if first.timeout_at is not None:
-            remaining = first.timeout_at - rk._env.now
+            remaining = first.timeout_at - rk._env._now
             timeout = min(timeout, remaining if remaining > 0 else 100)
         reply = batch.reply = rk.request(request, timeout, LEADER)
         if rk.config.acks == 0:  # no response expected: delivered once sent
@@ -502,7 +502,7 @@ class Sender:
     def _retry(self, part: _Partition, batch: _Batch, outcome: ProduceOutcome) -> None:
         """rd_kafka_toppar_retry_msgq: back on the queue in msgid order with an exponential backoff."""
         rk = self.rk
-        now = rk._env.now
+        now = rk._env._now
         jitter = rk._jitter.randint(100 - RETRY_JITTER_PERCENT, 100 + RETRY_JITTER_PERCENT)
         retryable = []
         for msg in batch.msgs:
