@@ -40,6 +40,7 @@ as this broker's metadata cache names them.
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import Any, Callable, Generator, Mapping
 
 from attrs import define, field, frozen
@@ -330,7 +331,7 @@ class BrokerNode:
             waiting.append(packet)
             return
         self._muted[packet.src] = deque()
-        self.after_work("request", lambda: self._handle(packet))  # a request handler thread picks it up
+        self.after_work("request", partial(self._handle, packet))  # a request handler thread picks it up
 
     def _handle(self, packet: Packet) -> None:
         injected = self.inject(packet)

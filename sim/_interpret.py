@@ -106,7 +106,7 @@ class Interpreter:
             self.clients[name] = self.backend.new_client(name, spec)
         # Only a scenario with faults asks the backend about them (docs/faults.md).
         faults = bool(self.scenario.faults or self.scenario.nemesis
-                      or any(step.actor == sc.NEMESIS for step in self.scenario.steps))
+                      or sc.NEMESIS in [step.actor for step in self.scenario.steps])
         for index, step in enumerate(self.scenario.steps):
             record = StepRecord(index=index, actor=step.actor, op=step.op)
             self.steps.append(record)

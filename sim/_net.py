@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import attrs
 import simpy
+from simpy.core import NORMAL
 from attrs import define, field
 
 from eosim._world import World
@@ -291,7 +292,10 @@ class Network:
         if packet.is_response:
             waiting = self._waiting.pop(packet.correlation_id, None)
             if waiting is not None:
-                waiting[1].succeed(packet.payload)
+                reply, env = waiting[1], self.world.env
+                # reply.succeed(payload), inlined (SimPy's succeed and schedule are two Python calls per response)
+                reply._ok, reply._value = True, packet.payload
+                heapq.heappush(env._queue, (env._now, NORMAL, next(env._eid), reply))
                 deadlines = self._deadlines
                 while deadlines and deadlines[0][1] not in self._waiting:  # keeps the heap to the waiting ones
                     heapq.heappop(deadlines)

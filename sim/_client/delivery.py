@@ -13,6 +13,7 @@ import enum
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 import simpy
+from simpy.events import PENDING
 from attrs import define, field
 
 from eosim._client.errors import KafkaError, KafkaException
@@ -72,8 +73,9 @@ class DeliveryReports:
         self._signal()
 
     def _signal(self) -> None:
-        if not self.event.triggered:
-            self.event.succeed()
+        event = self.event
+        if event._value is PENDING:  # not triggered (SimPy's ``triggered`` property is a Python call)
+            event.succeed()
 
     def serve(self) -> int:
         """Serve the main queue in order. The fatal-error event (None) is raised as a KafkaException by
@@ -94,7 +96,7 @@ class DeliveryReports:
             message = Message(tp.topic, tp.partition, offset, msg.key, msg.value, err,
                               (TIMESTAMP_CREATE_TIME, msg.timestamp))
             rk._op("delivery", {"topic": tp.topic, "key": msg.key, "value": msg.value},
-                   error=err, result={"partition": tp.partition, "offset": offset, "status": msg.status.name})
+                   error=err, result={"partition": tp.partition, "offset": offset, "status": msg.status._name_})  # not Enum's name property: a Python call
             if msg.callback is not None:
                 msg.callback(err, message)
         return served

@@ -137,18 +137,9 @@ class Handle:
         if self._calls:
             self._check_yielded()
         call = _Call(op)
-        call.process = self._spawn(self._started(call, body))
+        call.process = self._env.process(self._guarded(body, call))
         self._calls.append(call)
         return call.process
-
-    def _started(self, call: _Call, body: Generator) -> Generator:
-        self._calls.remove(call)
-        if call.reported:  # already reported by the next call on the handle: it never runs
-            return None
-        if not _waited(call.process):
-            call.reported = True
-            raise UsageError(self._not_yielded(call.op))
-        return (yield from body)
 
     def _check_yielded(self) -> None:
         """UsageError when a blocking call made before this one was not yielded (every API call checks)."""
@@ -170,8 +161,16 @@ class Handle:
         """Start a process of this client: it dies with the client (see ``_guarded``)."""
         return self._env.process(self._guarded(body))
 
-    def _guarded(self, body: Generator) -> Generator:
-        """Run ``body`` step by step; once the client crashed it never resumes (and never returns)."""
+    def _guarded(self, body: Generator, call: _Call | None = None) -> Generator:
+        """Run ``body`` step by step; once the client crashed it never resumes (and never returns). The body
+        of a blocking ``call`` starts only if the call was yielded (no generator layer of its own for that)."""
+        if call is not None:
+            self._calls.remove(call)
+            if call.reported:  # already reported by the next call on the handle: it never runs
+                return None
+            if not _waited(call.process):
+                call.reported = True
+                raise UsageError(self._not_yielded(call.op))
         send: Callable[[Any], Any] = body.send
         value: Any = None
         while True:
