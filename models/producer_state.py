@@ -400,6 +400,8 @@ class ProducerStateManager:
 
     def on_high_watermark_updated(self, high_watermark: int) -> None:
         # PSM.removeUnreplicatedTransactions
+        if not self.unreplicated_txns:  # most calls: no list built for nothing
+            return
         done = [first for first, txn in self.unreplicated_txns.items() if txn.last_offset < high_watermark]
         for first in done:
             del self.unreplicated_txns[first]

@@ -253,7 +253,7 @@ class Network:
 
     def respond(self, request: Packet, payload: Any) -> None:
         self._send(Packet(src=request.dst, dst=request.src, correlation_id=request.correlation_id,
-                          payload=payload, is_response=True, sent_at=self.world.now, request=request.payload))
+                          payload=payload, is_response=True, sent_at=self.world.env._now, request=request.payload))
 
     def _send(self, packet: Packet) -> None:
         trace = self.world.trace

@@ -154,7 +154,7 @@ class ReplicaManager:
                 delay = self.node.work.draw("log.append")
                 if delay:
                     yield self.node.world.env.timeout(delay)
-                result = log.append_as_leader(batch, self.node.world.now, verification_guard=guard)
+                result = log.append_as_leader(batch, self.node.world.env._now, verification_guard=guard)
             else:
                 result = AppendResult(error=error)
             self.trace_append(log, batch, result)

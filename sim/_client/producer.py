@@ -49,6 +49,7 @@ class Producer(Handle):
     def __init__(self, config: dict[str, Any], *, cluster: Any, name: str) -> None:
         self.config: ProducerConfig = self._open("producer", config, cluster, name)
         self.idempotent = self.config.enable_idempotence
+        self._api_versions = API_VERSIONS[self._client]  # looked up once: an Enum key hashes in Python
         self.transactional_id = self.config.transactional_id
         self.fatal_error: KafkaError | None = None  # rk_fatal
         self.sender = Sender(self, self._world.rng(f"{name}/partitioner"))
@@ -184,7 +185,7 @@ class Producer(Handle):
         the latest."""
         if self._client is Client.JAVA and (self.txn.tv2 or (api == "Produce" and self.transactional_id is None)):
             return JAVA_TV2_VERSIONS[api]
-        return API_VERSIONS[self._client][api]
+        return self._api_versions[api]
 
     def backoff(self, retries: int) -> int:
         jitter = self._jitter.randint(100 - RETRY_JITTER_PERCENT, 100 + RETRY_JITTER_PERCENT)

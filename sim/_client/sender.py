@@ -181,6 +181,7 @@ class Sender:
     rk: Producer
     _partitioner: Any  # world.rng(name + "/partitioner")
     partitions: dict[TP, _Partition] = field(factory=dict)
+    _by_name: dict[tuple[str, int], _Partition] = field(factory=dict)  # (topic, partition): no TP built per produce
     _sticky: dict[str, tuple[int, int]] = field(factory=dict)  # topic -> (partition, chosen at)
     _serve_scheduled: bool = False
     _wakeups: set[int] = field(factory=set)
@@ -202,8 +203,10 @@ class Sender:
             partition = self._choose_partition(topic, key, count)
         if partition >= count:
             raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))  # type: ignore[attr-defined]
-        tp = TP(topic, partition)
-        part = self.partition(tp)
+        part = self._by_name.get((topic, partition))
+        if part is None:
+            part = self.partition(TP(topic, partition))
+        tp = part.tp
         now = rk._env._now
         timeout = rk.config.message_timeout_ms
         msg = Msg(tp=tp, msgid=part.next_msgid, key=key, value=value, timestamp=now,
@@ -233,7 +236,7 @@ class Sender:
     def partition(self, tp: TP) -> _Partition:
         part = self.partitions.get(tp)
         if part is None:
-            part = self.partitions[tp] = _Partition(tp=tp)
+            part = self.partitions[tp] = self._by_name[(tp.topic, tp.partition)] = _Partition(tp=tp)
         return part
 
     def inflight_total(self) -> int:
