@@ -164,8 +164,8 @@ class Interpreter:
         return -1 if step.timeout_ms is None else step.timeout_ms / 1000
 
     def _do_init_transactions(self, step: sc.InitTransactions, record: StepRecord):
-        return (yield from self._block(step, record, lambda: self.clients[step.actor].init_transactions(
-            self._timeout(step))))
+        return self._block(step, record, lambda: self.clients[step.actor].init_transactions(
+            self._timeout(step)))
 
     def _do_begin_transaction(self, step: sc.BeginTransaction, record: StepRecord):
         self.clients[step.actor].begin_transaction()
@@ -194,11 +194,10 @@ class Interpreter:
         def remaining(n: int) -> None:
             record.values["remaining"] = n
 
-        return (yield from self._block(step, record, lambda: self.clients[step.actor].flush(self._timeout(step)),
-                                       remaining))
+        return self._block(step, record, lambda: self.clients[step.actor].flush(self._timeout(step)), remaining)
 
     def _do_poll(self, step: sc.Poll, record: StepRecord):
-        return (yield from self._block(step, record, lambda: self.clients[step.actor].poll(step.timeout_ms / 1000)))
+        return self._block(step, record, lambda: self.clients[step.actor].poll(step.timeout_ms / 1000))
 
     def _do_send_offsets_to_transaction(self, step: sc.SendOffsetsToTransaction, record: StepRecord):
         consumer = self.clients[step.consumer]
@@ -208,8 +207,8 @@ class Interpreter:
             positions = [self.backend.topic_partition(o.topic, o.partition, o.offset) for o in step.offsets]
         record.values["offsets"] = sorted([tp.topic, tp.partition, tp.offset] for tp in positions)
         metadata = consumer.consumer_group_metadata()
-        return (yield from self._block(step, record, lambda: self.clients[step.actor].send_offsets_to_transaction(
-            positions, metadata, self._timeout(step))))
+        return self._block(step, record, lambda: self.clients[step.actor].send_offsets_to_transaction(
+            positions, metadata, self._timeout(step)))
 
     def _do_commit_transaction(self, step: sc.CommitTransaction, record: StepRecord):
         result = yield from self._block(step, record, lambda: self.clients[step.actor].commit_transaction(
@@ -269,7 +268,7 @@ class Interpreter:
         def committed(result: Any) -> None:
             record.values["offsets"] = _offsets(result)
 
-        return (yield from self._block(step, record, lambda: consumer.commit(**kwargs), committed))
+        return self._block(step, record, lambda: consumer.commit(**kwargs), committed)
 
     def _partitions(self, step: Any) -> list[Any]:
         consumer = self.clients[step.actor]
@@ -286,16 +285,16 @@ class Interpreter:
         def committed(result: Any) -> None:
             record.values["offsets"] = _offsets(result)
 
-        return (yield from self._block(step, record, lambda: self.clients[step.actor].committed(
-            partitions, self._timeout(step)), committed))
+        return self._block(step, record, lambda: self.clients[step.actor].committed(
+            partitions, self._timeout(step)), committed)
 
     # -- any actor --------------------------------------------------------------------------------
 
     def _do_close(self, step: sc.Close, record: StepRecord):
         client = self.clients[step.actor]
         if self.scenario.actors[step.actor].kind == "consumer":
-            return (yield from self._block(step, record, client.close))
-        return (yield from self._block(step, record, lambda: client.flush(-1)))
+            return self._block(step, record, client.close)
+        return self._block(step, record, lambda: client.flush(-1))
 
     def _do_crash(self, step: sc.Crash, record: StepRecord):
         self.backend.crash(step.actor, self.clients[step.actor])
@@ -306,7 +305,7 @@ class Interpreter:
         self.clients[step.actor] = self.backend.new_client(step.actor, self.scenario.actors[step.actor])
 
     def _do_sleep(self, step: sc.Sleep, record: StepRecord):
-        return (yield from self._block(step, record, lambda: self.backend.sleep(step.ms)))
+        return self._block(step, record, lambda: self.backend.sleep(step.ms))
 
     # -- the nemesis --------------------------------------------------------------------------------
     # Jepsen records nemesis ops as info ops of the :nemesis process; the checkers skip them.
