@@ -26,7 +26,7 @@ from __future__ import annotations
 from random import Random
 from typing import Mapping
 
-from attrs import define
+from attrs import define, field
 
 # kind -> (fewest, most) ms
 WORK_MS: Mapping[str, tuple[int, int]] = {
@@ -57,11 +57,22 @@ class WorkTime:
     rng: Random
     bounds: Mapping[str, tuple[int, int]] = WORK_MS
 
+    _draws: dict[str, tuple[int, int, int]] = field(init=False)  # kind -> (low, n, bits of n)
+
     def __attrs_post_init__(self) -> None:
         check_bounds(self.bounds)
+        self._draws = {kind: (low, high - low + 1, (high - low + 1).bit_length())
+                       for kind, (low, high) in self.bounds.items()}
 
     def draw(self, kind: str) -> int:
-        low, high = self.bounds[kind]
-        # randint(low, high) is low + _randbelow(high - low + 1) (random.py, 3.11-3.13): the same draw
-        # without randint's and randrange's argument checks, two Python calls per piece of work
-        return low if low == high else low + self.rng._randbelow(high - low + 1)
+        low, n, bits = self._draws[kind]
+        if n == 1:
+            return low
+        # randint(low, high) is low + _randbelow(n), n = high - low + 1, and _randbelow draws getrandbits(bits)
+        # until below n (random.py's _randbelow_with_getrandbits, 3.11-3.13): the same draws without randint's
+        # argument checks and without _randbelow, three Python calls per piece of work
+        getrandbits = self.rng.getrandbits
+        r = getrandbits(bits)
+        while r >= n:
+            r = getrandbits(bits)
+        return low + r

@@ -79,6 +79,12 @@ def test_work_time_bounds_are_checked() -> None:
     assert [fixed.draw(kind) for kind in sorted(WORK_MS)] == [0, 0, 0, 1]
     drawn = WorkTime(Random(1))
     assert all(0 <= drawn.draw("markers") <= 10 for _ in range(200))
+    # the draws are randint's (none for a fixed time), the sequence the traces were recorded with
+    bounds = {"request": (0, 1), "log.append": (2, 7), "markers": (0, 10), "txn.log.append": (1, 1)}
+    kinds = sorted(bounds) * 100
+    work, reference = WorkTime(Random(7), bounds), Random(7)
+    assert [work.draw(kind) for kind in kinds] == [low if low == high else reference.randint(low, high)
+                                                   for low, high in (bounds[kind] for kind in kinds)]
 
 
 def test_a_scenario_not_declared_racy_is_compared_with_its_own_seed_alone() -> None:
