@@ -301,5 +301,7 @@ class Network:
                     heapq.heappop(deadlines)
             return
         handler = self._handlers.get(packet.dst)
-        if handler is not None and self.live(packet):  # a crashed node or a closed connection: lost
+        # a crashed node or a closed connection: lost (``live``, asked only when the connection is not the same)
+        if handler is not None and (packet.incarnation == self._connections.get((packet.src, packet.dst), 0)
+                                    or self.live(packet)):
             handler(packet)
