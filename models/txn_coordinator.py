@@ -146,7 +146,7 @@ class TransactionState(enum.Enum):
     @property
     def kafka_name(self) -> str:
         """TS.stateName, as DescribeTransactions shows it ("PrepareCommit", ...)."""
-        return _KAFKA_NAMES[self]
+        return _KAFKA_NAMES_BY_ID[self._value_]  # by id: an enum member's hash is a Python call
 
 
 _KAFKA_NAMES = {
@@ -159,6 +159,7 @@ _KAFKA_NAMES = {
     TransactionState.DEAD: "Dead",
     TransactionState.PREPARE_EPOCH_FENCE: "PrepareEpochFence",
 }
+_KAFKA_NAMES_BY_ID = tuple(_KAFKA_NAMES[state] for state in sorted(TransactionState, key=lambda s: s.value))
 
 _S = TransactionState
 
@@ -180,6 +181,8 @@ EXPIRATION_ALLOWED = frozenset({_S.EMPTY, _S.COMPLETE_COMMIT, _S.COMPLETE_ABORT}
 
 
 def _partition_tuple(partitions) -> tuple[TopicPartition, ...]:
+    if type(partitions) is tuple and len(partitions) < 2:  # already its own sorted set (most converted values)
+        return partitions
     return tuple(sorted(set(partitions)))
 
 
@@ -304,8 +307,10 @@ class TransactionMetadata:
     # A TV1 epoch fence whose write failed already bumped the in-memory epoch: do not bump again (KAFKA-9666).
     has_failed_epoch_fence: bool = False
 
-    def snapshot(self) -> TxnLogRecord:
-        return TxnLogRecord(
+    def snapshot(self, **changes) -> TxnLogRecord:
+        """The metadata as a record; ``changes``: ``TxnLogRecord`` fields to give other values (one record
+        built, not a snapshot and then a copy: a transition is on the coordinator's hot path)."""
+        values = dict(
             transactional_id=self.transactional_id,
             producer_id=self.producer_id,
             prev_producer_id=self.prev_producer_id,
@@ -319,6 +324,9 @@ class TransactionMetadata:
             txn_last_update_timestamp=self.txn_last_update_timestamp,
             client_transaction_version=self.client_transaction_version,
         )
+        if changes:
+            values.update(changes)
+        return TxnLogRecord(**values)
 
     @property
     def is_producer_epoch_exhausted(self) -> bool:
@@ -336,7 +344,7 @@ class TransactionMetadata:
         """
         if self.pending_state is not None:
             raise IllegalTransition(f"TransactionMetadata({self.transactional_id}) pending", self.pending_state, state)
-        record = evolve(self.snapshot(), state=state, prev_producer_id=self.producer_id, **changes)
+        record = self.snapshot(state=state, prev_producer_id=self.producer_id, **changes)
         if state is not TransactionState.DEAD and not 0 <= record.producer_epoch <= MAX_EPOCH:
             raise KafkaIllegalState(f"illegal new producer epoch {record.producer_epoch}")
         if self.state not in VALID_PREVIOUS_STATES[state]:
