@@ -835,8 +835,16 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _fields(cls: type) -> list[attrs.Attribute]:
-    return [f for f in attrs.fields(cls) if not f.metadata.get("derived")]
+@functools.cache
+def _fields(cls: type) -> tuple[attrs.Attribute, ...]:
+    return tuple(f for f in attrs.fields(cls) if not f.metadata.get("derived"))
+
+
+# The walker asks the same few types the same questions for every value of every document: answered once.
+_origin = functools.cache(typing.get_origin)
+_args = functools.cache(typing.get_args)
+_is_table = functools.cache(attrs.has)
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _describe(value: Any) -> str:
@@ -862,7 +870,7 @@ def _shown(text: str, limit: int = 60) -> str:
 
 
 def _expected(tp: Any) -> str:
-    origin = typing.get_origin(tp)
+    origin = _origin(tp)
     if tp is str:
         return "a string"
     if tp is int:
@@ -872,9 +880,9 @@ def _expected(tp: Any) -> str:
     if tp is float:
         return "a number"
     if origin is Literal:
-        return "one of " + ", ".join(f'"{a}"' for a in typing.get_args(tp))
+        return "one of " + ", ".join(f'"{a}"' for a in _args(tp))
     if origin in (Union, types.UnionType):
-        return " or ".join(_expected(a) for a in typing.get_args(tp) if a is not type(None))
+        return " or ".join(_expected(a) for a in _args(tp) if a is not type(None))
     if origin is tuple:
         return "an array"
     return "a table"
@@ -887,16 +895,16 @@ def _key(location: str, name: str, *, quote: bool = False) -> str:
     """A field path like TOML writes keys: ``actors.p1.config."linger.ms"``."""
     if len(name) > MAX_KEY:
         name = f"{name[:MAX_KEY]}..."
-    if quote or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+    if quote or not _BARE_KEY.fullmatch(name):
         name = json.dumps(name, ensure_ascii=False)  # a TOML basic string: quotes and control characters escaped
     return f"{location}.{name}" if location else name
 
 
 def _structure(tp: Any, value: Any, location: str) -> Any:
-    origin = typing.get_origin(tp)
+    origin = _origin(tp)
     if tp is Step:
         return _structure_step(value, location)
-    if attrs.has(tp):
+    if _is_table(tp):
         positional = getattr(tp, "positional", ())
         if isinstance(value, list) and positional:
             shape = next((s for s in positional if len(s) == len(value)), None)
@@ -908,27 +916,27 @@ def _structure(tp: Any, value: Any, location: str) -> Any:
             value = dict(zip(shape, value))
         return _structure_table(tp, value, location)
     if origin in (Union, types.UnionType):
-        for member in typing.get_args(tp):
+        for member in _args(tp):
             if member is not type(None) and _accepts(member, value):
                 return _structure(member, value, location)
-        if value is None and type(None) in typing.get_args(tp):
+        if value is None and type(None) in _args(tp):
             return None
         raise _Invalid(location, f"expected {_expected(tp)}, got {_describe(value)}")
     if origin is tuple:
         if not isinstance(value, list):
             raise _Invalid(location, f"expected an array, got {_describe(value)}")
         _check_size(value, MAX_ITEMS, location)
-        return tuple(_structure(typing.get_args(tp)[0], item, f"{location}[{i}]") for i, item in enumerate(value))
+        return tuple(_structure(_args(tp)[0], item, f"{location}[{i}]") for i, item in enumerate(value))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise _Invalid(location, f"expected a table, got {_describe(value)}")
-        item_type = typing.get_args(tp)[1]
+        item_type = _args(tp)[1]
         _check_size(value, MAX_ITEMS, location)
         for k in value:
             if not isinstance(k, str):
                 raise _Invalid(location, f"keys are strings, got {_describe(k)}")
         # Property maps (config, cluster) always quote their keys, as they are dotted names.
-        quote = not attrs.has(item_type)
+        quote = not _is_table(item_type)
         return {k: _structure(item_type, v, _key(location, str(k), quote=quote)) for k, v in value.items()}
     if not _accepts(tp, value):
         raise _Invalid(location, f"expected {_expected(tp)}, got {_describe(value)}")
@@ -950,7 +958,7 @@ def _check_size(value: Any, limit: int, location: str) -> None:
 
 def _accepts(tp: Any, value: Any) -> bool:
     """Whether a scalar type (or a union member) takes this value; containers say yes to their shape."""
-    origin = typing.get_origin(tp)
+    origin = _origin(tp)
     if tp is bool:
         return isinstance(value, bool)
     if tp is int:
@@ -960,9 +968,9 @@ def _accepts(tp: Any, value: Any) -> bool:
     if tp is str:
         return isinstance(value, str)
     if origin is Literal:
-        return isinstance(value, str) and value in typing.get_args(tp)
+        return isinstance(value, str) and value in _args(tp)
     if origin in (Union, types.UnionType):
-        return any(_accepts(member, value) for member in typing.get_args(tp))
+        return any(_accepts(member, value) for member in _args(tp))
     if origin is tuple:
         return isinstance(value, list)
     return isinstance(value, Mapping) or (isinstance(value, list) and bool(getattr(tp, "positional", ())))
