@@ -111,9 +111,10 @@ def _feed(oracle: _Oracle, events: Iterable[Event], end: int) -> int:
     """Hand ``events`` (in seq order) to the oracle; returns the time the trace has reached."""
     handlers = oracle.handlers
     for event in events:
-        if event.kind in _QUIET_KINDS:
+        kind = event.kind
+        if kind in _QUIET_KINDS:
             oracle.on_quiet_kind(event)
-        handler = handlers.get(event.kind)
+        handler = handlers.get(kind)
         if handler is not None:
             handler(event)
         end = event.t
