@@ -282,14 +282,17 @@ class FaultLayer:
 
     def after_step(self, index: int) -> None:
         """Step ``index`` was performed: arm its rules, start or stop the random nemesis."""
-        rules = [rule for rule in self.rules if rule.after_step == index]
-        for rule in rules:
-            self._emit("arm", rule.name)
-        self._arm(rules)
-        if self.nemesis is not None and self.nemesis.after_step == index:
-            self._start_nemesis()
-        if self.nemesis is not None and self.nemesis.until_step == index + 1:
-            self._stop_nemesis()
+        if self.rules:
+            rules = [rule for rule in self.rules if rule.after_step == index]
+            for rule in rules:
+                self._emit("arm", rule.name)
+            self._arm(rules)
+        nemesis = self.nemesis
+        if nemesis is not None:
+            if nemesis.after_step == index:
+                self._start_nemesis()
+            if nemesis.until_step == index + 1:
+                self._stop_nemesis()
 
     def end(self) -> int:
         """The steps are over: heal, disarm every rule, stop the nemesis. Returns the time from which no
@@ -438,6 +441,11 @@ class FaultLayer:
         self.heal(rule=NEMESIS)
 
 
+# The errors a nemesis strike draws from, by name.
+_STRIKE_ERRORS = sorted({e.name for errors in INFRASTRUCTURE_ERRORS.values() for e in errors})
+_TXN_LOG_STRIKE_ERRORS = sorted(e.name for e in TXN_LOG_APPEND_ERRORS)
+
+
 def draw_strikes(spec: sc.Nemesis, rng: Any, actors: tuple[str, ...], brokers: tuple[str, ...] = ()) -> Iterator[sc.Strike]:
     """Generation: the random nemesis' choices as a schedule, one strike after another, forever (the
     executor stops taking them when the nemesis stops). Gaps and durations are drawn from half to one and
@@ -458,10 +466,9 @@ def draw_strikes(spec: sc.Nemesis, rng: Any, actors: tuple[str, ...], brokers: t
             if kind == "delay":
                 extra["ms"] = rng.randint(1, duration)
             elif kind == "error":
-                extra["error"] = rng.choice(sorted({e.name for errors in INFRASTRUCTURE_ERRORS.values()
-                                                    for e in errors}))
+                extra["error"] = rng.choice(_STRIKE_ERRORS)
             elif kind == "txn-log":
-                extra["error"] = rng.choice(sorted(e.name for e in TXN_LOG_APPEND_ERRORS))
+                extra["error"] = rng.choice(_TXN_LOG_STRIKE_ERRORS)
         if kind in sc.NEMESIS_CLUSTER_KINDS and brokers:
             target = rng.choice(brokers)
         elif kind in sc.NEMESIS_BROKER_KINDS:

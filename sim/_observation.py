@@ -36,19 +36,34 @@ def _json_data(value: Any) -> Any:
     # JSON-normalise (tuples become lists) so an observation equals itself after a JSON round trip;
     # walked by hand, as a json.dumps + json.loads per step cost a tenth of a run. A value that is JSON
     # already is kept, not copied (a run's steps are over when they are observed): a long run's
-    # observation does not hold its steps' values twice.
+    # observation does not hold its steps' values twice. One pass, copying a container only once an
+    # item of it changes; scalars are not walked into.
     kind = type(value)
     if kind in _JSON_SCALARS:
         return value
-    if kind is list and all(type(v) in _JSON_SCALARS for v in value):  # most values: a flat list, kept
-        return value
+    if kind is dict:
+        out = None
+        for k, v in value.items():
+            if type(k) is not str:
+                return json.loads(json.dumps(value))  # non-str keys: JSON's own rules
+            if type(v) not in _JSON_SCALARS:
+                normal = _json_data(v)
+                if normal is not v:
+                    if out is None:
+                        out = dict(value)
+                    out[k] = normal
+        return value if out is None else out
     if kind is list or kind is tuple:
-        items = [_json_data(v) for v in value]
-        return value if kind is list and all(a is b for a, b in zip(items, value)) else items
-    if kind is dict and all(type(k) is str for k in value):
-        normal = {k: _json_data(v) for k, v in value.items()}
-        return value if all(normal[k] is v for k, v in value.items()) else normal
-    return json.loads(json.dumps(value))  # anything else (non-str keys ...): JSON's own rules
+        out = None if kind is list else list(value)
+        for i, v in enumerate(value):
+            if type(v) not in _JSON_SCALARS:
+                normal = _json_data(v)
+                if normal is not v:
+                    if out is None:
+                        out = list(value)
+                    out[i] = normal
+        return value if out is None else out
+    return json.loads(json.dumps(value))  # anything else: JSON's own rules
 
 
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
