@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from eosim import _scenario as sc
 from eosim._checkers import Anomaly, CheckResult, combine
-from eosim._checkers.jepsen import check_history
+from eosim._checkers.jepsen import check_recorded
 from eosim._checkers.oracle import TraceOracle, check_trace, trace_kinds
 from eosim._checkers.pipeline import check_pipeline
 from eosim._interpret import Interpreter
@@ -59,7 +59,7 @@ def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Obs
         if isinstance(trace, TraceView):  # a spilled trace reads back only the events the oracle reads
             trace = trace.of_kinds(ORACLE_KINDS)
         trace_result = check_trace(trace)
-    result = combine(check_history(history, subscribe_used=subscribe_used), trace_result)
+    result = combine(check_recorded(history, subscribe_used=subscribe_used), trace_result)
     if scenario.scenario.pipeline is not None:
         result = combine(result, check_pipeline(_committed(observation, scenario.scenario.pipeline.input),
                                                 _committed(observation, scenario.scenario.pipeline.output)))
