@@ -41,6 +41,7 @@ TransactionMarkerRequestCompletionHandler.scala, ``KafkaApis`` = core/.../server
 from __future__ import annotations
 
 import enum
+from operator import attrgetter
 from collections.abc import Iterable
 
 from attrs import Factory, define, evolve, field, frozen, setters
@@ -183,7 +184,11 @@ EXPIRATION_ALLOWED = frozenset({_S.EMPTY, _S.COMPLETE_COMMIT, _S.COMPLETE_ABORT}
 def _partition_tuple(partitions) -> tuple[TopicPartition, ...]:
     if type(partitions) is tuple and len(partitions) < 2:  # already its own sorted set (most converted values)
         return partitions
-    return tuple(sorted(set(partitions)))
+    # TopicPartition's order, (topic, partition), compared in C rather than by its Python __lt__
+    return tuple(sorted(set(partitions), key=_TP_ORDER))
+
+
+_TP_ORDER = attrgetter("topic", "partition")
 
 
 # --- requests and responses -------------------------------------------------------------------------------
