@@ -109,10 +109,6 @@ def _gc_paused():
 
 
 _TYPES = frozenset({"invoke", "ok", "fail", "info"})
-# What each op must have: (field, check, what the check wants).
-_OP_FIELDS = (("index", lambda v: type(v) is int, "an integer"),
-              ("type", lambda v: v in _TYPES, "one of invoke, ok, fail, info"),
-              ("f", lambda v: isinstance(v, str), "a string"))
 
 
 def _check_shape(history: Any) -> None:
@@ -122,7 +118,9 @@ def _check_shape(history: Any) -> None:
     for position, op in enumerate(history):
         if not isinstance(op, dict):
             raise TypeError(f"history[{position}] is not an op dict: {op!r}")
-        for name, ok, want in _OP_FIELDS:
+        for name, ok, want in (("index", lambda v: type(v) is int, "an integer"),
+                               ("type", lambda v: v in _TYPES, "one of invoke, ok, fail, info"),
+                               ("f", lambda v: isinstance(v, str), "a string")):
             if name not in op:
                 raise ValueError(f'history[{position}] has no "{name}" field: {op!r}')
             if not ok(op[name]):
@@ -693,7 +691,12 @@ class _Analysis:
         core = _trim(edges)
         if not core:  # acyclic: no component to look into
             return []
-        sccs = _components({a: [b for b in edges[a] if b in core] for a in sorted(core)})
+        import networkx as nx  # only now: importing it is a tenth of a second of every CLI start
+
+        g = nx.DiGraph()
+        g.add_nodes_from(core)
+        g.add_edges_from((a, b) for a in core for b in edges[a] if b in core)
+        sccs = sorted((sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1), key=lambda c: c[0])
         op_of = {op["index"]: op for op in self.done}
         out = []
         for scc in sccs:
@@ -741,7 +744,7 @@ class _Analysis:
 
 def _trim(edges: dict[int, dict[int, list]]) -> set[int]:
     """The nodes left after repeatedly dropping those with no in- or no out-edges: they cannot be
-    on a cycle, and dropping them here is much cheaper than searching them for components."""
+    on a cycle, and dropping them here is much cheaper than handing them to networkx."""
     preds: dict[int, list[int]] = {a: [] for a in edges}
     for a, out in edges.items():
         for b in out:
@@ -766,61 +769,21 @@ def _trim(edges: dict[int, dict[int, list]]) -> set[int]:
     return alive
 
 
-def _components(adj: dict[int, list[int]]) -> list[list[int]]:
-    """The strongly connected components of more than one node of the graph ``adj`` (node -> successors, every
-    node a key), each sorted, in order of their first node: Tarjan's algorithm, iterative. Written out rather than
-    importing networkx for it (a tenth of a second per process, for the rare run whose graph has a cycle core)."""
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    found: list[list[int]] = []
-    for root in adj:
-        if root in index:
-            continue
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        work = [(root, iter(adj[root]))]
-        while work:
-            v, successors = work[-1]
-            for w in successors:
-                if w not in index:  # descend; v's remaining successors are taken up when w is done
-                    index[w] = low[w] = len(index)
-                    stack.append(w)
-                    on_stack.add(w)
-                    work.append((w, iter(adj[w])))
-                    break
-                if w in on_stack:
-                    low[v] = min(low[v], index[w])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[v])
-                if low[v] == index[v]:
-                    component = []
-                    while True:
-                        w = stack.pop()
-                        on_stack.discard(w)
-                        component.append(w)
-                        if w == v:
-                            break
-                    if len(component) > 1:
-                        found.append(sorted(component))
-    return sorted(found, key=lambda c: c[0])
-
-
 def _find_cycle(scc: list[int], succ: dict[int, list[tuple[int, int]]], usable: int,
                 required: tuple[int, ...]) -> list[int] | None:
     """A short simple cycle inside ``scc`` using only ``usable`` edges and at least one edge of each
     ``required`` kind, or None. Components of the projected graph first, then BFS back from a few
     start edges, keeping the shortest (Elle: SCCs, then BFS)."""
+    import networkx as nx
+
+    h = nx.DiGraph()
+    h.add_nodes_from(scc)
+    h.add_edges_from((u, v) for u in scc for v, m in succ[u] if m & usable)
     need = 0
     for bit in required:
         need |= bit
     first = required[0] if required else usable
-    for comp in _components({u: [v for v, m in succ[u] if m & usable] for u in scc}):
+    for comp in sorted((sorted(c) for c in nx.strongly_connected_components(h) if len(c) > 1), key=lambda c: c[0]):
         members = set(comp)
         adj = {u: [(v, m & usable) for v, m in succ[u] if m & usable and v in members] for u in comp}
         starts = ((u, v, m) for u in comp for v, m in adj[u] if m & first)

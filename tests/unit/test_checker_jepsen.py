@@ -588,29 +588,6 @@ def test_an_offsetless_ack_is_not_lost_when_read_or_when_the_final_read_was_inco
     assert found(check_history(open_txn.ops), "lost-write") == []
 
 
-def test_components_are_the_strongly_connected_components():
-    # The checker's own Tarjan against the definition (u and v in one component iff each reaches the other),
-    # on random graphs with self-loops, chains and nested cycles.
-    import random
-
-    from eosim._checkers.jepsen import _components
-
-    rng = random.Random(12)
-    for _ in range(300):
-        n = rng.randrange(1, 12)
-        adj = {u: sorted({rng.randrange(n) for _ in range(rng.randrange(4))}) for u in rng.sample(range(n), n)}
-        reach = {u: set() for u in adj}
-        for u in adj:
-            todo = list(adj[u])
-            while todo:
-                v = todo.pop()
-                if v not in reach[u]:
-                    reach[u].add(v)
-                    todo += adj[v]
-        want = sorted({tuple(sorted(v for v in adj if v == u or (v in reach[u] and u in reach[v]))) for u in adj})
-        assert _components(adj) == [list(c) for c in want if len(c) > 1]
-
-
 def test_recorded_histories_have_the_shape_check_history_requires():
     # The runners judge with check_recorded, which trusts the recorder's shape: every library scenario's history
     # (sends, polls, transactions, failures, offsets, subscriptions) passes the shape check it skips.
