@@ -1185,6 +1185,8 @@ class TransactionCoordinator:
             and epoch == MAX_EPOCH - 1
             and txn.producer_epoch == 0
         )
+        # No check of the stored client_transaction_version (Kafka 4.0-4.4): one behind a TV1-completed
+        # transaction passes too, and a TV2 zombie gets its TV1 successor's epoch (mixed-tv-abort-revives-zombie).
         retry_on_epoch_bump = not is_epoch_fence and txn.producer_epoch == epoch + 1
         if is_epoch_fence:
             valid_epoch = (not from_client or epoch == txn.producer_epoch) and epoch >= txn.producer_epoch

@@ -99,6 +99,52 @@ def _plain_retry_duplicate(anomalies: Sequence[Any], trace: Sequence[Event]) -> 
     return explained
 
 
+def _field(payload: Any, name: str) -> Any:
+    """A request's or response's field: the model's object in a live trace, a JSON object in a read one."""
+    value = payload.get(name) if isinstance(payload, dict) else getattr(payload, name, None)
+    return getattr(value, "name", value)  # Errors.NONE -> "NONE"
+
+
+def _revived_by_a_retry(trace: Sequence[Event], holder: dict[str, Any]) -> bool:
+    """``holder`` (a ``client.pid`` at producer id P, epoch E) took E from a TV2 EndTxn sent at E - 1 and
+    answered NONE while the coordinator's transaction at E was Complete* after a TV1 end at E (no bump)."""
+    node, data = holder["node"], holder["data"]
+    tid, pid, epoch = data.get("transactional_id"), data["producer_id"], data["producer_epoch"]
+    ends: dict[tuple[str, int], Any] = {}  # (channel, correlation id) -> EndTxn request of tid
+    last_end_tv: int | None = None  # the transaction version of the last EndTxn of tid at (pid, E)
+    ended_by_tv1 = False  # tid's last Prepare* at (pid, E) followed a TV1 EndTxn at E
+    state = None  # tid's last (state, producer id, epoch)
+    answer = None
+    for e in trace:
+        if e.seq >= holder["seq"]:
+            break
+        if e.kind == "net.request" and e.msg == "EndTxnRequest" and _field(e.fields, "transactional_id") == tid:
+            ends[(e.node, e.correlation_id)] = e.fields
+            if (_field(e.fields, "producer_id"), _field(e.fields, "producer_epoch")) == (pid, epoch):
+                last_end_tv = _field(e.fields, "transaction_version")
+        elif e.kind == "txn.state" and e.transactional_id == tid:
+            state = (e.new, e.producer_id, e.producer_epoch)
+            if e.new in ("PrepareCommit", "PrepareAbort") and state[1:] == (pid, epoch):
+                ended_by_tv1 = e.old == "Ongoing" and last_end_tv == 1
+        elif (e.kind == "net.response" and e.msg == "EndTxnResponse" and e.dst.split("/")[0] == node
+              and (e.dst, e.correlation_id) in ends):
+            request = ends[(e.dst, e.correlation_id)]
+            answer = (_field(e.fields, "error"), _field(e.fields, "producer_id"), _field(e.fields, "producer_epoch"),
+                      _field(request, "transaction_version"), _field(request, "producer_epoch"), ended_by_tv1,
+                      state is not None and state[0] in ("CompleteCommit", "CompleteAbort") and state[1:] == (pid, epoch))
+    return answer == ("NONE", pid, epoch, 2, epoch - 1, True, True)
+
+
+def _mixed_tv_abort_revives_zombie(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``shared-producer-epoch`` whose later holder got the epoch from a TV2 EndTxn one epoch behind a
+    transaction that a TV1 EndTxn ended at that epoch: Kafka's TV2 endTransaction takes it for a retry of an
+    epoch-bumping end and hands the fenced instance the live one's epoch. Nothing else is explained."""
+    return {i for i, a in enumerate(anomalies)
+            if a.name == "shared-producer-epoch" and len(a.witness) == 2
+            and all(w.get("kind") == "client.pid" for w in a.witness)
+            and _revived_by_a_retry(trace, a.witness[1])}
+
+
 KNOWN_FINDINGS = (
     KnownFinding(name="txn-abort-sequence-reuse",
             scenario="experiments/scenarios/txn-abort-sequence-reuse.toml",
@@ -113,6 +159,13 @@ KNOWN_FINDINGS = (
                    "messages POSSIBLY_PERSISTED) with enable.idempotence=false, its default: at-least-once by design "
                    "(Kafka's producer docs, \"Delivery semantics\")",
             explains=_plain_retry_duplicate),
+    KnownFinding(name="mixed-tv-abort-revives-zombie",
+            scenario="experiments/scenarios/mixed-tv-abort-revives-zombie.toml",
+            source="Kafka TransactionCoordinator.handleEndTransaction (the path by the request's version) and "
+                   "endTransaction (TV2: retryOnEpochBump = txnMetadata.producerEpoch == producerEpoch + 1, no "
+                   "check that the completed transaction was a TV2 one; kafka_2.13 4.0.0-4.4.0); the Java client's "
+                   "EndTxnHandler takes the answered epoch (TV2). Measured on Kafka 4.1.2",
+            explains=_mixed_tv_abort_revives_zombie),
 )
 
 

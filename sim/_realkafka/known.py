@@ -27,6 +27,11 @@ _JAVA_CLIENT_GAPS: dict[str, tuple[tuple[int, ...], dict[str, str]]] = {
         "steps[8].outcome": "poll does not raise the fatal error again: the Java client has no poll and no "
                             "one-time fatal-error event (librdkafka's, which the simulated client raises)",
     }),
+    # with every actor on Java, p3 speaks TV2 too and p1's abort is fenced; p1's next send meets the same gap
+    "mixed-tv-abort-revives-zombie": ((2,), {
+        "steps[11].": "produce after the fatal ProducerFencedException does not throw: the send's callback gets "
+                      "PRODUCER_FENCED, as in fenced-producer-errors",
+    }),
     "transactional-state-errors": ((1, 2), {
         "steps[0].values[delivery]": "a send refused with IllegalStateException (_STATE) is appended to the "
                                      "accumulator first (KafkaProducer.doSend, then maybeAddPartition): e0 and e1 "

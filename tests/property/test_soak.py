@@ -98,3 +98,25 @@ def test_a_non_idempotent_producers_retry_duplicate_is_a_finding_only_when_the_b
     # a copy written with a producer id is not a plain producer's retry
     pid_trace = [attrs.evolve(e, producer_id=7) if e.kind == "log.append" else e for e in trace]
     assert classify(anomalies, pid_trace) is None
+
+
+def test_a_tv2_zombie_revived_by_a_retry_after_a_tv1_abort_is_a_finding_only_with_that_mechanism():
+    """Kafka 4.x takes a TV2 zombie's abort one epoch behind a TV1-aborted transaction for a retry and hands it the
+    live epoch (mixed-tv-abort-revives-zombie, measured on Kafka 4.1.2). The classifier demands the TV1 end at the
+    shared epoch, the TV2 EndTxn one epoch behind, and its NONE answer; the shrunk finding of the search is it."""
+    anomalies, trace = _documented_run("mixed-tv-abort-revives-zombie")
+    assert [a.name for a in anomalies] == ["shared-producer-epoch"]
+    assert classify(anomalies, trace) == ["mixed-tv-abort-revives-zombie"]
+    found = run_file(ROOT / "experiments" / "findings" / "java-tv2-zombie-abort-shares-epoch.toml")
+    assert classify(found.result.anomalies, list(found.trace)) == ["mixed-tv-abort-revives-zombie"]
+
+    def ends(tv: int):  # every EndTxn sent at that transaction version instead
+        return [attrs.evolve(e, fields=attrs.evolve(e.fields, transaction_version=tv))
+                if e.kind == "net.request" and e.msg == "EndTxnRequest" else e for e in trace]
+
+    assert classify(anomalies, ends(2)) is None  # an all-TV2 id: the completed end bumped, no retry to take
+    assert classify(anomalies, ends(1)) is None  # the zombie's end was TV1: not this mechanism
+    no_answer = [e for e in trace if not (e.kind == "net.response" and e.msg == "EndTxnResponse")]
+    assert classify(anomalies, no_answer) is None
+    other = Anomaly(name="lost-write", description="another anomaly", witness=())
+    assert classify([*anomalies, other], trace) is None

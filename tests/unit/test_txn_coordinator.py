@@ -541,6 +541,27 @@ def test_end_txn_tv2_retry_after_completion_returns_the_stored_pid_epoch():
         error=NONE, producer_id=pid, producer_epoch=e + 1)
 
 
+def test_end_txn_tv2_one_behind_a_tv1_completed_abort_passes_as_a_retry():
+    """Kafka picks the EndTxn path by the request's version and the TV2 path ignores the stored
+    clientTransactionVersion (kafka_2.13 4.0.0-4.4.0, TransactionCoordinator.endTransaction): a TV2 zombie's
+    abort one epoch behind a transaction its TV1 successor aborted (no bump) is a "retry", answered with the
+    successor's epoch. Measured on Kafka 4.1.2: experiments/scenarios/mixed-tv-abort-revives-zombie.toml."""
+    c = make()
+    pid, zombie = init(c)
+    _, live = init(c, pid=-1, epoch=-1)  # the TV1 successor fences the TV2 instance
+    assert live == zombie + 1
+    begin(c, pid, live, P0, tv=1)
+    response, effects = prepare(c, pid, live, False, tv=1)
+    assert response == EndTxnResponse(error=NONE)  # TV1: the abort bumps nothing
+    assert the_response(c.handle(4, end_req(pid, zombie, False, tv=2), 0)).error is Errors.CONCURRENT_TRANSACTIONS
+    complete(c, effects)
+    assert (meta(c).state, meta(c).producer_epoch) == (S.COMPLETE_ABORT, live)
+    assert the_response(c.handle(5, end_req(pid, zombie, False, tv=2), 0)) == EndTxnResponse(
+        error=NONE, producer_id=pid, producer_epoch=live)
+    # one ahead is no retry: fenced
+    assert the_response(c.handle(6, end_req(pid, live + 1, False, tv=2), 0)).error is Errors.PRODUCER_FENCED
+
+
 def test_end_txn_tv2_empty_abort_completes_without_markers():
     c = make()
     pid, e = init(c, now=0)
