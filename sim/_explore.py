@@ -165,14 +165,11 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
                 else strategies.cluster_configs(verification=(True,), expiry=(None,)))
     producers = strategies.PRODUCER_KINDS if reintroduce else ("transactional", "idempotent")
     readers = strategies.ISOLATION_LEVELS if reintroduce else ("read_committed",)
-    # Java producers only with a switch: on correct Kafka a Java (TV2) producer sharing its transactional.id with
-    # a librdkafka (TV1) one is not yet classified (docs/exploration.md, experiments/findings/)
-    clients = strategies.CLIENTS if reintroduce else ("librdkafka",)
 
     @st.composite
     def around(draw: Any) -> dict[str, Any]:
         if base is None:
-            workload = draw(strategies.workloads(producers=producers, readers=readers, clients=clients))
+            workload = draw(strategies.workloads(producers=producers, readers=readers))
             if not reintroduce:
                 workload = _without_message_timeouts(workload)
         else:
