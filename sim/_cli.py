@@ -467,6 +467,8 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
                     print(file=sys.stderr)
             else:
                 campaigns = _explore_bar(base, bugs, budget, seed, jobs, executor, show)
+        except _explore.InvalidBase as err:
+            raise BadInput(f"{scenario}: {err}") from None
         except _explore.SimulatorCrash as crash:
             if show:
                 print(file=sys.stderr)
@@ -485,8 +487,12 @@ def explore(scenario: Optional[Path] = typer.Argument(None, help="Search around 
                 known[name] = known.get(name, 0) + count
         lines.extend(f"known: {name}: {count} INVALID run(s) explained by documented behaviour (docs/verdicts.md)"
                      for name, count in sorted(known.items()))
+        cut = sum(c.cut for c in campaigns)
+        if cut:
+            lines.append(f"cut: {cut} run(s) stopped at the per-run limit ({_explore.RUN_EVENTS} simulation events "
+                         "or the simulated-time limit): unknown, not findings")
         lines.append(f"{len(findings)} finding(s) in {runs} runs" + (f": {target}" if findings else ""))
-        _emit(as_json, {"runs": runs, "reintroduce": list(bugs), "seed": seed, "jobs": jobs,
+        _emit(as_json, {"runs": runs, "cut": cut, "reintroduce": list(bugs), "seed": seed, "jobs": jobs,
                         "known": dict(sorted(known.items())), "findings": [
             {"anomalies": list(f.anomalies), "steps_found": f.steps_found, "steps_shrunk": f.steps_shrunk,
              "seconds_to_find": round(f.seconds_to_find, 3), "seconds_to_shrink": round(f.seconds_to_shrink, 3),

@@ -35,6 +35,11 @@ from eosim import _executor, strategies
 from eosim._findings import classify
 
 ROUND_EXAMPLES = 100
+# A drawn run's own budget of simulation events (at most the format's MAX_EVENTS): a run that reaches it stops,
+# its verdict is unknown, and the campaign counts it (``Campaign.cut``) instead of stalling on it. Drawn runs
+# take a few thousand events (150 drawn on seed 0: median 129, max 4,695); at ~80,000 events per CPU second
+# this bounds a run near one second.
+RUN_EVENTS = 50_000
 INT32_MAX = 2**31 - 1
 SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
     "pid-or-epoch-changes": frozenset({"client.pid"}),
@@ -90,6 +95,7 @@ class Campaign:
     seconds: float
     finding: Finding | None
     known: dict[str, int]  # INVALID runs a known finding explains (no switch only): name -> runs
+    cut: int = 0  # runs stopped at their limits (RUN_EVENTS, MAX_SIM_MS): unknown, neither clean nor findings
 
 
 def size(document: dict[str, Any]) -> int:
@@ -131,12 +137,27 @@ def check_bugs(reintroduce: Sequence[str], release: str = PINNED_RELEASE) -> Non
                          f"([cluster] \"{KAFKA_VERSION_KEY}\" in the scenario)")
 
 
+class InvalidBase(ValueError):
+    """The base scenario's own run is INVALID: every run around it would be, for the base's own reasons."""
+
+
+def check_base(base: dict[str, Any], seed: int) -> None:
+    """Refuse a base whose own run (its own rules, no drawn fault, no switch, the search's seed) the checkers call
+    INVALID for reasons no known finding explains: the search would report the base's anomaly as its finding."""
+    outcome = _run({**base, "scenario": {**base["scenario"], "seed": seed}})
+    checks = outcome.verdict.checks
+    if checks.valid is False and not classify(checks.anomalies, outcome.trace):
+        raise InvalidBase(f"the scenario is INVALID on its own (seed {seed}, no switch): "
+                          f"{', '.join(checks.anomaly_types)}; explore searches for runs a correct base turns INVALID "
+                          f"under faults, so the base's own run must be valid (see `eosim run` on it)")
+
+
 def _run(document: dict[str, Any]) -> Any:
     from eosim._runner import run_scenario
     from eosim._scenario import scenario_from_dict
 
     scenario = scenario_from_dict(document, name=document["scenario"]["name"], header="eosim explore")
-    return run_scenario(scenario, document["scenario"].get("seed", 1))
+    return run_scenario(scenario, document["scenario"].get("seed", 1), max_events=RUN_EVENTS)
 
 
 def _signals(outcome: Any) -> dict[str, float]:
@@ -239,7 +260,7 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
 
     started = time.perf_counter()
     shrink_budget = budget if shrink_budget is None else shrink_budget
-    state: dict[str, Any] = {"runs": 0, "first": None, "found_at": None, "best": None}
+    state: dict[str, Any] = {"runs": 0, "cut": 0, "first": None, "found_at": None, "best": None}
     failed: dict[str, tuple[str, ...]] = {}  # every finding so far (its document as JSON): its anomalies
     known: dict[str, int] = {}
 
@@ -261,6 +282,9 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             outcome = _run(switched(document, reintroduce))
         except Exception:  # noqa: BLE001 - any exception of the simulator's is a bug to report with its scenario
             raise SimulatorCrash(document, traceback.format_exc()) from None
+        if not outcome.completed:
+            state["cut"] += 1
+            return  # stopped at its limits: the checkers cannot vouch for it either way
         for label, value in _signals(outcome).items():
             target(value, label=label)
         if outcome.verdict.checks.valid is not False:
@@ -296,12 +320,12 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             break  # Hypothesis could not replay its pick; the smallest finding was judged and stands
     seconds = time.perf_counter() - started
     if state["found_at"] is None:
-        return Campaign(seed, state["runs"], seconds, None, known)
+        return Campaign(seed, state["runs"], seconds, None, known, state["cut"])
     document, anomalies = state["best"]
     finding = Finding(anomalies=anomalies, document=document, steps_found=size(state["first"]),
                       steps_shrunk=size(document), seconds_to_find=state["found_at"] - started,
                       seconds_to_shrink=time.perf_counter() - state["found_at"], runs=state["runs"])
-    return Campaign(seed, state["runs"], seconds, finding, known)
+    return Campaign(seed, state["runs"], seconds, finding, known, state["cut"])
 
 
 def _campaign_job(kwargs: dict[str, Any]) -> Campaign:
@@ -321,6 +345,8 @@ def explore(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] = 
     runs in this process and reports ``progress(runs, seconds)``. ``finished(campaign)`` as each one ends."""
     check_bugs(reintroduce, release_of(base))
     _executor.check(executor)
+    if base is not None:
+        check_base(base, seed)
     kwargs = [dict(base=base, reintroduce=tuple(reintroduce), budget=budget, seed=seed + j) for j in range(jobs)]
     if jobs == 1 and executor == _executor.LOCAL:
         campaigns = [campaign(**kwargs[0], progress=progress)]

@@ -46,7 +46,7 @@ def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observat
 
 
 def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
-               trace: Sequence[TraceEvent] | TraceOracle, completed: bool) -> Verdict:
+               trace: Sequence[TraceEvent] | TraceOracle, completed: bool, max_events: int = sc.MAX_EVENTS) -> Verdict:
     """Close the history with the final read of the observation, then run every checker, and hold
     the result against the scenario's own claims (its expectations and the anomalies it declares).
     ``trace``: the run's trace, or the oracle that has been reading it as the run went (``TraceOracle``)."""
@@ -66,7 +66,7 @@ def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Obs
     if not completed:  # Jepsen's "unknown": a run that did not finish cannot vouch for anything
         stuck = Anomaly(name="incomplete", witness=(),
                         description=f"the run had not finished and settled within the limits of {sc.MAX_SIM_MS} ms "
-                                    f"of simulated time and {sc.MAX_EVENTS} events")
+                                    f"of simulated time and {max_events} events")
         result = combine(result, CheckResult(valid="unknown", anomalies=(stuck,), allowed=()))
     return Verdict(result, scenario.scenario.expect_anomalies, tuple(check_expectations(scenario, observation)))
 

@@ -213,6 +213,7 @@ class Simulation:
     interpreter: Interpreter
     completed: bool
     oracle: TraceOracle  # the trace oracle, reading the trace as the run goes
+    max_events: int  # the run's event budget (sc.MAX_EVENTS unless the caller asked for less)
 
 
 @contextlib.contextmanager
@@ -229,10 +230,10 @@ def _young_collections_only() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-def simulate(scenario: sc.Scenario, seed: int | None = None) -> Simulation:
-    """Run the scenario's steps, then the settle period."""
+def simulate(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS) -> Simulation:
+    """Run the scenario's steps, then the settle period, within ``max_events`` (at most sc.MAX_EVENTS)."""
     with _young_collections_only():
-        return _simulate(scenario, seed)
+        return _simulate(scenario, seed, min(max_events, sc.MAX_EVENTS))
 
 
 def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None, *,
@@ -276,7 +277,7 @@ def cluster_for(world: World, scenario: sc.Scenario) -> Cluster:
     return Cluster(world, config, topics, brokers=len(scenario.brokers), replicated=replicated)
 
 
-def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
+def _simulate(scenario: sc.Scenario, seed: int | None, max_events: int) -> Simulation:
     seed = scenario.seed if seed is None else seed
     world = World(seed)
     oracle = TraceOracle(world.trace)
@@ -284,7 +285,7 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario, cluster.node)
     interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
     main = world.env.process(_drive(world, interpreter))
-    world.env.events_left = sc.MAX_EVENTS
+    world.env.events_left = max_events
     world.env.run(until=main | world.env.timeout(sc.MAX_SIM_MS - SETTLE_MS))
     completed = main.triggered
     settled = settle(world, cluster, faults, sc.MAX_SIM_MS, oracle=oracle)
@@ -292,7 +293,7 @@ def _simulate(scenario: sc.Scenario, seed: int | None) -> Simulation:
     completed = completed and settled
     if main.triggered and not main.ok:
         raise main.value
-    return Simulation(scenario, seed, world, cluster, interpreter, completed, oracle)
+    return Simulation(scenario, seed, world, cluster, interpreter, completed, oracle, max_events)
 
 
 def conclude(run: Simulation) -> Outcome:
@@ -304,15 +305,15 @@ def conclude(run: Simulation) -> Outcome:
 def _conclude(run: Simulation) -> Outcome:
     trace = run.world.trace.view()
     observation = observe(run.scenario, run.cluster, run.interpreter)
-    verdict = verdict_of(run.scenario, run.interpreter, observation, run.oracle, run.completed)
+    verdict = verdict_of(run.scenario, run.interpreter, observation, run.oracle, run.completed, run.max_events)
     return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, verdict, run.completed)
 
 
-def run_scenario(scenario: sc.Scenario, seed: int | None = None) -> Outcome:
+def run_scenario(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS) -> Outcome:
     if not isinstance(scenario, sc.Scenario):
         raise TypeError(f"run_scenario() takes an eosim.Scenario, as load_scenario(path) returns, "
                         f"got {scenario!r}")
-    return conclude(simulate(scenario, seed))
+    return conclude(simulate(scenario, seed, max_events=max_events))
 
 
 def reachable(scenario: sc.Scenario) -> list[Outcome]:

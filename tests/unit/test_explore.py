@@ -336,3 +336,26 @@ def test_without_a_switch_idempotent_producers_never_time_a_message_out_either_c
     assert configs["java"]["message.timeout.ms"] == _explore.INT32_MAX
     assert "message.timeout.ms" not in configs["javaplain"] and "message.timeout.ms" not in configs["tx"]
     assert validate_config("producer", configs["java"]).message_timeout_ms == _explore.INT32_MAX
+
+
+def test_a_base_whose_own_run_is_invalid_is_refused_with_exit_254() -> None:
+    """at-least-once-commit-after reprocesses by design (duplicate): every run around it would be INVALID for that,
+    and the search would report the base's own anomaly as its finding. A base of documented behaviour (a known
+    finding) is searched: its anomaly is counted as known (above)."""
+    result = runner.invoke(app, ["explore", "at-least-once-commit-after", "--budget", "1"])
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "INVALID on its own" in result.stderr and "duplicate" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(_explore.InvalidBase):
+        _explore.explore(base=_base("at-least-once-commit-after"), budget=1)
+    _explore.check_base(_explore.base_document(load_scenario(FINDING)), 0)  # explained: accepted
+
+
+def test_a_run_past_its_event_budget_is_cut_and_counted_not_judged(monkeypatch) -> None:
+    """A drawn run has its own event budget (RUN_EVENTS): one that reaches it stops with an unknown verdict and is
+    counted as cut, so no drawn scenario stalls a campaign and no truncated run becomes a finding."""
+    monkeypatch.setattr(_explore, "RUN_EVENTS", 60)
+    result = _explore.campaign(budget=2, seed=0)
+    assert result.finding is None and 0 < result.cut <= result.runs
+    cut = _explore._run(_base("zombie-fencing"))
+    assert not cut.completed and cut.verdict.checks.valid == "unknown"
+    assert "60 events" in cut.verdict.checks.anomalies[-1].description
