@@ -70,7 +70,12 @@ _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _records(records: Any) -> tuple[tuple[int, str | None, str | None], ...]:
-    return tuple((offset, key, value) for offset, key, value in records)
+    # rows that already are (offset, key, value) tuples are kept, not copied
+    return tuple(r if type(r) is tuple and len(r) == 3 else _row(*r) for r in records)
+
+
+def _row(offset: int, key: str | None, value: str | None) -> tuple[int, str | None, str | None]:
+    return (offset, key, value)
 
 
 @frozen(kw_only=True)

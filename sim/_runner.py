@@ -192,10 +192,20 @@ def _observe_log(tp: records.TopicPartition, log: PartitionLog | None) -> Partit
     if log is None:
         return PartitionObservation(topic=tp.topic, partition=tp.partition, high_watermark=0, last_stable_offset=0,
                                     read_committed=[], read_uncommitted=[])
-    views = {}
-    for isolation in IsolationLevel:
+    # read_committed is a subsequence of read_uncommitted (both in offset order): its rows are the same
+    # tuples, not copies (a long run's final state is otherwise held twice).
+    views: dict[IsolationLevel, list[tuple[int, Any, Any]]] = {}
+    for isolation in (IsolationLevel.READ_UNCOMMITTED, IsolationLevel.READ_COMMITTED):
         fetched = log.read(log.log_start_offset, isolation)
-        views[isolation] = [(o, text(r.key), text(r.value)) for o, r in visible_records(fetched, isolation)]
+        if isolation is IsolationLevel.READ_UNCOMMITTED:
+            views[isolation] = [(o, text(r.key), text(r.value)) for o, r in visible_records(fetched, isolation)]
+            continue
+        rows, shared, i = [], views[IsolationLevel.READ_UNCOMMITTED], 0
+        for o, r in visible_records(fetched, isolation):
+            while i < len(shared) and shared[i][0] < o:
+                i += 1
+            rows.append(shared[i] if i < len(shared) and shared[i][0] == o else (o, text(r.key), text(r.value)))
+        views[isolation] = rows
     return PartitionObservation(
         topic=tp.topic, partition=tp.partition, high_watermark=log.high_watermark,
         last_stable_offset=log.last_stable_offset, read_committed=views[IsolationLevel.READ_COMMITTED],
