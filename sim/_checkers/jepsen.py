@@ -197,11 +197,19 @@ def _topic(key: Any) -> Any:
 class _Order:
     """One key's version order. ``log`` maps each known offset to its values (sorted)."""
 
-    def __init__(self, offsets: dict[int, dict[Any, Op]]):
-        self.log = {o: sorted(offsets[o], key=_vkey) for o in sorted(offsets)}
-        self.index_of = {o: i for i, o in enumerate(self.log)}
+    def __init__(self, seen: dict[tuple[int, Any], Op]):
+        values: dict[int, list[Any]] = {}
+        for o, v in seen:
+            values.setdefault(o, []).append(v)
+        for vs in values.values():
+            vs.sort(key=_vkey)
+        self.log = {o: values[o] for o in sorted(values)}
         self.by_index = [vs[0] for vs in self.log.values()]
         self.by_value = {v: i for i, v in enumerate(self.by_index)}
+
+    def index_of(self, offset: int) -> int:
+        """The dense index of a known offset (for witnesses only: a list scan)."""
+        return list(self.log).index(offset)
 
     def index(self, value: Any) -> int | None:
         return self.by_value.get(value)
@@ -235,7 +243,6 @@ class _Analysis:
         self.failed: dict[Any, dict[tuple, Op]] = {}
         self.unfailed_values: dict[Any, set] = {}
         self.writer_of: dict[Any, dict[Any, Op]] = {}
-        self.readers_of: dict[Any, dict[Any, list[Op]]] = {}
         for op in self.done:
             i = op["index"]
             for k, pairs in self.writes[i].items():
@@ -247,30 +254,27 @@ class _Analysis:
                     else:
                         self.unfailed_values.setdefault(k, set()).add(v)
             for k, pairs in self.reads[i].items():
-                r = self.readers_of.setdefault(k, {})
-                for _, v in pairs:
-                    r.setdefault(v, []).append(op)
                 if op["type"] == "ok":
                     self.ok_reads.setdefault(k, set()).update(v for _, v in pairs)
                     self.ok_read_pairs.setdefault(k, set()).update((o, v) for o, v in pairs)
 
-        # key -> offset -> value -> the first op (in history order) that put it there, for witnesses.
+        # key -> (offset, value) -> the first op (in history order) that put it there, for witnesses.
         # Sends count only once all ok reads are known (must-have-committed needs them).
-        seen: dict[Any, dict[int, dict[Any, Op]]] = {}
+        seen: dict[Any, dict[tuple[int, Any], Op]] = {}
         for op in self.done:
             i = op["index"]
             sources = (self.reads[i], self.writes[i]) if self._must_have_committed(op) else (self.reads[i],)
             for source in sources:
                 for k, pairs in source.items():
                     log = seen.setdefault(k, {})
-                    for o, v in pairs:
-                        if o is not None:
-                            log.setdefault(o, {}).setdefault(v, op)
+                    for pair in pairs:  # a send's (offset, value) is a tuple already: kept, not copied
+                        if pair[0] is not None:
+                            log.setdefault(pair if type(pair) is tuple else (pair[0], pair[1]), op)
         self.seen = seen
         self.orders = {k: _Order(log) for k, log in seen.items()}
 
     def all_anomalies(self, *, ww_deps: bool) -> list[Anomaly]:
-        return [
+        found = [
             *self.inconsistent_offsets(),
             *self.duplicates(),
             *self.g1a(),
@@ -282,8 +286,17 @@ class _Analysis:
             *self.send_scans(),
             *self.internal_polls(),
             *self.internal_sends(),
-            *self.cycles(ww_deps=ww_deps),
         ]
+        self._release_data_checks()
+        return found + self.cycles(ww_deps=ww_deps)
+
+    def _release_data_checks(self) -> None:
+        """The data checks are done: drop what only they read, so that the dependency graph (the
+        analysis' largest structure) is not built on top of it (a long history's peak memory)."""
+        for name in ("seen", "writes", "ok_reads", "ok_read_pairs", "failed", "unfailed_values"):
+            delattr(self, name)
+        for order in self.orders.values():
+            del order.log
 
     def _must_have_committed(self, op: Op) -> bool:
         """ok, or info with one of its sends polled by an ok op (jepsen: must-have-committed?)."""
@@ -323,17 +336,22 @@ class _Analysis:
                         name="inconsistent-offsets",
                         description=f"Offset {o} of {k} holds {len(vs)} different values ({', '.join(map(repr, vs))}): "
                                     "ops disagree about what the log contains there.",
-                        witness=_witness({"key": k, "offset": o, "index": order.index_of[o], "values": vs},
-                                         *(self.seen[k][o][v] for v in vs))))
+                        witness=_witness({"key": k, "offset": o, "index": order.index_of(o), "values": vs},
+                                         *(self.seen[k][(o, v)] for v in vs))))
         return out
 
     def duplicates(self) -> list[Anomaly]:
         out = []
         for k in sorted(self.orders, key=_vkey):
-            offsets_of: dict[Any, list[int]] = {}
+            first: dict[Any, int] = {}
+            offsets_of: dict[Any, list[int]] = {}  # only values at more than one offset
             for o, vs in self.orders[k].log.items():
                 for v in vs:
-                    offsets_of.setdefault(v, []).append(o)
+                    if v in first:
+                        offsets_of.setdefault(v, [first[v]]).append(o)
+                    else:
+                        first[v] = o
+            del first
             for v in sorted(offsets_of, key=_vkey):
                 offsets = offsets_of[v]
                 if len(offsets) > 1:
@@ -342,7 +360,7 @@ class _Analysis:
                         description=f"Value {v!r} appears {len(offsets)} times in {k}, at offsets "
                                     f"{', '.join(map(str, offsets))}: it was written more than once.",
                         witness=_witness({"key": k, "value": v, "count": len(offsets), "offsets": offsets},
-                                         *(self.seen[k][o][v] for o in offsets))))
+                                         *(self.seen[k][(o, v)] for o in offsets))))
         return out
 
     def g1a(self) -> list[Anomaly]:
@@ -412,20 +430,22 @@ class _Analysis:
             if order is None:
                 continue
             first_index: dict[Any, int] = {}
-            last_index: dict[Any, int] = {}
+            later: dict[Any, int] = {}  # the last index of a value seen again at a later one
             for i, vs in enumerate(order.log.values()):
                 for v in vs:
-                    first_index.setdefault(v, i)
-                    last_index[v] = i
+                    if v in first_index:
+                        later[v] = i
+                    else:
+                        first_index[v] = i
             known = [v for v in read if v in first_index]
             if not known:
                 continue
             top = max(known, key=lambda v: (first_index[v], _vkey(v)))
             bound = first_index[top]
-            max_read = next(r for r in self.readers_of[k][top] if r["type"] == "ok")
-            for v in sorted(last_index, key=lambda v: (last_index[v], _vkey(v))):
-                if last_index[v] > bound or v in read:
-                    continue
+            max_read = next(r for r in self.done if r["type"] == "ok"
+                            and any(v == top for _, v in self.reads[r["index"]].get(k, ())))
+            unread = [v for v in first_index if later.get(v, first_index[v]) <= bound and v not in read]
+            for v in sorted(unread, key=lambda v: (later.get(v, first_index[v]), _vkey(v))):
                 writer = self.writer_of.get(k, {}).get(v)
                 if writer is None or not self._must_have_committed(writer):
                     continue
