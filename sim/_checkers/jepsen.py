@@ -168,17 +168,21 @@ def _name(op: Op) -> str:
     return f"{op['f']} op {op['index']} ({op.get('process')}, {op['type']})"
 
 
-def _parse(op: Op) -> tuple[dict[Any, list], dict[Any, list]]:
-    """An op's sends and polls: key -> [(offset or None, value), ...] in micro-op order."""
-    writes: dict[Any, list] = {}
-    reads: dict[Any, list] = {}
+def _parse(op: Op) -> tuple[dict[Any, tuple], dict[Any, tuple]]:
+    """An op's sends and polls: key -> ((offset or None, value), ...) in micro-op order. Tuples, not
+    lists (a long history has one per op), and each pair one tuple that every later set and map shares."""
+    writes: dict[Any, Any] = {}
+    reads: dict[Any, Any] = {}
     for mop in op.get("value") or ():
         if mop[0] == "send" and op["f"] in _WRITE_FS:
             v = mop[2]
             writes.setdefault(mop[1], []).append((v[0], v[1]) if isinstance(v, (list, tuple)) else (None, v))
         elif mop[0] == "poll" and len(mop) > 1 and op["f"] in _READ_FS:
             for k, pairs in mop[1].items():
-                reads.setdefault(k, []).extend(pairs)
+                reads.setdefault(k, []).extend(p if type(p) is tuple else (p[0], p[1]) for p in pairs)
+    for parsed in (writes, reads):
+        for k, pairs in parsed.items():
+            parsed[k] = tuple(pairs)
     return writes or _NOTHING, reads or _NOTHING
 
 
@@ -241,7 +245,7 @@ class _Analysis:
         self.ok_reads: dict[Any, set] = {}
         self.ok_read_pairs: dict[Any, set] = {}
         self.failed: dict[Any, dict[tuple, Op]] = {}
-        self.unfailed_values: dict[Any, set] = {}
+        self.unfailed_values: dict[Any, set] = {}  # built for a key when a failed send asks (_failed_writer)
         self.writer_of: dict[Any, dict[Any, Op]] = {}
         for op in self.done:
             i = op["index"]
@@ -251,12 +255,10 @@ class _Analysis:
                     w[v] = op
                     if op["type"] == "fail":
                         self.failed.setdefault(k, {})[(o, v)] = op
-                    else:
-                        self.unfailed_values.setdefault(k, set()).add(v)
             for k, pairs in self.reads[i].items():
                 if op["type"] == "ok":
                     self.ok_reads.setdefault(k, set()).update(v for _, v in pairs)
-                    self.ok_read_pairs.setdefault(k, set()).update((o, v) for o, v in pairs)
+                    self.ok_read_pairs.setdefault(k, set()).update(pairs)
 
         # key -> (offset, value) -> the first op (in history order) that put it there, for witnesses.
         # Sends count only once all ok reads are known (must-have-committed needs them).
@@ -267,9 +269,9 @@ class _Analysis:
             for source in sources:
                 for k, pairs in source.items():
                     log = seen.setdefault(k, {})
-                    for pair in pairs:  # a send's (offset, value) is a tuple already: kept, not copied
+                    for pair in pairs:
                         if pair[0] is not None:
-                            log.setdefault(pair if type(pair) is tuple else (pair[0], pair[1]), op)
+                            log.setdefault(pair, op)
         self.seen = seen
         self.orders = {k: _Order(log) for k, log in seen.items()}
 
@@ -317,9 +319,17 @@ class _Analysis:
         if (offset, value) in failed:
             return failed[(offset, value)]
         unknown = failed.get((None, value))
-        if unknown is not None and value not in self.unfailed_values.get(key, ()):
+        if unknown is not None and value not in self._unfailed(key):
             return unknown
         return None
+
+    def _unfailed(self, key: Any) -> set:
+        """The values of ``key`` sent by ops that did not definitely fail."""
+        values = self.unfailed_values.get(key)
+        if values is None:
+            values = self.unfailed_values[key] = {v for op in self.done if op["type"] != "fail"
+                                                  for _, v in self.writes[op["index"]].get(key, ())}
+        return values
 
     def order(self, key: Any) -> _Order:
         return self.orders.get(key, _EMPTY_ORDER)
