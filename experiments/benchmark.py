@@ -64,6 +64,10 @@ NEMESIS_RUNS_PER_S_MIN = 100.0
 CHECKER_GROWTH_MAX = 10.0
 
 
+# the parts of a run, in the order they are measured (``--only``)
+PARTS = ("round_trip", "per_record", "nemesis", "checkers", "cli_run", "conformance", "library")
+
+
 # -- workloads --------------------------------------------------------------------------------------
 
 def per_record_scenario(records: int):
@@ -441,7 +445,8 @@ def markdown(r: dict[str, Any]) -> str:
               f"| nemesis workload, {nem['records']} records, {nem['runs']} seeds | {nem['runs_per_s']:.1f} runs/s "
               + (f"(median of blocks {', '.join(f'{x:.1f}' for x in nem['blocks'])}; bare SimPy round trip "
                  f"{nem['bare_us']:.1f} µs meanwhile) " if "blocks" in nem else "")
-              + f"(verdicts {nem['verdicts']}) |"]
+              + f"(verdicts {nem['verdicts']})" + (f" (measured {nem['measured']})" if "measured" in nem else "")
+              + " |"]
     for c in r["checkers"]:
         lines.append(f"| checkers on {c['operations']:,} operations ({c['trace_events']:,} trace events) "
                      f"| {c['seconds']:.2f} s |")
@@ -694,6 +699,9 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; keep the saved results and docs")
     parser.add_argument("--render", action="store_true",
                         help="rewrite docs/performance.md from the saved results, measuring nothing")
+    parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
+                        help=f"measure only this part ({', '.join(PARTS)}; repeatable): the other parts keep the "
+                             "saved results, and a measured part that is a table records when it was measured")
     parser.add_argument("--child-per-record", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # The scenario format's resource limits (steps, SimPy events, simulated time: docs/scenario-format.md)
@@ -707,24 +715,32 @@ def main() -> None:
         return
 
     quick = args.quick
-    r: dict[str, Any] = {"machine": machine(), "million": args.million}
-    print(f"machine: {r['machine']}", flush=True)
-    print("round trip (interleaved pairs) ...", flush=True)
-    r["round_trip"] = round_trip(pairs=3 if quick else 5, records=500 if quick else 2000)
-    print("cost and memory per record ...", flush=True)
-    sizes = [10**3, 10**4] if quick else [10**3, 10**4, 10**5] + ([10**6] if args.million else [])
-    r["per_record"] = per_record(sizes)
-    print("nemesis workload ...", flush=True)
-    r["nemesis"] = nemesis_runs(10 if quick else 100)
-    print("checkers ...", flush=True)
-    r["checkers"] = [checker_seconds(n) for n in ([10**3, 10**4] if quick else [10**4, 10**5])]
-    r["cli_run"] = cli_start(3 if quick else 7)
-    print("conformance scenarios ...", flush=True)
-    r["conformance"] = conformance(1 if quick else 3)
-    print("library, single-broker and N-broker ...", flush=True)
-    r["library"] = library(1 if quick else 3)
-
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None
+    if args.only and previous is None:
+        parser.error(f"--only needs the saved results of a full run ({RESULTS.relative_to(ROOT)})")
+    sizes = [10**3, 10**4] if quick else [10**3, 10**4, 10**5] + ([10**6] if args.million else [])
+    measures = {
+        "round_trip": ("round trip (interleaved pairs)",
+                       lambda: round_trip(pairs=3 if quick else 5, records=500 if quick else 2000)),
+        "per_record": ("cost and memory per record", lambda: per_record(sizes)),
+        "nemesis": ("nemesis workload", lambda: nemesis_runs(10 if quick else 100)),
+        "checkers": ("checkers", lambda: [checker_seconds(n) for n in ([10**3, 10**4] if quick else [10**4, 10**5])]),
+        "cli_run": ("eosim run, start to exit", lambda: cli_start(3 if quick else 7)),
+        "conformance": ("conformance scenarios", lambda: conformance(1 if quick else 3)),
+        "library": ("library, single-broker and N-broker", lambda: library(1 if quick else 3)),
+    }
+    r: dict[str, Any] = dict(previous) if args.only else {"machine": machine(), "million": args.million}
+    print(f"machine: {machine() if args.only else r['machine']}", flush=True)
+    for part in PARTS:
+        if args.only and part not in args.only:
+            continue
+        title, measure = measures[part]
+        print(f"{title} ...", flush=True)
+        r[part] = measure()
+        if args.only and isinstance(r[part], dict):
+            r[part]["measured"] = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average " \
+                                  f"{[round(x, 2) for x in os.getloadavg()]}"
+
     print()
     print(f"{'target':78} {'measured':48} {'ratio':>18}  met")
     for target, measured, ratio, met in targets(r):
