@@ -559,8 +559,8 @@ NOTES = """
   53.9 -> 63.6, 63.8, 60.8 runs/s. Trace, history, observation and results byte-identical for every
   library scenario on seeds 1-3, 12 nemesis workloads and the per-record workload.
 - **Start time:** networkx is no longer imported to start: the fault layer's links are a set of cuts
-  (cheaper per packet too), and the Jepsen checker imports networkx only when its graph has a cycle
-  core to search.
+  (cheaper per packet too); since session 6 it is no dependency at all (the Jepsen checker's components
+  are its own Tarjan, `jepsen._components`).
 - **Fewer calls per round trip, same traces (third pass, session 5):** `Trace.emit` builds the kind's
   event itself (the `event` helper was one more call per event); the trace's clock is
   `partial(getattr, env, "_now")` (a C call; it was a lambda), and `World.now` and the history's clock
@@ -599,6 +599,21 @@ NOTES = """
   4,371 B per record at 10^6 (target 1,024: **not met**); the 10^6 run's simulation 186.7 -> 151.5 µs
   per record. The first commit alone (per-type renderers, without `line`) measured paired with main at
   10^3..10^5 inside the noise (135.6/185.4/218.2 against 137.1/180.0/220.8 µs, load 6-7).
+
+- **The nemesis workload's per-run costs (session 6, nem).** Profiled by phase (200 seeds, CPU time): the
+  simulation is 88 % of a run, its checking 12 %. What bought nothing went: a run's history is judged by
+  `check_recorded`, which skips the public `check_history`'s shape check (a quarter of the checker; the
+  recorder's shape is right by construction, and a test holds it over the library); the checker's cycle
+  search no longer imports networkx (0.1-0.2 s of the run that first has a cycle core, 1 seed in 200); a
+  step observation's values are normalised in one pass that copies nothing unchanged; steps with nothing
+  expected are passed at once. In the transactional path a transition builds its `TxnLogRecord` once (no
+  snapshot then `evolve`) and partitions sort by an `attrgetter` key, not `TopicPartition.__lt__`; the
+  scenario loader answers its per-type questions once per type (explore parses a document per run). Python
+  calls per run (seeds 101-200, cProfile's count, load-independent): simulate 44,813 -> 43,147, conclude
+  16,247 -> 11,418 (-30 %). Alternating runs of main before and after (load average 8-11): 51.4, 51.9, 51.0
+  -> 53.8, 54.8, 54.6 runs/s; `eosim explore --reintroduce KAFKA-9144 --budget 30`: 54.6 -> 56.4 runs per
+  CPU second. Traces, histories, observations and results byte-identical for every library scenario on
+  seeds 1-3 and 45 nemesis runs (3 workloads, 15 seeds each).
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
@@ -678,10 +693,14 @@ controller's heartbeats and the metadata traffic are most of its events.
   young collections are about 7 % of a run (20,000 records: 0.39 s of 5.2 s, 0 full collections) and do
   not rescan the trace; `gc.freeze()` only exempts objects from full collections, so it would change
   nothing, and a slotted event that refers to objects cannot be untracked.
-- **The 100-record nemesis workload** has no hotspot left: per run about 890 SimPy events, 675 trace
-  events and 54,000 Python calls in the simulation (2 ms of checking after 14 ms of simulating); no
-  function above 4 % of the simulation's time: trace emission, SimPy's process resumption, the broker's
-  effect dispatch, the network's send and delivery, the sender, `attrs.evolve` copies in the coordinator.
+- **The 100-record nemesis workload (target not met)** has no hotspot left: per run 890 SimPy events,
+  680 trace events, 240 messages (50 AddPartitionsToTxn, 31 Produce, 13 EndTxn, 11 WriteTxnMarkers,
+  9 Fetch) and 43,000 Python calls in the simulation, 11,000 in the checks; 1.7 ms of checking after
+  about 13.5 ms of simulating (setup 0.3 ms). 100 runs/s needs 10 ms per run, so the simulation itself
+  must lose about 40 % of its time per event, the round trip's work (above): no function is above 4 %
+  of it (trace emission 6 % with the event classes, the sender 6 %, the network 6 %, the transaction
+  coordinator model 6 %, SimPy 5 %, young garbage collections 8 %; larger or no young collections
+  during a run measured slower or the same). The message count is Kafka's and librdkafka's and stays.
 - **CLI start:** `eosim run` imports only what it needs (the commands import their modules inside):
   no networkx, no Hypothesis. What remains: typer 0.29 coerces every non-flag option through a pydantic
   `TypeAdapter` while parsing the command line (`typer.core._TyperParameter.process_value`; a `parser=`
