@@ -559,8 +559,8 @@ NOTES = """
   53.9 -> 63.6, 63.8, 60.8 runs/s. Trace, history, observation and results byte-identical for every
   library scenario on seeds 1-3, 12 nemesis workloads and the per-record workload.
 - **Start time:** networkx is no longer imported to start: the fault layer's links are a set of cuts
-  (cheaper per packet too); since session 6 it is no dependency at all (the Jepsen checker's components
-  are its own Tarjan, `jepsen._components`).
+  (cheaper per packet too), and the Jepsen checker imports networkx only when its graph has a cycle
+  core to search.
 - **Fewer calls per round trip, same traces (third pass, session 5):** `Trace.emit` builds the kind's
   event itself (the `event` helper was one more call per event); the trace's clock is
   `partial(getattr, env, "_now")` (a C call; it was a lambda), and `World.now` and the history's clock
@@ -600,17 +600,16 @@ NOTES = """
   per record. The first commit alone (per-type renderers, without `line`) measured paired with main at
   10^3..10^5 inside the noise (135.6/185.4/218.2 against 137.1/180.0/220.8 µs, load 6-7).
 
-- **The nemesis workload's per-run costs (session 6, nem).** Profiled by phase (200 seeds, CPU time): the
+- **The nemesis workload's per-run costs (session 6).** Profiled by phase (200 seeds, CPU time): the
   simulation is 88 % of a run, its checking 12 %. What bought nothing went: a run's history is judged by
   `check_recorded`, which skips the public `check_history`'s shape check (a quarter of the checker; the
-  recorder's shape is right by construction, and a test holds it over the library); the checker's cycle
-  search no longer imports networkx (0.1-0.2 s of the run that first has a cycle core, 1 seed in 200); a
+  recorder's shape is right by construction, and a test holds it over the library); a
   step observation's values are normalised in one pass that copies nothing unchanged; steps with nothing
   expected are passed at once. In the transactional path a transition builds its `TxnLogRecord` once (no
   snapshot then `evolve`) and partitions sort by an `attrgetter` key, not `TopicPartition.__lt__`; the
   scenario loader answers its per-type questions once per type (explore parses a document per run). Python
-  calls per run (seeds 101-200, cProfile's count, load-independent): simulate 44,813 -> 43,147, conclude
-  16,247 -> 11,418 (-30 %). Alternating runs of main before and after (load average 8-11): 51.4, 51.9, 51.0
+  calls per run (seeds 101-200, cProfile's count, load-independent; 08b087c against 459c103): simulate
+  44,813 -> 43,147, conclude 16,247 -> 11,418 (-30 %). Alternating runs of main before and after (load average 8-11): 51.4, 51.9, 51.0
   -> 53.8, 54.8, 54.6 runs/s; `eosim explore --reintroduce KAFKA-9144 --budget 30`: 54.6 -> 56.4 runs per
   CPU second. Traces, histories, observations and results byte-identical for every library scenario on
   seeds 1-3 and 45 nemesis runs (3 workloads, 15 seeds each).
