@@ -599,6 +599,21 @@ NOTES = """
   4,371 B per record at 10^6 (target 1,024: **not met**); the 10^6 run's simulation 186.7 -> 151.5 µs
   per record. The first commit alone (per-type renderers, without `line`) measured paired with main at
   10^3..10^5 inside the noise (135.6/185.4/218.2 against 137.1/180.0/220.8 µs, load 6-7).
+- **Less memory in the check (session 6, mem):** measured per phase of `conclude` with tracemalloc (one
+  producer, 2*10^4 records), the peak was the Jepsen analysis, which kept every map of its data checks
+  alive while it built the dependency graph on top of them. It now drops what only the data checks
+  read (`seen`, the parsed sends, the read sets, the failed sends) before the graph; `seen` is keyed by
+  (offset, value) instead of a dict per offset; there is no per-value reader index (lost-write finds its
+  one witness by a scan); a version order's offset-to-index map is built for a witness only; duplicates
+  and lost-writes keep lists only for values seen twice; parsed sends and polls are tuples whose
+  (offset, value) pairs every later set and map shares; the values of unfailed sends are gathered only
+  when a failed send of unknown offset asks. The observation's read_committed rows are read_uncommitted's
+  tuples, not copies. Peak RSS at 10^5 records, the code before and after in one session (load 9-12):
+  4,550 -> 3,454 B per record; the check 56.9 -> 48.9 µs per record. Trace, history, observation and
+  results byte-identical on every library scenario, seeds 1-3. The per-record rows of `benchmark.py
+  --million` after it (2026-12-05 03:31 UTC, main at 459c103 with these commits, load average 13-15):
+  10^3: 129.6 µs (check 22.0), 10^4: 183.2 µs (check 36.5), 4,024 B; 10^5: 216.5 µs (check 45.7),
+  3,447 B per record (the 10^3 row's 12,661 B is mostly fixed costs, about 12 MB, over few records).
 
 - **The nemesis workload's per-run costs (session 6).** Profiled by phase (200 seeds, CPU time): the
   simulation is 88 % of a run, its checking 12 %. What bought nothing went: a run's history is judged by
@@ -654,33 +669,29 @@ controller's heartbeats and the metadata traffic are most of its events.
   work per round trip: requests and trace events built without per-field `__setattr__` (against the
   style's frozen value objects; packets are done), and one of those structural cuts with its trace
   changes re-recorded; neither is done.
-- **Memory (target not met).** The trace is no longer what grows, but a run still holds, per record,
-  everything its checkers and its observation need, as Python objects. tracemalloc grouped by
-  traceback (one producer, 10^4 records, the trace spilled every 2,000 events so that it does not count;
-  2026-12-04 23:30 UTC, main at 79cc548 with the first rendering commit): after the simulation 2.19 KB per record: the Jepsen history about 1.0 KB (two
-  op dicts per send, 272 B each, and about 0.4 KB of their value lists and micro-ops), the interpreter's
-  step records about 0.35 KB (a `StepRecord` and its values dict per step, the delivery's list), the
-  broker's log, the producer's message and the delivery report about 0.5 KB, the oracle's seq number per
-  batch and the spill's offset and kind per event about 0.15 KB. The check's peak is 4.43 KB per record:
-  on top of that, the Jepsen analysis' per-op write/read maps (`_parse`: a dict, a list and a tuple per
-  send, 0.33 KB), its dependency graph (a dict of out-edges per op, 184 B with one entry, and an 80 B
-  edge list per edge: 0.4 KB), writer/reader indexes (0.32 KB), version orders (0.16 KB), the
-  observation's copy of every step record (`StepObservation`, 0.16 KB), the partitions' reads at both
-  isolation levels (0.13 KB) and the final read (0.08 KB). No one structure is the problem, so no local
-  cut gets near 1 KB: that needs a history kept as compact per-partition arrays (offset, process, value)
-  with Jepsen ops built only for what a check reports, a Jepsen analysis over those arrays (its graph as
-  arrays of edges), and step records without an object and a dict each. None is done: each changes the
-  checkers' data model (`check_history` takes op dicts, a public API), and their verdicts and witnesses
-  must stay identical.
-- **Cost per record at scale.** A spilled run renders every event to JSON as it spills it (about 26 µs
-  per record of this workload after the rendering pass, 37 before: three client calls' args and results,
-  a request, a response, a log append, its offsets); a run under 50,000 events never renders (unless its
-  trace is written, which `eosim run` does anyway). So 10^3 records (not spilled) and 10^4-10^6
-  (spilled) differ by that rendering, and the Jepsen analysis' per-op cost rises once its maps outgrow
-  the caches (below; check 24 -> 31 -> 47 µs per record at 10^3..10^5). Flat within 20 % would need
-  rendering at about 1-2 µs per event, or spilled events kept in a form that costs nothing to produce and
-  is rendered only when the trace is written (pickling a block of events measured 4.0 µs per event: no
-  cheaper than rendering), and the check over compact arrays.
+- **Memory (target not met).** After the simulation (10^5 records, tracemalloc by line, the trace's own
+  50,000 events aside) a run holds per record: the Jepsen history about 0.98 KB (two op dicts per send,
+  272 B each, their value lists and micro-ops), the interpreter's step records about 0.44 KB (a
+  `StepRecord`, its values dict and the delivery's list per step), the log about 0.26 KB (a `LogBatch`,
+  its record and the records' tuple), the spill's offset and kind per event 0.07 KB, the oracle's seq
+  number per batch 0.05 KB. The check adds (2*10^4 records, after the pass above): the observation
+  0.26 KB (a `StepObservation` per step, the partition rows), the final read 0.08 KB, the Jepsen
+  analysis 0.87 KB (writer index, `seen`, version orders, ok-read sets, parsed ops), then, once the data
+  checks' maps are dropped, its graph 0.55 KB (a dict of out-edges per op and an edge list per edge) and
+  `_trim`'s degree maps 0.23 KB. No one structure is the problem: 1 KB needs the history kept as
+  compact columns (offset, process, value per send) with a Jepsen analysis over them that builds op
+  dicts only for witnesses (today it holds op dicts as witnesses in every index), step records as
+  columns, and the graph as arrays of edges. Not done: `check_history` takes op dicts (a public API)
+  and its verdicts and witnesses must stay identical.
+- **Cost per record at scale.** Simulation only, one process per variant (10^4 then 10^5 records, CPU
+  time, session 6): 145.8 and 148.0 µs per record as it is; 109.0 and 111.8 with the spill off; with
+  the garbage collector off altogether 128.7 and 147.8 (load 9-12: noise). So the simulation is flat
+  from 10^4 records on (no superlinear structure was found); what separates 10^3 (not
+  spilled) from 10^4-10^6 is the spill's rendering, about 35 µs per record (5 µs per event, 7 events),
+  and the check's per-op maps outgrowing the caches (35 -> 44-49 µs per record from 10^4 to 10^5).
+  Flat within 20 % would need rendering at about 1-2 µs per event, or spilled events kept in a form
+  that costs nothing to produce and is rendered only when the trace is written (pickling a block of
+  events measured 4.0 µs per event: no cheaper), and the check over compact arrays.
 - **Checkers linear (at the limit).** The table's run gave 9.7x; paired runs before it (10^4 then
   10^5 operations, three pairs, trace held in memory) gave 10.6x, 10.6x, 10.7x for 10x the operations. By phase: observation 9.4-9.9x, expectations 9.7x,
   the oracle 5-6x, the Jepsen analysis 11.8-13.5x. Per operation, `check_history` costs 2.3, 2.0, 1.9,
