@@ -618,16 +618,17 @@ NOTES = """
 - **The nemesis workload's per-run costs (session 6).** Profiled by phase (200 seeds, CPU time): the
   simulation is 88 % of a run, its checking 12 %. What bought nothing went: a run's history is judged by
   `check_recorded`, which skips the public `check_history`'s shape check (a quarter of the checker; the
-  recorder's shape is right by construction, and a test holds it over the library); a
-  step observation's values are normalised in one pass that copies nothing unchanged; steps with nothing
-  expected are passed at once. In the transactional path a transition builds its `TxnLogRecord` once (no
+  recorder's shape is right by construction, and a test holds it over the library); a step observation's
+  values are normalised in one pass that copies nothing unchanged; steps with nothing expected are passed
+  at once. In the transactional path a transition builds its `TxnLogRecord` once (no
   snapshot then `evolve`) and partitions sort by an `attrgetter` key, not `TopicPartition.__lt__`; the
   scenario loader answers its per-type questions once per type (explore parses a document per run). Python
   calls per run (seeds 101-200, cProfile's count, load-independent; 08b087c against 459c103): simulate
-  44,813 -> 43,147, conclude 16,247 -> 11,418 (-30 %). Alternating runs of main before and after (load average 8-11): 51.4, 51.9, 51.0
-  -> 53.8, 54.8, 54.6 runs/s; `eosim explore --reintroduce KAFKA-9144 --budget 30`: 54.6 -> 56.4 runs per
-  CPU second. Traces, histories, observations and results byte-identical for every library scenario on
-  seeds 1-3 and 45 nemesis runs (3 workloads, 15 seeds each).
+  44,813 -> 43,147, conclude 16,247 -> 11,418 (-30 %). Alternating runs of main before and after (load
+  average 8-11): 51.4, 51.9, 51.0 -> 53.8, 54.8, 54.6 runs/s; `eosim explore --reintroduce KAFKA-9144
+  --budget 30`: 54.6 -> 56.4 runs per CPU second. `--only nemesis` right after the merge (load 8-13): 62.6
+  runs/s, the table's row. Traces, histories, observations and results byte-identical for every library
+  scenario on seeds 1-3 and 45 nemesis runs (3 workloads, 15 seeds each).
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
