@@ -117,6 +117,23 @@ def test_without_a_switch_a_correct_workload_is_clean_for_a_short_search() -> No
     assert result.finding is None and result.runs > 0
 
 
+def test_a_document_judged_once_is_never_simulated_again(monkeypatch) -> None:
+    """Rounds restart from Hypothesis's simplest examples and the targeted phase redraws documents: a repeat
+    is not run, and the runs a campaign reports are the distinct simulations it made."""
+    simulated: list[str] = []
+    run = _explore._run
+
+    def counting(document: dict):
+        simulated.append(json.dumps(document, sort_keys=True))
+        return run(document)
+
+    monkeypatch.setattr(_explore, "_run", counting)
+    monkeypatch.setattr(_explore, "ROUND_EXAMPLES", 3)  # several rounds within the budget, each from the simplest
+    result = _explore.campaign(budget=4, seed=3)
+    assert result.finding is None and result.runs == len(simulated) >= 4
+    assert len(set(simulated)) == len(simulated)
+
+
 def test_cli_explore_writes_finding_directories_and_exits_1(tmp_path: Path) -> None:
     out = tmp_path / "found"
     result = runner.invoke(app, ["explore", "bug-kafka-6119", "--reintroduce", "KAFKA-6119", "--budget", "20",
