@@ -610,10 +610,11 @@ NOTES = """
   when a failed send of unknown offset asks. The observation's read_committed rows are read_uncommitted's
   tuples, not copies. Peak RSS at 10^5 records, the code before and after in one session (load 9-12):
   4,550 -> 3,454 B per record; the check 56.9 -> 48.9 µs per record. Trace, history, observation and
-  results byte-identical on every library scenario, seeds 1-3. The per-record rows of `benchmark.py
-  --million` after it (2026-12-05 03:31 UTC, main at 459c103 with these commits, load average 13-15):
-  10^3: 129.6 µs (check 22.0), 10^4: 183.2 µs (check 36.5), 4,024 B; 10^5: 216.5 µs (check 45.7),
-  3,447 B per record (the 10^3 row's 12,661 B is mostly fixed costs, about 12 MB, over few records).
+  results byte-identical on every library scenario, seeds 1-3. The table's run (main at 459c103 with
+  these commits, load average 13-15) against the one before (21:06 UTC): 3,270 against 4,388 B per
+  record at 10^6, cost per record 1.54x against 1.73x from 10^3 to 10^6 (the 10^3 row's peak per record
+  is mostly fixed costs, about 12 MB, over few records). The checkers' 10.4x is noise about 10x: paired
+  in one process, the code before and after these commits gave 10.8x and 9.8x (0.55 s at 10^5 both).
 
 - **The nemesis workload's per-run costs (session 6).** Profiled by phase (200 seeds, CPU time): the
   simulation is 88 % of a run, its checking 12 %. What bought nothing went: a run's history is judged by
