@@ -575,6 +575,19 @@ NOTES = """
   average 4.1, 6.1, 5.8 at its start): round trip 98.9 µs vs 7.3 µs bare, 14.3x; nemesis 63.9 runs/s;
   122 -> 172 -> 211 µs per record at 10^3..10^5; checkers 9.4x. Trace, history and observation
   byte-identical on every library scenario (seeds 1-3), 12 nemesis workloads and the per-record workload.
+- **Fewer calls per round trip, same traces (fourth pass, session 6, rt):** no fault-layer pause check when
+  no node is paused (the network shares the layer's paused dict); timers are `SimpleNamespace`s built in C;
+  a response's and a delivery report's event are triggered inline (SimPy's `succeed` + `schedule`); a
+  blocking call's yielded check runs in its guarded process and an interpreter step returns its `_block`
+  generator (two generator layers less); partials instead of lambdas for the network's delivery, the
+  produce reply and the broker's request hand-over; the history's clock and the sender read SimPy's
+  `_now`; the sender finds a partition by (topic, partition) without building a `TopicPartition`; work
+  time draws `getrandbits` as `randint` does (a test holds the draws equal); loops instead of
+  `any()`/`sum()` over generators. 389 -> 320.5 Python calls per round trip. Paired runs of main at
+  3ef9f4d and with these commits (alternating, 3 rounds of 5 pairs, load average 8-10, 03:16 UTC): ratio
+  14.6, 14.0, 14.9 -> 12.6, 12.5, 12.7x (113, 109, 113 -> 101, 98, 97 µs). Traces, history, observation
+  and results byte-identical on every library scenario (seeds 1-3), 6 nemesis workloads and the
+  per-record workload. Not met: see "Round trip" below.
 - **Cheaper trace rendering (session 5, perf-mem):** an event's JSON line is written by code generated
   per event kind and per payload type (`TraceEvent.line`, `eosim._trace._json`: fields in sorted order,
   the same bytes as encoding `to_dict` with sorted keys; a test holds them equal for every kind of value
@@ -643,8 +656,12 @@ controller's heartbeats and the metadata traffic are most of its events.
 ## Where the time and memory still go (not done)
 
 - **Round trip.** Neither the events nor the number of calls is the floor now: 8 SimPy events per
-  round trip against 6 bare (7 without the work-time jitter), 390 Python calls against bare SimPy's 112
-  (3.5x), yet about 14x the time, because eosim's calls are heavier than SimPy's. Sampled (a 6,000-record
+  round trip against 6 bare (7 without the work-time jitter), 320 Python calls against bare SimPy's 112
+  (2.9x), yet about 12.5x the time, because eosim's calls are heavier than SimPy's: a frozen attrs
+  instance costs about 1 µs to build against 0.36 for a `define`d one (3 fields), and about 15 are built
+  per round trip (8 model values, 7 trace events); an enum member read (`Errors.NONE`) costs about 0.15
+  µs on Python 3.11 (its metaclass' `__getattr__` defeats the attribute cache), about 20 per round trip;
+  a larger gen-0 threshold changed nothing (700, 10^4, 10^5 measured). Sampled (a 6,000-record
   run, session 5), by what includes it: the broker's produce handler about 30 % (the log append 8 %, its
   two trace events and the response), the client's sender 21 %, the interpreter's steps and history
   15 %, the network's sends and deliveries 13 %, trace emission about 12 % (7 events); no function above
