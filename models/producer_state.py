@@ -26,8 +26,8 @@ from typing import ClassVar
 from attrs import define, field, frozen
 
 from eosim.models.config import BrokerConfig
-from eosim.models.errors import Errors
-from eosim.models.records import MAX_SEQUENCE, NO_PRODUCER_EPOCH, NO_SEQUENCE, ControlType
+from eosim.models.errors import Errors, ModelError
+from eosim.models.records import MAX_EPOCH, MAX_SEQUENCE, NO_PRODUCER_EPOCH, NO_SEQUENCE, ControlType
 
 NO_TIMESTAMP = -1  # RecordBatch.NO_TIMESTAMP
 
@@ -432,6 +432,25 @@ class ProducerStateManager:
         for pid in stale:
             del self.verification_states[pid]
         return expired
+
+    def load_aged_producer(self, producer_id: int, producer_epoch: int, last_seq: int, timestamp: int) -> None:
+        """Start with a long-lived producer's entry whose batches retention already deleted (eosim's aged
+        state, docs/scenario-format.md): (pid, epoch) and its last batch ending at ``last_seq`` (PSM.loadProducerEntry
+        from a snapshot; KIP-360 keeps an entry when its batches leave the log). The batch is below the log
+        (offset -1), so a restart's rebuild from the log forgets it, as producer-id expiry would.
+
+        Raises:
+            ModelError: the pid already has state, or a value is outside Kafka's ranges.
+        """
+        if producer_id in self.producers:
+            raise ModelError(f"producer {producer_id} already has state")
+        if not (0 <= producer_epoch <= MAX_EPOCH and 0 <= last_seq <= MAX_SEQUENCE and producer_id >= 0):
+            raise ModelError(f"no such producer state: pid {producer_id}, epoch {producer_epoch}, seq {last_seq}")
+        entry = ProducerStateEntry(producer_id, deque(maxlen=self._batches_to_retain), producer_epoch=producer_epoch,
+                                   last_timestamp=timestamp)
+        entry.batch_metadata.append(BatchMetadata(last_seq=last_seq, last_offset=-1, offset_delta=0,
+                                                  timestamp=timestamp))
+        self.producers[producer_id] = entry
 
     # -- snapshots ----------------------------------------------------------------------------------
 

@@ -764,6 +764,33 @@ class TransactionCoordinator:
                 effects += self._add_txn_markers_to_send(txn, result, txn.prepare_complete(now))
         return effects
 
+    def load_aged(self, transactional_id: str, producer_epoch: int, txn_timeout_ms: int, transaction_version: int,
+                  now: int) -> TxnLogRecord:
+        """Start with ``transactional_id`` registered as a long-lived id holds it (eosim's aged state,
+        docs/scenario-format.md): a new producer id at ``producer_epoch``, its last transaction committed. The
+        record is what __transaction_state would hold; TSM.loadTransactionMetadata keeps it (the caller writes it
+        to the log, so a reload finds it). Kafka's own rules then apply: an InitProducerId at an exhausted epoch
+        (>= 32766, TMd.isEpochExhausted) rotates to a new producer id at epoch 0.
+
+        Raises:
+            ModelError: the id is already known, or the epoch is outside 0..Short.MaxValue.
+        """
+        if transactional_id in self._txns or not 0 <= producer_epoch <= MAX_EPOCH:
+            raise ModelError(f"cannot age {transactional_id!r} at epoch {producer_epoch}")
+        record = TxnLogRecord(
+            transactional_id=transactional_id, producer_id=self._generate_producer_id(),
+            prev_producer_id=NO_PRODUCER_ID, next_producer_id=NO_PRODUCER_ID, producer_epoch=producer_epoch,
+            last_producer_epoch=NO_PRODUCER_EPOCH, txn_timeout_ms=txn_timeout_ms, state=_S.COMPLETE_COMMIT,
+            partitions=(), txn_start_timestamp=now, txn_last_update_timestamp=now,
+            client_transaction_version=transaction_version,
+        )
+        self._txns[transactional_id] = _from_log_value(record)
+        return record
+
+    def generate_producer_id(self) -> int:
+        """ProducerIdManager.generateProducerId for a producer outside a request (an aged idempotent producer)."""
+        return self._generate_producer_id()
+
     # --- public entry points ------------------------------------------------------------------------------
 
     def handle(self, correlation_id: int, request: object, now: int) -> list[Effect]:

@@ -23,6 +23,7 @@ from eosim.models.log import PartitionLog
 from eosim.models import records
 from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
+from eosim._aged import age
 from eosim._checkers import CheckResult
 from eosim._checkers.oracle import TraceOracle, settle_deadline
 from eosim._client.consumer import Consumer
@@ -55,6 +56,7 @@ class SimBackend:
     cluster: Cluster
     faults: FaultLayer
     incarnations: dict[str, int] = field(factory=dict)
+    aged: dict[str, tuple[tuple[int, int], int]] = field(factory=dict)  # sim/_aged.py: first instances' state
     # the history's clock, twice per operation: SimPy's ``_now`` read in C, not a method or property call
     now: Callable[[], int] = field(init=False)
 
@@ -64,7 +66,10 @@ class SimBackend:
     def new_client(self, actor: str, spec: sc.Actor) -> Any:
         n = self.incarnations[actor] = self.incarnations.get(actor, 0) + 1
         client = Producer if spec.kind == "producer" else Consumer
-        return client(dict(spec.config), cluster=self.cluster, name=f"{actor}#{n}")
+        handle = client(dict(spec.config), cluster=self.cluster, name=f"{actor}#{n}")
+        if n == 1 and actor in self.aged:
+            handle.idemp.start_aged(*self.aged[actor])
+        return handle
 
     def crash(self, actor: str, client: Any) -> None:
         client.crash()
@@ -293,7 +298,8 @@ def _simulate(scenario: sc.Scenario, seed: int | None, max_events: int) -> Simul
     oracle = TraceOracle(world.trace)
     cluster = cluster_for(world, scenario)
     faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario, cluster.node)
-    interpreter = Interpreter(scenario, SimBackend(world, cluster, faults))
+    aged = age(scenario, cluster) if any(a.aged is not None for a in scenario.actors.values()) else {}
+    interpreter = Interpreter(scenario, SimBackend(world, cluster, faults, aged=aged))
     main = world.env.process(_drive(world, interpreter))
     world.env.events_left = max_events
     world.env.run(until=main | world.env.timeout(sc.MAX_SIM_MS - SETTLE_MS))

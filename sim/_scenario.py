@@ -37,7 +37,7 @@ from attrs import NOTHING, field, frozen
 from eosim.models.api import API_NAMES, INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND, TXN_LOG_APPEND_ERRORS, injectable_errors
 from eosim.models.config import BrokerConfig
 from eosim.models.errors import Errors
-from eosim.models.records import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
+from eosim.models.records import CONSUMER_OFFSETS_TOPIC, MAX_EPOCH, MAX_SEQUENCE, TRANSACTION_STATE_TOPIC
 from eosim._client.config import ClientConfig, ConfigError, find_setting, validate_config
 from eosim._conformable import refusal as proxy_refusal
 from eosim._topology import (BROKERS, COORDINATOR_LOAD_MS, MAX_BROKERS, SHAPE_KEYS, TOPIC_CONFIGS, broker_count,
@@ -602,6 +602,18 @@ class Topic:
 
 
 @frozen(kw_only=True)
+class Aged:
+    title: ClassVar[str] = "[actors.<name>.aged]"
+
+    epoch: int = _f("The producer epoch it has reached: a transactional.id registered at the coordinator at this "
+                    "epoch (its last transaction committed); an idempotent producer holding a producer id at it.",
+                    0, min=0, max=MAX_EPOCH)
+    sequence: int | None = _f("An idempotent producer's next sequence number on every partition (the broker holds "
+                              "its last batch, ending one before, wrapping at Int.MAX_VALUE); absent = 0 with no "
+                              "earlier batch. Not for a transactional producer.", None, min=0, max=MAX_SEQUENCE)
+
+
+@frozen(kw_only=True)
 class Actor:
     title: ClassVar[str] = "[actors.<name>]"
 
@@ -609,6 +621,8 @@ class Actor:
     config: dict[str, Scalar] = _f(
         "librdkafka configuration (docs/client-config.md); bootstrap.servers is set by the runner.",
         attrs.Factory(dict), hash=False)
+    aged: Aged | None = _f("A producer that starts as a long-running one has left it (simulator-only): see "
+                           "docs/scenario-format.md, Long-lived state.", None)
 
     @property
     def client_config(self) -> ClientConfig:
@@ -1078,6 +1092,8 @@ def _check(s: Scenario) -> None:
             raise _Invalid(f"topics[{i}].name", f'"{topic.name}" is not a topic a scenario may create')
     for name, actor in s.actors.items():
         _check_actor(name, actor)
+        if actor.aged is not None:
+            _check_aged(s, name, actor)
     # actor or broker -> None, or the location of its close/crash
     alive: dict[str, str | None] = {name: None for name in (*s.actors, *s.brokers)}
     for i, step in enumerate(s.steps):
@@ -1213,6 +1229,26 @@ def _check_actor(name: str, actor: Actor) -> None:
     except ConfigError as err:
         where = _key(f"{location}.config", err.key, quote=True) if err.key in actor.config else f"{location}.config"
         raise _Invalid(where, err.reason) from None
+
+
+def _check_aged(s: Scenario, name: str, actor: Actor) -> None:
+    location = f"{_key('actors', name)}.aged"
+    if s.scenario.conformance:
+        raise _Invalid(location, "aged state is simulator-only (a real broker cannot be made to have run for "
+                                 "years): set scenario.conformance = false")
+    if len(s.brokers) > 1:
+        raise _Invalid(location, "aged state needs a single broker (the replicas' producer state and "
+                                 "__transaction_state's replicas are not aged)")
+    if actor.kind != "producer":
+        raise _Invalid(location, "only a producer can be aged")
+    config = actor.client_config
+    if config.transactional_id is not None:
+        if actor.aged.sequence is not None:
+            raise _Invalid(f"{location}.sequence", "a transactional producer's sequences restart at "
+                                                   "init_transactions: age its epoch only")
+    elif not config.enable_idempotence:
+        raise _Invalid(location, "a plain producer has no producer id, epoch or sequence to age: set "
+                                 "enable.idempotence = true or a transactional.id")
 
 
 def _check_partition(s: Scenario, topic: str, partition: int | None, location: str, *, topic_field: str = "topic",

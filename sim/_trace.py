@@ -270,6 +270,16 @@ class LogDuplicate(TraceEvent):
     records: list  # [[key, value], ...] sent
 
 
+@_kind("log.aged")
+class LogAged(TraceEvent):
+    """An aged producer's state, loaded before the first step (docs/scenario-format.md, Long-lived state)."""
+
+    tp: TopicPartition
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+
+
 @_kind("log.reject")
 class LogReject(TraceEvent):
     tp: TopicPartition

@@ -20,6 +20,9 @@ epoch-skip                 per transactional.id and pid, every record the coordi
                            one fence at most, however often the fence's write fails (KAFKA-9666)
 shared-producer-epoch      two live client instances never hold the same (pid, epoch)
 sequence-gap               a (pid, epoch)'s batches on a partition have contiguous sequences
+spurious-out-of-order      an idempotent producer's batch that continues its sequence on a partition (the
+                           last sequence + 1 at the same epoch, wrapping from Int.MAX_VALUE to 0) is not
+                           refused as out of order (KAFKA-7692)
 missed-duplicate           a retry of a batch the log holds is acked as a duplicate, never refused
                            as out of order (the dedup window, KAFKA-5494)
 sequence-reuse             a producer id and epoch never send other records at the sequence of a batch
@@ -74,8 +77,8 @@ from attrs import define, field
 
 from eosim.models.records import increment_sequence
 from eosim._checkers.anomaly import Anomaly, CheckResult
-from eosim._trace import (ClientOp, ClientPid, GroupOffsets, GroupPending, LogAppend, LogDuplicate, LogMarker,
-                          LogOffsets, LogProducerExpired, LogReject, PartitionLeader, TraceEvent, TxnElect, TxnLoad,
+from eosim._trace import (ClientOp, ClientPid, GroupOffsets, GroupPending, LogAged, LogAppend, LogDuplicate,
+                          LogMarker, LogOffsets, LogProducerExpired, LogReject, PartitionLeader, TraceEvent, TxnElect, TxnLoad,
                           Trace, TxnLog, TxnState, TxnTimeout, plain, typed)
 
 Event = TraceEvent
@@ -246,6 +249,7 @@ class _Oracle:
             "partition.leader": self.on_partition_leader,
             "log.append": self.on_append,
             "log.reject": self.on_reject,
+            "log.aged": self.on_aged,
             "log.duplicate": self.on_duplicate,
             "log.producer_expired": self.on_producer_expired,
             "log.marker": self.on_marker,
@@ -494,6 +498,11 @@ class _Oracle:
         if held is None or ev.producer_epoch > held.producer_epoch:
             self.held_epoch[key] = ev
 
+    def on_aged(self, ev: LogAged) -> None:
+        # an aged producer's state: its earlier batches are gone from the log, their last sequence is held
+        self._hold_epoch(ev)
+        self.last_batch[(ev.node, ev.tp, ev.producer_id, ev.producer_epoch)] = (ev.last_sequence, ev)
+
     def on_reject(self, ev: LogReject) -> None:
         held = self.held_epoch.get((ev.node, ev.tp, ev.producer_id))
         if (ev.error in ("INVALID_TXN_STATE", "OUT_OF_ORDER_SEQUENCE_NUMBER") and held is not None
@@ -504,6 +513,17 @@ class _Oracle:
                         f"{ev.error} instead of INVALID_PRODUCER_EPOCH: the producer is not told it was fenced.",
                         held, ev)
         if ev.error != "OUT_OF_ORDER_SEQUENCE_NUMBER":
+            return
+        last = self.last_batch.get((ev.node, ev.tp, ev.producer_id, ev.producer_epoch))
+        # PAI.checkSequence: the next batch of an idempotent producer's run is in sequence, also across the wrap
+        # (transactional batches have verification's own refusals, KAFKA-14920 and KAFKA-18202: not judged here)
+        if (last is not None and not getattr(last[1], "transactional", False)
+                and ev.base_sequence == increment_sequence(last[0], 1)):
+            self.report("spurious-out-of-order",
+                        f"On {ev.tp}, producer id {ev.producer_id} epoch {ev.producer_epoch} sent the batch at "
+                        f"sequence {ev.base_sequence}, right after the one ending at {last[0]}, and got "
+                        "OUT_OF_ORDER_SEQUENCE_NUMBER: the leader lost the sequence (it must wrap from "
+                        "Int.MAX_VALUE to 0).", last[1], ev)
             return
         original = self._logged_at_sequence(ev)
         if original is None:

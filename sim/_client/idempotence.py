@@ -61,6 +61,9 @@ class IdempEvent(enum.Enum):
     # Java, TV2: EndTxn v5 answers the bumped (pid, epoch) and the producer takes it (TM.EndTxnHandler); an abort
     # that waited for a bump (WAIT_TXN_ABORT) needs no InitProducerId any more
     END_TXN_BUMPED = "TM.EndTxnHandler"
+    # eosim's aged producer (docs/scenario-format.md, Long-lived state): the process ran before the scenario and
+    # holds its (pid, epoch) already; the InitProducerId it would ask for at start is cancelled
+    AGED = "eosim aged"
 
 
 S = IdempState
@@ -71,6 +74,7 @@ IDEMP_TRANSITIONS: dict[tuple[IdempState, IdempEvent], IdempState] = {
     (S.INIT, E.START): S.REQ_PID,
     (S.REQ_PID, E.START): S.REQ_PID,  # init_transactions resumed after a timeout
     (S.REQ_PID, E.PID_REQUESTED): S.WAIT_PID,
+    (S.REQ_PID, E.AGED): S.ASSIGNED,
     (S.WAIT_PID, E.PID_RECEIVED): S.ASSIGNED,
     (S.WAIT_PID, E.PID_FAILED): S.REQ_PID,
     (S.FATAL_ERROR, E.PID_FAILED): S.FATAL_ERROR,
@@ -168,6 +172,14 @@ class Idempotence:
         self.adopt_pid((reply.producer_id, reply.producer_epoch))
         self._set(IdempEvent.PID_RECEIVED)
         self.rk.sender.kick()
+
+    def start_aged(self, pid: tuple[int, int], sequence: int) -> None:
+        """An idempotent producer that ran before the scenario: it holds ``pid`` and goes on at ``sequence`` on
+        every partition (simulator-only; the broker holds the matching state)."""
+        self._pid_timer_token += 1  # the start's InitProducerId is not sent
+        self.adopt_pid(pid)
+        self._set(IdempEvent.AGED)
+        self.rk.sender.aged = (pid, sequence)
 
     def end_txn_bumped(self, pid: tuple[int, int]) -> None:
         """TM.EndTxnHandler (TV2): take the (pid, epoch) EndTxn v5 answered; the sender restarts every partition's

@@ -184,6 +184,7 @@ class Sender:
     _by_name: dict[tuple[str, int], _Partition] = field(factory=dict)  # (topic, partition): no TP built per produce
     _sticky: dict[str, tuple[int, int]] = field(factory=dict)  # topic -> (partition, chosen at)
     _serve_scheduled: bool = False
+    aged: tuple[tuple[int, int], int] | None = None  # an aged producer's (pid, epoch) and its next sequence
     _wakeups: set[int] = field(factory=set)
     _next_scan: int = 0
     _serve_now_alive: Any = field(init=False)  # _serve_now under rk._alive, made once
@@ -337,8 +338,10 @@ class Sender:
                     return  # rd_kafka_toppar_pid_change: wait for the old epoch's requests
                 # new (pid, epoch): sequences restart at 0 from the first queued message
                 part.pid = pid
-                part.epoch_base_msgid = part.queue[0].msgid
-                part.next_ack_seq = part.next_err_seq = 0
+                # an aged producer's first (pid, epoch) goes on where its earlier run left each partition
+                start = self.aged[1] if self.aged is not None and self.aged[0] == pid else 0
+                part.epoch_base_msgid = part.queue[0].msgid - start
+                part.next_ack_seq = part.next_err_seq = start
             if part.wait_drain:
                 if part.inflight:
                     return
