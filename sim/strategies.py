@@ -45,6 +45,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND_ERRORS
+from eosim.models.records import MAX_EPOCH, MAX_SEQUENCE
 from eosim._topology import broker_nodes
 
 BROKER = "broker-1"
@@ -164,6 +165,25 @@ def producer_configs(kind: str, transactional_id: str | None = None,
     return st.fixed_dictionaries(required, optional=optional).map(lambda extra: _consistent({**base, **extra}))
 
 
+# Long-lived state (docs/scenario-format.md): one producer in AGED_ONE_IN starts as a long-running one, at a boundary
+# a long-lived cluster reaches: a transactional.id registered at epoch 0 or near Short.MaxValue (an exhausted epoch
+# is >= 32766), an idempotent producer's next sequence at or just before the wrap from Int.MAX_VALUE to 0.
+AGED_ONE_IN = 6
+AGED_EPOCHS = (0, MAX_EPOCH - 3, MAX_EPOCH - 2, MAX_EPOCH - 1, MAX_EPOCH)
+AGED_SEQUENCES = (0, MAX_SEQUENCE - 2, MAX_SEQUENCE - 1, MAX_SEQUENCE)
+
+
+@_cached
+def aged_states(kind: str) -> st.SearchStrategy[dict[str, Any] | None]:
+    """An ``aged`` table for a producer of ``kind`` (None: it starts fresh, which shrinking prefers); a plain
+    producer has no state to age."""
+    if kind == "plain":
+        return st.none()
+    state = (st.fixed_dictionaries({"epoch": st.sampled_from(AGED_EPOCHS)}) if kind == "transactional"
+             else st.fixed_dictionaries({"sequence": st.sampled_from(AGED_SEQUENCES)}))
+    return st.integers(0, AGED_ONE_IN - 1).flatmap(lambda n: state if n == AGED_ONE_IN - 1 else st.none())
+
+
 def _consistent(config: dict[str, Any]) -> dict[str, Any]:
     """librdkafka refuses socket.timeout.ms > transaction.timeout.ms + 100 and message.timeout.ms >
     transaction.timeout.ms: the shorter of each pair stays. The Java client refuses a delivery timeout
@@ -254,11 +274,11 @@ def _read(draw: Any) -> dict[str, Any]:
 @_cached
 @st.composite
 def _producer(draw: Any, producers: Sequence[str], partitions: int,
-              clients: tuple[str, ...] = CLIENTS) -> tuple[str, int, dict[str, Any], bool, Any]:
+              clients: tuple[str, ...] = CLIENTS) -> tuple[str, int, dict[str, Any], bool, Any, Any]:
     """One producer, drawn as a whole (so that Hypothesis deletes it as a whole and no other producer's draws
     move): its kind, the number of its transactional.id (1-3: two may share one, and the later init fences
-    the earlier), its config, whether it is the consume-transform-produce application's producer, and its
-    program."""
+    the earlier), its config, whether it is the consume-transform-produce application's producer, its
+    program, and its aged state (``aged_states``) or None."""
     kind = draw(st.sampled_from(tuple(producers)))
     tid = draw(st.integers(1, 3)) if kind == "transactional" else 0
     config = draw(producer_configs(kind, f"tx-{tid}" if tid else None, clients))
@@ -267,7 +287,7 @@ def _producer(draw: Any, producers: Sequence[str], partitions: int,
         program = draw(_sends(OUT, partitions))
     else:
         program = draw(_transactions(partitions, "app" if ctp else None))
-    return kind, tid, config, ctp, program
+    return kind, tid, config, ctp, program, draw(aged_states(kind))
 
 
 def _named(program: list[dict[str, Any]], actor: str, ctp: bool = False) -> list[dict[str, Any]]:
@@ -295,10 +315,14 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
     topics = {OUT: partitions}
     actors: dict[str, dict[str, Any]] = {}
     programs: dict[str, list[dict[str, Any]]] = {}
-    app = next((i for i, (_k, _t, _c, ctp, _p) in enumerate(drawn) if ctp), None)
-    for i, (_kind, _tid, config, _ctp, program) in enumerate(drawn):
+    app = next((i for i, producer in enumerate(drawn) if producer[3]), None)
+    aged_ids: set[str] = set()
+    for i, (_kind, _tid, config, _ctp, program, aged) in enumerate(drawn):
         actor = f"p{i + 1}"
-        actors[actor] = {"kind": "producer", "config": config}
+        if aged and "transactional.id" in config:  # the coordinator holds one epoch per id: the first one ages it
+            aged = None if config["transactional.id"] in aged_ids else aged
+            aged_ids.add(config["transactional.id"])
+        actors[actor] = {"kind": "producer", "config": config, **({"aged": aged} if aged else {})}
         programs[actor] = _named(program, actor, i == app)
     if app is not None:
         topics["in"] = 1
@@ -559,6 +583,9 @@ def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_produc
     ``brokers`` > 1 on a cluster of that many brokers (the workload's topics single-replica on broker-1, the
     internal topics replicated: killing broker-2 .. broker-N moves the coordinators)."""
     workload = draw(workloads(max_producers, producers, readers))
+    if brokers > 1:  # aged state is a single broker's (docs/scenario-format.md, Long-lived state)
+        workload = Workload(workload.topics, {name: {k: v for k, v in actor.items() if k != "aged"}
+                                              for name, actor in workload.actors.items()}, workload.programs)
     schedule = draw(fault_schedules(workload, kinds, brokers=brokers))
     config = draw(cluster if cluster is not None else cluster_configs())
     return compose(workload, schedule, config if brokers == 1 else {**config, "brokers": brokers})
