@@ -1243,8 +1243,9 @@ def _check_aged(s: Scenario, name: str, actor: Actor) -> None:
         raise _Invalid(location, "only a producer can be aged")
     config = actor.client_config
     if config.transactional_id is not None:
-        other = next((n for n, a in s.actors.items() if n != name and a.aged is not None and a.kind == "producer"
-                      and a.client_config.transactional_id == config.transactional_id), None)
+        earlier = list(s.actors)[:list(s.actors).index(name)]
+        other = next((n for n in earlier if s.actors[n].aged is not None and s.actors[n].kind == "producer"
+                      and s.actors[n].client_config.transactional_id == config.transactional_id), None)
         if other is not None:
             raise _Invalid(location, f'transactional.id "{config.transactional_id}" is aged by actors.{other} '
                                      "too: the coordinator holds one epoch per id, age it on one actor")

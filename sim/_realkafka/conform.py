@@ -176,7 +176,9 @@ def _conform_one(scenario: sc.Scenario, brokers: Brokers, out_dir: Path, client:
     if out.exists():
         shutil.rmtree(out)  # files of an earlier disagreement
     if not scenario.scenario.conformance:
-        return Row(scenario=scenario.name, sim="-", kafka="skipped: conformance = false", agree=None)
+        aged = sorted(name for name, actor in scenario.actors.items() if actor.aged is not None)
+        why = f" (aged producers {', '.join(aged)}: a real broker cannot be aged)" if aged else ""
+        return Row(scenario=scenario.name, sim="-", kafka=f"skipped: conformance = false{why}", agree=None)
     version = kafka_version_of(scenario, brokers.version)
     try:
         tv, overrides = broker_requirements(scenario, brokers.tv)
