@@ -516,8 +516,11 @@ class _Oracle:
             return
         last = self.last_batch.get((ev.node, ev.tp, ev.producer_id, ev.producer_epoch))
         # PAI.checkSequence: the next batch of an idempotent producer's run is in sequence, also across the wrap
-        # (transactional batches have verification's own refusals, KAFKA-14920 and KAFKA-18202: not judged here)
+        # (transactional batches have verification's own refusals, KAFKA-14920 and KAFKA-18202, and a leader
+        # elected since may have truncated its log: not judged here)
+        led = self.leader.get((ev.node, str(ev.tp)))
         if (last is not None and not getattr(last[1], "transactional", False)
+                and (led is None or led.seq < last[1].seq)
                 and ev.base_sequence == increment_sequence(last[0], 1)):
             self.report("spurious-out-of-order",
                         f"On {ev.tp}, producer id {ev.producer_id} epoch {ev.producer_epoch} sent the batch at "
