@@ -166,10 +166,11 @@ def producer_configs(kind: str, transactional_id: str | None = None,
 
 
 # Long-lived state (docs/scenario-format.md): one producer in AGED_ONE_IN starts as a long-running one, at a boundary
-# a long-lived cluster reaches: a transactional.id registered at epoch 0 or near Short.MaxValue (an exhausted epoch
-# is >= 32766), an idempotent producer's next sequence at or just before the wrap from Int.MAX_VALUE to 0.
-AGED_ONE_IN = 6
-AGED_EPOCHS = (0, MAX_EPOCH - 3, MAX_EPOCH - 2, MAX_EPOCH - 1, MAX_EPOCH)
+# a long-lived cluster reaches: a transactional.id registered at epoch 0 or at most two bumps below exhaustion
+# (TransactionMetadata.isEpochExhausted: >= Short.MaxValue - 1), an idempotent producer's next sequence at or just
+# before the wrap from Int.MAX_VALUE to 0.
+AGED_ONE_IN = 4
+AGED_EPOCHS = (0, MAX_EPOCH - 3, MAX_EPOCH - 2, MAX_EPOCH - 1)
 AGED_SEQUENCES = (0, MAX_SEQUENCE - 2, MAX_SEQUENCE - 1, MAX_SEQUENCE)
 
 
