@@ -2,9 +2,9 @@
 
 Usage: python3 experiments/soak.py [--runs N] [--start SEED] [--jobs J] [--out DIR]
 
-Each run draws one scenario from its seed (``generate``): transactional and idempotent librdkafka
-producers, read_committed readers, consume-transform-produce, producer crash + restart + init, the random
-nemesis, fault rules (infrastructure errors, drops, delays, disconnects, lost WriteTxnMarkers responses,
+Each run draws one scenario from its seed (``generate``): transactional and idempotent producers (librdkafka's,
+or one in ``JAVA_ONE_IN`` the Java client's shape), read_committed readers, consume-transform-produce,
+producer crash + restart + init, the random nemesis, fault rules (infrastructure errors, drops, delays, disconnects, lost WriteTxnMarkers responses,
 failed ``__transaction_state`` appends), coordinator failovers (overlapping ones too), broker crash and
 restart, pauses, long transaction timeouts. No historical-bug switch is ever set, so every guarantee must
 hold: "valid" or "unknown" (a Kafka timer leaves something undecided) are fine, INVALID is a false alarm
@@ -39,6 +39,7 @@ from eosim._findings import classify
 
 BROKER = "broker-1"
 TIMEOUTS = (5_000, 10_000, 60_000, 300_000)  # transaction.timeout.ms: short enough to expire, and long ones
+JAVA_ONE_IN = 4  # a producer takes the Java client's shape (eosim.client = "java") one time in 4
 HEADER = ("A random correct workload drawn by experiments/soak.py from its seed: no historical bug is switched on,\n"
           "so every guarantee must hold (valid, or unknown when a Kafka timer leaves it undecided).")
 
@@ -153,6 +154,8 @@ def _rule(rng: random.Random, index: int, steps: int, nodes: list[str], transact
 def generate(seed: int) -> dict[str, Any]:
     """The scenario document (the loader's structures, as TOML would give them) of soak run ``seed``."""
     rng = random.Random(seed)
+    # The client of each producer comes from its own stream, so adding it left every other draw of a seed as it was.
+    clients = random.Random(f"soak-clients-{seed}")
     partitions = rng.randint(1, 3)
     name = f"soak-{seed}"
     actors: dict[str, dict[str, Any]] = {}
@@ -164,6 +167,8 @@ def generate(seed: int) -> dict[str, Any]:
         config: dict[str, Any] = {"transactional.id": f"tx-{actor}", "transaction.timeout.ms": rng.choice(TIMEOUTS)}
         if rng.random() < 0.6:
             config["socket.timeout.ms"] = rng.choice((1000, 5000))
+        if clients.randrange(JAVA_ONE_IN) == 0:
+            config["eosim.client"] = "java"
         actors[actor] = {"kind": "producer", "config": config}
         consumer = None
         if ctp and i == 0:
@@ -178,7 +183,10 @@ def generate(seed: int) -> dict[str, Any]:
         programs["source"] = _idempotent_program(rng, "source", "in", 1)
         programs["app_in"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}]}]
     for actor in [f"i{i}" for i in range(1, rng.randint(0, 1) + 1)]:
-        actors[actor] = {"kind": "producer", "config": {"enable.idempotence": True}}
+        config = {"enable.idempotence": True}
+        if clients.randrange(JAVA_ONE_IN) == 0:
+            config["eosim.client"] = "java"
+        actors[actor] = {"kind": "producer", "config": config}
         programs[actor] = _idempotent_program(rng, actor, "out", partitions)
 
     # Interleave the programs op by op; a consumer op embedded in a producer's program (the consume of
