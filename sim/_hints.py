@@ -12,7 +12,8 @@ and configs involved, and says what to change. A hint fires only when the run sh
 - ``read-uncommitted``: a consumer read records of an aborted transaction (G1a) because it reads
   with ``isolation.level=read_uncommitted``.
 - ``fenced``: a producer got ``_FENCED``: who fenced it (another producer's ``init_transactions``
-  with the same transactional.id, or the coordinator's transaction timeout).
+  with the same transactional.id or, at transaction.version 2, its EndTxn's epoch bump; or the
+  coordinator's transaction timeout).
 - ``duplicate-retry``: a value is in the log twice because a producer without idempotence retried.
 """
 
@@ -160,6 +161,8 @@ def _read_uncommitted(run: _Run) -> Iterator[Hint]:
 
 
 def _fenced(run: _Run) -> Iterator[Hint]:
+    # A shared epoch is fencing that failed: "working as designed" would then be wrong.
+    shared = any(a.name == "shared-producer-epoch" for a in run.checks.anomalies)
     seen = set()
     for e in run.trace:
         if e.kind != "client.op" or e.error not in FENCED:
@@ -170,21 +173,33 @@ def _fenced(run: _Run) -> Iterator[Hint]:
             continue
         seen.add(actor)
         why = None
+        answered: dict[str, str] = {}  # client instance -> the last answer the broker sent it
         for other in run.trace:
             if other.seq > e.seq:
                 break
-            if other.kind == "client.pid" and other.transactional_id == tid and other.node != e.node:
-                why = (f"{actor_of(other.node)} called init_transactions with the same transactional.id at "
-                       f"t={other.t} ms and got epoch {other.producer_epoch}")
+            if other.kind == "net.response":
+                answered[other.dst.split("/")[0]] = other.msg
+            elif other.kind == "client.pid" and other.transactional_id == tid and other.node != e.node:
+                # Its epoch comes from InitProducerId, or (transaction.version 2) from the EndTxn answer that
+                # bumps it at every transaction's end (KIP-890); an aged producer's from neither.
+                cause = answered.get(other.node)
+                if cause == "InitProducerIdResponse":
+                    why = (f"{actor_of(other.node)} called init_transactions with the same transactional.id at "
+                           f"t={other.t} ms and got epoch {other.producer_epoch}")
+                elif cause == "EndTxnResponse":
+                    why = (f"{actor_of(other.node)}, with the same transactional.id, ended a transaction and its "
+                           f"EndTxn was answered with epoch {other.producer_epoch} at t={other.t} ms "
+                           f"(transaction.version 2 bumps the epoch at every end)")
             elif other.kind == "txn.timeout" and other.transactional_id == tid:
                 why = (f"the coordinator aborted its transaction at t={other.t} ms after transaction.timeout.ms "
                        f"and bumped the epoch to {other.producer_epoch}")
         if why is None:
             continue
+        zombie = (f"Kafka treats {actor} (transactional.id {tid!r}) as a zombie, though two instances shared an "
+                  f"epoch (shared-producer-epoch)" if shared else f"{actor} (transactional.id {tid!r}) is a zombie")
         yield Hint("fenced",
-                   f"{actor} got {e.error} on {e.op}: {why}, so {actor} (transactional.id "
-                   f"{tid!r}) is a zombie. A fenced producer cannot go on: close it. This is fencing working "
-                   f"as designed.")
+                   f"{actor} got {e.error} on {e.op}: {why}, so {zombie}. A fenced producer cannot go on: close it."
+                   + ("" if shared else " This is fencing working as designed."))
 
 
 def _duplicate_retry(run: _Run) -> Iterator[Hint]:

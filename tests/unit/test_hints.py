@@ -106,6 +106,16 @@ def test_fenced_says_who_fenced_the_zombie() -> None:
     assert "the coordinator aborted its transaction at t=1500 ms after transaction.timeout.ms" in by_timeout
 
 
+def test_fenced_names_a_tv2_end_as_the_bump_and_a_shared_epoch_as_no_design() -> None:
+    """At transaction.version 2 an EndTxn answer bumps the epoch, and the fencer's epoch came from there, not from
+    init_transactions; when fencing failed (two instances shared an epoch) the hint does not call it working."""
+    by_init, by_end = _hints_of("mixed-tv-abort-revives-zombie")["fenced"]
+    assert by_init.startswith("p1 got INVALID_PRODUCER_EPOCH on delivery: p3 called init_transactions")
+    assert by_end.startswith("p3 got _FENCED on commit_transaction: p1, with the same transactional.id, ended a "
+                             "transaction and its EndTxn was answered with epoch 2 at t=57 ms")
+    assert "shared-producer-epoch" in by_end and "as designed" not in by_init + by_end
+
+
 def test_read_uncommitted_names_the_reader_and_its_isolation_level() -> None:
     [explicit] = _hints_of("read-uncommitted-dirty-read")["read-uncommitted"]
     assert explicit.startswith("shipper read 'pay-1', 'pay-2' from payments-0, written by a transaction that was "
