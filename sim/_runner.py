@@ -13,7 +13,7 @@ import gc
 import json
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from attrs import define, field, frozen
 
@@ -152,7 +152,7 @@ class Outcome:
     scenario: sc.Scenario
     seed: int
     trace: TraceView  # the run's typed events, held once (by the run's Trace)
-    history: list[dict[str, Any]]
+    history: Sequence[dict[str, Any]]  # eosim._history.Ops: op dicts rendered as they are read
     observation: Observation
     verdict: Verdict
     completed: bool

@@ -331,7 +331,7 @@ class Simulation:
         closed = copy.deepcopy(self._history)
         closed.close_open()
         closed.final_read(self.partitions())
-        return closed.ops
+        return list(closed.ops)
 
     def check(self, *, pipeline: tuple[str, str] | None = None) -> CheckResult:
         """Jepsen's Kafka checker on the history, plus the trace oracle's invariants; with

@@ -28,9 +28,11 @@ import contextlib
 import gc
 import itertools
 import types
+from array import array
 from typing import Any
 
 
+from eosim import _history as _hist
 from eosim._checkers.anomaly import Anomaly, CheckResult
 
 Op = dict[str, Any]
@@ -90,8 +92,9 @@ def check_history(history: list[Op], *, subscribe_used: bool = False, ww_deps: b
 def check_recorded(history: list[Op], *, subscribe_used: bool = False, ww_deps: bool = True) -> CheckResult:
     """``check_history`` of a history eosim's recorder built (sim/_history.py: a run's, on either backend), whose
     shape is right by construction: not checked again (a quarter of the checker's time on a nemesis run)."""
+    source = _ColumnSource(history.recorder) if isinstance(history, _hist.Ops) else _DictSource(history)
     with _gc_paused():
-        found = _Analysis(history).all_anomalies(ww_deps=ww_deps)
+        found = _Analysis(source).all_anomalies(ww_deps=ww_deps)
     return CheckResult.classify(found, allowed_types=allowed_types(subscribe_used=subscribe_used, ww_deps=ww_deps))
 
 
@@ -113,7 +116,7 @@ _TYPES = frozenset({"invoke", "ok", "fail", "info"})
 
 def _check_shape(history: Any) -> None:
     """What the analysis reads of each op, checked first, so bad input is an error that names it."""
-    if not isinstance(history, (list, tuple)):
+    if not isinstance(history, (list, tuple, _hist.Ops)):
         raise TypeError(f"check_history() takes a list of op dicts (a Jepsen history), got {type(history).__name__}")
     for position, op in enumerate(history):
         if not isinstance(op, dict):
@@ -164,10 +167,6 @@ def _vkey(value: Any) -> tuple[str, Any]:
     return (type(value).__name__, value)
 
 
-def _name(op: Op) -> str:
-    return f"{op['f']} op {op['index']} ({op.get('process')}, {op['type']})"
-
-
 def _parse(op: Op) -> tuple[dict[Any, tuple], dict[Any, tuple]]:
     """An op's sends and polls: key -> ((offset or None, value), ...) in micro-op order. Tuples, not
     lists (a long history has one per op), and each pair one tuple that every later set and map shares."""
@@ -187,11 +186,6 @@ def _parse(op: Op) -> tuple[dict[Any, tuple], dict[Any, tuple]]:
 
 
 _NOTHING: Any = types.MappingProxyType({})  # one read-only empty mapping for every op without sends or polls
-
-
-def _witness(facts: dict[str, Any], *ops: Op | None) -> tuple[dict[str, Any], ...]:
-    unique = {op["index"]: op for op in ops if op is not None}
-    return (facts, *(unique[i] for i in sorted(unique)))
 
 
 def _topic(key: Any) -> Any:
@@ -229,51 +223,157 @@ class _Order:
 _EMPTY_ORDER = _Order({})
 
 
-class _Analysis:
+class _DictSource:
+    """``check_history``'s ops (dicts), as the analysis reads a history: by handle (the op's position),
+    each op its own witness. Parses are kept (a caller's dicts are held anyway)."""
+
     def __init__(self, history: list[Op]):
-        self.ops = [op for op in history if op.get("f") in _CLIENT_FS]
-        self.done = [op for op in self.ops if op["type"] != "invoke"]
         self.history = history
-        self.writes: dict[int, dict] = {}
-        self.reads: dict[int, dict] = {}
-        for op in self.done:
-            self.writes[op["index"]], self.reads[op["index"]] = _parse(op)
+        self._parsed: dict[int, tuple[dict, dict]] = {}
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    def fields(self, h: int) -> tuple[int, str, Any, Any]:
+        op = self.history[h]
+        return op["index"], op["type"], op.get("f"), op.get("process")
+
+    def get(self, h: int, name: str, default: Any = None) -> Any:
+        return self.history[h].get(name, default)
+
+    def op(self, h: int) -> Op:
+        return self.history[h]
+
+    def parse(self, h: int) -> tuple[dict[Any, tuple], dict[Any, tuple]]:
+        parsed = self._parsed.get(h)
+        if parsed is None:
+            parsed = self._parsed[h] = _parse(self.history[h])
+        return parsed
+
+
+class _ColumnSource:
+    """The recorder's columns (sim/_history.py), as the analysis reads a history: a send is parsed
+    when it is read and never held as a dict; op dicts are rendered for witnesses only."""
+
+    def __init__(self, recorder: Any):
+        self.r = recorder
+        self._parsed: dict[int, tuple[dict, dict]] = {}  # the ops held as dicts, and polls
+
+    def __len__(self) -> int:
+        return len(self.r._code)
+
+    def fields(self, h: int) -> tuple[int, str, Any, Any]:
+        code = self.r._code[h]
+        if code == _hist.GENERIC:
+            op = self.r._obj[h]
+            return op["index"], op["type"], op.get("f"), op.get("process")
+        return h, _hist.TYPES[code], _hist.FS[code], self.r._process[h]
+
+    def get(self, h: int, name: str, default: Any = None) -> Any:
+        code = self.r._code[h]
+        if code == _hist.GENERIC:
+            return self.r._obj[h].get(name, default)
+        if name == "invoke_index":
+            return self.r._num[h] if code in (_hist.SEND_OK, _hist.SEND_INFO) else default
+        if name == "complete":
+            return self.r._complete.get(h, default)
+        return self.r.op_dict(h).get(name, default)
+
+    def op(self, h: int) -> Op:
+        return self.r.op_dict(h)
+
+    def parse(self, h: int) -> tuple[dict[Any, tuple], dict[Any, tuple]]:
+        r = self.r
+        code = r._code[h]
+        if code == _hist.SEND_OK:
+            offset = r._offset[h]
+            return {r._key[h]: ((None if offset == _hist.NO_OFFSET else offset, r._obj[h]),)}, _NOTHING
+        if code == _hist.SEND_INFO:
+            return {None: ((None, r._obj[h]),)}, _NOTHING
+        parsed = self._parsed.get(h)
+        if parsed is None:
+            if code == _hist.POLL_OK:  # (offset, value) tuples already: shared by every set and map
+                parsed = _NOTHING, ({k: tuple(pairs) for k, pairs in r._obj[h].items()} or _NOTHING)
+            else:
+                parsed = _parse(r.op_dict(h))
+            self._parsed[h] = parsed
+        return parsed
+
+
+_INVOKE, _OK, _FAIL, _INFO = range(4)
+_TYPES_BY_CODE = ("invoke", "ok", "fail", "info")
+_TYPE_CODES = {name: code for code, name in enumerate(_TYPES_BY_CODE)}
+
+
+class _Analysis:
+    """Over a source of ops read by handle (``_DictSource``, ``_ColumnSource``): the per-op columns
+    below, the parses on demand; op dicts only in witnesses."""
+
+    def __init__(self, source: Any):
+        self.src = source
+        self.idx = array("q")  # the op's "index"
+        self.typ = bytearray()  # _INVOKE ...
+        self.fn: list[Any] = []
+        self.proc: list[Any] = []
+        for h in range(len(source)):
+            index, type_, f, process = source.fields(h)
+            self.idx.append(index)
+            self.typ.append(_TYPE_CODES[type_])
+            self.fn.append(f)
+            self.proc.append(process)
+        typ, fn = self.typ, self.fn
+        self.ops = array("q", (h for h in range(len(fn)) if fn[h] in _CLIENT_FS))
+        self.done = array("q", (h for h in self.ops if typ[h] != _INVOKE))
 
         # Reads and failed writes are kept as (offset, value): a value an aborted transaction wrote may
         # be written again later (an application redoing its work), and only the aborted offset is
         # an aborted read. A send whose offset is unknown is matched by value alone.
         self.ok_reads: dict[Any, set] = {}
         self.ok_read_pairs: dict[Any, set] = {}
-        self.failed: dict[Any, dict[tuple, Op]] = {}
+        self.failed: dict[Any, dict[tuple, int]] = {}
         self.unfailed_values: dict[Any, set] = {}  # built for a key when a failed send asks (_failed_writer)
-        self.writer_of: dict[Any, dict[Any, Op]] = {}
-        for op in self.done:
-            i = op["index"]
-            for k, pairs in self.writes[i].items():
+        self.writer_of: dict[Any, dict[Any, int]] = {}
+        parse = source.parse
+        for h in self.done:
+            writes, reads = parse(h)
+            for k, pairs in writes.items():
                 w = self.writer_of.setdefault(k, {})
                 for o, v in pairs:
-                    w[v] = op
-                    if op["type"] == "fail":
-                        self.failed.setdefault(k, {})[(o, v)] = op
-            for k, pairs in self.reads[i].items():
-                if op["type"] == "ok":
+                    w[v] = h
+                    if typ[h] == _FAIL:
+                        self.failed.setdefault(k, {})[(o, v)] = h
+            if typ[h] == _OK:
+                for k, pairs in reads.items():
                     self.ok_reads.setdefault(k, set()).update(v for _, v in pairs)
                     self.ok_read_pairs.setdefault(k, set()).update(pairs)
 
         # key -> (offset, value) -> the first op (in history order) that put it there, for witnesses.
         # Sends count only once all ok reads are known (must-have-committed needs them).
-        seen: dict[Any, dict[tuple[int, Any], Op]] = {}
-        for op in self.done:
-            i = op["index"]
-            sources = (self.reads[i], self.writes[i]) if self._must_have_committed(op) else (self.reads[i],)
-            for source in sources:
-                for k, pairs in source.items():
+        seen: dict[Any, dict[tuple[int, Any], int]] = {}
+        for h in self.done:
+            writes, reads = parse(h)
+            sources = (reads, writes) if self._must_have_committed(h) else (reads,)
+            for source_ in sources:
+                for k, pairs in source_.items():
                     log = seen.setdefault(k, {})
                     for pair in pairs:
                         if pair[0] is not None:
-                            log.setdefault(pair, op)
+                            log.setdefault(pair, h)
         self.seen = seen
         self.orders = {k: _Order(log) for k, log in seen.items()}
+
+    def writes(self, h: int) -> dict[Any, tuple]:
+        return self.src.parse(h)[0]
+
+    def reads(self, h: int) -> dict[Any, tuple]:
+        return self.src.parse(h)[1]
+
+    def _name(self, h: int) -> str:
+        return f"{self.fn[h]} op {self.idx[h]} ({self.proc[h]}, {_TYPES_BY_CODE[self.typ[h]]})"
+
+    def _witness(self, facts: dict[str, Any], *handles: int | None) -> tuple[dict[str, Any], ...]:
+        unique = {self.idx[h]: h for h in handles if h is not None}
+        return (facts, *(self.src.op(unique[i]) for i in sorted(unique)))
 
     def all_anomalies(self, *, ww_deps: bool) -> list[Anomaly]:
         found = [
@@ -295,25 +395,25 @@ class _Analysis:
     def _release_data_checks(self) -> None:
         """The data checks are done: drop what only they read, so that the dependency graph (the
         analysis' largest structure) is not built on top of it (a long history's peak memory)."""
-        for name in ("seen", "writes", "ok_reads", "ok_read_pairs", "failed", "unfailed_values"):
+        for name in ("seen", "ok_reads", "ok_read_pairs", "failed", "unfailed_values"):
             delattr(self, name)
         for order in self.orders.values():
             del order.log
 
-    def _must_have_committed(self, op: Op) -> bool:
+    def _must_have_committed(self, h: int) -> bool:
         """ok, or info with one of its sends polled by an ok op (jepsen: must-have-committed?)."""
-        if op["type"] == "ok":
+        if self.typ[h] == _OK:
             return True
-        if op["type"] != "info":
+        if self.typ[h] != _INFO:
             return False
-        return any(self._was_read(k, o, v) for k, pairs in self.writes[op["index"]].items() for o, v in pairs)
+        return any(self._was_read(k, o, v) for k, pairs in self.writes(h).items() for o, v in pairs)
 
     def _was_read(self, key: Any, offset: Any, value: Any) -> bool:
         if offset is not None:
             return (offset, value) in self.ok_read_pairs.get(key, ())
         return value in self.ok_reads.get(key, ())
 
-    def _failed_writer(self, key: Any, offset: Any, value: Any) -> Op | None:
+    def _failed_writer(self, key: Any, offset: Any, value: Any) -> int | None:
         """The definitely-failed op whose send this read shows, if any."""
         failed = self.failed.get(key, {})
         if (offset, value) in failed:
@@ -327,8 +427,8 @@ class _Analysis:
         """The values of ``key`` sent by ops that did not definitely fail."""
         values = self.unfailed_values.get(key)
         if values is None:
-            values = self.unfailed_values[key] = {v for op in self.done if op["type"] != "fail"
-                                                  for _, v in self.writes[op["index"]].get(key, ())}
+            values = self.unfailed_values[key] = {v for h in self.done if self.typ[h] != _FAIL
+                                                  for _, v in self.writes(h).get(key, ())}
         return values
 
     def order(self, key: Any) -> _Order:
@@ -346,8 +446,8 @@ class _Analysis:
                         name="inconsistent-offsets",
                         description=f"Offset {o} of {k} holds {len(vs)} different values ({', '.join(map(repr, vs))}): "
                                     "ops disagree about what the log contains there.",
-                        witness=_witness({"key": k, "offset": o, "index": order.index_of(o), "values": vs},
-                                         *(self.seen[k][(o, v)] for v in vs))))
+                        witness=self._witness({"key": k, "offset": o, "index": order.index_of(o), "values": vs},
+                                              *(self.seen[k][(o, v)] for v in vs))))
         return out
 
     def duplicates(self) -> list[Anomaly]:
@@ -369,40 +469,40 @@ class _Analysis:
                         name="duplicate",
                         description=f"Value {v!r} appears {len(offsets)} times in {k}, at offsets "
                                     f"{', '.join(map(str, offsets))}: it was written more than once.",
-                        witness=_witness({"key": k, "value": v, "count": len(offsets), "offsets": offsets},
-                                         *(self.seen[k][(o, v)] for o in offsets))))
+                        witness=self._witness({"key": k, "value": v, "count": len(offsets), "offsets": offsets},
+                                              *(self.seen[k][(o, v)] for o in offsets))))
         return out
 
     def g1a(self) -> list[Anomaly]:
         out = []
-        for op in self.done:
-            if op["type"] != "ok":
+        for h in self.done:
+            if self.typ[h] != _OK:
                 continue
-            for k, pairs in self.reads[op["index"]].items():
+            for k, pairs in self.reads(h).items():
                 for o, v in pairs:
                     writer = self._failed_writer(k, o, v)
                     if writer is not None:
                         out.append(Anomaly(
                             name="G1a",
-                            description=f"{_name(op)} polled {v!r} from {k}, but {_name(writer)} that sent it "
-                                        "definitely failed (aborted read).",
-                            witness=_witness({"key": k, "value": v, "writer": writer["index"],
-                                              "reader": op["index"]}, writer, op)))
+                            description=f"{self._name(h)} polled {v!r} from {k}, but {self._name(writer)} that "
+                                        "sent it definitely failed (aborted read).",
+                            witness=self._witness({"key": k, "value": v, "writer": self.idx[writer],
+                                                   "reader": self.idx[h]}, writer, h)))
         return out
 
     def precommitted_reads(self) -> list[Anomaly]:
         out = []
-        for op in self.done:
-            reads = self.reads[op["index"]]
-            for k, pairs in self.writes[op["index"]].items():
+        for h in self.done:
+            writes, reads = self.src.parse(h)
+            for k, pairs in writes.items():
                 polled = {v for _, v in reads.get(k, ())}
                 own = [v for _, v in pairs if v in polled]
                 if own:
                     out.append(Anomaly(
                         name="precommitted-read",
-                        description=f"{_name(op)} polled {own[0]!r} from {k}, its own send, before it "
+                        description=f"{self._name(h)} polled {own[0]!r} from {k}, its own send, before it "
                                     "committed: Kafka never shows uncommitted records to pollers.",
-                        witness=_witness({"key": k, "value": own[0], "op": op["index"]}, op)))
+                        witness=self._witness({"key": k, "value": own[0], "op": self.idx[h]}, h)))
         return out
 
     def unread_lost_writes(self, reported: set[tuple[Any, Any]]) -> list[Anomaly]:
@@ -413,9 +513,9 @@ class _Analysis:
         ``lost_writes`` already ``reported`` are not reported twice."""
         out = []
         for final in self.done:
-            for k in final.get("complete", ()):
+            for k in self.src.get(final, "complete", ()):
                 for writer in self.done:
-                    for o, v in self.writes[writer["index"]].get(k, ()):
+                    for o, v in self.writes(writer).get(k, ()):
                         if ((k, v) in reported or v in self.ok_reads.get(k, ())
                                 or not self._must_have_committed(writer)):
                             continue
@@ -425,10 +525,10 @@ class _Analysis:
                         acked = "without an offset" if o is None else f"at offset {o}"
                         out.append(Anomaly(
                             name="lost-write",
-                            description=f"{_name(writer)} sent {v!r} to {k} and it was acknowledged {acked}; "
-                                        f"{_name(final)} read {k} to its end and never saw it.",
-                            witness=_witness({"key": k, "value": v, "offset": o, "writer": writer["index"],
-                                              "final-read": final["index"]}, writer, final)))
+                            description=f"{self._name(writer)} sent {v!r} to {k} and it was acknowledged {acked}; "
+                                        f"{self._name(final)} read {k} to its end and never saw it.",
+                            witness=self._witness({"key": k, "value": v, "offset": o, "writer": self.idx[writer],
+                                                   "final-read": self.idx[final]}, writer, final)))
         return out
 
     def lost_writes(self) -> list[Anomaly]:
@@ -452,27 +552,30 @@ class _Analysis:
                 continue
             top = max(known, key=lambda v: (first_index[v], _vkey(v)))
             bound = first_index[top]
-            max_read = next(r for r in self.done if r["type"] == "ok"
-                            and any(v == top for _, v in self.reads[r["index"]].get(k, ())))
+            del known
             unread = [v for v in first_index if later.get(v, first_index[v]) <= bound and v not in read]
+            max_read = None
             for v in sorted(unread, key=lambda v: (later.get(v, first_index[v]), _vkey(v))):
                 writer = self.writer_of.get(k, {}).get(v)
                 if writer is None or not self._must_have_committed(writer):
                     continue
+                if max_read is None:
+                    max_read = next(r for r in self.done if self.typ[r] == _OK
+                                    and any(v == top for _, v in self.reads(r).get(k, ())))
                 out.append(Anomaly(
                     name="lost-write",
-                    description=f"{_name(writer)} sent {v!r} to {k} (index {first_index[v]}), and a poll reached "
-                                f"{top!r} at index {bound} beyond it, yet no ok poll ever saw {v!r}.",
-                    witness=_witness({"key": k, "value": v, "index": first_index[v], "max-read-index": bound,
-                                      "max-read-value": top, "writer": writer["index"],
-                                      "max-read": max_read["index"]}, writer, max_read)))
+                    description=f"{self._name(writer)} sent {v!r} to {k} (index {first_index[v]}), and a poll "
+                                f"reached {top!r} at index {bound} beyond it, yet no ok poll ever saw {v!r}.",
+                    witness=self._witness({"key": k, "value": v, "index": first_index[v], "max-read-index": bound,
+                                           "max-read-value": top, "writer": self.idx[writer],
+                                           "max-read": self.idx[max_read]}, writer, max_read)))
         return out
 
     def unseen(self) -> list[Anomaly]:
         sent: dict[Any, list[Any]] = {}
-        for op in self.done:
-            if op["type"] == "ok":
-                for k, pairs in self.writes[op["index"]].items():
+        for h in self.done:
+            if self.typ[h] == _OK:
+                for k, pairs in self.writes(h).items():
                     sent.setdefault(k, []).extend(v for _, v in pairs)
         out = []
         for k in sorted(sent, key=_vkey):
@@ -487,94 +590,100 @@ class _Analysis:
 
     # -- scans across ops of one process ----------------------------------------------------------
 
-    def _by_process(self) -> dict[Any, list[Op]]:
-        procs: dict[Any, list[Op]] = {}
-        for op in self.history:
-            procs.setdefault(op.get("process"), []).append(op)
+    def _by_process(self) -> dict[Any, array]:
+        procs: dict[Any, array] = {}
+        for h, p in enumerate(self.proc):
+            ops = procs.get(p)
+            if ops is None:
+                ops = procs[p] = array("q")
+            ops.append(h)
         return procs
 
-    @staticmethod
-    def _narrow(last: dict[Any, Op], op: Op) -> dict[Any, Op]:
+    def _narrow(self, last: dict[Any, int], h: int) -> dict[Any, int]:
         """After an ok/info assign or subscribe only the still-assigned keys keep their history."""
-        keep = set(op.get("value") or ())
+        keep = set(self.src.get(h, "value") or ())
         return {k: o for k, o in last.items() if k in keep or _topic(k) in keep}
 
     def poll_scans(self) -> list[Anomaly]:
         out = []
+        typ, fn = self.typ, self.fn
         for proc_ops in self._by_process().values():
-            last: dict[Any, Op] = {}
-            for op in proc_ops:
-                if op["type"] == "invoke":
+            last: dict[Any, int] = {}
+            for h in proc_ops:
+                if typ[h] == _INVOKE:
                     continue
-                if op["f"] in ("assign", "subscribe"):
-                    if op["type"] != "fail":
-                        last = self._narrow(last, op)
-                elif op["f"] in _READ_FS:
-                    reads = self.reads[op["index"]]
+                if fn[h] in ("assign", "subscribe"):
+                    if typ[h] != _FAIL:
+                        last = self._narrow(last, h)
+                elif fn[h] in _READ_FS:
+                    reads = self.reads(h)
                     for k in sorted(reads, key=_vkey):
                         prev = last.get(k)
                         if prev is None or not reads[k]:
                             continue
                         order = self.order(k)
-                        v1, v2 = self.reads[prev["index"]][k][-1][1], reads[k][0][1]
+                        v1, v2 = self.reads(prev)[k][-1][1], reads[k][0][1]
                         delta = order.delta(v1, v2)
                         if delta > 1:
                             skipped = order.between(v1, v2)
                             out.append(Anomaly(
                                 name="poll-skip",
-                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op "
-                                            f"{prev['index']}, then {v2!r} in op {op['index']}, skipping "
+                                description=f"Process {self.proc[h]} polled {v1!r} from {k} in op "
+                                            f"{self.idx[prev]}, then {v2!r} in op {self.idx[h]}, skipping "
                                             f"{len(skipped)} value(s) in between.",
-                                witness=_witness({"key": k, "values": [v1, v2], "delta": delta, "skipped": skipped,
-                                                  "ops": [prev["index"], op["index"]]}, prev, op)))
+                                witness=self._witness({"key": k, "values": [v1, v2], "delta": delta,
+                                                       "skipped": skipped, "ops": [self.idx[prev], self.idx[h]]},
+                                                      prev, h)))
                         elif delta < 1:
                             out.append(Anomaly(
                                 name="nonmonotonic-poll",
-                                description=f"Process {op.get('process')} polled {v1!r} from {k} in op "
-                                            f"{prev['index']}, then went back to {v2!r} in op {op['index']} "
+                                description=f"Process {self.proc[h]} polled {v1!r} from {k} in op "
+                                            f"{self.idx[prev]}, then went back to {v2!r} in op {self.idx[h]} "
                                             f"({-delta} index(es) back, or a repeat).",
-                                witness=_witness({"key": k, "values": [v1, v2], "delta": delta,
-                                                  "ops": [prev["index"], op["index"]]}, prev, op)))
-                    if op["type"] == "ok":
-                        last.update((k, op) for k in reads if reads[k])
-                if op["type"] == "info" or op["f"] == "crash":
+                                witness=self._witness({"key": k, "values": [v1, v2], "delta": delta,
+                                                       "ops": [self.idx[prev], self.idx[h]]}, prev, h)))
+                    if typ[h] == _OK:
+                        last.update((k, h) for k in reads if reads[k])
+                if typ[h] == _INFO or fn[h] == "crash":
                     last = {}
         return out
 
     def send_scans(self) -> list[Anomaly]:
         out = []
+        typ, fn, idx = self.typ, self.fn, self.idx
         for proc_ops in self._by_process().values():
-            last: dict[Any, Op] = {}
+            last: dict[Any, int] = {}
             # A process may have several asynchronous sends in flight: they count in the order they were
-            # sent (their invocations), not in the order their acknowledgements came back.
-            for op in sorted(proc_ops, key=lambda o: o.get("invoke_index", o["index"])):
-                if op["type"] in ("invoke", "fail"):
-                    continue
-                if op["f"] in ("assign", "subscribe"):
-                    last = self._narrow(last, op)
-                elif op["f"] in _WRITE_FS:
-                    writes = self.writes[op["index"]]
+            # sent (their invocations), not in the order their acknowledgements came back. Invocations
+            # and failures change nothing here: left out before sorting.
+            counted = [h for h in proc_ops if typ[h] != _INVOKE and typ[h] != _FAIL]
+            counted.sort(key=lambda h: self.src.get(h, "invoke_index", idx[h]))
+            for h in counted:
+                if fn[h] in ("assign", "subscribe"):
+                    last = self._narrow(last, h)
+                elif fn[h] in _WRITE_FS:
+                    writes = self.writes(h)
                     for k in sorted(writes, key=_vkey):
                         prev = last.get(k)
                         if prev is not None:
-                            v1, v2 = self.writes[prev["index"]][k][-1][1], writes[k][0][1]
+                            v1, v2 = self.writes(prev)[k][-1][1], writes[k][0][1]
                             delta = self.order(k).delta(v1, v2)
                             if delta < 1:
                                 out.append(Anomaly(
                                     name="nonmonotonic-send",
-                                    description=f"Process {op.get('process')} sent {v1!r} to {k} in op "
-                                                f"{prev['index']}, then {v2!r} in op {op['index']}, which landed "
+                                    description=f"Process {self.proc[h]} sent {v1!r} to {k} in op "
+                                                f"{idx[prev]}, then {v2!r} in op {idx[h]}, which landed "
                                                 f"{-delta} index(es) earlier (or at the same place).",
-                                    witness=_witness({"key": k, "values": [v1, v2], "delta": delta,
-                                                      "ops": [prev["index"], op["index"]]}, prev, op)))
-                    last.update((k, op) for k in writes)
-                if op["type"] == "info" or op["f"] == "crash":
+                                    witness=self._witness({"key": k, "values": [v1, v2], "delta": delta,
+                                                           "ops": [idx[prev], idx[h]]}, prev, h)))
+                    last.update((k, h) for k in writes)
+                if typ[h] == _INFO or fn[h] == "crash":
                     last = {}
         return out
 
     # -- scans inside one op --------------------------------------------------------------------------
 
-    def _internal(self, op: Op, k: Any, values: list[Any], what: str) -> list[Anomaly]:
+    def _internal(self, h: int, k: Any, values: list[Any], what: str) -> list[Anomaly]:
         out = []
         order = self.order(k)
         indices = [order.by_value.get(v) for v in values]
@@ -591,34 +700,37 @@ class _Analysis:
                          "isolate transactional writes)" if what == "send" else "skipping part of the log")
                 out.append(Anomaly(
                     name=f"int-{what}-skip",
-                    description=f"{_name(op)} {verb.format(repr(v1), repr(v2))} {k}; {len(skipped)} value(s) "
+                    description=f"{self._name(h)} {verb.format(repr(v1), repr(v2))} {k}; {len(skipped)} value(s) "
                                 f"lie between them in the log: {extra}.",
-                    witness=_witness({"key": k, "values": [v1, v2], "delta": delta, "skipped": skipped,
-                                      "op": op["index"]}, op)))
+                    witness=self._witness({"key": k, "values": [v1, v2], "delta": delta, "skipped": skipped,
+                                           "op": self.idx[h]}, h)))
             else:
                 out.append(Anomaly(
                     name=f"int-nonmonotonic-{what}",
-                    description=f"{_name(op)} {verb.format(repr(v1), repr(v2))} {k}, but {v2!r} is at or "
+                    description=f"{self._name(h)} {verb.format(repr(v1), repr(v2))} {k}, but {v2!r} is at or "
                                 f"before {v1!r} in the log ({delta}).",
-                    witness=_witness({"key": k, "values": [v1, v2], "delta": delta, "op": op["index"]}, op)))
+                    witness=self._witness({"key": k, "values": [v1, v2], "delta": delta, "op": self.idx[h]}, h)))
         return out
 
     def internal_polls(self) -> list[Anomaly]:
         out = []
-        for op in self.done:
-            rebalanced = {k for event in op.get("rebalance-log") or () for k in event.get("keys", ())}
-            reads = self.reads[op["index"]]
+        for h in self.done:
+            reads = self.reads(h)
+            if not reads:
+                continue
+            rebalanced = {k for event in self.src.get(h, "rebalance-log") or () for k in event.get("keys", ())}
             for k in sorted(reads, key=_vkey):
-                if k not in rebalanced:
-                    out += self._internal(op, k, [v for _, v in reads[k]], "poll")
+                if k not in rebalanced and len(reads[k]) > 1:
+                    out += self._internal(h, k, [v for _, v in reads[k]], "poll")
         return out
 
     def internal_sends(self) -> list[Anomaly]:
         out = []
-        for op in self.done:
-            writes = self.writes[op["index"]]
+        for h in self.done:
+            writes = self.writes(h)
             for k in sorted(writes, key=_vkey):
-                out += self._internal(op, k, [v for _, v in writes[k]], "send")
+                if len(writes[k]) > 1:
+                    out += self._internal(h, k, [v for _, v in writes[k]], "send")
         return out
 
     # -- dependency cycles ----------------------------------------------------------------------------
@@ -626,7 +738,8 @@ class _Analysis:
     def graph(self, *, ww_deps: bool) -> dict[int, dict[int, list]]:
         """Dependencies between completed send/poll/txn ops (by index): ``edges[a][b]`` is
         ``[mask of kinds, first ww (key, v1, v2) or None, first wr (key, v) or None]``."""
-        edges: dict[int, dict[int, list]] = {op["index"]: {} for op in self.done}
+        idx, typ = self.idx, self.typ
+        edges: dict[int, dict[int, list]] = {idx[h]: {} for h in self.done}
 
         def link(a: int, b: int, bit: int) -> list:
             edge = edges[a].get(b)
@@ -647,15 +760,15 @@ class _Analysis:
                         continue
                     v1 = order.by_index[i2 - 1]
                     op1 = writers.get(v1)
-                    if op1 is not None and op1 is not op2:
-                        edge = link(op1["index"], op2["index"], WW)
+                    if op1 is not None and op1 != op2:
+                        edge = link(idx[op1], idx[op2], WW)
                         edge[1] = edge[1] or (k, v1, v2)
                 breaks[k] = list(itertools.accumulate(
                     0 if v in writers and order.by_value[v] == i else 1 for i, v in enumerate(order.by_index)))
 
-        for op in self.done:
-            r = op["index"]
-            for k, pairs in self.reads[r].items():
+        for h in self.done:
+            r = idx[h]
+            for k, pairs in self.reads(h).items():
                 writers = self.writer_of.get(k)
                 if not writers:
                     continue
@@ -669,13 +782,13 @@ class _Analysis:
                     top = max((i for i in indices if i is not None), default=-1)
                 for n, (_, v) in enumerate(pairs):
                     writer = writers.get(v)
-                    if writer is None or writer is op:
+                    if writer is None or writer == h:
                         continue
                     if top > 0:
                         i = indices[n]
                         if i is not None and i < top and chain[i] == chain[top]:
                             continue
-                    out = edges[writer["index"]]
+                    out = edges[idx[writer]]
                     edge = out.get(r)
                     if edge is None:
                         out[r] = [WR, None, (k, v)]
@@ -684,36 +797,36 @@ class _Analysis:
                         edge[2] = (k, v)
 
         last_ok: dict[Any, int] = {}
-        for op in self.done:
-            if op["type"] == "ok":
-                prev = last_ok.get(op.get("process"))
+        for h in self.done:
+            if typ[h] == _OK:
+                prev = last_ok.get(self.proc[h])
                 if prev is not None:
-                    link(prev, op["index"], PROCESS)
-                last_ok[op.get("process")] = op["index"]
+                    link(prev, idx[h], PROCESS)
+                last_ok[self.proc[h]] = idx[h]
 
         # Realtime (elle.core/realtime-graph): link each ok completion to the completions of later
         # invocations, keeping only a frontier so the edges stay a transitive reduction.
         completion: dict[int, int] = {}
         pending: dict[Any, int] = {}
-        for op in self.ops:
-            p = op.get("process")
-            if op["type"] == "invoke":
-                pending[p] = op["index"]
+        for h in self.ops:
+            p = self.proc[h]
+            if typ[h] == _INVOKE:
+                pending[p] = idx[h]
             elif p in pending:
-                completion[pending.pop(p)] = op["index"]
+                completion[pending.pop(p)] = idx[h]
         frontier: dict[int, None] = {}
         linked_at_invoke: dict[int, list[int]] = {}
-        for op in self.ops:
-            if op["type"] == "invoke":
-                c = completion.get(op["index"])
+        for h in self.ops:
+            if typ[h] == _INVOKE:
+                c = completion.get(idx[h])
                 if c is not None:
                     linked_at_invoke[c] = list(frontier)
                     for a in frontier:
                         link(a, c, REALTIME)
-            elif op["type"] == "ok":
-                for a in linked_at_invoke.get(op["index"], ()):
+            elif typ[h] == _OK:
+                for a in linked_at_invoke.get(idx[h], ()):
                     frontier.pop(a, None)
-                frontier[op["index"]] = None
+                frontier[idx[h]] = None
         return edges
 
     def cycles(self, *, ww_deps: bool) -> list[Anomaly]:
@@ -727,7 +840,7 @@ class _Analysis:
         g.add_nodes_from(core)
         g.add_edges_from((a, b) for a in core for b in edges[a] if b in core)
         sccs = sorted((sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1), key=lambda c: c[0])
-        op_of = {op["index"]: op for op in self.done}
+        op_of = {self.idx[h]: h for h in self.done}
         out = []
         for scc in sccs:
             members = set(scc)
@@ -742,9 +855,8 @@ class _Analysis:
                     skip |= _IMPLIES[name]
         return out
 
-    @staticmethod
-    def _explain(name: str, cycle: list[int], usable: int, edges: dict[int, dict[int, list]],
-                 op_of: dict[int, Op]) -> Anomaly:
+    def _explain(self, name: str, cycle: list[int], usable: int, edges: dict[int, dict[int, list]],
+                 op_of: dict[int, int]) -> Anomaly:
         steps, texts = [], []
         for a, b in zip(cycle, cycle[1:] + cycle[:1]):
             mask, ww, wr = edges[a][b]
@@ -760,7 +872,7 @@ class _Analysis:
                     step["wr"] = {"key": k, "value": v}
                     texts.append(f"op {a} sent {v!r} to {k}, which op {b} polled")
                 elif bit == PROCESS:
-                    texts.append(f"process {op_of[a].get('process')} did op {a} before op {b}")
+                    texts.append(f"process {self.proc[op_of[a]]} did op {a} before op {b}")
                 else:
                     texts.append(f"op {a} completed before op {b} was invoked")
             steps.append(step)
@@ -769,7 +881,7 @@ class _Analysis:
             name=name,
             description=f"A cycle of {len(cycle)} ops: {'; '.join(texts)}; and so back to op {cycle[0]}. "
                         f"This is {meaning}.",
-            witness=_witness({"cycle": [*cycle, cycle[0]], "steps": steps}, *(op_of[n] for n in cycle)))
+            witness=self._witness({"cycle": [*cycle, cycle[0]], "steps": steps}, *(op_of[n] for n in cycle)))
 
 
 def _trim(edges: dict[int, dict[int, list]]) -> set[int]:
