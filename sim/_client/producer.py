@@ -38,6 +38,9 @@ from eosim._client.sender import RETRY_JITTER_PERCENT, Sender, retry_backoff_ms
 from eosim._client.txnmgr import TransactionManager, TxnState
 
 
+_JAVA = Client.JAVA  # a module constant: an enum member read through its class is a Python call on 3.11
+
+
 def _timeout_ms(timeout: float) -> int | None:
     """cfl_timeout_ms (confluent_kafka.h): seconds to int ms by truncation; negative = infinite (None)."""
     return None if timeout < 0 else int(timeout * 1000)
@@ -183,7 +186,7 @@ class Producer(Handle):
         """The version this client sends: the Java client caps Produce at v11 for a transactional producer
         while TV2 is off (Sender.sendProduceRequest: useTransactionV1Version), a non-transactional one sends
         the latest."""
-        if self._client is Client.JAVA and (self.txn.tv2 or (api == "Produce" and self.transactional_id is None)):
+        if self._client is _JAVA and (self.txn.tv2 or (api == "Produce" and self.transactional_id is None)):
             return JAVA_TV2_VERSIONS[api]
         return self._api_versions[api]
 

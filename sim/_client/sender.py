@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from bisect import insort
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,12 @@ STICKY_PARTITIONING_LINGER_MS = 10  # sticky.partitioning.linger.ms default (CON
 # ("This effectively reduces our in flight request count to 1", RecordAccumulator
 # .shouldStopDrainBatchesForPartition).
 RESEND_IN_FLIGHT: dict[Client, int] = {Client.LIBRDKAFKA: IDEMP_MAX_INFLIGHT, Client.JAVA: 1}
+# Enum members read on every request's path, as module constants: on Python 3.11 reading a member
+# through its class costs a Python-level __getattr__ (EnumType's), a global read does not.
+_NONE = Errors.NONE
+_JAVA = Client.JAVA
+_ASSIGNED = IdempState.ASSIGNED
+_PERSISTED = MsgStatus.PERSISTED
 
 
 # -- pure decisions -------------------------------------------------------------------------------
@@ -145,6 +152,10 @@ def produce_outcome(error: int, context: Context, *, pid_matches: bool, first_se
     return ProduceOutcome(verdict="fail", error=error, status=status)
 
 
+def _partition_order(part: _Partition) -> tuple[str, int]:
+    return part.tp.topic, part.tp.partition
+
+
 # -- internal records -----------------------------------------------------------------------------
 
 
@@ -181,6 +192,7 @@ class Sender:
     rk: Producer
     _partitioner: Any  # world.rng(name + "/partitioner")
     partitions: dict[TP, _Partition] = field(factory=dict)
+    _in_order: list[_Partition] = field(factory=list)  # the partitions in TopicPartition order, kept as they are added
     _by_name: dict[tuple[str, int], _Partition] = field(factory=dict)  # (topic, partition): no TP built per produce
     _sticky: dict[str, tuple[int, int]] = field(factory=dict)  # topic -> (partition, chosen at)
     _serve_scheduled: bool = False
@@ -238,6 +250,7 @@ class Sender:
         part = self.partitions.get(tp)
         if part is None:
             part = self.partitions[tp] = self._by_name[(tp.topic, tp.partition)] = _Partition(tp=tp)
+            insort(self._in_order, part, key=_partition_order)  # not sorted() per serve: TP's __lt__ is Python
         return part
 
     def inflight_total(self) -> int:
@@ -282,18 +295,17 @@ class Sender:
             return False
         if not rk.idempotent:
             return True
-        if rk.idemp.state is not IdempState.ASSIGNED:
+        if rk.idemp.state is not _ASSIGNED:
             return False
         return rk.transactional_id is None or rk.txn.may_send()
 
     def _serve(self) -> None:
         """rd_kafka_broker_produce_toppars / rd_kafka_toppar_producer_serve, for every partition."""
-        partitions = self.partitions
         if not self._queued():
             return  # nothing queued: nothing to fail, send, scan or wake for (e.g. the pass after each response)
         rk = self.rk
         now = rk._env._now
-        if rk._client is Client.JAVA and rk.transactional_id is not None and rk.txn.aborting():
+        if rk._client is _JAVA and rk.transactional_id is not None and rk.txn.aborting():
             # Sender.maybeSendAndPollTransactionalRequest: while aborting, batches not yet drained (retries
             # included) fail at once (RecordAccumulator.abortUndrainedBatches), so the abort does not wait for them
             self.purge(in_queue=True, in_flight=False, abort_txn=True)
@@ -301,9 +313,9 @@ class Sender:
             self._next_scan = now + TIMEOUT_SCAN_MS
             self._scan_timeouts(now)
         if self._may_send():
-            for tp in sorted(partitions):
+            for part in self._in_order:
                 if not self._leader_down():
-                    self._serve_partition(partitions[tp], now)
+                    self._serve_partition(part, now)
         if self._queued():
             self._wake_at(self._next_scan)
 
@@ -312,8 +324,7 @@ class Sender:
         _MSG_TIMED_OUT; an idempotent producer then drains and bumps its epoch to close the gap."""
         rk = self.rk
         timed_out = 0
-        for tp in sorted(self.partitions):
-            part = self.partitions[tp]
+        for part in self._in_order:
             expired = [m for m in part.queue if m.timeout_at is not None and m.timeout_at <= now]
             if not expired:
                 continue
@@ -431,7 +442,7 @@ class Sender:
         else:
             assert isinstance(reply, ProduceResponse)
             response = reply.responses[0]
-            if response.error is Errors.NONE:
+            if response.error is _NONE:
                 self._produce_succeeded(part, batch, response.base_offset)
             else:
                 self._produce_failed(part, batch, int(response.error))
@@ -442,9 +453,10 @@ class Sender:
     def _produce_succeeded(self, part: _Partition, batch: _Batch, base_offset: int) -> None:
         if self.rk.idempotent:
             self._idempotent_success(part, batch)
+        deliver = self.rk.dr.deliver
         for i, msg in enumerate(batch.msgs):
-            msg.status = MsgStatus.PERSISTED
-            self.rk.dr.deliver(msg, 0, base_offset + i if base_offset >= 0 else -1)
+            msg.status = _PERSISTED
+            deliver(msg, 0, base_offset + i if base_offset >= 0 else -1)
 
     def _idempotent_success(self, part: _Partition, batch: _Batch) -> None:
         """rd_kafka_handle_idempotent_Produce_success."""
@@ -535,8 +547,7 @@ class Sender:
         """rd_kafka_purge: queued messages fail with _PURGE_QUEUE, in-flight ones with _PURGE_INFLIGHT
         (their responses are then ignored). An aborted transaction's purge moves the epoch base msgid
         past the purged messages so the sequence has no gap (rd_kafka_toppar_purge_queues)."""
-        for tp in sorted(self.partitions):
-            part = self.partitions[tp]
+        for part in self._in_order:
             if in_flight:
                 for batch in part.inflight:
                     if not batch.purged:
