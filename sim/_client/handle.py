@@ -55,6 +55,7 @@ wait in the socket; the client's request timeouts, its own timers, fire only onc
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Generator
 
 import simpy
@@ -198,10 +199,15 @@ class Handle:
             if network.paused:
                 wake = network.asleep(self.name)
                 if wake > self._env._now:  # stopped by a pause: runs when it wakes
-                    self._env.timeout(wake - self._env.now).callbacks.append(lambda _e: call(*args))
+                    self._env.timeout(wake - self._env.now).callbacks.append(partial(self._alive_later, callback, args))
                     return
             callback(*args)
         return call
+
+    def _alive_later(self, callback: Callable[..., Any], args: tuple[Any, ...], _event: simpy.Event) -> None:
+        # a fresh guard, not ``call`` itself: a closure that names itself is a reference cycle, and everything
+        # it holds (a request's batch, messages and delivery callbacks) would wait for the garbage collector
+        self._alive(callback)(*args)
 
 
 def first_of(env: simpy.Environment, waits: list[simpy.Event]) -> simpy.Event:
