@@ -396,6 +396,8 @@ class ProducerStateManager:
 
     def first_unstable_offset(self) -> int | None:
         # PSM.firstUnstableOffset: the earliest first offset of an ongoing or unreplicated txn
+        if not self.ongoing_txns and not self.unreplicated_txns:  # most calls: no tuple built for nothing
+            return None
         return min((*self.ongoing_txns, *self.unreplicated_txns), default=None)
 
     def on_high_watermark_updated(self, high_watermark: int) -> None:

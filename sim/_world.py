@@ -13,7 +13,6 @@ import sys
 from functools import partial
 from heapq import heappop, heappush
 from random import Random
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import simpy
@@ -26,6 +25,16 @@ from eosim._trace import Trace
 def derive_seed(seed: int, name: str) -> int:
     digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
+
+
+class _Timer:
+    """What the loop needs of a Timeout with one callback: ``callbacks`` and ``_ok``."""
+
+    __slots__ = ("callbacks",)
+    _ok = True
+
+
+_new_timer = partial(object.__new__, _Timer)  # no Python __init__: built in C
 
 
 class Environment(simpy.Environment):
@@ -50,9 +59,8 @@ class Environment(simpy.Environment):
         place in the queue (time, priority, SimPy's event id), the same event count."""
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
-        # what the loop needs of a Timeout with one callback (``callbacks``, ``_ok``), built in C: no SimPy
-        # event, no Python __init__
-        timer = SimpleNamespace(callbacks=[callback], _ok=True)
+        timer = _new_timer()  # no SimPy event
+        timer.callbacks = [callback]
         heappush(self._queue, (self._now + delay, NORMAL, next(self._eid), timer))
 
     def run(self, until: Any = None) -> Any:
