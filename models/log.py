@@ -43,6 +43,13 @@ from eosim.models.records import (
     increment_sequence,
 )
 
+
+# Read on every append, so a module constant: on Python 3.11 an enum member read through its class costs a
+# Python-level __getattr__ (EnumType's); a global read does not.
+_NONE = Errors.NONE
+_CLIENT = AppendOrigin.CLIENT
+
+
 __all__ = [
     "AbortedTransaction",
     "AbortedTxn",
@@ -177,14 +184,14 @@ class PartitionLog:
         if batch.producer_id >= 0:
             psm = self.producer_state_manager
             last_seq = batch.last_sequence
-            if origin is AppendOrigin.CLIENT:
+            if origin is _CLIENT:
                 # UL.analyzeAndValidateProducerState: the duplicate check comes before everything else
                 duplicate = psm.find_duplicate_batch(
                     batch.producer_id, batch.producer_epoch, batch.base_sequence, last_seq
                 )
                 if duplicate is not None:
                     return AppendResult(
-                        error=Errors.NONE,
+                        error=_NONE,
                         base_offset=duplicate.first_offset,
                         last_offset=duplicate.last_offset,
                         duplicate=True,
@@ -202,7 +209,7 @@ class PartitionLog:
                 origin=origin,
                 verification_guard=verification_guard,
             )
-            if error is not Errors.NONE:
+            if error is not _NONE:
                 return AppendResult(error=error, log_start_offset=self.log_start_offset)
         self.batches.append(
             LogBatch(
@@ -220,7 +227,7 @@ class PartitionLog:
         self._log_end_offset = last_offset + 1
         self.producer_state_manager.update_map_end_offset(last_offset + 1)
         return AppendResult(
-            error=Errors.NONE, base_offset=base_offset, last_offset=last_offset, log_start_offset=self.log_start_offset
+            error=_NONE, base_offset=base_offset, last_offset=last_offset, log_start_offset=self.log_start_offset
         )
 
     def append_marker(

@@ -40,6 +40,13 @@ class AppendOrigin(enum.Enum):
     REPLICATION = "REPLICATION"  # followers and log recovery: no checks, state still updated
 
 
+# Read on every append, so a module constant: on Python 3.11 an enum member read through its class costs a
+# Python-level __getattr__ (EnumType's); a global read does not.
+_NONE = Errors.NONE
+_CLIENT = AppendOrigin.CLIENT
+_REPLICATION = AppendOrigin.REPLICATION
+
+
 @frozen(eq=False)
 class VerificationGuard:
     """KIP-890's guard: an identity object that only verifies against itself (VerificationGuard.java)."""
@@ -278,7 +285,7 @@ class ProducerStateManager:
         vse = self.verification_states.get(producer_id)
         current_epoch = NO_PRODUCER_EPOCH if entry is None else entry.producer_epoch
         txn_first_offset = None if entry is None else entry.current_txn_first_offset
-        if origin is not AppendOrigin.REPLICATION:
+        if origin is not _REPLICATION:
             # UL.analyzeAndValidateProducerState: a transactional batch with no ongoing txn for (pid, epoch)
             # needs verification; a stale epoch is reported first (KAFKA-19690), then the guard (KIP-890).
             if is_transactional and not (txn_first_offset is not None and current_epoch == producer_epoch):
@@ -292,9 +299,9 @@ class ProducerStateManager:
             # PAI.checkProducerEpoch (INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED, since 2.7: KIP-588)
             if producer_epoch < current_epoch:
                 return Errors.INVALID_PRODUCER_EPOCH
-            if origin is AppendOrigin.CLIENT:
+            if origin is _CLIENT:
                 error = self._check_sequence(entry, vse, producer_epoch, first_seq)
-                if error is not Errors.NONE:
+                if error is not _NONE:
                     return error
         # PAI.appendDataBatch: no plain write while this producer's transaction is open (all origins)
         if txn_first_offset is not None and not is_transactional:
@@ -311,7 +318,7 @@ class ProducerStateManager:
                 self.ongoing_txns[first_offset] = TxnMetadata(producer_id, first_offset)
             # UL.updateProducers: the first offset now proves the txn, the guard is no longer needed
             self.verification_states.pop(producer_id, None)
-        return Errors.NONE
+        return _NONE
 
     def _check_sequence(
         self, entry: ProducerStateEntry | None, vse: VerificationStateEntry | None, producer_epoch: int, first_seq: int
@@ -333,7 +340,7 @@ class ProducerStateManager:
         ):
             # an entry without batches (a marker with a new epoch cleared them) has last_seq -1: expect 0
             return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
-        return Errors.NONE
+        return _NONE
 
     def append_end_txn_marker(
         self,

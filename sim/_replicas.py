@@ -34,6 +34,12 @@ from eosim._net import Packet
 if TYPE_CHECKING:
     from eosim._broker import BrokerNode
 
+
+# Read on every append, so a module constant: on Python 3.11 an enum member read through its class costs a
+# Python-level __getattr__ (EnumType's); a global read does not.
+_NONE = Errors.NONE
+
+
 # What a Produce ≤ v10 (the librdkafka protocol) reports when KIP-890 verification fails
 # (AddPartitionsToTxnManager.java, ReplicaManager.scala): retriable coordinator trouble becomes
 # NOT_ENOUGH_REPLICAS, fencing becomes INVALID_PRODUCER_EPOCH, "not in the txn" INVALID_TXN_STATE.
@@ -107,7 +113,7 @@ class ReplicaManager:
                                    transaction_version=entry.transaction_version)
         self.trace_marker(tp, entry.producer_id, entry.producer_epoch, entry.coordinator_epoch,
                           entry.result.control_type, result)
-        if result.error is Errors.NONE:
+        if result.error is _NONE:
             self._replicate(log)
         return result.error
 
@@ -138,19 +144,19 @@ class ReplicaManager:
                 responses.append(PartitionProduceResponse(partition=tp, error=Errors.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
             refused = injected or (self._partition_state(packet, tp) if self._refusing else None)
-            error, guard = Errors.NONE, None
+            error, guard = _NONE, None
             if refused is not None and refused is not Errors.NOT_ENOUGH_REPLICAS:
                 error = refused  # ReplicaManager.getPartitionOrException: not the leader, or its log dir offline
             elif log.needs_verification(batch, supports_epoch_bump=request.api_version >= TV2_PRODUCE_VERSION):
                 error, guard = yield from self.verify(log, batch, request.transactional_id, request.api_version)
-            if error is Errors.NONE and refused is not None:
+            if error is _NONE and refused is not None:
                 # The min-ISR check is Partition.appendRecordsToLeader's, reached only after ReplicaManager
                 # .handleProduceAppend verified the batch (KIP-890): the verification entry, with its lowest
                 # sequence (KAFKA-14920), stays behind for the later batches of the same transaction.
                 error = refused
             if refused is not None:
                 self._refusing[(packet.src, tp)] = (refused, self.node.world.now)
-            if error is Errors.NONE:
+            if error is _NONE:
                 delay = self.node.work.draw("log.append")
                 if delay:
                     yield self.node.world.env.timeout(delay)
@@ -158,7 +164,7 @@ class ReplicaManager:
             else:
                 result = AppendResult(error=error)
             self.trace_append(log, batch, result)
-            if result.error is Errors.NONE and not result.duplicate:
+            if result.error is _NONE and not result.duplicate:
                 self._replicate(log)
             responses.append(PartitionProduceResponse(partition=tp, error=result.error, base_offset=result.base_offset,
                                                       log_start_offset=log.log_start_offset))
@@ -195,7 +201,7 @@ class ReplicaManager:
         return verification_error_for(error, api_version), guard
 
     def trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
-        if result.error is Errors.NONE and not result.duplicate:
+        if result.error is _NONE and not result.duplicate:
             base = result.base_offset
             self.node.world.trace.emit(
                 self.node.node, "log.append", base_offset=base, last_offset=result.last_offset,
@@ -207,7 +213,7 @@ class ReplicaManager:
                       base_sequence=batch.base_sequence)
         # what a refused or deduplicated batch carried: the oracle tells a retry from new records (sequence-reuse)
         sent = [[r.key, r.value] for r in batch.records]
-        if result.error is not Errors.NONE:
+        if result.error is not _NONE:
             self.node.emit("log.reject", error=result.error.name, records=sent, **common)
         else:
             self.node.emit("log.duplicate", base_offset=result.base_offset, last_offset=result.last_offset,
