@@ -304,7 +304,9 @@ class TransactionMetadata:
     last_producer_epoch: int = NO_PRODUCER_EPOCH
     txn_timeout_ms: int
     state: TransactionState = TransactionState.EMPTY
-    partitions: tuple[TopicPartition, ...] = field(default=(), converter=_partition_tuple, on_setattr=setters.convert)
+    # converted when built; the two assignments (complete_transition, remove_partition) give a converted tuple, so
+    # there is no setattr hook (attrs would then send every assignment of every field through its __setattr__)
+    partitions: tuple[TopicPartition, ...] = field(default=(), converter=_partition_tuple)
     txn_start_timestamp: int = -1
     txn_last_update_timestamp: int
     client_transaction_version: int = TV_0
