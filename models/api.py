@@ -104,12 +104,15 @@ def as_sent(request: Any, response: Any) -> Any:
     if first is None or request.api_version >= first:
         return response
 
-    def old(error: Errors) -> Errors:
-        return E.INVALID_PRODUCER_EPOCH if error is E.PRODUCER_FENCED else error
-
+    fenced = E.PRODUCER_FENCED
     if isinstance(response, AddPartitionsToTxnResponse):
-        return attrs.evolve(response, results=tuple((tp, old(e)) for tp, e in response.results))
-    return attrs.evolve(response, error=old(response.error))
+        if all(e is not fenced for _, e in response.results):
+            return response  # nothing to translate: no copy
+        return attrs.evolve(response, results=tuple((tp, E.INVALID_PRODUCER_EPOCH if e is fenced else e)
+                                                    for tp, e in response.results))
+    if response.error is not fenced:
+        return response
+    return attrs.evolve(response, error=E.INVALID_PRODUCER_EPOCH)
 
 
 def api_name(message: Any) -> str:
