@@ -139,9 +139,11 @@ class Network:
             self._connect_later(conn, packet)
         else:
             self._send(packet)
-        deadlines = self._deadlines
-        heapq.heappush(deadlines, (now + timeout_ms, cid))
-        self._set_timer()
+        deadline = now + timeout_ms
+        heapq.heappush(self._deadlines, (deadline, cid))
+        timers = self._timers
+        if not timers or min(timers) > deadline:  # else a timer fires by then (the earliest is never later than the earliest waiting deadline)
+            self._set_timer()
         return reply
 
     def _set_timer(self) -> None:
