@@ -283,7 +283,7 @@ class Sender:
             return
         self._wakeups.add(at)
         env = self.rk._env
-        env.call_later(max(at - env.now, 0), self.rk._alive(lambda _e: self._wakeup(at)))
+        env.call_later(max(at - env._now, 0), self.rk._alive(lambda _e: self._wakeup(at)))
 
     def _wakeup(self, at: int) -> None:
         self._wakeups.discard(at)
