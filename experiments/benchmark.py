@@ -183,6 +183,19 @@ def calls_per_round_trip() -> dict[str, float]:
     return {"bare": bare, "eosim": ours}
 
 
+def collections_per_round_trip() -> float:
+    """Young garbage collections per 1,000 round trips (the difference of two sizes): the collector runs once
+    per 700 container objects allocated and not yet freed, so this counts what a round trip leaves to it
+    (what survives, and reference cycles), whatever the load."""
+    def young(records: int) -> int:
+        scenario = per_record_scenario(records)
+        before = gc.get_stats()[0]["collections"]
+        simulate(scenario)
+        return gc.get_stats()[0]["collections"] - before
+
+    return float(young(2000) - young(1000))
+
+
 def round_trip(pairs: int, records: int) -> dict[str, Any]:
     eosim_round_trips(200)  # warm up imports and caches
     bare, ours = [], []
@@ -192,7 +205,7 @@ def round_trip(pairs: int, records: int) -> dict[str, Any]:
     ratios = [o / b for o, b in zip(ours, bare)]
     return {"records": records, "pairs": pairs, "bare_us": statistics.median(bare),
             "eosim_us": statistics.median(ours), "ratio": statistics.median(ratios), "events": events_per_round_trip(),
-            "calls": calls_per_round_trip()}
+            "calls": calls_per_round_trip(), "young_collections": collections_per_round_trip()}
 
 
 def rss_bytes() -> int:
@@ -450,6 +463,8 @@ def markdown(r: dict[str, Any]) -> str:
                  f"{rt['events']['eosim']:g} |"] if "events" in rt else []),
               *([f"| Python calls per round trip (cProfile's count), bare and eosim | {rt['calls']['bare']:g} and "
                  f"{rt['calls']['eosim']:g} |"] if "calls" in rt else []),
+              *([f"| young garbage collections per 1,000 round trips (eosim) | {rt['young_collections']:g} |"]
+                if "young_collections" in rt else []),
               f"| nemesis workload, {nem['records']} records, {nem['runs']} seeds | {nem['runs_per_s']:.1f} runs/s "
               + (f"(median of blocks {', '.join(f'{x:.1f}' for x in nem['blocks'])}; bare SimPy round trip "
                  f"{nem['bare_us']:.1f} µs meanwhile) " if "blocks" in nem else "")
@@ -654,6 +669,25 @@ NOTES = """
   --budget 30`: 54.6 -> 56.4 runs per CPU second. `--only nemesis` right after the merge (load 8-13): 62.6
   runs/s, the table's row. Traces, histories, observations and results byte-identical for every library
   scenario on seeds 1-3 and 45 nemesis runs (3 workloads, 15 seeds each).
+- **Less left to the garbage collector, lighter calls on the produce and transactional paths (session 7,
+  hot).** The client's guard for its timers and responses (`Handle._alive`) re-armed itself after a pause
+  through a closure that named itself: a reference cycle, so every produce request's batch, messages,
+  delivery callback and history handle waited for a young collection instead of being freed at once (17
+  cyclic objects per round trip, 0.2 now; young collections per 1,000 round trips 54 -> 37, the row
+  above). The sender keeps its partitions in TopicPartition order as they are added (every serve pass
+  sorted them through `TopicPartition.__lt__`, a Python call per comparison); `TransactionMetadata.partitions`
+  has no setattr hook (with it attrs sent every assignment of every field through its `__setattr__`: 12
+  Python calls per completed transition; both assignments give a converted tuple); `as_sent` returns a
+  response with nothing to translate for an old version as it is, not an `evolve` copy; `call_later`'s timer
+  is a slotted object built in C; a request whose deadline a pending timer covers does not scan the
+  deadline heap; the enum members read on the append path and in the sender are module constants (on Python
+  3.11 a member read through its class costs EnumType's Python-level `__getattr__`, about 0.17 µs). Python
+  calls (cProfile's count): 320.5 -> 316.5 per round trip, 54,357 -> 52,236 per nemesis run (seeds 101-140,
+  simulation and checks). Alternating runs of main (96c257d) and these commits (load average 10-12,
+  06:40 UTC): nemesis 67.3, 70.3, 69.7 -> 74.4, 78.6, 75.8 runs/s (100 seeds each); round trip 12.7, 12.7,
+  12.6 -> 12.1, 11.7, 11.8x (median of 3 pairs each). Traces, histories, observations and results
+  byte-identical on every library scenario (seeds 1-3), 28 nemesis runs (4 workloads, 7 seeds each) and
+  the per-record workload.
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
@@ -698,7 +732,15 @@ controller's heartbeats and the metadata traffic are most of its events.
   process (the public API's blocking calls return processes). Reaching 5x needs about 3x less Python
   work per round trip: requests and trace events built without per-field `__setattr__` (against the
   style's frozen value objects; packets are done), and one of those structural cuts with its trace
-  changes re-recorded; neither is done.
+  changes re-recorded; neither is done. Session 7 measured the first structural cut (the reply handled
+  inside the response's delivery, no reply event): 7.98 -> 6.98 SimPy events and 320.5 -> 317.5 calls
+  per round trip, and no difference in time within the noise of paired runs (12.4 against 12.3x): an
+  event costs about 1 µs here, so fewer events cannot reach 5x, and the cut was not kept (it would change
+  traces for nothing measurable). With the garbage collector off the round trip took 72 against 80 µs
+  (paired, 3 pairs): young collections are about 9 % of it, driven by what a round trip keeps (7 trace
+  events, the log's batch, the history) now that it leaves almost no cycles. Skipping the middle
+  generation during a run (threshold 10^9) measured about 3 % faster and was not kept: a cycle alive
+  at a young collection would then stay until the run ends.
 - **Memory (target not met).** After the simulation (10^5 records, tracemalloc by line, the trace's own
   50,000 events aside) a run holds per record: the Jepsen history about 0.98 KB (two op dicts per send,
   272 B each, their value lists and micro-ops), the interpreter's step records about 0.44 KB (a
