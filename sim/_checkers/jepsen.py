@@ -29,7 +29,7 @@ import gc
 import itertools
 import types
 from array import array
-from typing import Any
+from typing import Any, Callable
 
 
 from eosim import _history as _hist
@@ -195,14 +195,14 @@ def _topic(key: Any) -> Any:
 class _Order:
     """One key's version order. ``log`` maps each known offset to its values (sorted)."""
 
-    def __init__(self, seen: dict[tuple[int, Any], Op]):
-        values: dict[int, list[Any]] = {}
-        for o, v in seen:
-            values.setdefault(o, []).append(v)
-        for vs in values.values():
-            vs.sort(key=_vkey)
-        self.log = {o: values[o] for o in sorted(values)}
-        self.by_index = [vs[0] for vs in self.log.values()]
+    def __init__(self, log: dict[int, list[Any]]):
+        """``log``: offset -> its distinct values, in the order they were first seen (taken over)."""
+        for o, vs in log.items():
+            log[o] = tuple(sorted(vs, key=_vkey)) if len(vs) > 1 else (vs[0],)
+        if any(a > b for a, b in itertools.pairwise(log)):
+            log = {o: log[o] for o in sorted(log)}
+        self.log = log
+        self.by_index = [vs[0] for vs in log.values()]
         self.by_value = {v: i for i, v in enumerate(self.by_index)}
 
     def index_of(self, offset: int) -> int:
@@ -221,6 +221,13 @@ class _Order:
 
 
 _EMPTY_ORDER = _Order({})
+
+
+def _wanted(cases: Any) -> dict[Any, set[tuple[int, Any]]]:
+    wanted: dict[Any, set[tuple[int, Any]]] = {}
+    for k, o, v in cases:
+        wanted.setdefault(k, set()).add((o, v))
+    return wanted
 
 
 class _DictSource:
@@ -329,7 +336,7 @@ class _Analysis:
         # be written again later (an application redoing its work), and only the aborted offset is
         # an aborted read. A send whose offset is unknown is matched by value alone.
         self.ok_reads: dict[Any, set] = {}
-        self.ok_read_pairs: dict[Any, set] = {}
+        self.ok_read_pairs: dict[Any, set] | None = None  # built when an info op asks (_was_read)
         self.failed: dict[Any, dict[tuple, int]] = {}
         self.unfailed_values: dict[Any, set] = {}  # built for a key when a failed send asks (_failed_writer)
         self.writer_of: dict[Any, dict[Any, int]] = {}
@@ -345,22 +352,26 @@ class _Analysis:
             if typ[h] == _OK:
                 for k, pairs in reads.items():
                     self.ok_reads.setdefault(k, set()).update(v for _, v in pairs)
-                    self.ok_read_pairs.setdefault(k, set()).update(pairs)
 
-        # key -> (offset, value) -> the first op (in history order) that put it there, for witnesses.
-        # Sends count only once all ok reads are known (must-have-committed needs them).
-        seen: dict[Any, dict[tuple[int, Any], int]] = {}
+        # key -> offset -> its values, from every poll and the sends of the ops that must have committed
+        # (sends count only once all ok reads are known: must-have-committed needs them). Which op put
+        # a value there first is looked up again for witnesses only (_first_ops).
+        logs: dict[Any, dict[int, list[Any]]] = {}
         for h in self.done:
             writes, reads = parse(h)
-            sources = (reads, writes) if self._must_have_committed(h) else (reads,)
-            for source_ in sources:
+            for source_ in ((reads, writes) if self._must_have_committed(h) else (reads,)):
                 for k, pairs in source_.items():
-                    log = seen.setdefault(k, {})
-                    for pair in pairs:
-                        if pair[0] is not None:
-                            log.setdefault(pair, h)
-        self.seen = seen
-        self.orders = {k: _Order(log) for k, log in seen.items()}
+                    log = logs.get(k)
+                    if log is None:
+                        log = logs[k] = {}
+                    for o, v in pairs:
+                        if o is not None:
+                            vs = log.get(o)
+                            if vs is None:
+                                log[o] = [v]
+                            elif v not in vs:
+                                vs.append(v)
+        self.orders = {k: _Order(log) for k, log in logs.items()}
 
     def writes(self, h: int) -> dict[Any, tuple]:
         return self.src.parse(h)[0]
@@ -395,7 +406,7 @@ class _Analysis:
     def _release_data_checks(self) -> None:
         """The data checks are done: drop what only they read, so that the dependency graph (the
         analysis' largest structure) is not built on top of it (a long history's peak memory)."""
-        for name in ("seen", "ok_reads", "ok_read_pairs", "failed", "unfailed_values"):
+        for name in ("ok_reads", "ok_read_pairs", "failed", "unfailed_values"):
             delattr(self, name)
         for order in self.orders.values():
             del order.log
@@ -410,6 +421,12 @@ class _Analysis:
 
     def _was_read(self, key: Any, offset: Any, value: Any) -> bool:
         if offset is not None:
+            if self.ok_read_pairs is None:
+                self.ok_read_pairs = {}
+                for h in self.done:
+                    if self.typ[h] == _OK:
+                        for k, pairs in self.reads(h).items():
+                            self.ok_read_pairs.setdefault(k, set()).update(pairs)
             return (offset, value) in self.ok_read_pairs.get(key, ())
         return value in self.ok_reads.get(key, ())
 
@@ -436,22 +453,37 @@ class _Analysis:
 
     # -- version-order checks --------------------------------------------------------------------------
 
+    def _first_ops(self, wanted: dict[Any, set[tuple[int, Any]]]) -> dict[tuple[Any, int, Any], int]:
+        """(key, offset, value) -> the first op (in history order) that put each ``wanted`` (offset,
+        value) of a key into its version order (as the orders are built), for witnesses."""
+        found: dict[tuple[Any, int, Any], int] = {}
+        for h in self.done:
+            writes, reads = self.src.parse(h)
+            for source_ in ((reads, writes) if self._must_have_committed(h) else (reads,)):
+                for k, pairs in source_.items():
+                    want = wanted.get(k)
+                    if want:
+                        for o, v in pairs:
+                            if (o, v) in want:
+                                found.setdefault((k, o, v), h)
+        return found
+
     def inconsistent_offsets(self) -> list[Anomaly]:
-        out = []
+        cases = []
         for k in sorted(self.orders, key=_vkey):
             order = self.orders[k]
-            for o, vs in order.log.items():
-                if len(vs) > 1:
-                    out.append(Anomaly(
-                        name="inconsistent-offsets",
-                        description=f"Offset {o} of {k} holds {len(vs)} different values ({', '.join(map(repr, vs))}): "
-                                    "ops disagree about what the log contains there.",
-                        witness=self._witness({"key": k, "offset": o, "index": order.index_of(o), "values": vs},
-                                              *(self.seen[k][(o, v)] for v in vs))))
-        return out
+            cases += [(k, o, vs, order) for o, vs in order.log.items() if len(vs) > 1]
+        first = self._first_ops(_wanted((k, o, v) for k, o, vs, _ in cases for v in vs))
+        return [Anomaly(
+            name="inconsistent-offsets",
+            description=f"Offset {o} of {k} holds {len(vs)} different values ({', '.join(map(repr, vs))}): "
+                        "ops disagree about what the log contains there.",
+            witness=self._witness({"key": k, "offset": o, "index": order.index_of(o), "values": list(vs)},
+                                  *(first[(k, o, v)] for v in vs)))
+            for k, o, vs, order in cases]
 
     def duplicates(self) -> list[Anomaly]:
-        out = []
+        cases = []
         for k in sorted(self.orders, key=_vkey):
             first: dict[Any, int] = {}
             offsets_of: dict[Any, list[int]] = {}  # only values at more than one offset
@@ -462,16 +494,15 @@ class _Analysis:
                     else:
                         first[v] = o
             del first
-            for v in sorted(offsets_of, key=_vkey):
-                offsets = offsets_of[v]
-                if len(offsets) > 1:
-                    out.append(Anomaly(
-                        name="duplicate",
-                        description=f"Value {v!r} appears {len(offsets)} times in {k}, at offsets "
-                                    f"{', '.join(map(str, offsets))}: it was written more than once.",
-                        witness=self._witness({"key": k, "value": v, "count": len(offsets), "offsets": offsets},
-                                              *(self.seen[k][(o, v)] for o in offsets))))
-        return out
+            cases += [(k, v, offsets_of[v]) for v in sorted(offsets_of, key=_vkey) if len(offsets_of[v]) > 1]
+        first_op = self._first_ops(_wanted((k, o, v) for k, v, offsets in cases for o in offsets))
+        return [Anomaly(
+            name="duplicate",
+            description=f"Value {v!r} appears {len(offsets)} times in {k}, at offsets "
+                        f"{', '.join(map(str, offsets))}: it was written more than once.",
+            witness=self._witness({"key": k, "value": v, "count": len(offsets), "offsets": offsets},
+                                  *(first_op[(k, o, v)] for o in offsets)))
+            for k, v, offsets in cases]
 
     def g1a(self) -> list[Anomaly]:
         out = []
@@ -735,39 +766,31 @@ class _Analysis:
 
     # -- dependency cycles ----------------------------------------------------------------------------
 
-    def graph(self, *, ww_deps: bool) -> dict[int, dict[int, list]]:
-        """Dependencies between completed send/poll/txn ops (by index): ``edges[a][b]`` is
-        ``[mask of kinds, first ww (key, v1, v2) or None, first wr (key, v) or None]``."""
+    def graph(self, *, ww_deps: bool) -> _Graph:
+        """Dependencies between completed send/poll/txn ops, as raw edges in the order they are drawn
+        (one per kind and reason; see :class:`_Graph`)."""
         idx, typ = self.idx, self.typ
-        edges: dict[int, dict[int, list]] = {idx[h]: {} for h in self.done}
-
-        def link(a: int, b: int, bit: int) -> list:
-            edge = edges[a].get(b)
-            if edge is None:
-                edge = edges[a][b] = [0, None, None]
-            edge[0] |= bit
-            return edge
+        g = _Graph(self.done, len(self.typ))
+        add = g.add
 
         # breaks[k][i]: how many versions of k up to index i may lack their ww edge from the previous one.
-        breaks: dict[Any, list[int]] = {}
+        breaks: dict[Any, array] = {}
         if ww_deps:
             for k in sorted(self.writer_of, key=_vkey):
                 writers = self.writer_of[k]
                 order = self.order(k)
+                key = g.key_id(k)
                 for v2, op2 in writers.items():
                     i2 = order.index(v2)
                     if not i2:
                         continue
-                    v1 = order.by_index[i2 - 1]
-                    op1 = writers.get(v1)
+                    op1 = writers.get(order.by_index[i2 - 1])
                     if op1 is not None and op1 != op2:
-                        edge = link(idx[op1], idx[op2], WW)
-                        edge[1] = edge[1] or (k, v1, v2)
-                breaks[k] = list(itertools.accumulate(
+                        add(op1, op2, WW, key, i2)
+                breaks[k] = array("q", itertools.accumulate(
                     0 if v in writers and order.by_value[v] == i else 1 for i, v in enumerate(order.by_index)))
 
         for h in self.done:
-            r = idx[h]
             for k, pairs in self.reads(h).items():
                 writers = self.writer_of.get(k)
                 if not writers:
@@ -780,6 +803,7 @@ class _Analysis:
                     by_value = self.order(k).by_value
                     indices = [by_value.get(v) if v in writers else None for _, v in pairs]
                     top = max((i for i in indices if i is not None), default=-1)
+                key = g.key_id(k)
                 for n, (_, v) in enumerate(pairs):
                     writer = writers.get(v)
                     if writer is None or writer == h:
@@ -788,59 +812,57 @@ class _Analysis:
                         i = indices[n]
                         if i is not None and i < top and chain[i] == chain[top]:
                             continue
-                    out = edges[idx[writer]]
-                    edge = out.get(r)
-                    if edge is None:
-                        out[r] = [WR, None, (k, v)]
-                    elif edge[2] is None:
-                        edge[0] |= WR
-                        edge[2] = (k, v)
+                    add(writer, h, WR, key, g.wr_value(v))
+        del breaks
 
         last_ok: dict[Any, int] = {}
         for h in self.done:
             if typ[h] == _OK:
                 prev = last_ok.get(self.proc[h])
                 if prev is not None:
-                    link(prev, idx[h], PROCESS)
-                last_ok[self.proc[h]] = idx[h]
+                    add(prev, h, PROCESS)
+                last_ok[self.proc[h]] = h
 
         # Realtime (elle.core/realtime-graph): link each ok completion to the completions of later
         # invocations, keeping only a frontier so the edges stay a transitive reduction.
-        completion: dict[int, int] = {}
+        completion = array("q", bytes(8 * len(typ)))  # an invocation's handle -> its completion's + 1
         pending: dict[Any, int] = {}
         for h in self.ops:
             p = self.proc[h]
             if typ[h] == _INVOKE:
-                pending[p] = idx[h]
+                pending[p] = h
             elif p in pending:
-                completion[pending.pop(p)] = idx[h]
+                completion[pending.pop(p)] = h + 1
         frontier: dict[int, None] = {}
         linked_at_invoke: dict[int, list[int]] = {}
         for h in self.ops:
             if typ[h] == _INVOKE:
-                c = completion.get(idx[h])
-                if c is not None:
+                c = completion[h] - 1
+                if c >= 0:
                     linked_at_invoke[c] = list(frontier)
                     for a in frontier:
-                        link(a, c, REALTIME)
+                        add(a, c, REALTIME)
             elif typ[h] == _OK:
-                for a in linked_at_invoke.get(idx[h], ()):
+                for a in linked_at_invoke.pop(h, ()):
                     frontier.pop(a, None)
-                frontier[idx[h]] = None
-        return edges
+                frontier[h] = None
+        return g
 
     def cycles(self, *, ww_deps: bool) -> list[Anomaly]:
-        edges = self.graph(ww_deps=ww_deps)
-        core = _trim(edges)
-        if not core:  # acyclic: no component to look into
+        graph = self.graph(ww_deps=ww_deps)
+        alive = graph.trim()
+        if not any(alive):  # acyclic: no component to look into
             return []
+        edges = graph.edges(alive, self.order, self.idx)
+        del graph, alive
+        core = set(edges)
         import networkx as nx  # only now: importing it is a tenth of a second of every CLI start
 
         g = nx.DiGraph()
         g.add_nodes_from(core)
-        g.add_edges_from((a, b) for a in core for b in edges[a] if b in core)
+        g.add_edges_from((a, b) for a in core for b in edges[a])
         sccs = sorted((sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1), key=lambda c: c[0])
-        op_of = {self.idx[h]: h for h in self.done}
+        op_of = {self.idx[h]: h for h in self.done if self.idx[h] in core}
         out = []
         for scc in sccs:
             members = set(scc)
@@ -884,31 +906,104 @@ class _Analysis:
             witness=self._witness({"cycle": [*cycle, cycle[0]], "steps": steps}, *(op_of[n] for n in cycle)))
 
 
-def _trim(edges: dict[int, dict[int, list]]) -> set[int]:
-    """The nodes left after repeatedly dropping those with no in- or no out-edges: they cannot be
-    on a cycle, and dropping them here is much cheaper than handing them to networkx."""
-    preds: dict[int, list[int]] = {a: [] for a in edges}
-    for a, out in edges.items():
-        for b in out:
-            preds[b].append(a)
-    indeg = {a: len(ps) for a, ps in preds.items()}
-    outdeg = {a: len(out) for a, out in edges.items()}
-    alive = set(edges)
-    doomed = [a for a in edges if not indeg[a] or not outdeg[a]]
-    while doomed:
-        a = doomed.pop()
-        if a not in alive:
-            continue
-        alive.discard(a)
-        for b in edges[a]:
-            indeg[b] -= 1
-            if not indeg[b] and b in alive:
-                doomed.append(b)
-        for p in preds[a]:
-            outdeg[p] -= 1
-            if not outdeg[p] and p in alive:
-                doomed.append(p)
-    return alive
+class _Graph:
+    """The dependency graph of the completed ops, compact: each edge as drawn (one per kind and reason,
+    so a pair of ops may have several) in arrays of node numbers, kinds and label references. Only the
+    nodes that can be on a cycle (``trim``) become the ``edges`` map the cycle search reads, with each
+    pair's kinds merged and its first ww and wr labels, as they were drawn."""
+
+    def __init__(self, done: array, n: int):
+        self.nodes = array("q")  # node -> its op's handle
+        self.node_of = array("q", bytes(8 * n))  # handle -> node + 1 (0: not a node)
+        for h in done:
+            self.nodes.append(h)
+            self.node_of[h] = len(self.nodes)
+        self.src, self.dst, self.kind = array("q"), array("q"), bytearray()
+        self.label_key, self.label = array("q"), array("q")  # ww: key, version index; wr: key, wr_values
+        self.keys: list[Any] = []
+        self._key_ids: dict[Any, int] = {}
+        self.wr_values: list[Any] = []
+
+    def key_id(self, key: Any) -> int:
+        i = self._key_ids.get(key)
+        if i is None:
+            i = self._key_ids[key] = len(self.keys)
+            self.keys.append(key)
+        return i
+
+    def wr_value(self, value: Any) -> int:
+        self.wr_values.append(value)
+        return len(self.wr_values) - 1
+
+    def add(self, a: int, b: int, kind: int, key: int = -1, label: int = 0) -> None:
+        """An edge from op (handle) ``a`` to ``b``."""
+        self.src.append(self.node_of[a] - 1)
+        self.dst.append(self.node_of[b] - 1)
+        self.kind.append(kind)
+        self.label_key.append(key)
+        self.label.append(label)
+
+    def trim(self) -> bytearray:
+        """Which nodes are left after repeatedly dropping those with no in- or no out-edges: they cannot
+        be on a cycle, and dropping them here is much cheaper than handing them to networkx."""
+        n, src, dst = len(self.nodes), self.src, self.dst
+        indeg, outdeg = array("q", bytes(8 * n)), array("q", bytes(8 * n))
+        for a in src:
+            outdeg[a] += 1
+        for b in dst:
+            indeg[b] += 1
+        # adjacency in compressed rows: the edges out of (into) node a are outs[out_at[a]:out_at[a + 1]]
+        out_at, in_at = array("q", bytes(8 * (n + 1))), array("q", bytes(8 * (n + 1)))
+        for a in range(n):
+            out_at[a + 1] = out_at[a] + outdeg[a]
+            in_at[a + 1] = in_at[a] + indeg[a]
+        outs, ins = array("q", bytes(8 * len(src))), array("q", bytes(8 * len(src)))
+        out_fill, in_fill = array("q", out_at), array("q", in_at)
+        for a, b in zip(src, dst):
+            outs[out_fill[a]] = b
+            out_fill[a] += 1
+            ins[in_fill[b]] = a
+            in_fill[b] += 1
+        del out_fill, in_fill
+        alive = bytearray(b"\x01") * n
+        doomed = [a for a in range(n) if not indeg[a] or not outdeg[a]]
+        while doomed:
+            a = doomed.pop()
+            if not alive[a]:
+                continue
+            alive[a] = 0
+            for b in outs[out_at[a]:out_at[a + 1]]:
+                indeg[b] -= 1
+                if not indeg[b] and alive[b]:
+                    doomed.append(b)
+            for p in ins[in_at[a]:in_at[a + 1]]:
+                outdeg[p] -= 1
+                if not outdeg[p] and alive[p]:
+                    doomed.append(p)
+        return alive
+
+    def edges(self, alive: bytearray, order: Callable[[Any], _Order], idx: array) -> dict[int, dict[int, list]]:
+        """Between the ``alive`` nodes, by op index (``idx``): ``edges[a][b]`` is ``[mask of kinds, first ww
+        (key, v1, v2) or None, first wr (key, v) or None]``."""
+        edges: dict[int, dict[int, list]] = {idx[self.nodes[a]]: {} for a in range(len(self.nodes)) if alive[a]}
+        for e, (a, b) in enumerate(zip(self.src, self.dst)):
+            if not (alive[a] and alive[b]):
+                continue
+            out = edges[idx[self.nodes[a]]]
+            b = idx[self.nodes[b]]
+            edge = out.get(b)
+            if edge is None:
+                edge = out[b] = [0, None, None]
+            kind = self.kind[e]
+            edge[0] |= kind
+            if kind == WW and edge[1] is None:
+                k = self.keys[self.label_key[e]]
+                i2 = self.label[e]
+                by_index = order(k).by_index
+                edge[1] = (k, by_index[i2 - 1], by_index[i2])
+            elif kind == WR and edge[2] is None:
+                edge[2] = (self.keys[self.label_key[e]], self.wr_values[self.label[e]])
+        return edges
 
 
 def _find_cycle(scc: list[int], succ: dict[int, list[tuple[int, int]]], usable: int,
