@@ -144,6 +144,10 @@ class TransactionState(enum.Enum):
     DEAD = 6
     PREPARE_EPOCH_FENCE = 7
 
+    # Members are singletons compared by identity, so they may hash by identity too: a C call, where Enum's
+    # own __hash__ (hash of the name) is a Python call, paid on every transition's table lookups.
+    __hash__ = object.__hash__
+
     @property
     def kafka_name(self) -> str:
         """TS.stateName, as DescribeTransactions shows it ("PrepareCommit", ...)."""

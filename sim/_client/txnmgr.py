@@ -62,6 +62,10 @@ class TxnState(enum.Enum):
     ABORTABLE_ERROR = "AbortableError"
     FATAL_ERROR = "FatalError"
 
+    # Members are singletons compared by identity, so they may hash by identity too: a C call, where Enum's
+    # own __hash__ (hash of the name) is a Python call, paid on every state change's table lookups.
+    __hash__ = object.__hash__
+
 
 T = TxnState
 # rd_kafka_txn_state_transition_is_valid: target -> allowed current states (FATAL_ERROR from anywhere).
