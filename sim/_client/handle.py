@@ -199,7 +199,7 @@ class Handle:
             if network.paused:
                 wake = network.asleep(self.name)
                 if wake > self._env._now:  # stopped by a pause: runs when it wakes
-                    self._env.timeout(wake - self._env.now).callbacks.append(partial(self._alive_later, callback, args))
+                    self._env.call_later(wake - self._env._now, partial(self._alive_later, callback, args))
                     return
             callback(*args)
         return call

@@ -137,8 +137,7 @@ class Idempotence:
         self._pid_timer_token += 1
         token = self._pid_timer_token
         rk = self.rk
-        rk._env.timeout(delay_ms).callbacks.append(
-            rk._alive(lambda _e: self._pid_fsm() if token == self._pid_timer_token else None))
+        rk._env.call_later(delay_ms, rk._alive(lambda _e: self._pid_fsm() if token == self._pid_timer_token else None))
 
     def _pid_fsm(self) -> None:
         """rd_kafka_idemp_pid_fsm: in REQ_PID send InitProducerId (the coordinator lookup is not modelled:

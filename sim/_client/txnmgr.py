@@ -185,8 +185,7 @@ class TransactionManager:
         self.set_state(TxnState.ABORTABLE_ERROR)
         # rd_kafka_purge(QUEUE | ABORT_TXN | NON_BLOCKING): the broker thread purges its queues when it
         # serves the purge op, after the response being handled re-queued its retries, so they go too.
-        rk._env.timeout(0).callbacks.append(
-            rk._alive(lambda _e: rk.sender.purge(in_queue=True, in_flight=False, abort_txn=True)))
+        rk._env.call_later(0, rk._alive(lambda _e: rk.sender.purge(in_queue=True, in_flight=False, abort_txn=True)))
 
     def idemp_state_change(self, state: IdempState) -> None:
         """rd_kafka_txn_idemp_state_change."""
@@ -336,7 +335,7 @@ class TransactionManager:
         def fire(_e: object) -> None:
             self._register_scheduled = False
             self._register_partitions()
-        self.rk._env.timeout(backoff_ms).callbacks.append(self.rk._alive(fire))
+        self.rk._env.call_later(backoff_ms, self.rk._alive(fire))
 
     def _register_partitions(self) -> None:
         """rd_kafka_txn_register_partitions: one AddPartitionsToTxn at a time."""
