@@ -137,10 +137,8 @@ class DeliveryReports:
                     return True
                 if deadline is not None and env.now >= deadline:
                     return False
-                waits = [self._wait()]
-                if deadline is not None:
-                    waits.append(env.timeout(deadline - env.now))
-                yield first_of(env, waits)
+                # one event is waited for itself (first_of's rule, without its list and call: once per report)
+                yield self._wait() if deadline is None else env.any_of([self._wait(), env.timeout(deadline - env.now)])
         finally:
             self.flushing -= 1
 

@@ -13,6 +13,7 @@ What a failed coordinator request does to the producer is decided in one place, 
 from __future__ import annotations
 
 import enum
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 import simpy
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from eosim._client.producer import Producer
     from eosim._client.sender import _Partition
 
+# TopicPartition's order, (topic, partition), compared in C rather than by its Python __lt__
+_TP_ORDER = attrgetter("topic", "partition")
 TXN_OFFSET_COMMIT_RETRY_MS = 500  # rd_kafka_txn_handle_TxnOffsetCommit: "500ms delay before retrying"
 
 
@@ -323,7 +326,7 @@ class TransactionManager:
             return
         part.pending_txn = True
         schedule = not self.pending_tps
-        self.pending_tps = sorted(self.pending_tps + [part.tp])
+        self.pending_tps = sorted(self.pending_tps + [part.tp], key=_TP_ORDER)
         if schedule:
             self._schedule_register(0)
 
@@ -390,7 +393,7 @@ class TransactionManager:
             self.req_cnt += 1
             reaction = Reaction.RETRY
         # failed partitions go back to the pending list for the next request
-        self.pending_tps = sorted(self.pending_tps + self.waitresp_tps)
+        self.pending_tps = sorted(self.pending_tps + self.waitresp_tps, key=_TP_ORDER)
         self.waitresp_tps = []
         if reaction is None or reaction in (Reaction.RETRY, Reaction.REFRESH):
             self._schedule_register(backoff if reaction is not None else 0)
