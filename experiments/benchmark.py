@@ -690,14 +690,14 @@ NOTES = """
   Timeout); the transaction manager's pending partitions sort by an `attrgetter` key; a flush with no
   deadline yields the report event itself. With it, 329.5 -> 327.5 calls per round trip and 53,497 ->
   52,780 per nemesis run (against main at cda2dd3, which has the first step); 55,320 -> 52,337 (-5.4 %)
-  for both steps on 96c257d. Alternating runs of main (96c257d) and these commits (load average 10-12,
+  for both steps on 96c257d. Alternating runs of main (96c257d) and the first step (load average 10-12,
   06:40 UTC): nemesis 67.3, 70.3, 69.7 -> 74.4, 78.6, 75.8 runs/s (100 seeds each); round trip 12.7, 12.7,
   12.6 -> 12.1, 11.7, 11.8x (median of 3 pairs each); the second step's gain is inside the noise of
   paired runs (load 14). `--only round_trip --only nemesis` after the first step (06:42 UTC, load average
   12): 11.1x (77.0 µs against 7.0 µs), 80.2 runs/s; after both (06:54 UTC, load average 8-11, the table's
-  rows): 11.3x (75.3 µs against 6.8 µs), 83.8 runs/s. The targets, 5x and 100 runs/s, are not met. Traces, histories, observations and results byte-identical on
-  every library scenario (seeds 1-3), 28 nemesis runs (4 workloads, 7 seeds each) and the per-record
-  workload.
+  rows): 11.3x (75.3 µs against 6.8 µs), 83.8 runs/s. The targets, 5x and 100 runs/s, are not met.
+  Traces, histories, observations and results byte-identical on every library scenario (seeds 1-3), 28
+  nemesis runs (4 workloads, 7 seeds each) and the per-record workload.
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
