@@ -10,7 +10,7 @@ own answer, and its ``inject_txn_log`` hook, which fails the transaction coordin
 - the scenario's ``[[faults]]`` rules (``eosim._scenario.Fault``): a selector in the spirit of kfake's fault
   API (message, node, the request's src and dst nodes, topic/partition, transactional.id, direction), an action (drop, delay,
   disconnect, error), a count (N times, or until healed) and an arming point (the start, a step, or the
-  k-th request of an API);
+  k-th request of an API, anyone's or one node's);
 - the links between the nodes, which ``partition`` cuts and ``heal`` restores (a message on a cut link
   is held, and delivered in order after the heal: TCP retransmits it on its live connection);
 - clogs (extra latency on a node's links) and pauses (a client's process stops until it wakes);
@@ -117,7 +117,8 @@ class FaultLayer:
     _armed: list[_Armed] = field(init=False, factory=list)  # in declaration order
     _clogs: dict[str, int] = field(init=False, factory=dict)  # node -> extra latency of its links
     _paused: dict[str, int] = field(init=False, factory=dict)  # actor -> when it wakes
-    _sent: dict[str, int] = field(init=False, factory=dict)  # API -> requests of it routed so far
+    # API -> requests of it routed so far; (API, node) -> those the node sent
+    _sent: dict[Any, int] = field(init=False, factory=dict)
     _calm_at: int = field(init=False, default=0)  # the last delayed packet's arrival
     _nemesis_on: bool = field(init=False, default=False)
     _window: int = field(init=False, default=0)  # the random nemesis' current fault, by number
@@ -170,13 +171,16 @@ class FaultLayer:
 
     def route(self, packet: Packet) -> int | None:
         """The network's route: extra delay in ms, or None to drop the packet. A request arms the rules
-        triggered by it (``after_message``/``after_count``) once it is routed: they strike later messages."""
+        triggered by it (``after_message``/``after_count``, of its sender's only with ``after_node``) once it is
+        routed: they strike later messages."""
         extra = self._route(packet)
         if not self._counting or packet.is_response:
             return extra
-        api = api_name(packet.payload)
+        api, src = api_name(packet.payload), node_of(packet.src)
         n = self._sent[api] = self._sent.get(api, 0) + 1
-        rules = [rule for rule in self.rules if rule.after_message == api and rule.after_count == n]
+        own = self._sent[api, src] = self._sent.get((api, src), 0) + 1  # an after_node rule counts its node's only
+        rules = [rule for rule in self.rules if rule.after_message == api
+                 and rule.after_count == (n if rule.after_node is None else own if rule.after_node == src else 0)]
         for rule in rules:
             self._emit("arm", rule.name, msg=api, count=n)
         self._arm(rules)

@@ -509,6 +509,8 @@ class Fault:
                                    "step); absent = not armed by a message.", None)
     after_count: int = _f("With after_message: which request of that API arms the rule (1 = the first).", 1, min=1,
                           max=MAX_COUNT)
+    after_node: str | None = _f("With after_message: count only the requests of that API this node sent (an actor, "
+                                "or a broker for its own requests); absent = every node's.", None)
 
     def __attrs_post_init__(self) -> None:
         _check_own_fields(self)
@@ -1406,7 +1408,7 @@ def _check_faults(s: Scenario) -> None:
                            f'no API "{fault.message}" (APIs: {", ".join((*API_NAMES, TXN_LOG_APPEND))})')
         if fault.message == TXN_LOG_APPEND:
             _check_txn_log_append(fault, location)
-        for field_ in ("node", "src", "dst"):
+        for field_ in ("node", "src", "dst", "after_node"):
             if getattr(fault, field_) is not None:
                 _check_node(getattr(fault, field_), (*s.actors, *s.brokers), f"{location}.{field_}")
         if fault.partition is not None and fault.topic is None:
@@ -1489,6 +1491,8 @@ def _check_trigger(fault: Fault, location: str) -> None:
     if fault.after_message is None:
         if fault.after_count != 1:
             raise _Invalid(f"{location}.after_count", "only with after_message")
+        if fault.after_node is not None:
+            raise _Invalid(f"{location}.after_node", "only with after_message")
         return
     if fault.after_message not in API_NAMES:
         raise _Invalid(f"{location}.after_message", f'no API "{fault.after_message}" (APIs: {", ".join(API_NAMES)})')

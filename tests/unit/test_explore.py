@@ -74,6 +74,89 @@ def test_a_rule_armed_by_the_kth_request_strikes_only_after_it() -> None:
     assert "duplicate" in outcome.result.anomaly_types
 
 
+ANCHORED = """[scenario]
+name = "anchored"
+description = "a rule armed by one node's message count"
+conformance = false
+
+[[topics]]
+name = "out"
+
+[actors.p1]
+kind = "producer"
+config = { "enable.idempotence" = false, "socket.timeout.ms" = 1000 }
+
+[actors.p2]
+kind = "producer"
+config = { "enable.idempotence" = false, "socket.timeout.ms" = 1000 }
+
+[[faults]]
+name = "lose"
+action = "drop"
+message = "Produce"
+direction = "response"
+after_message = "Produce"
+after_count = {count}
+{node}
+[[steps]]
+actor = "p1"
+op = "produce"
+topic = "out"
+partition = 0
+value = "a"
+
+[[steps]]
+actor = "p1"
+op = "flush"
+
+[[steps]]
+actor = "p2"
+op = "produce"
+topic = "out"
+partition = 0
+value = "b"
+
+[[steps]]
+actor = "p2"
+op = "flush"
+
+[[steps]]
+actor = "p2"
+op = "produce"
+topic = "out"
+partition = 0
+value = "c"
+
+[[steps]]
+actor = "p2"
+op = "flush"
+"""
+
+
+@pytest.mark.parametrize("count, node, values", [
+    (1, "", ["a", "a", "b", "c"]),  # anyone's first Produce: p1's, whose answer is lost
+    (1, 'after_node = "p2"', ["a", "b", "b", "c"]),  # p2's first Produce is the second one sent
+    (2, 'after_node = "p2"', ["a", "b", "c", "c"]),
+    (2, 'after_node = "p1"', ["a", "b", "c"]),  # p1 sends one Produce: never armed
+])
+def test_a_rule_anchored_to_a_node_counts_only_the_requests_that_node_sent(count: int, node: str,
+                                                                           values: list[str]) -> None:
+    outcome = run_scenario(load_scenario_text(ANCHORED.replace("{count}", str(count)).replace("{node}", node),
+                                              "anchored"))
+    assert [v for p in outcome.observation.partitions for _o, _k, v in p.read_uncommitted] == values
+    assert len([e for e in outcome.trace if e.kind == "fault.arm"]) == (0 if node.endswith('"p1"') else 1)
+
+
+def test_the_loader_refuses_an_anchor_without_a_trigger_or_on_no_node() -> None:
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_text(ANCHORED.replace("after_message = \"Produce\"\nafter_count = {count}\n", "")
+                           .replace("{node}", 'after_node = "p2"'), "anchored")
+    assert err.value.location == "faults[0].after_node"
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_text(ANCHORED.replace("{count}", "1").replace("{node}", 'after_node = "p9"'), "anchored")
+    assert err.value.location == "faults[0].after_node"
+
+
 @pytest.mark.parametrize("extra, location", [
     ("after_step = 1", "faults[0].after_message"),
     ('after_message_typo = 1', "faults[0]"),
