@@ -281,14 +281,33 @@ def _producer(draw: Any, producers: Sequence[str], partitions: int,
     the earlier), its config, whether it is the consume-transform-produce application's producer, its
     program, and its aged state (``aged_states``) or None."""
     kind = draw(st.sampled_from(tuple(producers)))
+    # drawn whatever the kind, and the application's ops whether it runs it or not (``_named`` drops them):
+    # the shrinker flips a choice without moving the draws after it
     tid = draw(st.integers(1, 3)) if kind == "transactional" else 0
     config = draw(producer_configs(kind, f"tx-{tid}" if tid else None, clients))
-    ctp = kind == "transactional" and draw(st.booleans())
+    ctp = draw(st.booleans()) and kind == "transactional"
     if kind != "transactional":
         program = draw(_sends(OUT, partitions))
     else:
-        program = draw(_transactions(partitions, "app" if ctp else None))
+        program = draw(_transactions(partitions, "app"))
     return kind, tid, config, ctp, program, draw(aged_states(kind))
+
+
+@_cached
+def _numbered_producer(producers: tuple[str, ...], partitions: int, clients: tuple[str, ...],
+                       most: int) -> st.SearchStrategy[tuple[int, Any]]:
+    return st.tuples(st.integers(1, most), _producer(producers, partitions, clients))
+
+
+def _names(numbers: list[int], most: int) -> list[str]:
+    """The producers' names: ``p<its drawn number>``, or the next free number after it (cyclically) when an earlier
+    producer took it."""
+    taken: list[int] = []
+    for n in numbers:
+        while n in taken:
+            n = n % most + 1
+        taken.append(n)
+    return [f"p{n}" for n in taken]
 
 
 def _named(program: list[dict[str, Any]], actor: str, ctp: bool = False) -> list[dict[str, Any]]:
@@ -312,14 +331,18 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
     consume-transform-produce application (fed by its own source, run by the first transactional producer
     that drew it), maybe readers of the ``readers`` isolation levels, on a topic of 1-3 partitions."""
     partitions = draw(st.integers(1, 3))
-    drawn = draw(_lists(_producer(tuple(producers), partitions, tuple(clients)), 1, max_producers))
+    # each producer draws its name's number beside it: deleting one renames no other (``_names``)
+    drawn = draw(_lists(_numbered_producer(tuple(producers), partitions, tuple(clients), max_producers),
+                        1, max_producers))
+    names = _names([n for n, _p in drawn], max_producers)
+    drawn = [producer for _n, producer in drawn]
     topics = {OUT: partitions}
     actors: dict[str, dict[str, Any]] = {}
     programs: dict[str, list[dict[str, Any]]] = {}
     app = next((i for i, producer in enumerate(drawn) if producer[3]), None)
     aged_ids: set[str] = set()
     for i, (_kind, _tid, config, _ctp, program, aged) in enumerate(drawn):
-        actor = f"p{i + 1}"
+        actor = names[i]
         if aged and "transactional.id" in config:  # the coordinator holds one epoch per id: the first one ages it
             aged = None if config["transactional.id"] in aged_ids else aged
             aged_ids.add(config["transactional.id"])
@@ -333,7 +356,7 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
         programs["source"] = _named(draw(_sends("in", 1)), "source")
         programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}], "_at": 0}]
     for isolation in draw(_lists(st.sampled_from(tuple(readers)), 0, len(readers), True)):
-        reader = f"r{len([a for a in actors if a.startswith('r')]) + 1}"
+        reader = f"r{ISOLATION_LEVELS.index(isolation) + 1}"  # r1 read_committed, r2 read_uncommitted
         actors[reader] = {"kind": "consumer", "config": {"group.id": reader, "isolation.level": isolation,
                                                          "enable.auto.commit": False}}
         programs[reader] = [_at(draw, {"op": "assign", "partitions": [
@@ -349,6 +372,21 @@ def _transactional_ids(workload: Workload) -> list[str]:
                    if "transactional.id" in a["config"]})
 
 
+# What a fault names is drawn from fixed vocabularies, not by its place among the workload's actors: deleting
+# another actor (or transactional.id) then neither retargets the fault nor moves its other draws. The vocabulary is
+# every name ``workloads`` gives (its producers are named by their own draws, ``_names``), the brokers, and the
+# transactional.ids ``_producer`` draws.
+NODE_NAMES = ("p1", "p2", "p3", "r1", "r2", "app", "source", BROKER, "broker-2", "broker-3")
+TRANSACTIONAL_IDS = ("tx-1", "tx-2", "tx-3")
+
+
+def _who(draw: Any, present: Sequence[str], names: Sequence[str] = NODE_NAMES) -> str:
+    """One of ``present`` (not empty), by a draw from the fixed ``names``: the drawn name if present, else (its actor
+    gone, or a scenario explored around has other names) the present one at the drawn index, modulo."""
+    i = draw(st.integers(0, len(names) - 1))
+    return names[i] if names[i] in present else sorted(present)[i % len(present)]
+
+
 @_cached
 @st.composite
 def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequence[str]) -> dict[str, Any]:
@@ -358,8 +396,8 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
                  "error": draw(st.sampled_from(sorted(e.name for e in TXN_LOG_APPEND_ERRORS)))}
         if rule["count"] == "until-healed":
             rule["count"] = 3
-        if transactional_ids and draw(st.booleans()):
-            rule["transactional_id"] = draw(st.sampled_from(transactional_ids))
+        if draw(st.booleans()) and transactional_ids:
+            rule["transactional_id"] = _who(draw, transactional_ids, TRANSACTIONAL_IDS)
         return rule
     rule["action"] = kind
     # whose messages: anyone's, those on one node's connections, or the broker's own requests (and their
@@ -380,7 +418,7 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
         if kind == "delay":
             rule["ms"] = draw(st.sampled_from(DELAYS_MS))
     if aim == "node":
-        rule["node"] = draw(st.sampled_from([*nodes, BROKER]))
+        rule["node"] = _who(draw, (*nodes, BROKER))
     elif aim == "own":
         rule["src"] = BROKER
     if rule["count"] == "until-healed" and (aim == "own" or api == "WriteTxnMarkers"):
@@ -419,9 +457,9 @@ def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Se
     if kind == "broker-restart":
         return [{"op": "crash_broker"}, sleep, {"op": "restart_broker", "load_ms": draw(st.sampled_from((10, 300)))}]
     if kind == "pause":
-        return [{"op": "pause", "nodes": [draw(st.sampled_from(transactional or actors))],
+        return [{"op": "pause", "nodes": [_who(draw, transactional or actors)],
                  "ms": draw(st.sampled_from(PAUSES_MS))}]
-    nodes = [draw(st.sampled_from([*actors, *(others or (BROKER,))]))]
+    nodes = [_who(draw, (*actors, *(others or (BROKER,))))]
     if kind == "disconnect-nodes":
         return [{"op": "disconnect", "nodes": nodes}]
     cut: dict[str, Any] = {"op": kind, "nodes": nodes}
@@ -431,15 +469,24 @@ def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Se
 
 
 @_cached
-def _trigger(slots: int, message: str) -> st.SearchStrategy[dict[str, Any]]:
-    """When a rule is armed: from the start, at a slot of the step order, or after the k-th request of an
-    API, half the time the rule's own ``message`` (it strikes the messages of that API after the k-th
-    one: a broker's own request, a verification, a marker, comes after the client's of the same API)."""
-    apis = st.sampled_from((message,)) | MESSAGES if message in WORKLOAD_APIS else MESSAGES
-    return st.one_of(
-        st.just({}),
-        st.integers(1, slots).map(lambda s: {"after_slot": s}),
-        st.builds(lambda api, k: {"after_message": api, "after_count": k}, apis, st.integers(1, 4)))
+def _trigger(slots: int, message: str, actors: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+    """When a rule is armed: from the start, at a slot of the step order, or after one node's k-th request of an
+    API (``_counted``)."""
+    return st.one_of(st.just({}), st.integers(1, slots).map(lambda s: {"after_slot": s}), _counted(message, actors))
+
+
+@_cached
+@st.composite
+def _counted(draw: Any, message: str, actors: tuple[str, ...]) -> dict[str, Any]:
+    """Armed after the k-th request of an API, half the time the rule's own ``message`` (it strikes the messages
+    of that API after the k-th one: a broker's own request, a verification, a marker, comes after the client's
+    of the same API), counted among the requests of one node (``after_node``): an actor, or the broker for its
+    own requests (``BROKER_APIS``; it alone sends markers). Anchored so, deleting another actor's steps moves
+    not the moment the rule is armed."""
+    api = draw(st.sampled_from((message,)) | MESSAGES if message in WORKLOAD_APIS else MESSAGES)
+    k = draw(st.integers(1, 4))
+    senders = (BROKER,) if api == "WriteTxnMarkers" else (*actors, BROKER) if api in BROKER_APIS else actors
+    return {"after_message": api, "after_count": k, "after_node": _who(draw, senders)}
 
 
 # A fault kind as a strike of the clocked nemesis ([[nemesis.strikes]], docs/scenario-format.md)
@@ -461,7 +508,7 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
                                             | st.integers(0, 70_000)),
                               "kind": STRIKE_KINDS[kind]}
     if kind not in ("txn-log", "coordinator-failover"):
-        strike["target"] = draw(st.sampled_from(tuple(actors)))
+        strike["target"] = _who(draw, actors)
     strike["duration_ms"] = draw(st.sampled_from(STRIKE_DURATIONS_MS))
     if kind in ("drop", "delay", "error", "txn-log"):
         strike["count"] = draw(st.integers(1, 3))
@@ -489,20 +536,45 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
     enabled = draw(_lists(st.sampled_from(tuple(kinds)), 0, len(kinds), True))
     if not enabled:
         return Schedule([], [])
-    actors = sorted(workload.actors)
-    producers = [a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]]
-    slots = _slots(workload)
-    rules, groups = [], []
-    for kind in draw(_lists(st.sampled_from(tuple(enabled)), 0, max_faults)):
-        if kind in RULE_KINDS:
-            rule = draw(_rule(kind, tuple(actors), tuple(_transactional_ids(workload))))
-            rules.append({"name": f"f{len(rules) + 1}", **rule, **draw(_trigger(slots, rule["message"]))})
-        else:
-            groups.append(draw(_group(kind, tuple(actors), tuple(producers), slots, broker_nodes(brokers))))
-    clocked = [kind for kind in enabled if kind in STRIKE_KINDS]
-    strikes = [draw(_strike(kind, tuple(actors)))
-               for kind in (draw(_lists(st.sampled_from(tuple(clocked)), 0, max_strikes)) if clocked else ())]
+    actors = tuple(sorted(workload.actors))
+    producers = tuple(sorted(a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]))
+    faults = draw(_lists(_fault(tuple(kinds), tuple(enabled), actors, producers,
+                                tuple(_transactional_ids(workload)), _slots(workload), broker_nodes(brokers)),
+                         0, max_faults))
+    rules = [{"name": f"f{n}", **rule} for n, rule in enumerate((f for kind, f in faults if kind in RULE_KINDS), 1)]
+    groups = [group for kind, group in faults if kind not in RULE_KINDS]
+    clocked = tuple(kind for kind in enabled if kind in STRIKE_KINDS)
+    strikes = draw(_lists(_clocked(tuple(k for k in kinds if k in STRIKE_KINDS), clocked, actors), 0, max_strikes)
+                   ) if clocked else []
     return Schedule(rules, groups, sorted(strikes, key=lambda s: s["at_ms"]))
+
+
+def _kind(draw: Any, kinds: Sequence[str], enabled: Sequence[str]) -> str:
+    """A kind of ``enabled`` (the example's swarm), drawn from all ``kinds``: a drawn kind not enabled is the enabled
+    one at its index, modulo. So shrinking the swarm (deleting a kind no fault has) changes no fault's kind."""
+    i = draw(st.integers(0, len(kinds) - 1))
+    return kinds[i] if kinds[i] in enabled else enabled[i % len(enabled)]
+
+
+@_cached
+@st.composite
+def _fault(draw: Any, kinds: tuple[str, ...], enabled: tuple[str, ...], actors: tuple[str, ...],
+           producers: tuple[str, ...], transactional_ids: tuple[str, ...], slots: int,
+           brokers: tuple[str, ...]) -> tuple[str, Any]:
+    """One fault, its kind and all of it drawn in one span (a list element: the shrinker deletes it whole): a
+    rule with its trigger, or a group of nemesis ops."""
+    kind = _kind(draw, kinds, enabled)
+    if kind in RULE_KINDS:
+        rule = draw(_rule(kind, actors, transactional_ids))
+        return kind, {**rule, **draw(_trigger(slots, rule["message"], actors))}
+    return kind, draw(_group(kind, actors, producers, slots, brokers))
+
+
+@_cached
+@st.composite
+def _clocked(draw: Any, kinds: tuple[str, ...], enabled: tuple[str, ...], actors: tuple[str, ...]) -> dict[str, Any]:
+    """One strike, its kind and all of it drawn in one span."""
+    return draw(_strike(_kind(draw, kinds, enabled), actors))
 
 
 def _slots(workload: Workload) -> int:
