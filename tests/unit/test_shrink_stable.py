@@ -1,0 +1,64 @@
+"""What a fault names and what a producer is called stay put when Hypothesis's shrinker deletes something else
+(eosim.strategies; docs/exploration.md, "Built to shrink")."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from eosim import strategies
+from eosim.strategies import FAULT_KINDS, NODE_NAMES, TRANSACTIONAL_IDS, _kind, _names, _who
+
+
+def _drawing(i: int):
+    """A ``draw`` that answers the one integer draw with ``i``."""
+    return lambda _strategy: i
+
+
+@pytest.mark.parametrize("names", [NODE_NAMES, TRANSACTIONAL_IDS])
+def test_a_drawn_name_that_is_present_is_the_target_whatever_else_is_present(names) -> None:
+    for i, name in enumerate(names):
+        others = [n for n in names if n != name]
+        for k in range(len(others) + 1):
+            for rest in itertools.combinations(others, k):
+                assert _who(_drawing(i), (*rest, name), names) == name
+
+
+def test_a_drawn_name_that_is_absent_falls_back_to_a_present_one_by_index() -> None:
+    present = ("alice", "bob")  # a scenario explored around names its actors itself
+    assert [_who(_drawing(i), present) for i in range(4)] == ["alice", "bob", "alice", "bob"]
+
+
+def test_a_fault_kind_outside_the_swarm_maps_into_it_and_an_enabled_one_stays() -> None:
+    for i, kind in enumerate(FAULT_KINDS):
+        for k in range(1, 4):
+            for enabled in itertools.combinations(FAULT_KINDS, k):
+                got = _kind(_drawing(i), FAULT_KINDS, enabled)
+                assert got in enabled
+                if kind in enabled:
+                    assert got == kind
+
+
+@given(st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True), st.data())
+def test_deleting_a_producer_renames_no_other(numbers: list[int], data) -> None:
+    k = data.draw(st.integers(0, len(numbers) - 1))
+    names = _names(numbers, 3)
+    assert len(set(names)) == len(names)
+    assert _names(numbers[:k] + numbers[k + 1:], 3) == names[:k] + names[k + 1:]
+
+
+def test_colliding_numbers_take_the_next_free_name() -> None:
+    assert _names([1, 1, 1], 3) == ["p1", "p2", "p3"]
+    assert _names([3, 3], 3) == ["p3", "p1"]
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(strategies.scenario_documents())
+def test_drawn_triggers_count_one_senders_requests_and_markers_only_the_brokers(document: dict) -> None:
+    for rule in document.get("faults", ()):
+        if "after_message" in rule:
+            assert rule["after_node"] in (*document["actors"], strategies.BROKER)
+            if rule["after_message"] == "WriteTxnMarkers":
+                assert rule["after_node"] == strategies.BROKER
