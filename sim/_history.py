@@ -63,10 +63,10 @@ class _Txn:
 # How an op is held (``History._code``): most of a long run's ops are sends outside a transaction and
 # polls, so they are kept as columns (a few machine words each, sharing the key and value strings) and
 # rendered as op dicts only when read; every other op is its dict (``GENERIC``).
-GENERIC, SEND_INVOKE, SEND_OK, SEND_INFO, POLL_OK = range(5)
+GENERIC, SEND_INVOKE, SEND_OK, SEND_INFO, POLL_OK, FINAL_READ = range(6)
 NO_OFFSET = -1  # a send acknowledged without an offset (librdkafka's implicit ack): offset None
-TYPES = (None, "invoke", "ok", "info", "ok")  # by code
-FS = (None, "send", "send", "send", "poll")
+TYPES = (None, "invoke", "ok", "info", "ok", "ok")  # by code
+FS = (None, "send", "send", "send", "poll", "poll")
 
 
 @define(eq=False)
@@ -199,8 +199,10 @@ class History:
             op.update(type="invoke", f="send", value=[["send", self._key[h], value]])
         elif code == POLL_OK:
             op.update(type="ok", f="poll", value=[["poll", {k: [[o, v] for o, v in pairs] for k, pairs in value.items()}]])
-            if h in self._complete:
-                op["complete"] = list(self._complete[h])
+        elif code == FINAL_READ:
+            op.update(type="ok", f="poll", value=[["poll", {k: [[o, text(v)] for o, _k, v in rows]
+                                                            for k, rows in value.items()}]])
+            op["complete"] = list(self._complete[h])
         else:
             if code == SEND_OK:
                 offset = self._offset[h]
@@ -283,7 +285,8 @@ class History:
         to their end (LSO = HW: no transaction left open), where every committed value must be among the
         records read."""
         partitions = list(partitions)
-        read = {self.key(p.topic, p.partition): [(o, text(v)) for o, _k, v in p.read_committed] for p in partitions}
+        # the observation's own rows (offset, key, value), not a copy: a long run's final read is its log
+        read = {self.key(p.topic, p.partition): p.read_committed for p in partitions}
         complete = [f"{p.topic}-{p.partition}" for p in partitions if p.last_stable_offset == p.high_watermark]
         self.op(FINAL_READER, "invoke", "poll", [["poll"]])
-        self._complete[self._append(POLL_OK, FINAL_READER, read)] = sorted(complete)
+        self._complete[self._append(FINAL_READ, FINAL_READER, read)] = sorted(complete)

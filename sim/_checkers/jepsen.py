@@ -29,6 +29,7 @@ import gc
 import itertools
 import types
 from array import array
+from collections.abc import Sequence
 from typing import Any, Callable
 
 
@@ -258,6 +259,29 @@ class _DictSource:
         return parsed
 
 
+class _Pairs(Sequence):
+    """The (offset, value) pairs of the final read, read off the observation's (offset, key, value)
+    rows as they are needed: a long run's final read is not held a second time."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Sequence[tuple[int, Any, Any]]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [(o, _hist.text(v)) for o, _k, v in self.rows[i]]
+        o, _k, v = self.rows[i]
+        return o, _hist.text(v)
+
+    def __iter__(self) -> Any:
+        text = _hist.text
+        return ((o, text(v)) for o, _k, v in self.rows)
+
+
 class _ColumnSource:
     """The recorder's columns (sim/_history.py), as the analysis reads a history: a send is parsed
     when it is read and never held as a dict; op dicts are rendered for witnesses only."""
@@ -301,6 +325,8 @@ class _ColumnSource:
         if parsed is None:
             if code == _hist.POLL_OK:  # (offset, value) tuples already: shared by every set and map
                 parsed = _NOTHING, ({k: tuple(pairs) for k, pairs in r._obj[h].items()} or _NOTHING)
+            elif code == _hist.FINAL_READ:
+                parsed = _NOTHING, ({k: _Pairs(rows) for k, rows in r._obj[h].items()} or _NOTHING)
             else:
                 parsed = _parse(r.op_dict(h))
             self._parsed[h] = parsed
