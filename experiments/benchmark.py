@@ -219,7 +219,7 @@ def child_per_record(records: int) -> dict[str, Any]:
     gc.collect()
     before = rss_bytes()
     start = time.process_time()
-    run = simulate(scenario)
+    run = simulate(scenario, max_events=sc.MAX_EVENTS)  # simulate's default is the format's limit as imported
     simulated = time.process_time()
     outcome = conclude(run)
     done = time.process_time()

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from array import array
+from itertools import accumulate
 from typing import IO, Any, Callable, ClassVar, Iterable, Iterator, Sequence, overload
 
 import attrs
@@ -64,7 +65,11 @@ class TraceEvent:
     def line(self) -> str:
         """The event's JSON line (no newline): ``to_dict`` encoded with sorted keys, the same bytes,
         built without the dict (what spilling and writing a trace cost per event)."""
-        return _line_renderer(type(self))(self)
+        return self._line()[:-1]
+
+    def _line(self) -> str:
+        """``line`` and its newline: the kind's generated renderer, once generated (``_first_line``)."""
+        return _first_line(self)
 
 
 KINDS: dict[str, type[TraceEvent]] = {}
@@ -538,64 +543,193 @@ def _compile(name: str, fields: tuple[str, ...], *, skip_absent: bool) -> Callab
     return namespace[f"render_{name}"]
 
 
+class _Unrendered(Exception):
+    """A value the generated renderers leave to the reference rendering (``ABSENT`` inside a value)."""
+
+
+# The JSON text of a local variable in generated code, as an expression: ints (which an f-string writes
+# as JSON does), strs and None without a call, the rest by their type's renderer; a field declared int
+# or str tests for its type first, one declared of another type goes to its renderer at once.
+_INLINE = '({0} if type({0}) is int else A({0}) if type({0}) is str else "null" if {0} is None else R[type({0})]({0}))'
+_INLINE_OF = {"int": '({0} if type({0}) is int else R[type({0})]({0}))',
+              "str": '(A({0}) if type({0}) is str else R[type({0})]({0}))',
+              **dict.fromkeys(("bool", "TopicPartition", "dict", "list"), "R[type({0})]({0})")}
+
+
+def _inline(var: str, declared: Any = None) -> str:
+    """``var``'s JSON text in generated code, for a field of the ``declared`` type (annotation text)."""
+    base = str(declared).split("|")[0].split("[")[0].strip()
+    return _INLINE_OF.get(base, _INLINE).format(var)
+
+
+def _literal(text: str) -> str:
+    """JSON text (ASCII, as ``_ascii`` writes keys) as the literal part of a generated f'...' string."""
+    assert text.isascii() and "\n" not in text, text
+    return text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{").replace("}", "}}")
+
+
+def _slot(text: str, var: str, declared: Any = None) -> str:
+    """Generated f-string source: the JSON ``text`` written in, then ``var``'s JSON text (``_inline``)."""
+    return _literal(text) + "{" + _inline(var, declared) + "}"
+
+
+def _generate(name: str, source: list[str]) -> Callable[..., str]:
+    namespace: dict[str, Any] = {"A": _ascii, "R": _JSON_RENDERERS, "ABSENT": ABSENT, "Unrendered": _Unrendered,
+                                 "ENCODE": _encode, "KEYED": _json_dict_keyed}
+    exec(compile("\n".join(source), f"<eosim._trace {name}>", "exec"), namespace)  # noqa: S102
+    return namespace[name]
+
+
+class _JsonRenderers(dict):
+    """``_json``'s renderer of each type, decided on the type's first value (``_json_renderer``)."""
+
+    def __missing__(self, kind: type) -> Callable[[Any], str]:
+        render = self[kind] = _json_renderer(kind)
+        return render
+
+
+_JSON_RENDERERS = _JsonRenderers()
+
+
 def _json(value: Any) -> str:
     """``_encode(plain(value))``, the same text, without building the plain value first."""
-    kind = type(value)
-    if kind is str:
-        return _ascii(value)
-    if kind is int:
-        return int.__repr__(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    render = _JSON_RENDERERS.get(kind)
-    if render is None:
-        render = _JSON_RENDERERS[kind] = _json_renderer(kind)
-    return render(value)
+    return _JSON_RENDERERS[type(value)](value)
 
 
-_JSON_RENDERERS: dict[type, Callable[[Any], str]] = {}
+def _json_list_source() -> list[str]:
+    """``_json_list``: written out for up to four items (a call and a list comprehension less)."""
+    source = ["def json_list(value):", "    n = len(value)"]
+    for n in range(5):
+        items = [f"v{i}" for i in range(n)]
+        source += [f"    if n == {n}:"] + ([f"        {', '.join(items)}, = value"] if n else [])
+        source.append("        return f'[" + ",".join("{" + _INLINE.format(v) + "}" for v in items) + "]'")
+    source.append("    return '[' + ','.join([f'{" + _INLINE.format("v") + "}' for v in value]) + ']'")
+    return source
+
+
+# A dict's renderer by its keys in order (a client call's arguments, a result: a few shapes each),
+# generated for str keys; bounded, as a run's dicts may have keys drawn from its data.
+_DICT_PLANS: dict[tuple, Callable[[dict], str]] = {}
+_DICT_PLANS_MAX = 1024
+_DICT_PLAN_KEYS_MAX = 32
+
+
+def _json_dict(value: dict) -> str:
+    keys = tuple(value)
+    plan = _DICT_PLANS.get(keys)
+    if plan is None:
+        plan = _dict_plan(keys)
+        if len(_DICT_PLANS) < _DICT_PLANS_MAX:
+            _DICT_PLANS[keys] = plan
+    return plan(value)
+
+
+def _dict_plan(keys: tuple) -> Callable[[dict], str]:
+    if len(keys) > _DICT_PLAN_KEYS_MAX or not all(type(k) is str for k in keys):
+        return _json_dict_keyed
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    source = ["def render_dict(d):"]
+    if keys:  # a key equal to a str of the plan's (a str subclass, a StrEnum) has its own text
+        names = [f"k{i}" for i in range(len(keys))]
+        source += [f"    {', '.join(names)}, = d",
+                   f"    if {' or '.join(f'type({k}) is not str' for k in names)}:", "        return KEYED(d)"]
+    source += [f"    v{i} = d[{keys[i]!r}]" for i in order]
+    body = ",".join(_slot(_ascii(keys[i]) + ":", f"v{i}") for i in order)
+    source.append(f"    return f'{{{{{body}}}}}'")
+    return _generate("render_dict", source)
+
+
+def _json_dict_keyed(value: dict) -> str:
+    """A dict whose keys ``plain`` renders (not all str): its keys as JSON has them, sorted."""
+    items = {str(plain(k)): v for k, v in value.items()}
+    return "{" + ",".join([_ascii(k) + ":" + _json(items[k]) for k in sorted(items)]) + "}"
+
+
+_TP_JSON: dict[TopicPartition, str] = {}  # a run has a few partitions; bounded all the same
+_TP_JSON_MAX = 4096
+
+
+def _json_topic_partition(tp: TopicPartition) -> str:
+    if type(tp.topic) is not str or type(tp.partition) is not int:  # equal to another, written otherwise
+        return _ascii(str(tp))
+    text = _TP_JSON.get(tp)
+    if text is None:
+        text = _ascii(str(tp))
+        if len(_TP_JSON) < _TP_JSON_MAX:
+            _TP_JSON[tp] = text
+    return text
 
 
 def _json_renderer(kind: type) -> Callable[[Any], str]:
     """``_json`` of one type: ``plain``'s rules (``_renderer``), written as JSON text."""
+    if kind is str:
+        return _ascii
+    if kind is int:
+        return int.__repr__
+    if kind is bool:
+        return lambda value: "true" if value else "false"
+    if kind is type(None):
+        return lambda value: "null"
     if kind is list or kind is tuple:
-        return lambda value: "[" + ",".join([_json(v) for v in value]) + "]"
+        return _generate("json_list", _json_list_source())
     if kind is dict:
-        def render_dict(value: dict) -> str:
-            items = {str(plain(k)): v for k, v in value.items()}
-            return "{" + ",".join([_ascii(k) + ":" + _json(items[k]) for k in sorted(items)]) + "}"
-        return render_dict
-    if kind is TopicPartition or kind is bytes or issubclass(kind, enum.Enum):
+        return _json_dict
+    if kind is TopicPartition:
+        return _json_topic_partition
+    if kind is Absent:  # rendered "ABSENT" inside a value: the reference rendering's business
+        def unrendered(value: Absent) -> str:
+            raise _Unrendered
+        return unrendered
+    if kind is bytes or issubclass(kind, enum.Enum):
         plain_of = _renderer(kind)
         return lambda value: _ascii(plain_of(value))
     if attrs.has(kind):
         names = sorted(_traced_fields(kind))
-        source = [f"def json_{kind.__name__}(value):", "    return '{' + ','.join(["]
-        source += [f"        {_ascii(name) + ':'!r} + json(value.{name})," for name in names]
-        source.append("    ]) + '}'")
-        namespace: dict[str, Any] = {"json": _json}
-        exec(compile("\n".join(source), f"<eosim._trace json of {kind.__name__}>", "exec"), namespace)  # noqa: S102
-        return namespace[f"json_{kind.__name__}"]
+        declared = {f.name: f.type for f in attrs.fields(kind)}
+        source = [f"def json_{kind.__name__}(value):"] + [f"    v{i} = value.{n}" for i, n in enumerate(names)]
+        body = ",".join(_slot(_ascii(n) + ":", f"v{i}", declared[n]) for i, n in enumerate(names))
+        source.append(f"    return f'{{{{{body}}}}}'")
+        return _generate(f"json_{kind.__name__}", source)
     return _encode  # floats, str and int subclasses: as the encoder writes them
 
 
-@functools.cache
 def _line_renderer(kind: type[TraceEvent]) -> Callable[[TraceEvent], str]:
-    """``TraceEvent.line`` of one kind, generated: its fields in sorted order as ``sort_keys`` has them,
-    those left out (``ABSENT``) not at all, then the envelope's keys (data, kind, node, seq, t)."""
-    lines = [f"def line_{kind.__name__}(ev):", "    parts = []"]
-    for name in sorted(kind._fields):
-        lines += [f"    v = ev.{name}", "    if v is not ABSENT:", f"        parts.append({_ascii(name) + ':'!r} + json(v))"]
-    envelope = '},"kind":' + _ascii(kind.kind) + ',"node":'
-    lines.append(f"    return '{{\"data\":{{' + ','.join(parts) + {envelope!r} + json(ev.node) + ',\"seq\":' "
-                 "+ json(ev.seq) + ',\"t\":' + json(ev.t) + '}'")
-    namespace: dict[str, Any] = {"ABSENT": ABSENT, "json": _json}
-    exec(compile("\n".join(lines), f"<eosim._trace line of {kind.__name__}>", "exec"), namespace)  # noqa: S102
-    return namespace[f"line_{kind.__name__}"]
+    """The JSON line (newline included) of an event of one kind, generated: ``_encode(ev.to_dict())``,
+    the same bytes, as one f-string with the keys' text written in: the data fields in sorted order as
+    ``sort_keys`` has them, a field left out (``ABSENT``) not at all, then the envelope's keys (data,
+    kind, node, seq, t). A value it does not render (``ABSENT`` inside a value) goes to the reference."""
+    name = f"line_{kind.__name__}"
+    source = [f"def {name}(ev):", "    try:"]
+    segments = []  # each data field's text, comma first: written in, or a local if the field may be left out
+    declared = {f.name: f for f in attrs.fields(kind)}
+    for i, field_name in enumerate(sorted(kind._fields)):
+        source.append(f"        v{i} = ev.{field_name}")
+        text = _slot("," + _ascii(field_name) + ":", f"v{i}", declared[field_name].type)
+        if declared[field_name].default is ABSENT:
+            source.append(f"        s{i} = f'{text}' if v{i} is not ABSENT else ''")
+            text = f"{{s{i}}}"
+        segments.append(text)
+    # the data fields less the first one's comma: cut from the source, or, when the first field may be
+    # left out, from the text rendered
+    if segments and segments[0].startswith("{s"):
+        source.append(f"        data = f'{''.join(segments)}'[1:]")
+        data = "{data}"
+    else:
+        data = "".join(segments)[1:]
+    line = (_literal('{"data":{') + data + _slot('},"kind":' + _ascii(kind.kind) + ',"node":', "node", "str")
+            + _slot(',"seq":', "seq", "int") + _slot(',"t":', "t", "int") + _literal("}") + "\\n")
+    source += ["        node, seq, t = ev.node, ev.seq, ev.t",
+               f"        return f'{line}'",
+               "    except Unrendered:",
+               "        return ENCODE(ev.to_dict()) + '\\n'"]
+    return _generate(name, source)
+
+
+def _first_line(ev: TraceEvent) -> str:
+    """``TraceEvent._line`` before its kind's renderer is generated (on first use: a run renders a few kinds)."""
+    kind = type(ev)
+    kind._line = _line_renderer(kind)  # type: ignore[method-assign]
+    return kind._line(ev)
 
 
 class TraceView(Sequence[TraceEvent]):
@@ -630,7 +764,7 @@ class TraceView(Sequence[TraceEvent]):
 
     def lines(self) -> Iterator[str]:
         """The JSON lines of the events (``jsonl_lines``), spilled ones copied as written."""
-        return (row.decode() if type(row) is bytes else row.line() + "\n"
+        return (row.decode() if type(row) is bytes else row._line()
                 for row in self._trace.rows(self._kinds))
 
     def of_kinds(self, kinds: frozenset[str]) -> TraceView:
@@ -641,14 +775,17 @@ class TraceView(Sequence[TraceEvent]):
 # a 100-record nemesis run has about 700): past it the trace's memory stays bounded, and a run pays for
 # rendering the events it spills (JSON, as trace.jsonl will have them); below it, nothing.
 SPILL_EVENTS = 50_000
+# Events held between spills once a trace has spilled: rendered while they are recent (in the CPU's
+# caches), about a fifth cheaper per event than a block of SPILL_EVENTS.
+SPILL_BLOCK = 2_048
 _SPILL_READ = 1 << 20
 
 
 @define(eq=False)
 class Trace:
     """A run's events. A long run's trace streams to an anonymous temporary file (gone with the
-    process, however it ends) every ``SPILL_EVENTS`` events, so its memory stays bounded; ``events``
-    holds those not spilled yet. A reader (``follow``: the run's trace oracle) is handed every event
+    process, however it ends) at ``SPILL_EVENTS`` events, then every ``SPILL_BLOCK``, so its memory stays
+    bounded; ``events`` holds those not spilled yet. A reader (``follow``: the run's trace oracle) is handed every event
     once, in seq order, before it is spilled, so it never reads the file back."""
 
     clock: Callable[[], int]
@@ -661,6 +798,7 @@ class Trace:
     _size: int = field(default=0, init=False)  # bytes spilled
     _reader: Callable[[list[TraceEvent]], None] | None = field(default=None, init=False)
     _read: int = field(default=0, init=False)  # events handed to the reader so far
+    _spill_at: int = field(factory=lambda: SPILL_EVENTS, init=False)  # events held that make a spill
 
     def follow(self, reader: Callable[[list[TraceEvent]], None]) -> None:
         """Hand ``reader`` every event of this trace in seq order, in blocks: those so far at the next
@@ -687,7 +825,7 @@ class Trace:
         except (KeyError, TypeError):
             raise _schema_error(kind, fields) from None
         events.append(ev)
-        if len(events) >= SPILL_EVENTS:
+        if len(events) >= self._spill_at:
             self._spill_events()
         return ev
 
@@ -698,17 +836,18 @@ class Trace:
         self.catch_up()
         if self._spill is None:
             self._spill = tempfile.TemporaryFile()
+        kinds = self._kinds
         for start in range(0, len(self.events), 10_000):  # rendered a block at a time
-            lines = []
-            for ev in self.events[start:start + 10_000]:
-                line = (ev.line() + "\n").encode()
-                self._offsets.append(self._size)
-                self._kind_ids.append(self._kinds.setdefault(ev.kind, len(self._kinds)))
-                self._size += len(line)
-                lines.append(line)
-            self._spill.writelines(lines)
+            block = self.events[start:start + 10_000]
+            lines = [ev._line() for ev in block]
+            self._kind_ids.extend([kinds.setdefault(ev.kind, len(kinds)) for ev in block])
+            # JSON lines are ASCII (non-ASCII is escaped), so a line's bytes are its characters
+            self._spill.write("".join(lines).encode("ascii"))
+            self._offsets.extend(accumulate(map(len, lines), initial=self._size))
+            self._size = self._offsets.pop()
         self._spilled += len(self.events)
         self.events = []
+        self._spill_at = min(SPILL_BLOCK, SPILL_EVENTS)
 
     def event_at(self, index: int) -> TraceEvent:
         if index < 0:
