@@ -698,6 +698,32 @@ NOTES = """
   rows): 11.3x (75.3 µs against 6.8 µs), 83.8 runs/s. The targets, 5x and 100 runs/s, are not met.
   Traces, histories, observations and results byte-identical on every library scenario (seeds 1-3), 28
   nemesis runs (4 workloads, 7 seeds each) and the per-record workload.
+- **Trace rendering at about 2 µs per event (session 7, flat).** Each event kind's JSON line is one
+  f-string generated on the kind's first line (`eosim._trace._line_renderer`), its keys' text written in:
+  a field declared `int` or `str` is tested for its type inline (the f-string writes an int as JSON does,
+  the C escaper a str), any other value goes straight to its type's renderer (`_JSON_RENDERERS`, a dict by
+  type: no dispatch function). A dict is written by code generated per key shape (a call's arguments, a
+  delivery result: a few shapes; at most 1,024 kept, and only for keys that are exactly str: a StrEnum
+  key equal to a str key is written by its name, as `plain` has it); a list of up to four items without a
+  comprehension; `ABSENT` inside a value goes to the reference rendering. A spill renders its block as one
+  string and writes it as ASCII (a JSON line with escaped non-ASCII: its bytes are its characters, so the
+  offsets need no encode per line). Once a trace has spilled, it spills every `SPILL_BLOCK` = 2,048
+  events instead of every 50,000, so they are rendered while still in the CPU's caches (a run under 50,000
+  events still never spills). Per event of the per-record workload (3,000 records, best of 7, one
+  process): 3.55 -> 1.60 µs (client.op 1.07, net.request 2.10, net.response 1.34, log.append 1.39,
+  log.offsets 0.67). Inside a run of 10^5 records (time in `Trace._spill_events`): 33.5 -> 14.2 µs per
+  record (4.8 -> 2.0 µs per event; a spilled event is cold), the simulation 133 -> 98-101 µs per record;
+  with the 2,048-event blocks 14.1-14.4 against 16.0-16.5 µs with 50,000 (the simulation 98-101 against
+  109). Paired runs, each size in a fresh process (main at 03976ea without and with the change, CPU
+  time, 4 rounds at load average 7-16, the first two without the 2,048-event blocks, median of rounds): 10^3 103.5 / 108.3 µs per record (8 more pairs
+  at 10^3 alone: median 113.0 / 111.0: the same), 10^4 144.4 / 136.3, 10^5 170.4 / 145.5; the 10^5/10^3
+  ratio 1.65x -> 1.34x. A property test (`tests/property/test_trace_rendering.py`) holds every kind's line
+  equal to `json.dumps` of its `to_dict` with sorted keys, for generated values of every kind `plain`
+  renders (odd strings and keys, bytes, enums, str and int subclasses, topic-partitions, model values,
+  nested containers, keys and topics equal to a str but written otherwise, `ABSENT` anywhere), and a trace
+  spilled every 1-5 events writes the same lines. Every library scenario's trace is byte-identical
+  before and after (seeds 1-3, spilled every 37 events and not), as are the per-record workload's (12,000
+  records, spilled) and 6 nemesis workloads'.
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
@@ -765,15 +791,22 @@ controller's heartbeats and the metadata traffic are most of its events.
   dicts only for witnesses (today it holds op dicts as witnesses in every index), step records as
   columns, and the graph as arrays of edges. Not done: `check_history` takes op dicts (a public API)
   and its verdicts and witnesses must stay identical.
-- **Cost per record at scale.** Simulation only, one process per variant (10^4 then 10^5 records, CPU
-  time, session 6): 145.8 and 148.0 µs per record as it is; 109.0 and 111.8 with the spill off; with
-  the garbage collector off altogether 128.7 and 147.8 (load 9-12: noise). So the simulation is flat
-  from 10^4 records on (no superlinear structure was found); what separates 10^3 (not
-  spilled) from 10^4-10^6 is the spill's rendering, about 35 µs per record (5 µs per event, 7 events),
-  and the check's per-op maps outgrowing the caches (35 -> 44-49 µs per record from 10^4 to 10^5).
-  Flat within 20 % would need rendering at about 1-2 µs per event, or spilled events kept in a form
-  that costs nothing to produce and is rendered only when the trace is written (pickling a block of
-  events measured 4.0 µs per event: no cheaper), and the check over compact arrays.
+- **Cost per record at scale (target not met: 1.29x).** The table's rows are `--only per_record --million`
+  at b7434aa (07:05-07:13 UTC, load average 10-16; the rendering above and the columnar history): 98 ->
+  120 -> 129 -> 127 µs per record, the simulation 77 -> 98 -> 101 -> 97, the check 22 -> 23 -> 28 -> 30.
+  With the spill off the simulation is flat (session 7, one process per size, simulation only: 85.0,
+  82.0, 86.6 µs per record at 10^3, 10^4, 10^5), so what still separates 10^3 (never spilled) from
+  larger runs is the spill, about 14 µs per record (2 µs per event, 7 events, rendered cold) and the
+  oracle's reading at each spill (about 2 µs per record, moved from the check into the simulation),
+  and the check growing from 22 to 30 µs per record. Flat within 20 % (<= 118 µs at 10^6) needs about 10
+  µs per record less at scale: a spill that costs well under 1 µs per event, which the Python rendering
+  does not reach (the generated f-strings are about one attribute read and one type test per field
+  now), or a check that does not grow. Not done: orjson (or another C encoder) cannot write the same
+  bytes (it writes non-ASCII as UTF-8, with no `ensure_ascii`, refuses lone surrogates, and knows no attrs
+  classes: a Python `default` hook per model value), and a spilled form cheaper than JSON still has to be
+  built by Python code per event (pickling a block measured 4.0 µs per event, session 6). Rendering the
+  first 50,000 events in smaller blocks would need them spilled before 50,000, which makes runs of 7,000
+  to 50,000 events pay for rendering they do not pay now.
 - **Checkers linear (at the limit).** The table's run gave 9.7x; paired runs before it (10^4 then
   10^5 operations, three pairs, trace held in memory) gave 10.6x, 10.6x, 10.7x for 10x the operations. By phase: observation 9.4-9.9x, expectations 9.7x,
   the oracle 5-6x, the Jepsen analysis 11.8-13.5x. Per operation, `check_history` costs 2.3, 2.0, 1.9,
