@@ -281,7 +281,7 @@ def checker_seconds(operations: int, repeat: int = CHECKER_REPEAT) -> dict[str, 
     for _ in range(repeat):
         spill, _trace.SPILL_EVENTS = _trace.SPILL_EVENTS, 10**12
         try:
-            run = simulate(scenario)
+            run = simulate(scenario, max_events=sc.MAX_EVENTS)
         finally:
             _trace.SPILL_EVENTS = spill
         start = time.process_time()
@@ -725,6 +725,33 @@ NOTES = """
   before and after (seeds 1-3, spilled every 37 events and not), as are the per-record workload's (12,000
   records, spilled) and 6 nemesis workloads'.
 
+- **Less memory: a columnar history and a checker over it (session 7, mem).** The recorder
+  (`sim/_history.py`) keeps the ops a long run is made of, sends outside a transaction (invocation and
+  completion), polls and the final read, as columns: a code, time, process, key, invocation index and
+  offset per op in arrays and lists that share the key and value strings. `History.ops` is an `Ops` view
+  that renders op dicts as they are read (equal to the dicts before; transactions, assign, crash and
+  nemesis ops stay dicts), and the final read holds the observation's (offset, key, value) rows, not a
+  copy. The Jepsen analysis reads ops by handle through a source: `_ColumnSource` over the columns
+  (`check_recorded`, a run's history) or `_DictSource` over op dicts (`check_history`, public and
+  unchanged). Per op it keeps an index, a type code, f and process; a send is parsed when it is read,
+  not held; op dicts are rendered for witnesses only. Version orders are built without the `seen` map
+  (the first op that put a value at an offset is found again by one scan, for the witnesses of
+  inconsistent-offsets and duplicate), and the read (offset, value) set is built only when an info op
+  asks. The dependency graph is arrays of raw edges (source, target, kind, label reference), trimmed
+  over compressed rows; the map of merged kinds with the first ww and wr labels is built only for the
+  nodes that can be on a cycle. Once observed, the run's step records are replaced by their
+  observations (the same fields, sharing the values). Checked: `tests/property/test_history_columns.py`
+  (the columnar and the op-dict paths on drawn histories, with anomalies and cycles: the same verdict,
+  anomalies and witnesses); against the previous checker (03976ea) on 3,000 drawn histories and 12
+  transactional runs: identical; history.jsonl, results and observation byte-identical on every library
+  scenario, seeds 1-3 (270 runs). Peak RSS per record (`benchmark.py --child-per-record N`, a fresh
+  process each): 10^5 records 3,397 -> 1,907 B (before measured in this session at load 12); 10^6
+  records 3,270 (the table's session-6 run) -> 1,699 B, 149 µs per record (simulate 117, check 32). By
+  tracemalloc at 3*10^4 records: after the simulation 2,332 -> 1,420 B per record, the peak of
+  `conclude` 3,607 -> 2,018. The per-record child had been cut at 200,000 SimPy events since session 6
+  (`simulate`'s `max_events` default is bound at import, before the benchmark lifts the limit): it now
+  passes the limit, as the checker rows do.
+
 ## Single-broker speed across the replicated runtime (issue 9)
 
 The library rows above time the single-broker and the 3-broker scenarios apart. Paired on 5 December, 00:56
@@ -777,20 +804,6 @@ controller's heartbeats and the metadata traffic are most of its events.
   events, the log's batch, the history) now that it leaves almost no cycles. Skipping the middle
   generation during a run (threshold 10^9) measured about 3 % faster and was not kept: a cycle alive
   at a young collection would then stay until the run ends.
-- **Memory (target not met).** After the simulation (10^5 records, tracemalloc by line, the trace's own
-  50,000 events aside) a run holds per record: the Jepsen history about 0.98 KB (two op dicts per send,
-  272 B each, their value lists and micro-ops), the interpreter's step records about 0.44 KB (a
-  `StepRecord`, its values dict and the delivery's list per step), the log about 0.26 KB (a `LogBatch`,
-  its record and the records' tuple), the spill's offset and kind per event 0.07 KB, the oracle's seq
-  number per batch 0.05 KB. The check adds (2*10^4 records, after the pass above): the observation
-  0.26 KB (a `StepObservation` per step, the partition rows), the final read 0.08 KB, the Jepsen
-  analysis 0.87 KB (writer index, `seen`, version orders, ok-read sets, parsed ops), then, once the data
-  checks' maps are dropped, its graph 0.55 KB (a dict of out-edges per op and an edge list per edge) and
-  `_trim`'s degree maps 0.23 KB. No one structure is the problem: 1 KB needs the history kept as
-  compact columns (offset, process, value per send) with a Jepsen analysis over them that builds op
-  dicts only for witnesses (today it holds op dicts as witnesses in every index), step records as
-  columns, and the graph as arrays of edges. Not done: `check_history` takes op dicts (a public API)
-  and its verdicts and witnesses must stay identical.
 - **Cost per record at scale (target not met: 1.29x).** The table's rows are `--only per_record --million`
   at b7434aa (07:05-07:13 UTC, load average 10-16; the rendering above and the columnar history): 98 ->
   120 -> 129 -> 127 µs per record, the simulation 77 -> 98 -> 101 -> 97, the check 22 -> 23 -> 28 -> 30.
@@ -807,6 +820,20 @@ controller's heartbeats and the metadata traffic are most of its events.
   built by Python code per event (pickling a block measured 4.0 µs per event, session 6). Rendering the
   first 50,000 events in smaller blocks would need them spilled before 50,000, which makes runs of 7,000
   to 50,000 events pay for rendering they do not pay now.
+- **Memory (target not met: 1,699 B per record at 10^6).** By tracemalloc at 3*10^4 records (session 7,
+  after the columnar history), a run holds per record after the simulation about 1.4 KB: the trace's
+  events 0.33 KB while they are in memory (spilled past 50,000 events: then the spill's offset and kind,
+  0.07 KB), the interpreter's step records 0.42 KB (a `StepRecord` per step, 80 B, its values dict, the
+  delivery's list, the step index), the log 0.15 KB (a `LogBatch`, its record, the records' tuple), the
+  sender's message list per batch 0.11 KB (`sim/_client/sender.py`'s `msgs`, still referenced after its
+  delivery), the oracle 0.04 KB; the history's columns about 0.06 KB. The check adds at its peak (the
+  data checks) 0.5 KB: a `StepObservation` per step 0.16 KB (it replaces the step record), the read
+  values per key 0.07 KB, the version order's value index 0.06 KB and offset tuples 0.05 KB, the writer
+  index, the observation's partition rows 0.06 KB (the final read shares them); the graph phase is
+  lower now (arrays of edges). 1 KB needs the step observations as columns (`Observation.steps` is a
+  tuple of frozen `StepObservation`s, compared field by field with real Kafka's, so a view must keep
+  that), the data checks' per-value maps (writer index, value index, read set) as arrays by offset, and
+  less per record in the log and the sender (other owners); not done.
 - **Checkers linear (at the limit).** The table's run gave 9.7x; paired runs before it (10^4 then
   10^5 operations, three pairs, trace held in memory) gave 10.6x, 10.6x, 10.7x for 10x the operations. By phase: observation 9.4-9.9x, expectations 9.7x,
   the oracle 5-6x, the Jepsen analysis 11.8-13.5x. Per operation, `check_history` costs 2.3, 2.0, 1.9,
