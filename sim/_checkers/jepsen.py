@@ -222,6 +222,7 @@ class _Order:
 
 
 _EMPTY_ORDER = _Order({})
+_NONE = object()  # no value (a value may be None)
 
 
 def _wanted(cases: Any) -> dict[Any, set[tuple[int, Any]]]:
@@ -308,7 +309,9 @@ class _ColumnSource:
             return self.r._num[h] if code in (_hist.SEND_OK, _hist.SEND_INFO) else default
         if name == "complete":
             return self.r._complete.get(h, default)
-        return self.r.op_dict(h).get(name, default)
+        if name in ("index", "time", "process", "type", "f", "value"):
+            return self.r.op_dict(h)[name]
+        return default  # an op held as columns has no other field (not rendered to find that out)
 
     def op(self, h: int) -> Op:
         return self.r.op_dict(h)
@@ -511,6 +514,9 @@ class _Analysis:
     def duplicates(self) -> list[Anomaly]:
         cases = []
         for k in sorted(self.orders, key=_vkey):
+            order = self.orders[k]
+            if len(order.by_value) == len(order.log) and all(len(vs) == 1 for vs in order.log.values()):
+                continue  # one value per offset and no value at two: nothing written twice
             first: dict[Any, int] = {}
             offsets_of: dict[Any, list[int]] = {}  # only values at more than one offset
             for o, vs in self.orders[k].log.items():
@@ -596,20 +602,21 @@ class _Analysis:
             read, order = self.ok_reads[k], self.orders.get(k)
             if order is None:
                 continue
-            first_index: dict[Any, int] = {}
             later: dict[Any, int] = {}  # the last index of a value seen again at a later one
-            for i, vs in enumerate(order.log.values()):
-                for v in vs:
-                    if v in first_index:
-                        later[v] = i
-                    else:
-                        first_index[v] = i
-            known = [v for v in read if v in first_index]
-            if not known:
+            if len(order.by_value) == len(order.log) and all(len(vs) == 1 for vs in order.log.values()):
+                first_index = order.by_value  # one value per offset, none twice: the same map, not built again
+            else:
+                first_index = {}
+                for i, vs in enumerate(order.log.values()):
+                    for v in vs:
+                        if v in first_index:
+                            later[v] = i
+                        else:
+                            first_index[v] = i
+            top = max((v for v in read if v in first_index), key=lambda v: (first_index[v], _vkey(v)), default=_NONE)
+            if top is _NONE:
                 continue
-            top = max(known, key=lambda v: (first_index[v], _vkey(v)))
             bound = first_index[top]
-            del known
             unread = [v for v in first_index if later.get(v, first_index[v]) <= bound and v not in read]
             max_read = None
             for v in sorted(unread, key=lambda v: (later.get(v, first_index[v]), _vkey(v))):
@@ -713,8 +720,10 @@ class _Analysis:
             # A process may have several asynchronous sends in flight: they count in the order they were
             # sent (their invocations), not in the order their acknowledgements came back. Invocations
             # and failures change nothing here: left out before sorting.
-            counted = [h for h in proc_ops if typ[h] != _INVOKE and typ[h] != _FAIL]
-            counted.sort(key=lambda h: self.src.get(h, "invoke_index", idx[h]))
+            counted: Any = array("q", (h for h in proc_ops if typ[h] != _INVOKE and typ[h] != _FAIL))
+            sent = lambda h: self.src.get(h, "invoke_index", idx[h])  # noqa: E731
+            if any(sent(a) > sent(b) for a, b in itertools.pairwise(counted)):  # else sorted already
+                counted = sorted(counted, key=sent)
             for h in counted:
                 if fn[h] in ("assign", "subscribe"):
                     last = self._narrow(last, h)
@@ -740,17 +749,21 @@ class _Analysis:
 
     # -- scans inside one op --------------------------------------------------------------------------
 
-    def _internal(self, h: int, k: Any, values: list[Any], what: str) -> list[Anomaly]:
+    def _internal(self, h: int, k: Any, pairs: Any, what: str) -> list[Anomaly]:
+        """Consecutive values of one op's (offset, value) ``pairs`` of ``k``, in one pass (a final read
+        is a whole log: no list of its values or their indices)."""
         out = []
         order = self.order(k)
-        indices = [order.by_value.get(v) for v in values]
+        by_value = order.by_value
         verb = "polled {} then {} from" if what == "poll" else "sent {} then {} to"
-        for n in range(1, len(values)):
-            i1, i2 = indices[n - 1], indices[n]
+        v2 = i2 = None
+        for n, (_, v) in enumerate(pairs):
+            v1, i1, v2, i2 = v2, i2, v, by_value.get(v)
+            if not n:
+                continue
             delta = 1 if i1 is None or i2 is None else i2 - i1
             if delta == 1:
                 continue
-            v1, v2 = values[n - 1], values[n]
             if delta > 1:
                 skipped = order.between(v1, v2)
                 extra = ("other writers' values landed between its sends (expected: Kafka does not "
@@ -778,7 +791,7 @@ class _Analysis:
             rebalanced = {k for event in self.src.get(h, "rebalance-log") or () for k in event.get("keys", ())}
             for k in sorted(reads, key=_vkey):
                 if k not in rebalanced and len(reads[k]) > 1:
-                    out += self._internal(h, k, [v for _, v in reads[k]], "poll")
+                    out += self._internal(h, k, reads[k], "poll")
         return out
 
     def internal_sends(self) -> list[Anomaly]:
@@ -787,7 +800,7 @@ class _Analysis:
             writes = self.writes(h)
             for k in sorted(writes, key=_vkey):
                 if len(writes[k]) > 1:
-                    out += self._internal(h, k, [v for _, v in writes[k]], "send")
+                    out += self._internal(h, k, writes[k], "send")
         return out
 
     # -- dependency cycles ----------------------------------------------------------------------------
@@ -944,8 +957,10 @@ class _Graph:
         for h in done:
             self.nodes.append(h)
             self.node_of[h] = len(self.nodes)
-        self.src, self.dst, self.kind = array("q"), array("q"), bytearray()
-        self.label_key, self.label = array("q"), array("q")  # ww: key, version index; wr: key, wr_values
+        # 4-byte node numbers and labels (under 2^31 nodes and versions): a long history has several
+        # edges per op
+        self.src, self.dst, self.kind = array("i"), array("i"), bytearray()
+        self.label_key, self.label = array("i"), array("i")  # ww: key, version index; wr: key, wr_values
         self.keys: list[Any] = []
         self._key_ids: dict[Any, int] = {}
         self.wr_values: list[Any] = []
@@ -973,7 +988,7 @@ class _Graph:
         """Which nodes are left after repeatedly dropping those with no in- or no out-edges: they cannot
         be on a cycle, and dropping them here is much cheaper than handing them to networkx."""
         n, src, dst = len(self.nodes), self.src, self.dst
-        indeg, outdeg = array("q", bytes(8 * n)), array("q", bytes(8 * n))
+        indeg, outdeg = array("i", bytes(4 * n)), array("i", bytes(4 * n))
         for a in src:
             outdeg[a] += 1
         for b in dst:
@@ -983,7 +998,7 @@ class _Graph:
         for a in range(n):
             out_at[a + 1] = out_at[a] + outdeg[a]
             in_at[a + 1] = in_at[a] + indeg[a]
-        outs, ins = array("q", bytes(8 * len(src))), array("q", bytes(8 * len(src)))
+        outs, ins = array("i", bytes(4 * len(src))), array("i", bytes(4 * len(src)))
         out_fill, in_fill = array("q", out_at), array("q", in_at)
         for a, b in zip(src, dst):
             outs[out_fill[a]] = b
