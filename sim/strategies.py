@@ -588,25 +588,27 @@ def _slots(workload: Workload) -> int:
 def compose(workload: Workload, schedule: Schedule, cluster: dict[str, Any], *, name: str = "explored",
             description: str = "a workload and fault schedule drawn by eosim.strategies") -> dict[str, Any]:
     """The scenario document: the programs merged by slot (the op whose actor is ready earliest goes next,
-    an actor ready at the largest slot of its ops so far; ties by actor name), the nemesis groups put at
-    their slots, rules' ``after_slot`` resolved to an ``after_step``. Nothing is drawn here: an op's place
-    depends on its own slot and its actor's earlier ops only."""
+    an actor ready at the largest slot of its ops so far; ties by the actors' order in the workload), the
+    nemesis groups put at their slots, rules' ``after_slot`` resolved to an ``after_step``. Nothing is drawn
+    here: an op's place depends on its own slot and its actor's earlier ops only."""
     setup = [a for a in ("source", "app") if a in workload.programs]  # consume-transform-produce input first
     steps: list[dict[str, Any]] = [_step(a, op) for a in setup for op in workload.programs[a]]
-    keyed: list[tuple[int, str, int, dict[str, Any]]] = []  # (ready slot, actor, index, op)
-    for actor, program in sorted(workload.programs.items()):
+    keyed: list[tuple[int, int, int, str, dict[str, Any]]] = []  # (ready slot, actor's place, index, actor, op)
+    # ties go by the actors' places in the workload (the order they were drawn in), not their names: deleting
+    # one actor changes no other's place relative to the rest, while a name may change (``_names``)
+    for place, (actor, program) in enumerate(workload.programs.items()):
         if actor in setup:
             continue
         ready = 0
         for i, op in enumerate(program):
             ready = max(ready, op.get("_at", i))
-            keyed.append((ready, actor, i, op))
+            keyed.append((ready, place, i, actor, op))
     keyed.sort(key=lambda k: k[:3])
     # a group at slot s goes before every step ready at s or later, and after the setup
     groups = sorted(((g[0].get("_at", 0), n, g) for n, g in enumerate(schedule.groups)), key=lambda g: g[:2])
     merged: list[dict[str, Any]] = []
     ready_at: list[int] = []  # each merged step's slot
-    for ready, actor, _i, op in [*keyed, (None, "", 0, None)]:
+    for ready, _place, _i, actor, op in [*keyed, (None, 0, 0, "", None)]:
         while groups and (ready is None or groups[0][0] <= ready):
             slot, _n, group = groups.pop(0)
             merged += [_step("nemesis", op) for op in group]

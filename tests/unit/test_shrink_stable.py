@@ -62,3 +62,13 @@ def test_drawn_triggers_count_one_senders_requests_and_markers_only_the_brokers(
             assert rule["after_node"] in (*document["actors"], strategies.BROKER)
             if rule["after_message"] == "WriteTxnMarkers":
                 assert rule["after_node"] == strategies.BROKER
+
+
+def test_steps_ready_at_the_same_slot_go_in_the_workloads_order_not_by_name() -> None:
+    """Producers named p3 and p1 (drawn in that order) keep their order when merged, as they would if a producer
+    drawn before them were deleted and a collision renamed one of them."""
+    program = lambda actor: [{"op": "produce", "topic": "out", "partition": 0, "value": f"{actor}-0", "_at": 1}]
+    workload = strategies.Workload({"out": 1}, {a: {"kind": "producer", "config": {}} for a in ("p3", "p1")},
+                                   {"p3": program("p3"), "p1": program("p1")})
+    steps = strategies.compose(workload, strategies.Schedule([], []), {})["steps"]
+    assert [s["actor"] for s in steps] == ["p3", "p1"]
