@@ -748,9 +748,13 @@ NOTES = """
   process each): 10^5 records 3,397 -> 1,907 B (before measured in this session at load 12); 10^6
   records 3,270 (the table's session-6 run) -> 1,699 B, 149 µs per record (simulate 117, check 32). By
   tracemalloc at 3*10^4 records: after the simulation 2,332 -> 1,420 B per record, the peak of
-  `conclude` 3,607 -> 2,018. The per-record child had been cut at 200,000 SimPy events since session 6
-  (`simulate`'s `max_events` default is bound at import, before the benchmark lifts the limit): it now
-  passes the limit, as the checker rows do.
+  `conclude` 3,607 -> 2,018. A last pass on the data checks' peak (an absent field of a column op is
+  not looked up by rendering the op: the final read's `rebalance-log` rendered the whole read; scans
+  inside an op in one pass; a process's sends sorted only when out of order; duplicate and lost-write
+  skip their per-value maps for an order with one value per offset and none twice; the graph's node
+  numbers and labels in 4-byte arrays): the peak of `conclude` 2,018 -> about 1,945 B per record by
+  tracemalloc; peak RSS 1,747 B per record at 10^5 and **1,563 B per record at 10^6** (126 µs per
+  record: simulate 97, check 30; with flat's rendering, main at e47df32, 07:20 UTC, load 10-12).
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
@@ -820,7 +824,7 @@ controller's heartbeats and the metadata traffic are most of its events.
   built by Python code per event (pickling a block measured 4.0 µs per event, session 6). Rendering the
   first 50,000 events in smaller blocks would need them spilled before 50,000, which makes runs of 7,000
   to 50,000 events pay for rendering they do not pay now.
-- **Memory (target not met: 1,699 B per record at 10^6).** By tracemalloc at 3*10^4 records (session 7,
+- **Memory (target not met: 1,563 B per record at 10^6).** By tracemalloc at 3*10^4 records (session 7,
   after the columnar history), a run holds per record after the simulation about 1.4 KB: the trace's
   events 0.33 KB while they are in memory (spilled past 50,000 events: then the spill's offset and kind,
   0.07 KB), the interpreter's step records 0.42 KB (a `StepRecord` per step, 80 B, its values dict, the
