@@ -4,7 +4,7 @@
 Known findings: real Kafka or librdkafka behaviour that breaks a guarantee for a *correct* workload. The
 checkers rightly call such a run INVALID; the soak (experiments/soak.py) and ``eosim explore`` without a
 switch must still tell it from a false alarm of the simulator. Each finding names the library scenario that
-documents it (replayed on real Kafka by the conformance suite), the source lines, and a strict test on a
+documents it (replayed on real Kafka by the conformance suite where it can reach it), the source lines, and a strict test on a
 run's anomalies and trace: an anomaly it cannot tie to the documented mechanism stays unexplained.
 docs/verdicts.md lists them.
 """
@@ -25,7 +25,7 @@ class KnownFinding:
     strict: an anomaly it cannot tie to the documented mechanism stays a false alarm."""
 
     name: str
-    scenario: str  # the library scenario that documents it (conformance = true: replayed on Kafka)
+    scenario: str  # the scenario that documents it (a library one replayed on Kafka where conformance can reach it)
     source: str
     explains: Callable[[Sequence[Any], Sequence[Event]], set[int]]
 
@@ -145,6 +145,33 @@ def _mixed_tv_abort_revives_zombie(anomalies: Sequence[Any], trace: Sequence[Eve
             and _revived_by_a_retry(trace, a.witness[1])}
 
 
+SHORT_MAX = 32767  # Short.MaxValue: the last producer epoch
+
+
+def _fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``unresolved-transaction`` whose transaction went Ongoing at epoch Short.MaxValue on a producer id whose
+    coordinator timeout fence (``txn.timeout``) had bumped it to Short.MaxValue, and that never changed state
+    again: Kafka 4.1.2's TV2 fence-abort keeps the producer id at an exhausted epoch, and its sweep cannot fence
+    Short.MaxValue. An unresolved transaction at any other epoch, or one the sweep did not bring there, stays
+    unexplained."""
+    explained: set[int] = set()
+    for i, a in enumerate(anomalies):
+        if a.name != "unresolved-transaction" or len(a.witness) != 1:
+            continue
+        (w,) = a.witness
+        d = w.get("data", {})
+        if w.get("kind") != "txn.state" or d.get("new") != "Ongoing" or d.get("producer_epoch") != SHORT_MAX:
+            continue
+        tid, pid = d.get("transactional_id"), d.get("producer_id")
+        fenced = any(e.kind == "txn.timeout" and e.seq < w["seq"] and e.node == w["node"]
+                     and (e.transactional_id, e.producer_id, e.producer_epoch) == (tid, pid, SHORT_MAX)
+                     for e in trace)
+        later = any(e.kind == "txn.state" and e.seq > w["seq"] and e.transactional_id == tid for e in trace)
+        if fenced and not later:
+            explained.add(i)
+    return explained
+
+
 KNOWN_FINDINGS = (
     KnownFinding(name="txn-abort-sequence-reuse",
             scenario="experiments/scenarios/txn-abort-sequence-reuse.toml",
@@ -166,6 +193,17 @@ KNOWN_FINDINGS = (
                    "check that the completed transaction was a TV2 one; kafka_2.13 4.0.0-4.4.0); the Java client's "
                    "EndTxnHandler takes the answered epoch (TV2). Measured on Kafka 4.1.2",
             explains=_mixed_tv_abort_revives_zombie),
+    KnownFinding(name="timeout-fence-at-exhausted-epoch-hangs",
+            scenario="experiments/findings/timeout-fence-at-exhausted-epoch-hangs.toml",
+            source="Kafka TransactionCoordinator.abortTimedOutTransactions (prepareFenceProducerEpoch, not caught) "
+                   "and endTransaction (TV2: generateTxnTransitMetadataForTxnCompletion rotates the producer id "
+                   "only when !isEpochFence, so the timeout abort at 32766 completes at 32767 on the same id; "
+                   "retryOnEpochBump hands 32767 to the producer); TransactionMetadata.prepareFenceProducerEpoch "
+                   "(IllegalStateException at Short.MaxValue), prepareAbortOrCommit (TV2: epoch + 1 overflows, "
+                   "prepareTransitionTo's IllegalArgumentException -> UNKNOWN_SERVER_ERROR); KafkaScheduler logs "
+                   "it every sweep. kafka_2.13 4.1.2 bytecode; upstream KAFKA-20090 (fixed after 4.1). "
+                   "Simulator-only: the scenario needs aged state (conformance = false)",
+            explains=_fence_at_exhausted_epoch_hangs),
 )
 
 
