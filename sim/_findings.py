@@ -5,7 +5,8 @@ Known findings: real Kafka or librdkafka behaviour that breaks a guarantee for a
 checkers rightly call such a run INVALID; the soak (experiments/soak.py) and ``eosim explore`` without a
 switch must still tell it from a false alarm of the simulator. Each finding names the scenario that documents
 it (a library one replayed on real Kafka by the conformance suite, or a simulator-only one where only aged
-state reaches it), the source lines, and a strict test on a run's anomalies and trace: an anomaly it cannot tie to the documented mechanism stays unexplained.
+state reaches it), the source lines, and a strict test on a run's anomalies and trace: an anomaly it
+cannot tie to the documented mechanism stays unexplained.
 docs/verdicts.md lists them.
 """
 
