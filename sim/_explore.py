@@ -23,8 +23,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import signal
+import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -51,6 +55,44 @@ SIGNALS = {  # hypothesis.target label -> the trace event kinds it counts
 
 class _BudgetSpent(BaseException):
     """Ends a Hypothesis run from inside the test (a BaseException: Hypothesis does not take it for a failure)."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM during a campaign. Hypothesis takes a SystemExit raised inside a test for a failing example and
+    replays it (a traceback, then exit 255), so the signal crosses Hypothesis as this instead."""
+
+
+@contextmanager
+def _terminable() -> Any:
+    """Where SIGTERM already unwinds (a Python handler, as the CLI's), it raises _Terminated inside the campaign;
+    past Hypothesis the caller's own handler takes the signal (the CLI's exits 143). A handler interrupted inside
+    a garbage collector's callback is swallowed there, so the signal is also kept for the next example."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    received: list[int] = []
+
+    def terminated(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        raise _Terminated
+
+    def unraisable(info: Any) -> None:  # the one a gc callback swallowed is kept in ``received``: no report
+        if not isinstance(info.exc_value, _Terminated):
+            hook(info)
+
+    hook = sys.unraisablehook
+    signal.signal(signal.SIGTERM, terminated)
+    sys.unraisablehook = unraisable
+    try:
+        yield received
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+    if received:
+        previous(received[0], None)
 
 
 class _Found(Exception):
@@ -271,6 +313,8 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
     judged: dict[bytes, dict[str, float]] = {}
 
     def judge(document: dict[str, Any]) -> None:
+        if terminating:
+            raise _Terminated
         now = clock()
         if state["found_at"] is None and now - started > budget:
             raise _BudgetSpent
@@ -316,21 +360,24 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
         _found(anomalies)
 
     strategy = documents(base, reintroduce, seed)
-    for round_ in itertools.count():
-        # Rounds of ROUND_EXAMPLES: Hypothesis climbs the targets from half-way through a round on (a run
-        # with max_examples unbounded would never get there); each round has its own seed.
-        test = settings(max_examples=ROUND_EXAMPLES, deadline=None, database=None, derandomize=False,
-                        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-                        report_multiple_bugs=False, phases=(Phase.generate, Phase.target, Phase.shrink))(
-            hseed(seed * 100_000 + round_)(given(strategy)(judge)))
-        try:
-            test()
-        except (_Found, _BudgetSpent):
-            break
-        except Flaky:
-            if state["best"] is None:
-                raise
-            break  # Hypothesis could not replay its pick; the smallest finding was judged and stands
+    with _terminable() as terminating:
+        for round_ in itertools.count():
+            # Rounds of ROUND_EXAMPLES: Hypothesis climbs the targets from half-way through a round on (a run
+            # with max_examples unbounded would never get there); each round has its own seed.
+            test = settings(max_examples=ROUND_EXAMPLES, deadline=None, database=None, derandomize=False,
+                            suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                            report_multiple_bugs=False, phases=(Phase.generate, Phase.target, Phase.shrink))(
+                hseed(seed * 100_000 + round_)(given(strategy)(judge)))
+            try:
+                test()
+            except (_Found, _BudgetSpent):
+                break
+            except BaseException as err:
+                if terminating:  # whatever Hypothesis made of the signal (an example it replays, then calls flaky)
+                    raise _Terminated from None
+                if not isinstance(err, Flaky) or state["best"] is None:
+                    raise
+                break  # Hypothesis could not replay its pick; the smallest finding was judged and stands
     seconds = clock() - started
     if state["found_at"] is None:
         return Campaign(seed, state["runs"], seconds, None, known, state["cut"])

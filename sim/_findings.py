@@ -151,7 +151,7 @@ SHORT_MAX = 32767  # Short.MaxValue: the last producer epoch
 
 def _fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
     """``unresolved-transaction`` whose transaction went Ongoing at epoch Short.MaxValue on a producer id whose
-    coordinator timeout fence (``txn.timeout``) had bumped it to Short.MaxValue, and that never changed state
+    coordinator timeout fence (``txn.timeout``) had bumped it to Short.MaxValue, and that never left Ongoing
     again: Kafka 4.1.2's TV2 fence-abort keeps the producer id at an exhausted epoch, and its sweep cannot fence
     Short.MaxValue. An unresolved transaction at any other epoch, or one the sweep did not bring there, stays
     unexplained."""
@@ -167,8 +167,10 @@ def _fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Ev
         fenced = any(e.kind == "txn.timeout" and e.seq < w["seq"] and e.node == w["node"]
                      and (e.transactional_id, e.producer_id, e.producer_epoch) == (tid, pid, SHORT_MAX)
                      for e in trace)
-        later = any(e.kind == "txn.state" and e.seq > w["seq"] and e.transactional_id == tid for e in trace)
-        if fenced and not later:
+        # Adding partitions keeps it Ongoing; any other state would be an end the sweep or the producer reached.
+        left = any(e.kind == "txn.state" and e.seq > w["seq"] and e.transactional_id == tid and e.new != "Ongoing"
+                   for e in trace)
+        if fenced and not left:
             explained.add(i)
     return explained
 

@@ -126,7 +126,7 @@ def test_a_transaction_left_at_short_max_by_a_timeout_fence_is_a_finding_only_wi
     """Kafka 4.1.2's TV2 timeout abort at 32766 keeps the producer id at 32767 and hands that epoch to the
     producer, whose next transaction no sweep can fence (timeout-fence-at-exhausted-epoch-hangs, KAFKA-20090).
     The classifier demands the Ongoing at Short.MaxValue, the sweep's fence to it on that producer id, and no
-    later state; the shrunk finding of the search is it."""
+    later state but Ongoing (a partition added); the shrunk finding of the search is it."""
     anomalies, trace = _documented_run("timeout-fence-at-exhausted-epoch-hangs")
     assert [a.name for a in anomalies] == ["unresolved-transaction"]
     assert classify(anomalies, trace) == ["timeout-fence-at-exhausted-epoch-hangs"]
@@ -137,7 +137,9 @@ def test_a_transaction_left_at_short_max_by_a_timeout_fence_is_a_finding_only_wi
     lower = attrs.evolve(a, witness=({**w, "data": {**w["data"], "producer_epoch": 32766}},))
     assert classify([lower], trace) is None  # an unresolved transaction the sweep can still fence
     ongoing = [e for e in trace if e.kind == "txn.state" and e.seq == w["seq"]]
-    resolved = [*trace, attrs.evolve(ongoing[0], seq=trace[-1].seq + 1)]
-    assert classify(anomalies, resolved) is None  # it changed state afterwards: not stuck
+    added = [*trace, attrs.evolve(ongoing[0], seq=trace[-1].seq + 1, old="Ongoing")]
+    assert classify(anomalies, added) == ["timeout-fence-at-exhausted-epoch-hangs"]  # a partition added: still stuck
+    resolved = [*trace, attrs.evolve(ongoing[0], seq=trace[-1].seq + 1, old="Ongoing", new="PrepareAbort")]
+    assert classify(anomalies, resolved) is None  # it left Ongoing afterwards: not stuck
     other = Anomaly(name="lost-write", description="another anomaly", witness=())
     assert classify([*anomalies, other], trace) is None

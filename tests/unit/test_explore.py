@@ -459,3 +459,26 @@ def test_a_run_past_its_event_budget_is_cut_and_counted_not_judged(monkeypatch) 
     cut = _explore._run(_base("zombie-fencing"))
     assert not cut.completed and cut.verdict.checks.valid == "unknown"
     assert "60 events" in cut.verdict.checks.anomalies[-1].description
+
+
+def test_sigterm_during_a_campaign_reaches_the_callers_handler_not_hypothesis() -> None:
+    """Hypothesis takes a SystemExit raised inside a test for a failing example and replays it (a traceback, exit
+    255): a campaign carries SIGTERM past it to the caller's own handler, as the CLI's (exit 143), and restores it."""
+    import os
+    import signal
+
+    def cli_like(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    def kill_at_third_run(runs: int, _seconds: float) -> None:
+        if runs == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, cli_like)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            _explore.campaign(budget=30, seed=1, progress=kill_at_third_run)
+        assert exit_info.value.code == 143
+        assert signal.getsignal(signal.SIGTERM) is cli_like
+    finally:
+        signal.signal(signal.SIGTERM, previous)
