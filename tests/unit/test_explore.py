@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -195,8 +196,14 @@ def test_a_finding_counts_only_when_the_run_is_clean_with_the_switch_off(tmp_pat
                                            "scenario")).verdict.checks.valid is True
 
 
+def _examples():
+    """A campaign clock that ticks once per reading (about once per example): the budget counts examples, so
+    what a test's campaign does does not depend on the machine's load."""
+    return itertools.count().__next__
+
+
 def test_without_a_switch_a_correct_workload_is_clean_for_a_short_search() -> None:
-    result = _explore.campaign(base=_base("zombie-fencing"), budget=3, seed=1)
+    result = _explore.campaign(base=_base("zombie-fencing"), budget=30, seed=1, clock=_examples())
     assert result.finding is None and result.runs > 0
 
 
@@ -212,7 +219,7 @@ def test_a_document_judged_once_is_never_simulated_again(monkeypatch) -> None:
 
     monkeypatch.setattr(_explore, "_run", counting)
     monkeypatch.setattr(_explore, "ROUND_EXAMPLES", 3)  # several rounds within the budget, each from the simplest
-    result = _explore.campaign(budget=4, seed=3)
+    result = _explore.campaign(budget=40, seed=3, clock=_examples())
     assert result.finding is None and result.runs == len(simulated) >= 4
     assert len(set(simulated)) == len(simulated)
 
@@ -341,7 +348,8 @@ def test_without_a_switch_a_known_finding_is_counted_not_reported() -> None:
     """Around a run of documented librdkafka behaviour (sequence reuse after an abort purges a retried
     batch, eosim._findings) the search meets it again and again: counted per known finding, never a
     finding, and the search goes on."""
-    result = _explore.campaign(base=_explore.base_document(load_scenario(FINDING)), budget=5, seed=0)
+    result = _explore.campaign(base=_explore.base_document(load_scenario(FINDING)), budget=150, seed=0,
+                               clock=_examples())
     assert result.finding is None
     assert result.known.get("txn-abort-sequence-reuse", 0) > 0
     assert set(result.known) == {"txn-abort-sequence-reuse"}
@@ -454,7 +462,7 @@ def test_a_run_past_its_event_budget_is_cut_and_counted_not_judged(monkeypatch) 
     """A drawn run has its own event budget (RUN_EVENTS): one that reaches it stops with an unknown verdict and is
     counted as cut, so no drawn scenario stalls a campaign and no truncated run becomes a finding."""
     monkeypatch.setattr(_explore, "RUN_EVENTS", 60)
-    result = _explore.campaign(budget=2, seed=0)
+    result = _explore.campaign(budget=20, seed=0, clock=_examples())
     assert result.finding is None and 0 < result.cut <= result.runs
     cut = _explore._run(_base("zombie-fencing"))
     assert not cut.completed and cut.verdict.checks.valid == "unknown"
