@@ -24,10 +24,11 @@ from attrs import define, field, frozen
 
 from eosim import _scenario as sc
 from eosim._history import History, Send, text
+from eosim._observation import PENDING, StepColumns
 
 OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED = -2, -1, -1000  # confluent_kafka.OFFSET_*
 ASSIGN_OFFSETS = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END, "stored": OFFSET_STORED}
-ERROR_UNKNOWN = "pending"  # a nowait step that had not completed when the scenario ended
+ERROR_UNKNOWN = PENDING  # a nowait step that had not completed when the scenario ended
 
 
 @frozen
@@ -67,24 +68,16 @@ class Backend(Protocol):
 
 
 @define(eq=False)
-class StepRecord:
-    index: int
-    actor: str
-    op: str
-    outcome: str = ERROR_UNKNOWN
-    values: dict[str, Any] = field(factory=dict)
-
-
-@define(eq=False)
 class Interpreter:
     scenario: sc.Scenario
     backend: Backend
     clients: dict[str, Any] = field(factory=dict)
-    steps: list[StepRecord] = field(factory=list)
+    steps: StepColumns = field(init=False)  # what each step returned: the observation's steps
     recorder: History = field(init=False)
     _incarnations: dict[str, int] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
+        self.steps = StepColumns(self.scenario.steps)
         self.recorder = History(clock=self.backend.now)
 
     # -- history ----------------------------------------------------------------------------------
@@ -107,34 +100,33 @@ class Interpreter:
         # Only a scenario with faults asks the backend about them (docs/faults.md).
         faults = bool(self.scenario.faults or self.scenario.nemesis
                       or sc.NEMESIS in [step.actor for step in self.scenario.steps])
-        for index, step in enumerate(self.scenario.steps):
-            record = StepRecord(index=index, actor=step.actor, op=step.op)
-            self.steps.append(record)
+        for step in self.scenario.steps:
+            index = self.steps.start()
             wake = self.backend.paused_until(step.actor) if faults else None
             if wake is not None and wake > self.backend.now():  # a paused application makes no calls
                 yield Block(lambda: self.backend.sleep(wake - self.backend.now()))
-            yield from self._step(step, record)
+            yield from self._step(step, index)
             if faults:
                 self.backend.after_step(index)
         self.recorder.close_open()  # a transaction never committed: its outcome is unknown
 
-    def _step(self, step: sc.Step, record: StepRecord) -> Generator[Block, Any, None]:
+    def _step(self, step: sc.Step, index: int) -> Generator[Block, Any, None]:
         handler = getattr(self, f"_do_{step.op}")
         try:
-            result = handler(step, record)  # plain for calls that return at once, a generator for blocking ones
+            result = handler(step, index)  # plain for calls that return at once, a generator for blocking ones
             if isinstance(result, GeneratorType):  # inspect.isgenerator, without its Python call
                 result = yield from result
         except Exception as exc:  # noqa: BLE001 - a client error is an outcome, not a crash
             name = self.backend.error_name(exc)
             if name is None:
                 raise
-            record.outcome = name
+            self.steps.finish(index, name)
             self._after_error(step, exc)
         else:
             if result is not _PENDING:
-                record.outcome = "ok"
+                self.steps.finish(index, "ok")
 
-    def _block(self, step: sc.Step, record: StepRecord, call: Callable[[], Any],
+    def _block(self, step: sc.Step, index: int, call: Callable[[], Any],
                on_result: Callable[[Any], None] | None = None) -> Generator[Block, Any, Any]:
         """Perform a blocking call; with ``nowait`` the outcome is filled in when it completes."""
         if not step.nowait:
@@ -145,11 +137,11 @@ class Interpreter:
 
         def done(result: Any, exc: BaseException | None) -> None:
             if exc is None:
-                record.outcome = "ok"
+                self.steps.finish(index, "ok")
                 if on_result is not None:
                     on_result(result)
             else:
-                record.outcome = self.backend.error_name(exc) or type(exc).__name__
+                self.steps.finish(index, self.backend.error_name(exc) or type(exc).__name__)
 
         yield Block(call, nowait=True, on_done=done)
         return _PENDING
@@ -163,26 +155,26 @@ class Interpreter:
     def _timeout(self, step: Any) -> float:
         return -1 if step.timeout_ms is None else step.timeout_ms / 1000
 
-    def _do_init_transactions(self, step: sc.InitTransactions, record: StepRecord):
-        return self._block(step, record, lambda: self.clients[step.actor].init_transactions(
+    def _do_init_transactions(self, step: sc.InitTransactions, index: int):
+        return self._block(step, index, lambda: self.clients[step.actor].init_transactions(
             self._timeout(step)))
 
-    def _do_begin_transaction(self, step: sc.BeginTransaction, record: StepRecord):
+    def _do_begin_transaction(self, step: sc.BeginTransaction, index: int):
         self.clients[step.actor].begin_transaction()
         self.recorder.begin(self._process(step.actor))
 
-    def _do_produce(self, step: sc.Produce, record: StepRecord):
+    def _do_produce(self, step: sc.Produce, index: int):
         send: Send = self.recorder.send(self._process(step.actor), step.value)
 
         def delivered(err: Any, msg: Any) -> None:
             if err is None:
                 topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-                record.values["delivery"] = [topic, partition, offset]
+                self.steps.delivered(index, topic, partition, offset)
                 send.delivered(topic, partition, offset)
             else:
-                record.values["delivery_error"] = {"name": err.name(), "fatal": err.fatal(),
+                self.steps.put(index, "delivery_error", {"name": err.name(), "fatal": err.fatal(),
                                                    "retriable": err.retriable(),
-                                                   "abortable": err.txn_requires_abort()}
+                                                   "abortable": err.txn_requires_abort()})
                 send.failed()
 
         kwargs: dict[str, Any] = {"value": step.value, "key": step.key, "on_delivery": delivered}
@@ -190,41 +182,41 @@ class Interpreter:
             kwargs["partition"] = step.partition
         self.clients[step.actor].produce(step.topic, **kwargs)
 
-    def _do_flush(self, step: sc.Flush, record: StepRecord):
+    def _do_flush(self, step: sc.Flush, index: int):
         def remaining(n: int) -> None:
-            record.values["remaining"] = n
+            self.steps.put(index, "remaining", n)
 
-        return self._block(step, record, lambda: self.clients[step.actor].flush(self._timeout(step)), remaining)
+        return self._block(step, index, lambda: self.clients[step.actor].flush(self._timeout(step)), remaining)
 
-    def _do_poll(self, step: sc.Poll, record: StepRecord):
-        return self._block(step, record, lambda: self.clients[step.actor].poll(step.timeout_ms / 1000))
+    def _do_poll(self, step: sc.Poll, index: int):
+        return self._block(step, index, lambda: self.clients[step.actor].poll(step.timeout_ms / 1000))
 
-    def _do_send_offsets_to_transaction(self, step: sc.SendOffsetsToTransaction, record: StepRecord):
+    def _do_send_offsets_to_transaction(self, step: sc.SendOffsetsToTransaction, index: int):
         consumer = self.clients[step.consumer]
         if step.offsets is None:
             positions = consumer.position(consumer.assignment())
         else:
             positions = [self.backend.topic_partition(o.topic, o.partition, o.offset) for o in step.offsets]
-        record.values["offsets"] = sorted([tp.topic, tp.partition, tp.offset] for tp in positions)
+        self.steps.put(index, "offsets", sorted([tp.topic, tp.partition, tp.offset] for tp in positions))
         metadata = consumer.consumer_group_metadata()
-        return self._block(step, record, lambda: self.clients[step.actor].send_offsets_to_transaction(
+        return self._block(step, index, lambda: self.clients[step.actor].send_offsets_to_transaction(
             positions, metadata, self._timeout(step)))
 
-    def _do_commit_transaction(self, step: sc.CommitTransaction, record: StepRecord):
-        result = yield from self._block(step, record, lambda: self.clients[step.actor].commit_transaction(
+    def _do_commit_transaction(self, step: sc.CommitTransaction, index: int):
+        result = yield from self._block(step, index, lambda: self.clients[step.actor].commit_transaction(
             self._timeout(step)))
         self.recorder.end(self._process(step.actor), "ok")
         return result
 
-    def _do_abort_transaction(self, step: sc.AbortTransaction, record: StepRecord):
-        result = yield from self._block(step, record, lambda: self.clients[step.actor].abort_transaction(
+    def _do_abort_transaction(self, step: sc.AbortTransaction, index: int):
+        result = yield from self._block(step, index, lambda: self.clients[step.actor].abort_transaction(
             self._timeout(step)))
         self.recorder.end(self._process(step.actor), "fail")
         return result
 
     # -- consumer ops -----------------------------------------------------------------------------
 
-    def _do_assign(self, step: sc.Assign, record: StepRecord):
+    def _do_assign(self, step: sc.Assign, index: int):
         partitions = [self.backend.topic_partition(p.topic, p.partition,
                                                    ASSIGN_OFFSETS.get(p.offset, p.offset) if p.offset is not None
                                                    else OFFSET_STORED)
@@ -232,14 +224,14 @@ class Interpreter:
         self.clients[step.actor].assign(partitions)
         self.recorder.assigned(self._process(step.actor), "assign", [f"{p.topic}-{p.partition}" for p in step.partitions])
 
-    def _do_subscribe(self, step: sc.Subscribe, record: StepRecord):
+    def _do_subscribe(self, step: sc.Subscribe, index: int):
         self.clients[step.actor].subscribe(list(step.topics))
         self.recorder.assigned(self._process(step.actor), "subscribe", list(step.topics))
 
-    def _do_consume(self, step: sc.Consume, record: StepRecord):
+    def _do_consume(self, step: sc.Consume, index: int):
         consumer = self.clients[step.actor]
         records: list[list[Any]] = []
-        record.values["records"] = records
+        self.steps.put(index, "records", records)
         self.recorder.poll_invoke(self._process(step.actor))
         # The step reads for its whole time budget: right after an assign, librdkafka spends its first
         # second or so looking up offsets (rdkafka_partition.c), so an empty call proves nothing.
@@ -257,7 +249,7 @@ class Interpreter:
         self.recorder.poll_ok(self._process(step.actor), [(t, p, o, v) for t, p, o, _k, v in records])
         return records
 
-    def _do_commit(self, step: sc.Commit, record: StepRecord):
+    def _do_commit(self, step: sc.Commit, index: int):
         consumer = self.clients[step.actor]
         kwargs: dict[str, Any] = {"asynchronous": step.asynchronous}
         if step.offsets is not None:
@@ -266,9 +258,9 @@ class Interpreter:
             return consumer.commit(**kwargs)
 
         def committed(result: Any) -> None:
-            record.values["offsets"] = _offsets(result)
+            self.steps.put(index, "offsets", _offsets(result))
 
-        return self._block(step, record, lambda: consumer.commit(**kwargs), committed)
+        return self._block(step, index, lambda: consumer.commit(**kwargs), committed)
 
     def _partitions(self, step: Any) -> list[Any]:
         consumer = self.clients[step.actor]
@@ -276,36 +268,36 @@ class Interpreter:
             return consumer.assignment()
         return [self.backend.topic_partition(p.topic, p.partition) for p in step.partitions]
 
-    def _do_position(self, step: sc.Position, record: StepRecord):
-        record.values["offsets"] = _offsets(self.clients[step.actor].position(self._partitions(step)))
+    def _do_position(self, step: sc.Position, index: int):
+        self.steps.put(index, "offsets", _offsets(self.clients[step.actor].position(self._partitions(step))))
 
-    def _do_committed(self, step: sc.Committed, record: StepRecord):
+    def _do_committed(self, step: sc.Committed, index: int):
         partitions = self._partitions(step)
 
         def committed(result: Any) -> None:
-            record.values["offsets"] = _offsets(result)
+            self.steps.put(index, "offsets", _offsets(result))
 
-        return self._block(step, record, lambda: self.clients[step.actor].committed(
+        return self._block(step, index, lambda: self.clients[step.actor].committed(
             partitions, self._timeout(step)), committed)
 
     # -- any actor --------------------------------------------------------------------------------
 
-    def _do_close(self, step: sc.Close, record: StepRecord):
+    def _do_close(self, step: sc.Close, index: int):
         client = self.clients[step.actor]
         if self.scenario.actors[step.actor].kind == "consumer":
-            return self._block(step, record, client.close)
-        return self._block(step, record, lambda: client.flush(-1))
+            return self._block(step, index, client.close)
+        return self._block(step, index, lambda: client.flush(-1))
 
-    def _do_crash(self, step: sc.Crash, record: StepRecord):
+    def _do_crash(self, step: sc.Crash, index: int):
         self.backend.crash(step.actor, self.clients[step.actor])
         self.recorder.crash(self._process(step.actor))
 
-    def _do_restart(self, step: sc.Restart, record: StepRecord):
+    def _do_restart(self, step: sc.Restart, index: int):
         self._incarnations[step.actor] = self._incarnations.get(step.actor, 1) + 1
         self.clients[step.actor] = self.backend.new_client(step.actor, self.scenario.actors[step.actor])
 
-    def _do_sleep(self, step: sc.Sleep, record: StepRecord):
-        return self._block(step, record, lambda: self.backend.sleep(step.ms))
+    def _do_sleep(self, step: sc.Sleep, index: int):
+        return self._block(step, index, lambda: self.backend.sleep(step.ms))
 
     # -- the nemesis --------------------------------------------------------------------------------
     # Jepsen records nemesis ops as info ops of the :nemesis process; the checkers skip them.
@@ -313,36 +305,36 @@ class Interpreter:
     def _nemesis(self, step: sc.Step, **value: Any) -> None:
         self.recorder.nemesis(step.op, value)
 
-    def _do_partition(self, step: sc.Partition, record: StepRecord):
+    def _do_partition(self, step: sc.Partition, index: int):
         self.backend.partition(step.nodes)
         self._nemesis(step, nodes=list(step.nodes))
 
-    def _do_clog(self, step: sc.Clog, record: StepRecord):
+    def _do_clog(self, step: sc.Clog, index: int):
         self.backend.clog(step.nodes, step.ms)
         self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
 
-    def _do_disconnect(self, step: sc.Disconnect, record: StepRecord):
+    def _do_disconnect(self, step: sc.Disconnect, index: int):
         self.backend.disconnect(step.nodes)
         self._nemesis(step, nodes=list(step.nodes))
 
-    def _do_heal(self, step: sc.Heal, record: StepRecord):
+    def _do_heal(self, step: sc.Heal, index: int):
         self.backend.heal()
         self._nemesis(step)
 
-    def _do_pause(self, step: sc.Pause, record: StepRecord):
+    def _do_pause(self, step: sc.Pause, index: int):
         for actor in step.nodes:
             self.backend.pause(actor, step.ms)
         self._nemesis(step, nodes=list(step.nodes), ms=step.ms)
 
-    def _do_crash_broker(self, step: sc.CrashBroker, record: StepRecord):
+    def _do_crash_broker(self, step: sc.CrashBroker, index: int):
         self.backend.crash_broker(step.broker)
         self._nemesis(step)
 
-    def _do_restart_broker(self, step: sc.RestartBroker, record: StepRecord):
+    def _do_restart_broker(self, step: sc.RestartBroker, index: int):
         self.backend.restart_broker(step.broker, step.load_ms)
         self._nemesis(step, load_ms=step.load_ms)
 
-    def _do_coordinator_failover(self, step: sc.CoordinatorFailover, record: StepRecord):
+    def _do_coordinator_failover(self, step: sc.CoordinatorFailover, index: int):
         self.backend.coordinator_failover(step.down_ms, step.load_ms)
         self._nemesis(step, down_ms=step.down_ms, load_ms=step.load_ms)
 

@@ -16,7 +16,7 @@ from eosim._checkers.jepsen import check_recorded
 from eosim._checkers.oracle import TraceOracle, check_trace, trace_kinds
 from eosim._checkers.pipeline import check_pipeline
 from eosim._interpret import Interpreter
-from eosim._observation import GroupObservation, Observation, PartitionObservation, StepObservation, check_expectations
+from eosim._observation import GroupObservation, Observation, PartitionObservation, check_expectations
 from eosim._trace import TraceEvent, TraceView
 from eosim._verdict import Verdict
 
@@ -30,8 +30,7 @@ def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: 
     groups = sorted({str(a.config["group.id"]) for a in scenario.actors.values() if "group.id" in a.config})
     return Observation(
         scenario=scenario.name,
-        steps=[StepObservation(index=s.index, actor=s.actor, op=s.op, outcome=s.outcome, values=s.values)
-               for s in interpreter.steps],
+        steps=interpreter.steps,  # the interpreter's columns, read as StepObservations
         partitions=partitions,
         groups=[GroupObservation(group=g, committed=committed(g)) for g in groups])
 

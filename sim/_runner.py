@@ -321,9 +321,6 @@ def conclude(run: Simulation) -> Outcome:
 def _conclude(run: Simulation) -> Outcome:
     trace = run.world.trace.view()
     observation = observe(run.scenario, run.cluster, run.interpreter)
-    # The steps are over and observed: their observations (the same fields, sharing the values) stand in
-    # for the interpreter's records from here on, so a long run does not hold each step twice.
-    run.interpreter.steps[:] = observation.steps
     verdict = verdict_of(run.scenario, run.interpreter, observation, run.oracle, run.completed, run.max_events)
     return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, verdict, run.completed)
 

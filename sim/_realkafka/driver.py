@@ -46,9 +46,9 @@ from eosim import _scenario as sc
 from eosim._checkers import CheckResult, exit_code
 from eosim._client.message import OFFSET_INVALID, Message, TopicPartition
 from eosim._topology import INTERNAL_FIRST_BROKER, cluster_config, internal_replicas
-from eosim._interpret import Block, Interpreter, StepRecord
+from eosim._interpret import Block, Interpreter
 from eosim._judge import SETTLE_MS, judge, observation_of
-from eosim._observation import Observation, PartitionObservation
+from eosim._observation import Observation, PartitionObservation, StepObservation
 from eosim._realkafka.broker import PROXIED, die_with_parent, shielded
 from eosim._conformable import refusal
 from eosim._realkafka.proxy import KafkaProxy, ProxyEvent, drop_rule
@@ -1010,7 +1010,7 @@ class KafkaOutcome:
     bootstrap: str
     namespace: str
     transaction_version: int
-    steps: tuple[StepRecord, ...]
+    steps: tuple[StepObservation, ...]
     history: list[dict[str, Any]]
     observation: Observation
     result: CheckResult

@@ -6,6 +6,7 @@ from eosim._observation import (
     GroupObservation,
     Observation,
     PartitionObservation,
+    StepColumns,
     StepObservation,
     check_expectations,
     diff,
@@ -230,3 +231,54 @@ def test_nearest_needs_an_allowed_observation():
 
     with pytest.raises(ValueError):
         nearest([], satisfying())
+
+
+def test_step_columns_read_as_the_step_observations_they_hold():
+    """A run's steps are held in columns (StepColumns) and read as StepObservations: equal to the tuple of
+    them, value for value, whatever shape the values take."""
+    s = load_scenario_text(SCENARIO, "obs")
+    columns = StepColumns(s.steps)
+    for _ in s.steps:
+        columns.start()
+    columns.finish(0, "ok")
+    columns.finish(1, "_FENCED")
+    columns.put(2, "records", records := [])
+    records.append(["in", 0, 0, "k", "v"])  # a list put is held: the consume fills it afterwards
+    columns.put(3, "offsets", [["in", 0, 2]])
+    columns.put(3, "more", {"a": (1, 2)})
+    columns.delivered(4, "in", 0, -1)  # not a produce in SCENARIO, but any step may hold any shape
+    columns.put(5, "remaining", 0)
+    columns.put(5, "remaining", 3)
+    columns.put(5, "deliveries", [])  # past the compact shape: a dict, the earlier value kept
+    expected = (
+        StepObservation(index=0, actor="p1", op="init_transactions", outcome="ok"),
+        StepObservation(index=1, actor="p1", op="commit_transaction", outcome="_FENCED"),
+        StepObservation(index=2, actor="c1", op="consume", outcome="pending",
+                        values={"records": [["in", 0, 0, "k", "v"]]}),
+        StepObservation(index=3, actor="c1", op="position", outcome="pending",
+                        values={"offsets": [["in", 0, 2]], "more": {"a": [1, 2]}}),
+        StepObservation(index=4, actor="c1", op="committed", outcome="pending", values={"delivery": ["in", 0, -1]}),
+        StepObservation(index=5, actor="p1", op="flush", outcome="pending",
+                        values={"remaining": 3, "deliveries": []}),
+    )
+    assert columns == expected and tuple(columns) == expected and columns[-1] == expected[-1]
+    assert columns[1:3] == expected[1:3] and columns[::-1] == expected[::-1]
+    assert repr(columns) == repr(expected) and hash(columns) == hash(expected)
+    built = Observation(scenario="obs", steps=columns, partitions=[], groups=[])
+    as_tuple = Observation(scenario="obs", steps=expected, partitions=[], groups=[])
+    assert built.steps is columns and built == as_tuple and built.to_json() == as_tuple.to_json()
+    assert Observation.from_json(built.to_json()) == built
+    assert check_expectations(s, built) == check_expectations(s, as_tuple)
+    assert check_expectations(s, built)  # it does compare: SCENARIO expects what these steps did not do
+
+
+def test_step_columns_of_a_run_that_ended_early_are_not_observed_past_it():
+    s = load_scenario_text(SCENARIO, "obs")
+    columns = StepColumns(s.steps)
+    columns.finish(columns.start(), "ok")
+    built = Observation(scenario="obs", steps=columns, partitions=[], groups=[])
+    as_tuple = Observation(scenario="obs", steps=tuple(columns), partitions=[], groups=[])
+    assert len(built.steps) == 1
+    problems = check_expectations(s, built)
+    assert problems == check_expectations(s, as_tuple)
+    assert "steps[1] (commit_transaction by p1): not observed" in problems
