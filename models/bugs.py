@@ -23,7 +23,7 @@ import functools
 import json
 import re
 
-from attrs import frozen
+from eosim.models.values import frozen
 
 # The 4.x releases on Maven Central (kafka_2.13 maven-metadata.xml, Dec 2026), oldest first: the releases the
 # model knows the bugs of. The pinned one is what the library's observations are recorded against.

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import attrs
-from attrs import field, frozen
+from attrs import field
 
 from eosim.models.bugs import HISTORICAL_BUGS, PINNED_RELEASE, bugs_of, validate_release, validate_reintroduce
+from eosim.models.values import frozen
 
 SIMULATOR_ONLY_PREFIX = "eosim."  # keys no Kafka broker has
 KAFKA_VERSION_KEY = "eosim.kafka.version"  # an eosim key, but one a real broker honours by being that release

@@ -40,10 +40,11 @@ from __future__ import annotations
 import enum
 from typing import Callable
 
-from attrs import define, field, evolve, frozen
+from attrs import define, field, evolve
 
 from eosim.models.errors import Errors
 from eosim.models.records import TopicPartition
+from eosim.models.values import frozen
 
 __all__ = [
     "LEAVE_GROUP_MEMBER_EPOCH",

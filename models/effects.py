@@ -6,7 +6,7 @@ The effect every model shares: answer a request. Each coordinator defines its ot
 
 from __future__ import annotations
 
-from attrs import frozen
+from eosim.models.values import frozen
 
 
 @frozen(kw_only=True)

@@ -59,7 +59,7 @@ import enum
 import json
 from typing import Callable
 
-from attrs import define, evolve, field, frozen
+from attrs import define, evolve, field
 
 from eosim.models.config import BrokerConfig
 from eosim.models.consumer_group import (
@@ -87,6 +87,7 @@ from eosim.models.records import (
     TopicPartition,
     TransactionResult,
 )
+from eosim.models.values import frozen
 
 __all__ = [
     "CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS",

@@ -12,9 +12,10 @@ would break that, as LEFC.maybeTruncateNonMonotonicEntries does.
 
 from __future__ import annotations
 
-from attrs import define, field, frozen
+from attrs import define, field
 
 from eosim.models.errors import ModelError
+from eosim.models.values import frozen
 
 __all__ = ["UNDEFINED_EPOCH", "UNDEFINED_EPOCH_OFFSET", "EpochEntry", "LeaderEpochFileCache"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from attrs import Factory, define, field, frozen
+from attrs import Factory, define, field
 
 from eosim.models.config import BrokerConfig
 from eosim.models.errors import Errors, IllegalTransition, ModelError
@@ -42,6 +42,7 @@ from eosim.models.records import (
     TopicPartition,
     increment_sequence,
 )
+from eosim.models.values import frozen
 
 
 # Read on every append, so a module constant: on Python 3.11 an enum member read through its class costs a

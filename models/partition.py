@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import enum
 
-from attrs import define, field, frozen
+from attrs import define, field
 
 from attrs import Factory
 
@@ -65,6 +65,7 @@ from eosim.models.replication_control import (
     LeaderRecoveryState,
     PartitionRegistration,
 )
+from eosim.models.values import frozen
 
 __all__ = [
     "TRANSITIONS",

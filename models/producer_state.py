@@ -23,11 +23,12 @@ import enum
 from collections import deque
 from typing import ClassVar
 
-from attrs import define, field, frozen
+from attrs import define, field
 
 from eosim.models.config import BrokerConfig
 from eosim.models.errors import Errors, ModelError
 from eosim.models.records import MAX_EPOCH, MAX_SEQUENCE, NO_PRODUCER_EPOCH, NO_SEQUENCE, ControlType
+from eosim.models.values import frozen
 
 NO_TIMESTAMP = -1  # RecordBatch.NO_TIMESTAMP
 

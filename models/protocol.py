@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import enum
 
-from attrs import frozen
-
 from eosim.models.errors import Errors
 from eosim.models.records import IsolationLevel, RecordBatch, TopicPartition
+from eosim.models.values import frozen
 
 TV2_PRODUCE_VERSION = 12  # ProduceRequest.LAST_BEFORE_TRANSACTION_V2_VERSION (11) + 1
 TRANSACTION_ABORTABLE_PRODUCE_VERSION = 11  # KAFKA-16314: older versions get INVALID_TXN_STATE instead

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 
-from attrs import field, frozen
+from attrs import field
+
+from eosim.models.values import frozen
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1

@@ -41,12 +41,13 @@ from __future__ import annotations
 
 import enum
 
-from attrs import define, evolve, field, frozen
+from attrs import define, evolve, field
 
 from eosim.models.config import ReplicationConfig
 from eosim.models.effects import Respond
 from eosim.models.errors import Errors, IllegalTransition, ModelError
 from eosim.models.records import TopicPartition
+from eosim.models.values import frozen
 
 __all__ = [
     "BROKER_TRANSITIONS",

@@ -44,7 +44,7 @@ import enum
 from operator import attrgetter
 from collections.abc import Iterable
 
-from attrs import Factory, define, evolve, field, frozen, setters
+from attrs import Factory, define, evolve, field, setters
 
 from eosim.models.config import BrokerConfig
 from eosim.models.effects import Respond
@@ -58,6 +58,7 @@ from eosim.models.records import (
     TransactionResult,
     partition_for,
 )
+from eosim.models.values import frozen
 
 __all__ = [
     "EXPIRATION_ALLOWED",

@@ -20,6 +20,7 @@ import attrs
 from attrs import define, field, frozen
 
 from eosim.models.records import TopicPartition
+from eosim.models.values import fast_init
 
 
 class Absent(enum.Enum):
@@ -76,9 +77,10 @@ KINDS: dict[str, type[TraceEvent]] = {}
 
 
 def _kind(name: str) -> Callable[[type], type[TraceEvent]]:
-    """Register a trace event class for the kind ``name`` (frozen, slots)."""
+    """Register a trace event class for the kind ``name`` (frozen, slots; built by ``fast_init``'s
+    ``__init__``: a run builds hundreds of thousands)."""
     def register(cls: type) -> type[TraceEvent]:
-        typed_cls = frozen(cls, weakref_slot=False)
+        typed_cls = fast_init(frozen(cls, weakref_slot=False))
         typed_cls.kind = name
         own = attrs.fields(typed_cls)[len(attrs.fields(TraceEvent)):]
         typed_cls._fields = tuple(f.name for f in own)
