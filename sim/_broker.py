@@ -113,6 +113,9 @@ class BrokerNode:
     _requests: dict[int, Packet] = field(init=False, factory=dict)  # correlation id -> a request a model answers later
     _muted: dict[str, deque[Packet]] = field(init=False, factory=dict)  # connection → requests read after the one in progress
     _answer_with: dict[int, Errors] = field(init=False, factory=dict)  # correlation id -> injected error
+    # ``emit(kind, **data)``: traces an event of this broker (the trace's emit with the node bound, in C: no
+    # Python call nor keyword copy of its own per event)
+    emit: Callable[..., Any] = field(init=False, repr=False)
     _handlers: dict[type, Callable[[Packet, Any], None]] = field(init=False)
     up: bool = field(init=False, default=True)
     _incarnation: int = field(init=False, default=0)  # every timer and internal process belongs to one
@@ -123,6 +126,7 @@ class BrokerNode:
     load_ms: int = field(init=False, default=COORDINATOR_LOAD_MS)  # how long the next coordinator load takes
 
     def __attrs_post_init__(self) -> None:
+        self.emit = partial(self.world.trace.emit, self.node)
         self.work = WorkTime(self.world.rng(f"{self.node}/work"), self.work_ms)
         self.replicas = ReplicaManager(self, self.topics)
         self.leader_epochs = {tp: 0 for tp in (*sorted(self.replicas.logs), OFFSETS_PARTITION, TXN_STATE_PARTITION)}
@@ -313,9 +317,6 @@ class BrokerNode:
             action()
         else:
             self.later(delay, action)
-
-    def emit(self, kind: str, **data: Any) -> None:
-        self.world.trace.emit(self.node, kind, **data)
 
     # -- the endpoint ---------------------------------------------------------------------------------
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 from types import GeneratorType
 from typing import Any, Callable, Generator, Protocol
 
-from attrs import define, field, frozen
+from attrs import define, field
 
 from eosim import _scenario as sc
 from eosim._history import History, Send, text
 from eosim._observation import PENDING, StepColumns
+from eosim.models.values import frozen
 
 OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED = -2, -1, -1000  # confluent_kafka.OFFSET_*
 ASSIGN_OFFSETS = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END, "stored": OFFSET_STORED}

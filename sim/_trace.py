@@ -28,6 +28,8 @@ class Absent(enum.Enum):
 
     ABSENT = 0
 
+    __hash__ = object.__hash__  # a singleton: Enum's own hash is a Python call (``ev.error in {...}`` per event)
+
     def __bool__(self) -> bool:
         return False
 
