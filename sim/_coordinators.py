@@ -115,8 +115,13 @@ class TxnCoordinatorRole:
 
     epoch: int = field(init=False, default=-1)  # several brokers: the leader epoch it was elected at (-1: idle)
     _has_block: bool = field(init=False, default=True)  # several brokers: whether it claimed its producer ids
+    # the trace's emitters of the kinds traced per transition (Trace.emitter)
+    _emit_txn_log: Callable[..., Any] = field(init=False, repr=False)
+    _emit_txn_state: Callable[..., Any] = field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        trace = self.node.world.trace
+        self._emit_txn_log, self._emit_txn_state = trace.emitter("txn.log"), trace.emitter("txn.state")
         self.tc = TransactionCoordinator(self.node.config)
         if self.node.producer_ids is not None:
             self._idle()
@@ -197,9 +202,9 @@ class TxnCoordinatorRole:
             if isinstance(effect, Respond):
                 node.respond(effect)
             elif isinstance(effect, AppendTxnLog):
-                node.emit("txn.log", write_id=effect.write_id, transactional_id=effect.transactional_id,
-                          state=effect.record.state.kafka_name, producer_id=effect.record.producer_id,
-                          producer_epoch=effect.record.producer_epoch)
+                self._emit_txn_log(node.node, write_id=effect.write_id, transactional_id=effect.transactional_id,
+                                   state=effect.record.state.kafka_name, producer_id=effect.record.producer_id,
+                                   producer_epoch=effect.record.producer_epoch)
                 # The leader's local append is synchronous (it is on disk at once); acks=all then completes. An
                 # injected error fails it before the local append, or after it (the record stays in the log while
                 # the coordinator is told it failed: Partition.appendRecordsToLeader, DelayedProduce).
@@ -220,9 +225,9 @@ class TxnCoordinatorRole:
                           producer_id=effect.producer_id, producer_epoch=effect.producer_epoch,
                           coordinator_epoch=effect.coordinator_epoch, txn_timeout_ms=effect.txn_timeout_ms)
             elif isinstance(effect, TxnStateChanged):
-                node.emit("txn.state", transactional_id=effect.transactional_id, old=effect.old.kafka_name,
-                          new=effect.new.kafka_name, producer_id=effect.producer_id,
-                          producer_epoch=effect.producer_epoch, txn_timeout_ms=effect.txn_timeout_ms)
+                self._emit_txn_state(node.node, transactional_id=effect.transactional_id, old=effect.old.kafka_name,
+                                     new=effect.new.kafka_name, producer_id=effect.producer_id,
+                                     producer_epoch=effect.producer_epoch, txn_timeout_ms=effect.txn_timeout_ms)
             else:
                 raise TypeError(f"unknown effect {effect!r}")
 

@@ -115,6 +115,13 @@ class Network:
     _next_correlation_id: int = 0
     _killed: set[str] = field(factory=set)
     _reconnects: dict[tuple[str, str], _Reconnect] = field(factory=dict)
+    # the trace's emitters of the two kinds traced per packet (Trace.emitter)
+    _emit_request: Callable[..., Any] = field(init=False, repr=False)
+    _emit_response: Callable[..., Any] = field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._emit_request = self.world.trace.emitter("net.request")
+        self._emit_response = self.world.trace.emitter("net.response")
 
     def register(self, node: str, handler: Callable[[Packet], None]) -> None:
         self._handlers[node] = handler
@@ -258,13 +265,13 @@ class Network:
                           payload=payload, is_response=True, sent_at=self.world.env._now, request=request.payload))
 
     def _send(self, packet: Packet) -> None:
-        trace = self.world.trace
         msg = type(packet.payload).__name__
-        trace.emit(packet.src, "net.response" if packet.is_response else "net.request", dst=packet.dst,
-                   correlation_id=packet.correlation_id, msg=msg, fields=packet.payload)
+        (self._emit_response if packet.is_response else self._emit_request)(
+            packet.src, dst=packet.dst, correlation_id=packet.correlation_id, msg=msg, fields=packet.payload)
         extra = self.route(packet)
         if extra is None:
-            trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id, msg=msg)
+            self.world.trace.emit(packet.src, "net.drop", dst=packet.dst, correlation_id=packet.correlation_id,
+                                  msg=msg)
         elif extra == HOLD:
             self._held.append(packet)
         else:

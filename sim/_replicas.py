@@ -72,8 +72,15 @@ class ReplicaManager:
     _refuse_produce: dict[int, Errors] = field(init=False, factory=dict)  # Produce correlation id -> injected error
     # (connection, partition) -> (the partition-state error a Produce was refused with, when): see _partition_state
     _refusing: dict[tuple[str, TopicPartition], tuple[Errors, int]] = field(init=False, factory=dict)
+    # the trace's emitters of the kinds traced per append (Trace.emitter)
+    _emit_append: Callable[..., Any] = field(init=False, repr=False)
+    _emit_offsets: Callable[..., Any] = field(init=False, repr=False)
+    _emit_marker: Callable[..., Any] = field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        trace = self.node.world.trace
+        self._emit_append, self._emit_offsets, self._emit_marker = (
+            trace.emitter("log.append"), trace.emitter("log.offsets"), trace.emitter("log.marker"))
         config = self.node.config
         self.logs = {
             TopicPartition(topic, p): PartitionLog(TopicPartition(topic, p), config)
@@ -120,8 +127,8 @@ class ReplicaManager:
     def trace_marker(self, tp: TopicPartition, producer_id: int, producer_epoch: int, coordinator_epoch: int,
                      control: ControlType, result: AppendResult) -> None:
         if result.error is Errors.NONE:
-            self.node.emit("log.marker", tp=tp, offset=result.base_offset, producer_id=producer_id,
-                           producer_epoch=producer_epoch, coordinator_epoch=coordinator_epoch, control=control.name)
+            self._emit_marker(self.node.node, tp=tp, offset=result.base_offset, producer_id=producer_id,
+                              producer_epoch=producer_epoch, coordinator_epoch=coordinator_epoch, control=control.name)
         else:
             self.node.emit("log.reject_marker", tp=tp, producer_id=producer_id, producer_epoch=producer_epoch,
                            error=result.error.name)
@@ -129,8 +136,8 @@ class ReplicaManager:
     def _replicate(self, log: PartitionLog) -> None:
         """One replica: the HW follows the LEO at once (acks=all is met by the leader alone)."""
         log.advance_high_watermark(log.log_end_offset)
-        self.node.world.trace.emit(self.node.node, "log.offsets", tp=log.tp, log_end_offset=log.log_end_offset,
-                                   high_watermark=log.high_watermark, last_stable_offset=log.last_stable_offset)
+        self._emit_offsets(self.node.node, tp=log.tp, log_end_offset=log.log_end_offset,
+                           high_watermark=log.high_watermark, last_stable_offset=log.last_stable_offset)
 
     def _produce(self, packet: Packet, request: ProduceRequest) -> None:
         self.node.start(self._produce_process(packet, request))
@@ -203,8 +210,8 @@ class ReplicaManager:
     def trace_append(self, log: PartitionLog, batch: RecordBatch, result: AppendResult) -> None:
         if result.error is _NONE and not result.duplicate:
             base = result.base_offset
-            self.node.world.trace.emit(
-                self.node.node, "log.append", base_offset=base, last_offset=result.last_offset,
+            self._emit_append(
+                self.node.node, base_offset=base, last_offset=result.last_offset,
                 transactional=batch.is_transactional,
                 records=[[base + i, r.key, r.value] for i, r in enumerate(batch.records)], tp=log.tp,
                 producer_id=batch.producer_id, producer_epoch=batch.producer_epoch, base_sequence=batch.base_sequence)

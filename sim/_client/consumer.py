@@ -274,7 +274,7 @@ class Consumer(Handle):
             self._trace.emit(self.name, "client.op", op=op, args=args, error=error.name(), fatal=error.fatal(),
                              retriable=error.retriable())
         else:
-            self._trace.emit(self.name, "client.op", op=op, args=args, result=result)
+            self._emit_op(self.name, op=op, args=args, result=result)
 
     def _call(self, op: str, args: dict[str, Any], body: Generator) -> Generator:
         try:

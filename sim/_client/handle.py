@@ -115,6 +115,7 @@ class Handle:
         self._world = cluster.world
         self._env = cluster.world.env
         self._trace = cluster.world.trace
+        self._emit_op = self._trace.emitter("client.op")  # a client.op per call: Trace.emitter's cheaper build
         self._calls: list[_Call] = []
         validated = validate_config(kind, config)
         _check_bootstrap(validated, cluster.bootstrap_servers)

@@ -149,7 +149,7 @@ class Producer(Handle):
             self._trace.emit(self.name, "client.op", op=op, args=args, error=error.name(), fatal=error.fatal(),
                              retriable=error.retriable(), txn_requires_abort=error.txn_requires_abort(), **extra)
         else:
-            self._trace.emit(self.name, "client.op", op=op, args=args, result=result)
+            self._emit_op(self.name, op=op, args=args, result=result)
 
     def _call(self, op: str, args: dict[str, Any], body: Generator) -> Generator:
         """Run a blocking API body, trace its outcome, re-raise its KafkaException."""
