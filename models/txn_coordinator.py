@@ -41,7 +41,7 @@ TransactionMarkerRequestCompletionHandler.scala, ``KafkaApis`` = core/.../server
 from __future__ import annotations
 
 import enum
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from collections.abc import Iterable
 
 from attrs import Factory, define, evolve, field, setters
@@ -189,11 +189,14 @@ EXPIRATION_ALLOWED = frozenset({_S.EMPTY, _S.COMPLETE_COMMIT, _S.COMPLETE_ABORT}
 def _partition_tuple(partitions) -> tuple[TopicPartition, ...]:
     if type(partitions) is tuple and len(partitions) < 2:  # already its own sorted set (most converted values)
         return partitions
-    # TopicPartition's order, (topic, partition), compared in C rather than by its Python __lt__
-    return tuple(sorted(set(partitions), key=_TP_ORDER))
+    # TopicPartition's order, (topic, partition): a set by those keys, sorted, all in C (TopicPartition's own
+    # __hash__ and __lt__ are Python calls)
+    by_key = dict(zip(map(_TP_ORDER, partitions), partitions))
+    return tuple(map(_VALUE, sorted(by_key.items())))
 
 
 _TP_ORDER = attrgetter("topic", "partition")
+_VALUE = itemgetter(1)
 
 
 # --- requests and responses -------------------------------------------------------------------------------

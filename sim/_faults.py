@@ -149,7 +149,7 @@ class FaultLayer:
         """A layer hooked into the network and the broker (a scenario's, or eosim.Simulation's). ``brokers``: every
         broker node a network fault may cut (default: ``broker``'s); the nemesis strikes ``broker``."""
         layer = cls(world, network, rules, nemesis, actors, brokers or (broker.node,), broker)
-        network.route = layer.route
+        network.route = layer.route if layer._counting else layer._route  # nothing counted: one call less per packet
         network.asleep = layer.asleep
         network.paused = layer._paused
         broker.inject = layer.inject
@@ -173,9 +173,9 @@ class FaultLayer:
     def route(self, packet: Packet) -> int | None:
         """The network's route: extra delay in ms, or None to drop the packet. A request arms the rules
         triggered by it (``after_message``/``after_count``, of its sender's only with ``after_node``) once it is
-        routed: they strike later messages."""
+        routed: they strike later messages. (Without such rules the network routes by ``_route`` alone.)"""
         extra = self._route(packet)
-        if not self._counting or packet.is_response:
+        if packet.is_response:
             return extra
         api, src = api_name(packet.payload), node_of(packet.src)
         n = self._sent[api] = self._sent.get(api, 0) + 1
