@@ -755,6 +755,41 @@ NOTES = """
   numbers and labels in 4-byte arrays): the peak of `conclude` 2,018 -> about 1,945 B per record by
   tracemalloc; peak RSS 1,747 B per record at 10^5 and **1,563 B per record at 10^6** (126 µs per
   record: simulate 97, check 30; with flat's rendering, main at e47df32, 07:20 UTC, load 10-12).
+- **Cheaper trace events and frozen values, same traces (session 8, hot2).** Per-call weight, not calls:
+  - *Frozen values built through their slots.* `eosim.models.values.frozen` is attrs' `frozen` (models/
+    and the interpreter's `Block` use it) with another `__init__`: attrs' sets each field of a frozen class
+    through `object.__setattr__` (a generic attribute lookup per field, because the class's own
+    `__setattr__` raises); this one calls each slot's member descriptor, where that lookup ends. The
+    instances are the same, as immutable (assignment and deletion raise `FrozenInstanceError`), with
+    attrs' equality, hash, repr and `evolve`; a class whose `__init__` does more than set its fields
+    through plain converters (validators, post-init hooks, a cached hash: `TopicPartition`) keeps attrs'.
+    Every trace event kind is built so too. About a fifth less per instance (7 fields: 0.53 -> 0.43 µs).
+    `tests/unit/test_values.py` holds the instances, signatures and errors equal to attrs' for every
+    model class.
+  - *`Trace.emitter(kind)`*: a function `(node, *, field=value, ...)` generated once per kind, whose
+    keyword-only parameters are the kind's fields; it builds the event with the fields passed by position,
+    without the `**fields` dict that `emit` packs and unpacks (1.9 -> 1.2 µs per `client.op`, a
+    microbenchmark on the loaded machine). The eight kinds that are 98 % of a nemesis run's events hold
+    one at their emit site: `net.request`/`net.response` (the network), `client.op` (the clients),
+    `log.append`/`log.offsets`/`log.marker` (the replica manager), `txn.log`/`txn.state` (the transaction
+    coordinator). A misspelt or missing field is a `TypeError` at the call, naming it
+    (`tests/unit/test_trace_emitter.py` holds every kind's events equal to `emit`'s, spills included).
+  - A broker's `emit` is `partial(trace.emit, node)` (it was a method that copied the keywords once more);
+    `node_of` is memoised (`lru_cache`: a hit is a C call; twice per packet when faults are installed);
+    without rules armed by a message count the network routes through `FaultLayer._route` itself (one
+    call less per packet); `ABSENT` hashes by identity (Enum's hash is a Python call: the oracle asks
+    `ev.error in ...` of every client op); `_partition_tuple` dedupes and sorts by (topic, partition) keys
+    in C instead of calling `TopicPartition.__hash__` per element.
+
+  Python calls barely move (cProfile's count: 328 per round trip, 53,648 -> 53,378 per nemesis run); each
+  costs less. Paired runs of main at 30a0861 and this branch, alternating, CPU time (2026-12-05 10:01 UTC,
+  load average 5-6 on 2 cores, other helpers measuring): nemesis workload (150 seeds per run, 6 pairs)
+  83.4, 84.2, 78.5, 82.3, 86.0, 85.7 -> 90.3, 82.0, 92.0, 89.8, 92.1, 91.0 runs/s, medians 83.8 -> 90.7
+  (+8 %); round-trip ratio (5 pairs of processes, each the median of 3 in-process pairs) 11.39, 11.62,
+  11.46, 11.13, 11.18 -> 10.35, 9.80, 9.76, 9.19, 10.44x, medians 11.4 -> 9.8x (-14 %). An earlier round at
+  09:59 (without the last two cuts): 82.0 -> 88.1 runs/s, 11.3 -> 10.4x. Trace, history, observation and
+  results byte-identical on every library scenario (seeds 1-3, 270 runs), 28 nemesis runs (4 workloads, 7
+  seeds each) and the per-record workload (3,000 records).
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
@@ -780,11 +815,10 @@ controller's heartbeats and the metadata traffic are most of its events.
   5 % by itself. The largest single cut found that keeps every trace: trace event kinds built as plain
   slotted classes (attrs `define`, the same slots and fields) took the ratio from 13.8x to 12.8x
   (median of 4 interleaved pairs in one process, load average 6-7) and ran 5 % more nemesis simulations
-  per second. Not done: `tests/unit/test_trace.py` holds that an emitted event cannot be changed, and
-  attrs enforces that only through the per-field `object.__setattr__` that costs the time (setting the
-  slots through their descriptors saves a fifth of it); whether the guarantee is worth 7 % is the trace
-  owner's call. The frozen model values built per round trip (record, batch, request, responses, log
-  batch, batch metadata, append result: about 10) pay the same per-field cost. Earlier measured shares:
+  per second. Session 8 kept the guarantee and took part of that: events and frozen model values set
+  their slots through the descriptors (a fifth of the construction) and the hot kinds are emitted without
+  a dict of fields (above); what is left of a frozen instance's cost is one Python-level call per field,
+  which only a mutable class avoids. Earlier measured shares:
   the seven typed trace events are about 12 % of the round trip (with `Trace.emit` a no-op the ratio
   went 14.6x -> 12.8x in the same process); about 20 frozen attrs instances are built per round trip
   (two packets, the request, its batch and record, the response, the log batch, the append result, the
@@ -863,9 +897,14 @@ controller's heartbeats and the metadata traffic are most of its events.
   checker 5.5 %, the transaction coordinator model 5.2 %, the interpreter 5.2 %, the broker 5.2 %, the
   network 5.1 %, the sender 4.8 %, trace emission 4.4 %, the transaction manager 3.7 %, SimPy's
   process resumption 3.7 %, the rest below 3 % each. A reference cycle per request was the one structural
-  waste found (above); what is left is per-call weight spread over every layer, so 100 runs/s needs the
-  frozen values' and trace events' construction made cheaper (a style decision) or fewer layers per
-  message, not another hotspot.
+  waste found (above). After session 8's pass (py-spy, 500 Hz, 15 s, self time): the frozen values'
+  and trace events' construction 7.2 % (it was 9.9 % by the same count, with attrs' `__init__`), the
+  emitters 2.6 %, the transaction coordinator model 6.4 %, the event loop 6.3 %, the network 6.2 %, the
+  sender 5.8 %, the Jepsen checker 5.0 %, outside any Python frame 4.9 %, the fault layer 4.6 %, the broker
+  4.1 %, the rest below 4 % each. Turning young collections off altogether during a run measured 8 %
+  more runs/s (85 -> 91, paired, not kept: SimPy's cycles would pile up); a gen-0 threshold of 20,000 gave
+  3 %. 100 runs/s (about 96 expected at low load from the +8 % paired gain on 89.1) needs another 5-10 %:
+  fewer layers per message, not another hotspot.
 - **CLI start:** `eosim run` imports only what it needs (the commands import their modules inside):
   no networkx, no Hypothesis. What remains: typer 0.29 coerces every non-flag option through a pydantic
   `TypeAdapter` while parsing the command line (`typer.core._TyperParameter.process_value`; a `parser=`
