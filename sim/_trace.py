@@ -595,6 +595,14 @@ class _JsonRenderers(dict):
 _JSON_RENDERERS = _JsonRenderers()
 
 
+class _EnumTexts(dict):
+    """An enum type's members' JSON texts (their names), each made on the member's first use."""
+
+    def __missing__(self, member: enum.Enum) -> str:
+        text = self[member] = _ascii(member.name)
+        return text
+
+
 def _json(value: Any) -> str:
     """``_encode(plain(value))``, the same text, without building the plain value first."""
     return _JSON_RENDERERS[type(value)](value)
@@ -684,7 +692,9 @@ def _json_renderer(kind: type) -> Callable[[Any], str]:
         def unrendered(value: Absent) -> str:
             raise _Unrendered
         return unrendered
-    if kind is bytes or issubclass(kind, enum.Enum):
+    if issubclass(kind, enum.Enum):  # a member's text, looked up (its ``name`` is a Python-level property)
+        return _EnumTexts().__getitem__
+    if kind is bytes:
         plain_of = _renderer(kind)
         return lambda value: _ascii(plain_of(value))
     if attrs.has(kind):
