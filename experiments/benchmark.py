@@ -791,6 +791,30 @@ NOTES = """
   results byte-identical on every library scenario (seeds 1-3, 270 runs), 28 nemesis runs (4 workloads, 7
   seeds each) and the per-record workload (3,000 records).
 
+- **Less memory: a run's steps as columns (session 8, mem2).** The interpreter kept a `StepRecord` per
+  step (a long run has two per record: produce, flush) with its values dict and the delivery report's
+  list, and the check built a `StepObservation` per step to stand in for them: 0.42 KB per record during
+  the simulation, 0.16 KB more in the check. The steps are now columns (`eosim._observation.StepColumns`),
+  about 14 bytes a step: an outcome code, how its values are held (none; `{"remaining": n}` and `{"delivery":
+  [topic, partition, offset]}` as a number in an array and a topic-partition id; any other values as their
+  dict), the actor and op being the scenario step's. The interpreter writes a step's outcome and values into
+  them as they come (a delivery report or a nowait step's outcome arrives after the step). The columns are the
+  observation's `steps`: a `Sequence` of `StepObservation`s built on read, equal to the tuple of them (and
+  with its repr, hash and JSON), so `diff` with real Kafka's observation (read from JSON: a tuple) compares
+  field by field as before; `check_expectations` builds only the steps the scenario expects something of
+  (a long run's are never built). Whether the sender's per-batch `msgs` outlive their delivery was checked
+  too: they do not (no `_Batch` or message object survives a delivery; what `sim/_client/sender.py`
+  allocates and a run keeps, 0.11 KB per record, is the log's `Record` and its records tuple, owned by the
+  log). Measured, each size in a fresh process (`benchmark.py --child-per-record N`, CPU time): peak RSS at
+  10^5 records 1,590 -> 853 B per record and 118.4 -> 105.0 µs per record (simulate 94.4 -> 86.5, check 24.0 ->
+  18.5: the check no longer builds 2*10^5 step observations; load average 2-3); at 10^6 **828 B per record**
+  (target 1,024: met), 119.0 µs per record (simulate 93.7, check 25.4; load average 5-6, 10:01-10:06 UTC);
+  10^3 and 10^4 at load 6-7: 100.3, 92.8 and 107.9, 109.0 µs. By tracemalloc at 3*10^4 records: after the
+  simulation 1,304 -> 623 B per record, the peak of `conclude` 1,833 -> 1,136. Also: an enum member's JSON
+  text is looked up per member (its `name` is a Python-level property): inside the noise of paired runs.
+  Trace, history, observation, results, diagram, timeline and the steps' repr byte-identical on every
+  library scenario (seeds 1-3), 6 nemesis workloads and a spilled 8,000-record run.
+
 ## Single-broker speed across the replicated runtime (issue 9)
 
 The library rows above time the single-broker and the 3-broker scenarios apart. Paired on 5 December, 00:56
@@ -842,36 +866,35 @@ controller's heartbeats and the metadata traffic are most of its events.
   events, the log's batch, the history) now that it leaves almost no cycles. Skipping the middle
   generation during a run (threshold 10^9) measured about 3 % faster and was not kept: a cycle alive
   at a young collection would then stay until the run ends.
-- **Cost per record at scale (target not met: 1.29x).** The table's rows are `--only per_record --million`
-  at b7434aa (07:05-07:13 UTC, load average 10-16; the rendering above and the columnar history): 98 ->
-  120 -> 129 -> 127 µs per record, the simulation 77 -> 98 -> 101 -> 97, the check 22 -> 23 -> 28 -> 30.
-  With the spill off the simulation is flat (session 7, one process per size, simulation only: 85.0,
+- **Cost per record at scale (target not met: 1.29x in the table's run; 1.19-1.28x after session 8).** The
+  table's rows are `--only per_record --million` at b7434aa (07:05-07:13 UTC, load average 10-16; the
+  rendering above and the columnar history): 98 -> 120 -> 129 -> 127 µs per record, the simulation 77 -> 98 ->
+  101 -> 97, the check 22 -> 23 -> 28 -> 30. Session 8's step columns took the check to 18-20 µs per record up
+  to 10^5 (25 at 10^6, load 5-6) and the simulation a few µs lower (session 8's runs: 10^3 92.8-100.3, 10^4
+  108-109, 10^5 105.0, 10^6 119.0 µs, at loads between 2 and 7: the ratio rests on the 10^3 and 10^6 rows'
+  loads). With the spill off the simulation is flat (session 7, one process per size, simulation only: 85.0,
   82.0, 86.6 µs per record at 10^3, 10^4, 10^5), so what still separates 10^3 (never spilled) from
-  larger runs is the spill, about 14 µs per record (2 µs per event, 7 events, rendered cold) and the
-  oracle's reading at each spill (about 2 µs per record, moved from the check into the simulation),
-  and the check growing from 22 to 30 µs per record. Flat within 20 % (<= 118 µs at 10^6) needs about 10
-  µs per record less at scale: a spill that costs well under 1 µs per event, which the Python rendering
-  does not reach (the generated f-strings are about one attribute read and one type test per field
-  now), or a check that does not grow. Not done: orjson (or another C encoder) cannot write the same
+  larger runs is the spill, about 14 µs per record (2 µs per event, 7 events, rendered cold; 16-17 µs
+  inside a 3*10^4-record run in session 8, with the oracle's reading at each spill, about 2 µs, moved from
+  the check into the simulation), and the check's growth at 10^6 (the Jepsen analysis' dicts and the
+  observation's rows past the caches). Flat within 20 % with margin needs about 10 µs per record less at
+  scale: a spill that costs well under 1 µs per event, which the Python rendering does not reach (the
+  generated f-strings are about one attribute read and one type test per field now), or a check that does
+  not grow. Not done: orjson (or another C encoder) cannot write the same
   bytes (it writes non-ASCII as UTF-8, with no `ensure_ascii`, refuses lone surrogates, and knows no attrs
   classes: a Python `default` hook per model value), and a spilled form cheaper than JSON still has to be
   built by Python code per event (pickling a block measured 4.0 µs per event, session 6). Rendering the
   first 50,000 events in smaller blocks would need them spilled before 50,000, which makes runs of 7,000
   to 50,000 events pay for rendering they do not pay now.
-- **Memory (target not met: 1,563 B per record at 10^6).** By tracemalloc at 3*10^4 records (session 7,
-  after the columnar history), a run holds per record after the simulation about 1.4 KB: the trace's
-  events 0.33 KB while they are in memory (spilled past 50,000 events: then the spill's offset and kind,
-  0.07 KB), the interpreter's step records 0.42 KB (a `StepRecord` per step, 80 B, its values dict, the
-  delivery's list, the step index), the log 0.15 KB (a `LogBatch`, its record, the records' tuple), the
-  sender's message list per batch 0.11 KB (`sim/_client/sender.py`'s `msgs`, still referenced after its
-  delivery), the oracle 0.04 KB; the history's columns about 0.06 KB. The check adds at its peak (the
-  data checks) 0.5 KB: a `StepObservation` per step 0.16 KB (it replaces the step record), the read
-  values per key 0.07 KB, the version order's value index 0.06 KB and offset tuples 0.05 KB, the writer
-  index, the observation's partition rows 0.06 KB (the final read shares them); the graph phase is
-  lower now (arrays of edges). 1 KB needs the step observations as columns (`Observation.steps` is a
-  tuple of frozen `StepObservation`s, compared field by field with real Kafka's, so a view must keep
-  that), the data checks' per-value maps (writer index, value index, read set) as arrays by offset, and
-  less per record in the log and the sender (other owners); not done.
+- **Memory (met after session 8: 828 B per record at 10^6; the table's run, before it, 1,638).** By
+  tracemalloc at 3*10^4 records (session 8, after the step columns), a run holds per record after the
+  simulation about 0.62 KB: the log 0.27 KB (a `LogBatch` 0.12 KB, and its `Record` and records tuple 0.11 KB,
+  allocated in the sender), the spilled trace's line offsets and kind ids 0.07 KB (its events in memory are
+  bounded by `SPILL_BLOCK`), the oracle 0.04 KB, the history's columns about 0.1 KB, the step columns 0.02 KB.
+  The check adds at its peak (the data checks) about 0.5 KB: the read values per key, the version order's value
+  index and offset tuples, the writer index, the observation's partition rows (the final read shares them).
+  Less than that needs the data checks' per-value maps (writer index, value index, read set) as arrays by
+  offset, and a log that holds a batch in fewer objects (the model's owner); not done.
 - **Checkers linear (at the limit).** The table's run gave 9.7x; paired runs before it (10^4 then
   10^5 operations, three pairs, trace held in memory) gave 10.6x, 10.6x, 10.7x for 10x the operations. By phase: observation 9.4-9.9x, expectations 9.7x,
   the oracle 5-6x, the Jepsen analysis 11.8-13.5x. Per operation, `check_history` costs 2.3, 2.0, 1.9,

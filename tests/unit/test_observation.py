@@ -270,6 +270,9 @@ def test_step_columns_read_as_the_step_observations_they_hold():
     assert Observation.from_json(built.to_json()) == built
     assert check_expectations(s, built) == check_expectations(s, as_tuple)
     assert check_expectations(s, built)  # it does compare: SCENARIO expects what these steps did not do
+    other = load_scenario_text(SCENARIO.replace('op = "flush"', 'op = "poll"\ntimeout_ms = 0'), "obs")
+    assert check_expectations(other, built) == check_expectations(other, as_tuple)  # columns of other steps
+    assert "steps[5] (poll by p1): the observation at this index is flush by p1" in check_expectations(other, built)
 
 
 def test_step_columns_of_a_run_that_ended_early_are_not_observed_past_it():
