@@ -547,9 +547,11 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
     coordinator moves when its broker dies, so no coordinator-failover)."""
     if brokers > 1:
         kinds = [k for k in kinds if k != "coordinator-failover"]
-    enabled = draw(_lists(_sampled(tuple(kinds)), 0, len(kinds), True))
-    if not enabled:
+    if not kinds:
         return Schedule([], [])
+    # the swarm has at least one kind (an empty one made 19 % of documents fault-free on top of the empty fault and
+    # strike lists, which still give a quarter of them no fault: docs/exploration.md, "Session 8: yield")
+    enabled = draw(_lists(_sampled(tuple(kinds)), 1, len(kinds), True))
     actors = tuple(sorted(workload.actors))
     producers = tuple(sorted(a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]))
     faults = draw(_lists(_fault(tuple(kinds), tuple(enabled), actors, producers,
