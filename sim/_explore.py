@@ -341,8 +341,6 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
         key = json.dumps(document, sort_keys=True)
         if key in failed:  # Hypothesis replays the example it calls smallest: the same verdict, no run
             _found(failed[key])
-        if state["best"] is not None and size(document) >= size(state["best"][0]):
-            return  # shrinking: only a finding with fewer steps is worth its two runs
         digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
         if digest in judged:
             for label, value in judged[digest].items():
@@ -374,7 +372,8 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
         anomalies = failed[key] = tuple(outcome.verdict.checks.anomaly_types)
         if state["found_at"] is None:
             state["found_at"], state["first"] = clock(), document
-        state["best"] = (document, anomalies)  # smaller than the one before (above)
+        if state["best"] is None or size(document) <= size(state["best"][0]):
+            state["best"] = (document, anomalies)
         _found(anomalies)
 
     strategy = documents(base, reintroduce, seed)
