@@ -289,22 +289,26 @@ def _read(draw: Any) -> dict[str, Any]:
 @_cached
 @st.composite
 def _producer(draw: Any, producers: Sequence[str], partitions: int,
-              clients: tuple[str, ...] = CLIENTS) -> tuple[str, int, dict[str, Any], bool, Any, Any]:
+              clients: tuple[str, ...] = CLIENTS) -> tuple[str, int, dict[str, Any], bool, Any, Any, Any]:
     """One producer, drawn as a whole (so that Hypothesis deletes it as a whole and no other producer's draws
     move): its kind, the number of its transactional.id (1-3: two may share one, and the later init fences
     the earlier), its config, whether it is the consume-transform-produce application's producer, its
-    program, and its aged state (``aged_states``) or None."""
+    program, its aged state (``aged_states``) or None, and the program of the application's source (used when
+    this producer is the application's)."""
     kind = draw(_sampled(tuple(producers)))
     # drawn whatever the kind, and the application's ops whether it runs it or not (``_named`` drops them):
     # the shrinker flips a choice without moving the draws after it
     tid = draw(st.integers(1, 3)) if kind == "transactional" else 0
     config = draw(producer_configs(kind, f"tx-{tid}" if tid else None, clients))
     ctp = draw(st.booleans()) and kind == "transactional"
+    # the application's input too, drawn whether it runs or not: drawn after every producer only when one
+    # runs it, these draws moved the rest of the example when that one was deleted or its choice flipped
+    source = draw(_sends("in", 1))
     if kind != "transactional":
         program = draw(_sends(OUT, partitions))
     else:
         program = draw(_transactions(partitions, "app"))
-    return kind, tid, config, ctp, program, draw(aged_states(kind))
+    return kind, tid, config, ctp, program, draw(aged_states(kind)), source
 
 
 @_cached
@@ -355,7 +359,7 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
     programs: dict[str, list[dict[str, Any]]] = {}
     app = next((i for i, producer in enumerate(drawn) if producer[3]), None)
     aged_ids: set[str] = set()
-    for i, (_kind, _tid, config, _ctp, program, aged) in enumerate(drawn):
+    for i, (_kind, _tid, config, _ctp, program, aged, _source) in enumerate(drawn):
         actor = names[i]
         if aged and "transactional.id" in config:  # the coordinator holds one epoch per id: the first one ages it
             aged = None if config["transactional.id"] in aged_ids else aged
@@ -367,16 +371,26 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
         actors["app"] = {"kind": "consumer", "config": {"group.id": "app", "isolation.level": "read_committed",
                                                         "auto.offset.reset": "earliest", "enable.auto.commit": False}}
         actors["source"] = {"kind": "producer", "config": {"enable.idempotence": True}}
-        programs["source"] = _named(draw(_sends("in", 1)), "source")
+        programs["source"] = _named(drawn[app][6], "source")
         programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}], "_at": 0}]
-    for isolation in draw(_lists(_sampled(tuple(readers)), 0, len(readers), True)):
+    # each reader drawn whole, its program beside its isolation level: the shrinker deletes it as one span
+    for isolation, program in draw(st.lists(_reader(tuple(readers), partitions), max_size=len(readers),
+                                            unique_by=lambda reader: reader[0])):
         reader = f"r{ISOLATION_LEVELS.index(isolation) + 1}"  # r1 read_committed, r2 read_uncommitted
         actors[reader] = {"kind": "consumer", "config": {"group.id": reader, "isolation.level": isolation,
                                                          "enable.auto.commit": False}}
-        programs[reader] = [_at(draw, {"op": "assign", "partitions": [
-            {"topic": OUT, "partition": p, "offset": "beginning"} for p in range(partitions)]})]
-        programs[reader] += draw(_lists(_read(), 1, 2))
+        programs[reader] = program
     return Workload(topics, actors, programs)
+
+
+@_cached
+@st.composite
+def _reader(draw: Any, readers: tuple[str, ...], partitions: int) -> tuple[str, list[dict[str, Any]]]:
+    """A reader of the ``readers`` isolation levels: its isolation level and its program (assign, 1-2 reads)."""
+    isolation = draw(_sampled(readers))
+    program = [_at(draw, {"op": "assign", "partitions": [
+        {"topic": OUT, "partition": p, "offset": "beginning"} for p in range(partitions)]})]
+    return isolation, program + draw(_lists(_read(), 1, 2))
 
 
 # -- fault schedules -----------------------------------------------------------------------------------
