@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 import functools
 
 from attrs import Factory, frozen
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from eosim.models.api import INFRASTRUCTURE_ERRORS, TXN_LOG_APPEND_ERRORS
@@ -312,20 +312,16 @@ def _producer(draw: Any, producers: Sequence[str], partitions: int,
 
 
 @_cached
-def _numbered_producer(producers: tuple[str, ...], partitions: int, clients: tuple[str, ...],
-                       most: int) -> st.SearchStrategy[tuple[int, Any]]:
-    return st.tuples(st.integers(1, most), _producer(producers, partitions, clients))
+def _optional(elements: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.none() | elements
 
 
-def _names(numbers: list[int], most: int) -> list[str]:
-    """The producers' names: ``p<its drawn number>``, or the next free number after it (cyclically) when an earlier
-    producer took it."""
-    taken: list[int] = []
-    for n in numbers:
-        while n in taken:
-            n = n % most + 1
-        taken.append(n)
-    return [f"p{n}" for n in taken]
+def _places(draw: Any, elements: st.SearchStrategy[Any], places: int) -> list[tuple[int, Any]]:
+    """``places`` optional elements, each absent (None) or drawn: the present ones with their place (0-based).
+    Hypothesis's shrinker deletes an element by lowering its branch choice to None and the span after it, at
+    any place; in a list it deletes the last element well, the first of a list with a minimum size never,
+    and it sorts the simplest elements (those that matter least) to the front."""
+    return [(i, value) for i in range(places) if (value := draw(_optional(elements))) is not None]
 
 
 def _named(program: list[dict[str, Any]], actor: str, ctp: bool = False) -> list[dict[str, Any]]:
@@ -349,11 +345,11 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
     consume-transform-produce application (fed by its own source, run by the first transactional producer
     that drew it), maybe readers of the ``readers`` isolation levels, on a topic of 1-3 partitions."""
     partitions = draw(st.integers(1, 3))
-    # each producer draws its name's number beside it: deleting one renames no other (``_names``)
-    drawn = draw(_lists(_numbered_producer(tuple(producers), partitions, tuple(clients), max_producers),
-                        1, max_producers))
-    names = _names([n for n, _p in drawn], max_producers)
-    drawn = [producer for _n, producer in drawn]
+    # a producer at each of max_producers places, or none; ``p<place>``: deleting one renames no other
+    placed = _places(draw, _producer(tuple(producers), partitions, tuple(clients)), max_producers)
+    assume(placed)
+    names = [f"p{i + 1}" for i, _p in placed]
+    drawn = [producer for _i, producer in placed]
     topics = {OUT: partitions}
     actors: dict[str, dict[str, Any]] = {}
     programs: dict[str, list[dict[str, Any]]] = {}
@@ -373,9 +369,11 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
         actors["source"] = {"kind": "producer", "config": {"enable.idempotence": True}}
         programs["source"] = _named(drawn[app][6], "source")
         programs["app"] = [{"op": "assign", "partitions": [{"topic": "in", "partition": 0}], "_at": 0}]
-    # each reader drawn whole, its program beside its isolation level: the shrinker deletes it as one span
-    for isolation, program in draw(st.lists(_reader(tuple(readers), partitions), max_size=len(readers),
-                                            unique_by=lambda reader: reader[0])):
+    # a reader of each isolation level, or none, its program drawn beside it
+    for isolation in readers:
+        program = draw(_optional(_reader(partitions)))
+        if program is None:
+            continue
         reader = f"r{ISOLATION_LEVELS.index(isolation) + 1}"  # r1 read_committed, r2 read_uncommitted
         actors[reader] = {"kind": "consumer", "config": {"group.id": reader, "isolation.level": isolation,
                                                          "enable.auto.commit": False}}
@@ -385,12 +383,11 @@ def workloads(draw: Any, max_producers: int = 3, producers: Sequence[str] = PROD
 
 @_cached
 @st.composite
-def _reader(draw: Any, readers: tuple[str, ...], partitions: int) -> tuple[str, list[dict[str, Any]]]:
-    """A reader of the ``readers`` isolation levels: its isolation level and its program (assign, 1-2 reads)."""
-    isolation = draw(_sampled(readers))
+def _reader(draw: Any, partitions: int) -> list[dict[str, Any]]:
+    """A reader's program: assign every partition of the output, then 1-2 reads."""
     program = [_at(draw, {"op": "assign", "partitions": [
         {"topic": OUT, "partition": p, "offset": "beginning"} for p in range(partitions)]})]
-    return isolation, program + draw(_lists(_read(), 1, 2))
+    return program + draw(_lists(_read(), 1, 2))
 
 
 # -- fault schedules -----------------------------------------------------------------------------------
@@ -402,7 +399,7 @@ def _transactional_ids(workload: Workload) -> list[str]:
 
 # What a fault names is drawn from fixed vocabularies, not by its place among the workload's actors: deleting
 # another actor (or transactional.id) then neither retargets the fault nor moves its other draws. The vocabulary is
-# every name ``workloads`` gives (its producers are named by their own draws, ``_names``), the brokers, and the
+# every name ``workloads`` gives (its producers are named by their places, ``_places``), the brokers, and the
 # transactional.ids ``_producer`` draws.
 NODE_NAMES = ("p1", "p2", "p3", "r1", "r2", "app", "source", BROKER, "broker-2", "broker-3")
 TRANSACTIONAL_IDS = ("tx-1", "tx-2", "tx-3")
@@ -625,7 +622,7 @@ def compose(workload: Workload, schedule: Schedule, cluster: dict[str, Any], *, 
     steps: list[dict[str, Any]] = [_step(a, op) for a in setup for op in workload.programs[a]]
     keyed: list[tuple[int, int, int, str, dict[str, Any]]] = []  # (ready slot, actor's place, index, actor, op)
     # ties go by the actors' places in the workload (the order they were drawn in), not their names: deleting
-    # one actor changes no other's place relative to the rest, while a name may change (``_names``)
+    # one actor changes no other's place relative to the rest (a scenario explored around names its own actors)
     for place, (actor, program) in enumerate(workload.programs.items()):
         if actor in setup:
             continue

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from eosim import strategies
-from eosim.strategies import FAULT_KINDS, NODE_NAMES, TRANSACTIONAL_IDS, _kind, _names, _who
+from eosim.strategies import FAULT_KINDS, NODE_NAMES, TRANSACTIONAL_IDS, _kind, _who
 
 
 def _drawing(i: int):
@@ -41,17 +41,16 @@ def test_a_fault_kind_outside_the_swarm_maps_into_it_and_an_enabled_one_stays() 
                     assert got == kind
 
 
-@given(st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True), st.data())
-def test_deleting_a_producer_renames_no_other(numbers: list[int], data) -> None:
-    k = data.draw(st.integers(0, len(numbers) - 1))
-    names = _names(numbers, 3)
-    assert len(set(names)) == len(names)
-    assert _names(numbers[:k] + numbers[k + 1:], 3) == names[:k] + names[k + 1:]
-
-
-def test_colliding_numbers_take_the_next_free_name() -> None:
-    assert _names([1, 1, 1], 3) == ["p1", "p2", "p3"]
-    assert _names([3, 3], 3) == ["p3", "p1"]
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(strategies.workloads())
+def test_producers_are_named_by_their_places_and_readers_by_their_isolation_level(workload) -> None:
+    for name, actor in workload.actors.items():
+        if name in ("app", "source"):
+            continue
+        if actor["kind"] == "producer":
+            assert name in ("p1", "p2", "p3")
+        else:
+            assert name == ("r1" if actor["config"]["isolation.level"] == "read_committed" else "r2")
 
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
