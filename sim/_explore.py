@@ -220,6 +220,14 @@ def _run(document: dict[str, Any]) -> Any:
     return run_scenario(scenario, document["scenario"].get("seed", 1), max_events=RUN_EVENTS)
 
 
+def _hypothesis_order() -> tuple[int, tuple[int, ...]]:
+    """Where the running example stands in the order Hypothesis shrinks by (its shrinker's sort key)."""
+    from hypothesis.control import current_build_context
+    from hypothesis.internal.conjecture.shrinker import sort_key
+
+    return sort_key(current_build_context().data.nodes)
+
+
 def _signals(outcome: Any) -> dict[str, float]:
     counts = {label: 0 for label in SIGNALS}
     kinds = frozenset().union(*SIGNALS.values())
@@ -323,7 +331,12 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
 
     started = clock()
     shrink_budget = budget if shrink_budget is None else shrink_budget
-    state: dict[str, Any] = {"runs": 0, "cut": 0, "first": None, "found_at": None, "best": None}
+    # "target": Hypothesis's own shrink target (its order, its steps). Hypothesis shrinks the failing example first
+    # in its order (fewer choices, then simpler ones), which may have more steps than the smallest finding seen: a
+    # candidate is run unless it has more steps than that target, so the verdicts stay consistent as it shrinks,
+    # and the steps of the target never grow (a run judged by the smallest finding instead refused every deletion
+    # from a target with more steps than it: KAFKA-18660 seed 0 stalled at 15).
+    state: dict[str, Any] = {"runs": 0, "cut": 0, "first": None, "found_at": None, "best": None, "target": None}
     failed: dict[str, tuple[str, ...]] = {}  # every finding so far (its document as JSON): its anomalies
     known: dict[str, int] = {}
     # every document judged no finding (its digest): its signals. Each round of Hypothesis starts again from
@@ -341,6 +354,8 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
         key = json.dumps(document, sort_keys=True)
         if key in failed:  # Hypothesis replays the example it calls smallest: the same verdict, no run
             _found(failed[key])
+        if state["target"] is not None and size(document) > state["target"][1]:
+            return  # more steps than the finding Hypothesis shrinks now: never a smaller finding, not run
         digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
         if digest in judged:
             for label, value in judged[digest].items():
@@ -374,6 +389,9 @@ def campaign(*, base: dict[str, Any] | None = None, reintroduce: Sequence[str] =
             state["found_at"], state["first"] = clock(), document
         if state["best"] is None or size(document) <= size(state["best"][0]):
             state["best"] = (document, anomalies)
+        order = _hypothesis_order()
+        if state["target"] is None or order < state["target"][0]:
+            state["target"] = (order, size(document))  # Hypothesis shrinks this one from now on
         _found(anomalies)
 
     strategy = documents(base, reintroduce, seed)
