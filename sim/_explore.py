@@ -220,12 +220,17 @@ def _run(document: dict[str, Any]) -> Any:
     return run_scenario(scenario, document["scenario"].get("seed", 1), max_events=RUN_EVENTS)
 
 
-def _hypothesis_order() -> tuple[int, tuple[int, ...]]:
-    """Where the running example stands in the order Hypothesis shrinks by (its shrinker's sort key)."""
-    from hypothesis.control import current_build_context
-    from hypothesis.internal.conjecture.shrinker import sort_key
+def _hypothesis_order() -> Any:
+    """Where the running example stands in the order Hypothesis shrinks by (its shrinker's sort key). These
+    are Hypothesis internals (6.170.9 has them): a version without them ranks every example alike, so the
+    first finding stays the one whose steps bound the shrink candidates."""
+    try:
+        from hypothesis.control import current_build_context
+        from hypothesis.internal.conjecture.shrinker import sort_key
 
-    return sort_key(current_build_context().data.nodes)
+        return sort_key(current_build_context().data.nodes)
+    except (ImportError, AttributeError):
+        return ()
 
 
 def _signals(outcome: Any) -> dict[str, float]:
