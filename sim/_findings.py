@@ -146,6 +146,90 @@ def _mixed_tv_abort_revives_zombie(anomalies: Sequence[Any], trace: Sequence[Eve
             and _revived_by_a_retry(trace, a.witness[1])}
 
 
+def _gap_first_appends(trace: Sequence[Event]) -> list[Any]:
+    """``log.append`` of a producer id's first batch at a partition that holds no state for it (no earlier
+    append, duplicate or aged state of that id there) whose base sequence is not 0: Kafka's
+    ProducerAppendInfo.checkSequence accepts any first sequence at NO_PRODUCER_EPOCH."""
+    seen: set[tuple[str, int]] = set()
+    gaps = []
+    for e in trace:
+        if e.kind in ("log.append", "log.duplicate", "log.aged"):
+            key = (str(e.tp), e.producer_id)
+            if e.kind == "log.append" and key not in seen and e.base_sequence != 0:
+                gaps.append(e)
+            seen.add(key)
+    return gaps
+
+
+def _implicit_ack_of_a_gap(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``lost-write`` of a value never appended whose delivery report said PERSISTED without an offset, after
+    a later batch of the same producer id (the one the reporting client held) was the first one the partition
+    appended for that id, at a base sequence above 0: librdkafka took that success for an implicit ack of the
+    earlier, lost, batch. Any other lost write stays unexplained."""
+    gaps = _gap_first_appends(trace)
+    appended = {(str(e.tp), value) for e in trace if e.kind == "log.append" for _o, _k, value in e.records}
+    explained: set[int] = set()
+    for i, a in enumerate(anomalies):
+        facts = a.witness[0] if a.witness else {}
+        tp, value = facts.get("key"), facts.get("value")
+        if a.name != "lost-write" or facts.get("offset") is not None or (tp, value) in appended:
+            continue
+        pids: dict[str, int] = {}  # node -> the producer id it holds
+        for e in trace:
+            if e.kind == "client.pid":
+                pids[e.node] = e.producer_id
+            elif e.kind == "client.op" and e.op == "delivery":
+                args, result = e.call()
+                if (args.get("value") != value or f"{args.get('topic')}-{(result or {}).get('partition')}" != tp
+                        or (result or {}).get("status") != "PERSISTED" or (result or {}).get("offset", 0) >= 0):
+                    continue
+                if any(g.seq < e.seq and str(g.tp) == tp and g.producer_id == pids.get(e.node) for g in gaps):
+                    explained.add(i)
+                    break
+    return explained
+
+
+def _epoch_bump_rewrites_a_gap(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``duplicate`` of a value produced once whose two copies are: one in a producer id's first batch at a
+    partition with no state for it, appended at a base sequence above 0 and epoch E, and one appended by that
+    producer id at a later epoch, which an idempotent (non-transactional) producer took after that append
+    (``client.pid``): the Java client's bump renumbered the batch from sequence 0 and wrote it again. And
+    ``int-nonmonotonic-poll`` whose values include such a duplicate. Anything else stays unexplained."""
+    gaps = _gap_first_appends(trace)
+    sends: dict[tuple[Any, Any], int] = {}
+    copies: dict[tuple[str, Any], list[Any]] = {}
+    for e in trace:
+        if e.kind == "client.op" and e.op == "produce":
+            k = (e.args.get("topic"), e.args.get("value"))
+            sends[k] = sends.get(k, 0) + 1
+        elif e.kind == "log.append":
+            for _offset, _key, value in e.records:
+                copies.setdefault((str(e.tp), value), []).append(e)
+    bumps = [e for e in trace if e.kind == "client.pid" and e.transactional_id is None]
+    explained: set[int] = set()
+    duplicated: set[tuple[str, Any]] = set()
+    for i, a in enumerate(anomalies):
+        facts = a.witness[0] if a.witness else {}
+        key = (facts.get("key"), facts.get("value"))
+        if a.name != "duplicate" or sends.get((str(key[0]).rpartition("-")[0], key[1])) != 1:
+            continue
+        appends = copies.get(key, [])
+        if len(appends) != 2 or appends[0] not in gaps:
+            continue
+        first, again = appends
+        if (again.producer_id == first.producer_id and again.producer_epoch > first.producer_epoch
+                and any(first.seq < b.seq < again.seq and b.producer_id == first.producer_id
+                        and b.producer_epoch == again.producer_epoch for b in bumps)):
+            explained.add(i)
+            duplicated.add(key)
+    for i, a in enumerate(anomalies):
+        facts = a.witness[0] if a.witness else {}
+        if a.name == "int-nonmonotonic-poll" and any((facts.get("key"), v) in duplicated
+                                                     for v in facts.get("values") or ()):
+            explained.add(i)
+    return explained
+
+
 SHORT_MAX = 32767  # Short.MaxValue: the last producer epoch
 
 
@@ -207,6 +291,24 @@ KNOWN_FINDINGS = (
                    "it every sweep. kafka_2.13 4.1.2 bytecode; upstream KAFKA-20090 (fixed after 4.1). "
                    "Simulator-only: the scenario needs aged state (conformance = false)",
             explains=_fence_at_exhausted_epoch_hangs),
+    KnownFinding(name="implicit-ack-of-a-lost-first-batch",
+            scenario="experiments/findings/implicit-ack-of-a-lost-first-batch.toml",
+            source="Kafka ProducerAppendInfo.checkSequence (a new epoch with a first sequence other than 0 is refused "
+                   "only when the partition has a producer epoch: at NO_PRODUCER_EPOCH any first sequence is "
+                   "appended); librdkafka rdkafka_request.c rd_kafka_handle_idempotent_Produce_success "
+                   "(acked_msgid < first_msgid - 1) and rdkafka_broker.c rd_kafka_dr_implicit_ack (re-queued "
+                   "messages reported PERSISTED without an offset); rd_kafka_broker_producer_serve sends before "
+                   "its request timeout scan. Simulator-only (conformance = false)",
+            explains=_implicit_ack_of_a_gap),
+    KnownFinding(name="idempotent-epoch-bump-rewrites-a-first-batch",
+            scenario="experiments/findings/idempotent-epoch-bump-rewrites-a-first-batch.toml",
+            source="Kafka ProducerAppendInfo.checkSequence (any first sequence at NO_PRODUCER_EPOCH); the Java "
+                   "client's Sender.completeBatch (REQUEST_TIMED_OUT retried, sequences kept), "
+                   "TransactionManager.canRetry (OUT_OF_ORDER_SEQUENCE_NUMBER for the next sequence, idempotent, no "
+                   "unresolved sequence: requestEpochBumpForPartition), bumpIdempotentEpochAndResetIdIfNeeded and "
+                   "TxnPartitionMap.startSequencesAtBeginning (the in-flight batches renumbered from 0 at the new "
+                   "epoch, an appended one included). Simulator-only (conformance = false)",
+            explains=_epoch_bump_rewrites_a_gap),
 )
 
 

@@ -143,3 +143,48 @@ def test_a_transaction_left_at_short_max_by_a_timeout_fence_is_a_finding_only_wi
     assert classify(anomalies, resolved) is None  # it left Ongoing afterwards: not stuck
     other = Anomaly(name="lost-write", description="another anomaly", witness=())
     assert classify([*anomalies, other], trace) is None
+
+
+def _gap_to_zero(trace):
+    """The trace with every append's base sequence 0: the partition's first batch of each id is in order."""
+    return [attrs.evolve(e, base_sequence=0) if e.kind == "log.append" else e for e in trace]
+
+
+def test_an_implicit_ack_of_a_lost_first_batch_is_a_finding_only_with_that_mechanism():
+    """librdkafka's idempotent producer loses sequence 0 and a later batch is the partition's first one for the id,
+    appended at sequence 1 (Kafka accepts any first sequence at NO_PRODUCER_EPOCH); its success implicitly acks the
+    lost message, reported PERSISTED without an offset (implicit-ack-of-a-lost-first-batch). The classifier demands
+    the first append at a sequence above 0 with no state before it, and the offset-less PERSISTED report after it."""
+    anomalies, trace = _documented_run("implicit-ack-of-a-lost-first-batch")
+    assert [a.name for a in anomalies] == ["lost-write"]
+    assert classify(anomalies, trace) == ["implicit-ack-of-a-lost-first-batch"]
+    assert classify(anomalies, _gap_to_zero(trace)) is None  # an in-order first batch acks nothing it skipped
+    (append,) = [e for e in trace if e.kind == "log.append"]
+    state = attrs.evolve(append, seq=0, base_sequence=0, records=[])
+    assert classify(anomalies, [state, *trace]) is None  # the partition held state for the id: not a gap
+    no_report = [e for e in trace if not (e.kind == "client.op" and e.op == "delivery")]
+    assert classify(anomalies, no_report) is None
+    (a,) = anomalies
+    at_offset = attrs.evolve(a, witness=({**a.witness[0], "offset": 0}, *a.witness[1:]))
+    assert classify([at_offset], trace) is None  # a lost write reported at an offset is not an implicit ack
+    other = Anomaly(name="duplicate", description="another anomaly", witness=())
+    assert classify([*anomalies, other], trace) is None
+
+
+def test_an_idempotent_epoch_bump_that_rewrites_a_first_batch_is_a_finding_only_with_that_mechanism():
+    """The Java idempotent producer's sequence 1 is the partition's first batch for its id (appended, answer lost);
+    the retry of sequence 0 gets OUT_OF_ORDER_SEQUENCE_NUMBER, the client bumps the epoch and renumbers both batches
+    from 0, writing sequence 1's record again (idempotent-epoch-bump-rewrites-a-first-batch). The classifier demands
+    the out-of-order first append, the local bump after it, and the second copy at the bumped epoch."""
+    anomalies, trace = _documented_run("idempotent-epoch-bump-rewrites-a-first-batch")
+    assert sorted(a.name for a in anomalies) == ["duplicate", "int-nonmonotonic-poll"]
+    assert classify(anomalies, trace) == ["idempotent-epoch-bump-rewrites-a-first-batch"]
+    assert classify(anomalies, _gap_to_zero(trace)) is None
+    no_bump = [e for e in trace if e.kind != "client.pid" or e.producer_epoch == 0]
+    assert classify(anomalies, no_bump) is None  # a copy at another epoch the producer never took
+    same_epoch = [attrs.evolve(e, producer_epoch=0) if e.kind == "log.append" else e for e in trace]
+    assert classify(anomalies, same_epoch) is None  # two copies at one epoch: not a renumbering
+    # the poll anomaly alone is not explained: it needs the duplicate it follows from
+    assert classify([a for a in anomalies if a.name == "int-nonmonotonic-poll"], trace) is None
+    other = Anomaly(name="lost-write", description="another anomaly", witness=())
+    assert classify([*anomalies, other], trace) is None
