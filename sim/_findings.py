@@ -259,6 +259,33 @@ def _fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Ev
     return explained
 
 
+def _failed_fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``unresolved-transaction`` whose transaction went Ongoing at epoch Short.MaxValue - 1 and then met a fence
+    (the coordinator's PrepareAbort at Short.MaxValue on that producer id) whose ``__transaction_state`` append
+    failed, and never changed state again: the failed fence leaves the epoch at Short.MaxValue in memory, and
+    ``prepareFenceProducerEpoch`` refuses Short.MaxValue before it looks at ``hasFailedEpochFence``, so neither a
+    retried InitProducerId nor a timeout sweep can end it. Anything else stays unexplained."""
+    explained: set[int] = set()
+    for i, a in enumerate(anomalies):
+        if a.name != "unresolved-transaction" or len(a.witness) != 1:
+            continue
+        (w,) = a.witness
+        d = w.get("data", {})
+        if w.get("kind") != "txn.state" or d.get("new") != "Ongoing" or d.get("producer_epoch") != SHORT_MAX - 1:
+            continue
+        tid, pid = d.get("transactional_id"), d.get("producer_id")
+        fences = {e.write_id for e in trace
+                  if e.kind == "txn.log" and e.seq > w["seq"] and e.node == w["node"] and e.state == "PrepareAbort"
+                  and (e.transactional_id, e.producer_id, e.producer_epoch) == (tid, pid, SHORT_MAX)}
+        failed = any(e.kind == "fault.error" and e.msg == "TxnLogAppend" and e.transactional_id == tid
+                     and e.write_id in fences for e in trace)
+        left = any(e.kind == "txn.state" and e.seq > w["seq"] and e.transactional_id == tid and e.new != "Ongoing"
+                   for e in trace)
+        if failed and not left:
+            explained.add(i)
+    return explained
+
+
 KNOWN_FINDINGS = (
     KnownFinding(name="txn-abort-sequence-reuse",
             scenario="experiments/scenarios/txn-abort-sequence-reuse.toml",
@@ -291,6 +318,15 @@ KNOWN_FINDINGS = (
                    "it every sweep. kafka_2.13 4.1.2 bytecode; upstream KAFKA-20090 (fixed after 4.1). "
                    "Simulator-only: the scenario needs aged state (conformance = false)",
             explains=_fence_at_exhausted_epoch_hangs),
+    KnownFinding(name="failed-fence-at-exhausted-epoch-hangs",
+            scenario="experiments/findings/failed-fence-at-exhausted-epoch-hangs.toml",
+            source="Kafka TransactionMetadata.prepareFenceProducerEpoch (the Short.MaxValue check, IllegalStateException, "
+                   "comes before hasFailedEpochFence), TransactionCoordinator.handleInitProducerId (an Ongoing "
+                   "transaction is fenced, its epoch bumped in memory before the PrepareAbort append; a failed append "
+                   "sets hasFailedEpochFence and keeps the epoch) and abortTimedOutTransactions (the sweep fences "
+                   "through the same call). The overflow of KAFKA-20090 reached through a failed fence at 32766. "
+                   "Simulator-only: the scenario needs aged state (conformance = false)",
+            explains=_failed_fence_at_exhausted_epoch_hangs),
     KnownFinding(name="implicit-ack-of-a-lost-first-batch",
             scenario="experiments/findings/implicit-ack-of-a-lost-first-batch.toml",
             source="Kafka ProducerAppendInfo.checkSequence (a new epoch with a first sequence other than 0 is refused "

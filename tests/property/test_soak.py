@@ -145,6 +145,27 @@ def test_a_transaction_left_at_short_max_by_a_timeout_fence_is_a_finding_only_wi
     assert classify([*anomalies, other], trace) is None
 
 
+def test_a_transaction_left_at_short_max_by_a_failed_fence_is_a_finding_only_with_that_mechanism():
+    """An InitProducerId fences an Ongoing transaction at 32766 (32767 in memory) and the PrepareAbort append
+    fails: prepareFenceProducerEpoch then refuses Short.MaxValue before it looks at hasFailedEpochFence, so no
+    retry and no sweep ends the transaction (failed-fence-at-exhausted-epoch-hangs). The classifier demands the
+    Ongoing at 32766, the failed PrepareAbort at 32767 on that producer id, and no later state but Ongoing."""
+    anomalies, trace = _documented_run("failed-fence-at-exhausted-epoch-hangs")
+    assert [a.name for a in anomalies] == ["unresolved-transaction"]
+    assert classify(anomalies, trace) == ["failed-fence-at-exhausted-epoch-hangs"]
+    appended = [e for e in trace if not (e.kind == "fault.error" and e.msg == "TxnLogAppend")]
+    assert classify(anomalies, appended) is None  # the fence's append did not fail
+    (a,) = anomalies
+    (w,) = a.witness
+    lower = attrs.evolve(a, witness=({**w, "data": {**w["data"], "producer_epoch": 32765}},))
+    assert classify([lower], trace) is None  # a fence to 32766, which a retry or the sweep can still end
+    ongoing = [e for e in trace if e.kind == "txn.state" and e.seq == w["seq"]]
+    resolved = [*trace, attrs.evolve(ongoing[0], seq=trace[-1].seq + 1, old="Ongoing", new="PrepareAbort")]
+    assert classify(anomalies, resolved) is None  # it left Ongoing afterwards: not stuck
+    other = Anomaly(name="lost-write", description="another anomaly", witness=())
+    assert classify([*anomalies, other], trace) is None
+
+
 def _gap_to_zero(trace):
     """The trace with every append's base sequence 0: the partition's first batch of each id is in order."""
     return [attrs.evolve(e, base_sequence=0) if e.kind == "log.append" else e for e in trace]
