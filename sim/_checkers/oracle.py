@@ -34,8 +34,9 @@ misreported-fencing        a write older than the producer epoch its partition h
 spurious-fencing           a transactional producer using the (pid, epoch) the coordinator handed it is
                            not fenced (PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING) until something
                            fenced it: another instance of its transactional.id, the coordinator's
-                           timeout abort, a newer epoch of its pid in __transaction_state, or the id's
-                           expiry (KAFKA-18464, KAFKA-18660)
+                           timeout abort, a newer epoch of its pid in __transaction_state, a new
+                           pid an InitProducerId wrote for the id (even one whose answer never
+                           arrived), or the id's expiry (KAFKA-18464, KAFKA-18660)
 stale-marker               a marker carries the producer epoch of the Prepare* it completes and
                            a coordinator epoch no older than that partition last saw for the pid
 torn-transaction           every marker of a transaction matches its PrepareCommit/PrepareAbort,
@@ -278,15 +279,18 @@ class _Oracle:
                             f"Client {ev.node} got {ev.error} on {ev.op} while it used producer id "
                             f"{handed.producer_id} epoch {handed.producer_epoch}, the ones the coordinator handed "
                             f"it, and nothing had fenced it: no other instance of {handed.transactional_id!r}, no "
-                            "timeout abort, no newer epoch in __transaction_state (KAFKA-18464, KAFKA-18660).",
+                            "timeout abort, no newer epoch or InitProducerId's new pid in __transaction_state "
+                            "(KAFKA-18464, KAFKA-18660).",
                             handed, ev)
 
     def _fence_holders(self, tid: str, ev: Event, *, pid: int | None = None, above: int | None = None,
-                       besides: tuple[str, int] | None = None) -> None:
-        """Instances holding ``tid`` (with ``pid`` below epoch ``above``, if given) are fenced by ``ev``."""
+                       besides: tuple[str, int] | None = None, other_than: int | None = None) -> None:
+        """Instances holding ``tid`` (with ``pid`` below epoch ``above``, or with a pid other than
+        ``other_than``, if given) are fenced by ``ev``."""
         for instance, handed in self.handed.items():
             if (handed.transactional_id == tid and instance != besides and instance not in self.fenced_by
-                    and (pid is None or (handed.producer_id == pid and handed.producer_epoch < above))):
+                    and (pid is None or (handed.producer_id == pid and handed.producer_epoch < above))
+                    and (other_than is None or handed.producer_id != other_than)):
                 self.fenced_by[instance] = ev
 
     def _release(self, instance: tuple[str, int]) -> None:
@@ -329,6 +333,11 @@ class _Oracle:
         # write must not repeat (hasFailedEpochFence). A failed after-append write is no durable baseline: the
         # coordinator resets its pending state and writes the same epoch again.
         self._fence_holders(ev.transactional_id, ev, pid=ev.producer_id, above=ev.producer_epoch)
+        if ev.state == "Empty":
+            # Only an InitProducerId writes Empty: a new pid there (an exhausted epoch rotated) fences every
+            # holder of another pid, though the instance that asked may never hear back. A TV2 end's rotation
+            # writes Complete*, and the pid it hands out to the producer that ended is no fence.
+            self._fence_holders(ev.transactional_id, ev, other_than=ev.producer_id)
         key = (ev.transactional_id, ev.producer_id)
         durable = self.durable.get(key)
         if durable is None or self.skipped.get(key) == durable.seq:

@@ -241,6 +241,9 @@ def test_spurious_fencing_quiet_when_something_fenced_the_producer():
     _fenced(tr, "c#1")
     tr.client_pid("d#1", 0, tid="tx-5")
     _fenced(tr, "d#1", error="INVALID_PRODUCER_EPOCH")  # no coordinator fencing error
+    tr.client_pid("e#1", 32766, pid=10, tid="tx-6")
+    tr.log("Empty", epoch=0, pid=11, tid="tx-6")  # another instance's InitProducerId rotated the exhausted id
+    _fenced(tr, "e#1", error="INVALID_PRODUCER_ID_MAPPING")  # though that instance never got its answer
     assert "spurious-fencing" not in names(check_trace(tr.events))
 
 
