@@ -233,30 +233,39 @@ def _epoch_bump_rewrites_a_gap(anomalies: Sequence[Any], trace: Sequence[Event])
 SHORT_MAX = 32767  # Short.MaxValue: the last producer epoch
 
 
-def _fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
-    """``unresolved-transaction`` whose transaction went Ongoing at epoch Short.MaxValue on a producer id whose
-    coordinator timeout fence (``txn.timeout``) had bumped it to Short.MaxValue, and that never left Ongoing
-    again: Kafka 4.1.2's TV2 fence-abort keeps the producer id at an exhausted epoch, and its sweep cannot fence
-    Short.MaxValue. An unresolved transaction at any other epoch, or one the sweep did not bring there, stays
-    unexplained."""
+def _stuck_ongoing(anomalies: Sequence[Any], trace: Sequence[Event], epoch: int,
+                   cause: Callable[[dict[str, Any], Any, Any], bool]) -> set[int]:
+    """The ``unresolved-transaction`` anomalies whose one witness is its transaction going Ongoing at ``epoch``,
+    that never changed state afterwards (adding partitions keeps it Ongoing; any other state is an end the
+    sweep or the producer reached), and for which ``cause(witness, transactional_id, producer_id)`` finds the
+    documented mechanism in the trace."""
     explained: set[int] = set()
     for i, a in enumerate(anomalies):
         if a.name != "unresolved-transaction" or len(a.witness) != 1:
             continue
         (w,) = a.witness
         d = w.get("data", {})
-        if w.get("kind") != "txn.state" or d.get("new") != "Ongoing" or d.get("producer_epoch") != SHORT_MAX:
+        if w.get("kind") != "txn.state" or d.get("new") != "Ongoing" or d.get("producer_epoch") != epoch:
             continue
         tid, pid = d.get("transactional_id"), d.get("producer_id")
-        fenced = any(e.kind == "txn.timeout" and e.seq < w["seq"] and e.node == w["node"]
-                     and (e.transactional_id, e.producer_id, e.producer_epoch) == (tid, pid, SHORT_MAX)
-                     for e in trace)
-        # Adding partitions keeps it Ongoing; any other state would be an end the sweep or the producer reached.
         left = any(e.kind == "txn.state" and e.seq > w["seq"] and e.transactional_id == tid and e.new != "Ongoing"
                    for e in trace)
-        if fenced and not left:
+        if not left and cause(w, tid, pid):
             explained.add(i)
     return explained
+
+
+def _fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
+    """``unresolved-transaction`` whose transaction went Ongoing at epoch Short.MaxValue on a producer id whose
+    coordinator timeout fence (``txn.timeout``) had bumped it to Short.MaxValue, and that never left Ongoing
+    again: Kafka 4.1.2's TV2 fence-abort keeps the producer id at an exhausted epoch, and its sweep cannot fence
+    Short.MaxValue. An unresolved transaction at any other epoch, or one the sweep did not bring there, stays
+    unexplained."""
+    def swept_there(w: dict[str, Any], tid: Any, pid: Any) -> bool:
+        return any(e.kind == "txn.timeout" and e.seq < w["seq"] and e.node == w["node"]
+                   and (e.transactional_id, e.producer_id, e.producer_epoch) == (tid, pid, SHORT_MAX) for e in trace)
+
+    return _stuck_ongoing(anomalies, trace, SHORT_MAX, swept_there)
 
 
 def _failed_fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequence[Event]) -> set[int]:
@@ -265,26 +274,14 @@ def _failed_fence_at_exhausted_epoch_hangs(anomalies: Sequence[Any], trace: Sequ
     failed, and never changed state again: the failed fence leaves the epoch at Short.MaxValue in memory, and
     ``prepareFenceProducerEpoch`` refuses Short.MaxValue before it looks at ``hasFailedEpochFence``, so neither a
     retried InitProducerId nor a timeout sweep can end it. Anything else stays unexplained."""
-    explained: set[int] = set()
-    for i, a in enumerate(anomalies):
-        if a.name != "unresolved-transaction" or len(a.witness) != 1:
-            continue
-        (w,) = a.witness
-        d = w.get("data", {})
-        if w.get("kind") != "txn.state" or d.get("new") != "Ongoing" or d.get("producer_epoch") != SHORT_MAX - 1:
-            continue
-        tid, pid = d.get("transactional_id"), d.get("producer_id")
+    def failed_fence(w: dict[str, Any], tid: Any, pid: Any) -> bool:
         fences = {e.write_id for e in trace
                   if e.kind == "txn.log" and e.seq > w["seq"] and e.node == w["node"] and e.state == "PrepareAbort"
                   and (e.transactional_id, e.producer_id, e.producer_epoch) == (tid, pid, SHORT_MAX)}
-        failed = any(e.kind == "fault.error" and e.msg == "TxnLogAppend" and e.transactional_id == tid
-                     and e.write_id in fences for e in trace)
-        left = any(e.kind == "txn.state" and e.seq > w["seq"] and e.transactional_id == tid and e.new != "Ongoing"
-                   for e in trace)
-        if failed and not left:
-            explained.add(i)
-    return explained
+        return any(e.kind == "fault.error" and e.msg == "TxnLogAppend" and e.transactional_id == tid
+                   and e.write_id in fences for e in trace)
 
+    return _stuck_ongoing(anomalies, trace, SHORT_MAX - 1, failed_fence)
 
 KNOWN_FINDINGS = (
     KnownFinding(name="txn-abort-sequence-reuse",
