@@ -113,6 +113,7 @@ class Network:
     _deadlines: list[tuple[int, int]] = field(factory=list)
     _timers: set[int] = field(factory=set)  # when the pending timers fire
     _next_correlation_id: int = 0
+    disconnected: int = 0  # requests failed with DISCONNECTED so far (none: no requester need look for one)
     _killed: set[str] = field(factory=set)
     _reconnects: dict[tuple[str, str], _Reconnect] = field(factory=dict)
     # the trace's emitters of the two kinds traced per packet (Trace.emitter)
@@ -197,6 +198,7 @@ class Network:
             failed = sorted(cid for cid, (conn, _) in self._waiting.items() if conn == (src, dst))
             self.world.trace.emit(src, "net.close", dst=dst, failed=failed)
             for cid in failed:
+                self.disconnected += 1
                 self._waiting.pop(cid)[1].succeed(DISCONNECTED)
 
     def kill(self, node: str) -> None:
@@ -244,6 +246,7 @@ class Network:
             failed = [p.correlation_id for p in pending]
             self.world.trace.emit(src, "net.close", dst=dst, failed=failed)
             for cid in failed:
+                self.disconnected += 1
                 self._waiting.pop(cid)[1].succeed(DISCONNECTED)
             return
         del self._reconnects[conn]

@@ -199,6 +199,7 @@ class Sender:
     aged: tuple[tuple[int, int], int] | None = None  # an aged producer's (pid, epoch) and its next sequence
     _wakeups: set[int] = field(factory=set)
     _next_scan: int = 0
+    _inflight: int = 0  # batches in flight over every partition (each partition's ``inflight``, counted)
     _serve_now_alive: Any = field(init=False)  # _serve_now under rk._alive, made once
 
     def __attrs_post_init__(self) -> None:
@@ -254,13 +255,10 @@ class Sender:
         return part
 
     def inflight_total(self) -> int:
-        total = 0
-        for p in self.partitions.values():  # a loop, not sum() over a generator: on every serve
-            total += len(p.inflight)
-        return total
+        return self._inflight
 
     def _queued(self) -> bool:
-        for p in self.partitions.values():  # a loop, not any() over a generator: on every serve
+        for p in self._in_order:  # a loop, not any() over a generator: on every serve
             if p.queue:
                 return True
         return False
@@ -341,7 +339,7 @@ class Sender:
         rk = self.rk
         if rk.transactional_id is not None and not part.in_txn:
             return  # not registered with the transaction yet
-        max_requests = rk.config.max_in_flight_requests_per_connection - self.inflight_total()
+        max_requests = rk.config.max_in_flight_requests_per_connection - self._inflight
         if rk.idempotent:
             pid = rk.idemp.pid
             if part.pid != pid:
@@ -392,6 +390,7 @@ class Sender:
     def _send_batch(self, part: _Partition, batch: _Batch) -> None:
         rk = self.rk
         part.inflight.append(batch)
+        self._inflight += 1
         records = tuple([Record(m.key, m.value, m.timestamp) for m in batch.msgs])
         record_batch = RecordBatch(records=records, producer_id=batch.pid[0], producer_epoch=batch.pid[1],
                                    base_sequence=batch.first_seq, is_transactional=rk.transactional_id is not None)
@@ -407,6 +406,7 @@ class Sender:
         reply = batch.reply = rk.request(request, timeout, LEADER)
         if rk.config.acks == 0:  # no response expected: delivered once sent
             part.inflight.remove(batch)
+            self._inflight -= 1
             for msg in batch.msgs:
                 rk.dr.deliver(msg, 0, -1)
             return
@@ -417,6 +417,8 @@ class Sender:
         librdkafka's broker thread is then DOWN, rd_kafka_broker_fail failed every request queued or waiting on
         it with _TRANSPORT, and nothing more is sent before that is handled; a later batch must not overtake
         the failed ones on a fresh connection."""
+        if not self.rk._cluster.network.disconnected:  # no request ever failed so: none of ours did
+            return False
         for p in self.partitions.values():
             for b in p.inflight:
                 # triggered with DISCONNECTED (SimPy's value), not yet processed (callbacks still set)
@@ -435,6 +437,7 @@ class Sender:
     def _on_produce_reply(self, part: _Partition, batch: _Batch, event: simpy.Event) -> None:
         reply = event._value  # fired: SimPy's ``value`` property, without its Python call
         part.inflight.remove(batch)
+        self._inflight -= 1
         if batch.purged:
             pass  # purge(in_flight=True) already reported these messages
         elif isinstance(reply, Failure):
