@@ -112,9 +112,8 @@ class Interpreter:
         self.recorder.close_open()  # a transaction never committed: its outcome is unknown
 
     def _step(self, step: sc.Step, index: int) -> Generator[Block, Any, None]:
-        handler = getattr(self, f"_do_{step.op}")
         try:
-            result = handler(step, index)  # plain for calls that return at once, a generator for blocking ones
+            result = _STEP_HANDLERS[step.op](self, step, index)  # plain for calls that return at once, a generator for blocking ones
             if isinstance(result, GeneratorType):  # inspect.isgenerator, without its Python call
                 result = yield from result
         except Exception as exc:  # noqa: BLE001 - a client error is an outcome, not a crash
@@ -341,6 +340,9 @@ class Interpreter:
 
 
 _PENDING = object()  # a nowait step's result: its outcome arrives later
+# op -> Interpreter._do_<op>: looked up once, not a name built and an attribute looked up per step
+_STEP_HANDLERS: dict[str, Callable[..., Any]] = {name[len("_do_"):]: fn for name, fn in vars(Interpreter).items()
+                                                 if name.startswith("_do_")}
 
 
 def _offsets(partitions: Any) -> list[list[Any]]:

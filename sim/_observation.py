@@ -103,27 +103,30 @@ class StepColumns(Sequence[StepObservation]):
     come (``start``, ``finish``, ``put``, ``delivered``), possibly after the step (a delivery report, a nowait
     step)."""
 
-    __slots__ = ("_steps", "_outcomes", "_names", "_codes", "_shapes", "_nums", "_tps", "_tp_ids", "_tp_list", "_dicts")
+    __slots__ = ("_steps", "_started", "_outcomes", "_names", "_codes", "_shapes", "_nums", "_tps", "_tp_ids",
+                 "_tp_list", "_dicts")
 
     def __init__(self, steps: Sequence[Any]) -> None:
         self._steps = steps  # the scenario's steps: each started step's actor and op
-        self._outcomes = array("H")  # per step, its outcome's code in _names
-        self._names: list[str] = []
-        self._codes: dict[str, int] = {}
-        self._shapes = bytearray()  # per step, how its values are held
-        self._nums = array("q")  # per step, the remaining count or the delivery's offset
-        self._tps = array("I")  # per step, the delivery's (topic, partition) by id in _tp_ids
+        self._started = 0  # the steps started so far (the first ones: steps start in order)
+        # The columns are as long as the steps from the start (a run starts them all, unless it stops early), so a
+        # step's start is a count, not four appends: a step's outcome is pending (code 0) and it holds no values.
+        n = len(steps)
+        self._outcomes = array("H", [0]) * n  # per step, its outcome's code in _names
+        self._names: list[str] = [PENDING]
+        self._codes: dict[str, int] = {PENDING: 0}
+        self._shapes = bytearray(n)  # per step, how its values are held (_NONE is 0)
+        self._nums = array("q", [0]) * n  # per step, the remaining count or the delivery's offset
+        self._tps = array("I", [0]) * n  # per step, the delivery's (topic, partition) by id in _tp_ids
         self._tp_ids: dict[tuple[str, int], int] = {}
         self._tp_list: list[tuple[str, int]] = []
         self._dicts: dict[int, dict[str, Any]] = {}  # the values of the steps held as their dict
 
     def start(self) -> int:
         """A step starts (the next of the scenario's): its index."""
-        self._outcomes.append(self._code(PENDING))
-        self._shapes.append(_NONE)
-        self._nums.append(0)
-        self._tps.append(0)
-        return len(self._shapes) - 1
+        index = self._started
+        self._started = index + 1
+        return index
 
     def _code(self, outcome: str) -> int:
         code = self._codes.get(outcome)
@@ -133,7 +136,8 @@ class StepColumns(Sequence[StepObservation]):
         return code
 
     def finish(self, index: int, outcome: str) -> None:
-        self._outcomes[index] = self._code(outcome)
+        code = self._codes.get(outcome)  # known (mostly "ok"): no _code call
+        self._outcomes[index] = self._code(outcome) if code is None else code
 
     def delivered(self, index: int, topic: str, partition: int, offset: int) -> None:
         """``put(index, "delivery", [topic, partition, offset])``, without the list."""
@@ -181,7 +185,7 @@ class StepColumns(Sequence[StepObservation]):
         return self._names[self._outcomes[index]]
 
     def __len__(self) -> int:
-        return len(self._shapes)
+        return self._started
 
     @overload
     def __getitem__(self, index: int) -> StepObservation: ...
