@@ -20,6 +20,7 @@ Offsets are contiguous: a data batch takes one offset per record, a marker takes
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import ClassVar
 
 from attrs import Factory, define, field
 
@@ -121,9 +122,7 @@ class PartitionLog:
 
     # -- offsets ------------------------------------------------------------------------------------
 
-    @property
-    def log_start_offset(self) -> int:
-        return 0
+    log_start_offset: ClassVar[int] = 0  # one segment, neither retention nor DeleteRecords: it stays 0
 
     @property
     def log_end_offset(self) -> int:

@@ -132,7 +132,8 @@ class ProducerStateEntry:
         self, producer_epoch: int, last_seq: int, last_offset: int, offset_delta: int, timestamp: int
     ) -> None:
         # PSE.addBatch
-        self.maybe_update_producer_epoch(producer_epoch)
+        if self.producer_epoch != producer_epoch:  # else maybe_update_producer_epoch does nothing: no call
+            self.maybe_update_producer_epoch(producer_epoch)
         self.batch_metadata.append(
             BatchMetadata(last_seq=last_seq, last_offset=last_offset, offset_delta=offset_delta, timestamp=timestamp)
         )
@@ -220,6 +221,11 @@ class ProducerStateManager:
     ongoing_txns: dict[int, TxnMetadata] = field(factory=dict, init=False)
     unreplicated_txns: dict[int, TxnMetadata] = field(factory=dict, init=False)  # marker not yet below the HW
     last_map_offset: int = field(default=0, init=False)  # PSM.mapEndOffset: producer state covers offsets below it
+    # Whether a sequence wraps from Int.MAX_VALUE to 0 (KAFKA-7692's fix): asked once, not on every append
+    _sequence_wraps: bool = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._sequence_wraps = not self.config.reintroduces("KAFKA-7692")
 
     @property
     def _batches_to_retain(self) -> int:
@@ -337,7 +343,7 @@ class ProducerStateManager:
             if first_seq != 0 and current_epoch != NO_PRODUCER_EPOCH:
                 return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
         elif current_epoch != NO_PRODUCER_EPOCH and not _in_sequence(
-            entry.last_seq, first_seq, wraps=not self.config.reintroduces("KAFKA-7692")
+            entry.last_seq, first_seq, wraps=self._sequence_wraps
         ):
             # an entry without batches (a marker with a new epoch cleared them) has last_seq -1: expect 0
             return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER

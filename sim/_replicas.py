@@ -69,6 +69,9 @@ class ReplicaManager:
     node: BrokerNode
     topics: dict[str, int]
     logs: dict[TopicPartition, PartitionLog] = field(init=False)
+    # the logs by (topic, partition): a Produce finds its log by a tuple, hashed and compared in C, not TopicPartition's
+    # Python-level __hash__ and __eq__ (the request's partition is the client's object, not the log's key)
+    _by_name: dict[tuple[str, int], PartitionLog] = field(init=False)
     _refuse_produce: dict[int, Errors] = field(init=False, factory=dict)  # Produce correlation id -> injected error
     # (connection, partition) -> (the partition-state error a Produce was refused with, when): see _partition_state
     _refusing: dict[tuple[str, TopicPartition], tuple[Errors, int]] = field(init=False, factory=dict)
@@ -87,6 +90,7 @@ class ReplicaManager:
             for topic, count in self.topics.items()
             for p in range(count)
         }
+        self._by_name = {(tp.topic, tp.partition): log for tp, log in self.logs.items()}
 
     def handlers(self) -> dict[type, Callable[[Packet, Any], None]]:
         return {ProduceRequest: self._produce, FetchRequest: self._fetch, ListOffsetsRequest: self._list_offsets}
@@ -135,9 +139,10 @@ class ReplicaManager:
 
     def _replicate(self, log: PartitionLog) -> None:
         """One replica: the HW follows the LEO at once (acks=all is met by the leader alone)."""
-        log.advance_high_watermark(log.log_end_offset)
-        self._emit_offsets(self.node.node, tp=log.tp, log_end_offset=log.log_end_offset,
-                           high_watermark=log.high_watermark, last_stable_offset=log.last_stable_offset)
+        end = log.log_end_offset
+        log.advance_high_watermark(end)  # the HW is then the LEO (never past it)
+        self._emit_offsets(self.node.node, tp=log.tp, log_end_offset=end, high_watermark=end,
+                           last_stable_offset=log.last_stable_offset)
 
     def _produce(self, packet: Packet, request: ProduceRequest) -> None:
         self.node.start(self._produce_process(packet, request))
@@ -146,7 +151,7 @@ class ReplicaManager:
         injected = self._refuse_produce.pop(packet.correlation_id, None) if self._refuse_produce else None
         responses = []
         for tp, batch in request.batches:
-            log = self.logs.get(tp)
+            log = self._by_name.get((tp.topic, tp.partition))
             if log is None:
                 responses.append(PartitionProduceResponse(partition=tp, error=Errors.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
