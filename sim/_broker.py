@@ -287,7 +287,7 @@ class BrokerNode:
             event = steps.send(value)
         except StopIteration:
             return
-        event.callbacks.append(lambda fired: self._resume(steps, incarnation, fired.value))
+        event.callbacks.append(lambda fired: self._resume(steps, incarnation, fired._value))  # fired: no property call
 
     def _guarded(self, steps: Generator, incarnation: int):
         value = None

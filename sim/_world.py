@@ -13,6 +13,7 @@ import sys
 from functools import partial
 from heapq import heappop, heappush
 from random import Random
+from types import MethodType
 from typing import Any, Callable
 
 import simpy
@@ -37,6 +38,38 @@ class _Timer:
 _new_timer = partial(object.__new__, _Timer)  # no Python __init__: built in C
 
 
+class _Process(simpy.Process):
+    """SimPy's Process, started in one Python call: SimPy's __init__ calls Initialize's, which calls ``schedule``.
+    Its Initialize is the same event at the same place in the queue (now, URGENT, SimPy's event id)."""
+
+    def __init__(self, env: Environment, generator: Any) -> None:
+        if not hasattr(generator, "throw"):
+            raise ValueError(f"{generator} is not a generator.")
+        self.env = env
+        self.callbacks = []
+        self._generator = generator
+        init = self._target = _new_initialize()
+        init.env, init.callbacks, init._value, init._ok = env, [self._resume], None, True
+        heappush(env._queue, (env._now, URGENT, next(env._eid), init))
+
+
+class _Timeout(simpy.Timeout):
+    """SimPy's Timeout in one Python call (SimPy's __init__ calls ``schedule``): the same place in the queue."""
+
+    def __init__(self, env: Environment, delay: int, value: Any = None) -> None:
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        self.env = env
+        self.callbacks = []
+        self._value = value
+        self._delay = delay
+        self._ok = True
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
+
+
+_new_initialize = partial(object.__new__, simpy.events.Initialize)  # its fields set by _Process, without its __init__
+
+
 class Environment(simpy.Environment):
     """SimPy's environment, stepping in one loop: ``run`` processes events as SimPy's ``step`` does, without a
     Python call per event (simpy is pinned: the loop reads its queue). It counts the events it processed
@@ -50,6 +83,7 @@ class Environment(simpy.Environment):
         for name, attr in vars(simpy.Environment).items():
             if type(attr) is BoundClass:
                 setattr(self, name, getattr(self, name))
+        self.process, self.timeout = MethodType(_Process, self), MethodType(_Timeout, self)
         self.events_left = sys.maxsize
         self.spent = False
         self.processed = 0

@@ -100,14 +100,18 @@ class DeliveryReports:
             offset = offset if offset >= 0 else -1001
             message = Message(tp.topic, tp.partition, offset, msg.key, msg.value, err,
                               (TIMESTAMP_CREATE_TIME, msg.timestamp))
-            rk._op("delivery", {"topic": tp.topic, "key": msg.key, "value": msg.value},
-                   error=err, result={"partition": tp.partition, "offset": offset, "status": msg.status._name_})  # not Enum's name property: a Python call
+            args = {"topic": tp.topic, "key": msg.key, "value": msg.value}
+            result = {"partition": tp.partition, "offset": offset, "status": msg.status._name_}  # not Enum's name property: a Python call
+            if err is None:
+                rk._emit_op(rk.name, op="delivery", args=args, result=result)  # _op without an error, without its call
+            else:
+                rk._op("delivery", args, error=err, result=result)
             if msg.callback is not None:
                 msg.callback(err, message)
         return served
 
     def _wait(self) -> simpy.Event:
-        if self.event.triggered:
+        if self.event._value is not PENDING:  # triggered (SimPy's property is a Python call)
             self.event = self.rk._env.event()
         return self.event
 

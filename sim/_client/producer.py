@@ -76,7 +76,7 @@ class Producer(Handle):
         except KafkaException as exc:
             self._op("produce", args, error=exc.args[0])
             raise
-        self._op("produce", args, result=None)
+        self._emit_op(self.name, op="produce", args=args, result=None)  # _op without an error, without its call
 
     def poll(self, timeout: float = -1) -> simpy.Process:
         self._check_open()
@@ -158,7 +158,7 @@ class Producer(Handle):
         except KafkaException as exc:
             self._op(op, args, error=exc.args[0])
             raise
-        self._op(op, args, result=result)
+        self._emit_op(self.name, op=op, args=args, result=result)  # _op without an error, without its call
         return result
 
     # == produce ====================================================================================

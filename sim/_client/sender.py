@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import zlib
 from bisect import insort
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -201,9 +200,14 @@ class Sender:
     _next_scan: int = 0
     _inflight: int = 0  # batches in flight over every partition (each partition's ``inflight``, counted)
     _serve_now_alive: Any = field(init=False)  # _serve_now under rk._alive, made once
+    # each Produce's reply event -> its (partition, batch): one guarded callback for every reply, made once, instead
+    # of a guard and a partial per request
+    _replies: dict[simpy.Event, tuple[_Partition, _Batch]] = field(factory=dict)
+    _on_reply_alive: Any = field(init=False)  # _on_produce_reply under rk._alive, made once
 
     def __attrs_post_init__(self) -> None:
         self._serve_now_alive = self.rk._alive(self._serve_now)
+        self._on_reply_alive = self.rk._alive(self._on_produce_reply)
 
     # -- produce ----------------------------------------------------------------------------------
 
@@ -410,7 +414,8 @@ class Sender:
             for msg in batch.msgs:
                 rk.dr.deliver(msg, 0, -1)
             return
-        reply.callbacks.append(rk._alive(partial(self._on_produce_reply, part, batch)))
+        self._replies[reply] = (part, batch)
+        reply.callbacks.append(self._on_reply_alive)
 
     def _leader_down(self) -> bool:
         """The leader connection failed under a request (DISCONNECTED) and the client has not handled that yet:
@@ -434,7 +439,8 @@ class Sender:
 
     # -- responses --------------------------------------------------------------------------------
 
-    def _on_produce_reply(self, part: _Partition, batch: _Batch, event: simpy.Event) -> None:
+    def _on_produce_reply(self, event: simpy.Event) -> None:
+        part, batch = self._replies.pop(event)
         reply = event._value  # fired: SimPy's ``value`` property, without its Python call
         part.inflight.remove(batch)
         self._inflight -= 1
