@@ -29,7 +29,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping, Union
+from typing import Any, Callable, ClassVar, Literal, Mapping, Union
 
 import attrs
 from attrs import NOTHING, field, frozen
@@ -856,10 +856,23 @@ def _fields(cls: type) -> tuple[attrs.Attribute, ...]:
     return tuple(f for f in attrs.fields(cls) if not f.metadata.get("derived"))
 
 
+def _by_identity(question: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``question`` answered once per type object, looked up by identity: a ``functools.cache`` hashes its key,
+    and a Literal's or a union's hash is computed in Python on every lookup (a third of checking a drawn Strike)."""
+    answers: dict[int, tuple[Any, Any]] = {}
+
+    def answer(tp: Any) -> Any:
+        known = answers.get(id(tp))
+        if known is None:  # kept with its answer, the type stays alive: no other object takes its id
+            known = answers[id(tp)] = (tp, question(tp))
+        return known[1]
+    return answer
+
+
 # The walker asks the same few types the same questions for every value of every document: answered once.
-_origin = functools.cache(typing.get_origin)
-_args = functools.cache(typing.get_args)
-_is_table = functools.cache(attrs.has)
+_origin = _by_identity(typing.get_origin)
+_args = _by_identity(typing.get_args)
+_is_table = _by_identity(attrs.has)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -1060,7 +1073,7 @@ def _structure_step(value: Any, location: str) -> Step:
 
 
 def _unstructure(value: Any) -> Any:
-    if attrs.has(type(value)):
+    if _is_table(type(value)):
         out = {"op": value.op} if isinstance(value, Step) else {}
         for f in _fields(type(value)):
             item = getattr(value, f.name)
