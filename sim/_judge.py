@@ -8,6 +8,7 @@ and the verdict of the checkers against the scenario's own claims. Backend-neutr
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Callable, Sequence
 
 from eosim import _scenario as sc
@@ -36,6 +37,7 @@ def observation_of(scenario: sc.Scenario, interpreter: Interpreter, partitions: 
 
 
 ORACLE_KINDS = trace_kinds()
+_OP = attrgetter("op")
 
 
 def judge(scenario: sc.Scenario, interpreter: Interpreter, observation: Observation,
@@ -51,7 +53,7 @@ def verdict_of(scenario: sc.Scenario, interpreter: Interpreter, observation: Obs
     ``trace``: the run's trace, or the oracle that has been reading it as the run went (``TraceOracle``)."""
     interpreter.recorder.final_read(observation.partitions)
     history = interpreter.history
-    subscribe_used = any(step.op == "subscribe" for step in scenario.steps)
+    subscribe_used = "subscribe" in map(_OP, scenario.steps)
     if isinstance(trace, TraceOracle):
         trace_result = trace.check()
     else:

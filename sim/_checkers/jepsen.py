@@ -30,6 +30,7 @@ import itertools
 import types
 from array import array
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Callable
 
 
@@ -262,7 +263,9 @@ class _DictSource:
 
 class _Pairs(Sequence):
     """The (offset, value) pairs of the final read, read off the observation's (offset, key, value)
-    rows as they are needed: a long run's final read is not held a second time."""
+    rows as they are needed: a long run's final read is not held a second time. The rows' values are
+    text already (PartitionObservation's, on either backend), so a pair is the row's first and last item,
+    taken in C: the analysis reads the final read several times."""
 
     __slots__ = ("rows",)
 
@@ -274,13 +277,15 @@ class _Pairs(Sequence):
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
-            return [(o, _hist.text(v)) for o, _k, v in self.rows[i]]
-        o, _k, v = self.rows[i]
-        return o, _hist.text(v)
+            return list(map(_OFFSET_VALUE, self.rows[i]))
+        return _OFFSET_VALUE(self.rows[i])
 
     def __iter__(self) -> Any:
-        text = _hist.text
-        return ((o, text(v)) for o, _k, v in self.rows)
+        return map(_OFFSET_VALUE, self.rows)
+
+
+_OFFSET_VALUE = itemgetter(0, 2)
+_VALUE = itemgetter(1)  # of an (offset, value) pair
 
 
 class _ColumnSource:
@@ -380,7 +385,7 @@ class _Analysis:
                         self.failed.setdefault(k, {})[(o, v)] = h
             if typ[h] == _OK:
                 for k, pairs in reads.items():
-                    self.ok_reads.setdefault(k, set()).update(v for _, v in pairs)
+                    self.ok_reads.setdefault(k, set()).update(map(_VALUE, pairs))
 
         # key -> offset -> its values, from every poll and the sends of the ops that must have committed
         # (sends count only once all ok reads are known: must-have-committed needs them). Which op put
@@ -640,7 +645,7 @@ class _Analysis:
         for h in self.done:
             if self.typ[h] == _OK:
                 for k, pairs in self.writes(h).items():
-                    sent.setdefault(k, []).extend(v for _, v in pairs)
+                    sent.setdefault(k, []).extend(map(_VALUE, pairs))
         out = []
         for k in sorted(sent, key=_vkey):
             missing = sorted({v for v in sent[k] if v not in self.ok_reads.get(k, ())}, key=_vkey)
