@@ -59,9 +59,14 @@ class SimBackend:
     aged: dict[str, tuple[tuple[int, int], int]] = field(factory=dict)  # sim/_aged.py: first instances' state
     # the history's clock, twice per operation: SimPy's ``_now`` read in C, not a method or property call
     now: Callable[[], int] = field(init=False)
+    # Asked around every step of a scenario with faults: the fault layer's own methods (no call of ours between)
+    paused_until: Callable[[str], int | None] = field(init=False)
+    after_step: Callable[[int], None] = field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.now = partial(getattr, self.world.env, "_now")
+        self.paused_until = self.faults.paused_until
+        self.after_step = self.faults.after_step
 
     def new_client(self, actor: str, spec: sc.Actor) -> Any:
         n = self.incarnations[actor] = self.incarnations.get(actor, 0) + 1
@@ -87,12 +92,6 @@ class SimBackend:
 
     def pause(self, actor: str, ms: int) -> None:
         self.faults.pause(actor, ms)
-
-    def paused_until(self, actor: str) -> int | None:
-        return self.faults.paused_until(actor)
-
-    def after_step(self, index: int) -> None:
-        self.faults.after_step(index)
 
     def partition(self, nodes: tuple[str, ...]) -> None:
         self.faults.partition(nodes)
