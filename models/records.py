@@ -129,7 +129,12 @@ class RecordBatch:
 
     @property
     def max_timestamp(self) -> int:
-        return max([r.timestamp for r in self.records])  # a list, not a generator: one Python call, on every append
+        records = self.records
+        highest = records[0].timestamp  # a loop, not max() over a comprehension: on every append
+        for r in records:
+            if r.timestamp > highest:
+                highest = r.timestamp
+        return highest
 
 
 @frozen(kw_only=True)

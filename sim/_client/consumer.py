@@ -294,7 +294,7 @@ class Consumer(Handle):
             return self.metadata.send(tp, payload, timeout_ms, connection)
         if self._coordinators is not None:
             return self._to_broker(payload, timeout_ms, connection)
-        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
+        return self._cluster.network.request(self.name + connection, self._broker, payload, timeout_ms)
 
     def _fetch_from_leaders(self, request: FetchRequest, timeout_ms: int) -> Generator:
         """librdkafka fetches each partition from its leader's broker thread: one Fetch per leader, all at once
@@ -306,7 +306,7 @@ class Consumer(Handle):
                                          self.config.socket_timeout_ms)
         by_leader: dict[str, list[TP]] = {}
         for tp in positions:  # a single-replica topic's partitions are on the cluster's first broker
-            leader = metadata.leaders[tp] if tp.topic in replicated else self._cluster.broker
+            leader = metadata.leaders[tp] if tp.topic in replicated else self._broker
             by_leader.setdefault(leader, []).append(tp)
         sent = [(tps, self._cluster.network.request(
             self.name, leader, FetchRequest(isolation_level=request.isolation_level,

@@ -115,6 +115,7 @@ class Handle:
         self._world = cluster.world
         self._env = cluster.world.env
         self._trace = cluster.world.trace
+        self._broker = cluster.broker  # the node a request goes to, but a replicated partition's (a property call less)
         self._emit_op = self._trace.emitter("client.op")  # a client.op per call: Trace.emitter's cheaper build
         self._calls: list[_Call] = []
         validated = validate_config(kind, config)
@@ -132,7 +133,7 @@ class Handle:
         key = coordinator_key(payload)
         if key is not None:
             return self._coordinators.request(key, payload, timeout_ms, connection)
-        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
+        return self._cluster.network.request(self.name + connection, self._broker, payload, timeout_ms)
 
     def _blocking(self, op: str, body: Generator) -> simpy.Process:
         """Start the blocking API call ``op``: the caller must yield the process returned."""

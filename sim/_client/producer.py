@@ -180,7 +180,7 @@ class Producer(Handle):
             return self.metadata.produce(payload, timeout_ms)  # to the partition's leader
         if self._coordinators is not None:
             return self._to_broker(payload, timeout_ms, connection)
-        return self._cluster.network.request(self.name + connection, self._cluster.broker, payload, timeout_ms)
+        return self._cluster.network.request(self.name + connection, self._broker, payload, timeout_ms)
 
     def api_version(self, api: str) -> int:
         """The version this client sends: the Java client caps Produce at v11 for a transactional producer

@@ -315,8 +315,9 @@ class Sender:
             self._next_scan = now + TIMEOUT_SCAN_MS
             self._scan_timeouts(now)
         if self._may_send():
+            network = rk._cluster.network
             for part in self._in_order:
-                if not self._leader_down():
+                if not (network.disconnected and self._leader_down()):  # no request ever disconnected: no call
                     self._serve_partition(part, now)
         if self._queued():
             self._wake_at(self._next_scan)
@@ -365,7 +366,8 @@ class Sender:
         first = part.queue[0]
         ready = (rk.dr.flushing > 0 or now >= first.timestamp + math.ceil(rk.config.linger_ms)
                  or len(part.queue) >= rk.config.batch_num_messages)
-        while ready and max_requests > 0 and part.queue and not self._leader_down():
+        network = rk._cluster.network
+        while ready and max_requests > 0 and part.queue and not (network.disconnected and self._leader_down()):
             batch = self._make_batch(part, now)
             if batch is None:
                 break
@@ -421,9 +423,7 @@ class Sender:
         """The leader connection failed under a request (DISCONNECTED) and the client has not handled that yet:
         librdkafka's broker thread is then DOWN, rd_kafka_broker_fail failed every request queued or waiting on
         it with _TRANSPORT, and nothing more is sent before that is handled; a later batch must not overtake
-        the failed ones on a fresh connection."""
-        if not self.rk._cluster.network.disconnected:  # no request ever failed so: none of ours did
-            return False
+        the failed ones on a fresh connection. (Its callers first ask whether any request ever failed so.)"""
         for p in self.partitions.values():
             for b in p.inflight:
                 # triggered with DISCONNECTED (SimPy's value), not yet processed (callbacks still set)
