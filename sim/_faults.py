@@ -47,7 +47,6 @@ ERROR_ACTION = frozenset({"error"})
 NEMESIS_MAX_COUNT = 3  # a random message fault strikes 1..3 packets
 
 
-@functools.lru_cache(maxsize=4096)  # a run has a few endpoints; each packet asks for two
 @functools.lru_cache(maxsize=1024)  # a run has a few dozen endpoints, asked twice per packet: a hit is a C call
 def node_of(endpoint: str) -> str:
     """The scenario's name for a connection end: ``p1#2/txn`` is ``p1``, ``broker-1/markers`` is ``broker-1``."""
