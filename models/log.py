@@ -190,7 +190,7 @@ class PartitionLog:
                     batch.producer_id, batch.producer_epoch, batch.base_sequence, last_seq
                 )
                 if duplicate is not None:
-                    return AppendResult(
+                    return AppendResult.make(
                         error=_NONE,
                         base_offset=duplicate.first_offset,
                         last_offset=duplicate.last_offset,
@@ -212,7 +212,7 @@ class PartitionLog:
             if error is not _NONE:
                 return AppendResult(error=error, log_start_offset=self.log_start_offset)
         self.batches.append(
-            LogBatch(
+            LogBatch.make(  # by make: a class called with keywords packs them into a dict (models/values.py)
                 base_offset=base_offset,
                 records=batch.records,
                 producer_id=batch.producer_id,
@@ -226,7 +226,7 @@ class PartitionLog:
         self._assign_epoch(leader_epoch, base_offset)
         self._log_end_offset = last_offset + 1
         self.producer_state_manager.update_map_end_offset(last_offset + 1)
-        return AppendResult(
+        return AppendResult.make(
             error=_NONE, base_offset=base_offset, last_offset=last_offset, log_start_offset=self.log_start_offset
         )
 

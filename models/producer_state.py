@@ -135,7 +135,7 @@ class ProducerStateEntry:
         if self.producer_epoch != producer_epoch:  # else maybe_update_producer_epoch does nothing: no call
             self.maybe_update_producer_epoch(producer_epoch)
         self.batch_metadata.append(
-            BatchMetadata(last_seq=last_seq, last_offset=last_offset, offset_delta=offset_delta, timestamp=timestamp)
+            BatchMetadata.make(last_seq=last_seq, last_offset=last_offset, offset_delta=offset_delta, timestamp=timestamp)
         )
         self.last_timestamp = timestamp
 

@@ -39,7 +39,7 @@ CLIENT_RECONNECT_BACKOFF_MS = (100, 10_000)
 SERVER_RECONNECT_BACKOFF_MS = (50, 1_000)
 
 
-@define(kw_only=True, eq=False)  # not frozen: built twice per round trip, and a frozen one costs twice as much
+@define(eq=False)  # not frozen: built twice per round trip, and a frozen one costs twice as much
 class Packet:
     """One message on the wire (never changed once sent)."""
 
@@ -141,8 +141,9 @@ class Network:
         self._waiting[cid] = (conn, reply)
         incarnation = self._connections.setdefault(conn, 0)
         now = env._now
-        packet = Packet(src=src, dst=dst, correlation_id=cid, payload=payload, is_response=False,
-                        sent_at=now, incarnation=incarnation)
+        # (src, dst, correlation_id, payload, is_response, sent_at, incarnation) by position: a class called with
+        # keywords packs them into a dict, about 0.4 µs more per packet (eosim.models.values)
+        packet = Packet(src, dst, cid, payload, False, now, incarnation)
         if self._reconnects and conn in self._reconnects or dst in self._killed:
             self._connect_later(conn, packet)
         else:
@@ -264,8 +265,9 @@ class Network:
         return False
 
     def respond(self, request: Packet, payload: Any) -> None:
-        self._send(Packet(src=request.dst, dst=request.src, correlation_id=request.correlation_id,
-                          payload=payload, is_response=True, sent_at=self.world.env._now, request=request.payload))
+        # (src, dst, correlation_id, payload, is_response, sent_at, incarnation, request) by position (see request)
+        self._send(Packet(request.dst, request.src, request.correlation_id, payload, True, self.world.env._now, 0,
+                          request.payload))
 
     def _send(self, packet: Packet) -> None:
         msg = type(packet.payload).__name__

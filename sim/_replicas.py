@@ -178,9 +178,10 @@ class ReplicaManager:
             self.trace_append(log, batch, result)
             if result.error is _NONE and not result.duplicate:
                 self._replicate(log)
-            responses.append(PartitionProduceResponse(partition=tp, error=result.error, base_offset=result.base_offset,
+            # by make: a class called with keywords packs them into a dict (eosim.models.values)
+            responses.append(PartitionProduceResponse.make(partition=tp, error=result.error, base_offset=result.base_offset,
                                                       log_start_offset=log.log_start_offset))
-        self.node.reply(packet, ProduceResponse(responses=tuple(responses)))
+        self.node.reply(packet, ProduceResponse.make(responses=tuple(responses)))
 
     def _partition_state(self, packet: Packet, tp: TopicPartition) -> Errors | None:
         """An injected refusal stands for the partition's state, which Kafka reads afresh for every request but

@@ -835,7 +835,7 @@ class Trace:
         # rendered when the trace is read or spilled, not now.
         events, t = self.events, self.clock()
         try:  # ``event``, inlined: one Python call less per event on the hot path
-            ev = KINDS[kind](self._spilled + len(events), t, node, **fields)
+            ev = KINDS[kind].make(self._spilled + len(events), t, node, **fields)  # make: no dict of the keywords again
         except (KeyError, TypeError):
             raise _schema_error(kind, fields) from None
         events.append(ev)

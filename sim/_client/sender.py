@@ -227,8 +227,9 @@ class Sender:
         tp = part.tp
         now = rk._env._now
         timeout = rk.config.message_timeout_ms
-        msg = Msg(tp=tp, msgid=part.next_msgid, key=key, value=value, timestamp=now,
-                  timeout_at=now + timeout if timeout else None, callback=callback)
+        # (tp, msgid, key, value, timestamp, timeout_at, callback) by position: a class called with keywords packs
+        # them into a dict, about 0.4 µs more (eosim.models.values)
+        msg = Msg(tp, part.next_msgid, key, value, now, now + timeout if timeout else None, callback)
         part.next_msgid += 1
         part.queue.append(msg)
         rk.dr.outstanding += 1
@@ -391,16 +392,17 @@ class Sender:
         first.last_msgid = msgs[-1].msgid
         del part.queue[:len(msgs)]
         first_seq = (first.msgid - part.epoch_base_msgid) % (MAX_SEQUENCE + 1) if rk.idempotent else -1
-        return _Batch(tp=part.tp, msgs=msgs, pid=part.pid if rk.idempotent else NO_PID, first_seq=first_seq)
+        return _Batch(part.tp, msgs, part.pid if rk.idempotent else NO_PID, first_seq)  # (tp, msgs, pid, first_seq)
 
     def _send_batch(self, part: _Partition, batch: _Batch) -> None:
         rk = self.rk
         part.inflight.append(batch)
         self._inflight += 1
         records = tuple([Record(m.key, m.value, m.timestamp) for m in batch.msgs])
-        record_batch = RecordBatch(records=records, producer_id=batch.pid[0], producer_epoch=batch.pid[1],
+        # by make: a class called with keywords packs them into a dict (eosim.models.values)
+        record_batch = RecordBatch.make(records=records, producer_id=batch.pid[0], producer_epoch=batch.pid[1],
                                    base_sequence=batch.first_seq, is_transactional=rk.transactional_id is not None)
-        request = ProduceRequest(transactional_id=rk.transactional_id, acks=rk.config.acks,
+        request = ProduceRequest.make(transactional_id=rk.transactional_id, acks=rk.config.acks,
                                  batches=((part.tp, record_batch),), api_version=rk.api_version("Produce"))
         # rd_kafka_ProduceRequest: the first message's remaining message.timeout.ms (100 ms if already
         # expired), capped by socket.timeout.ms (rd_kafka_buf_calc_timeout)

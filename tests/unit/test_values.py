@@ -41,16 +41,20 @@ def test_an_instance_is_the_one_attrs_builds(args, kwargs):
     assert repr(one) == repr(other) and attrs.asdict(one) == attrs.asdict(other)
     assert str(inspect.signature(plain)) == str(inspect.signature(fast))
     assert attrs.evolve(other, a=9) == fast(9, *args[1:], **{k: v for k, v in kwargs.items() if k != "a"})
+    made = fast.make(*args, **kwargs)  # the class call as a plain function: the same instance
+    assert type(made) is fast and repr(made) == repr(other) and made == other
+    assert inspect.signature(fast.make).parameters == inspect.signature(fast).parameters
 
 
 def test_a_factory_default_is_fresh_per_instance():
     _, fast = _pair(BODY)
     assert fast(1)._b is not fast(1)._b
+    assert fast.make(1)._b is not fast.make(1)._b
 
 
 def test_a_wrong_call_fails_as_attrs_does():
     plain, fast = _pair(BODY)
-    for cls in (plain, fast):
+    for cls in (plain, fast, fast.make):
         with pytest.raises(TypeError, match="missing 1 required positional argument: 'a'"):
             cls()
         with pytest.raises(TypeError, match="unexpected keyword argument 'e'"):
@@ -77,6 +81,7 @@ def test_a_class_whose_init_does_more_keeps_attrs_init():
     hooked = values.frozen(type("Hooked", (), {"__annotations__": {"a": "int"},
                                                "__attrs_post_init__": lambda self: None}))
     assert not hooked.__init__.__code__.co_filename.startswith("<eosim")
+    assert fast.make is fast and hooked.make is hooked  # their make is the class itself (not a base class's)
 
 
 def test_the_hot_values_and_every_trace_event_kind_are_built_fast():
@@ -98,7 +103,7 @@ def test_every_frozen_model_class_builds_as_attrs_would():
                 rebuilt = attrs.make_class(cls.__name__, {f.name: attrs.field(default=f.default, kw_only=f.kw_only,
                                                                               alias=f.alias)
                                                           for f in attrs.fields(cls)}, frozen=True)
-                assert _parameters(cls) == _parameters(rebuilt), cls
+                assert _parameters(cls) == _parameters(rebuilt) == _parameters(cls.make), cls
                 checked += 1
     assert checked > 50
 
