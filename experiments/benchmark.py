@@ -814,22 +814,31 @@ NOTES = """
   text is looked up per member (its `name` is a Python-level property): inside the noise of paired runs.
   Trace, history, observation, results, diagram, timeline and the steps' repr byte-identical on every
   library scenario (seeds 1-3), 6 nemesis workloads and a spilled 8,000-record run.
-- **Fewer calls on every layer of the round trip, same traces (session 9, rt).** The sender counts its
-  batches in flight (no loop over the partitions per serve and per drain check) and looks for a
-  disconnected leader only once some request failed with DISCONNECTED (`Network.disconnected`); a Produce's
-  reply is handled by one guarded callback made once, its (partition, batch) found by the reply event (no
-  guard closure and partial per request); SimPy's `Process` and `Timeout` are built in one Python call each
-  (the same Initialize and Timeout events at the same places in the queue); the step columns are as long as
-  the scenario from the start (a step's start is a count) and the interpreter finds a step's handler in a
-  table by op; a Produce finds its log by (topic, partition) (no `TopicPartition.__hash__`/`__eq__`), the log
-  start offset is a class constant, the producer state asks its config whether sequences wrap once; traced
-  calls without an error go straight to the `client.op` emitter. 346.5 -> 298 Python calls per round trip
-  (cProfile's count; Python-level calls and generator resumptions 187 -> 162), 53,724 -> 50,456 per nemesis run
-  (seeds 101-140, run and checked). Paired (alternating processes, each the median of 5 in-process pairs,
-  main at 53edabd against this pass, load average 1.0-1.2, 13:10 UTC): 9.32, 9.28, 9.01 -> 8.65, 8.55, 8.48x
-  (53.9, 54.2, 56.5 -> 50.5, 49.5, 49.2 µs). Traces, histories, observations and results byte-identical on
-  every library scenario (seeds 1-3), 6 nemesis workloads and the per-record workload. Not met: what is left
-  is spread over every layer (below).
+- **Fewer calls on every layer of the round trip, and no keyword class calls on it, same traces (session 9,
+  rt).** The sender counts its batches in flight (no loop over the partitions per serve and per drain check)
+  and looks for a disconnected leader only once some request failed with DISCONNECTED (`Network.disconnected`);
+  a Produce's reply is handled by one guarded callback made once, its (partition, batch) found by the reply
+  event (no guard closure and partial per request); SimPy's `Process` and `Timeout` are built in one Python
+  call each (the same Initialize and Timeout events at the same places in the queue); the step columns are as
+  long as the scenario from the start (a step's start is a count) and the interpreter finds a step's handler
+  in a table by op; a Produce finds its log by (topic, partition) (no `TopicPartition.__hash__`/`__eq__`), the
+  log start offset is a class constant, the producer state asks its config whether sequences wrap once;
+  traced calls without an error go straight to the `client.op` emitter; `node_of` had two `lru_cache`s
+  stacked. 346.5 -> 291 Python calls per round trip (cProfile's count; Python-level calls and generator
+  resumptions 187 -> 162). Then a cost no call count shows: calling a class with keyword arguments costs about
+  0.4 µs more than by position (`type.__call__` packs them into a dict for `__init__`; a function call does
+  not), and a round trip made eleven such calls. Frozen values now have `make` (`eosim.models.values`: the
+  class call as a plain function, the same instance; `tests/unit/test_values.py` holds them equal), which the
+  round trip's record batch, request, log batch, append result, batch metadata and responses are built by,
+  and `Trace.emit`'s events; the sender's message and batch and the network's packets are built by position.
+  cProfile's count rose to 298 (`make` is a call), the time fell (alternating processes, load 3-3.6: 55.7,
+  57.5, 52.2, 56.3 -> 51.6, 51.0, 51.7, 55.7 µs). Calls per nemesis run (seeds 101-140, run and checked)
+  53,724 -> 50,135 with this pass alone. Paired against main at 53edabd (alternating processes, each the median
+  of 5 in-process pairs): load 1.0-1.2 (13:10 UTC, before `make`) 9.32, 9.28, 9.01 -> 8.65, 8.55, 8.48x; load
+  3.2-3.4 (13:18) 8.89, 9.10, 9.25, 9.30 -> 8.52, 8.30, 8.07, 8.29x; load 3.8-4.3 (13:20) 9.61, 9.39, 9.41,
+  9.25, 9.37 -> 8.74, 8.65, 8.53, 8.51, 8.76x. Traces, histories, observations and results byte-identical on
+  every library scenario (seeds 1-3, spilled every 37 events and not), 6 nemesis workloads and the per-record
+  workload. Not met: what is left is spread over every layer (below).
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
@@ -883,10 +892,10 @@ controller's heartbeats and the metadata traffic are most of its events.
   generation during a run (threshold 10^9) measured about 3 % faster and was not kept: a cycle alive
   at a young collection would then stay until the run ends.
   After session 9's pass (298 calls per round trip), the calls by the layer that makes them: the sender 42,
-  SimPy's loop, processes and events 39, the trace emitters 28 (7 events: the five hot kinds), the network
+  SimPy's loop, processes and events 39, the trace emitters 21 (7 events: the five hot kinds), the network
   27, the interpreter 27, the history 26 (two ops in columns: their appends), the replica manager 17.5, the
   delivery queue 15, the log 14, the broker node 14, the client handle 12, the producer's API 11, the producer
-  state 10, the rest 16. Measured shares (what-if runs in one process, load 1): the seven trace events 13 %
+  state 10, `make` 7 (its `object.__new__`), the rest 16. Measured shares (what-if runs in one process, load 1): the seven trace events 13 %
   (no-op emitters: 49.9 -> 43.2 µs), young collections 5 % (48.0 µs with the collector off); no eosim
   function above 5 % of self time. A frozen value built by swapping in a mutable twin class for its
   `__init__` was measured slower (0.98 against 0.54 µs for ten fields: the class assignment costs more
