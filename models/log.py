@@ -260,7 +260,7 @@ class PartitionLog:
         if error is not Errors.NONE:
             return AppendResult(error=error, log_start_offset=self.log_start_offset)
         self.batches.append(
-            LogBatch(
+            LogBatch.make(  # make: see append_as_leader
                 base_offset=offset,
                 producer_id=producer_id,
                 producer_epoch=producer_epoch,
@@ -276,7 +276,7 @@ class PartitionLog:
         if completed is not None:
             self._complete_txn(completed)
         self.producer_state_manager.update_map_end_offset(offset + 1)
-        return AppendResult(
+        return AppendResult.make(
             error=Errors.NONE, base_offset=offset, last_offset=offset, log_start_offset=self.log_start_offset
         )
 

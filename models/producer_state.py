@@ -260,9 +260,9 @@ class ProducerStateManager:
         # PSM.maybeCreateVerificationStateEntry: computeIfAbsent, then track the lowest sequence
         entry = self.verification_states.get(producer_id)
         if entry is None:
-            entry = VerificationStateEntry(
-                timestamp=now, lowest_sequence=sequence, epoch=epoch, supports_epoch_bump=supports_epoch_bump
-            )
+            # (timestamp, lowest_sequence, epoch, supports_epoch_bump) by position: a class called with keywords
+            # packs them into a dict (models/values.py)
+            entry = VerificationStateEntry(now, sequence, epoch, supports_epoch_bump)
             self.verification_states[producer_id] = entry
         entry.maybe_update_lowest_sequence_and_epoch(sequence, epoch)
         return entry
@@ -376,7 +376,7 @@ class ProducerStateManager:
         completed = None
         if entry.current_txn_first_offset is not None:
             # only a non-empty transaction yields a CompletedTxn (KAFKA-10702)
-            completed = CompletedTxn(
+            completed = CompletedTxn.make(  # make: a class called with keywords packs them into a dict
                 producer_id=producer_id,
                 first_offset=entry.current_txn_first_offset,
                 last_offset=offset,

@@ -203,9 +203,9 @@ class ReplicaManager:
         tv2 = api_version >= TV2_PRODUCE_VERSION
         guard = log.start_verification(batch.producer_id, batch.producer_epoch, batch.base_sequence,
                                        supports_epoch_bump=tv2, now=self.node.world.now)
-        request = AddPartitionsToTxnRequest(transactional_id=transactional_id, producer_id=batch.producer_id,
-                                            producer_epoch=batch.producer_epoch, partitions=(log.tp,),
-                                            verify_only=not tv2)
+        request = AddPartitionsToTxnRequest.make(transactional_id=transactional_id, producer_id=batch.producer_id,
+                                                 producer_epoch=batch.producer_epoch, partitions=(log.tp,),
+                                                 verify_only=not tv2)
         if tv2:
             error = yield from self.node.add_partition_tv2(attrs.evolve(request, transaction_version=2, api_version=5),
                                                            log.tp)
