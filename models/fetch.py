@@ -16,6 +16,9 @@ from eosim.models.log import FetchResult
 from eosim.models.records import ControlType, IsolationLevel, Record
 
 
+_ABORT = ControlType.ABORT  # a module constant: an enum member read through its class is a Python call on 3.11
+
+
 def visible_records(result: FetchResult, isolation: IsolationLevel) -> list[tuple[int, Record]]:
     """The (offset, record) pairs the application sees, in offset order.
 
@@ -36,7 +39,7 @@ def visible_records(result: FetchResult, isolation: IsolationLevel) -> list[tupl
         if read_committed and batch.producer_id >= 0:
             while aborted and aborted[0][0] <= batch.last_offset:
                 aborted_pids.add(heapq.heappop(aborted)[2])
-            if batch.control is ControlType.ABORT:
+            if batch.control is _ABORT:
                 aborted_pids.discard(batch.producer_id)  # later batches of this pid belong to a new txn
             elif batch.is_transactional and batch.producer_id in aborted_pids:
                 continue  # CompletedFetch.isBatchAborted

@@ -20,6 +20,7 @@ Offsets are contiguous: a data batch takes one offset per record, a marker takes
 from __future__ import annotations
 
 from bisect import bisect_right
+from operator import attrgetter
 from typing import ClassVar
 
 from attrs import Factory, define, field
@@ -50,6 +51,9 @@ from eosim.models.values import frozen
 # Python-level __getattr__ (EnumType's); a global read does not.
 _NONE = Errors.NONE
 _CLIENT = AppendOrigin.CLIENT
+_READ_COMMITTED = IsolationLevel.READ_COMMITTED
+# a batch's bisect key, read in C (a Python function was a call per step of every read's bisection)
+_base_offset = attrgetter("base_offset")
 
 
 __all__ = [
@@ -415,7 +419,8 @@ class PartitionLog:
                 aborted_transactions=(),
                 fetch_offset=fetch_offset,
             )
-        upper = lso if isolation is IsolationLevel.READ_COMMITTED else hw
+        read_committed = isolation is _READ_COMMITTED
+        upper = lso if read_committed else hw
         batches = self.batches
         i = max(bisect_right(batches, fetch_offset, key=_base_offset) - 1, 0)
         if i < len(batches) and batches[i].last_offset < fetch_offset:
@@ -430,14 +435,14 @@ class PartitionLog:
             count += len(batch.records) or 1
             i += 1
         aborted: tuple[AbortedTransaction, ...] = ()
-        if isolation is IsolationLevel.READ_COMMITTED and selected:
+        if read_committed and selected:
             # LL.addAbortedTransactions: up to the offset after the fetched data
             aborted = tuple(
                 AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset)
                 for t in self.collect_aborted_transactions(fetch_offset, selected[-1].next_offset)
             )
         return FetchResult(
-            error=Errors.NONE,
+            error=_NONE,
             batches=tuple(selected),
             high_watermark=hw,
             last_stable_offset=lso,
@@ -532,10 +537,6 @@ class PartitionLog:
         self.reload(None)
         self._snapshot = self.snapshot()
         self.reload(self._snapshot, now=now)
-
-
-def _base_offset(batch: LogBatch) -> int:
-    return batch.base_offset
 
 
 def _last_sequence(batch: LogBatch) -> int:
