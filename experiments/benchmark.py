@@ -845,26 +845,32 @@ NOTES = """
 - **The nemesis workload's fixed costs (session 9, nem).** A run's own work outside the round trip is small
   (setup 0.08 ms, checks 1.2 ms of about 9.5); the checks lost their per-pair Python calls (the final read's
   (offset, value) pairs are the observation's rows through an `itemgetter`, the read and sent values too),
-  the interpreter asks the fault layer around each step without a backend method between, and the scenario
-  walker caches its per-type answers by identity (a `Literal`'s hash runs in Python: a drawn strike is
-  checked in 11 instead of 17.5 µs, a nemesis `Fault` rule 26 instead of 42). Python calls per run (seeds
-  101-200, against main at 036d214): conclude 11,704 -> 10,654, all 50,640 -> 49,597; 300 runs per process,
-  alternating (load 3): conclude 1.23, 1.21, 1.31 -> 1.16, 1.16, 1.29 ms, the run 105.8, 108.6, 98.5 ->
-  109.3, 110.7, 99.5 runs/s. Traces, histories, observations, results and diagrams byte-identical (60
-  nemesis runs of two workloads, every library scenario on seeds 1-3). **Garbage collection, measured and
-  left:** a finished run's `World` is about 2,400 tracked objects held by reference cycles (the environment's
-  bound event classes and queue, broker and roles, network and fault layer, trace and oracle, each suspended
-  process and the event it waits on, the clients' guards, exception tracebacks), so only the collector frees
-  it; the young generations collect most of it (gen-0 3.1 %, gen-1 3.9 % of a run over 1,000 runs), and
-  what a run promoted to the old generation waits for a full collection, which a loop of runs and nothing
-  else never reaches (full collections are off during a run, and between runs too little is allocated to
-  trigger one): RSS 74 MB after 250 runs of this loop, 157 MB after 1,000; 52 MB flat with Python's own rule
-  restored after each run (a full collection once the old generation's count passes its threshold: 7.8 % of
-  the time, -6.7 % runs/s paired). A process that does other work between runs (pytest, explore) collects as
-  usual. Breaking the cycles at a run's end so reference counting frees the world measured +3-5 % with the largest cut (the
-  environment, the broker's and network's wiring, the trace and oracle), but the suspended processes'
-  cycles reach every object of the run, and closing their generators runs their `finally` blocks: not done.
-  Larger young thresholds (5,000, 20,000) changed nothing: the work is per object, not per collection.
+  the interpreter asks the fault layer around each step without a backend method between, the log's read
+  side bisects by an `attrgetter`, and the scenario walker caches its per-type answers by identity (a
+  `Literal`'s hash runs in Python: a drawn strike is checked in 11 instead of 17.5 µs, a nemesis `Fault` rule
+  26 instead of 42). Against the same tree without these commits: Python calls per run (seeds 101-200)
+  conclude 11,704 -> 10,619, all 49,959 -> 48,753; instructions, which the load does not move (valgrind's
+  callgrind, seeds 101-130, less a process that runs none), 69.5 -> 68.5 million per run (-1.4 %). Timed, the
+  gain is inside the noise: 300 runs per process, alternating (load 3, against main at 036d214), conclude
+  1.23, 1.21, 1.31 -> 1.16, 1.16, 1.29 ms and 105.8, 108.6, 98.5 -> 109.3, 110.7, 99.5 runs/s; paired worker
+  processes at load 4 (40 pairs of 25 runs), median ratio 0.99. Of a run's instructions the cyclic collector
+  (`gc_collect_main`, reached from allocations) is 5.3 %, class instantiation with a Python `__init__`
+  (`slot_tp_init`: the frozen values and events) 19 %. Traces, histories, observations, results and
+  diagrams byte-identical (60 nemesis runs of two workloads, every library scenario on seeds 1-3).
+  **Garbage collection, measured and left:** a finished run's `World` is about 2,400 tracked objects held by
+  reference cycles (the environment's bound event classes and queue, broker and roles, network and fault
+  layer, trace and oracle, each suspended process and the event it waits on, the clients' guards, exception
+  tracebacks), so only the collector frees it; the young generations collect most of it (gen-0 3.1 %, gen-1
+  3.9 % of a run over 1,000 runs), and what a run promoted to the old generation waits for a full
+  collection, which a loop of runs and nothing else never reaches (full collections are off during a run,
+  and between runs too little is allocated to trigger one): RSS 74 MB after 250 runs of this loop, 157 MB
+  after 1,000; 52 MB flat with Python's own rule restored after each run (a full collection once the old
+  generation's count passes its threshold: 7.8 % of the time, -6.7 % runs/s paired). A process that does
+  other work between runs (pytest, explore) collects as usual. Breaking the cycles at a run's end so that
+  reference counting frees the world measured +3-5 % with the largest cut (the environment, the broker's
+  and network's wiring, the trace and oracle), but the suspended processes' cycles reach every object of
+  the run, and closing their generators runs their `finally` blocks: not done. Larger young thresholds
+  (5,000, 20,000) changed nothing: the work is per object, not per collection.
 
 ## Single-broker speed across the replicated runtime (issue 9)
 
