@@ -46,6 +46,11 @@ class IdempState(enum.Enum):
     FATAL_ERROR = "FatalError"
 
 
+# Read after every Produce response, so a module constant: on Python 3.11 an enum member read through its class
+# costs a Python-level __getattr__ (EnumType's).
+_DRAIN_BUMP = IdempState.DRAIN_BUMP
+
+
 class IdempEvent(enum.Enum):
     """What moves the PID state machine, named after the librdkafka function it happens in."""
 
@@ -219,7 +224,8 @@ class Idempotence:
     def check_drain_done(self) -> None:
         """rd_kafka_idemp_drain_done, once no partition has a request in flight."""
         rk = self.rk
-        if rk.sender.inflight_total() or self.state is not IdempState.DRAIN_BUMP or self.pid == NO_PID:
+        # the state first: after most responses it is not draining, and nothing more need be asked
+        if self.state is not _DRAIN_BUMP or rk.sender.inflight_total() or self.pid == NO_PID:
             return
         if rk.transactional_id is not None:
             # the coordinator bumps the epoch: InitProducerId with the current pid/epoch
