@@ -32,6 +32,7 @@ processes to yield; errors are raised as ``KafkaException`` inside the yielding 
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Callable, Generator, Iterable
 
 import simpy
@@ -488,7 +489,10 @@ class Consumer(Handle):
                     waits.append(self._env.timeout(min(backoffs) - now))
                 yield self._env.any_of(waits)
                 continue
-            positions = {tp: (self._parts[tp], self._parts[tp].version, self._parts[tp].fetch_pos) for tp in ready}
+            positions = {}
+            for tp in ready:
+                part = self._parts[tp]
+                positions[tp] = (part, part.version, part.fetch_pos)
             request = FetchRequest(isolation_level=self._isolation,
                                    partitions=tuple((tp, pos) for tp, (_, _, pos) in positions.items()))
             timeout = self.config.fetch_wait_max_ms + self.config.socket_timeout_ms
@@ -528,7 +532,7 @@ class Consumer(Handle):
                              (TIMESTAMP_CREATE_TIME, record.timestamp)))
             for offset, record in records]
         entries += [(batch.base_offset, None) for batch in result.batches if batch.is_control and batch.base_offset >= pos]
-        for offset, message in sorted(entries, key=lambda e: e[0]):
+        for offset, message in sorted(entries, key=_OFFSET):
             self._enqueue(part.tp, part.version,
                           message if message is not None else _ControlMessage(part.tp.topic, part.tp.partition, offset))
         part.fetch_pos = next_offset(result, pos)
@@ -904,6 +908,9 @@ class Consumer(Handle):
         self._parts = {}
         self._wake_fetcher()
         return None
+
+
+_OFFSET = itemgetter(0)  # a fetched entry's sort key, (offset, message), read in C
 
 
 def _describe(result: Any) -> Any:
