@@ -148,6 +148,7 @@ def bare_simpy_round_trips(n: int, env: simpy.Environment | None = None) -> floa
 def eosim_round_trips(records: int) -> float:
     """µs per produce + flush, the simulated part only (no checkers)."""
     scenario = per_record_scenario(records)
+    gc.collect()  # the previous run's garbage is not this run's cost (a run's start may collect it)
     start = time.process_time()
     simulate(scenario)
     return (time.process_time() - start) / records * 1e6
@@ -870,7 +871,7 @@ NOTES = """
   collection, which a loop of runs and nothing else never reaches (full collections are off during a run,
   and between runs too little is allocated to trigger one): RSS 74 MB after 250 runs of this loop, 157 MB
   after 1,000; 52 MB flat with Python's own rule restored after each run (a full collection once the old
-  generation's count passes its threshold: 7.8 % of the time, -6.7 % runs/s paired). **Now a run's end
+  generation's count passes its threshold: 7.8 % of the time, -6.7 % runs/s paired). **Now a run's start
   collects once the heap has doubled** (the lead, after this pass; `_young_collections_only` in
   sim/_runner.py, pacing as Go's GOGC=100 by `sys.getallocatedblocks()`): 66 MB flat over 1,000 runs, one
   full collection per about 300 runs, 2 % of runs/s in alternating blocks of 300 runs at load 4.3 (119.8 ->

@@ -231,8 +231,10 @@ class Simulation:
     max_events: int  # the run's event budget (sc.MAX_EVENTS unless the caller asked for less)
 
 
-# Heap blocks after the last full collection a run's end made (None: none yet).
-_blocks_after_full: int | None = None
+# The heap's allocated blocks after the last full collection, and how many full collections there had
+# been then (another's, Python's own or a caller's, resets the measure).
+_blocks_after_full = 0
+_full_collections = -1
 
 
 @contextlib.contextmanager
@@ -244,24 +246,25 @@ def _young_collections_only() -> Iterator[None]:
     A finished run is cyclic garbage (its processes, world and trace refer to each other), which only a
     full collection frees. Python's own trigger is checked at a middle-generation collection, and in a
     loop of runs nearly all of those fall inside a run, so it never fired: 110 KB per run piled up
-    (157 MB after 1,000 nemesis runs). So a run's end makes a full collection once the heap's allocated
-    blocks (an O(1) count) have doubled since the last one it made, as Go's collector paces itself at its
-    default GOGC=100: memory stays within twice the live heap, one full collection per about 300
-    nemesis runs (Python's own rule, a quarter's growth, collected every 43 runs and cost 7 % of them)."""
-    global _blocks_after_full
+    (157 MB after 1,000 nemesis runs). So a run's start makes a full collection once the heap's allocated
+    blocks (an O(1) count) have doubled since the last one, as Go's collector paces itself at its default
+    GOGC=100: memory stays within twice the live heap, one full collection per about 300 nemesis runs
+    (Python's own rule, a quarter's growth, collected every 43 runs and cost 7 % of them). At the start,
+    not the end, so that a run's own result, still held, does not count as garbage."""
+    global _blocks_after_full, _full_collections
+    if gc.isenabled():
+        blocks, full = sys.getallocatedblocks(), gc.get_stats()[2]["collections"]
+        if full != _full_collections:
+            _blocks_after_full, _full_collections = blocks, full
+        elif blocks > 2 * _blocks_after_full:
+            gc.collect()
+            _blocks_after_full, _full_collections = sys.getallocatedblocks(), full + 1
     old = gc.get_threshold()
     gc.set_threshold(old[0], old[1], 1_000_000_000)
     try:
         yield
     finally:
         gc.set_threshold(*old)
-        if gc.isenabled():
-            blocks = sys.getallocatedblocks()
-            if _blocks_after_full is None:
-                _blocks_after_full = blocks
-            elif blocks > 2 * _blocks_after_full:
-                gc.collect()
-                _blocks_after_full = sys.getallocatedblocks()
 
 
 def simulate(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS) -> Simulation:
