@@ -231,34 +231,12 @@ class Simulation:
     max_events: int  # the run's event budget (sc.MAX_EVENTS unless the caller asked for less)
 
 
-# The heap's allocated blocks after the last full collection, and how many full collections there had
-# been then (another's, Python's own or a caller's, resets the measure).
-_blocks_after_full = 0
-_full_collections = -1
-
-
 @contextlib.contextmanager
 def _young_collections_only() -> Iterator[None]:
     """No full garbage collection during a run. A run's trace, log and history only grow, and every
     full collection rescans all of them: 30-70 % of a long run's time went there, growing with its
-    length. The young generations still collect the short-lived cycles (SimPy events and processes).
-
-    A finished run is cyclic garbage (its processes, world and trace refer to each other), which only a
-    full collection frees. Python's own trigger is checked at a middle-generation collection, and in a
-    loop of runs nearly all of those fall inside a run, so it never fired: 110 KB per run piled up
-    (157 MB after 1,000 nemesis runs). So a run's start makes a full collection once the heap's allocated
-    blocks (an O(1) count) have doubled since the last one, as Go's collector paces itself at its default
-    GOGC=100: memory stays within twice the live heap, one full collection per about 300 nemesis runs
-    (Python's own rule, a quarter's growth, collected every 43 runs and cost 7 % of them). At the start,
-    not the end, so that a run's own result, still held, does not count as garbage."""
-    global _blocks_after_full, _full_collections
-    if gc.isenabled():
-        blocks, full = sys.getallocatedblocks(), gc.get_stats()[2]["collections"]
-        if full != _full_collections:
-            _blocks_after_full, _full_collections = blocks, full
-        elif blocks > 2 * _blocks_after_full:
-            gc.collect()
-            _blocks_after_full, _full_collections = sys.getallocatedblocks(), full + 1
+    length. The young generations still collect the short-lived cycles (SimPy events and processes);
+    the old thresholds come back afterwards."""
     old = gc.get_threshold()
     gc.set_threshold(old[0], old[1], 1_000_000_000)
     try:
@@ -267,8 +245,39 @@ def _young_collections_only() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+# The heap's allocated blocks after the last full collection (0: not measured), how many full collections
+# there had been then (another's since, Python's own or a caller's, resets the measure), and the runs since.
+_blocks_after_full = 0
+_full_collections = -1
+_runs_since_full = 0
+# Without pymalloc (PYTHONMALLOC=malloc, as under valgrind) there is no block count: a run count instead.
+RUNS_PER_FULL_COLLECTION = 300
+
+
+def _pace_full_collections() -> None:
+    """A finished run is cyclic garbage (its processes, world and trace refer to each other), which only
+    a full collection frees. Python's own trigger is checked at a middle-generation collection, and in a
+    loop of runs nearly all of those fall inside a run, whose full collections are off: it never fired, and
+    110 KB per run piled up (157 MB after 1,000 nemesis runs). So a run's start makes a full collection
+    once the heap's allocated blocks (an O(1) count) have doubled since the last one, as Go's collector
+    paces itself at its default GOGC=100: memory stays within twice the live heap, one full collection per
+    about 300 nemesis runs (Python's own rule, a quarter's growth, collected every 43 runs and cost 7 % of
+    them). At a run's start, not its end nor its checks', so that the run being judged is not garbage."""
+    global _blocks_after_full, _full_collections, _runs_since_full
+    if not gc.isenabled():
+        return
+    blocks, full = sys.getallocatedblocks(), gc.get_stats()[2]["collections"]
+    _runs_since_full += 1
+    if full != _full_collections:
+        _blocks_after_full, _full_collections, _runs_since_full = blocks, full, 0
+    elif blocks > 2 * _blocks_after_full if blocks else _runs_since_full >= RUNS_PER_FULL_COLLECTION:
+        gc.collect()
+        _blocks_after_full, _full_collections, _runs_since_full = sys.getallocatedblocks(), full + 1, 0
+
+
 def simulate(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS) -> Simulation:
     """Run the scenario's steps, then the settle period, within ``max_events`` (at most sc.MAX_EVENTS)."""
+    _pace_full_collections()
     with _young_collections_only():
         return _simulate(scenario, seed, min(max_events, sc.MAX_EVENTS))
 
