@@ -135,9 +135,6 @@ def _sampled(elements: Sequence[Any]) -> st.SearchStrategy[Any]:
     return strategy
 
 
-MESSAGES = st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS)
-
-
 # -- configurations -------------------------------------------------------------------------------------
 
 def cluster_configs(verification: Sequence[bool] = (True, False),
@@ -412,9 +409,62 @@ def _who(draw: Any, present: Sequence[str], names: Sequence[str] = NODE_NAMES) -
     return names[i] if names[i] in present else sorted(present)[i % len(present)]
 
 
+def exchanged(workload: Workload, cluster: dict[str, Any] | None = None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Which node sends which of ``WORKLOAD_APIS`` in ``workload`` on a cluster of ``cluster``'s settings (None: any):
+    ``(node, APIs)`` pairs, the broker's own requests under ``BROKER``. As the simulator's clients send them (and Kafka's):
+    a transactional producer InitProducerId, Produce (if it produces), EndTxn (if it commits or aborts), and
+    AddPartitionsToTxn (AddOffsetsToTxn and TxnOffsetCommit with offsets) unless it is the Java client on a TV2 cluster,
+    whose partitions the broker adds itself; an idempotent one InitProducerId and Produce; a plain one Produce; a consumer Fetch, ListOffsets, and OffsetFetch unless it assigns
+    every partition at a given offset. The broker sends WriteTxnMarkers when a producer is transactional, and
+    AddPartitionsToTxn when it verifies (KIP-890, on unless ``cluster`` turns it off) or adds partitions (TV2, Java)."""
+    cluster = cluster or {}
+    tv2 = cluster.get("transaction.version", 2) == 2
+    verifies = cluster.get("transaction.partition.verification.enable", True)
+    ops: dict[str, list[dict[str, Any]]] = {}
+    for owner, program in workload.programs.items():
+        for op in program:
+            ops.setdefault(op.get("actor", owner), []).append(op)
+    sent: dict[str, tuple[str, ...]] = {}
+    own: set[str] = set()
+    for name, actor in workload.actors.items():
+        config, mine = actor.get("config", {}), ops.get(name, [])
+        java = config.get("eosim.client") == "java"
+        produces = any(op["op"] == "produce" for op in mine)
+        if actor.get("kind") == "consumer":
+            positioned = all("offset" in p for op in mine if op["op"] == "assign" for p in op.get("partitions", ()))
+            sent[name] = ("Fetch", "ListOffsets", *(() if positioned else ("OffsetFetch",)))
+        elif "transactional.id" in config:
+            broker_adds = java and tv2
+            offsets = any(op["op"] == "send_offsets_to_transaction" for op in mine)
+            ends = any(op["op"] in ("commit_transaction", "abort_transaction") for op in mine)
+            sent[name] = ("InitProducerId", *(("Produce",) if produces else ()), *(("EndTxn",) if ends else ()),
+                          *(() if broker_adds else ("AddPartitionsToTxn",)), *(("TxnOffsetCommit",) if offsets else ()),
+                          *(("AddOffsetsToTxn",) if offsets and not broker_adds else ()))
+            own.add("WriteTxnMarkers")
+            if verifies or broker_adds:
+                own.add("AddPartitionsToTxn")
+        elif config.get("enable.idempotence", java):
+            sent[name] = ("InitProducerId", *(("Produce",) if produces else ()))
+        else:
+            sent[name] = ("Produce",) if produces else ()
+    if own:
+        sent[BROKER] = tuple(sorted(own))
+    return tuple(sorted(sent.items()))
+
+
+def _everyone(sent: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...]:
+    """Every API a run exchanges (any sender's), or, knowing none (no actor), every API a workload may send."""
+    apis = tuple(sorted({api for _node, apis in sent for api in apis}))
+    return apis or WORKLOAD_APIS
+
+
 @_cached
 @st.composite
-def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequence[str]) -> dict[str, Any]:
+def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequence[str],
+          sent: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> dict[str, Any]:
+    """A rule of ``kind`` whose message is one the messages it selects carry in this run (``sent``: ``exchanged``): an
+    API drawn from a fixed vocabulary and, when nobody it aims at sends it, mapped to one they do (``_who``), so a rule
+    on a message nobody exchanges, which strikes nothing, is not drawn; an error is one that API's answer can carry."""
     rule: dict[str, Any] = {"count": draw(_sampled((1, 2, 3, "until-healed")))}
     if kind == "txn-log":  # the coordinator's own write to __transaction_state fails
         rule |= {"action": "error", "message": "TxnLogAppend",
@@ -425,26 +475,27 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
             rule["transactional_id"] = _who(draw, transactional_ids, TRANSACTIONAL_IDS)
         return rule
     rule["action"] = kind
+    sends = dict(sent)
     # whose messages: anyone's, those on one node's connections, or the broker's own requests (and their
     # answers), which share their API with a client's: the leader's verification, the coordinator's markers
     aim = draw(_sampled(("any", "node", "own")))
-    if aim == "own":
-        messages = _sampled(BROKER_APIS)
-    elif kind == "error":
-        messages = (_sampled([a for a in EOS_APIS if a in INFRASTRUCTURE_ERRORS])
-                    | _sampled([a for a in WORKLOAD_APIS if a in INFRASTRUCTURE_ERRORS]))
+    if aim == "own" and BROKER not in sends:
+        aim = "any"  # the broker sends nothing of its own in this run (no transactional producer)
+    if aim == "node":
+        rule["node"] = node = _who(draw, (*nodes, BROKER))
+        present = sends.get(node, ()) if node != BROKER else ()  # the broker's connections carry every message
+    elif aim == "own":
+        present = sends[BROKER]
     else:
-        messages = MESSAGES
-    rule["message"] = api = draw(messages)
+        present = ()
+    rule["message"] = api = _who(draw, present or _everyone(sent), BROKER_APIS if aim == "own" else WORKLOAD_APIS)
     if kind == "error":
         rule["error"] = draw(_sampled(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))
     else:
         rule["direction"] = draw(_sampled(("response", "request")))
         if kind == "delay":
             rule["ms"] = draw(_sampled(DELAYS_MS))
-    if aim == "node":
-        rule["node"] = _who(draw, (*nodes, BROKER))
-    elif aim == "own":
+    if aim == "own":
         rule["src"] = BROKER
     if rule["count"] == "until-healed" and (aim == "own" or api == "WriteTxnMarkers"):
         # the broker's channels resend at once (markers every reconnect.backoff.ms, 50 ms): a fault on them
@@ -494,23 +545,28 @@ def _ops_of_group(draw: Any, kind: str, actors: Sequence[str], transactional: Se
 
 
 @_cached
-def _trigger(slots: int, message: str, actors: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+def _trigger(slots: int, message: str, actors: tuple[str, ...],
+             sent: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> st.SearchStrategy[dict[str, Any]]:
     """When a rule is armed: from the start, at a slot of the step order, or after one node's k-th request of an
     API (``_counted``)."""
-    return st.one_of(st.just({}), st.integers(1, slots).map(lambda s: {"after_slot": s}), _counted(message, actors))
+    return st.one_of(st.just({}), st.integers(1, slots).map(lambda s: {"after_slot": s}),
+                     _counted(message, actors, sent))
 
 
 @_cached
 @st.composite
-def _counted(draw: Any, message: str, actors: tuple[str, ...]) -> dict[str, Any]:
+def _counted(draw: Any, message: str, actors: tuple[str, ...],
+             sent: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> dict[str, Any]:
     """Armed after the k-th request of an API, half the time the rule's own ``message`` (it strikes the messages
     of that API after the k-th one: a broker's own request, a verification, a marker, comes after the client's
-    of the same API), counted among the requests of one node (``after_node``): an actor, or the broker for its
-    own requests (``BROKER_APIS``; it alone sends markers). Anchored so, deleting another actor's steps moves
-    not the moment the rule is armed."""
-    api = draw(_sampled((message,)) | MESSAGES if message in WORKLOAD_APIS else MESSAGES)
+    of the same API), counted among the requests of one node (``after_node``) that sends it in this run (``sent``:
+    ``exchanged``): an actor, or the broker for its own requests. Anchored so, deleting another actor's steps moves
+    not the moment the rule is armed; counting an API its node never sends, a rule would never be armed."""
+    everyone = _everyone(sent)
+    api = message if draw(st.booleans()) and message in everyone else _who(draw, everyone, WORKLOAD_APIS)
     k = draw(st.integers(1, 4))
-    senders = (BROKER,) if api == "WriteTxnMarkers" else (*actors, BROKER) if api in BROKER_APIS else actors
+    senders = tuple(node for node, apis in sent if api in apis) or (
+        (BROKER,) if api == "WriteTxnMarkers" else (*actors, BROKER) if api in BROKER_APIS else actors)
     return {"after_message": api, "after_count": k, "after_node": _who(draw, senders)}
 
 
@@ -549,13 +605,15 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
 
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
-                    max_faults: int = 4, max_strikes: int = 6, brokers: int = 1) -> Schedule:
+                    max_faults: int = 4, max_strikes: int = 6, brokers: int = 1,
+                    cluster: dict[str, Any] | None = None) -> Schedule:
     """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
     to ``max_faults`` faults of those kinds aimed at the protocol (a rule armed at a slot of the step
     order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
     clock (strikes of the nemesis at drawn times, while the workload goes on). Each fault is drawn on its
-    own: deleting one changes no other. ``brokers`` > 1: the broker ops strike broker-2 .. broker-N (a
-    coordinator moves when its broker dies, so no coordinator-failover)."""
+    own: deleting one changes no other. A rule's message and trigger are among the messages ``workload`` exchanges
+    on a cluster of ``cluster``'s settings (``exchanged``; None: any cluster). ``brokers`` > 1: the broker ops
+    strike broker-2 .. broker-N (a coordinator moves when its broker dies, so no coordinator-failover)."""
     if brokers > 1:
         kinds = [k for k in kinds if k != "coordinator-failover"]
     if not kinds:
@@ -566,7 +624,8 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
     actors = tuple(sorted(workload.actors))
     producers = tuple(sorted(a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]))
     faults = draw(_lists(_fault(tuple(kinds), tuple(enabled), actors, producers,
-                                tuple(_transactional_ids(workload)), _slots(workload), broker_nodes(brokers)),
+                                tuple(_transactional_ids(workload)), _slots(workload), broker_nodes(brokers),
+                                exchanged(workload, cluster)),
                          0, max_faults))
     rules = [{"name": f"f{n}", **rule} for n, rule in enumerate((f for kind, f in faults if kind in RULE_KINDS), 1)]
     groups = [group for kind, group in faults if kind not in RULE_KINDS]
@@ -587,13 +646,13 @@ def _kind(draw: Any, kinds: Sequence[str], enabled: Sequence[str]) -> str:
 @st.composite
 def _fault(draw: Any, kinds: tuple[str, ...], enabled: tuple[str, ...], actors: tuple[str, ...],
            producers: tuple[str, ...], transactional_ids: tuple[str, ...], slots: int,
-           brokers: tuple[str, ...]) -> tuple[str, Any]:
+           brokers: tuple[str, ...], sent: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> tuple[str, Any]:
     """One fault, its kind and all of it drawn in one span (a list element: the shrinker deletes it whole): a
     rule with its trigger, or a group of nemesis ops."""
     kind = _kind(draw, kinds, enabled)
     if kind in RULE_KINDS:
-        rule = draw(_rule(kind, actors, transactional_ids))
-        return kind, {**rule, **draw(_trigger(slots, rule["message"], actors))}
+        rule = draw(_rule(kind, actors, transactional_ids, sent))
+        return kind, {**rule, **draw(_trigger(slots, rule["message"], actors, sent))}
     return kind, draw(_group(kind, actors, producers, slots, brokers))
 
 
@@ -684,12 +743,13 @@ def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_produc
     """Scenario documents (the loader's tables) of a workload, a fault schedule and a cluster config; with
     ``brokers`` > 1 on a cluster of that many brokers (the workload's topics single-replica on broker-1, the
     internal topics replicated: killing broker-2 .. broker-N moves the coordinators)."""
+    # the cluster first: the schedule's rules aim at the messages the workload exchanges on it
+    config = draw(cluster if cluster is not None else cluster_configs())
     workload = draw(workloads(max_producers, producers, readers))
     if brokers > 1:  # aged state is a single broker's (docs/scenario-format.md, Long-lived state)
         workload = Workload(workload.topics, {name: {k: v for k, v in actor.items() if k != "aged"}
                                               for name, actor in workload.actors.items()}, workload.programs)
-    schedule = draw(fault_schedules(workload, kinds, brokers=brokers))
-    config = draw(cluster if cluster is not None else cluster_configs())
+    schedule = draw(fault_schedules(workload, kinds, brokers=brokers, cluster=config))
     return compose(workload, schedule, config if brokers == 1 else {**config, "brokers": brokers})
 
 

@@ -101,6 +101,48 @@ def test_rules_on_the_brokers_own_requests_name_a_broker_api_and_strike_a_few_ti
             assert rule["count"] != "until-healed"
 
 
+def _exchanged(document: dict) -> dict[str, tuple[str, ...]]:
+    """``strategies.exchanged`` of a drawn document's workload (its steps as one program) on its cluster."""
+    workload = strategies.Workload({t["name"]: t.get("partitions", 1) for t in document["topics"]},
+                                   document["actors"], {"": document["steps"]})
+    return dict(strategies.exchanged(workload, document["cluster"]))
+
+
+@FAST
+@given(strategies.scenario_documents())
+def test_a_rule_aims_at_a_message_that_what_it_selects_exchanges(document: dict) -> None:
+    """A rule on a message its targets never send strikes nothing: the broker's own requests are ones it sends in
+    this run, a node's rule one of that node's APIs (the broker's connections carry all), anyone's one somebody
+    sends, and a rule counted by a node's k-th request of an API counts one that node sends."""
+    sent = _exchanged(document)
+    everyone = {api for apis in sent.values() for api in apis}
+    for rule in document.get("faults", ()):
+        if rule["message"] == "TxnLogAppend":
+            continue
+        if "src" in rule:
+            assert rule["message"] in sent[strategies.BROKER]
+        elif rule.get("node") not in (None, strategies.BROKER) and sent.get(rule["node"]):
+            assert rule["message"] in sent[rule["node"]]
+        else:
+            assert rule["message"] in everyone
+        if "after_message" in rule:
+            assert rule["after_message"] in sent[rule["after_node"]]
+
+
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(strategies.scenario_documents(kinds=()))
+def test_what_a_run_sends_is_in_the_vocabulary_its_rules_draw_from(document: dict) -> None:
+    """``exchanged`` leaves out nothing a fault-free run sends: every request of a workload API a node sends is one
+    of its APIs there (the broker's own under BROKER), so grounding the rules on it hides no message from them."""
+    sent = _exchanged(document)
+    outcome = run_scenario(scenario_from_dict(document, name="d", header="drawn"), 1)
+    for event in outcome.trace.of_kinds(frozenset({"net.request"})):
+        api = event.msg.removesuffix("Request") if event.kind == "net.request" else None
+        if api in strategies.WORKLOAD_APIS:
+            node = event.node.split("/", 1)[0].split("#", 1)[0]
+            assert api in sent.get(node, ()), (node, api)
+
+
 def test_the_vocabulary_reaches_java_producers_and_the_brokers_own_requests() -> None:
     """Neither is a hint for a bug: each is drawn like any other choice, and Hypothesis can find one."""
     from hypothesis import find
