@@ -75,11 +75,11 @@ ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
 RULE_KINDS = ("drop", "delay", "disconnect", "error", "txn-log")
 OP_KINDS = ("partition", "clog", "pause", "disconnect-nodes", "broker-restart", "coordinator-failover")
 FAULT_KINDS = RULE_KINDS + OP_KINDS
-# The exactly-once APIs: half of the message faults aim at one of them, the other half at any API.
+# The exactly-once APIs (the state machine's faults aim at them).
 EOS_APIS = ("Produce", "InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers",
             "TxnOffsetCommit")
 # The APIs a drawn workload sends: the exactly-once ones and its consumers' (they assign partitions, so no
-# group membership APIs; a fault on an API nobody sends strikes nothing and costs a run).
+# group membership APIs). A rule draws its message from them, mapped into those its targets send (``exchanged``).
 WORKLOAD_APIS = EOS_APIS + ("Fetch", "ListOffsets", "OffsetFetch")
 # The requests a broker sends itself (to the transaction coordinator, to a partition leader): the leader's
 # KIP-890 verification (or TV2 implicit add) and the coordinator's transaction markers.
