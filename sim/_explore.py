@@ -263,8 +263,6 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
 
     @st.composite
     def around(draw: Any) -> dict[str, Any]:
-        # the cluster first: the schedule's rules aim at the messages the workload exchanges on it
-        cluster = {**draw(clusters), **(base or {}).get("cluster", {})}
         if base is None:
             workload = draw(workloads)
             if not reintroduce:
@@ -276,7 +274,8 @@ def documents(base: dict[str, Any] | None, reintroduce: Sequence[str], seed: int
         # a base that kills brokers itself keeps that to itself: a drawn kill could meet a broker it has down
         kinds = [k for k in strategies.FAULT_KINDS
                  if k != "broker-restart" or not any(s["op"] == "crash_broker" for s in (base or {}).get("steps", ()))]
-        schedule = draw(strategies.fault_schedules(workload, kinds, brokers=brokers, cluster=cluster))
+        schedule = draw(strategies.fault_schedules(workload, kinds, brokers=brokers))
+        cluster = {**draw(clusters), **(base or {}).get("cluster", {})}
         document = strategies.compose(workload, schedule, cluster, name="scenario",
                                       description="a run eosim explore found")
         if base is not None:

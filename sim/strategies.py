@@ -409,47 +409,46 @@ def _who(draw: Any, present: Sequence[str], names: Sequence[str] = NODE_NAMES) -
     return names[i] if names[i] in present else sorted(present)[i % len(present)]
 
 
-def exchanged(workload: Workload, cluster: dict[str, Any] | None = None) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Which node sends which of ``WORKLOAD_APIS`` in ``workload`` on a cluster of ``cluster``'s settings (None: any):
-    ``(node, APIs)`` pairs, the broker's own requests under ``BROKER``. As the simulator's clients send them (and Kafka's):
-    a transactional producer InitProducerId, Produce (if it produces), EndTxn (if it commits or aborts), and
-    AddPartitionsToTxn (AddOffsetsToTxn and TxnOffsetCommit with offsets) unless it is the Java client on a TV2 cluster,
-    whose partitions the broker adds itself; an idempotent one InitProducerId and Produce; a plain one Produce; a consumer Fetch, ListOffsets, and OffsetFetch unless it assigns
-    every partition at a given offset. The broker sends WriteTxnMarkers when a producer is transactional, and
-    AddPartitionsToTxn when it verifies (KIP-890, on unless ``cluster`` turns it off) or adds partitions (TV2, Java)."""
-    cluster = cluster or {}
-    tv2 = cluster.get("transaction.version", 2) == 2
-    verifies = cluster.get("transaction.partition.verification.enable", True)
+def exchanged(workload: Workload) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Which node sends which of ``WORKLOAD_APIS`` in ``workload``, on any cluster: ``(node, APIs)`` pairs, the broker's
+    own requests under ``BROKER``. As the simulator's clients send them (and Kafka's): a transactional producer
+    InitProducerId, AddPartitionsToTxn (AddOffsetsToTxn and TxnOffsetCommit with offsets), Produce if it produces,
+    EndTxn if it commits or aborts; an idempotent one InitProducerId and Produce; a plain one Produce; a consumer Fetch,
+    ListOffsets, and OffsetFetch unless it assigns every partition at a given offset. The broker sends WriteTxnMarkers
+    and AddPartitionsToTxn (KIP-890 verification, or a TV2 add) when a producer is transactional. The cluster is drawn
+    after the schedule, so what depends on it (verification off, a Java producer's TV2 adds) counts as sent."""
     ops: dict[str, list[dict[str, Any]]] = {}
     for owner, program in workload.programs.items():
         for op in program:
             ops.setdefault(op.get("actor", owner), []).append(op)
     sent: dict[str, tuple[str, ...]] = {}
-    own: set[str] = set()
     for name, actor in workload.actors.items():
         config, mine = actor.get("config", {}), ops.get(name, [])
-        java = config.get("eosim.client") == "java"
         produces = any(op["op"] == "produce" for op in mine)
         if actor.get("kind") == "consumer":
             positioned = all("offset" in p for op in mine if op["op"] == "assign" for p in op.get("partitions", ()))
             sent[name] = ("Fetch", "ListOffsets", *(() if positioned else ("OffsetFetch",)))
         elif "transactional.id" in config:
-            broker_adds = java and tv2
             offsets = any(op["op"] == "send_offsets_to_transaction" for op in mine)
             ends = any(op["op"] in ("commit_transaction", "abort_transaction") for op in mine)
-            sent[name] = ("InitProducerId", *(("Produce",) if produces else ()), *(("EndTxn",) if ends else ()),
-                          *(() if broker_adds else ("AddPartitionsToTxn",)), *(("TxnOffsetCommit",) if offsets else ()),
-                          *(("AddOffsetsToTxn",) if offsets and not broker_adds else ()))
-            own.add("WriteTxnMarkers")
-            if verifies or broker_adds:
-                own.add("AddPartitionsToTxn")
-        elif config.get("enable.idempotence", java):
+            sent[name] = ("InitProducerId", "AddPartitionsToTxn", *(("Produce",) if produces else ()),
+                          *(("EndTxn",) if ends else ()), *(("AddOffsetsToTxn", "TxnOffsetCommit") if offsets else ()))
+            sent[BROKER] = BROKER_APIS
+        elif config.get("enable.idempotence", config.get("eosim.client") == "java"):
             sent[name] = ("InitProducerId", *(("Produce",) if produces else ()))
         else:
             sent[name] = ("Produce",) if produces else ()
-    if own:
-        sent[BROKER] = tuple(sorted(own))
     return tuple(sorted(sent.items()))
+
+
+# A rule's message: half the time one of the exactly-once APIs, else any API a workload sends.
+MESSAGES = st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS)
+
+
+def _among(api: str, present: Sequence[str]) -> str:
+    """``api`` if ``present`` has it, else the present one at its index in ``WORKLOAD_APIS``, modulo (as ``_who``): a
+    message nobody sends takes one that is sent, and every message that is sent keeps its own draws' probability."""
+    return api if api in present else sorted(present)[WORKLOAD_APIS.index(api) % len(present)]
 
 
 def _everyone(sent: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...]:
@@ -463,7 +462,7 @@ def _everyone(sent: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...]:
 def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequence[str],
           sent: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> dict[str, Any]:
     """A rule of ``kind`` whose message is one the messages it selects carry in this run (``sent``: ``exchanged``): an
-    API drawn from a fixed vocabulary and, when nobody it aims at sends it, mapped to one they do (``_who``), so a rule
+    API drawn as ever and, when nobody it aims at sends it, mapped to one they do (``_among``), so a rule
     on a message nobody exchanges, which strikes nothing, is not drawn; an error is one that API's answer can carry."""
     rule: dict[str, Any] = {"count": draw(_sampled((1, 2, 3, "until-healed")))}
     if kind == "txn-log":  # the coordinator's own write to __transaction_state fails
@@ -488,7 +487,7 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
         present = sends[BROKER]
     else:
         present = ()
-    rule["message"] = api = _who(draw, present or _everyone(sent), BROKER_APIS if aim == "own" else WORKLOAD_APIS)
+    rule["message"] = api = _among(draw(_sampled(BROKER_APIS) if aim == "own" else MESSAGES), present or _everyone(sent))
     if kind == "error":
         rule["error"] = draw(_sampled(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))
     else:
@@ -563,7 +562,7 @@ def _counted(draw: Any, message: str, actors: tuple[str, ...],
     ``exchanged``): an actor, or the broker for its own requests. Anchored so, deleting another actor's steps moves
     not the moment the rule is armed; counting an API its node never sends, a rule would never be armed."""
     everyone = _everyone(sent)
-    api = message if draw(st.booleans()) and message in everyone else _who(draw, everyone, WORKLOAD_APIS)
+    api = _among(draw(_sampled((message,)) | MESSAGES if message in WORKLOAD_APIS else MESSAGES), everyone)
     k = draw(st.integers(1, 4))
     senders = tuple(node for node, apis in sent if api in apis) or (
         (BROKER,) if api == "WriteTxnMarkers" else (*actors, BROKER) if api in BROKER_APIS else actors)
@@ -605,15 +604,14 @@ def _strike(draw: Any, kind: str, actors: Sequence[str]) -> dict[str, Any]:
 
 @st.composite
 def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_KINDS,
-                    max_faults: int = 4, max_strikes: int = 6, brokers: int = 1,
-                    cluster: dict[str, Any] | None = None) -> Schedule:
+                    max_faults: int = 4, max_strikes: int = 6, brokers: int = 1) -> Schedule:
     """A schedule for ``workload``: swarm testing draws which of ``kinds`` this example may use, then up
     to ``max_faults`` faults of those kinds aimed at the protocol (a rule armed at a slot of the step
     order or by the k-th request of an API; nemesis ops at a slot), and up to ``max_strikes`` on the
     clock (strikes of the nemesis at drawn times, while the workload goes on). Each fault is drawn on its
     own: deleting one changes no other. A rule's message and trigger are among the messages ``workload`` exchanges
-    on a cluster of ``cluster``'s settings (``exchanged``; None: any cluster). ``brokers`` > 1: the broker ops
-    strike broker-2 .. broker-N (a coordinator moves when its broker dies, so no coordinator-failover)."""
+    (``exchanged``). ``brokers`` > 1: the broker ops strike broker-2 .. broker-N (a coordinator moves when its broker
+    dies, so no coordinator-failover)."""
     if brokers > 1:
         kinds = [k for k in kinds if k != "coordinator-failover"]
     if not kinds:
@@ -625,7 +623,7 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
     producers = tuple(sorted(a for a, spec in workload.actors.items() if "transactional.id" in spec["config"]))
     faults = draw(_lists(_fault(tuple(kinds), tuple(enabled), actors, producers,
                                 tuple(_transactional_ids(workload)), _slots(workload), broker_nodes(brokers),
-                                exchanged(workload, cluster)),
+                                exchanged(workload)),
                          0, max_faults))
     rules = [{"name": f"f{n}", **rule} for n, rule in enumerate((f for kind, f in faults if kind in RULE_KINDS), 1)]
     groups = [group for kind, group in faults if kind not in RULE_KINDS]
@@ -743,13 +741,12 @@ def scenario_documents(draw: Any, kinds: Sequence[str] = FAULT_KINDS, max_produc
     """Scenario documents (the loader's tables) of a workload, a fault schedule and a cluster config; with
     ``brokers`` > 1 on a cluster of that many brokers (the workload's topics single-replica on broker-1, the
     internal topics replicated: killing broker-2 .. broker-N moves the coordinators)."""
-    # the cluster first: the schedule's rules aim at the messages the workload exchanges on it
-    config = draw(cluster if cluster is not None else cluster_configs())
     workload = draw(workloads(max_producers, producers, readers))
     if brokers > 1:  # aged state is a single broker's (docs/scenario-format.md, Long-lived state)
         workload = Workload(workload.topics, {name: {k: v for k, v in actor.items() if k != "aged"}
                                               for name, actor in workload.actors.items()}, workload.programs)
-    schedule = draw(fault_schedules(workload, kinds, brokers=brokers, cluster=config))
+    schedule = draw(fault_schedules(workload, kinds, brokers=brokers))
+    config = draw(cluster if cluster is not None else cluster_configs())
     return compose(workload, schedule, config if brokers == 1 else {**config, "brokers": brokers})
 
 

@@ -102,10 +102,10 @@ def test_rules_on_the_brokers_own_requests_name_a_broker_api_and_strike_a_few_ti
 
 
 def _exchanged(document: dict) -> dict[str, tuple[str, ...]]:
-    """``strategies.exchanged`` of a drawn document's workload (its steps as one program) on its cluster."""
+    """``strategies.exchanged`` of a drawn document's workload (its steps as one program)."""
     workload = strategies.Workload({t["name"]: t.get("partitions", 1) for t in document["topics"]},
                                    document["actors"], {"": document["steps"]})
-    return dict(strategies.exchanged(workload, document["cluster"]))
+    return dict(strategies.exchanged(workload))
 
 
 @FAST
