@@ -222,7 +222,7 @@ class ProducerStateManager:
     unreplicated_txns: dict[int, TxnMetadata] = field(factory=dict, init=False)  # marker not yet below the HW
     last_map_offset: int = field(default=0, init=False)  # PSM.mapEndOffset: producer state covers offsets below it
     # Whether a sequence wraps from Int.MAX_VALUE to 0 (KAFKA-7692's fix): asked once, not on every append
-    _sequence_wraps: bool = field(init=False)
+    _sequence_wraps: bool = field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._sequence_wraps = not self.config.reintroduces("KAFKA-7692")

@@ -40,6 +40,8 @@ def frozen(maybe_cls: C | None = None, **kwargs: Any) -> Any:
 def fast_init(cls: C) -> C:
     """Give the frozen slotted attrs class ``cls`` an ``__init__`` that sets its slots through their
     descriptors, if attrs' would do nothing else (see the module docstring); ``cls`` is returned."""
+    if "make" in vars(cls):  # a field or method of that name would be overwritten without a word
+        raise TypeError(f"{cls.__qualname__}: 'make' is a frozen value's plain constructor, not a name of its own")
     if not _plain(cls):
         cls.make = cls  # not a base class's make, which would build the base
         return cls

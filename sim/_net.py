@@ -113,7 +113,7 @@ class Network:
     _deadlines: list[tuple[int, int]] = field(factory=list)
     _timers: set[int] = field(factory=set)  # when the pending timers fire
     _next_correlation_id: int = 0
-    disconnected: int = 0  # requests failed with DISCONNECTED so far (none: no requester need look for one)
+    disconnected: int = field(default=0, init=False)  # requests failed with DISCONNECTED so far (none: no requester need look for one)
     _killed: set[str] = field(factory=set)
     _reconnects: dict[tuple[str, str], _Reconnect] = field(factory=dict)
     # the trace's emitters of the two kinds traced per packet (Trace.emitter)

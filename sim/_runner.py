@@ -59,10 +59,10 @@ class SimBackend:
     incarnations: dict[str, int] = field(factory=dict)
     aged: dict[str, tuple[tuple[int, int], int]] = field(factory=dict)  # sim/_aged.py: first instances' state
     # the history's clock, twice per operation: SimPy's ``_now`` read in C, not a method or property call
-    now: Callable[[], int] = field(init=False)
+    now: Callable[[], int] = field(init=False, repr=False)
     # Asked around every step of a scenario with faults: the fault layer's own methods (no call of ours between)
-    paused_until: Callable[[str], int | None] = field(init=False)
-    after_step: Callable[[int], None] = field(init=False)
+    paused_until: Callable[[str], int | None] = field(init=False, repr=False)
+    after_step: Callable[[int], None] = field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.now = partial(getattr, self.world.env, "_now")

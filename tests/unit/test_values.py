@@ -110,3 +110,14 @@ def test_every_frozen_model_class_builds_as_attrs_would():
 
 def _parameters(cls: type) -> list[tuple]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+
+@pytest.mark.parametrize("make", [field(), lambda self: None])
+def test_a_class_with_its_own_make_is_refused(make):
+    """``make`` is the plain constructor every frozen value gets: a field or method of that name is an error, not
+    silently replaced."""
+    body = {"__annotations__": {"a": "int"}, "a": field(), "make": make}
+    if not callable(make):
+        body["__annotations__"]["make"] = "int"
+    with pytest.raises(TypeError, match="'make'"):
+        values.frozen(type("Value", (), body))
