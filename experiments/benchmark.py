@@ -66,7 +66,7 @@ PER_RECORD_REPEATS = 3  # fresh processes per size up to 10^5 records; the media
 
 
 # the parts of a run, in the order they are measured (``--only``)
-PARTS = ("round_trip", "per_record", "nemesis", "checkers", "cli_run", "conformance", "library")
+PARTS = ("round_trip", "per_record", "per_record_checked", "nemesis", "checkers", "cli_run", "conformance", "library")
 
 
 # -- workloads --------------------------------------------------------------------------------------
@@ -215,13 +215,15 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def child_per_record(records: int) -> dict[str, Any]:
-    """In a fresh process: the whole run of ``records`` records, its time and peak memory."""
+def child_per_record(records: int, keep_trace: bool) -> dict[str, Any]:
+    """In a fresh process: the whole run of ``records`` records, its time and peak memory; ``keep_trace``
+    False keeps only what the checkers need (``eosim.run_scenario(..., keep_trace=False)``)."""
     scenario = per_record_scenario(records)
     gc.collect()
     before = rss_bytes()
     start = time.process_time()
-    run = simulate(scenario, max_events=sc.MAX_EVENTS)  # simulate's default is the format's limit as imported
+    # simulate's default max_events is the format's limit as imported
+    run = simulate(scenario, max_events=sc.MAX_EVENTS, keep_trace=keep_trace)
     simulated = time.process_time()
     outcome = conclude(run)
     done = time.process_time()
@@ -232,15 +234,15 @@ def child_per_record(records: int) -> dict[str, Any]:
             "peak_bytes_per_record": max(peak - before, 0) / records}
 
 
-def per_record(sizes: list[int]) -> list[dict[str, Any]]:
+def per_record(sizes: list[int], keep_trace: bool = True) -> list[dict[str, Any]]:
     """Each size in fresh processes; a size of 10^5 records or fewer (a run of a few seconds at most, which a
     neighbour's burst can spoil) is run ``PER_RECORD_REPEATS`` times, and its median run is the row."""
     rows = []
     for n in sizes:
         runs = []
         for _ in range(PER_RECORD_REPEATS if n <= 10**5 else 1):
-            out = subprocess.run([sys.executable, __file__, "--child-per-record", str(n)], check=True,
-                                 capture_output=True, text=True)
+            out = subprocess.run([sys.executable, __file__, "--child-per-record", str(n),
+                                  *([] if keep_trace else ["--checked"])], check=True, capture_output=True, text=True)
             runs.append(json.loads(out.stdout))
         rows.append(sorted(runs, key=lambda run: run["total_us"])[len(runs) // 2])
         row = rows[-1]
@@ -392,11 +394,14 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                  f"{rt['ratio']:.1f}x",
                  rt["ratio"] <= ROUND_TRIP_MAX_RATIO))
     sizes = r["per_record"]
-    costs = [s["total_us"] for s in sizes]
-    growth = max(costs) / min(costs)  # every size within the band, not only the last against the first
-    rows.append((f"cost per record flat within ±{FLAT_WITHIN:.0%} from 10^3 to {sizes[-1]['records']:.0e}",
-                 " -> ".join(f"{c:.0f}" for c in costs) + " µs", f"{growth:.2f}x (largest / least)",
-                 growth - 1 <= FLAT_WITHIN))
+    for what, part in (("the trace kept", "per_record"), ("keep_trace=False", "per_record_checked")):
+        if part not in r:
+            continue
+        costs = [s["total_us"] for s in r[part]]
+        growth = max(costs) / min(costs)  # every size within the band, not only the last against the first
+        rows.append((f"cost per record flat within ±{FLAT_WITHIN:.0%} from 10^3 to {r[part][-1]['records']:.0e}, "
+                     f"{what}", " -> ".join(f"{c:.0f}" for c in costs) + " µs", f"{growth:.2f}x (largest / least)",
+                     growth - 1 <= FLAT_WITHIN))
     # At scale: the largest run, and what each record past the one before it added (a run whose memory
     # were constant, everything streamed, would add nothing).
     last = sizes[-1]
@@ -460,6 +465,13 @@ def markdown(r: dict[str, Any]) -> str:
     for s in r["per_record"]:
         lines.append(f"| {s['records']:,} | {s['total_us']:.1f} | {s['simulate_us']:.1f} | {s['check_us']:.1f} "
                      f"| {s['peak_bytes_per_record']:,.0f} |")
+    if "per_record_checked" in r:
+        lines += ["", "The same runs with `keep_trace=False` (`eosim.run_scenario`): the trace is checked as it is",
+                  "emitted and only what the oracle reads again (the log's batches) is kept; same verdicts.", "",
+                  "| records | µs/record | simulate | check | peak B/record |", "|---|---|---|---|---|"]
+        for s in r["per_record_checked"]:
+            lines.append(f"| {s['records']:,} | {s['total_us']:.1f} | {s['simulate_us']:.1f} | {s['check_us']:.1f} "
+                         f"| {s['peak_bytes_per_record']:,.0f} |")
     rt, nem, conf = r["round_trip"], r["nemesis"], r["conformance"]
     lines += ["", "## Other measures", "",
               "| measure | value |", "|---|---|",
@@ -1058,6 +1070,7 @@ def main() -> None:
                         help=f"measure only this part ({', '.join(PARTS)}; repeatable): the other parts keep the "
                              "saved results, and a measured part that is a table records when it was measured")
     parser.add_argument("--child-per-record", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--checked", action="store_true", help=argparse.SUPPRESS)  # the child: keep_trace=False
     args = parser.parse_args()
     # The scenario format's resource limits (steps, SimPy events, simulated time: docs/scenario-format.md)
     # guard against hostile files; the benchmark's own workloads go far past them on purpose.
@@ -1066,7 +1079,7 @@ def main() -> None:
         DOC.write_text(markdown(json.loads(RESULTS.read_text())))
         return
     if args.child_per_record:
-        print(json.dumps(child_per_record(args.child_per_record)))
+        print(json.dumps(child_per_record(args.child_per_record, keep_trace=not args.checked)))
         return
 
     quick = args.quick
@@ -1078,6 +1091,8 @@ def main() -> None:
         "round_trip": ("round trip (interleaved pairs)",
                        lambda: round_trip(pairs=3 if quick else 5, records=500 if quick else 2000)),
         "per_record": ("cost and memory per record", lambda: per_record(sizes)),
+        "per_record_checked": ("cost and memory per record, keep_trace=False",
+                               lambda: per_record(sizes, keep_trace=False)),
         "nemesis": ("nemesis workload", lambda: nemesis_runs(10 if quick else 100)),
         "checkers": ("checkers", lambda: [checker_seconds(n) for n in ([10**3, 10**4] if quick else [10**4, 10**5])]),
         "cli_run": ("eosim run, start to exit", lambda: cli_start(3 if quick else 7)),

@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "load_scenario": "eosim._scenario",
     "run_scenario": "eosim._runner",
     "Outcome": "eosim._runner",
+    "TraceNotKept": "eosim._trace",
     "Verdict": "eosim._verdict",
 }
 
@@ -74,6 +75,7 @@ if _TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on 
     from eosim._client.handle import UsageError
     from eosim._observation import PartitionObservation
     from eosim._simulation import Consumer, Producer, Simulation
+    from eosim._trace import TraceNotKept
     from eosim._verdict import Verdict
 
     __version__: str

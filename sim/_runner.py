@@ -26,7 +26,7 @@ from eosim.models.records import IsolationLevel
 from eosim import _scenario as sc
 from eosim._aged import age
 from eosim._checkers import CheckResult
-from eosim._checkers.oracle import TraceOracle, settle_deadline
+from eosim._checkers.oracle import RECALLED_KINDS, TraceOracle, settle_deadline
 from eosim._client.consumer import Consumer
 from eosim._client.errors import KafkaException
 from eosim._client.message import TopicPartition
@@ -151,7 +151,7 @@ def _background(block: Block):
 class Outcome:
     scenario: sc.Scenario
     seed: int
-    trace: TraceView  # the run's typed events, held once (by the run's Trace)
+    trace: TraceView  # the run's typed events, held once (by the run's Trace); TraceNotKept if not kept
     history: Sequence[dict[str, Any]]  # eosim._history.Ops: op dicts rendered as they are read
     observation: Observation
     verdict: Verdict
@@ -275,11 +275,14 @@ def _pace_full_collections() -> None:
         _blocks_after_full, _full_collections, _runs_since_full = sys.getallocatedblocks(), full + 1, 0
 
 
-def simulate(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS) -> Simulation:
-    """Run the scenario's steps, then the settle period, within ``max_events`` (at most sc.MAX_EVENTS)."""
+def simulate(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS,
+             keep_trace: bool = True) -> Simulation:
+    """Run the scenario's steps, then the settle period, within ``max_events`` (at most sc.MAX_EVENTS).
+    ``keep_trace=False``: keep only what the checkers need (``Trace.keep_only``), for a run whose verdict is
+    all that is wanted; the same verdict, without the trace's file (a long run's cost per record stays flat)."""
     _pace_full_collections()
     with _young_collections_only():
-        return _simulate(scenario, seed, min(max_events, sc.MAX_EVENTS))
+        return _simulate(scenario, seed, min(max_events, sc.MAX_EVENTS), keep_trace)
 
 
 def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None, *,
@@ -323,9 +326,11 @@ def cluster_for(world: World, scenario: sc.Scenario) -> Cluster:
     return Cluster(world, config, topics, brokers=len(scenario.brokers), replicated=replicated)
 
 
-def _simulate(scenario: sc.Scenario, seed: int | None, max_events: int) -> Simulation:
+def _simulate(scenario: sc.Scenario, seed: int | None, max_events: int, keep_trace: bool) -> Simulation:
     seed = scenario.seed if seed is None else seed
     world = World(seed)
+    if not keep_trace:
+        world.trace.keep_only(RECALLED_KINDS)
     oracle = TraceOracle(world.trace)
     cluster = cluster_for(world, scenario)
     faults = FaultLayer.install(world, cluster.network, cluster.broker_node, scenario, cluster.node)
@@ -356,11 +361,12 @@ def _conclude(run: Simulation) -> Outcome:
     return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, verdict, run.completed)
 
 
-def run_scenario(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS) -> Outcome:
+def run_scenario(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS,
+                 keep_trace: bool = True) -> Outcome:
     if not isinstance(scenario, sc.Scenario):
         raise TypeError(f"run_scenario() takes an eosim.Scenario, as load_scenario(path) returns, "
                         f"got {scenario!r}")
-    return conclude(simulate(scenario, seed, max_events=max_events))
+    return conclude(simulate(scenario, seed, max_events=max_events, keep_trace=keep_trace))
 
 
 def reachable(scenario: sc.Scenario) -> list[Outcome]:

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from array import array
+from bisect import bisect_left
 from itertools import accumulate
 from typing import IO, Any, Callable, ClassVar, Iterable, Iterator, Sequence, overload
 
@@ -42,6 +43,15 @@ ABSENT = Absent.ABSENT
 
 class TraceSchemaError(TypeError):
     """An event that does not fit its kind's class: an unknown kind, a missing or unknown field."""
+
+
+class TraceNotKept(LookupError):
+    """A read of a trace that kept only what its checkers recall (``Trace.keep_only``; ``keep_trace=False``)."""
+
+    def __init__(self, what: str = "its events") -> None:
+        super().__init__(f"this run did not keep {what}: it ran with keep_trace=False, so its trace was checked "
+                         "as it was emitted and then dropped; the same scenario and seed with keep_trace=True "
+                         "give the whole trace")
 
 
 @frozen(weakref_slot=False)  # a long run holds millions: not a byte more than its fields
@@ -813,6 +823,17 @@ class Trace:
     _reader: Callable[[list[TraceEvent]], None] | None = field(default=None, init=False)
     _read: int = field(default=0, init=False)  # events handed to the reader so far
     _spill_at: int = field(factory=lambda: SPILL_EVENTS, init=False)  # events held that make a spill
+    # keep_only: the kinds a spill keeps (None: every kind), and the seq of each line spilled then
+    _only: frozenset[type[TraceEvent]] | None = field(default=None, init=False)
+    _line_seqs: array = field(factory=lambda: array("q"), init=False)
+
+    def keep_only(self, kinds: frozenset[str]) -> None:
+        """Spill only the events of ``kinds`` (those the reader recalls by seq, ``event_at``); the reader has
+        every other one before it is dropped. The trace can then no longer be read whole (``TraceNotKept``):
+        a run that wants its verdict only skips rendering most of a long trace, and the file stays small."""
+        if self._spilled:
+            raise ValueError("keep_only() is decided before a trace first spills")
+        self._only = frozenset(KINDS[k] for k in kinds)
 
     def follow(self, reader: Callable[[list[TraceEvent]], None]) -> None:
         """Hand ``reader`` every event of this trace in seq order, in blocks: those so far at the next
@@ -858,15 +879,20 @@ class Trace:
 
     def _spill_events(self) -> None:
         self.catch_up()
-        if self._spill is None:
+        if self._only is None:
+            spilled = self.events
+        else:
+            spilled = [ev for ev in self.events if type(ev) in self._only]
+            self._line_seqs.extend([ev.seq for ev in spilled])
+        if self._spill is None and spilled:
             self._spill = tempfile.TemporaryFile()
         kinds = self._kinds
-        for start in range(0, len(self.events), 10_000):  # rendered a block at a time
-            block = self.events[start:start + 10_000]
+        for start in range(0, len(spilled), 10_000):  # rendered a block at a time
+            block = spilled[start:start + 10_000]
             lines = [ev._line() for ev in block]
             self._kind_ids.extend([kinds.setdefault(ev.kind, len(kinds)) for ev in block])
             # JSON lines are ASCII (non-ASCII is escaped), so a line's bytes are its characters
-            self._spill.write("".join(lines).encode("ascii"))
+            self._spill.write("".join(lines).encode("ascii"))  # type: ignore[union-attr]
             self._offsets.extend(accumulate(map(len, lines), initial=self._size))
             self._size = self._offsets.pop()
         self._spilled += len(self.events)
@@ -880,14 +906,21 @@ class Trace:
             raise IndexError(index)
         if index >= self._spilled:
             return self.events[index - self._spilled]
+        line = index
+        if self._only is not None:  # the spilled lines are those of the kept kinds
+            line = bisect_left(self._line_seqs, index)
+            if line == len(self._line_seqs) or self._line_seqs[line] != index:
+                raise TraceNotKept(f"event {index}")
         assert self._spill is not None
         self._spill.flush()
-        end = self._offsets[index + 1] if index + 1 < self._spilled else self._size
-        return from_dict(json.loads(os.pread(self._spill.fileno(), end - self._offsets[index], self._offsets[index])))
+        end = self._offsets[line + 1] if line + 1 < len(self._offsets) else self._size
+        return from_dict(json.loads(os.pread(self._spill.fileno(), end - self._offsets[line], self._offsets[line])))
 
     def rows(self, kinds: frozenset[str] | None = None) -> Iterator[TraceEvent | bytes]:
         """The events in seq order: each event in memory, the JSON line (bytes) of each spilled one;
         with ``kinds``, only those of these kinds and the last event."""
+        if self._only is not None:
+            raise TraceNotKept()
         spilled, size, events = self._spilled, self._size, list(self.events)
         last = spilled + len(events) - 1
         wanted = None if kinds is None else {i for k, i in self._kinds.items() if k in kinds}

@@ -150,6 +150,11 @@ def _deadline(oracle: _Oracle) -> int | None:
     return int(max(deadlines))
 
 
+# The events the oracle reads again after it has been handed them, by seq (``_Oracle.recall``): a trace that
+# keeps only these (``Trace.keep_only``) still gives the same verdict.
+RECALLED_KINDS = frozenset({"log.append"})
+
+
 @define(eq=False)
 class TraceOracle:
     """The oracle of a run, reading its trace as it is emitted (``Trace.follow``): it is handed each

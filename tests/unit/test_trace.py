@@ -15,7 +15,7 @@ from eosim import _trace
 from eosim._checkers import check_trace
 from eosim._cli import scenario_dir
 from eosim._judge import ORACLE_KINDS
-from eosim._runner import run_scenario, simulate
+from eosim._runner import conclude, run_scenario, simulate
 from eosim._scenario import load_scenario
 from eosim._trace import ABSENT, LogOffsets, NetDrop, Trace, TraceSchemaError, dumps_lines, from_dict
 from eosim.models.records import Record, RecordBatch, TopicPartition
@@ -138,6 +138,34 @@ def test_the_online_oracle_on_a_streamed_trace_judges_as_the_offline_one_on_the_
     offline = check_trace([json.loads(line) for line in lines.splitlines()])
     assert run.oracle.check() == offline
     assert run_scenario(load_scenario(path), 1).results_json() == held.results_json()
+    # keeping only what the oracle recalls (the log's batches) judges the same, observes the same
+    checked = run_scenario(load_scenario(path), 1, keep_trace=False)
+    assert checked.results_json() == held.results_json()
+    assert checked.observation == held.observation and list(checked.history) == list(held.history)
+
+
+def test_a_trace_not_kept_keeps_only_what_the_oracle_recalls_and_refuses_to_be_read(monkeypatch):
+    monkeypatch.setattr(_trace, "SPILL_EVENTS", 37)
+    monkeypatch.setattr(_trace, "SPILL_BLOCK", 11)
+    scenario = load_scenario(scenario_dir() / "txn-abort-sequence-reuse.toml")
+    held, run = simulate(scenario, 1), simulate(scenario, 1, keep_trace=False)
+    trace, whole = run.world.trace, held.world.trace
+    assert trace._spilled > 37 and len(trace) == len(whole)
+    appends = [e.seq for e in whole.view() if e.kind == "log.append" and e.seq < trace._spilled]
+    assert appends and list(trace._line_seqs) == appends  # the file holds the log's batches, nothing else
+    assert [trace.event_at(seq).to_dict() for seq in appends] == [whole.event_at(seq).to_dict() for seq in appends]
+    other = next(e.seq for e in whole.view() if e.kind != "log.append")
+    with pytest.raises(_trace.TraceNotKept, match="keep_trace=False"):
+        trace.event_at(other)
+    outcome = conclude(run)
+    assert outcome.results_json() == conclude(held).results_json()
+    assert "sequence-reuse" in outcome.verdict.checks.anomaly_types  # its witness recalled from the file
+    assert len(outcome.trace) == len(whole)
+    for read in (list, dumps_lines, lambda view: list(view.of_kinds(ORACLE_KINDS))):
+        with pytest.raises(_trace.TraceNotKept, match="keep_trace=True give the whole trace"):
+            read(outcome.trace)
+    with pytest.raises(ValueError, match="before a trace first spills"):
+        trace.keep_only(frozenset({"log.append"}))
 
 
 def test_concluding_a_run_twice_gives_the_same_verdict() -> None:
