@@ -222,8 +222,7 @@ def child_per_record(records: int, keep_trace: bool) -> dict[str, Any]:
     gc.collect()
     before = rss_bytes()
     start = time.process_time()
-    # simulate's default max_events is the format's limit as imported
-    run = simulate(scenario, max_events=sc.MAX_EVENTS, keep_trace=keep_trace)
+    run = simulate(scenario, keep_trace=keep_trace)
     simulated = time.process_time()
     outcome = conclude(run)
     done = time.process_time()
@@ -290,7 +289,7 @@ def checker_seconds(operations: int, repeat: int = CHECKER_REPEAT) -> dict[str, 
     for _ in range(repeat):
         spill, _trace.SPILL_EVENTS = _trace.SPILL_EVENTS, 10**12
         try:
-            run = simulate(scenario, max_events=sc.MAX_EVENTS)
+            run = simulate(scenario)
         finally:
             _trace.SPILL_EVENTS = spill
         start = time.process_time()

@@ -275,14 +275,16 @@ def _pace_full_collections() -> None:
         _blocks_after_full, _full_collections, _runs_since_full = sys.getallocatedblocks(), full + 1, 0
 
 
-def simulate(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS,
+def simulate(scenario: sc.Scenario, seed: int | None = None, *, max_events: int | None = None,
              keep_trace: bool = True) -> Simulation:
-    """Run the scenario's steps, then the settle period, within ``max_events`` (at most sc.MAX_EVENTS).
+    """Run the scenario's steps, then the settle period, within ``max_events`` (at most sc.MAX_EVENTS, read
+    when called: the benchmark raises it).
     ``keep_trace=False``: keep only what the checkers need (``Trace.keep_only``), for a run whose verdict is
     all that is wanted; the same verdict, without the trace's file (a long run's cost per record stays flat)."""
     _pace_full_collections()
     with _young_collections_only():
-        return _simulate(scenario, seed, min(max_events, sc.MAX_EVENTS), keep_trace)
+        return _simulate(scenario, seed, sc.MAX_EVENTS if max_events is None else min(max_events, sc.MAX_EVENTS),
+                         keep_trace)
 
 
 def settle(world: World, cluster: Cluster, faults: FaultLayer, limit: int | None = None, *,
@@ -361,7 +363,7 @@ def _conclude(run: Simulation) -> Outcome:
     return Outcome(run.scenario, run.seed, trace, run.interpreter.history, observation, verdict, run.completed)
 
 
-def run_scenario(scenario: sc.Scenario, seed: int | None = None, *, max_events: int = sc.MAX_EVENTS,
+def run_scenario(scenario: sc.Scenario, seed: int | None = None, *, max_events: int | None = None,
                  keep_trace: bool = True) -> Outcome:
     if not isinstance(scenario, sc.Scenario):
         raise TypeError(f"run_scenario() takes an eosim.Scenario, as load_scenario(path) returns, "

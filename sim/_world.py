@@ -67,6 +67,10 @@ class _Timeout(simpy.Timeout):
         heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
 
 
+# shown as SimPy's own in reprs (``<Process(gen) object at ...>``), as they are SimPy's events
+_Process.__name__, _Process.__qualname__ = "Process", "Process"
+_Timeout.__name__, _Timeout.__qualname__ = "Timeout", "Timeout"
+
 _new_initialize = partial(object.__new__, simpy.events.Initialize)  # its fields set by _Process, without its __init__
 
 

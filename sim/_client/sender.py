@@ -198,11 +198,11 @@ class Sender:
     aged: tuple[tuple[int, int], int] | None = None  # an aged producer's (pid, epoch) and its next sequence
     _wakeups: set[int] = field(factory=set)
     _next_scan: int = 0
-    _inflight: int = 0  # batches in flight over every partition (each partition's ``inflight``, counted)
+    _inflight: int = field(default=0, init=False)  # batches in flight over every partition (each partition's ``inflight``, counted)
     _serve_now_alive: Any = field(init=False)  # _serve_now under rk._alive, made once
     # each Produce's reply event -> its (partition, batch): one guarded callback for every reply, made once, instead
     # of a guard and a partial per request
-    _replies: dict[simpy.Event, tuple[_Partition, _Batch]] = field(factory=dict)
+    _replies: dict[simpy.Event, tuple[_Partition, _Batch]] = field(factory=dict, init=False)
     _on_reply_alive: Any = field(init=False)  # _on_produce_reply under rk._alive, made once
 
     def __attrs_post_init__(self) -> None:
