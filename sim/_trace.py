@@ -12,6 +12,8 @@ import functools
 import json
 import os
 import tempfile
+import types
+import typing
 from array import array
 from bisect import bisect_left
 from itertools import accumulate
@@ -561,19 +563,95 @@ class _Unrendered(Exception):
     """A value the generated renderers leave to the reference rendering (``ABSENT`` inside a value)."""
 
 
-# The JSON text of a local variable in generated code, as an expression: ints (which an f-string writes
-# as JSON does), strs and None without a call, the rest by their type's renderer; a field declared int
-# or str tests for its type first, one declared of another type goes to its renderer at once.
-_INLINE = '({0} if type({0}) is int else A({0}) if type({0}) is str else "null" if {0} is None else R[type({0})]({0}))'
-_INLINE_OF = {"int": '({0} if type({0}) is int else R[type({0})]({0}))',
-              "str": '(A({0}) if type({0}) is str else R[type({0})]({0}))',
-              **dict.fromkeys(("bool", "TopicPartition", "dict", "list"), "R[type({0})]({0})")}
+# The JSON text of a local variable in generated code, as an f-string expression, for a value of any
+# type: ints (which an f-string writes as JSON does), strs and None without a call, a dict by its keys'
+# plan, the rest by their type's renderer.
+_INLINE = ('({0} if type({0}) is int else A({0}) if type({0}) is str else "null" if {0} is None'
+           ' else PLANS[tuple({0})]({0}) if type({0}) is dict else R[type({0})]({0}))')
+# ... for a value declared of scalar types: each declared type tested, in the declared order
+_SCALAR_TESTS = {int: "{0} if type({0}) is int", str: "A({0}) if type({0}) is str",
+                 bool: '"true" if {0} is True else "false" if {0} is False', type(None): '"null" if {0} is None'}
 
 
-def _inline(var: str, declared: Any = None) -> str:
-    """``var``'s JSON text in generated code, for a field of the ``declared`` type (annotation text)."""
-    base = str(declared).split("|")[0].split("[")[0].strip()
-    return _INLINE_OF.get(base, _INLINE).format(var)
+@functools.cache
+def _hints(kind: type) -> dict[str, Any]:
+    """The declared types of a model value's or an event's fields; none (every field as ``Any``) when an
+    annotation names what its module cannot resolve."""
+    try:
+        return typing.get_type_hints(kind)
+    except Exception:  # NameError, or a TypeError of an annotation that is no type: any is possible
+        return {}
+
+
+def _text(code: _Code, var: str, declared: Any, pad: str, within: frozenset[type] = frozenset()) -> str:
+    """``var``'s JSON text in generated code, as f-string source (JSON text and ``{...}`` fields), for a
+    value declared of type ``declared``. A scalar: an expression testing the value's type, its type's
+    renderer when the test fails. A model value or a pair: written in, its parts read first by statements
+    at indent ``pad``, which leave a value of another type to the reference rendering (``_Unrendered``:
+    the declared types hold in practice). A sequence (of any length): a local, each item written in.
+    ``within``: the model types being written around it (a recursive type goes to its renderer)."""
+    alternatives = [a for a in typing.get_args(declared) if a is not Absent] \
+        if typing.get_origin(declared) in (typing.Union, types.UnionType) else [declared]
+    fallback = f"R[type({var})]({var})"
+    if all(a in _SCALAR_TESTS for a in alternatives):
+        return "{(" + " else ".join(_SCALAR_TESTS[a].format(var) for a in alternatives) + f" else {fallback})}}"
+    kind = alternatives[0] if len(alternatives) == 1 else Any
+    origin, args = typing.get_origin(kind) or kind, typing.get_args(kind)
+    if kind is TopicPartition:  # by identity (``_json_topic_partition``)
+        return f"{{(TEXTS.get(id({var})) or {fallback})}}"
+    if origin is dict:
+        return f"{{(PLANS[tuple({var})]({var}) if type({var}) is dict else {fallback})}}"
+    if origin is tuple and args and args[-1] is not Ellipsis:  # a pair, a triple: items of their own types
+        items = [code.local() for _ in args]
+        code.lines += [f"{pad}if type({var}) is not tuple or len({var}) != {len(args)}:", f"{pad}    raise Unrendered",
+                       f"{pad}{', '.join(items)}, = {var}"]
+        return "[" + ",".join(_text(code, item, arg, pad, within) for item, arg in zip(items, args)) + "]"
+    if origin is tuple or origin is list:  # of one type (Any when undeclared), often of one item
+        result, parts, item, declared_item = code.local(), code.local(), code.local(), args[0] if args else Any
+        code.lines += [f"{pad}if type({var}) is {origin.__name__} and len({var}) == 1:", f"{pad}    {item}, = {var}"]
+        code.lines.append(f"{pad}    {result} = f'[{_text(code, item, declared_item, pad + '    ', within)}]'")
+        code.lines += [f"{pad}elif type({var}) is {origin.__name__}:", f"{pad}    {parts} = []",
+                       f"{pad}    for {item} in {var}:"]
+        text = _text(code, item, declared_item, pad + "        ", within)
+        code.lines += [f"{pad}        {parts}.append(f'{text}')", f"{pad}    {result} = f'[{{\",\".join({parts})}}]'",
+                       f"{pad}else:", f"{pad}    {result} = {fallback}"]
+        return f"{{{result}}}"
+    if isinstance(kind, type) and attrs.has(kind) and kind not in within:
+        code.lines += [f"{pad}if type({var}) is not {code.constant(kind)}:", f"{pad}    raise Unrendered"]
+        return _fields_text(code, var, kind, pad, within)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return f"{{{fallback}}}"
+    return f"{{{_INLINE.format(var)}}}"
+
+
+def _fields_text(code: _Code, var: str, kind: type, pad: str, within: frozenset[type]) -> str:
+    """The JSON object of the model value ``var`` of type ``kind``, its traced fields in sorted order, as
+    f-string source (``_text``; their parts read first, at indent ``pad``)."""
+    declared, texts = _hints(kind), []
+    for name in sorted(_traced_fields(kind)):
+        field_var = code.local()
+        code.lines.append(f"{pad}{field_var} = {var}.{name}")
+        text = _text(code, field_var, declared.get(name, Any), pad, within | {kind})
+        texts.append(_literal(_ascii(name) + ":") + text)
+    return _literal("{") + ",".join(texts) + _literal("}")
+
+
+@define
+class _Code:
+    """A generated renderer's source: its lines, fresh local names, and the types it tests (by names)."""
+
+    lines: list[str]
+    namespace: dict[str, Any] = field(factory=dict)
+    _locals: int = 0
+
+    def local(self) -> str:
+        self._locals += 1
+        return f"x{self._locals}"
+
+    def constant(self, value: Any) -> str:
+        name = f"K{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
 
 
 def _literal(text: str) -> str:
@@ -582,15 +660,16 @@ def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{").replace("}", "}}")
 
 
-def _slot(text: str, var: str, declared: Any = None) -> str:
-    """Generated f-string source: the JSON ``text`` written in, then ``var``'s JSON text (``_inline``)."""
-    return _literal(text) + "{" + _inline(var, declared) + "}"
+def _slot(text: str, expression: str) -> str:
+    """Generated f-string source: the JSON ``text`` written in, then the value of ``expression``."""
+    return _literal(text) + "{" + expression + "}"
 
 
-def _generate(name: str, source: list[str]) -> Callable[..., str]:
+def _generate(name: str, code: _Code) -> Callable[..., str]:
     namespace: dict[str, Any] = {"A": _ascii, "R": _JSON_RENDERERS, "ABSENT": ABSENT, "Unrendered": _Unrendered,
-                                 "ENCODE": _encode, "KEYED": _json_dict_keyed}
-    exec(compile("\n".join(source), f"<eosim._trace {name}>", "exec"), namespace)  # noqa: S102
+                                 "ENCODE": _encode, "KEYED": _json_dict_keyed, "PLANS": _DICT_PLANS,
+                                 "TEXTS": _TP_TEXTS, **code.namespace}
+    exec(compile("\n".join(code.lines), f"<eosim._trace {name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 
 
@@ -618,47 +697,52 @@ def _json(value: Any) -> str:
     return _JSON_RENDERERS[type(value)](value)
 
 
-def _json_list_source() -> list[str]:
+def _json_list_source() -> _Code:
     """``_json_list``: written out for up to four items (a call and a list comprehension less)."""
-    source = ["def json_list(value):", "    n = len(value)"]
+    code = _Code(["def json_list(value):", "    n = len(value)"])
     for n in range(5):
         items = [f"v{i}" for i in range(n)]
-        source += [f"    if n == {n}:"] + ([f"        {', '.join(items)}, = value"] if n else [])
-        source.append("        return f'[" + ",".join("{" + _INLINE.format(v) + "}" for v in items) + "]'")
-    source.append("    return '[' + ','.join([f'{" + _INLINE.format("v") + "}' for v in value]) + ']'")
-    return source
+        code.lines += [f"    if n == {n}:"] + ([f"        {', '.join(items)}, = value"] if n else [])
+        code.lines.append("        return f'[" + ",".join("{" + _INLINE.format(v) + "}" for v in items) + "]'")
+    code.lines.append("    return '[' + ','.join([f'{" + _INLINE.format("v") + "}' for v in value]) + ']'")
+    return code
 
 
-# A dict's renderer by its keys in order (a client call's arguments, a result: a few shapes each),
-# generated for str keys; bounded, as a run's dicts may have keys drawn from its data.
-_DICT_PLANS: dict[tuple, Callable[[dict], str]] = {}
+class _DictPlans(dict):
+    """A dict's renderer by its keys in order (a client call's arguments, a result: a few shapes each),
+    generated on a shape's first dict; bounded, as a run's dicts may have keys drawn from its data."""
+
+    def __missing__(self, keys: tuple) -> Callable[[dict], str]:
+        plan = _dict_plan(keys)
+        if len(self) < _DICT_PLANS_MAX:
+            self[keys] = plan
+        return plan
+
+
+_DICT_PLANS = _DictPlans()
 _DICT_PLANS_MAX = 1024
 _DICT_PLAN_KEYS_MAX = 32
 
 
 def _json_dict(value: dict) -> str:
-    keys = tuple(value)
-    plan = _DICT_PLANS.get(keys)
-    if plan is None:
-        plan = _dict_plan(keys)
-        if len(_DICT_PLANS) < _DICT_PLANS_MAX:
-            _DICT_PLANS[keys] = plan
-    return plan(value)
+    return _DICT_PLANS[tuple(value)](value)
 
 
 def _dict_plan(keys: tuple) -> Callable[[dict], str]:
+    """Code for dicts with ``keys``, all str (``KEYED`` for others): a key equal to a str of the plan's
+    (a str subclass, a StrEnum) has its own text, so each key's type is tested."""
     if len(keys) > _DICT_PLAN_KEYS_MAX or not all(type(k) is str for k in keys):
         return _json_dict_keyed
     order = sorted(range(len(keys)), key=keys.__getitem__)
-    source = ["def render_dict(d):"]
-    if keys:  # a key equal to a str of the plan's (a str subclass, a StrEnum) has its own text
+    code = _Code(["def render_dict(d):"])
+    if keys:
         names = [f"k{i}" for i in range(len(keys))]
-        source += [f"    {', '.join(names)}, = d",
-                   f"    if {' or '.join(f'type({k}) is not str' for k in names)}:", "        return KEYED(d)"]
-    source += [f"    v{i} = d[{keys[i]!r}]" for i in order]
-    body = ",".join(_slot(_ascii(keys[i]) + ":", f"v{i}") for i in order)
-    source.append(f"    return f'{{{{{body}}}}}'")
-    return _generate("render_dict", source)
+        code.lines += [f"    {', '.join(names)}, = d",
+                       f"    if {' or '.join(f'type({k}) is not str' for k in names)}:", "        return KEYED(d)",
+                       f"    {', '.join(f'v{i}' for i in range(len(keys)))}, = d.values()"]
+    body = ",".join(_slot(_ascii(keys[i]) + ":", _INLINE.format(f"v{i}")) for i in order)
+    code.lines.append(f"    return f'{{{{{body}}}}}'")
+    return _generate("render_dict", code)
 
 
 def _json_dict_keyed(value: dict) -> str:
@@ -667,18 +751,22 @@ def _json_dict_keyed(value: dict) -> str:
     return "{" + ",".join([_ascii(k) + ":" + _json(items[k]) for k in sorted(items)]) + "}"
 
 
-_TP_JSON: dict[TopicPartition, str] = {}  # a run has a few partitions; bounded all the same
-_TP_JSON_MAX = 4096
+# A topic-partition's JSON text by its identity: no Python-level ``__hash__`` or ``__eq__`` (attrs'), read
+# in generated code as ``TEXTS.get(id(tp))``. Each is held, so its id is no other object's while its text
+# is here; only those with a str topic and an int partition (a text that cannot change); a run has a few
+# partitions, mostly the same instances: bounded all the same.
+_TP_TEXTS: dict[int, str] = {}
+_TP_HELD: list[TopicPartition] = []
+_TP_TEXTS_MAX = 4096
 
 
 def _json_topic_partition(tp: TopicPartition) -> str:
-    if type(tp.topic) is not str or type(tp.partition) is not int:  # equal to another, written otherwise
-        return _ascii(str(tp))
-    text = _TP_JSON.get(tp)
+    text = _TP_TEXTS.get(id(tp))
     if text is None:
         text = _ascii(str(tp))
-        if len(_TP_JSON) < _TP_JSON_MAX:
-            _TP_JSON[tp] = text
+        if type(tp.topic) is str and type(tp.partition) is int and len(_TP_TEXTS) < _TP_TEXTS_MAX:
+            _TP_TEXTS[id(tp)] = text
+            _TP_HELD.append(tp)
     return text
 
 
@@ -707,46 +795,52 @@ def _json_renderer(kind: type) -> Callable[[Any], str]:
     if kind is bytes:
         plain_of = _renderer(kind)
         return lambda value: _ascii(plain_of(value))
-    if attrs.has(kind):
-        names = sorted(_traced_fields(kind))
-        declared = {f.name: f.type for f in attrs.fields(kind)}
-        source = [f"def json_{kind.__name__}(value):"] + [f"    v{i} = value.{n}" for i, n in enumerate(names)]
-        body = ",".join(_slot(_ascii(n) + ":", f"v{i}", declared[n]) for i, n in enumerate(names))
-        source.append(f"    return f'{{{{{body}}}}}'")
-        return _generate(f"json_{kind.__name__}", source)
+    if attrs.has(kind):  # its fields written by their declared types (``_text``)
+        name = f"json_{kind.__name__}"
+        code = _Code([f"def {name}(value):"])
+        text = _fields_text(code, "value", kind, "    ", frozenset())
+        code.lines.append(f"    return f'{text}'")
+        return _generate(name, code)
     return _encode  # floats, str and int subclasses: as the encoder writes them
 
 
 def _line_renderer(kind: type[TraceEvent]) -> Callable[[TraceEvent], str]:
     """The JSON line (newline included) of an event of one kind, generated: ``_encode(ev.to_dict())``,
     the same bytes, as one f-string with the keys' text written in: the data fields in sorted order as
-    ``sort_keys`` has them, a field left out (``ABSENT``) not at all, then the envelope's keys (data,
-    kind, node, seq, t). A value it does not render (``ABSENT`` inside a value) goes to the reference."""
+    ``sort_keys`` has them, each written by its declared type (``_text``), a field left out (``ABSENT``)
+    not at all, then the envelope's keys (data, kind, node, seq, t). A value it does not render
+    (``ABSENT`` inside a value) goes to the reference."""
     name = f"line_{kind.__name__}"
-    source = [f"def {name}(ev):", "    try:"]
+    code = _Code([f"def {name}(ev):", "    try:"])
     segments = []  # each data field's text, comma first: written in, or a local if the field may be left out
-    declared = {f.name: f for f in attrs.fields(kind)}
-    for i, field_name in enumerate(sorted(kind._fields)):
-        source.append(f"        v{i} = ev.{field_name}")
-        text = _slot("," + _ascii(field_name) + ":", f"v{i}", declared[field_name].type)
+    declared, hints = {f.name: f for f in attrs.fields(kind)}, _hints(kind)
+    for field_name in sorted(kind._fields):
+        var = code.local()
+        code.lines.append(f"        {var} = ev.{field_name}")
+        key = "," + _ascii(field_name) + ":"
         if declared[field_name].default is ABSENT:
-            source.append(f"        s{i} = f'{text}' if v{i} is not ABSENT else ''")
-            text = f"{{s{i}}}"
-        segments.append(text)
+            segment = code.local()
+            code.lines += [f"        if {var} is ABSENT:", f"            {segment} = ''", "        else:"]
+            text = _literal(key) + _text(code, var, hints.get(field_name, Any), " " * 12)
+            code.lines.append(f"            {segment} = f'{text}'")
+            segments.append(f"{{{segment}}}")
+        else:
+            segments.append(_literal(key) + _text(code, var, hints.get(field_name, Any), " " * 8))
     # the data fields less the first one's comma: cut from the source, or, when the first field may be
     # left out, from the text rendered
-    if segments and segments[0].startswith("{s"):
-        source.append(f"        data = f'{''.join(segments)}'[1:]")
+    if segments and segments[0].startswith("{x"):
+        code.lines.append(f"        data = f'{''.join(segments)}'[1:]")
         data = "{data}"
     else:
         data = "".join(segments)[1:]
-    line = (_literal('{"data":{') + data + _slot('},"kind":' + _ascii(kind.kind) + ',"node":', "node", "str")
-            + _slot(',"seq":', "seq", "int") + _slot(',"t":', "t", "int") + _literal("}") + "\\n")
-    source += ["        node, seq, t = ev.node, ev.seq, ev.t",
-               f"        return f'{line}'",
-               "    except Unrendered:",
-               "        return ENCODE(ev.to_dict()) + '\\n'"]
-    return _generate(name, source)
+    line = (_literal('{"data":{') + data + _literal('},"kind":' + _ascii(kind.kind) + ',"node":')
+            + _text(code, "node", str, "") + _literal(',"seq":') + _text(code, "seq", int, "")
+            + _literal(',"t":') + _text(code, "t", int, "") + _literal("}") + "\\n")
+    code.lines += ["        node, seq, t = ev.node, ev.seq, ev.t",
+                   f"        return f'{line}'",
+                   "    except Unrendered:",
+                   "        return ENCODE(ev.to_dict()) + '\\n'"]
+    return _generate(name, code)
 
 
 def _first_line(ev: TraceEvent) -> str:

@@ -2,8 +2,8 @@
 cost per event) write the same bytes as the reference rendering, ``json.dumps`` of the event's plain
 form (``to_dict``) with sorted keys, for events of every kind holding any value ``plain`` renders:
 scalars, odd strings and keys, bytes, enums, subclasses of str and int, topic-partitions, model values
-(with a field that is not traced), nested lists, tuples and dicts, keys and topics equal to a str but
-written otherwise, and ``ABSENT`` anywhere."""
+(with a field that is not traced; nested ones, which the renderers write by their declared types), nested
+lists, tuples and dicts, keys and topics equal to a str but written otherwise, and ``ABSENT`` anywhere."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from eosim import _trace
 from eosim._trace import ABSENT, KINDS, Trace
 from eosim.models.consumer_group import ConsumerGroupState
 from eosim.models.errors import Errors
-from eosim.models.protocol import PartitionProduceResponse
+from eosim.models.protocol import PartitionProduceResponse, ProduceRequest, ProduceResponse
 from eosim.models.records import ControlType, LogBatch, Record, RecordBatch, TopicPartition
 
 reference = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
@@ -59,7 +59,12 @@ def _containers(children: st.SearchStrategy) -> st.SearchStrategy:
                         max_size=4),
         st.builds(Record, children, children), records.map(lambda r: RecordBatch(records=r)),
         st.builds(PartitionProduceResponse, partition=children, error=children),
-        st.builds(LogBatch, base_offset=children, records=records, partition_leader_epoch=children))
+        st.builds(LogBatch, base_offset=children, records=records, partition_leader_epoch=children),
+        # nested declared types, written in by the generated renderers: pairs of a partition and a batch
+        st.builds(ProduceRequest, transactional_id=children, acks=children, batches=st.lists(st.one_of(
+            st.tuples(children, records.map(lambda r: RecordBatch(records=r))), children), max_size=2).map(tuple)),
+        st.builds(ProduceResponse, responses=st.lists(st.builds(PartitionProduceResponse, partition=children,
+                                                                error=children), max_size=2).map(tuple)))
 
 
 values = st.recursive(scalars, _containers, max_leaves=12)

@@ -18,6 +18,8 @@ from eosim._judge import ORACLE_KINDS
 from eosim._runner import conclude, run_scenario, simulate
 from eosim._scenario import load_scenario
 from eosim._trace import ABSENT, LogOffsets, NetDrop, Trace, TraceSchemaError, dumps_lines, from_dict
+from eosim.models.errors import Errors
+from eosim.models.protocol import PartitionProduceResponse, ProduceRequest, ProduceResponse
 from eosim.models.records import Record, RecordBatch, TopicPartition
 
 TP = TopicPartition("out", 0)
@@ -203,3 +205,46 @@ def test_an_event_line_is_its_dict_encoded_with_sorted_keys_whatever_the_values(
     for event in trace.view():
         assert event.line() == encode(event.to_dict())
     assert dumps_lines(trace.view()) == "".join(encode(e.to_dict()) + "\n" for e in trace.view())
+
+
+class _Topic(enum.StrEnum):
+    OUT = "out"
+
+
+def test_a_value_of_another_type_than_its_field_declares_renders_as_plain_has_it():
+    # The generated renderers write a field by its declared type (a request's batches, a batch's
+    # records written in, a topic-partition by identity), behind a test of the value's type: a value
+    # of another type (a list for a tuple, a str for a topic-partition, 1 for a bool, a triple for a
+    # pair, a dict for a record, ABSENT) renders the same bytes as the reference.
+    record = Record(key=None, value="v", timestamp=3)
+    batch = RecordBatch(producer_id=7, producer_epoch=0, base_sequence=0, records=(record,))
+    odd_tp = TopicPartition(_Topic.OUT, 0)  # equal to TP, written by its own text
+    def request(*batches, **fields):
+        return ProduceRequest(**{"transactional_id": None, "acks": -1, "batches": batches, **fields})
+
+    requests = [
+        request((TP, batch)), request(batches=[(TP, batch)], transactional_id=_Name("t"), acks=True, api_version=2**70),
+        request((TP, batch), (odd_tp, batch)), request(), request((TP, batch, 3)), request([TP, batch]),
+        request(("out-0", batch)), request((TP, {"records": []})),
+        request((TopicPartition("out", True), attrs.evolve(batch, is_transactional=1))),
+        request((TP, attrs.evolve(batch, records=[record, {"a": 1}]))),
+        request((TP, attrs.evolve(batch, records=(record, record)))),
+        request((TP, attrs.evolve(batch, records=(Record(key=b"\xff", value=ABSENT),)))),
+        ProduceResponse(responses=(PartitionProduceResponse(partition=odd_tp, error=0),
+                                   PartitionProduceResponse(partition=TP, error=Errors.NONE))),
+        ProduceResponse(responses=(PartitionProduceResponse(partition=None, error=_Colour.RED, base_offset=True),)),
+    ]
+    trace = Trace(clock=lambda: 3)
+    for request in requests:
+        trace.emit("p", "net.request", dst="b", correlation_id=1, msg=type(request).__name__, fields=request)
+    for tp in (TP, odd_tp, TopicPartition("out", 1), TopicPartition("out", True), "out-0", None):
+        trace.emit("b", "log.offsets", tp=tp, log_end_offset=1, high_watermark=True, last_stable_offset=1.0)
+    for records in ([[0, None, "v"]], [], [[0, None, "v"], (1, b"k", _Name("w"))], ((0, "k", "v"),), "rec"):
+        trace.emit("b", "log.append", tp=TP, producer_id=1, producer_epoch=0, base_sequence=0, base_offset=0,
+                   last_offset=0, transactional=1, records=records)
+    for args in ({"key": 1}, {_Topic.OUT: 1}, {"out": 1}, {"key": _Name("k"), _Name("key"): 2}, [1], None):
+        trace.emit("p", "client.op", op="produce", args=args, result={"out": odd_tp, "key": ABSENT}, fatal=1)
+    trace.emit("p", "client.pid", transactional_id=b"x", producer_id=False, producer_epoch=0)
+    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    for event in trace.view():
+        assert event.line() == encode(event.to_dict())
