@@ -21,6 +21,17 @@ a commit with a higher log offset is already there; ABORT drops them. A failed a
 (Kafka replays first and reverts the timeline snapshot on failure: the same outcome). The constructor
 replays whatever the log already holds, as the coordinator loader does after a fail-over.
 
+*Reads at the high watermark.* The offsets log's high watermark is the coordinator's last committed offset
+(SnapshottableCoordinator.lastCommittedOffset); the runtime reports it with ``on_high_watermark`` (one broker:
+at once after every write; several: when the followers have the records, CoordinatorRuntime.HighWatermarkListener).
+Every change to the committed store made by a record or marker at or above it is kept with the value it replaced
+(``_uncommitted``, the timeline snapshot's part): a non-stable OffsetFetch (and ``committed``) reads the value as of
+the high watermark, as GroupCoordinatorService.fetchOffsets runs it as a read operation at the last committed offset;
+a require_stable one reads the latest state (a write operation without records, ``fetchOffsets(request,
+Long.MAX_VALUE)``), and the runtime answers it once everything written before it is committed
+(CoordinatorRuntime.append). The loader replays to the log end, so a new leader holds what lies above its high
+watermark without reading it (CoordinatorLoaderImpl).
+
 *Membership* follows the classic protocol's ``ClassicGroupState`` table (``VALID_PREVIOUS_STATES``);
 ``ClassicGroup.transition_to`` raises ``IllegalTransition`` for anything else. A new member's first
 JoinGroup gets MEMBER_ID_REQUIRED with its member id (KIP-394; the id stays *pending* for one session
@@ -45,8 +56,10 @@ Simplifications (the fidelity notes)
 * A tie in the protocol vote goes to the name first in sort order (Kafka: HashMap order).
 * No group metadata records: only offsets go to the log, so after a fail-over the offsets come back
   but members must rejoin. The leader's assignment takes effect at once (Kafka first appends it).
-* Offsets are readable as soon as they are appended: Kafka answers a non-stable OffsetFetch from the
-  state at the partition's high watermark, this model from the latest state.
+* Only the offsets are read at the high watermark: the groups are not in the log (above), so OffsetFetch takes
+  a group's existence and state from the latest state (Kafka: ``validateOffsetFetch`` at the last committed
+  offset). A failed write is not reverted in memory (Kafka reverts to the snapshot at the batch's start): the
+  runtime never lets its records count as committed.
 * KIP-890 verification of TxnOffsetCommit (the coordinator asking the transaction coordinator whether the
   offsets partition is in the transaction, or adding it under TV2) is not a round trip here: when the
   offsets log needs verification, the coordinator starts the guard itself, i.e. the transaction
@@ -313,6 +326,17 @@ class OffsetAndMetadata:
     record_offset: int  # position of the commit record in the offsets log (OffsetAndMetadata.recordOffset)
 
 
+@frozen(kw_only=True)
+class _Change:
+    """A change to the committed store not yet below the offsets log's high watermark: the timeline snapshot
+    at the last committed offset still holds ``previous`` (None: no offset)."""
+
+    offset: int  # of the offset record or the COMMIT marker that made it
+    group_id: str
+    partition: TopicPartition
+    previous: OffsetAndMetadata | None
+
+
 @define(eq=False)
 class ClassicGroupMember:
     member_id: str
@@ -551,14 +575,30 @@ class GroupCoordinator:
         init=False, factory=dict)
     # OMM.openTransactions: (group, partition) -> pids with a pending offset there (membership only).
     open_transactions: dict[tuple[str, TopicPartition], set[int]] = field(init=False, factory=dict)
+    # The changes to ``offsets`` at or above the offsets log's high watermark, in log order: what the timeline
+    # snapshot at the last committed offset does not hold yet (SnapshottableCoordinator, TimelineHashMap).
+    _uncommitted: list[_Change] = field(init=False, factory=list)
     _timers: dict[tuple[str, str], _Timer] = field(init=False, factory=dict)
     _timer_seq: int = field(init=False, default=0)
     _member_seq: int = field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
-        # Load: replay what the offsets log already holds (CoordinatorLoaderImpl -> OMM.replay).
+        # Load: replay what the offsets log already holds, to its log end (CoordinatorLoaderImpl -> OMM.replay);
+        # what lies at or above its high watermark is loaded but not committed yet.
         for batch in self.offsets_log.batches:
             self._replay_batch(batch)
+
+    @property
+    def last_committed_offset(self) -> int:
+        """SnapshottableCoordinator.lastCommittedOffset: the offsets log's high watermark."""
+        return self.offsets_log.high_watermark
+
+    def on_high_watermark(self, offset: int) -> None:
+        """The offsets log is committed below ``offset`` (CoordinatorRuntime.HighWatermarkListener ->
+        SnapshottableCoordinator.updateLastCommittedOffset): a non-stable OffsetFetch sees what it holds. One
+        replica commits at append time; a replicated partition when its followers have the records."""
+        self.offsets_log.advance_high_watermark(offset)
+        self._uncommitted = [c for c in self._uncommitted if c.offset >= offset]
 
     # -- entry points -------------------------------------------------------------------------------
 
@@ -591,7 +631,7 @@ class GroupCoordinator:
                                                   control=result.control_type, now=now)
         if appended.error is not Errors.NONE:
             return appended.error, []  # e.g. INVALID_PRODUCER_EPOCH for a stale marker: nothing changes
-        return Errors.NONE, self._replay_end_transaction_marker(producer_id, result)
+        return Errors.NONE, self._replay_end_transaction_marker(producer_id, result, appended.base_offset)
 
     def next_deadline(self) -> int | None:
         return min((t.deadline for t in self._timers.values()), default=None)
@@ -633,9 +673,19 @@ class GroupCoordinator:
         return effects
 
     def committed(self, group_id: str) -> dict[TopicPartition, int]:
-        """The visible committed offsets of a group (for observations)."""
-        stored = self.offsets.get(group_id, {})
-        return {tp: stored[tp].committed_offset for tp in sorted(stored)}
+        """The committed offsets of a group as a non-stable OffsetFetch reads them (for observations)."""
+        partitions = {*self.offsets.get(group_id, {}), *(c.partition for c in self._uncommitted
+                                                          if c.group_id == group_id)}
+        committed = {tp: self._committed_entry(group_id, tp) for tp in sorted(partitions)}
+        return {tp: entry.committed_offset for tp, entry in committed.items() if entry is not None}
+
+    def _committed_entry(self, group_id: str, tp: TopicPartition) -> OffsetAndMetadata | None:
+        """A partition's committed offset at the last committed offset (TimelineHashMap.get(key, epoch)): the
+        value before its first uncommitted change, else the latest."""
+        for change in self._uncommitted:
+            if change.group_id == group_id and change.partition == tp:
+                return change.previous
+        return self.offsets.get(group_id, {}).get(tp)
 
     # -- membership ------------------------------------------------------------------------------------
 
@@ -1142,18 +1192,26 @@ class GroupCoordinator:
             timestamp=now))
 
     def _fetch(self, cid: int, req: OffsetFetchRequest) -> list[Effect]:
-        """OMM.fetchOffsets: require_stable answers UNSTABLE_OFFSET_COMMIT while a transactional offset is
-        pending for the partition (KIP-447); a Dead or unknown group has no offsets."""
+        """OMM.fetchOffsets(request, lastCommittedOffset): GroupCoordinatorService.fetchOffsets schedules a
+        non-stable fetch as a read operation, at the last committed offset (CoordinatorReadEvent), and a
+        require_stable one as a write operation without records, on the latest state (Long.MAX_VALUE), which
+        answers UNSTABLE_OFFSET_COMMIT while a transactional offset is pending for the partition (KIP-447) and
+        whose response waits until every write before it is committed (CoordinatorRuntime.append with no
+        records: the runtime's part). A Dead or unknown group has no offsets."""
         group = self.groups.get(req.group_id)
         dead = group is None or group.state in (GroupState.DEAD, ConsumerGroupState.DEAD)
-        stored = {} if dead else self.offsets.get(req.group_id, {})
         results = []
         for tp in req.partitions:
             if req.require_stable and (req.group_id, tp) in self.open_transactions:
                 results.append((tp, INVALID_OFFSET, Errors.UNSTABLE_OFFSET_COMMIT))
+                continue
+            if dead:
+                entry = None
+            elif req.require_stable:
+                entry = self.offsets.get(req.group_id, {}).get(tp)
             else:
-                entry = stored.get(tp)
-                results.append((tp, INVALID_OFFSET if entry is None else entry.committed_offset, Errors.NONE))
+                entry = self._committed_entry(req.group_id, tp)
+            results.append((tp, INVALID_OFFSET if entry is None else entry.committed_offset, Errors.NONE))
         return [Respond(correlation_id=cid, response=OffsetFetchResponse(error=Errors.NONE, results=tuple(results)))]
 
     # -- replay: the state as a function of the offsets log ----------------------------------------------
@@ -1161,7 +1219,7 @@ class GroupCoordinator:
     def _replay_batch(self, batch: LogBatch) -> list[Effect]:
         if batch.is_control:
             result = TransactionResult.COMMIT if batch.control is ControlType.COMMIT else TransactionResult.ABORT
-            return self._replay_end_transaction_marker(batch.producer_id, result)
+            return self._replay_end_transaction_marker(batch.producer_id, result, batch.base_offset)
         effects: list[Effect] = []
         for i, record in enumerate(batch.records):
             group_id, tp, offset = _parse_offset_record(record)
@@ -1169,7 +1227,7 @@ class GroupCoordinator:
                 self.groups[group_id] = ClassicGroup(group_id=group_id)  # OMM.replay: a simple group
             entry = OffsetAndMetadata(committed_offset=offset, record_offset=batch.base_offset + i)
             if batch.producer_id == NO_PRODUCER_ID:
-                self.offsets.setdefault(group_id, {})[tp] = entry
+                self._store(group_id, tp, entry, batch.base_offset + i)
                 effects.append(OffsetsCommitted(group_id=group_id, partition=tp, offset=offset,
                                                 producer_id=NO_PRODUCER_ID))
             else:
@@ -1179,9 +1237,10 @@ class GroupCoordinator:
                                               producer_id=batch.producer_id, producer_epoch=batch.producer_epoch))
         return effects
 
-    def _replay_end_transaction_marker(self, producer_id: int, result: TransactionResult) -> list[Effect]:
-        """OMM.replayEndTransactionMarker: with a mix of plain and transactional commits, the record with
-        the higher log offset stays committed."""
+    def _replay_end_transaction_marker(self, producer_id: int, result: TransactionResult,
+                                       offset: int) -> list[Effect]:
+        """OMM.replayEndTransactionMarker of the marker at log ``offset``: with a mix of plain and transactional
+        commits, the record with the higher log offset stays committed."""
         pending = self.pending_transactional_offsets.pop(producer_id, {})
         effects: list[Effect] = []
         for group_id, tp in sorted(pending):
@@ -1192,13 +1251,21 @@ class GroupCoordinator:
             if result is not TransactionResult.COMMIT:
                 continue
             entry = pending[(group_id, tp)]
-            stored = self.offsets.setdefault(group_id, {})
-            existing = stored.get(tp)
+            existing = self.offsets.get(group_id, {}).get(tp)
             if existing is None or entry.record_offset > existing.record_offset:
-                stored[tp] = entry
+                self._store(group_id, tp, entry, offset)
                 effects.append(OffsetsCommitted(group_id=group_id, partition=tp, offset=entry.committed_offset,
                                                 producer_id=producer_id))
         return effects
+
+    def _store(self, group_id: str, tp: TopicPartition, entry: OffsetAndMetadata, offset: int) -> None:
+        """The committed store's change by the record or marker at log ``offset``; kept as uncommitted while
+        the offsets log's high watermark is not past it."""
+        stored = self.offsets.setdefault(group_id, {})
+        if offset >= self.last_committed_offset:
+            self._uncommitted.append(_Change(offset=offset, group_id=group_id, partition=tp,
+                                             previous=stored.get(tp)))
+        stored[tp] = entry
 
     # -- timers ----------------------------------------------------------------------------------------------
 

@@ -15,9 +15,13 @@ broker and serve while the broker leads their internal partition (``lead``/``res
 updates). Their records then live in that replicated partition (sim/_replication.py, ``append_internal``): a
 transaction coordinator's ``AppendTxnLog`` completes when the high watermark passes it, and a group coordinator's
 answers (and the trace of what became visible) wait until the offsets-log batches the request wrote are
-replicated, as CoordinatorRuntime completes a write once it is committed. The model writes its in-memory offsets
-log at once; a write that then fails to replicate answers the error and is not undone in memory (the runtime's
-snapshot revert is not modelled): it only fails when this broker lost the leadership, and so its coordinator.
+replicated, as CoordinatorRuntime completes a write once it is committed; a request that wrote nothing waits for the
+writes before it (a require_stable OffsetFetch, a Heartbeat: CoordinatorRuntime.append with no records), except a
+non-stable OffsetFetch, a read operation at the last committed offset. The partition's high watermark reaches the
+model as its last committed offset (``on_high_watermark``, the runtime's HighWatermarkListener). The model writes
+its in-memory offsets log at once; a write that then fails to replicate answers the error and is not undone in
+memory (the runtime's snapshot revert is not modelled): it only fails when this broker lost the leadership, and so
+its coordinator, or the append was refused, and then it is never committed.
 """
 
 from __future__ import annotations
@@ -295,6 +299,12 @@ class GroupCoordinatorRole:
     _timers: set[int] = field(init=False, factory=set)
     # several brokers: the leader epoch of __consumer_offsets-0 it serves at (-1: idle, NOT_COORDINATOR)
     epoch: int = field(init=False, default=0)
+    # several brokers: for each record of __consumer_offsets-0 (one per offsets-log batch), the offsets-log offset
+    # after its batch: how the partition's high watermark reads as the coordinator's last committed offset
+    _ends: list[int] = field(init=False, factory=list)
+    # several brokers: the answers of operations that wrote nothing, each waiting until the offsets log is committed
+    # to (offsets-log offset) (CoordinatorRuntime's deferred event queue)
+    _deferred: list[tuple[int, list[Respond]]] = field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
         # One log stands for every __consumer_offsets partition: only the group coordinator reads it.
@@ -314,15 +324,61 @@ class GroupCoordinatorRole:
 
         def loaded() -> None:
             if self.epoch == epoch:
-                self._loaded(offsets_log_of(internal_values(part.log), self.node.config,
-                                            self.node.world.now))
+                offsets_log = offsets_log_of(internal_values(part.log), self.node.config, self.node.world.now,
+                                             committed=part.high_watermark)
+                self._ends = [batch.next_offset for batch in offsets_log.batches]
+                self._loaded(offsets_log)
         self.node.later(load_ms, loaded)
+
+    def on_high_watermark(self, high_watermark: int) -> None:
+        """Several brokers: the high watermark of __consumer_offsets-0 moved on this leader (CoordinatorRuntime
+        .HighWatermarkListener): the coordinator's state below it is committed, and the answers waiting for it go,
+        after those of the writes it completes (the deferred event queue completes in offset order)."""
+        if self.epoch < 0 or self._loading or not self._ends or high_watermark == 0:
+            return
+        self.gc.on_high_watermark(self._ends[min(high_watermark, len(self._ends)) - 1])
+        if self._deferred:
+            self.node.later(0, self._complete_deferred)
+
+    def _complete_deferred(self) -> None:
+        committed = self.gc.last_committed_offset
+        done = [entry for entry in self._deferred if entry[0] <= committed]
+        self._deferred = [entry for entry in self._deferred if entry[0] > committed]
+        for _offset, responds in done:
+            self.apply(responds)
+
+    def _defer(self, offset: int, responds: list[Respond]) -> None:
+        """Answer once the offsets log is committed to ``offset``; after offsets.commit.timeout.ms the operation
+        fails (CoordinatorWriteEvent's timeout: REQUEST_TIMED_OUT)."""
+        entry = (offset, responds)
+        self._deferred.append(entry)
+
+        def expire() -> None:
+            if any(e is entry for e in self._deferred):
+                self._deferred = [e for e in self._deferred if e is not entry]
+                self._fail(responds, Errors.REQUEST_TIMED_OUT)
+        self.node.later(OFFSET_COMMIT_TIMEOUT_MS, expire)
+
+    def _fail(self, responds: list[Respond], error: Errors) -> None:
+        """Answer a failed operation's requests with the coordinator's error for ``error``
+        (CoordinatorOperationExceptionHelper.handleOperationException: NOT_LEADER_OR_FOLLOWER -> NOT_COORDINATOR;
+        NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT -> COORDINATOR_NOT_AVAILABLE, which an OffsetFetch answers as
+        NOT_COORDINATOR: GroupCoordinatorService.handleOffsetFetchException)."""
+        node = self.node
+        for effect in responds:
+            packet = node.answer(effect.correlation_id)
+            answer = Errors.NOT_COORDINATOR if error in (Errors.NOT_LEADER_OR_FOLLOWER, Errors.NOT_COORDINATOR) \
+                or isinstance(packet.payload, OffsetFetchRequest) else Errors.COORDINATOR_NOT_AVAILABLE
+            node.reply(packet, error_response(packet.payload, answer))
 
     def resign(self) -> None:
         """Several brokers: the leadership of __consumer_offsets-0 is gone (GroupCoordinatorService.onResignation):
         every group unloads (Dead, parked joins answered NOT_COORDINATOR), requests get NOT_COORDINATOR."""
         if not self._loading:
             self.apply(self.gc.unload())
+        deferred, self._deferred = self._deferred, []
+        for _offset, responds in deferred:  # CoordinatorRuntime.unload: deferredEventQueue.failAll(NOT_COORDINATOR)
+            self._fail(responds, Errors.NOT_COORDINATOR)
         self.epoch = -1
         self._loading = False
         self._timers.clear()
@@ -334,6 +390,7 @@ class GroupCoordinatorRole:
 
     def crash(self) -> None:
         self._timers.clear()
+        self._deferred.clear()
         if self.node.producer_ids is not None:
             self.epoch = -1
             self._loading = False
@@ -380,19 +437,33 @@ class GroupCoordinatorRole:
 
     def _to_gc(self, packet: Packet, request: Any) -> None:
         self.node.hold(packet)
-        self._durably(lambda gc: gc.handle(packet.correlation_id, request, self.node.world.now))
+        # GroupCoordinatorService: a non-stable OffsetFetch is a read operation, everything else a write operation
+        read = isinstance(request, OffsetFetchRequest) and not request.require_stable
+        self._durably(lambda gc: gc.handle(packet.correlation_id, request, self.node.world.now), read=read)
         self._schedule_timer()
 
-    def _durably(self, step: Callable[[GroupCoordinator], list[object]]) -> simpy.Event | None:
-        """Apply the effects of ``step``; several brokers: once the offsets-log batches it wrote are replicated
-        (CoordinatorRuntime: a write's response waits until the high watermark passes its records). Returns the
-        event that fires with the append's error, None when nothing was written."""
+    def _durably(self, step: Callable[[GroupCoordinator], list[object]], *, read: bool = False) -> simpy.Event | None:
+        """Apply the effects of ``step``. One broker: the offsets log is committed at once. Several brokers: once
+        the offsets-log batches it wrote are replicated (CoordinatorRuntime: a write's response waits until the
+        high watermark passes its records); a write operation that wrote nothing is answered once everything
+        written before it is committed (CoordinatorRuntime.append with no records), a read operation at once.
+        Returns the event that fires with the append's error, None when nothing was written."""
         gc = self.gc
         written = len(gc.offsets_log.batches)
         effects = step(gc)
         batches = tuple(gc.offsets_log.batches[written:])
-        if self.node.producer_ids is None or not batches:
+        if self.node.producer_ids is None:
+            gc.on_high_watermark(gc.offsets_log.log_end_offset)  # one replica: the HW follows the log end at once
             self.apply(effects)
+            return None
+        if not batches:
+            last_written = self._ends[-1] if self._ends else 0
+            responds = [e for e in effects if isinstance(e, Respond)]
+            if read or not responds or gc.last_committed_offset >= last_written:
+                self.apply(effects)
+            else:
+                self.apply([e for e in effects if not isinstance(e, Respond)])
+                self._defer(last_written, responds)
             return None
         node = self.node
         durable = node.world.env.event()
@@ -420,7 +491,11 @@ class GroupCoordinatorRole:
                                                      [e for e in effects if not isinstance(e, Respond)]))
             durable.succeed(error)
 
+        before = part.log_end_offset
+        self._ends += [batch.next_offset for batch in batches]  # before the append: its HW update reads them
         node.replicated.append_internal(OFFSETS_PARTITION, batches, OFFSET_COMMIT_TIMEOUT_MS, done)
+        if part.log_end_offset == before:
+            del self._ends[-len(batches):]  # refused: never in the partition (Kafka reverts the state to the snapshot)
         if part.log_end_offset > 0 and not durable.triggered:
             end.append(part.log_end_offset)
         return durable
@@ -483,10 +558,13 @@ class GroupCoordinatorRole:
                 raise TypeError(f"unknown effect {effect!r}")
 
 
-def offsets_log_of(batches: Iterable[LogBatch], config: Any, now: int) -> PartitionLog:
+def offsets_log_of(batches: Iterable[LogBatch], config: Any, now: int, committed: int | None = None) -> PartitionLog:
     """The offsets log a new group coordinator loads (CoordinatorLoaderImpl): the replica's batches appended again
-    in order, as a follower's log has them (origin REPLICATION: no validation), so each keeps its offset."""
+    in order, as a follower's log has them (origin REPLICATION: no validation), so each keeps its offset. Its high
+    watermark is after the first ``committed`` batches (the partition's HW: CoordinatorLoaderImpl reads to the log
+    end, but only what is below the HW is committed), or at its end."""
     log = PartitionLog(OFFSETS_PARTITION, config)
+    ends = [0]
     for batch in batches:
         if batch.is_control:
             log.append_marker(producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
@@ -497,5 +575,6 @@ def offsets_log_of(batches: Iterable[LogBatch], config: Any, now: int) -> Partit
                                              producer_epoch=batch.producer_epoch, base_sequence=batch.base_sequence,
                                              is_transactional=batch.is_transactional),
                                  now, origin=AppendOrigin.REPLICATION)
-    log.advance_high_watermark(log.log_end_offset)
+        ends.append(log.log_end_offset)
+    log.advance_high_watermark(log.log_end_offset if committed is None else ends[min(committed, len(ends) - 1)])
     return log

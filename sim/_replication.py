@@ -557,6 +557,8 @@ class ReplicaHost:
             elif isinstance(effect, SendAlterPartition):
                 node.spawn(self._alter_partition(tp, effect.request))
             elif isinstance(effect, HighWatermarkUpdated):
+                if part.role is Role.LEADER and tp.topic == CONSUMER_OFFSETS_TOPIC:
+                    node.group.on_high_watermark(effect.high_watermark)  # the group coordinator's HW listener
                 if part.role is not Role.LEADER or tp.topic in INTERNAL_TOPICS:
                     continue  # a follower's copy of the leader's HW: the leader traced it; no reader reads internals
                 node.emit("log.offsets", tp=tp, log_end_offset=part.log_end_offset,

@@ -181,3 +181,58 @@ def test_a_client_finds_the_coordinator_again_after_it_moved() -> None:
     assert isinstance(send(), Failure) and coords.known == {}  # the dead coordinator: timed out, forgotten
     # FindCoordinator to broker-1 (dead) times out after socket.timeout.ms, broker-2 names itself
     assert send().error is Errors.NONE and coords.known == {key: "broker-2"}
+
+
+def test_an_offset_is_read_once_committed_so_a_failover_cannot_take_back_what_was_read() -> None:
+    """The group coordinator reads at the high watermark of __consumer_offsets-0 (GroupCoordinatorService
+    .fetchOffsets): with the followers cut off, a commit is appended on the leader but not committed. A non-stable
+    OffsetFetch from another client reads the committed snapshot (the old offset), a require_stable one waits for
+    the commit (a write without records: CoordinatorRuntime.append) and gets NOT_COORDINATOR when it times out
+    (handleOffsetFetchException). The leader then dies: the new one never had the offset, and nobody read it."""
+    world, c = three()
+    assert ask(world, c, "broker-2", OffsetCommitRequest(group_id="g", offsets=((TP, 5),))).results \
+        == ((TP, Errors.NONE),)
+    cut = {"broker-3", "broker-1"}
+    c.network.route = lambda packet: None if packet.src.split("/")[0] in cut and packet.dst == "broker-2" else 0
+    world.env.run(until=world.now + 1_000)  # the followers' waiting fetches end
+    commit = c.network.request("client-a", "broker-2", OffsetCommitRequest(group_id="g", offsets=((TP, 7),)), 30_000)
+    world.env.run(until=world.now + 100)
+    read = c.network.request("client-b", "broker-2", OffsetFetchRequest(group_id="g", partitions=(TP,),
+                                                                        require_stable=False), 30_000)
+    stable = c.network.request("client-c", "broker-2", OffsetFetchRequest(group_id="g", partitions=(TP,),
+                                                                          require_stable=True), 30_000)
+    world.env.run(until=world.now + 100)
+    assert read.triggered and read.value.results == ((TP, 5, Errors.NONE),)
+    assert not commit.triggered and not stable.triggered
+    world.env.run(until=world.now + 5_000)
+    assert commit.value.results == ((TP, Errors.COORDINATOR_NOT_AVAILABLE),)
+    assert stable.value.error is Errors.NOT_COORDINATOR
+    c.node("broker-2").crash()
+    world.env.run(until=world.now + FENCED_AFTER_MS)
+    new = coordinator(world, c, CoordinatorType.GROUP, "g")
+    assert new != 2
+    for require_stable in (False, True):
+        fetch = OffsetFetchRequest(group_id="g", partitions=(TP,), require_stable=require_stable)
+        assert ask(world, c, f"broker-{new}", fetch).results == ((TP, 5, Errors.NONE),)
+
+
+def test_a_request_that_writes_nothing_waits_for_the_writes_before_it() -> None:
+    """CoordinatorRuntime.append with no records: a write operation (a require_stable OffsetFetch here) is answered
+    once the last write before it is committed, right after that write's own answer; a read operation
+    (non-stable OffsetFetch) at once, from the committed snapshot."""
+    world, c = three()
+    commit = c.network.request("client-a", "broker-2", OffsetCommitRequest(group_id="g", offsets=((TP, 7),)), 30_000)
+    offsets_log = c.node("broker-2").group.gc.offsets_log
+    while not offsets_log.batches:  # until the commit is appended on the leader
+        world.env.step()
+    stable = c.network.request("client-b", "broker-2", OffsetFetchRequest(group_id="g", partitions=(TP,),
+                                                                          require_stable=True), 30_000)
+    read = c.network.request("client-c", "broker-2", OffsetFetchRequest(group_id="g", partitions=(TP,),
+                                                                        require_stable=False), 30_000)
+    while not commit.triggered:
+        assert not stable.triggered
+        world.env.step()
+    assert commit.value.results == ((TP, Errors.NONE),)
+    assert read.value.results == ((TP, -1, Errors.NONE),)
+    world.env.run(until=world.now + 100)
+    assert stable.value.results == ((TP, 7, Errors.NONE),)

@@ -53,6 +53,12 @@ def new_coordinator(config: BrokerConfig = CFG) -> GroupCoordinator:
     return GroupCoordinator(config, PartitionLog(TopicPartition(CONSUMER_OFFSETS_TOPIC, 0), config))
 
 
+def one_replica(gc: GroupCoordinator) -> None:
+    """One broker: the offsets log is committed as soon as it is appended (its high watermark follows the log
+    end at once: the runtime tells the coordinator, as sim/_coordinators.py does)."""
+    gc.on_high_watermark(gc.offsets_log.log_end_offset)
+
+
 def responses(effects) -> dict[int, object]:
     return {e.correlation_id: e.response for e in effects if isinstance(e, Respond)}
 
@@ -100,14 +106,18 @@ def heartbeat(gc, member_id, generation, now, group="g") -> Errors:
 
 
 def txn_commit(gc, now, offsets, *, pid=7, epoch=0, generation=-1, member="", group="g"):
-    return gc.handle(0, TxnOffsetCommitRequest(transactional_id="tx", group_id=group, producer_id=pid,
-                                               producer_epoch=epoch, generation_id=generation, member_id=member,
-                                               offsets=offsets), now)
+    effects = gc.handle(0, TxnOffsetCommitRequest(transactional_id="tx", group_id=group, producer_id=pid,
+                                                  producer_epoch=epoch, generation_id=generation, member_id=member,
+                                                  offsets=offsets), now)
+    one_replica(gc)
+    return effects
 
 
 def commit(gc, now, offsets, *, generation=-1, member="", group="g"):
-    return gc.handle(0, OffsetCommitRequest(group_id=group, generation_id=generation, member_id=member,
-                                            offsets=offsets), now)
+    effects = gc.handle(0, OffsetCommitRequest(group_id=group, generation_id=generation, member_id=member,
+                                               offsets=offsets), now)
+    one_replica(gc)
+    return effects
 
 
 def results(effects) -> dict[TopicPartition, Errors]:
@@ -123,7 +133,10 @@ def fetch(gc, partitions=ALL, *, require_stable, group="g") -> dict[TopicPartiti
 
 
 def marker(gc, result, now, *, pid=7, epoch=0):
-    return gc.complete_transaction(producer_id=pid, producer_epoch=epoch, coordinator_epoch=0, result=result, now=now)
+    outcome = gc.complete_transaction(producer_id=pid, producer_epoch=epoch, coordinator_epoch=0, result=result,
+                                      now=now)
+    one_replica(gc)
+    return outcome
 
 
 def stable_pair(gc) -> int:
@@ -502,6 +515,64 @@ def test_non_stable_fetch_returns_the_last_visible_offset():
     assert fetch(gc, (T0,), require_stable=False) == {T0: (1, Errors.NONE)}
 
 
+# -- reads at the last committed offset (the offsets log's high watermark) -----------------------------------
+# GroupCoordinatorService.fetchOffsets: a non-stable fetch is a read operation, OMM.fetchOffsets(request,
+# lastCommittedOffset) on the timeline snapshot at the HW (CoordinatorRuntime.CoordinatorReadEvent); a
+# require_stable one reads the latest state (Long.MAX_VALUE). These tests leave the HW behind the log end, as a
+# replicated __consumer_offsets does until the followers have the records.
+
+
+def test_a_non_stable_fetch_reads_at_the_high_watermark_and_a_stable_one_the_latest():
+    gc = new_coordinator()
+    commit(gc, 0, ((T0, 1),))  # committed: the HW follows
+    gc.handle(0, OffsetCommitRequest(group_id="g", offsets=((T0, 2), (T1, 3))), 1)  # appended, HW still behind
+    assert fetch(gc, (T0, T1), require_stable=False) == {T0: (1, Errors.NONE), T1: (-1, Errors.NONE)}
+    assert gc.committed("g") == {T0: 1}
+    assert fetch(gc, (T0, T1), require_stable=True) == {T0: (2, Errors.NONE), T1: (3, Errors.NONE)}
+    gc.on_high_watermark(gc.offsets_log.log_end_offset)
+    assert fetch(gc, (T0, T1), require_stable=False) == {T0: (2, Errors.NONE), T1: (3, Errors.NONE)}
+    assert gc.committed("g") == {T0: 2, T1: 3}
+
+
+def test_the_snapshot_moves_with_the_high_watermark_one_record_at_a_time():
+    # TimelineHashMap.get(key, epoch): the value of the latest change below the snapshot's offset
+    gc = new_coordinator()
+    for now, offset in enumerate((4, 5, 6)):  # records at log offsets 0, 1, 2
+        gc.handle(0, OffsetCommitRequest(group_id="g", offsets=((T0, offset),)), now)
+    seen = []
+    for hw in range(4):
+        gc.on_high_watermark(hw)
+        seen.append(fetch(gc, (T0,), require_stable=False)[T0][0])
+    assert seen == [-1, 4, 5, 6]
+
+
+def test_a_commit_marker_above_the_high_watermark_is_not_read_yet():
+    # OMM.replayEndTransactionMarker moves the offsets at the marker's offset: a non-stable read waits for the
+    # marker to be committed; require_stable no longer answers UNSTABLE_OFFSET_COMMIT once it is replayed
+    gc = new_coordinator()
+    commit(gc, 0, ((T0, 1),))
+    txn_commit(gc, 1, ((T0, 5),))
+    gc.complete_transaction(producer_id=7, producer_epoch=0, coordinator_epoch=0, result=TransactionResult.COMMIT,
+                            now=2)
+    assert fetch(gc, (T0,), require_stable=False) == {T0: (1, Errors.NONE)}
+    assert fetch(gc, (T0,), require_stable=True) == {T0: (5, Errors.NONE)}
+    one_replica(gc)
+    assert fetch(gc, (T0,), require_stable=False) == {T0: (5, Errors.NONE)}
+
+
+def test_a_loaded_coordinator_commits_only_what_is_below_the_high_watermark():
+    # CoordinatorLoaderImpl replays to the log end, but lastCommittedOffset is the HW: a new leader's HW can be
+    # behind what the old leader had committed, and what lies above it may still be truncated away
+    gc = new_coordinator()
+    commit(gc, 0, ((T0, 1),))
+    gc.handle(0, OffsetCommitRequest(group_id="g", offsets=((T0, 2),)), 1)
+    reloaded = GroupCoordinator(CFG, gc.offsets_log)
+    assert reloaded.committed("g") == {T0: 1}
+    assert fetch(reloaded, (T0,), require_stable=True) == {T0: (2, Errors.NONE)}
+    one_replica(reloaded)
+    assert reloaded.committed("g") == {T0: 2}
+
+
 def test_plain_commit_after_a_txn_commit_wins_over_the_later_commit_marker():
     # OMM.replayEndTransactionMarker keeps the record with the higher log offset
     gc = new_coordinator()
@@ -726,18 +797,20 @@ def reference_offsets(log: PartitionLog):
 
 
 def run_call(gc, call):
+    """One call, on one broker (the offsets log committed at once)."""
     match call:
         case ("handle", cid, request, now):
-            return gc.handle(cid, request, now)
+            effects = gc.handle(cid, request, now)
         case ("timer", now):
-            return gc.on_timer(now)
+            effects = gc.on_timer(now)
         case ("marker", pid, epoch, result, now):
             error, effects = gc.complete_transaction(producer_id=pid, producer_epoch=epoch, coordinator_epoch=0,
                                                      result=result, now=now)
             assert error in (Errors.NONE, Errors.INVALID_PRODUCER_EPOCH)
-            return effects
         case ("unload",):
-            return gc.unload()
+            effects = gc.unload()
+    one_replica(gc)
+    return effects
 
 
 # The set-up groups' rebalance timeout is below their session timeout, so a random tail reaches both the
