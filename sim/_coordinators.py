@@ -49,7 +49,6 @@ from eosim.models.group_coordinator import (
     TxnOffsetCommitRequest,
 )
 from eosim.models.log import PartitionLog
-from eosim.models.partition import Role
 from eosim.models.producer_state import AppendOrigin
 from eosim.models.protocol import WriteTxnMarkersRequest
 from eosim.models.records import (
@@ -93,7 +92,6 @@ OFFSET_COMMIT_TIMEOUT_MS = 5_000  # offsets.commit.timeout.ms: the group coordin
 # TxnMarkerSenderThread: markers whose partition has no known leader wait in markersQueueForUnknownBroker and are
 # retried on the sender thread's next round (its poll timeout).
 MARKER_UNKNOWN_LEADER_RETRY_MS = 100
-HIGH_WATERMARK_POLL_MS = 10  # how often a timed-out group write looks whether its records are committed
 
 
 @define(eq=False)
@@ -302,9 +300,9 @@ class GroupCoordinatorRole:
     # several brokers: for each record of __consumer_offsets-0 (one per offsets-log batch), the offsets-log offset
     # after its batch: how the partition's high watermark reads as the coordinator's last committed offset
     _ends: list[int] = field(init=False, factory=list)
-    # several brokers: the answers of operations that wrote nothing, each waiting until the offsets log is committed
-    # to (offsets-log offset) (CoordinatorRuntime's deferred event queue)
-    _deferred: list[tuple[int, list[Respond]]] = field(init=False, factory=list)
+    # several brokers: effects waiting until the offsets log is committed to (offsets-log offset): the answers of
+    # operations that wrote nothing, what a timed-out write made visible (CoordinatorRuntime's deferred event queue)
+    _deferred: list[tuple[int, list[object]]] = field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
         # One log stands for every __consumer_offsets partition: only the group coordinator reads it.
@@ -344,20 +342,25 @@ class GroupCoordinatorRole:
         committed = self.gc.last_committed_offset
         done = [entry for entry in self._deferred if entry[0] <= committed]
         self._deferred = [entry for entry in self._deferred if entry[0] > committed]
-        for _offset, responds in done:
-            self.apply(responds)
+        for _offset, effects in done:
+            self.apply(effects)
 
-    def _defer(self, offset: int, responds: list[Respond]) -> None:
-        """Answer once the offsets log is committed to ``offset``; after offsets.commit.timeout.ms the operation
-        fails (CoordinatorWriteEvent's timeout: REQUEST_TIMED_OUT)."""
-        entry = (offset, responds)
+    def _defer(self, offset: int, effects: list[object], *, expires: bool = True) -> None:
+        """Apply ``effects`` once the offsets log is committed to ``offset`` (the deferred event queue, completed by
+        the HW listener); an operation's answers fail after offsets.commit.timeout.ms (CoordinatorWriteEvent's
+        timeout: REQUEST_TIMED_OUT) unless ``expires`` is off."""
+        if self.gc.last_committed_offset >= offset:
+            self.apply(effects)
+            return
+        entry = (offset, effects)
         self._deferred.append(entry)
 
         def expire() -> None:
             if any(e is entry for e in self._deferred):
                 self._deferred = [e for e in self._deferred if e is not entry]
-                self._fail(responds, Errors.REQUEST_TIMED_OUT)
-        self.node.later(OFFSET_COMMIT_TIMEOUT_MS, expire)
+                self._fail([e for e in effects if isinstance(e, Respond)], Errors.REQUEST_TIMED_OUT)
+        if expires:
+            self.node.later(OFFSET_COMMIT_TIMEOUT_MS, expire)
 
     def _fail(self, responds: list[Respond], error: Errors) -> None:
         """Answer a failed operation's requests with the coordinator's error for ``error``
@@ -377,8 +380,8 @@ class GroupCoordinatorRole:
         if not self._loading:
             self.apply(self.gc.unload())
         deferred, self._deferred = self._deferred, []
-        for _offset, responds in deferred:  # CoordinatorRuntime.unload: deferredEventQueue.failAll(NOT_COORDINATOR)
-            self._fail(responds, Errors.NOT_COORDINATOR)
+        for _offset, effects in deferred:  # CoordinatorRuntime.unload: deferredEventQueue.failAll(NOT_COORDINATOR)
+            self._fail([e for e in effects if isinstance(e, Respond)], Errors.NOT_COORDINATOR)
         self.epoch = -1
         self._loading = False
         self._timers.clear()
@@ -468,7 +471,7 @@ class GroupCoordinatorRole:
         node = self.node
         durable = node.world.env.event()
         part = node.replicated.parts[OFFSETS_PARTITION]
-        end: list[int] = []  # the log end offset after the append (none when it was refused)
+        epoch = self.epoch
 
         def done(error: Errors) -> None:
             if error is Errors.NONE:
@@ -484,11 +487,11 @@ class GroupCoordinatorRole:
                     if isinstance(effect, Respond):
                         packet = node.answer(effect.correlation_id)
                         node.reply(packet, error_response(packet.payload, answer))
-                if error is Errors.REQUEST_TIMED_OUT and end:
+                if error is Errors.REQUEST_TIMED_OUT and self.epoch == epoch:
                     # CoordinatorRuntime: a timed-out write fails only its response; its records stay in the log
                     # and the state they wrote becomes committed (visible) when the high watermark passes them
-                    node.spawn(self._committed_later(part, end[0], self.epoch,
-                                                     [e for e in effects if not isinstance(e, Respond)]))
+                    self._defer(batches[-1].next_offset, [e for e in effects if not isinstance(e, Respond)],
+                                expires=False)
             durable.succeed(error)
 
         before = part.log_end_offset
@@ -496,19 +499,7 @@ class GroupCoordinatorRole:
         node.replicated.append_internal(OFFSETS_PARTITION, batches, OFFSET_COMMIT_TIMEOUT_MS, done)
         if part.log_end_offset == before:
             del self._ends[-len(batches):]  # refused: never in the partition (Kafka reverts the state to the snapshot)
-        if part.log_end_offset > 0 and not durable.triggered:
-            end.append(part.log_end_offset)
         return durable
-
-    def _committed_later(self, part: Any, end: int, epoch: int, effects: list[object]):
-        """Apply a timed-out write's effects once the high watermark passes its records, while this broker still
-        leads at ``epoch`` (a new leader loads what survived). The runtime has no high-watermark listener for
-        the internal partitions: it looks every HIGH_WATERMARK_POLL_MS."""
-        while self.epoch == epoch and part.role is Role.LEADER:
-            if part.high_watermark >= end:
-                self.apply(effects)
-                return
-            yield self.node.world.env.timeout(HIGH_WATERMARK_POLL_MS)
 
     def _schedule_timer(self) -> None:
         deadline = self.gc.next_deadline()
