@@ -58,8 +58,8 @@ Simplifications (the fidelity notes)
   but members must rejoin. The leader's assignment takes effect at once (Kafka first appends it).
 * Only the offsets are read at the high watermark: the groups are not in the log (above), so OffsetFetch takes
   a group's existence and state from the latest state (Kafka: ``validateOffsetFetch`` at the last committed
-  offset). A failed write is not reverted in memory (Kafka reverts to the snapshot at the batch's start): the
-  runtime never lets its records count as committed.
+  offset). A write the runtime fails after the append is not reverted in memory (Kafka reverts to the snapshot
+  at its batch's start).
 * KIP-890 verification of TxnOffsetCommit (the coordinator asking the transaction coordinator whether the
   offsets partition is in the transaction, or adding it under TV2) is not a round trip here: when the
   offsets log needs verification, the coordinator starts the guard itself, i.e. the transaction

@@ -21,7 +21,8 @@ non-stable OffsetFetch, a read operation at the last committed offset. The parti
 model as its last committed offset (``on_high_watermark``, the runtime's HighWatermarkListener). The model writes
 its in-memory offsets log at once; a write that then fails to replicate answers the error and is not undone in
 memory (the runtime's snapshot revert is not modelled): it only fails when this broker lost the leadership, and so
-its coordinator, or the append was refused, and then it is never committed.
+its coordinator, or when the append is refused for want of in-sync replicas (Kafka's runtime appends with acks=1,
+CoordinatorPartitionWriter, and is never refused for that: an acks=all stand-in here).
 """
 
 from __future__ import annotations
