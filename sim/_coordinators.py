@@ -478,16 +478,8 @@ class GroupCoordinatorRole:
             if error is Errors.NONE:
                 self.apply(effects)
             else:
-                # the write failed (the leadership moved, no ISR, its timeout): the requests it answers get the
-                # coordinator's error (CoordinatorOperationExceptionHelper.handleOperationException:
-                # NOT_LEADER_OR_FOLLOWER -> NOT_COORDINATOR; NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT ->
-                # COORDINATOR_NOT_AVAILABLE)
-                answer = Errors.NOT_COORDINATOR if error is Errors.NOT_LEADER_OR_FOLLOWER else \
-                    Errors.COORDINATOR_NOT_AVAILABLE
-                for effect in effects:
-                    if isinstance(effect, Respond):
-                        packet = node.answer(effect.correlation_id)
-                        node.reply(packet, error_response(packet.payload, answer))
+                # the write failed (the leadership moved, no ISR, its timeout): its requests get the coordinator's error
+                self._fail([e for e in effects if isinstance(e, Respond)], error)
                 if error is Errors.REQUEST_TIMED_OUT and self.epoch == epoch:
                     # CoordinatorRuntime: a timed-out write fails only its response; its records stay in the log
                     # and the state they wrote becomes committed (visible) when the high watermark passes them
