@@ -102,6 +102,20 @@ def test_unknown_producer_accepts_any_sequence_kip_360():
     assert send(log, batch(7, 3, 12346)).error is NONE
 
 
+def test_first_batch_at_sequence_1_then_0_is_out_of_order_kip_360():
+    """The broker rule of the findings implicit-ack-of-a-lost-first-batch and
+    idempotent-epoch-bump-rewrites-a-first-batch: the first batch a partition sees of a producer id is appended
+    at sequence 1; the entry then has epoch 0, so the lost sequence 0 is out of order, and a retry of sequence 1
+    is a duplicate. The same requests on Kafka 4.1.2: tests/conformance/test_finding_facts.py."""
+    log = make_log()
+    assert (send(log, batch(7, 0, 1)).error, log.log_end_offset) == (NONE, 1)
+    assert send(log, batch(7, 0, 0)).error is OOOS
+    retry = send(log, batch(7, 0, 1))
+    assert retry.duplicate and retry.base_offset == 0
+    assert send(log, batch(7, 0, 2)).base_offset == 1
+    assert log.producer_state_manager.last_entry(7).last_seq == 2
+
+
 def test_sequence_gap_is_out_of_order():
     log = make_log()
     send(log, batch(7, 0, 0))

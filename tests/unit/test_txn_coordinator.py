@@ -735,6 +735,27 @@ def test_kafka_20090_tv2_timeout_at_32766_leaves_a_txn_that_cannot_end():
     assert meta(c).state is S.ONGOING
 
 
+
+@pytest.mark.xfail(strict=True, reason="the model skips the stuck id and sweeps on; Kafka 4.1.2's sweep run ends at it "
+                                       "(tests/conformance/test_finding_facts.py, measured)")
+def test_a_stuck_fence_ends_the_sweep_run():
+    """TCo.abortTimedOutTransactions does not guard its foreach: prepareFenceProducerEpoch's IllegalStateException
+    at Short.MaxValue ends the run (KafkaScheduler logs it), so a timed-out transaction visited after the stuck one
+    is never aborted. Kafka visits ConcurrentHashMap bucket order, the model sorted order."""
+    c = make(tv=2)
+    pid, _ = init(c)
+    seed_epoch(c, MAX_EPOCH - 1)
+    begin(c, pid, MAX_EPOCH - 1, P0, tv=2)
+    complete(c, durable(c, c.abort_timed_out_transactions(10**9)))
+    retry = the_response(c.handle(1, end_req(pid, MAX_EPOCH - 1, False, tv=2), 0))
+    assert (retry.error, retry.producer_epoch) == (NONE, MAX_EPOCH)
+    begin(c, pid, MAX_EPOCH, P0, tv=2)  # stuck Ongoing at Short.MaxValue
+    later = "z-" + TID  # visited after TID
+    other, e = init(c, tid=later)
+    durable(c, c.handle(2, add_req(other, e, P1, tid=later, tv=2), 0))
+    assert c.abort_timed_out_transactions(2 * 10**9) == []
+    assert meta(c, later).state is S.ONGOING
+
 # --- log-append errors ----------------------------------------------------------------------------------
 
 
