@@ -12,11 +12,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from kafka import TopicPartition as KPTopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.metadata import FindCoordinatorRequest
 from kafka.protocol.producer import AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest
@@ -88,6 +89,12 @@ class Raw:
         answer = self.until_ready(lambda: self.call(request), lambda r: r.error_code)
         assert Errors(answer.error_code) is Errors.NONE, answer
         return answer.producer_id, answer.producer_epoch
+
+    def init_error(self, transactional_id: str, timeout_ms: int = 60_000) -> str:
+        """One InitProducerId v4 for a transactional id whose coordinator is known: its error name."""
+        request = InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=timeout_ms,
+                                        producer_id=-1, producer_epoch=-1, min_version=4, max_version=4)
+        return Errors(self.call(request).error_code).name
 
     def produce(self, topic: str, pid: int, epoch: int, seq: int, value: str, *, transactional_id: str | None = None,
                 version: int = 10) -> tuple[str, int | None]:
@@ -289,24 +296,44 @@ def test_a_tv2_end_txn_one_epoch_behind_a_tv1_completed_abort_is_answered_as_a_r
 # --- timeout-fence-at-exhausted-epoch-hangs (and the check failed-fence-at-exhausted-epoch-hangs rests on) -------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def own_broker():
-    """A TV2 broker of this module's own: the transaction left stuck at Short.MaxValue below cannot be ended, and
-    its timeout sweep throws at it on every run, which would leak into the session broker's other tests. It does
-    not depend on the session's transaction.version: started in the TV2 pass only."""
+    """Factory: own_broker(transaction_version) -> a broker of the test's own, stopped after it. A transaction left
+    stuck at Short.MaxValue cannot be ended, and the timeout sweep throws at it on every run (below): on the session
+    broker that would leak into other tests. They do not depend on the session's transaction.version, so they run
+    in the TV2 pass only."""
     if os.environ.get("EOSIM_KAFKA_TV", "2") != "2":
-        pytest.skip("a TV2 broker of its own: checked in the transaction.version=2 pass")
-    broker = KafkaBroker()
-    try:
-        broker.start(transaction_version=2)
-    except ToolMissing as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and no broker: {exc.reason}", pytrace=False)
-        pytest.skip(exc.reason)
-    try:
-        yield broker
-    finally:
+        pytest.skip("a broker of its own: checked in the transaction.version=2 pass")
+    brokers = []
+
+    def start(transaction_version: int) -> KafkaBroker:
+        broker = KafkaBroker()
+        brokers.append(broker)
+        try:
+            broker.start(transaction_version=transaction_version)
+        except ToolMissing as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true and no broker: {exc.reason}", pytrace=False)
+            pytest.skip(exc.reason)
+        return broker
+
+    yield start
+    for broker in brokers:
         broker.stop()
+
+
+def bump_to_32766(raw: Raw, transactional_id: str, timeout_ms: int) -> int:
+    """InitProducerId until the epoch is 32766, the last one handed out (the next would rotate the producer id:
+    TransactionMetadata.isProducerEpochExhausted, 4.1.2 line 253): 32767 requests, ~11 s, one at a time (a
+    concurrent one is refused). The producer id."""
+    pid, epoch = raw.init_producer_id(transactional_id, timeout_ms=timeout_ms)
+    bump = InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=timeout_ms,
+                                 producer_id=-1, producer_epoch=-1, min_version=4, max_version=4)
+    while epoch < MAX_EPOCH - 1:
+        answer = raw.call(bump)
+        assert (Errors(answer.error_code), answer.producer_id) == (Errors.NONE, pid), answer
+        epoch = answer.producer_epoch
+    return pid
 
 
 def java_string_bucket(s: str, table_size: int = 16) -> int:
@@ -319,9 +346,8 @@ def java_string_bucket(s: str, table_size: int = 16) -> int:
 
 
 def test_a_tv2_timeout_fence_at_epoch_32766_leaves_a_transaction_no_one_can_end(own_broker):
-    """KAFKA-20090 on Kafka 4.1.2 (fixed after 4.1). A TV2 transaction Ongoing at 32766 (InitProducerId hands 32766
-    out; the next one would rotate the producer id: TransactionMetadata.isProducerEpochExhausted, 4.1.2 line 253)
-    times out. TransactionCoordinator.abortTimedOutTransactions (lines 1020-1056) fences it
+    """KAFKA-20090 on Kafka 4.1.2 (fixed after 4.1). A TV2 transaction Ongoing at 32766 (bump_to_32766) times out.
+    TransactionCoordinator.abortTimedOutTransactions (4.1.2 lines 1020-1056) fences it
     (prepareFenceProducerEpoch: 32767) and endTransaction aborts it on the same producer id:
     generateTxnTransitMetadataForTxnCompletion rotates only when !isEpochFence (lines 808-820), so it completes at
     32767. The producer's TV2 abort at 32766 is then a retry (retryOnEpochBump, line 784) answered with 32767; its
@@ -336,8 +362,9 @@ def test_a_tv2_timeout_fence_at_epoch_32766_leaves_a_transaction_no_one_can_end(
     1022-1055): a timed-out transaction visited after the stuck one (ConcurrentHashMap bucket order) is never
     aborted, one visited before it is. The model visits ids in sorted order and skips the stuck one: it DISAGREES
     (tests/unit/test_txn_coordinator.py::test_a_stuck_fence_ends_the_sweep_run, xfail)."""
-    raw = Raw(own_broker.bootstrap)
-    admin = KafkaAdminClient(bootstrap_servers=own_broker.bootstrap)
+    broker = own_broker(2)
+    raw = Raw(broker.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
         topic = "out"
         admin.create_topics([NewTopic(topic, 1, 1)])
@@ -347,20 +374,13 @@ def test_a_tv2_timeout_fence_at_epoch_32766_leaves_a_transaction_no_one_can_end(
         before = next(t for t in (f"before-{i}" for i in range(100)) if java_string_bucket(t) < bucket)
         after = next(t for t in (f"after-{i}" for i in range(100)) if java_string_bucket(t) > bucket)
 
-        pid, epoch = raw.init_producer_id(stuck, timeout_ms=1000)
-        bump = InitProducerIdRequest(transactional_id=stuck, transaction_timeout_ms=1000, producer_id=-1,
-                                     producer_epoch=-1, min_version=4, max_version=4)
-        while epoch < MAX_EPOCH - 1:  # 32766 requests, ~11 s (one at a time: a concurrent one would be refused)
-            answer = raw.call(bump)
-            assert (Errors(answer.error_code), answer.producer_id) == (Errors.NONE, pid), answer
-            epoch = answer.producer_epoch
+        pid = bump_to_32766(raw, stuck, timeout_ms=1000)
         kafka = [("produce", raw.produce(topic, pid, MAX_EPOCH - 1, 0, "p-0", transactional_id=stuck, version=12)),
                  ("swept", wait_transaction_state(admin, stuck, "CompleteAbort")),
                  ("abort", raw.end_txn(stuck, pid, MAX_EPOCH - 1, commit=False, version=5)),
                  ("produce", raw.produce(topic, pid, MAX_EPOCH, 0, "p-1", transactional_id=stuck, version=12)),
                  ("commit", raw.end_txn(stuck, pid, MAX_EPOCH, commit=True, version=5))]
-        init_again = raw.call(bump)
-        kafka.append(("init", (Errors(init_again.error_code).name,)))
+        kafka.append(("init", (raw.init_error(stuck),)))
 
         # Two more transactions time out after the stuck one: "after" begins first, so it has timed out whenever
         # "before" has; the sweep run that aborts "before" throws at the stuck id and never reaches "after".
@@ -402,3 +422,66 @@ def test_a_tv2_timeout_fence_at_epoch_32766_leaves_a_transaction_no_one_can_end(
     assert c.abort_timed_out_transactions(2 * 10**9) == [] and tc.meta(c).state is tc.S.ONGOING
     # Kafka only (the model aborts "after" too): the stuck transaction ends every sweep run that reaches it.
     assert swept == {stuck: "Ongoing", before: "CompleteAbort", after: "Ongoing"}
+
+
+def test_a_tv1_fence_at_epoch_32766_whose_write_fails_leaves_a_transaction_no_one_can_end(own_broker):
+    """failed-fence-at-exhausted-epoch-hangs on Kafka 4.1.2, TV1. InitProducerId for a transaction Ongoing at 32766
+    fences it: TransactionCoordinator.handleInitProducerId (4.1.2 line 283) calls prepareFenceProducerEpoch (32767),
+    and the TV1 end (endTransactionWithTV1, lines 567-573) puts 32767 in memory before the PrepareAbort append. The
+    append fails (here: __transaction_state's max.message.bytes set below any record; MESSAGE_TOO_LARGE, which
+    TransactionStateManager.appendTransactionToLog answers as UNKNOWN_SERVER_ERROR, lines 695-697); any append
+    error takes the same path, which sets hasFailedEpochFence and keeps 32767 (TransactionCoordinator lines
+    676-690). With the log writable again, the retried InitProducerId fails in prepareFenceProducerEpoch's
+    Short.MaxValue check (TransactionMetadata lines 94-96), which comes before hasFailedEpochFence:
+    UNKNOWN_SERVER_ERROR, for good. The model, fed UNKNOWN_SERVER_ERROR for the append (it has no
+    MESSAGE_TOO_LARGE; NOT_ENOUGH_REPLICAS, the finding's fault, cannot happen on a single broker:
+    Partition.effectiveMinIsr caps min.insync.replicas at the replication factor); at a low epoch:
+    tests/unit/test_txn_coordinator.py::test_kafka_9666_tv1_failed_fence_does_not_bump_again."""
+    broker = own_broker(1)
+    raw = Raw(broker.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    txn_log = ConfigResource(ConfigResourceType.TOPIC, "__transaction_state")
+
+    def txn_log_writable(writable: bool) -> None:
+        """Set (or delete) the override, then wait until a fresh transactional id's InitProducerId, whose Empty
+        record goes to the same log, fails (or succeeds) with it."""
+        txn_log.configs = {"max.message.bytes": ("DELETE", None) if writable else "10"}
+        admin.alter_configs([txn_log])
+        deadline = time.monotonic() + TIMEOUT
+        while (raw.init_error(f"probe-{uuid.uuid4().hex}") == "NONE") != writable:
+            assert time.monotonic() < deadline, f"__transaction_state still {'not ' * writable}writable"
+            time.sleep(0.05)
+
+    try:
+        topic = "out"
+        admin.create_topics([NewTopic(topic, 1, 1)])
+        tid = "tx-2"
+        pid = bump_to_32766(raw, tid, timeout_ms=60_000)  # the sweep stays out of it
+        assert raw.add_partition(tid, pid, MAX_EPOCH - 1, topic) == "NONE"
+        assert raw.produce(topic, pid, MAX_EPOCH - 1, 0, "p2-0", transactional_id=tid) == ("NONE", 0)
+        txn_log_writable(False)
+        kafka = [("fence", raw.init_error(tid), transaction_state(admin, tid))]
+        txn_log_writable(True)
+        kafka.append(("init", raw.init_error(tid), transaction_state(admin, tid)))
+        kafka.append(("init", raw.init_error(tid), transaction_state(admin, tid)))
+        open_txn = producer_state(admin, topic)[3]
+    finally:
+        admin.close()
+        raw.close()
+
+    c = tc.make(tv=1)
+    m_pid, _ = tc.init(c)
+    tc.seed_epoch(c, MAX_EPOCH - 2)
+    assert tc.init(c) == (m_pid, MAX_EPOCH - 1)
+    tc.begin(c, m_pid, MAX_EPOCH - 1, tc.P0)
+    answer = tc.the_response(tc.durable(c, c.handle(1, tc.init_req(), 0), error=Errors.UNKNOWN_SERVER_ERROR))
+    model = [("fence", answer.error.name, (kafka_state(tc.meta(c).state), pid, tc.meta(c).producer_epoch))]
+    for cid in (2, 3):
+        answer = tc.the_response(c.handle(cid, tc.init_req(), 0))
+        model.append(("init", answer.error.name, (kafka_state(tc.meta(c).state), pid, tc.meta(c).producer_epoch)))
+
+    stuck = ("Ongoing", pid, MAX_EPOCH)
+    assert model == kafka == [("fence", "UNKNOWN_SERVER_ERROR", stuck),
+                              ("init", "UNKNOWN_SERVER_ERROR", stuck),
+                              ("init", "UNKNOWN_SERVER_ERROR", stuck)]
+    assert open_txn == 0  # the partition's last stable offset stays at the transaction's first record
