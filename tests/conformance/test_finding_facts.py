@@ -338,7 +338,8 @@ def bump_to_32766(raw: Raw, transactional_id: str, timeout_ms: int) -> int:
 
 def java_string_bucket(s: str, table_size: int = 16) -> int:
     """The bucket of a java.util.concurrent.ConcurrentHashMap<String, _> (String.hashCode, CHM.spread), whose
-    iteration visits buckets in order: where a transactional id comes in the coordinator's sweep."""
+    iteration visits buckets in order: where a transactional id comes in the coordinator's sweep (all ids share the
+    test profile's one __transaction_state partition; a few ids keep the default table of 16)."""
     h = 0
     for ch in s:
         h = (31 * h + ord(ch)) & 0xFFFFFFFF
