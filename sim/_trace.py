@@ -730,15 +730,16 @@ def _json_dict(value: dict) -> str:
 
 def _dict_plan(keys: tuple) -> Callable[[dict], str]:
     """Code for dicts with ``keys``, all str (``KEYED`` for others): a key equal to a str of the plan's
-    (a str subclass, a StrEnum) has its own text, so each key's type is tested."""
+    (a str subclass, a StrEnum) has its own text, so each key's type is tested, unless it is the plan's
+    own key (the keys of a call's arguments are the same literals each time)."""
     if len(keys) > _DICT_PLAN_KEYS_MAX or not all(type(k) is str for k in keys):
         return _json_dict_keyed
     order = sorted(range(len(keys)), key=keys.__getitem__)
     code = _Code(["def render_dict(d):"])
     if keys:
         names = [f"k{i}" for i in range(len(keys))]
-        code.lines += [f"    {', '.join(names)}, = d",
-                       f"    if {' or '.join(f'type({k}) is not str' for k in names)}:", "        return KEYED(d)",
+        tests = [f"{k} is not {code.constant(key)} and type({k}) is not str" for k, key in zip(names, keys)]
+        code.lines += [f"    {', '.join(names)}, = d", f"    if {' or '.join(tests)}:", "        return KEYED(d)",
                        f"    {', '.join(f'v{i}' for i in range(len(keys)))}, = d.values()"]
     body = ",".join(_slot(_ascii(keys[i]) + ":", _INLINE.format(f"v{i}")) for i in order)
     code.lines.append(f"    return f'{{{{{body}}}}}'")
