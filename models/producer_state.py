@@ -223,6 +223,8 @@ class ProducerStateManager:
     last_map_offset: int = field(default=0, init=False)  # PSM.mapEndOffset: producer state covers offsets below it
     # Whether a sequence wraps from Int.MAX_VALUE to 0 (KAFKA-7692's fix): asked once, not on every append
     _sequence_wraps: bool = field(init=False, repr=False)
+    # eosim's aged producers (load_aged_producer): pid -> (epoch, its last batch, below the log start)
+    _aged: dict[int, tuple[int, BatchMetadata]] = field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._sequence_wraps = not self.config.reintroduces("KAFKA-7692")
@@ -453,7 +455,8 @@ class ProducerStateManager:
         """Start with a long-lived producer's entry whose batches retention already deleted (eosim's aged
         state, docs/scenario-format.md): (pid, epoch) and its last batch ending at ``last_seq`` (PSM.loadProducerEntry
         from a snapshot; KIP-360 keeps an entry when its batches leave the log). The batch is below the log
-        (offset -1), so a restart's rebuild from the log forgets it, as producer-id expiry would.
+        start (offset -1 here, where the log starts at 0). The snapshot that holds it stays on disk: a reload
+        keeps it (``load_snapshot``), as a restarted Kafka broker loads it.
 
         Raises:
             ModelError: the pid already has state, or a value is outside Kafka's ranges.
@@ -462,13 +465,17 @@ class ProducerStateManager:
             raise ModelError(f"producer {producer_id} already has state")
         if not (0 <= producer_epoch <= MAX_EPOCH and 0 <= last_seq <= MAX_SEQUENCE and producer_id >= 0):
             raise ModelError(f"no such producer state: pid {producer_id}, epoch {producer_epoch}, seq {last_seq}")
-        entry = ProducerStateEntry(producer_id, deque(maxlen=self._batches_to_retain), producer_epoch=producer_epoch,
-                                   last_timestamp=timestamp)
-        entry.batch_metadata.append(BatchMetadata(last_seq=last_seq, last_offset=-1, offset_delta=0,
-                                                  timestamp=timestamp))
-        self.producers[producer_id] = entry
+        self._aged[producer_id] = (producer_epoch, BatchMetadata(last_seq=last_seq, last_offset=-1, offset_delta=0,
+                                                                 timestamp=timestamp))
+        self._load_aged(producer_id, None)
 
-    # -- snapshots ----------------------------------------------------------------------------------
+    def _load_aged(self, producer_id: int, now: int | None) -> None:
+        epoch, batch = self._aged[producer_id]
+        entry = ProducerStateEntry(producer_id, deque(maxlen=self._batches_to_retain), producer_epoch=epoch,
+                                   last_timestamp=batch.timestamp)
+        entry.batch_metadata.append(batch)
+        if now is None or not self._is_expired(now, entry):
+            self.producers[producer_id] = entry
 
     def take_snapshot(self) -> ProducerStateSnapshot:
         """PSM.writeSnapshot: each producer with its LAST batch only, at the current map end offset."""
@@ -499,7 +506,9 @@ class ProducerStateManager:
         self.verification_states.clear()
         self.ongoing_txns.clear()
         self.unreplicated_txns.clear()
-        if snapshot is None:
+        if snapshot is None:  # the snapshot at the log start: the aged producers' (load_aged_producer)
+            for pid in sorted(self._aged):
+                self._load_aged(pid, now)
             self.last_map_offset = log_start_offset
             return
         for e in snapshot.entries:
@@ -520,6 +529,10 @@ class ProducerStateManager:
                         timestamp=e.timestamp,
                     )
                 )
+            elif e.producer_id in self._aged and self._aged[e.producer_id][0] == e.epoch:
+                # its last batch is still the aged one, below the log start: Kafka's snapshot has it at its
+                # real offset, which is >= 0
+                entry.batch_metadata.append(self._aged[e.producer_id][1])
             if now is not None and self._is_expired(now, entry):
                 continue
             # PSM.loadProducerEntry: an open txn is ongoing again
