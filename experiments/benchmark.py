@@ -529,6 +529,11 @@ NOTES = """
   difference of 2,000 and 1,000 round trips: a measure of the work that does not depend on the load.
 - SimPy events per round trip are counted, not timed: bare SimPy in a counting environment, eosim by
   the world's environment (`Environment.processed`), as the difference of 2,000 and 1,000 records.
+- The per-record rows are measured twice, in separate fresh processes: with the trace kept (the default,
+  `eosim run`'s: past 50,000 events the trace streams its JSON lines to a temporary file) and with
+  `keep_trace=False` (`eosim.run_scenario`; the verdict only: the oracle reads every event as it is emitted
+  and only the log's batches, which it may read again to report a witness, are kept). The flatness target
+  is judged on each; the memory target on the kept trace.
 - `eosim run` is measured without `PYTHONDONTWRITEBYTECODE` (set in the development environment, where
   every start otherwise recompiles the sources) after one warm-up run.
 
@@ -911,6 +916,25 @@ NOTES = """
   64, 66 and 76 µs), and the target compares the largest cost with the least, not only the last size with
   the first.
 
+- **Cost per record: a run that wants its verdict keeps only what the checkers need, and cheaper rendering
+  (session 10, the lead and render).** `run_scenario(..., keep_trace=False)` (`Trace.keep_only`): the trace
+  oracle reads each event as before and the events are then dropped, except the log's batches, which the
+  oracle reads again by seq to judge a retry or report a witness (`RECALLED_KINDS`): those alone are spilled,
+  one JSON line per record instead of seven. Reading such a trace raises `eosim.TraceNotKept`; its verdict,
+  observation and history equal the kept run's on every library scenario spilled every 37 events (test).
+  Rendering itself is 15-18 % cheaper per event (render: each field written by its declared type, nested
+  model values and one-item sequences written into the enclosing f-string, a topic-partition's text looked
+  up by identity, byte-identical; callgrind 144,300 -> 120,500 instructions per record's seven lines; in situ
+  9.65 -> 8.44 µs per record). `--only per_record --only per_record_checked --million` at b8bdb8c (17:00-17:08
+  UTC, load average 1.3-2.5, a helper's exploration running): kept 63.7 -> 73.2 -> 73.8 -> 81.7 µs per record
+  (1.28x; the simulation 49.5 -> 60.3 -> 58.7 -> 62.4, the check 14.2 -> 12.9 -> 15.1 -> 19.3), keep_trace=False
+  66.3 -> 68.2 -> 71.0 -> 70.9 (1.07x; the simulation 51.5 -> 54.5 -> 53.4 -> 52.9, the check 14.8 -> 13.7 ->
+  17.6 -> 18.0), peak 791 B per record at 10^6. What still grows with the trace kept is its rendering (about
+  1.2 µs per event, 8-9 µs per record) and the check at 10^6 (the Jepsen analysis' dicts past the caches,
+  14 -> 19 µs per record, both modes). Rendering 40 % cheaper was asked of render and not reached: the rest is
+  a type test per value, the f-strings and int formatting, spread over every field; inlining each call
+  site's dict shapes would save about 8 % per record (measured by hand, not done).
+
 ## Single-broker speed across the replicated runtime (issue 9)
 
 The library rows above time the single-broker and the 3-broker scenarios apart. Paired on 5 December, 00:56
@@ -981,6 +1005,8 @@ controller's heartbeats and the metadata traffic are most of its events.
   than the descriptor calls it saves) and dropped. 5x needs about 20 µs less per round trip: fewer layers
   per message (the flush's four generator layers and its SimPy process, the broker's dispatch and handler
   generator, a request built as a record batch, a ProduceRequest and a packet), not another hotspot.
+  Session 10: the same tree on Python 3.13.0 measured 8.1-8.3x against 8.4-8.5x on 3.11.7 (alternating
+  processes, 5 pairs each, load 3.5): a newer interpreter is not the lever either.
 - **Cost per record at scale (met in session 8: 1.17x; 1.29x in session 7's table).** The table's rows
   are `--million` at 9e7f46d (10:38-10:48 UTC, 5 December, load average 2.6 falling to 0.3): 87 -> 100 -> 101
   -> 102 µs per record, the simulation 69 -> 83 -> 81 -> 81, the check 19 -> 17 -> 20 -> 21. The margin is small
