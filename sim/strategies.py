@@ -401,8 +401,8 @@ def _transactional_ids(workload: Workload) -> list[str]:
 # transactional.ids ``_producer`` draws.
 NODE_NAMES = ("p1", "p2", "p3", "r1", "r2", "app", "source", BROKER, "broker-2", "broker-3")
 TRANSACTIONAL_IDS = ("tx-1", "tx-2", "tx-3")
-# The range of ``_present``'s second draw: that many fixed orders of every name (1,024 keep each present name's share
-# of the second draws within a quarter of an even share, on every set of 2-5 node names or APIs).
+# The range of ``_present``'s second draw: that many fixed orders of every name (1,024 keep each present one's share of
+# the second draws within a quarter of an even share, on every set of 2-5 node names, fault kinds or APIs).
 PREFERENCES = 1024
 
 
