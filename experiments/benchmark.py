@@ -929,7 +929,10 @@ NOTES = """
   UTC, load average 1.3-2.5, a helper's exploration running): kept 63.7 -> 73.2 -> 73.8 -> 81.7 µs per record
   (1.28x; the simulation 49.5 -> 60.3 -> 58.7 -> 62.4, the check 14.2 -> 12.9 -> 15.1 -> 19.3), keep_trace=False
   66.3 -> 68.2 -> 71.0 -> 70.9 (1.07x; the simulation 51.5 -> 54.5 -> 53.4 -> 52.9, the check 14.8 -> 13.7 ->
-  17.6 -> 18.0), peak 791 B per record at 10^6. What still grows with the trace kept is its rendering (about
+  17.6 -> 18.0), peak 791 B per record at 10^6. The table's run (`--million` at f675977, 17:18-17:27 UTC, load
+  average 1.6-2.0, a helper's exploration running) read 1.16x kept (69.7 -> 78.5 -> 81.1 -> 79.9) and 1.08x with
+  keep_trace=False (66.8 -> 67.8 -> 68.6 -> 72.0): the kept trace's flatness rests on the load of its 10^3 row
+  (1.16x and 1.28x in two runs an hour apart), keep_trace=False's does not. What still grows with the trace kept is its rendering (about
   1.2 µs per event, 8-9 µs per record) and the check at 10^6 (the Jepsen analysis' dicts past the caches,
   14 -> 19 µs per record, both modes). Rendering 40 % cheaper was asked of render and not reached: the rest is
   a type test per value, the f-strings and int formatting, spread over every field; inlining each call
