@@ -39,7 +39,6 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import functools
-import hashlib
 
 from attrs import Factory, frozen
 from hypothesis import assume, strategies as st
@@ -401,34 +400,13 @@ def _transactional_ids(workload: Workload) -> list[str]:
 # transactional.ids ``_producer`` draws.
 NODE_NAMES = ("p1", "p2", "p3", "r1", "r2", "app", "source", BROKER, "broker-2", "broker-3")
 TRANSACTIONAL_IDS = ("tx-1", "tx-2", "tx-3")
-# The range of ``_present``'s second draw: that many fixed orders of every name (1,024 keep each present one's share of
-# the second draws within a quarter of an even share, on every set of 2-5 node names, fault kinds or APIs).
-PREFERENCES = 1024
-
-
-def _present(draw: Any, drawn: str, present: Sequence[str]) -> str:
-    """``drawn`` (a name, fault kind or API drawn from a fixed vocabulary) if ``present`` (not empty) has it, else the
-    present one that a second draw prefers: the draw picks one of ``PREFERENCES`` fixed orders of all names (a hash of
-    the draw and the name, rendezvous hashing), and the present name first in that order is the one. Deleting another
-    present name then changes no pick (the one picked is still first among those left), and the second draw is made
-    whether it is used or not, so what is present never moves a later choice. (The drawn index modulo the present
-    ones, before, picked another one when one was deleted: a shrink deleting an actor that did not matter moved a
-    strike and was refused; docs/exploration.md, "Session 10".)"""
-    preference = draw(st.integers(0, PREFERENCES - 1))
-    if drawn in present:
-        return drawn
-    return min(present, key=lambda name: (_rank(preference, name), name))
-
-
-def _rank(preference: int, name: str) -> bytes:
-    """Where ``name`` stands in the fixed order number ``preference`` (a hash: the same on every run and machine)."""
-    return hashlib.blake2b(f"{preference} {name}".encode(), digest_size=8).digest()
 
 
 def _who(draw: Any, present: Sequence[str], names: Sequence[str] = NODE_NAMES) -> str:
     """One of ``present`` (not empty), by a draw from the fixed ``names``: the drawn name if present, else (its actor
-    gone, or a scenario explored around has other names) the present one a second draw prefers (``_present``)."""
-    return _present(draw, names[draw(st.integers(0, len(names) - 1))], present)
+    gone, or a scenario explored around has other names) the present one at the drawn index, modulo."""
+    i = draw(st.integers(0, len(names) - 1))
+    return names[i] if names[i] in present else sorted(present)[i % len(present)]
 
 
 def exchanged(workload: Workload) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -467,6 +445,12 @@ def exchanged(workload: Workload) -> tuple[tuple[str, tuple[str, ...]], ...]:
 MESSAGES = st.sampled_from(EOS_APIS) | st.sampled_from(WORKLOAD_APIS)
 
 
+def _among(api: str, present: Sequence[str]) -> str:
+    """``api`` if ``present`` has it, else the present one at its index in ``WORKLOAD_APIS``, modulo (as ``_who``): a
+    message nobody sends takes one that is sent, and every message that is sent keeps its own draws' probability."""
+    return api if api in present else sorted(present)[WORKLOAD_APIS.index(api) % len(present)]
+
+
 def _everyone(sent: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...]:
     """Every API a run exchanges (any sender's), or, knowing none (no actor), every API a workload may send."""
     apis = tuple(sorted({api for _node, apis in sent for api in apis}))
@@ -478,7 +462,7 @@ def _everyone(sent: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...]:
 def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequence[str],
           sent: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> dict[str, Any]:
     """A rule of ``kind`` whose message is one the messages it selects carry in this run (``sent``: ``exchanged``): an
-    API drawn as ever and, when nobody it aims at sends it, mapped to one they do (``_present``), so a rule
+    API drawn as ever and, when nobody it aims at sends it, mapped to one they do (``_among``), so a rule
     on a message nobody exchanges, which strikes nothing, is not drawn; an error is one that API's answer can carry."""
     rule: dict[str, Any] = {"count": draw(_sampled((1, 2, 3, "until-healed")))}
     if kind == "txn-log":  # the coordinator's own write to __transaction_state fails
@@ -503,8 +487,7 @@ def _rule(draw: Any, kind: str, nodes: Sequence[str], transactional_ids: Sequenc
         present = sends[BROKER]
     else:
         present = ()
-    rule["message"] = api = _present(draw, draw(_sampled(BROKER_APIS) if aim == "own" else MESSAGES),
-                                     present or _everyone(sent))
+    rule["message"] = api = _among(draw(_sampled(BROKER_APIS) if aim == "own" else MESSAGES), present or _everyone(sent))
     if kind == "error":
         rule["error"] = draw(_sampled(sorted(e.name for e in INFRASTRUCTURE_ERRORS[api])))
     else:
@@ -580,7 +563,7 @@ def _counted(draw: Any, message: str, actors: tuple[str, ...],
     a verification, a marker, comes after the client's of the same API). Anchored so, deleting another actor's steps
     moves not the moment the rule is armed; counting an API its node never sends, a rule would never be armed."""
     everyone = _everyone(sent)
-    api = _present(draw, draw(_sampled((message,)) | MESSAGES if message in WORKLOAD_APIS else MESSAGES), everyone)
+    api = _among(draw(_sampled((message,)) | MESSAGES if message in WORKLOAD_APIS else MESSAGES), everyone)
     k = draw(st.integers(1, 4))
     senders = tuple(node for node, apis in sent if api in apis) or (
         (BROKER,) if api == "WriteTxnMarkers" else (*actors, BROKER) if api in BROKER_APIS else actors)
@@ -653,9 +636,9 @@ def fault_schedules(draw: Any, workload: Workload, kinds: Sequence[str] = FAULT_
 
 def _kind(draw: Any, kinds: Sequence[str], enabled: Sequence[str]) -> str:
     """A kind of ``enabled`` (the example's swarm), drawn from all ``kinds``: a drawn kind not enabled is the enabled
-    one a second draw prefers (``_present``). So shrinking the swarm (deleting a kind no fault has) changes no fault's
-    kind."""
-    return _present(draw, kinds[draw(st.integers(0, len(kinds) - 1))], enabled)
+    one at its index, modulo. So shrinking the swarm (deleting a kind no fault has) changes no fault's kind."""
+    i = draw(st.integers(0, len(kinds) - 1))
+    return kinds[i] if kinds[i] in enabled else enabled[i % len(enabled)]
 
 
 @_cached
